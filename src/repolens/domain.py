@@ -1,0 +1,155 @@
+"""The vocabulary of repolens: what a repository becomes once indexed.
+
+Plain frozen dataclasses with no I/O. Every other module speaks in these terms:
+
+* a ``SourceFile`` is a text file the walk accepted;
+* parsing turns it into ``Symbol`` records and ``Relation`` edges;
+* indexing turns those into ``Artifact`` rows (kinds ``Symbol``, ``File``, ``Chunk``);
+* retrieval answers with ``Hit`` objects that point at artifacts.
+
+Lines are 1-based and inclusive everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ArtifactKind = Literal["Symbol", "File", "Chunk"]
+SymbolKind = Literal[
+    "class",
+    "function",
+    "method",
+    "interface",
+    "struct",
+    "enum",
+    "trait",
+    "module",
+    "type",
+    "constant",
+]
+RelationKind = Literal["calls", "references", "imports", "inherits"]
+SkipReason = Literal[
+    "ignored",
+    "vendored",
+    "too_large",
+    "binary",
+    "minified",
+    "generated",
+    "not_utf8",
+    "symlink_outside",
+    "unreadable",
+]
+
+SYMBOL_KINDS: tuple[SymbolKind, ...] = (
+    "class",
+    "function",
+    "method",
+    "interface",
+    "struct",
+    "enum",
+    "trait",
+    "module",
+    "type",
+    "constant",
+)
+# Kinds whose members are indexed separately, so the container's own search unit is its header.
+CONTAINER_KINDS: frozenset[str] = frozenset(
+    {"class", "interface", "struct", "enum", "trait", "module", "type"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A text file accepted by the walk, with its content decoded."""
+
+    path: str  # repository-relative, '/'-separated
+    text: str
+    size: int  # bytes on disk
+    sha: str  # content hash (hex), the key of incremental indexing
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file the walk refused, and why."""
+
+    path: str
+    reason: SkipReason
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    """A named definition found by the parser."""
+
+    name: str
+    qualified_name: str
+    kind: SymbolKind
+    start_line: int
+    end_line: int
+    signature: str
+    doc: str
+    parent: str | None  # qualified name of the enclosing symbol
+    # Line where the body starts; a container's header is start_line..body_line-1.
+    body_line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """An edge from a symbol (or the file itself when ``source`` is None) to a name."""
+
+    source: str | None  # qualified name of the symbol the edge starts in
+    kind: RelationKind
+    target: str  # the name as written (last segment for calls; module path for imports)
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A non-symbol stretch of a file: a document section or a window of lines."""
+
+    start_line: int
+    end_line: int
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    """What parsing learned about one file."""
+
+    symbols: tuple[Symbol, ...]
+    relations: tuple[Relation, ...]
+    sections: tuple[Section, ...]
+    parser: Literal["tree-sitter", "markdown", "rst", "lines"]
+    error: str = ""  # why a grammar failed and lines were used instead
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result: an artifact and why it ranked where it did."""
+
+    identifier: str
+    kind: ArtifactKind
+    source: str
+    path: str
+    start_line: int
+    end_line: int
+    score: float
+    name: str = ""
+    symbol_kind: str = ""
+    description: str = ""
+    signature: str = ""
+    commit: str = ""
+    content: str | None = None
+    byte_size: int = 0
+    signals: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """Restrictions a caller puts on a search; empty tuples mean no restriction."""
+
+    sources: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()  # repository-relative prefixes
+    extensions: tuple[str, ...] = ()  # without the dot, lower case

@@ -1,0 +1,27 @@
+"""Pick the embedder the settings ask for; the only module that names implementations."""
+
+from __future__ import annotations
+
+from repolens.embeddings.base import Embedder
+from repolens.errors import InvalidInput
+from repolens.settings import Settings
+
+
+def load_embedder(settings: Settings) -> Embedder | None:
+    """The configured embedder, or None for lexical-only search."""
+    spec = settings.embedder
+    if spec == "none":
+        return None
+    if spec == "minilm":
+        from repolens.embeddings.minilm import MiniLMEmbedder, model_available
+
+        return MiniLMEmbedder() if model_available() else None
+    if spec.startswith("hash"):
+        from repolens.embeddings.fake import HashEmbedder
+
+        return HashEmbedder()
+    if spec.startswith("openai:"):
+        from repolens.embeddings.remote import OpenAIEmbedder
+
+        return OpenAIEmbedder(base_url=settings.embed_base_url, model=spec.split(":", 1)[1], api_key=settings.embed_api_key)
+    raise InvalidInput(f"unknown REPOLENS_EMBEDDER {spec!r}: use minilm, none, hash or openai:<model>")

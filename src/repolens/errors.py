@@ -1,0 +1,56 @@
+"""One exception hierarchy for the whole package.
+
+Surfaces translate these into their own error shapes in one place each::
+
+    RepolensError
+      + InvalidInput        the caller asked for something malformed (CLI exit 2, HTTP 400)
+        - UnsafeSource      a URL or path refused for safety (option-shaped, ext::, outside roots)
+      + NotFound            a source, file or artifact that does not exist (HTTP 404)
+      + Conflict            an identifier that matches more than one artifact (HTTP 409)
+      + SourceError         git or the file system failed while fetching a source
+      + IndexingError       the pipeline could not finish
+      + ProviderError       an embedding or LLM provider failed
+      + StorageError        the database failed or is inconsistent
+"""
+
+from __future__ import annotations
+
+
+class RepolensError(Exception):
+    """Base of every error repolens raises on purpose."""
+
+
+class InvalidInput(RepolensError):
+    """The caller's input is malformed; the message says how to fix it."""
+
+
+class UnsafeSource(InvalidInput):
+    """A source location refused because using it could be unsafe."""
+
+
+class NotFound(RepolensError):
+    """The named thing does not exist."""
+
+
+class Conflict(RepolensError):
+    """An identifier matched several artifacts; ``candidates`` lists them."""
+
+    def __init__(self, message: str, candidates: list[str]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
+class SourceError(RepolensError):
+    """Fetching or reading a source failed."""
+
+
+class IndexingError(RepolensError):
+    """The indexing pipeline failed."""
+
+
+class ProviderError(RepolensError):
+    """An embedding or language-model provider failed."""
+
+
+class StorageError(RepolensError):
+    """The store failed or found itself inconsistent."""

@@ -1,0 +1,41 @@
+; JavaScript: classes, functions, methods, arrow functions bound to names, exported constants.
+(class_declaration name: (identifier) @name) @definition.class
+(class name: (identifier) @name) @definition.class
+(function_declaration name: (identifier) @name) @definition.function
+(generator_function_declaration name: (identifier) @name) @definition.function
+(method_definition name: [(property_identifier) (private_property_identifier) (string)] @name) @definition.method
+(lexical_declaration
+  (variable_declarator
+    name: (identifier) @name
+    value: [(arrow_function) (function_expression) (generator_function)]) @definition.function)
+(variable_declaration
+  (variable_declarator
+    name: (identifier) @name
+    value: [(arrow_function) (function_expression) (generator_function)]) @definition.function)
+(assignment_expression
+  left: (member_expression property: (property_identifier) @name)
+  right: [(arrow_function) (function_expression)]) @definition.function
+(pair
+  key: (property_identifier) @name
+  value: [(arrow_function) (function_expression)]) @definition.function
+(program
+  (lexical_declaration
+    (variable_declarator
+      name: (identifier) @name
+      value: [(string) (number) (object) (array) (template_string)]) @definition.constant)
+  (#match? @name "^[A-Z][A-Z0-9_]+$"))
+(program
+  (export_statement
+    (lexical_declaration
+      (variable_declarator
+        name: (identifier) @name
+        value: [(string) (number) (object) (array) (template_string)]) @definition.constant))
+  (#match? @name "^[A-Z][A-Z0-9_]+$"))
+
+; relations
+(call_expression function: [(identifier) @call (member_expression property: (property_identifier) @call)])
+(new_expression constructor: [(identifier) @call (member_expression property: (property_identifier) @call)])
+(import_statement source: (string (string_fragment) @import))
+(call_expression function: (identifier) @_req arguments: (arguments (string (string_fragment) @import)) (#eq? @_req "require"))
+(class_heritage [(identifier) @inherit (member_expression) @inherit])
+((identifier) @reference (#match? @reference "^[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*$"))

@@ -1,0 +1,75 @@
+"""Identifier-aware tokenization, shared by the lexical index and the query side.
+
+``HandlerStack`` yields ``handlerstack handler stack``; ``field_validator`` yields
+``field_validator field validator``: the compound is kept, so an exact identifier still
+scores above a text that merely mentions its parts. The output feeds SQLite FTS5, whose
+own tokenizer then only lower-cases and stems (porter), so the split happens here.
+
+Changing what this module emits changes the index: bump ``TOKENIZER_VERSION`` so stored
+indexes are rebuilt instead of being corrupted by deletes with different tokens.
+"""
+
+from __future__ import annotations
+
+import re
+
+TOKENIZER_VERSION = 1
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_MAX_TOKEN_CHARS = 48  # longer "identifiers" are hashes or base64, not names
+_MAX_NUMBER_CHARS = 4  # port numbers and status codes help; long numbers are noise
+
+# Words that carry no meaning in a question about code. Only dropped from queries: the
+# index keeps them so that phrase-like identifiers (``is_empty``) still split fully.
+QUERY_STOPWORDS: frozenset[str] = frozenset(
+    """a an and are as at be by can do does for from has have how i if in into is it its me my
+    not of on or our should so that the their then there these this those to was we what when
+    where which who why will with would you your code file files function functions implement
+    implemented implementation handled handle handles work works used use using""".split()
+)
+
+
+def split_identifier(word: str) -> list[str]:
+    """Split one identifier into its lower-case parts (snake_case and camelCase)."""
+    parts: list[str] = []
+    for piece in word.split("_"):
+        if piece:
+            parts.extend(m.lower() for m in _CAMEL.findall(piece))
+    return parts
+
+
+def identifier_tokens(text: str) -> list[str]:
+    """All index tokens of ``text``: each identifier's compound form plus its parts."""
+    out: list[str] = []
+    append = out.append
+    for match in _IDENT.finditer(text):
+        word = match.group()
+        if len(word) > _MAX_TOKEN_CHARS:
+            continue
+        if word[0].isdigit():
+            if len(word) <= _MAX_NUMBER_CHARS:
+                append(word)
+            continue
+        lower = word.lower().strip("_")
+        if not lower:
+            continue
+        append(lower)
+        parts = split_identifier(word)
+        if len(parts) > 1:
+            out.extend(parts)
+    return out
+
+
+def path_tokens(path: str) -> list[str]:
+    """Tokens of a repository path: directory names, file stem and extension."""
+    return identifier_tokens(path.replace("/", " ").replace(".", " ").replace("-", " "))
+
+
+def query_terms(query: str) -> list[str]:
+    """Distinct query tokens, stop-words removed unless nothing else is left."""
+    seen: dict[str, None] = {}
+    for token in identifier_tokens(query):
+        seen.setdefault(token, None)
+    terms = [t for t in seen if t not in QUERY_STOPWORDS]
+    return terms or list(seen)

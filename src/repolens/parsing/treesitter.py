@@ -1,0 +1,329 @@
+"""Symbols and relations from tree-sitter grammars, driven by one query file per language.
+
+Matching runs in C through tree-sitter queries (``queries/<language>.scm``); Python only
+assembles the captures. Capture names are the contract between a query file and this module:
+
+``@definition.<kind>`` + ``@name``
+    a symbol of ``<kind>`` (a ``SymbolKind``); ``function`` becomes ``method`` inside a
+    class-like parent. Optional in the same match: ``@doc`` (a docstring node) and
+    ``@receiver`` (Go-style receiver type that becomes the parent of a method).
+``@scope`` + ``@scope.name``
+    a block that is not a symbol but names the parent of what is inside it (Rust ``impl``).
+``@call`` / ``@import`` / ``@inherit`` / ``@reference``
+    a relation from the innermost enclosing symbol (or the file) to the captured name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, cast
+
+from repolens.domain import CONTAINER_KINDS, SYMBOL_KINDS, ParsedFile, Relation, RelationKind, Symbol, SymbolKind
+
+if TYPE_CHECKING:
+    import tree_sitter as ts
+
+log = logging.getLogger(__name__)
+
+# language -> (module, function returning the grammar pointer)
+GRAMMARS: dict[str, tuple[str, str]] = {
+    "python": ("tree_sitter_python", "language"),
+    "javascript": ("tree_sitter_javascript", "language"),
+    "typescript": ("tree_sitter_typescript", "language_typescript"),
+    "tsx": ("tree_sitter_typescript", "language_tsx"),
+    "go": ("tree_sitter_go", "language"),
+    "java": ("tree_sitter_java", "language"),
+    "kotlin": ("tree_sitter_kotlin", "language"),
+    "scala": ("tree_sitter_scala", "language"),
+    "c": ("tree_sitter_c", "language"),
+    "cpp": ("tree_sitter_cpp", "language"),
+    "csharp": ("tree_sitter_c_sharp", "language"),
+    "rust": ("tree_sitter_rust", "language"),
+    "ruby": ("tree_sitter_ruby", "language"),
+    "php": ("tree_sitter_php", "language_php"),
+    "swift": ("tree_sitter_swift", "language"),
+    "elixir": ("tree_sitter_elixir", "language"),
+    "haskell": ("tree_sitter_haskell", "language"),
+    "lua": ("tree_sitter_lua", "language"),
+    "zig": ("tree_sitter_zig", "language"),
+    "bash": ("tree_sitter_bash", "language"),
+}
+# The TSX grammar shares the TypeScript query file.
+QUERY_FILE: dict[str, str] = {"tsx": "typescript"}
+
+# Nodes that wrap a definition and own its decorators or leading comments.
+_WRAPPERS = frozenset(
+    {"decorated_definition", "export_statement", "annotation", "template_declaration", "type_declaration"}
+)
+_SIGNATURE_MAX_CHARS = 240  # a signature longer than this is a wall of parameters; cut it
+_DOC_MAX_CHARS = 2000  # docstrings beyond this are manuals, and the body holds them anyway
+_RELATION_KINDS: dict[str, RelationKind] = {
+    "call": "calls",
+    "import": "imports",
+    "inherit": "inherits",
+    "reference": "references",
+}
+_BODY_FIELDS = ("body", "class_body", "block", "declaration_list", "members")
+
+
+@dataclass(slots=True)
+class _Def:
+    node: ts.Node
+    start: int
+    end: int
+    kind: str  # a SymbolKind, or "scope"
+    name: str
+    doc_node: ts.Node | None
+    receiver: str | None
+    qualified: str = ""
+    parent: _Def | None = None
+
+
+def supported(language: str | None) -> bool:
+    """Whether ``language`` has a grammar and a query file."""
+    return language in GRAMMARS
+
+
+@cache
+def _language(language: str) -> ts.Language:
+    import tree_sitter as ts
+
+    module_name, func = GRAMMARS[language]
+    module = importlib.import_module(module_name)
+    return ts.Language(getattr(module, func)())
+
+
+@cache
+def _query(language: str) -> ts.Query:
+    import tree_sitter as ts
+
+    name = QUERY_FILE.get(language, language)
+    text = resources.files("repolens.parsing").joinpath(f"queries/{name}.scm").read_text("utf-8")
+    return ts.Query(_language(language), text)
+
+
+@cache
+def _parser(language: str) -> ts.Parser:
+    import tree_sitter as ts
+
+    return ts.Parser(_language(language))
+
+
+def parse_code(text: str, language: str) -> ParsedFile:
+    """Extract symbols and relations from source ``text`` in ``language``.
+
+    Raises whatever tree-sitter raises; the caller falls back to line windows.
+    """
+    import tree_sitter as ts
+
+    data = text.encode("utf-8")
+    tree = _parser(language).parse(data)
+    matches = ts.QueryCursor(_query(language)).matches(tree.root_node)
+    defs: list[_Def] = []
+    seen: set[tuple[int, int, str]] = set()
+    events: list[tuple[int, str, str, int]] = []  # (byte, relation kind, target, line)
+    for _pattern, captures in matches:
+        _collect(captures, defs, seen, events)
+    defs.sort(key=lambda d: (d.start, -d.end))
+    _nest(defs)
+    symbols = tuple(_symbol(d, data) for d in defs if d.kind != "scope")
+    relations = _relations(defs, events)
+    return ParsedFile(symbols=symbols, relations=relations, sections=(), parser="tree-sitter")
+
+
+def _collect(
+    captures: dict[str, list[ts.Node]],
+    defs: list[_Def],
+    seen: set[tuple[int, int, str]],
+    events: list[tuple[int, str, str, int]],
+) -> None:
+    def_key = next((k for k in captures if k.startswith("definition.")), None)
+    if def_key is not None:
+        node = captures[def_key][0]
+        kind = def_key.split(".", 1)[1]
+        names = captures.get("name")
+        if kind not in SYMBOL_KINDS or not names:
+            return
+        name = _text(names[0]).strip()
+        key = (node.start_byte, node.end_byte, name)
+        if not name or key in seen:
+            return
+        seen.add(key)
+        receiver = captures.get("receiver")
+        doc = captures.get("doc")
+        defs.append(
+            _Def(
+                node=node,
+                start=node.start_byte,
+                end=node.end_byte,
+                kind=kind,
+                name=name,
+                doc_node=doc[0] if doc else None,
+                receiver=_text(receiver[0]) if receiver else None,
+            )
+        )
+        return
+    if "scope" in captures:
+        node = captures["scope"][0]
+        scope_names = captures.get("scope.name")
+        if scope_names:
+            key = (node.start_byte, node.end_byte, "scope")
+            if key not in seen:
+                seen.add(key)
+                defs.append(_Def(node, node.start_byte, node.end_byte, "scope", _text(scope_names[0]), None, None))
+        return
+    for capture, nodes in captures.items():
+        kind = _RELATION_KINDS.get(capture)
+        if kind is None:
+            continue
+        for node in nodes:
+            target = _text(node).strip().strip("\"'`<>")
+            if target:
+                events.append((node.start_byte, kind, target, node.start_point[0] + 1))
+
+
+def _nest(defs: list[_Def]) -> None:
+    stack: list[_Def] = []
+    for d in defs:
+        while stack and stack[-1].end <= d.start:
+            stack.pop()
+        parent = stack[-1] if stack else None
+        if d.receiver:
+            d.qualified = f"{_strip_generics(d.receiver)}.{d.name}"
+            d.kind = "method"
+        elif parent is not None:
+            d.parent = parent
+            d.qualified = f"{parent.qualified}.{d.name}"
+            if d.kind == "function" and (parent.kind in CONTAINER_KINDS or parent.kind == "scope"):
+                d.kind = "method"
+        else:
+            d.qualified = d.name
+        stack.append(d)
+
+
+def _strip_generics(name: str) -> str:
+    return name.split("[", 1)[0].split("<", 1)[0].lstrip("*&").strip()
+
+
+def _symbol(d: _Def, data: bytes) -> Symbol:
+    node = d.node
+    outer = node.parent if node.parent is not None and node.parent.type in _WRAPPERS else node
+    parent_name: str | None
+    if d.receiver:
+        parent_name = _strip_generics(d.receiver)
+    else:
+        parent_name = d.parent.qualified if d.parent is not None else None
+    return Symbol(
+        name=d.name,
+        qualified_name=d.qualified,
+        kind=cast(SymbolKind, d.kind),
+        start_line=outer.start_point[0] + 1,
+        end_line=node.end_point[0] + 1,
+        signature=_signature(node, data),
+        doc=_doc(d.doc_node) if d.doc_node is not None else _leading_comment(outer),
+        parent=parent_name,
+        body_line=_body_line(node),
+    )
+
+
+def _body(node: ts.Node) -> ts.Node | None:
+    for field in _BODY_FIELDS:
+        body = node.child_by_field_name(field)
+        if body is not None:
+            return body
+    return None
+
+
+def _body_line(node: ts.Node) -> int | None:
+    body = _body(node)
+    return body.start_point[0] + 1 if body is not None else None
+
+
+def _signature(node: ts.Node, data: bytes) -> str:
+    body = _body(node)
+    end = body.start_byte if body is not None and body.start_byte > node.start_byte else node.end_byte
+    raw = data[node.start_byte : end].decode("utf-8", errors="replace")
+    if body is None:
+        raw = raw.split("\n", 1)[0]
+    sig = " ".join(raw.split()).rstrip(" {:=").rstrip()
+    if len(sig) > _SIGNATURE_MAX_CHARS:
+        sig = sig[: _SIGNATURE_MAX_CHARS - 1] + "…"
+    return sig
+
+
+def _doc(node: ts.Node) -> str:
+    raw = _text(node)
+    for quote in ('"""', "'''", '"', "'"):
+        prefix_len = 0
+        while prefix_len < len(raw) and raw[prefix_len] in "rRbBuUfF":
+            prefix_len += 1
+        body = raw[prefix_len:]
+        if body.startswith(quote) and body.endswith(quote) and len(body) >= 2 * len(quote):
+            raw = body[len(quote) : -len(quote)]
+            break
+    return _clean_doc(raw)
+
+
+def _clean_doc(raw: str) -> str:
+    import inspect
+
+    text = inspect.cleandoc(raw).strip()
+    return text[:_DOC_MAX_CHARS]
+
+
+def _leading_comment(node: ts.Node) -> str:
+    lines: list[str] = []
+    expected_row = node.start_point[0]
+    sibling = node.prev_sibling
+    while sibling is not None and "comment" in sibling.type and sibling.end_point[0] >= expected_row - 1:
+        lines.insert(0, _text(sibling))
+        expected_row = sibling.start_point[0]
+        sibling = sibling.prev_sibling
+    if not lines:
+        return ""
+    cleaned: list[str] = []
+    for block in lines:
+        for line in block.splitlines():
+            stripped = line.strip()
+            for marker in ("/**", "/*!", "/*", "*/", "///", "//!", "//", "--[[", "]]", "---", "--", "#", "*"):
+                if stripped.startswith(marker):
+                    stripped = stripped[len(marker) :]
+                    break
+            stripped = stripped.removesuffix("*/").strip()
+            cleaned.append(stripped)
+    return _clean_doc("\n".join(cleaned))
+
+
+def _relations(defs: list[_Def], events: list[tuple[int, str, str, int]]) -> tuple[Relation, ...]:
+    symbols = [d for d in defs if d.kind != "scope"]
+    starts = [d.start for d in symbols]
+    out: dict[tuple[str | None, str, str], Relation] = {}
+    for byte, kind, target, line in sorted(events):
+        owner: _Def | None = None
+        index = bisect_right(starts, byte) - 1
+        while index >= 0:
+            candidate = symbols[index]
+            if candidate.start <= byte < candidate.end:
+                owner = candidate
+                break
+            index -= 1
+        # Walking back finds the latest-starting symbol that contains the byte: the innermost.
+        source = owner.qualified if owner is not None else None
+        if kind == "calls" or kind == "references":
+            target = target.rsplit(".", 1)[-1].rsplit("::", 1)[-1].rsplit("->", 1)[-1]
+            if owner is not None and kind == "references" and target == owner.name:
+                continue
+        key = (source, kind, target)
+        if key not in out:
+            out[key] = Relation(source=source, kind=cast(RelationKind, kind), target=target, line=line)
+    return tuple(out.values())
+
+
+def _text(node: ts.Node) -> str:
+    raw = node.text
+    return raw.decode("utf-8", errors="replace") if raw is not None else ""

@@ -1,0 +1,168 @@
+"""Git, run as a subprocess with every guard that a hostile URL calls for.
+
+* A URL must be a plain ``https://host/path`` (ssh or http only when configured): no
+  ``ext::``/``fd::`` transports, no ``file://``, nothing that starts with ``-``.
+* ``--`` separates options from the URL, so ``--upload-pack=...`` can never become an option.
+* No submodules, no hooks, no terminal prompts, and a timeout on every call.
+* Credentials never travel in the URL: a token comes from the environment and reaches git
+  through ``GIT_CONFIG_*`` variables, and any userinfo in a message is scrubbed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from repolens.errors import SourceError, UnsafeSource
+
+_SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^:].*)$")
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_SAFE_HOST = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:]+\]$")
+_GIT_SAFETY = (
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "protocol.file.allow=never",
+    "-c", "protocol.ext.allow=never",
+    "-c", "submodule.recurse=false",
+    "-c", "core.symlinks=false",
+    "-c", "advice.detachedHead=false",
+)  # fmt: skip
+
+
+def scrub(text: str) -> str:
+    """Remove any ``user:password@`` from URLs inside ``text``."""
+    return _USERINFO.sub("***@", text)
+
+
+def looks_like_url(location: str) -> bool:
+    """Whether a source location is meant as a remote (not a local path)."""
+    return "://" in location or "::" in location or bool(_SCP_LIKE.match(location))
+
+
+def validate_git_url(url: str, *, allowed_schemes: tuple[str, ...]) -> str:
+    """Return ``url`` if it is safe to hand to git, or raise ``UnsafeSource`` saying why."""
+    if not url or url != url.strip() or any(c in url for c in "\n\r\t\0 "):
+        raise UnsafeSource("git URL must be a single token without whitespace")
+    if url.startswith("-"):
+        raise UnsafeSource(f"refusing option-shaped git URL {scrub(url)!r}")
+    if "::" in url.split("://", 1)[0] or url.lower().startswith(("ext::", "fd::")):
+        raise UnsafeSource("git remote helpers such as 'ext::' are not allowed")
+    scp = _SCP_LIKE.match(url)
+    if scp and "://" not in url:
+        if "ssh" not in allowed_schemes:
+            raise UnsafeSource("ssh URLs are disabled; use https or set REPOLENS_GIT_SCHEMES=https,ssh")
+        if scp.group("path").startswith("-"):
+            raise UnsafeSource("refusing option-shaped path in ssh URL")
+        return url
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in allowed_schemes:
+        allowed = ", ".join(allowed_schemes)
+        raise UnsafeSource(f"git URL scheme {scheme or '(none)'!r} is not allowed (allowed: {allowed})")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeSource(
+            "credentials in the URL are refused; set REPOLENS_GIT_TOKEN instead so they stay out of logs"
+        )
+    host = parts.hostname or ""
+    if not host or not _SAFE_HOST.match(parts.netloc.rsplit(":", 1)[0] if parts.port else parts.netloc):
+        raise UnsafeSource(f"git URL has no valid host: {url!r}")
+    if host.startswith("-") or parts.path.startswith("/-"):
+        raise UnsafeSource(f"refusing option-shaped git URL {url!r}")
+    if not parts.path.strip("/"):
+        raise UnsafeSource(f"git URL has no repository path: {url!r}")
+    return url
+
+
+def name_from_url(url: str) -> str:
+    """``owner/repo`` from a remote URL (``https://host/owner/repo.git`` → ``owner/repo``)."""
+    scp = _SCP_LIKE.match(url)
+    path = scp.group("path") if scp and "://" not in url else urlsplit(url).path
+    parts = [p for p in path.strip("/").split("/") if p]
+    if not parts:
+        return "repository"
+    parts[-1] = parts[-1].removesuffix(".git")
+    return "/".join(parts[-2:])
+
+
+def _git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ASKPASS="/bin/false",
+        GIT_ALLOW_PROTOCOL="https:ssh:http",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_PROTOCOL_FROM_USER="0",
+    )
+    token = os.environ.get("REPOLENS_GIT_TOKEN", "")
+    if token:
+        # Passed as config through the environment: never on the command line or in the URL.
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="http.extraHeader",
+            GIT_CONFIG_VALUE_0=f"Authorization: Bearer {token}",
+        )
+    return env
+
+
+def run_git(args: list[str], *, cwd: Path | None = None, timeout: float = 60) -> str:
+    """Run ``git`` with safety options; return stdout or raise ``SourceError``."""
+    cmd = ["git", *_GIT_SAFETY, *args]
+    try:
+        result = subprocess.run(
+            cmd,
+            cwd=cwd,
+            env=_git_env(),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise SourceError("git is not installed or not on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise SourceError(f"git {args[0]} timed out after {timeout:.0f}s") from None
+    if result.returncode != 0:
+        message = scrub(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed")
+        raise SourceError(f"git {args[0]} failed: {message}")
+    return result.stdout
+
+
+def clone_or_update(url: str, dest: Path, *, branch: str | None, timeout: float) -> str:
+    """Bring ``dest`` to the tip of ``branch`` (default branch if None); return the commit."""
+    if branch is not None and (branch.startswith("-") or not branch.strip()):
+        raise UnsafeSource(f"refusing branch name {branch!r}")
+    if (dest / ".git").is_dir():
+        ref = branch or "HEAD"
+        run_git(["fetch", "--depth", "1", "--no-recurse-submodules", "origin", "--", ref], cwd=dest, timeout=timeout)
+        run_git(["checkout", "--force", "--detach", "FETCH_HEAD"], cwd=dest, timeout=timeout)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        args = ["clone", "--depth", "1", "--single-branch", "--no-recurse-submodules"]
+        if branch:
+            args += ["--branch", branch]
+        run_git([*args, "--", url, str(dest)], timeout=timeout)
+    return run_git(["rev-parse", "HEAD"], cwd=dest).strip()
+
+
+def local_commit(path: Path) -> str:
+    """The checked-out commit of a local repository, or '' when it is not one."""
+    if not (path / ".git").exists():
+        return ""
+    try:
+        return run_git(["rev-parse", "HEAD"], cwd=path, timeout=10).strip()
+    except SourceError:
+        return ""
+
+
+def local_remote_name(path: Path) -> str | None:
+    """``owner/repo`` from a local repository's ``origin`` remote, if it has one."""
+    if not (path / ".git").exists():
+        return None
+    try:
+        url = run_git(["config", "--get", "remote.origin.url"], cwd=path, timeout=10).strip()
+    except SourceError:
+        return None
+    return name_from_url(url) if url else None

@@ -1,0 +1,587 @@
+"""The embedded backend: one SQLite file holds sources, files, artifacts, relations,
+the lexical indexes (FTS5) and the vectors.
+
+Design notes:
+
+* The FTS5 tables are *contentless* (``content=''``): tokens are produced in Python by
+  ``parsing.tokens`` (FTS5 cannot split camelCase), and a stored copy of them would cost
+  more than the source itself. Deleting from a contentless table needs the exact tokens
+  that were inserted, so the caller supplies a pure ``Tokenize`` function that recomputes
+  them from the stored content and rows (and ``TOKENIZER_VERSION`` guards its changes).
+* A ``src`` column in each FTS table holds one token per source (``s<id>``), so a search
+  scoped to some sources is an FTS ``AND`` instead of a scan of every match.
+* ``AUTOINCREMENT`` ids are never reused, so a posting that outlived its row can never be
+  attributed to another artifact; joins drop it.
+* Writers take ``BEGIN IMMEDIATE``; WAL lets readers keep answering from the last commit
+  while a re-index is being written.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from repolens.domain import ArtifactKind, Relation, RelationKind
+from repolens.errors import Conflict, InvalidInput, StorageError
+from repolens.parsing.tokens import TOKENIZER_VERSION
+from repolens.storage.base import ArtifactRow, FileRow, NewFile, SourceRow, Tokenize
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+SCHEMA_VERSION = 1
+_BUSY_TIMEOUT_MS = 60_000  # a concurrent index run holds the write lock for seconds, not minutes
+# Column weights for bm25(): a hit in a symbol's name says far more than one in its body,
+# and a path hit sits in between (measured on the benchmark, see bench/REPORT.md).
+UNIT_WEIGHTS = (0.0, 6.0, 2.0, 1.0)  # src, name, path, body
+FILE_WEIGHTS = (0.0, 3.0, 2.0, 1.0)  # src, path, symbols, body
+# Relation kinds are stored as small integers: the table has tens of thousands of rows per repo.
+RELATION_KINDS: tuple[RelationKind, ...] = ("calls", "references", "imports", "inherits")
+RELATION_CODES: dict[str, int] = {k: i for i, k in enumerate(RELATION_KINDS)}
+_FTS_TOKENIZE = "porter unicode61 tokenchars '_'"
+_COMPRESS_LEVEL = 1  # fastest zlib level: index speed matters more than the last few bytes
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    public_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    location TEXT NOT NULL,
+    branch TEXT,
+    commit_sha TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'New',
+    state_reason TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    indexed_at REAL,
+    file_count INTEGER NOT NULL DEFAULT 0,
+    artifact_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS files(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    language TEXT,
+    sha TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    n_lines INTEGER NOT NULL,
+    parser TEXT NOT NULL,
+    content BLOB NOT NULL,
+    UNIQUE(source_id, path)
+);
+CREATE TABLE IF NOT EXISTS artifacts(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    ident TEXT NOT NULL,
+    name TEXT NOT NULL,
+    qualified_name TEXT NOT NULL,
+    symbol_kind TEXT NOT NULL,
+    parent TEXT NOT NULL,
+    start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    signature TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE(file_id, ident)
+);
+CREATE INDEX IF NOT EXISTS artifacts_name ON artifacts(source_id, name COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS artifacts_qname ON artifacts(source_id, qualified_name COLLATE NOCASE);
+CREATE TABLE IF NOT EXISTS relations(
+    from_id INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
+    source_id INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    line INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS relations_target ON relations(source_id, target, kind);
+CREATE INDEX IF NOT EXISTS relations_from ON relations(from_id);
+CREATE TABLE IF NOT EXISTS vectors(
+    artifact_id INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    vec BLOB NOT NULL,
+    PRIMARY KEY(artifact_id, model)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS units_fts USING fts5(
+    src, name, path, body, content='', tokenize="{_FTS_TOKENIZE}"
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS files_fts USING fts5(
+    src, path, symbols, body, content='', tokenize="{_FTS_TOKENIZE}"
+);
+"""
+
+_SOURCE_COLUMNS = (
+    "id, public_id, name, location, branch, commit_sha, state, state_reason, description, "
+    "created_at, indexed_at, file_count, artifact_count"
+)
+_ARTIFACT_COLUMNS = (
+    "a.id, a.source_id, a.file_id, f.path, a.kind, a.ident, a.name, a.qualified_name, a.symbol_kind, "
+    "a.parent, a.start_line, a.end_line, a.signature, a.doc, f.language"
+)
+_UPDATABLE_SOURCE_FIELDS = frozenset(
+    {"commit_sha", "state", "state_reason", "description", "indexed_at", "file_count", "artifact_count",
+     "branch", "location"}
+)  # fmt: skip
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the database with the pragmas every connection needs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of the process
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+    return conn
+
+
+def _pack(text: str) -> bytes:
+    return zlib.compress(text.encode("utf-8"), _COMPRESS_LEVEL)
+
+
+def _unpack(blob: bytes) -> str:
+    return zlib.decompress(blob).decode("utf-8")
+
+
+def _src_token(source_id: int) -> str:
+    return f"s{source_id}"
+
+
+def fts_query(terms: Sequence[str]) -> str:
+    """An FTS5 OR-query over ``terms`` (each quoted, so no term is read as syntax)."""
+    return " OR ".join('"' + t.replace('"', "") + '"' for t in terms if t)
+
+
+class SqliteStore:
+    """``Store`` on one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = connect(path)
+        self._init_schema()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _init_schema(self) -> None:
+        # CREATE ... IF NOT EXISTS is idempotent, so concurrent first starts are harmless.
+        self._conn.executescript(_SCHEMA)
+        with self._write() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key='tokenizer_version'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+                conn.execute("INSERT INTO meta VALUES('tokenizer_version', ?)", (str(TOKENIZER_VERSION),))
+            elif int(row[0]) != TOKENIZER_VERSION:
+                # Old tokens cannot be deleted with the new tokenizer: rebuild the lexical
+                # indexes by forgetting every file, so the next index run re-reads them all.
+                conn.execute("DELETE FROM files")
+                conn.execute("DELETE FROM units_fts")
+                conn.execute("DELETE FROM files_fts")
+                conn.execute("UPDATE meta SET value=? WHERE key='tokenizer_version'", (str(TOKENIZER_VERSION),))
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"could not lock {self.path} for writing: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    # -- sources --------------------------------------------------------------------------
+
+    @staticmethod
+    def _source(row: tuple[Any, ...]) -> SourceRow:
+        return SourceRow(*row)
+
+    def get_source(self, name_or_id: str) -> SourceRow | None:
+        """A source by name (case-insensitive) or public id."""
+        row = self._conn.execute(
+            f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ? COLLATE NOCASE OR public_id = ?",
+            (name_or_id, name_or_id),
+        ).fetchone()
+        return self._source(row) if row else None
+
+    def list_sources(self) -> list[SourceRow]:
+        """All sources, by name."""
+        rows = self._conn.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY name COLLATE NOCASE")
+        return [self._source(r) for r in rows]
+
+    def create_source(self, *, name: str, location: str, branch: str | None, description: str = "") -> SourceRow:
+        """Register a new source in state New."""
+        public_id = secrets.token_hex(12)  # 24 hex characters, the shape of a Mongo ObjectId
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO sources(public_id, name, location, branch, description, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (public_id, name, location, branch, description, time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"a source named {name!r} already exists", [name]) from None
+        source = self.get_source(public_id)
+        assert source is not None
+        return source
+
+    def update_source(self, source_id: int, **fields: object) -> None:
+        """Set columns of a source (state, commit_sha, counts, ...)."""
+        unknown = set(fields) - _UPDATABLE_SOURCE_FIELDS
+        if unknown:
+            raise InvalidInput(f"cannot update source fields {sorted(unknown)!r}")
+        if not fields:
+            return
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        with self._write() as conn:
+            conn.execute(f"UPDATE sources SET {assignments} WHERE id = ?", (*fields.values(), source_id))
+
+    def delete_source(self, source_id: int, *, tokenize: Tokenize) -> None:
+        """Remove a source, its files, artifacts, relations, vectors and postings."""
+        with self._write() as conn:
+            paths = [r[0] for r in conn.execute("SELECT path FROM files WHERE source_id = ?", (source_id,))]
+            self._delete_paths(conn, source_id, paths, tokenize)
+            conn.execute("DELETE FROM sources WHERE id = ?", (source_id,))
+
+    # -- files ----------------------------------------------------------------------------
+
+    def file_hashes(self, source_id: int) -> dict[str, str]:
+        """path -> content hash of every stored file of a source."""
+        return dict(self._conn.execute("SELECT path, sha FROM files WHERE source_id = ?", (source_id,)).fetchall())
+
+    def replace_files(
+        self, source_id: int, *, upserts: Iterable[NewFile], deletes: Iterable[str], tokenize: Tokenize
+    ) -> int:
+        """Write changed files and drop deleted ones in one transaction; return files written.
+
+        Readers see either the previous state or the new one, never a mix. ``tokenize``
+        recomputes the tokens of a stored file so its postings can be deleted.
+        """
+        written = 0
+        src = _src_token(source_id)
+        with self._write() as conn:
+            self._delete_paths(conn, source_id, list(deletes), tokenize)
+            for new in upserts:
+                self._delete_paths(conn, source_id, [new.path], tokenize)
+                written += 1
+                cur = conn.execute(
+                    "INSERT INTO files(source_id, path, language, sha, size, n_lines, parser, content) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (source_id, new.path, new.language, new.sha, new.size, new.n_lines, new.parser, _pack(new.content)),
+                )
+                file_id = cast(int, cur.lastrowid)
+                tokens = new.tokens
+                conn.execute(
+                    "INSERT INTO files_fts(rowid, src, path, symbols, body) VALUES (?, ?, ?, ?, ?)",
+                    (file_id, src, tokens.path, tokens.symbols, tokens.body),
+                )
+                self._insert_artifacts(conn, source_id, file_id, new, src)
+            counts = conn.execute(
+                "SELECT (SELECT count(*) FROM files WHERE source_id = ?), (SELECT count(*) FROM artifacts WHERE source_id = ?)",
+                (source_id, source_id),
+            ).fetchone()
+            conn.execute(
+                "UPDATE sources SET file_count = ?, artifact_count = ? WHERE id = ?", (*counts, source_id)
+            )
+        return written
+
+    def _insert_artifacts(self, conn: sqlite3.Connection, source_id: int, file_id: int, new: NewFile, src: str) -> None:
+        ids_by_name: dict[str, int] = {}
+        file_artifact = 0
+        for art, (unit_name, unit_body) in zip(new.artifacts, new.tokens.units, strict=True):
+            cur = conn.execute(
+                "INSERT INTO artifacts(source_id, file_id, kind, ident, name, qualified_name, symbol_kind, parent, "
+                "start_line, end_line, signature, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (source_id, file_id, art.kind, art.ident, art.name, art.qualified_name, art.symbol_kind, art.parent,
+                 art.start_line, art.end_line, art.signature, art.doc),
+            )  # fmt: skip
+            art_id = cast(int, cur.lastrowid)
+            if art.kind == "File":
+                file_artifact = art_id
+                continue
+            if art.kind == "Symbol":
+                ids_by_name.setdefault(art.qualified_name, art_id)
+            conn.execute(
+                "INSERT INTO units_fts(rowid, src, name, path, body) VALUES (?, ?, ?, ?, ?)",
+                (art_id, src, unit_name, new.tokens.path, unit_body),
+            )
+        conn.executemany(
+            "INSERT INTO relations(from_id, source_id, kind, target, line) VALUES (?, ?, ?, ?, ?)",
+            [
+                (ids_by_name.get(r.source, file_artifact) if r.source else file_artifact, source_id,
+                 RELATION_CODES[r.kind], r.target, r.line)
+                for r in new.relations
+            ],
+        )  # fmt: skip
+
+    def _delete_paths(self, conn: sqlite3.Connection, source_id: int, paths: list[str], tokenize: Tokenize) -> None:
+        src = _src_token(source_id)
+        for path in paths:
+            row = conn.execute(
+                "SELECT id, content FROM files WHERE source_id = ? AND path = ?", (source_id, path)
+            ).fetchone()
+            if row is None:
+                continue
+            file_id, blob = row
+            rows = [
+                self._artifact(r)
+                for r in conn.execute(
+                    f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
+                    "WHERE a.file_id = ? ORDER BY a.id",
+                    (file_id,),
+                )
+            ]
+            tokens = tokenize(path, _unpack(blob).split("\n"), rows)
+            for art, (unit_name, unit_body) in zip(rows, tokens.units, strict=True):
+                if art.kind == "File":
+                    continue
+                conn.execute(
+                    "INSERT INTO units_fts(units_fts, rowid, src, name, path, body) VALUES ('delete', ?, ?, ?, ?, ?)",
+                    (art.id, src, unit_name, tokens.path, unit_body),
+                )
+            conn.execute(
+                "INSERT INTO files_fts(files_fts, rowid, src, path, symbols, body) VALUES ('delete', ?, ?, ?, ?, ?)",
+                (file_id, src, tokens.path, tokens.symbols, tokens.body),
+            )
+            conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
+
+    def file_content(self, file_id: int) -> str:
+        """The stored text of a file."""
+        row = self._conn.execute("SELECT content FROM files WHERE id = ?", (file_id,)).fetchone()
+        if row is None:
+            raise StorageError(f"file {file_id} vanished")
+        return _unpack(row[0])
+
+    def files(self, source_ids: Sequence[int]) -> list[FileRow]:
+        """All files of the given sources, by path."""
+        marks = ",".join("?" * len(source_ids))
+        rows = self._conn.execute(
+            f"SELECT id, source_id, path, language, sha, size, n_lines, parser FROM files "
+            f"WHERE source_id IN ({marks}) ORDER BY source_id, path",
+            tuple(source_ids),
+        )
+        return [FileRow(*r) for r in rows]
+
+    def file_by_path(self, source_id: int, path: str) -> FileRow | None:
+        """One file of a source by its repository-relative path."""
+        row = self._conn.execute(
+            "SELECT id, source_id, path, language, sha, size, n_lines, parser FROM files WHERE source_id = ? AND path = ?",
+            (source_id, path),
+        ).fetchone()
+        return FileRow(*row) if row else None
+
+    def iter_contents(self, source_ids: Sequence[int]) -> Iterator[tuple[FileRow, str]]:
+        """Every file of the given sources with its text (for grep)."""
+        marks = ",".join("?" * len(source_ids))
+        rows = self._conn.execute(
+            f"SELECT id, source_id, path, language, sha, size, n_lines, parser, content FROM files "
+            f"WHERE source_id IN ({marks}) ORDER BY source_id, path",
+            tuple(source_ids),
+        )
+        for row in rows:
+            yield FileRow(*row[:8]), _unpack(row[8])
+
+    # -- artifacts ------------------------------------------------------------------------
+
+    @staticmethod
+    def _artifact(row: tuple[Any, ...]) -> ArtifactRow:
+        return ArtifactRow(*row)
+
+    def artifacts_by_id(self, ids: Sequence[int]) -> dict[int, ArtifactRow]:
+        """Artifacts by row id (missing ids are simply absent)."""
+        out: dict[int, ArtifactRow] = {}
+        for chunk in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id WHERE a.id IN ({marks})",
+                chunk,
+            )
+            for row in rows:
+                out[row[0]] = self._artifact(row)
+        return out
+
+    def artifacts_in_file(self, file_id: int) -> list[ArtifactRow]:
+        """Every artifact of one file, in line order."""
+        rows = self._conn.execute(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
+            "WHERE a.file_id = ? ORDER BY a.start_line, a.end_line DESC",
+            (file_id,),
+        )
+        return [self._artifact(r) for r in rows]
+
+    def find_artifacts(self, source_ids: Sequence[int], path: str, ident: str) -> list[ArtifactRow]:
+        """Artifacts at ``path`` with ``ident`` ('' for the file itself) in the given sources."""
+        marks = ",".join("?" * len(source_ids))
+        rows = self._conn.execute(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
+            f"WHERE a.source_id IN ({marks}) AND f.path = ? AND a.ident = ?",
+            (*source_ids, path, ident),
+        )
+        return [self._artifact(r) for r in rows]
+
+    def symbols_named(self, names: Sequence[str], source_ids: Sequence[int]) -> list[ArtifactRow]:
+        """Symbols whose name or qualified name is one of ``names`` (case-insensitive)."""
+        if not names or not source_ids:
+            return []
+        marks = ",".join("?" * len(source_ids))
+        name_marks = ",".join("?" * len(names))
+        rows = self._conn.execute(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
+            f"WHERE a.source_id IN ({marks}) AND a.kind = 'Symbol' AND "
+            f"(a.name COLLATE NOCASE IN ({name_marks}) OR a.qualified_name COLLATE NOCASE IN ({name_marks}))",
+            (*source_ids, *names, *names),
+        )
+        return [self._artifact(r) for r in rows]
+
+    def symbols_named_in_path(self, names: Sequence[str], path_like: str, source_ids: Sequence[int]) -> list[ArtifactRow]:
+        """Symbols named one of ``names`` in files whose path matches the LIKE pattern."""
+        marks = ",".join("?" * len(source_ids))
+        name_marks = ",".join("?" * len(names))
+        rows = self._conn.execute(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
+            f"WHERE a.source_id IN ({marks}) AND a.kind = 'Symbol' AND a.name IN ({name_marks}) AND f.path LIKE ?",
+            (*source_ids, *names, path_like),
+        )
+        return [self._artifact(r) for r in rows]
+
+    # -- lexical search -------------------------------------------------------------------
+
+    def _fts(self, table: str, weights: tuple[float, ...], terms: Sequence[str], source_ids: Sequence[int],
+             limit: int) -> list[tuple[int, float]]:  # fmt: skip
+        query = fts_query(terms)
+        if not query or not source_ids:
+            return []
+        scope = " OR ".join(_src_token(s) for s in source_ids)
+        match = f"src:({scope}) AND ({query})"
+        w = ", ".join(str(x) for x in weights)
+        try:
+            rows = self._conn.execute(
+                f"SELECT rowid, -bm25({table}, {w}) FROM {table} WHERE {table} MATCH ? "
+                f"ORDER BY bm25({table}, {w}) LIMIT ?",
+                (match, limit),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"lexical search failed: {exc}") from exc
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def lexical_units(self, terms: Sequence[str], source_ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
+        """(artifact id, BM25 score) of symbol and chunk units matching any term, best first."""
+        return self._fts("units_fts", UNIT_WEIGHTS, terms, source_ids, limit)
+
+    def lexical_files(self, terms: Sequence[str], source_ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
+        """(file id, BM25 score) of whole files matching any term, best first."""
+        return self._fts("files_fts", FILE_WEIGHTS, terms, source_ids, limit)
+
+    # -- relations ------------------------------------------------------------------------
+
+    def relations_from(self, artifact_ids: Sequence[int], kinds: Sequence[str]) -> list[tuple[int, Relation]]:
+        """(artifact id, edge) for edges that start in the given artifacts."""
+        marks = ",".join("?" * len(artifact_ids))
+        k_marks = ",".join("?" * len(kinds))
+        rows = self._conn.execute(
+            f"SELECT from_id, kind, target, line FROM relations WHERE from_id IN ({marks}) "
+            f"AND kind IN ({k_marks}) ORDER BY line",
+            (*artifact_ids, *(RELATION_CODES[k] for k in kinds)),
+        )
+        return [(r[0], Relation(None, RELATION_KINDS[r[1]], r[2], r[3])) for r in rows]
+
+    def relations_to(self, source_ids: Sequence[int], targets: Sequence[str], kinds: Sequence[str]) -> list[tuple[int, Relation]]:
+        """(artifact id the edge starts in, edge) for edges whose target is one of ``targets``."""
+        marks = ",".join("?" * len(source_ids))
+        t_marks = ",".join("?" * len(targets))
+        k_marks = ",".join("?" * len(kinds))
+        rows = self._conn.execute(
+            f"SELECT from_id, kind, target, line FROM relations WHERE source_id IN ({marks}) "
+            f"AND target IN ({t_marks}) AND kind IN ({k_marks}) ORDER BY from_id, line",
+            (*source_ids, *targets, *(RELATION_CODES[k] for k in kinds)),
+        )
+        return [(r[0], Relation(None, RELATION_KINDS[r[1]], r[2], r[3])) for r in rows]
+
+    # -- vectors --------------------------------------------------------------------------
+
+    def units_missing_vectors(self, source_id: int, model: str, limit: int) -> list[tuple[int, int]]:
+        """(artifact id, file id) of units that have no vector for ``model`` yet."""
+        rows = self._conn.execute(
+            "SELECT a.id, a.file_id FROM artifacts a WHERE a.source_id = ? AND a.kind != 'File' "
+            "AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.artifact_id = a.id AND v.model = ?) "
+            "ORDER BY a.id LIMIT ?",
+            (source_id, model, limit),
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def vector_counts(self, source_id: int, model: str) -> tuple[int, int]:
+        """(units with a vector for ``model``, all units) of a source."""
+        row = self._conn.execute(
+            "SELECT (SELECT count(*) FROM vectors v JOIN artifacts a ON a.id = v.artifact_id "
+            "        WHERE a.source_id = ? AND v.model = ?), "
+            "(SELECT count(*) FROM artifacts WHERE source_id = ? AND kind != 'File')",
+            (source_id, model, source_id),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def put_vectors(self, model: str, items: Sequence[tuple[int, bytes]]) -> None:
+        """Store vectors (already encoded) for artifacts that still exist."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO vectors(artifact_id, model, vec) "
+                "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM artifacts WHERE id = ?)",
+                [(art_id, model, blob, art_id) for art_id, blob in items],
+            )
+
+    def vectors(self, source_ids: Sequence[int], model: str) -> tuple[npt.NDArray[np.int64], list[bytes]]:
+        """(artifact ids, encoded vectors) stored for ``model`` in the given sources."""
+        import numpy as np
+
+        marks = ",".join("?" * len(source_ids))
+        rows = self._conn.execute(
+            f"SELECT v.artifact_id, v.vec FROM vectors v JOIN artifacts a ON a.id = v.artifact_id "
+            f"WHERE a.source_id IN ({marks}) AND v.model = ? ORDER BY v.artifact_id",
+            (*source_ids, model),
+        ).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits (cache invalidation)."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def size_bytes(self) -> int:
+        """Bytes on disk of the database and its WAL."""
+        total = 0
+        for suffix in ("", "-wal"):
+            p = Path(str(self.path) + suffix)
+            if p.exists():
+                total += os.path.getsize(p)
+        return total
+
+    def checkpoint(self) -> None:
+        """Fold the WAL back into the main file."""
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def artifact_kind(value: str) -> ArtifactKind:
+    """Narrow a stored kind string."""
+    if value not in ("Symbol", "File", "Chunk"):
+        raise StorageError(f"unknown artifact kind {value!r}")
+    return cast(ArtifactKind, value)
