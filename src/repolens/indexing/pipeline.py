@@ -100,6 +100,18 @@ class ResolvedSource:
     branch: str | None
 
 
+# Bump when artifact building changes in a way stored rows must not outlive.
+UNITS_VERSION = 1
+
+
+def index_version() -> str:
+    """Fingerprint of everything that shapes stored artifacts and tokens."""
+    from repolens.parsing.tokens import TOKENIZER_VERSION
+    from repolens.parsing.treesitter import queries_fingerprint
+
+    return f"t{TOKENIZER_VERSION}-u{UNITS_VERSION}-q{queries_fingerprint()}"
+
+
 def _safe_dir_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", name).strip("._") or "source"
 
@@ -168,6 +180,7 @@ def index_source(
     t0 = time.perf_counter()
     resolved = resolve_location(location, settings=settings, name=name, branch=branch)
     with source_lock(settings, resolved.name):
+        store.ensure_index_version(index_version())
         source = store.get_source(resolved.name)
         if source is None:
             source = store.create_source(

@@ -10,6 +10,7 @@ a grammar) becomes ``Chunk`` artifacts of at most a window of lines.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -53,6 +54,7 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
                         section.start_line, section.end_line, "", "")
         )  # fmt: skip
     tokens = file_tokens(file.path, lines, artifacts)
+    keys = [embed_key(embedding_text_for(file.path, a, lines)) if a.kind != "File" else None for a in artifacts]
     return NewFile(
         path=file.path,
         language=file.language,
@@ -64,6 +66,7 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
         tokens=tokens,
         artifacts=artifacts,
         relations=parsed.relations,
+        embed_keys=keys,
     )
 
 
@@ -170,6 +173,23 @@ def _chunk_sections(parsed: ParsedFile, lines: list[str]) -> list[Section]:
         for start, end in gaps:
             sections.extend(docs.line_windows(start, end))
     return [s for s in sections if len("".join(lines[s.start_line - 1 : s.end_line]).strip()) >= _MIN_CHUNK_CHARS]
+
+
+EMBED_BODY_LINES = 30  # the embedder reads ~128 tokens; more lines would only be cut off
+
+
+def embedding_text_for(path: str, art: UnitLike, lines: list[str]) -> str:
+    """The text embedded for one unit, from stored fields only."""
+    body = "\n".join(lines[art.start_line - 1 : min(art.end_line, art.start_line + EMBED_BODY_LINES - 1)])
+    return embedding_text(
+        path=path, kind=art.kind, qualified_name=art.qualified_name, signature=art.signature, doc=art.doc, body=body
+    )
+
+
+def embed_key(text: str) -> int:
+    """Content address of an embedding text: vectors are cached by it, across files and runs."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def embedding_text(*, path: str, kind: str, qualified_name: str, signature: str, doc: str, body: str) -> str:

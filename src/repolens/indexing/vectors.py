@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from repolens.embeddings.base import Embedder
-from repolens.indexing.units import embedding_text
+from repolens.indexing.units import embedding_text_for
 from repolens.storage.sqlite.store import SqliteStore
 
 if TYPE_CHECKING:
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 BACKFILL_BATCH = 128  # units per write transaction: small enough that a kill loses seconds
-_EMBED_BODY_LINES = 30  # the embedder reads ~128 tokens; more lines would only be cut off
 
 
 def encode(vec: npt.NDArray[np.float32]) -> bytes:
@@ -53,7 +52,7 @@ def backfill(
     on_progress: Callable[[int, int], None] | None = None,
     max_units: int | None = None,
 ) -> int:
-    """Embed every unit of ``source_id`` lacking a vector; return how many were embedded."""
+    """Embed every distinct unit text of ``source_id`` lacking a vector; return how many."""
     done, total = store.vector_counts(source_id, embedder.name)
     embedded = 0
     cache: dict[int, list[str]] = {}
@@ -61,11 +60,10 @@ def backfill(
         missing = store.units_missing_vectors(source_id, embedder.name, BACKFILL_BATCH)
         if not missing:
             break
-        ids = [m[0] for m in missing]
-        rows = store.artifacts_by_id(ids)
+        rows = store.artifacts_by_id([m[0] for m in missing])
         texts: list[str] = []
-        kept: list[int] = []
-        for art_id in ids:
+        keys: list[int] = []
+        for art_id, key in missing:
             row = rows.get(art_id)
             if row is None:
                 continue
@@ -73,24 +71,13 @@ def backfill(
                 if len(cache) > 64:
                     cache.clear()
                 cache[row.file_id] = store.file_content(row.file_id).split("\n")
-            lines = cache[row.file_id]
-            body = "\n".join(lines[row.start_line - 1 : min(row.end_line, row.start_line + _EMBED_BODY_LINES - 1)])
-            texts.append(
-                embedding_text(
-                    path=row.path,
-                    kind=row.kind,
-                    qualified_name=row.qualified_name,
-                    signature=row.signature,
-                    doc=row.doc,
-                    body=body,
-                )
-            )
-            kept.append(art_id)
-        if not kept:
+            texts.append(embedding_text_for(row.path, row, cache[row.file_id]))
+            keys.append(key)
+        if not keys:
             break
         vecs = embedder.embed(texts, input_type="document")
-        store.put_vectors(embedder.name, [(a, encode(v)) for a, v in zip(kept, vecs, strict=True)])
-        embedded += len(kept)
+        store.put_vectors(embedder.name, [(k, encode(v)) for k, v in zip(keys, vecs, strict=True)])
+        embedded += len(keys)
         if on_progress is not None:
-            on_progress(done + embedded, total)
+            on_progress(min(total, done + embedded), total)
     return embedded

@@ -84,6 +84,19 @@ class _Def:
     parent: _Def | None = None
 
 
+def queries_fingerprint() -> str:
+    """A hash of every query file: stored symbols are only valid for the queries that made them."""
+    import hashlib
+
+    digest = hashlib.sha1(usedforsecurity=False)
+    folder = resources.files("repolens.parsing").joinpath("queries")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".scm"):
+            digest.update(entry.name.encode())
+            digest.update(entry.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def supported(language: str | None) -> bool:
     """Whether ``language`` has a grammar and a query file."""
     return language in GRAMMARS

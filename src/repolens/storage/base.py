@@ -120,6 +120,7 @@ class NewFile:
     tokens: FileTokens
     artifacts: Sequence[NewArtifact]
     relations: Sequence[Relation]
+    embed_keys: Sequence[int | None]  # per artifact: content address of its embedding text
 
 
 class Store(Protocol):

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from repolens.domain import ArtifactKind, Relation, RelationKind
 from repolens.errors import Conflict, InvalidInput, StorageError
-from repolens.parsing.tokens import TOKENIZER_VERSION
 from repolens.storage.base import ArtifactRow, FileRow, NewFile, SourceRow, Tokenize
 
 if TYPE_CHECKING:
@@ -92,8 +91,10 @@ CREATE TABLE IF NOT EXISTS artifacts(
     end_line INTEGER NOT NULL,
     signature TEXT NOT NULL,
     doc TEXT NOT NULL,
+    embed_key INTEGER,
     UNIQUE(file_id, ident)
 );
+CREATE INDEX IF NOT EXISTS artifacts_embed ON artifacts(embed_key);
 CREATE INDEX IF NOT EXISTS artifacts_name ON artifacts(source_id, name COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS artifacts_qname ON artifacts(source_id, qualified_name COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS relations(
@@ -105,11 +106,13 @@ CREATE TABLE IF NOT EXISTS relations(
 );
 CREATE INDEX IF NOT EXISTS relations_target ON relations(source_id, target, kind);
 CREATE INDEX IF NOT EXISTS relations_from ON relations(from_id);
+-- Vectors are content-addressed by the hash of the text that was embedded: a unit whose
+-- text did not change keeps its vector through re-parses, renames and copies.
 CREATE TABLE IF NOT EXISTS vectors(
-    artifact_id INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
+    embed_key INTEGER NOT NULL,
     model TEXT NOT NULL,
     vec BLOB NOT NULL,
-    PRIMARY KEY(artifact_id, model)
+    PRIMARY KEY(embed_key, model)
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS units_fts USING fts5(
     src, name, path, body, content='', tokenize="{_FTS_TOKENIZE}"
@@ -168,6 +171,8 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = connect(path)
+        self._generation = 0  # bumped on each of our own commits; data_version covers others'
+        self._count_cache: dict[tuple[int, str], tuple[tuple[int, int], tuple[int, int]]] = {}
         self._init_schema()
 
     def close(self) -> None:
@@ -180,17 +185,7 @@ class SqliteStore:
         # CREATE ... IF NOT EXISTS is idempotent, so concurrent first starts are harmless.
         self._conn.executescript(_SCHEMA)
         with self._write() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key='tokenizer_version'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
-                conn.execute("INSERT INTO meta VALUES('tokenizer_version', ?)", (str(TOKENIZER_VERSION),))
-            elif int(row[0]) != TOKENIZER_VERSION:
-                # Old tokens cannot be deleted with the new tokenizer: rebuild the lexical
-                # indexes by forgetting every file, so the next index run re-reads them all.
-                conn.execute("DELETE FROM files")
-                conn.execute("DELETE FROM units_fts")
-                conn.execute("DELETE FROM files_fts")
-                conn.execute("UPDATE meta SET value=? WHERE key='tokenizer_version'", (str(TOKENIZER_VERSION),))
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -206,6 +201,7 @@ class SqliteStore:
             raise
         else:
             conn.execute("COMMIT")
+            self._generation += 1
 
     # -- sources --------------------------------------------------------------------------
 
@@ -305,12 +301,12 @@ class SqliteStore:
     def _insert_artifacts(self, conn: sqlite3.Connection, source_id: int, file_id: int, new: NewFile, src: str) -> None:
         ids_by_name: dict[str, int] = {}
         file_artifact = 0
-        for art, (unit_name, unit_body) in zip(new.artifacts, new.tokens.units, strict=True):
+        for art, (unit_name, unit_body), key in zip(new.artifacts, new.tokens.units, new.embed_keys, strict=True):
             cur = conn.execute(
                 "INSERT INTO artifacts(source_id, file_id, kind, ident, name, qualified_name, symbol_kind, parent, "
-                "start_line, end_line, signature, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "start_line, end_line, signature, doc, embed_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (source_id, file_id, art.kind, art.ident, art.name, art.qualified_name, art.symbol_kind, art.parent,
-                 art.start_line, art.end_line, art.signature, art.doc),
+                 art.start_line, art.end_line, art.signature, art.doc, key),
             )  # fmt: skip
             art_id = cast(int, cur.lastrowid)
             if art.kind == "File":
@@ -426,6 +422,15 @@ class SqliteStore:
         )
         return [self._artifact(r) for r in rows]
 
+    def artifacts_in_path(self, source_id: int, path: str) -> list[ArtifactRow]:
+        """Every artifact of the file at ``path`` in a source, in line order."""
+        rows = self._conn.execute(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
+            "WHERE a.source_id = ? AND f.path = ? ORDER BY a.start_line, a.end_line DESC",
+            (source_id, path),
+        )
+        return [self._artifact(r) for r in rows]
+
     def find_artifacts(self, source_ids: Sequence[int], path: str, ident: str) -> list[ArtifactRow]:
         """Artifacts at ``path`` with ``ident`` ('' for the file itself) in the given sources."""
         marks = ",".join("?" * len(source_ids))
@@ -517,49 +522,83 @@ class SqliteStore:
     # -- vectors --------------------------------------------------------------------------
 
     def units_missing_vectors(self, source_id: int, model: str, limit: int) -> list[tuple[int, int]]:
-        """(artifact id, file id) of units that have no vector for ``model`` yet."""
+        """(artifact id, embed key) of one unit per embedding text still lacking a vector."""
         rows = self._conn.execute(
-            "SELECT a.id, a.file_id FROM artifacts a WHERE a.source_id = ? AND a.kind != 'File' "
-            "AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.artifact_id = a.id AND v.model = ?) "
-            "ORDER BY a.id LIMIT ?",
+            "SELECT min(a.id), a.embed_key FROM artifacts a WHERE a.source_id = ? AND a.embed_key IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.embed_key = a.embed_key AND v.model = ?) "
+            "GROUP BY a.embed_key ORDER BY min(a.id) LIMIT ?",
             (source_id, model, limit),
         ).fetchall()
-        return [(r[0], r[1]) for r in rows]
+        return [(int(r[0]), int(r[1])) for r in rows]
 
     def vector_counts(self, source_id: int, model: str) -> tuple[int, int]:
         """(units with a vector for ``model``, all units) of a source."""
         row = self._conn.execute(
-            "SELECT (SELECT count(*) FROM vectors v JOIN artifacts a ON a.id = v.artifact_id "
-            "        WHERE a.source_id = ? AND v.model = ?), "
-            "(SELECT count(*) FROM artifacts WHERE source_id = ? AND kind != 'File')",
-            (source_id, model, source_id),
+            "SELECT count(v.embed_key), count(*) FROM artifacts a LEFT JOIN vectors v "
+            "ON v.embed_key = a.embed_key AND v.model = ? WHERE a.source_id = ? AND a.embed_key IS NOT NULL",
+            (model, source_id),
         ).fetchone()
         return int(row[0]), int(row[1])
 
     def put_vectors(self, model: str, items: Sequence[tuple[int, bytes]]) -> None:
-        """Store vectors (already encoded) for artifacts that still exist."""
+        """Store encoded vectors by embed key."""
         with self._write() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO vectors(artifact_id, model, vec) "
-                "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM artifacts WHERE id = ?)",
-                [(art_id, model, blob, art_id) for art_id, blob in items],
+                "INSERT OR REPLACE INTO vectors(embed_key, model, vec) VALUES (?, ?, ?)",
+                [(key, model, blob) for key, blob in items],
             )
 
     def vectors(self, source_ids: Sequence[int], model: str) -> tuple[npt.NDArray[np.int64], list[bytes]]:
-        """(artifact ids, encoded vectors) stored for ``model`` in the given sources."""
+        """(artifact ids, encoded vectors) for ``model`` of every unit in the given sources."""
         import numpy as np
 
         marks = ",".join("?" * len(source_ids))
         rows = self._conn.execute(
-            f"SELECT v.artifact_id, v.vec FROM vectors v JOIN artifacts a ON a.id = v.artifact_id "
-            f"WHERE a.source_id IN ({marks}) AND v.model = ? ORDER BY v.artifact_id",
-            (*source_ids, model),
+            f"SELECT a.id, v.vec FROM artifacts a JOIN vectors v ON v.embed_key = a.embed_key AND v.model = ? "
+            f"WHERE a.source_id IN ({marks}) ORDER BY a.id",
+            (model, *source_ids),
         ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
-    def data_version(self) -> int:
-        """A number that changes whenever another connection commits (cache invalidation)."""
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+    def collect_vector_garbage(self) -> int:
+        """Drop vectors no artifact refers to any more; return how many."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "DELETE FROM vectors WHERE NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.embed_key = vectors.embed_key)"
+            )
+            return cur.rowcount
+
+    def ensure_index_version(self, version: str) -> bool:
+        """Forget every file if the parser/tokenizer fingerprint changed; True if it did.
+
+        Stored tokens can only be deleted with the tokenizer that made them, and stored
+        symbols are only as good as the queries that found them: a new fingerprint means the
+        next index run re-reads everything. Vectors survive (they are keyed by text).
+        """
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'index_version'").fetchone()
+        if row is not None and row[0] == version:
+            return False
+        with self._write() as conn:
+            if row is not None:
+                conn.execute("DELETE FROM files")
+                conn.execute("DELETE FROM units_fts")
+                conn.execute("DELETE FROM files_fts")
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('index_version', ?)", (version,))
+        return row is not None
+
+    def generation(self) -> tuple[int, int]:
+        """Changes whenever anything commits, here or in another connection (cache key)."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0]), self._generation
+
+    def vector_counts_cached(self, source_id: int, model: str) -> tuple[int, int]:
+        """``vector_counts``, recomputed only when the database changed."""
+        gen = self.generation()
+        cached = self._count_cache.get((source_id, model))
+        if cached is not None and cached[0] == gen:
+            return cached[1]
+        counts = self.vector_counts(source_id, model)
+        self._count_cache[(source_id, model)] = (gen, counts)
+        return counts
 
     def size_bytes(self) -> int:
         """Bytes on disk of the database and its WAL."""

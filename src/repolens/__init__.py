@@ -1,0 +1,3 @@
+"""repolens: self-hosted code intelligence."""
+
+__version__ = "0.1.0"

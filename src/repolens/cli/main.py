@@ -1,0 +1,431 @@
+"""The ``repolens`` command line. Each command parses its options, calls the core, prints.
+
+Imports of the heavy parts (tree-sitter, numpy, onnxruntime, rich) happen inside the
+commands that need them: scripts call ``repolens search`` once per query.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from repolens.errors import Conflict, InvalidInput, NotFound, RepolensError
+
+if TYPE_CHECKING:
+    from repolens.domain import SearchFilters
+    from repolens.services import Services
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+@contextmanager
+def _services() -> Iterator[Services]:
+    from repolens.services import build_services
+    from repolens.settings import load_settings
+
+    services = build_services(load_settings())
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+def _fail(exc: RepolensError) -> None:
+    message = str(exc)
+    if isinstance(exc, Conflict) and exc.candidates:
+        message += "\n  candidates:\n    " + "\n    ".join(exc.candidates)
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE if isinstance(exc, InvalidInput) else EXIT_ERROR)
+
+
+def _handle_errors(func: F) -> F:
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RepolensError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]  # functools.wraps loses the ParamSpec
+
+
+def _filters(sources: tuple[str, ...], paths: tuple[str, ...], exts: tuple[str, ...]) -> SearchFilters:
+    from repolens.domain import SearchFilters
+
+    return SearchFilters(
+        sources=tuple(sources),
+        paths=tuple(p.strip("/") for p in paths),
+        extensions=tuple(e.lower().lstrip(".") for e in exts),
+    )
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+source_option = click.option("--source", "-s", "sources", multiple=True, help="Limit to this source (repeatable).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print CodeAlive-shaped JSON.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="repolens")
+def cli() -> None:
+    """repolens: index repositories and search them, offline."""
+
+
+# -- index ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("location")
+@click.option("--name", help="Source name (default: owner/repo from the remote, or the directory name).")
+@click.option("--branch", help="Branch to clone (git URLs only).")
+@click.option("--no-vectors", is_flag=True, help="Return once the lexical index is ready; embed later.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@json_option
+@_handle_errors
+def index(location: str, name: str | None, branch: str | None, no_vectors: bool, quiet: bool, as_json: bool) -> None:
+    """Index a local directory or a git URL (https), incrementally.
+
+    Put `--` before a URL that starts with a dash: it will be refused, but as a URL.
+    """
+    from repolens.cli.progress import RichProgress, print_summary
+    from repolens.indexing.pipeline import index_source
+    from repolens.indexing.vectors import backfill
+
+    with _services() as services:
+        progress = None if (quiet or as_json) else RichProgress()
+        try:
+            source, report = index_source(
+                services.store, services.settings, location, name=name, branch=branch, progress=progress
+            )
+            embedder = services.embedder
+            if embedder is not None and not no_vectors:
+                on_progress = progress.vectors if progress is not None else None
+                report.vectors_embedded = backfill(services.store, source.id, embedder, on_progress=on_progress)
+                services.store.collect_vector_garbage()
+            if embedder is not None:
+                report.vectors_ready, report.vectors_total = services.store.vector_counts(source.id, embedder.name)
+        finally:
+            if progress is not None:
+                progress.close()
+        if as_json:
+            _emit_json(
+                {
+                    "source": source.name,
+                    "id": source.public_id,
+                    "commit": report.commit,
+                    "filesSeen": report.files_seen,
+                    "filesChanged": report.files_changed,
+                    "filesDeleted": report.files_deleted,
+                    "filesUnchanged": report.files_unchanged,
+                    "symbols": report.symbols,
+                    "chunks": report.chunks,
+                    "skipped": report.skipped_by_reason(),
+                    "skippedFiles": [{"path": s.path, "reason": s.reason, "detail": s.detail} for s in report.skipped],
+                    "vectorsReady": report.vectors_ready,
+                    "vectorsTotal": report.vectors_total,
+                    "seconds": {k: round(v, 3) for k, v in report.seconds.items()},
+                }
+            )
+        else:
+            print_summary(report, source.name)
+
+
+# -- search -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("query")
+@source_option
+@click.option("--path", "paths", multiple=True, help="Only paths under this prefix (repeatable).")
+@click.option("--ext", "exts", multiple=True, help="Only files with this extension, e.g. py (repeatable).")
+@click.option("--limit", "-k", default=10, show_default=True, type=int)
+@click.option("--mode", type=click.Choice(["auto", "lexical", "semantic", "hybrid"]), default="auto", show_default=True)
+@click.option("--content", is_flag=True, help="Include full content in --json output.")
+@json_option
+@_handle_errors
+def search(query: str, sources: tuple[str, ...], paths: tuple[str, ...], exts: tuple[str, ...], limit: int,
+           mode: str, content: bool, as_json: bool) -> None:  # fmt: skip
+    """Hybrid code search: symbols, chunks and files ranked for QUERY."""
+    from repolens import views
+    from repolens.retrieval.search import Mode
+
+    with _services() as services:
+        mode_value: Mode = mode  # type: ignore[assignment]  # click.Choice guarantees the literal
+        outcome = services.searcher.search(query, filters=_filters(sources, paths, exts), limit=limit, mode=mode_value)
+        contents = _contents(services, outcome)
+        if as_json:
+            _emit_json(views.search_response(outcome, contents, include_content=content))
+            return
+        if not outcome.hits:
+            click.echo("no results")
+        for i, hit in enumerate(outcome.hits, start=1):
+            row = hit.artifact
+            label = row.qualified_name if row.kind == "Symbol" else row.name or row.kind.lower()
+            click.echo(
+                click.style(f"{i:>2}. {row.path}:{row.start_line}-{row.end_line}", bold=True)
+                + f"  {row.kind}{' ' + row.symbol_kind if row.kind == 'Symbol' else ''} {label}"
+                + click.style(f"  [{hit.source.name}]", dim=True)
+            )
+            desc = views.description(row).split("\n")
+            for line in desc[:2]:
+                click.echo(f"      {line[:160]}")
+        note = f"{outcome.mode} search, {outcome.elapsed_ms:.0f} ms"
+        if outcome.vectors_total and outcome.vectors_ready < outcome.vectors_total:
+            note += f"; vectors {outcome.vectors_ready}/{outcome.vectors_total} ready (lexical fills in the rest)"
+        elif services.embedder is None:
+            note += "; no embedder configured"
+        click.echo(click.style(note, dim=True), err=True)
+
+
+def _contents(services: Services, outcome: Any) -> dict[int, str]:
+    cache: dict[int, list[str]] = {}
+    out: dict[int, str] = {}
+    for hit in outcome.hits:
+        row = hit.artifact
+        if row.file_id not in cache:
+            cache[row.file_id] = services.store.file_content(row.file_id).split("\n")
+        out[row.id] = "\n".join(cache[row.file_id][row.start_line - 1 : row.end_line])
+    return out
+
+
+# -- grep -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("pattern")
+@click.option("--regex", "-e", is_flag=True, help="PATTERN is a regular expression (default: literal).")
+@source_option
+@click.option("--path", "paths", multiple=True, help="Only paths under this prefix (repeatable).")
+@click.option("--ext", "exts", multiple=True, help="Only files with this extension (repeatable).")
+@click.option("--limit", "-k", default=50, show_default=True, type=int, help="Maximum files.")
+@click.option("--case-sensitive/--ignore-case", default=None, help="Default: smart case.")
+@json_option
+@_handle_errors
+def grep(pattern: str, regex: bool, sources: tuple[str, ...], paths: tuple[str, ...], exts: tuple[str, ...],
+         limit: int, case_sensitive: bool | None, as_json: bool) -> None:  # fmt: skip
+    """Literal (or regex) search in file contents; literal patterns also match file names."""
+    from repolens import views
+    from repolens.retrieval.grep import grep as run_grep
+
+    with _services() as services:
+        chosen = services.searcher.resolve_sources(sources)
+        hits = run_grep(services.store, chosen, pattern, regex=regex, filters=_filters((), paths, exts), limit=limit,
+                        case_sensitive=case_sensitive)  # fmt: skip
+        if as_json:
+            _emit_json(views.grep_response(hits))
+            return
+        for h in hits:
+            if h.by_name:
+                click.echo(f"{h.source.name}::{h.file.path}  (file name)")
+            for m in h.matches:
+                click.echo(f"{h.file.path}:{m.line}:{m.start_column}: {m.text.strip()[:200]}")
+            if h.match_count > len(h.matches):
+                click.echo(click.style(f"{h.file.path}: {h.match_count - len(h.matches)} more matches", dim=True))
+        if not hits:
+            click.echo("no matches")
+
+
+# -- fetch ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("identifiers", nargs=-1, required=True)
+@click.option("--source", "data_source", help="Data source name or id to resolve identifiers in.")
+@json_option
+@_handle_errors
+def fetch(identifiers: tuple[str, ...], data_source: str | None, as_json: bool) -> None:
+    """Full content of artifacts by identifier (owner/repo::path[::Symbol])."""
+    from repolens import views
+    from repolens.retrieval import graph
+    from repolens.retrieval.artifacts import fetch as run_fetch
+
+    with _services() as services:
+        items = run_fetch(services.store, list(identifiers), data_source=data_source)
+        if as_json:
+            previews: dict[str, dict[str, Any] | None] = {}
+            for item in items:
+                if item.found and item.artifact and item.source and item.artifact.symbol_kind in ("function", "method"):
+                    previews[item.identifier] = _call_preview(services, item)
+            _emit_json(views.fetch_response(items, previews))
+            return
+        for item in items:
+            if not item.found or item.artifact is None or item.content is None:
+                click.echo(click.style(f"# {item.identifier}: not found", fg="red"))
+                continue
+            click.echo(click.style(f"# {item.identifier}  (lines {item.artifact.start_line}-{item.artifact.end_line})",
+                                   bold=True))  # fmt: skip
+            width = len(str(item.artifact.end_line))
+            for offset, line in enumerate(item.content.split("\n")):
+                click.echo(f"{item.artifact.start_line + offset:>{width}}  {line}")
+        _ = graph
+
+
+def _call_preview(services: Services, item: Any) -> dict[str, Any]:
+    from repolens.retrieval import graph
+
+    out_group, in_group = graph.relations(services.store, item.source, item.artifact, profile="calls", max_per_type=3)
+    return {
+        "outgoingCallsCount": out_group.total,
+        "outgoingCalls": [{"identifier": r.identifier(item.source.name), "summary": r.doc.split("\n", 1)[0]}
+                          for r, _ in out_group.items],  # fmt: skip
+        "incomingCallsCount": in_group.total,
+        "incomingCalls": [{"identifier": r.identifier(item.source.name), "summary": r.doc.split("\n", 1)[0]}
+                          for r, _ in in_group.items],  # fmt: skip
+    }
+
+
+# -- relations --------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("identifier")
+@click.option("--profile", type=click.Choice(["calls", "inheritance", "references", "all"]), default="calls",
+              show_default=True)  # fmt: skip
+@click.option("--max", "max_count", default=50, show_default=True, type=int, help="Per relation type (1-1000).")
+@click.option("--source", "data_source", help="Data source name or id to resolve the identifier in.")
+@json_option
+@_handle_errors
+def relations(identifier: str, profile: str, max_count: int, data_source: str | None, as_json: bool) -> None:
+    """Callers, callees, ancestors, descendants or references of a symbol."""
+    from repolens import views
+    from repolens.retrieval import graph
+    from repolens.retrieval.artifacts import find_artifact
+
+    with _services() as services:
+        try:
+            source, artifact = find_artifact(services.store, identifier, data_source=data_source)
+        except NotFound:
+            if as_json:
+                _emit_json({"sourceIdentifier": identifier, "profile": profile, "found": False})
+                return
+            raise
+        groups = graph.relations(services.store, source, artifact, profile=profile,  # type: ignore[arg-type]
+                                 max_per_type=max_count)  # fmt: skip
+        if as_json:
+            available = graph.counts(services.store, source, artifact)
+            _emit_json(views.relationships_response(source, artifact, identifier, profile, groups, available))
+            return
+        click.echo(click.style(artifact.identifier(source.name), bold=True))
+        for g in groups:
+            suffix = f" (showing {len(g.items)})" if g.total > len(g.items) else ""
+            click.echo(f"  {g.direction}: {g.total}{suffix}")
+            for row, line in g.items:
+                click.echo(f"    {row.identifier(source.name)}  ({row.path}:{row.start_line}; edge at line {line})")
+
+
+# -- sources ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def sources() -> None:
+    """List, show and remove indexed sources."""
+
+
+def _source_json(services: Services, s: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": s.public_id,
+        "name": s.name,
+        "type": "Repository",
+        "state": s.state,
+        "stateReason": s.state_reason or None,
+        "location": s.location,
+        "branch": s.branch,
+        "commit": s.commit,
+        "files": s.file_count,
+        "artifacts": s.artifact_count,
+        "indexedAt": s.indexed_at,
+    }
+    embedder = services.embedder
+    if embedder is not None:
+        data["vectorsReady"], data["vectorsTotal"] = services.store.vector_counts(s.id, embedder.name)
+    return data
+
+
+@sources.command("list")
+@json_option
+@_handle_errors
+def sources_list(as_json: bool) -> None:
+    """Every indexed source."""
+    with _services() as services:
+        rows = services.store.list_sources()
+        if as_json:
+            _emit_json([_source_json(services, s) for s in rows])
+            return
+        if not rows:
+            click.echo("no sources yet: run `repolens index PATH_OR_URL`")
+        for s in rows:
+            click.echo(f"{s.name:<40} {s.state:<10} {s.file_count:>6} files  {s.commit[:10] or '-':<10}  {s.location}")
+
+
+@sources.command("show")
+@click.argument("name")
+@json_option
+@_handle_errors
+def sources_show(name: str, as_json: bool) -> None:
+    """Details of one source."""
+    with _services() as services:
+        s = services.store.get_source(name)
+        if s is None:
+            raise NotFound(f"unknown source {name!r}")
+        data = _source_json(services, s)
+        if as_json:
+            _emit_json(data)
+            return
+        for key, value in data.items():
+            click.echo(f"{key:>12}: {value}")
+
+
+@sources.command("remove")
+@click.argument("name")
+@_handle_errors
+def sources_remove(name: str) -> None:
+    """Delete a source and everything indexed from it."""
+    from repolens.indexing.units import file_tokens
+
+    with _services() as services:
+        s = services.store.get_source(name)
+        if s is None:
+            raise NotFound(f"unknown source {name!r}")
+        services.store.delete_source(s.id, tokenize=file_tokens)
+        services.store.collect_vector_garbage()
+        click.echo(f"removed {s.name}")
+
+
+# -- up ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("location", required=False)
+@click.option("--query", default="where are search results ranked", show_default=True)
+@_handle_errors
+def up(location: str | None, query: str) -> None:
+    """Index a repository (default: the current directory) and answer a sample search."""
+    target = location or str(Path.cwd())
+    ctx = click.get_current_context()
+    ctx.invoke(index, location=target, name=None, branch=None, no_vectors=False, quiet=False, as_json=False)
+    click.echo(click.style(f"\n$ repolens search {query!r}", bold=True))
+    ctx.invoke(search, query=query, sources=(), paths=(), exts=(), limit=5, mode="auto", content=False, as_json=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

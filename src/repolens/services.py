@@ -1,0 +1,63 @@
+"""The one object every surface (CLI, REST, MCP) receives: settings, store, embedder, searcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from repolens.settings import Settings
+
+if TYPE_CHECKING:
+    from repolens.embeddings.base import Embedder
+    from repolens.retrieval.search import Searcher
+    from repolens.storage.sqlite.store import SqliteStore
+
+
+@dataclass(slots=True)
+class Services:
+    """Long-lived resources, built lazily so that cheap commands stay cheap."""
+
+    settings: Settings
+    _store: SqliteStore | None = field(default=None, init=False)
+    _embedder: Embedder | None = field(default=None, init=False)
+    _embedder_loaded: bool = field(default=False, init=False)
+    _searcher: Searcher | None = field(default=None, init=False)
+
+    @property
+    def store(self) -> SqliteStore:
+        """The database (opened on first use)."""
+        if self._store is None:
+            from repolens.storage.factory import open_store
+
+            self._store = open_store(self.settings)
+        return self._store
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The configured embedder, or None for lexical-only search."""
+        if not self._embedder_loaded:
+            from repolens.embeddings.factory import load_embedder
+
+            self._embedder = load_embedder(self.settings)
+            self._embedder_loaded = True
+        return self._embedder
+
+    @property
+    def searcher(self) -> Searcher:
+        """The search engine over the store."""
+        if self._searcher is None:
+            from repolens.retrieval.search import Searcher
+
+            self._searcher = Searcher(self.store, self.embedder)
+        return self._searcher
+
+    def close(self) -> None:
+        """Release the database."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def build_services(settings: Settings) -> Services:
+    """Services for ``settings``; nothing is opened until used."""
+    return Services(settings)

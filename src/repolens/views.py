@@ -1,0 +1,158 @@
+"""Core results in CodeAlive's JSON shapes (specs/codealive.md §3.1–3.4).
+
+Shared by the CLI's ``--json`` output and the REST API, so both print the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from repolens.retrieval.artifacts import FetchedArtifact
+from repolens.retrieval.graph import RelationGroup
+from repolens.retrieval.grep import GrepHit
+from repolens.retrieval.search import ScoredArtifact, SearchOutcome
+from repolens.storage.base import ArtifactRow, SourceRow
+
+Detail = Literal["Short", "Full"]
+_SNIPPET_LINES = 6  # enough to recognise a hit without fetching it
+
+
+def data_source(source: SourceRow) -> dict[str, str]:
+    """The ``dataSource`` object of a result."""
+    return {"type": "repository", "id": source.public_id, "name": source.name}
+
+
+def description(row: ArtifactRow, detail: Detail = "Short") -> str:
+    """Signature plus the first docstring line (Short) or the whole docstring (Full)."""
+    head = row.signature or (f"{row.kind} {row.path}" if row.kind != "Symbol" else row.qualified_name)
+    if row.kind == "Chunk" and row.name:
+        head = f"Section: {row.name}"
+    doc = row.doc if detail == "Full" else row.doc.split("\n", 1)[0]
+    return f"{head}\n{doc}".strip() if doc else head
+
+
+def search_result(hit: ScoredArtifact, *, top_score: float, content: str | None, detail: Detail = "Short",
+                  snippet: str = "") -> dict[str, Any]:  # fmt: skip
+    """One ``SearchResult``."""
+    row = hit.artifact
+    out: dict[str, Any] = {
+        "kind": row.kind,
+        "identifier": row.identifier(hit.source.name),
+        "dataSource": data_source(hit.source),
+        "location": {"path": row.path, "range": _range(row.start_line, row.end_line)},
+        "score": round(hit.score / top_score, 4) if top_score > 0 else 0.0,
+        "description": description(row, detail),
+        "contentByteSize": len(content.encode("utf-8")) if content is not None else 0,
+        "commit": hit.source.commit,
+    }
+    if snippet:
+        out["snippet"] = snippet
+    if content is not None:
+        out["content"] = content
+    return out
+
+
+def _range(start: int, end: int) -> dict[str, dict[str, int]]:
+    return {"start": {"line": start, "character": 0}, "end": {"line": end, "character": 0}}
+
+
+def search_response(outcome: SearchOutcome, contents: dict[int, str], *, include_content: bool,
+                    detail: Detail = "Short") -> dict[str, Any]:  # fmt: skip
+    """The ``SearchResponse``, plus an ``index`` block saying what the search could use."""
+    top = outcome.hits[0].score if outcome.hits else 0.0
+    results = []
+    for hit in outcome.hits:
+        text = contents.get(hit.artifact.id, "")
+        snippet = "\n".join(text.split("\n")[:_SNIPPET_LINES])
+        item = search_result(hit, top_score=top, content=text if include_content else None, detail=detail,
+                             snippet=snippet)  # fmt: skip
+        item["contentByteSize"] = len(text.encode("utf-8"))
+        results.append(item)
+    return {
+        "results": results,
+        "index": {
+            "mode": outcome.mode,
+            "vectorsReady": outcome.vectors_ready,
+            "vectorsTotal": outcome.vectors_total,
+        },
+    }
+
+
+def grep_response(hits: list[GrepHit]) -> dict[str, Any]:
+    """``{"results": [GrepResult]}`` (1-based lines and columns)."""
+    results = []
+    for h in hits:
+        first = h.matches[0].line if h.matches else 1
+        item: dict[str, Any] = {
+            "kind": "File",
+            "identifier": f"{h.source.name}::{h.file.path}",
+            "dataSource": data_source(h.source),
+            "location": {"path": h.file.path, "range": {"start": {"line": first}, "end": {"line": first}}},
+            "contentByteSize": h.file.size,
+            "matchCount": h.match_count,
+            "matches": [
+                {"lineNumber": m.line, "startColumn": m.start_column, "endColumn": m.end_column, "lineText": m.text}
+                for m in h.matches
+            ],
+        }
+        if h.by_name:
+            item["matchedByName"] = True
+        results.append(item)
+    return {"results": results}
+
+
+def fetch_response(items: list[FetchedArtifact], previews: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+    """``{"artifacts": [...]}`` with content and a relationships preview for functions."""
+    artifacts = []
+    for item in items:
+        if not item.found or item.artifact is None or item.content is None:
+            artifacts.append({"identifier": item.identifier, "found": False, "content": None})
+            continue
+        artifacts.append(
+            {
+                "identifier": item.identifier,
+                "found": True,
+                "kind": item.artifact.kind,
+                "content": item.content,
+                "contentByteSize": len(item.content.encode("utf-8")),
+                "startLine": item.artifact.start_line,
+                "endLine": item.artifact.end_line,
+                "commit": item.source.commit if item.source else "",
+                "relationships": previews.get(item.identifier),
+            }
+        )
+    return {"artifacts": artifacts}
+
+
+def relation_item(row: ArtifactRow, source: SourceRow, line: int) -> dict[str, Any]:
+    """One related artifact."""
+    return {
+        "identifier": row.identifier(source.name),
+        "filePath": row.path,
+        "startLine": row.start_line,
+        "shortSummary": description(row),
+        "line": line,
+    }
+
+
+def relationships_response(source: SourceRow, artifact: ArtifactRow | None, identifier: str, profile: str,
+                           groups: list[RelationGroup], available: dict[str, int]) -> dict[str, Any]:  # fmt: skip
+    """The ``artifact-relationships`` response."""
+    if artifact is None:
+        return {"sourceIdentifier": identifier, "profile": profile, "found": False}
+    return {
+        "sourceIdentifier": artifact.identifier(source.name),
+        "profile": profile,
+        "found": True,
+        "relationships": [
+            {
+                "relationType": g.direction,
+                "totalCount": g.total,
+                "returnedCount": len(g.items),
+                "truncated": g.total > len(g.items),
+                "items": [relation_item(row, source, line) for row, line in g.items],
+            }
+            for g in groups
+        ],
+        "availableRelationshipCounts": available,
+    }
