@@ -25,10 +25,13 @@ class RichProgress:
             transient=False,
         )
         self._tasks: dict[str, TaskID] = {}
-        self._progress.start()
+        self._started = False
 
     def start(self, phase: str, total: int | None) -> None:
         """Add a bar for ``phase``."""
+        if not self._started:
+            self._progress.start()  # only once work begins, so early errors print cleanly
+            self._started = True
         self._tasks[phase] = self._progress.add_task(_LABELS.get(phase, phase), total=total, rate="")
 
     def advance(self, phase: str, n: int = 1) -> None:
@@ -57,7 +60,8 @@ class RichProgress:
 
     def close(self) -> None:
         """Stop drawing."""
-        self._progress.stop()
+        if self._started:
+            self._progress.stop()
 
 
 def print_summary(report: IndexReport, name: str) -> None:

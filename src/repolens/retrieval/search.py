@@ -207,7 +207,8 @@ class Searcher:
                 signals[a]["vector_rank"] = rank + 1
                 signals[a]["similarity"] = round(sim, 4)
         for d in definitions:
-            unit_score.setdefault(d.id, 0.0)
+            if d.id in rows:
+                unit_score.setdefault(d.id, 0.0)
         if not rerank:
             return {a: (s, signals[a]) for a, s in unit_score.items() if s > 0}
 

@@ -43,12 +43,12 @@ def looks_like_url(location: str) -> bool:
 
 def validate_git_url(url: str, *, allowed_schemes: tuple[str, ...]) -> str:
     """Return ``url`` if it is safe to hand to git, or raise ``UnsafeSource`` saying why."""
-    if not url or url != url.strip() or any(c in url for c in "\n\r\t\0 "):
-        raise UnsafeSource("git URL must be a single token without whitespace")
-    if url.startswith("-"):
+    if url.lstrip().startswith("-"):
         raise UnsafeSource(f"refusing option-shaped git URL {scrub(url)!r}")
     if "::" in url.split("://", 1)[0] or url.lower().startswith(("ext::", "fd::")):
         raise UnsafeSource("git remote helpers such as 'ext::' are not allowed")
+    if not url or url != url.strip() or any(c in url for c in "\n\r\t\0 "):
+        raise UnsafeSource("git URL must be a single token without whitespace")
     scp = _SCP_LIKE.match(url)
     if scp and "://" not in url:
         if "ssh" not in allowed_schemes:

@@ -22,7 +22,11 @@
 ; relations
 (call function: [(identifier) @call (attribute attribute: (identifier) @call)])
 (import_statement name: [(dotted_name) @import (aliased_import name: (dotted_name) @import)])
-(import_from_statement module_name: [(dotted_name) @import (relative_import) @import])
+(import_from_statement module_name: [(dotted_name) @import (relative_import (dotted_name)) @import])
+; `from . import x` / `from .. import x`: the bare prefix names nothing, so the modules are the names
+(import_from_statement
+  module_name: (relative_import . (import_prefix) .)
+  name: [(dotted_name) @import (aliased_import name: (dotted_name) @import)])
 (class_definition superclasses: (argument_list [(identifier) @inherit (attribute) @inherit]))
 (type (identifier) @reference)
 (type (attribute) @reference)

@@ -1,0 +1,85 @@
+"""Shared fixtures: a data dir per test, real git repositories in temp dirs, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from repolens.services import Services, build_services
+from repolens.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd`` with a fixed identity; return stdout."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}  # fmt: skip
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def write_tree(root: Path, files: dict[str, str | bytes]) -> None:
+    """Create files (parents included) under ``root``."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
+MakeRepo = Callable[..., Path]
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> MakeRepo:
+    """Create a git repository with the given files committed."""
+
+    def make(files: dict[str, str | bytes], *, name: str = "repo", commit: bool = True) -> Path:
+        root = tmp_path / name
+        root.mkdir(parents=True, exist_ok=True)
+        write_tree(root, files)
+        if commit:
+            git(root, "init", "-q", "-b", "main")
+            git(root, "add", "-A")
+            git(root, "commit", "-q", "-m", "initial")
+        return root
+
+    return make
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings on a fresh data dir, with the deterministic hash embedder."""
+    return Settings(home=tmp_path / "home", embedder="hash")
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    """Services over the fresh data dir."""
+    svc = build_services(settings)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real ``repolens`` console script in a subprocess with its own data dir."""
+    home = tmp_path / "cli-home"
+
+    def run(*args: str, env: dict[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "REPOLENS_HOME": str(home), "REPOLENS_EMBEDDER": "hash", **(env or {})}
+        exe = Path(sys.executable).with_name("repolens")
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "repolens"]
+        result = subprocess.run([*cmd, *args], env=full_env, capture_output=True, text=True, timeout=300)
+        if check and result.returncode != 0:
+            raise AssertionError(f"repolens {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    return run

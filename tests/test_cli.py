@@ -1,0 +1,146 @@
+"""The real `repolens` command: every subcommand, its JSON shapes, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from subprocess import CompletedProcess
+
+import pytest
+from conftest import MakeRepo
+
+Run = Callable[..., CompletedProcess[str]]
+
+PROJECT = {
+    "svc/shapes.py": (
+        "class Shape:\n    '''Base of all shapes.'''\n\n    def area(self) -> float:\n        raise NotImplementedError\n\n\n"
+        "class Square(Shape):\n    def __init__(self, side: float) -> None:\n        self.side = side\n\n"
+        "    def area(self) -> float:\n        return square(self.side)\n\n\n"
+        "def square(x: float) -> float:\n    '''Multiply a number by itself.'''\n    return x * x\n\n\n"
+        "def total_area(shapes: list[Shape]) -> float:\n    return sum(s.area() for s in shapes)\n"
+    ),
+    "svc/report.py": "from .shapes import Square, total_area\n\n\ndef report() -> str:\n    return str(total_area([Square(2)]))\n",
+}
+
+
+@pytest.fixture
+def indexed(make_repo: MakeRepo, run_cli: Run) -> tuple[Path, Run]:
+    root = make_repo(PROJECT)
+    result = run_cli("index", str(root), "--name", "acme/geo", "--json", check=True)
+    data = json.loads(result.stdout)
+    assert data["source"] == "acme/geo" and data["filesChanged"] == 2 and data["symbols"] >= 6
+    assert data["vectorsReady"] == data["vectorsTotal"] > 0
+    return root, run_cli
+
+
+def test_search_json_has_the_codealive_shape(indexed: tuple[Path, Run]) -> None:
+    """`search --json` prints a SearchResponse with identifiers, locations, scores and descriptions."""
+    _, run = indexed
+    data = json.loads(run("search", "Square", "--json", check=True).stdout)
+    top = data["results"][0]
+    assert top["kind"] == "Symbol"
+    assert top["identifier"] == "acme/geo::svc/shapes.py::Square"
+    assert top["location"]["path"] == "svc/shapes.py"
+    assert top["location"]["range"]["start"]["line"] == 8
+    assert top["dataSource"]["name"] == "acme/geo" and len(top["dataSource"]["id"]) == 24
+    assert 0 < top["score"] <= 1 and top["description"].startswith("class Square(Shape)")
+    assert data["index"]["mode"] == "hybrid"
+    assert "content" not in top
+    with_content = json.loads(run("search", "Square", "--json", "--content", check=True).stdout)
+    assert with_content["results"][0]["content"].startswith("class Square(Shape):")
+
+
+def test_search_text_output_and_filters(indexed: tuple[Path, Run]) -> None:
+    """Human output lists path:lines and kind; --path narrows it."""
+    _, run = indexed
+    out = run("search", "multiply a number by itself", check=True).stdout
+    assert "svc/shapes.py:16-18" in out and "square" in out
+    out = run("search", "report", "--path", "svc/report.py", check=True).stdout
+    assert "svc/shapes.py" not in out
+
+
+def test_grep_finds_lines_columns_and_file_names(indexed: tuple[Path, Run]) -> None:
+    """Literal grep gives 1-based line/column matches; a path-only hit is flagged; regex works."""
+    _, run = indexed
+    data = json.loads(run("grep", "total_area", "--json", check=True).stdout)
+    by_path = {r["location"]["path"]: r for r in data["results"]}
+    assert by_path["svc/shapes.py"]["matchCount"] == 1
+    m = by_path["svc/shapes.py"]["matches"][0]
+    assert (m["lineNumber"], m["startColumn"], m["endColumn"]) == (21, 5, 15)
+    names = json.loads(run("grep", "report.py", "--json", check=True).stdout)["results"]
+    assert names[0]["matchedByName"] is True and names[0]["matchCount"] == 0
+    regex = json.loads(run("grep", r"def \w+_area", "--regex", "--json", check=True).stdout)
+    assert regex["results"][0]["matches"][0]["lineText"].startswith("def total_area")
+    bad = run("grep", "(unclosed", "--regex")
+    assert bad.returncode == 2 and "invalid regular expression" in bad.stderr
+
+
+def test_fetch_returns_content_with_a_call_preview(indexed: tuple[Path, Run]) -> None:
+    """Fetch gives content and start line; unknown identifiers are found:false, not errors."""
+    _, run = indexed
+    data = json.loads(
+        run("fetch", "acme/geo::svc/shapes.py::Square.area", "acme/geo::svc/nope.py::X", "--json", check=True).stdout
+    )
+    first, missing = data["artifacts"]
+    assert first["found"] and first["startLine"] == 12 and "return square(self.side)" in first["content"]
+    assert first["relationships"]["outgoingCallsCount"] == 1
+    assert first["relationships"]["outgoingCalls"][0]["identifier"] == "acme/geo::svc/shapes.py::square"
+    assert missing == {"identifier": "acme/geo::svc/nope.py::X", "found": False, "content": None}
+    whole = json.loads(run("fetch", "acme/geo::svc/report.py", "--json", check=True).stdout)["artifacts"][0]
+    assert whole["kind"] == "File" and whole["content"].startswith("from .shapes import")
+    signature_form = json.loads(run("fetch", "acme/geo::svc/shapes.py::square(x: float)", "--json", check=True).stdout)
+    assert signature_form["artifacts"][0]["found"] is True
+    bad = run("fetch", "not-an-identifier")
+    assert bad.returncode == 2 and "owner/repo::path" in bad.stderr
+
+
+def test_relations_cover_calls_and_inheritance(indexed: tuple[Path, Run]) -> None:
+    """Callers and callees of a function; ancestors and descendants of a class."""
+    _, run = indexed
+    calls = json.loads(run("relations", "acme/geo::svc/shapes.py::square", "--json", check=True).stdout)
+    groups = {g["relationType"]: g for g in calls["relationships"]}
+    assert [i["identifier"] for i in groups["IncomingCalls"]["items"]] == ["acme/geo::svc/shapes.py::Square.area"]
+    inh = json.loads(run("relations", "acme/geo::svc/shapes.py::Shape", "--profile", "inheritance", "--json",
+                         check=True).stdout)  # fmt: skip
+    groups = {g["relationType"]: g for g in inh["relationships"]}
+    assert [i["identifier"] for i in groups["Descendants"]["items"]] == ["acme/geo::svc/shapes.py::Square"]
+    up = json.loads(run("relations", "acme/geo::svc/shapes.py::Square", "--profile", "inheritance", "--json",
+                        check=True).stdout)  # fmt: skip
+    assert {g["relationType"]: g for g in up["relationships"]}["Ancestors"]["items"][0]["identifier"].endswith("::Shape")
+    callers = json.loads(run("relations", "acme/geo::svc/shapes.py::total_area", "--json", check=True).stdout)
+    incoming = {g["relationType"]: g for g in callers["relationships"]}["IncomingCalls"]
+    assert incoming["items"][0]["identifier"] == "acme/geo::svc/report.py::report"
+    missing = json.loads(run("relations", "acme/geo::svc/shapes.py::Nope", "--json", check=True).stdout)
+    assert missing == {"sourceIdentifier": "acme/geo::svc/shapes.py::Nope", "profile": "calls", "found": False}
+
+
+def test_sources_list_show_and_remove(indexed: tuple[Path, Run]) -> None:
+    """Sources can be listed, shown and removed; removal empties search."""
+    _, run = indexed
+    listed = json.loads(run("sources", "list", "--json", check=True).stdout)
+    assert [s["name"] for s in listed] == ["acme/geo"] and listed[0]["state"] == "Ready"
+    assert json.loads(run("sources", "show", "acme/geo", "--json", check=True).stdout)["files"] == 2
+    assert run("sources", "remove", "acme/geo", check=True).stdout.strip() == "removed acme/geo"
+    assert run("sources", "list", "--json", check=True).stdout.strip() == "[]"
+    gone = run("sources", "show", "acme/geo")
+    assert gone.returncode == 1 and "unknown source" in gone.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["index", "--", "--upload-pack=touch /tmp/x"], 2, "option-shaped"),
+        (["index", "ext::sh -c id"], 2, "remote helpers"),
+        (["index", "file:///etc"], 2, "scheme 'file' is not allowed"),
+        (["index", "/definitely/not/here"], 1, "no such directory"),
+        (["search", "x", "--source", "ghost"], 1, "unknown source 'ghost'"),
+        (["search", "x", "--limit", "0"], 2, "limit must be between"),
+    ],
+)
+def test_bad_input_gets_a_clear_message_and_exit_code(run_cli: Run, args: list[str], code: int, message: str) -> None:
+    """Hostile or mistaken input is refused in words, with exit 2 for usage and 1 otherwise."""
+    result = run_cli(*args)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,118 @@
+"""Re-indexing touches only what changed, never shows stale content, and survives concurrency."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import MakeRepo, git
+
+from repolens.indexing.pipeline import index_source
+from repolens.services import Services
+
+FILES = {
+    "pkg/alpha.py": "def alpha_handler():\n    '''Alpha doc.'''\n    return 'alpha'\n",
+    "pkg/beta.py": "class BetaService:\n    def run(self):\n        return alpha_handler()\n",
+    "pkg/gamma.py": "GAMMA_LIMIT = 10\n\ndef gamma_limit():\n    return GAMMA_LIMIT\n",
+    "README.md": "# Demo\n\nSome words about the demo project.\n",
+}
+
+
+def _names(services: Services, query: str) -> list[str]:
+    return [h.artifact.qualified_name for h in services.searcher.search(query, limit=20).hits]
+
+
+def test_change_add_delete_and_rename_reprocess_only_those_files(make_repo: MakeRepo, services: Services) -> None:
+    """Each kind of change is picked up; unchanged files are not parsed again."""
+    root = make_repo(FILES)
+    source, first = index_source(services.store, services.settings, str(root))
+    assert first.files_changed == 4 and first.files_unchanged == 0
+    assert first.commit == git(root, "rev-parse", "HEAD").strip()
+
+    _, again = index_source(services.store, services.settings, str(root))
+    assert (again.files_changed, again.files_deleted, again.files_unchanged) == (0, 0, 4)
+
+    (root / "pkg/alpha.py").write_text("def omega_handler():\n    return 'omega'\n")
+    (root / "pkg/delta.py").write_text("def delta_step():\n    return 4\n")
+    (root / "pkg/gamma.py").unlink()
+    git(root, "mv", "pkg/beta.py", "pkg/beta_service.py")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "changes")
+    _, third = index_source(services.store, services.settings, str(root))
+    assert third.files_changed == 3  # alpha (edited), delta (new), beta_service (renamed)
+    assert third.files_deleted == 2  # gamma, and beta.py under its old name
+    assert third.files_unchanged == 1  # README.md
+    assert third.commit == git(root, "rev-parse", "HEAD").strip()
+
+    paths = {f.path for f in services.store.files([source.id])}
+    assert paths == {"pkg/alpha.py", "pkg/delta.py", "pkg/beta_service.py", "README.md"}
+    assert "alpha_handler" not in _names(services, "alpha_handler")
+    assert _names(services, "omega_handler")[0] == "omega_handler"
+    assert _names(services, "gamma_limit") == [] or "gamma_limit" not in _names(services, "gamma_limit")
+    hit = services.searcher.search("BetaService").hits[0]
+    assert hit.artifact.path == "pkg/beta_service.py"
+
+
+def test_lexical_index_has_no_ghost_postings_after_many_edits(make_repo: MakeRepo, services: Services) -> None:
+    """After repeated edits, the FTS index holds exactly the current units (deletes matched inserts)."""
+    root = make_repo(FILES)
+    source, _ = index_source(services.store, services.settings, str(root))
+    for i in range(5):
+        (root / "pkg/alpha.py").write_text(f"def alpha_v{i}():\n    '''Version {i}.'''\n    return {i}\n")
+        index_source(services.store, services.settings, str(root))
+    conn = services.store._conn  # test-only peek at the raw tables
+    units = conn.execute("SELECT count(*) FROM artifacts WHERE kind != 'File'").fetchone()[0]
+    fts_rows = conn.execute("SELECT count(*) FROM units_fts_docsize").fetchone()[0]
+    assert fts_rows == units
+    conn.execute("INSERT INTO units_fts(units_fts) VALUES('integrity-check')")
+    conn.execute("INSERT INTO files_fts(files_fts) VALUES('integrity-check')")
+    assert _names(services, "alpha_v4")[0] == "alpha_v4"
+    assert "alpha_v3" not in _names(services, "alpha_v3")
+
+
+def test_vectors_are_reused_for_unchanged_units(make_repo: MakeRepo, services: Services) -> None:
+    """Editing one function re-embeds that function only."""
+    from repolens.indexing.vectors import backfill
+
+    root = make_repo(FILES)
+    source, _ = index_source(services.store, services.settings, str(root))
+    embedder = services.embedder
+    assert embedder is not None
+    total = backfill(services.store, source.id, embedder)
+    assert total > 3
+    (root / "pkg/gamma.py").write_text("GAMMA_LIMIT = 10\n\ndef gamma_limit():\n    return GAMMA_LIMIT + 1\n")
+    index_source(services.store, services.settings, str(root))
+    assert backfill(services.store, source.id, embedder) == 1
+    ready, units = services.store.vector_counts(source.id, embedder.name)
+    assert ready == units
+
+
+def test_two_concurrent_index_runs_leave_a_consistent_index(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """Two processes indexing the same source at once: both succeed, the index is whole."""
+    files = {f"mod{i}/file{j}.py": f"def func_{i}_{j}(x):\n    return x + {j}\n" for i in range(10) for j in range(10)}
+    root = make_repo(files)
+    home = tmp_path / "shared-home"
+    code = (
+        "import sys; from repolens.settings import Settings; from repolens.services import build_services;"
+        "from repolens.indexing.pipeline import index_source;"
+        f"s = build_services(Settings(home=__import__('pathlib').Path({str(home)!r}), embedder='none'));"
+        f"index_source(s.store, s.settings, {str(root)!r}, name='shared')"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    from repolens.services import build_services
+    from repolens.settings import Settings
+
+    svc = build_services(Settings(home=home, embedder="none"))
+    source = svc.store.get_source("shared")
+    assert source is not None and source.state == "Ready"
+    assert len(svc.store.files([source.id])) == 100
+    conn = svc.store._conn
+    assert conn.execute("SELECT count(*) FROM units_fts_docsize").fetchone()[0] == conn.execute(
+        "SELECT count(*) FROM artifacts WHERE kind != 'File'"
+    ).fetchone()[0]
+    assert svc.searcher.search("func_7_3").hits[0].artifact.name == "func_7_3"
+    svc.close()
