@@ -53,7 +53,7 @@ def render(parsed: ParsedFile, *, with_relations: bool) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    for lang in sys.argv[1:]:
+    for lang in (a for a in sys.argv[1:] if not a.startswith("--")):
         directory = FIXTURES / lang
         expected_file = directory / "expected.json"
         previous = json.loads(expected_file.read_text()) if expected_file.exists() else {}

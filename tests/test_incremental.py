@@ -116,3 +116,21 @@ def test_two_concurrent_index_runs_leave_a_consistent_index(make_repo: MakeRepo,
     ).fetchone()[0]
     assert svc.searcher.search("func_7_3").hits[0].artifact.name == "func_7_3"
     svc.close()
+
+
+def test_a_new_index_format_forgets_old_rows_but_keeps_vectors(make_repo: MakeRepo, services: Services) -> None:
+    """When queries or the tokenizer change, files are re-read on the next run; vectors survive."""
+    from repolens.indexing.vectors import backfill
+
+    root = make_repo(FILES)
+    source, _ = index_source(services.store, services.settings, str(root))
+    assert services.embedder is not None
+    embedded = backfill(services.store, source.id, services.embedder)
+    assert services.store.ensure_index_version("some-future-format") is True
+    stale = services.store.get_source(source.name)
+    assert stale is not None and stale.state == "New" and "re-index" in stale.state_reason
+    assert services.searcher.search("alpha_handler").hits == []
+    _, report = index_source(services.store, services.settings, str(root))
+    assert report.files_changed == 4
+    assert backfill(services.store, source.id, services.embedder) == 0 < embedded
+    assert services.searcher.search("alpha_handler").hits[0].artifact.name == "alpha_handler"

@@ -54,7 +54,7 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
                         section.start_line, section.end_line, "", "")
         )  # fmt: skip
     tokens = file_tokens(file.path, lines, artifacts)
-    keys = [embed_key(embedding_text_for(file.path, a, lines)) if a.kind != "File" else None for a in artifacts]
+    keys = [embed_key(embedding_text_for(file.path, a, lines, artifacts)) for a in artifacts]
     return NewFile(
         path=file.path,
         language=file.language,
@@ -178,12 +178,32 @@ def _chunk_sections(parsed: ParsedFile, lines: list[str]) -> list[Section]:
 EMBED_BODY_LINES = 30  # the embedder reads ~128 tokens; more lines would only be cut off
 
 
-def embedding_text_for(path: str, art: UnitLike, lines: list[str]) -> str:
-    """The text embedded for one unit, from stored fields only."""
+def embedding_text_for(path: str, art: UnitLike, lines: list[str], siblings: Sequence[UnitLike]) -> str:
+    """The text embedded for one artifact, from stored fields only.
+
+    A File gets a summary (its path, module doc, then each top-level symbol's name and first
+    doc line): file-shaped questions ("where is X configured") match files, not functions.
+    """
+    if art.kind == "File":
+        return file_summary(path, art.doc, siblings)
     body = "\n".join(lines[art.start_line - 1 : min(art.end_line, art.start_line + EMBED_BODY_LINES - 1)])
     return embedding_text(
         path=path, kind=art.kind, qualified_name=art.qualified_name, signature=art.signature, doc=art.doc, body=body
     )
+
+
+def file_summary(path: str, doc: str, artifacts: Sequence[UnitLike]) -> str:
+    """What a file is about, in the words its authors used for its top-level symbols."""
+    parts = [path]
+    if doc:
+        parts.append(doc.split("\n\n", 1)[0])
+    for art in artifacts:
+        if art.kind == "Symbol" and not art.parent:
+            first = art.doc.split("\n", 1)[0] if art.doc else ""
+            parts.append(f"{art.qualified_name}: {first}" if first else art.qualified_name)
+        elif art.kind == "Chunk" and art.name:
+            parts.append(art.name)
+    return "\n".join(parts)
 
 
 def embed_key(text: str) -> int:

@@ -71,7 +71,8 @@ def backfill(
                 if len(cache) > 64:
                     cache.clear()
                 cache[row.file_id] = store.file_content(row.file_id).split("\n")
-            texts.append(embedding_text_for(row.path, row, cache[row.file_id]))
+            siblings = store.artifacts_in_file_by_id(row.file_id) if row.kind == "File" else []
+            texts.append(embedding_text_for(row.path, row, cache[row.file_id], siblings))
             keys.append(key)
         if not keys:
             break

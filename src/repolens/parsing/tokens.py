@@ -12,6 +12,7 @@ indexes are rebuilt instead of being corrupted by deletes with different tokens.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 TOKENIZER_VERSION = 1
 
@@ -39,25 +40,26 @@ def split_identifier(word: str) -> list[str]:
     return parts
 
 
+@lru_cache(maxsize=1 << 17)
+def _word_tokens(word: str) -> tuple[str, ...]:
+    # Identifiers repeat a great deal within a repository, so each distinct word is split once.
+    if len(word) > _MAX_TOKEN_CHARS:
+        return ()
+    if word[0].isdigit():
+        return (word,) if len(word) <= _MAX_NUMBER_CHARS else ()
+    lower = word.lower().strip("_")
+    if not lower:
+        return ()
+    parts = split_identifier(word)
+    return (lower, *parts) if len(parts) > 1 else (lower,)
+
+
 def identifier_tokens(text: str) -> list[str]:
     """All index tokens of ``text``: each identifier's compound form plus its parts."""
     out: list[str] = []
-    append = out.append
-    for match in _IDENT.finditer(text):
-        word = match.group()
-        if len(word) > _MAX_TOKEN_CHARS:
-            continue
-        if word[0].isdigit():
-            if len(word) <= _MAX_NUMBER_CHARS:
-                append(word)
-            continue
-        lower = word.lower().strip("_")
-        if not lower:
-            continue
-        append(lower)
-        parts = split_identifier(word)
-        if len(parts) > 1:
-            out.extend(parts)
+    extend = out.extend
+    for word in _IDENT.findall(text):
+        extend(_word_tokens(word))
     return out
 
 

@@ -6,7 +6,8 @@ assembles the captures. Capture names are the contract between a query file and 
 ``@definition.<kind>`` + ``@name``
     a symbol of ``<kind>`` (a ``SymbolKind``); ``function`` becomes ``method`` inside a
     class-like parent. Optional in the same match: ``@doc`` (a docstring node) and
-    ``@receiver`` (Go-style receiver type that becomes the parent of a method).
+    ``@receiver`` (Go-style receiver type that becomes the parent of a method; several
+    ``@receiver`` captures join into a dotted path, as for C++ ``ns::Foo::bar``).
 ``@scope`` + ``@scope.name``
     a block that is not a symbol but names the parent of what is inside it (Rust ``impl``).
 ``@call`` / ``@import`` / ``@inherit`` / ``@reference``
@@ -172,12 +173,12 @@ def _collect(
         defs.append(
             _Def(
                 node=node,
-                start=node.start_byte,
+                start=_outer(node).start_byte,
                 end=node.end_byte,
                 kind=kind,
                 name=name,
                 doc_node=doc[0] if doc else None,
-                receiver=_text(receiver[0]) if receiver else None,
+                receiver=".".join(_strip_generics(_text(r)) for r in receiver) if receiver else None,
             )
         )
         return
@@ -207,7 +208,10 @@ def _nest(defs: list[_Def]) -> None:
             stack.pop()
         parent = stack[-1] if stack else None
         if d.receiver:
-            d.qualified = f"{_strip_generics(d.receiver)}.{d.name}"
+            # a receiver is relative to the enclosing scope (C++ `void Foo::bar()` in `namespace ns`)
+            if parent is not None:
+                d.receiver = f"{parent.qualified}.{d.receiver}"
+            d.qualified = f"{d.receiver}.{d.name}"
             d.kind = "method"
         elif parent is not None:
             d.parent = parent
@@ -220,15 +224,15 @@ def _nest(defs: list[_Def]) -> None:
 
 
 def _strip_generics(name: str) -> str:
-    return name.split("[", 1)[0].split("<", 1)[0].lstrip("*&").strip()
+    return name.split("[", 1)[0].split("<", 1)[0].lstrip("*&").strip().replace("::", ".")
 
 
 def _symbol(d: _Def, data: bytes) -> Symbol:
     node = d.node
-    outer = node.parent if node.parent is not None and node.parent.type in _WRAPPERS else node
+    outer = _outer(node)
     parent_name: str | None
     if d.receiver:
-        parent_name = _strip_generics(d.receiver)
+        parent_name = d.receiver
     else:
         parent_name = d.parent.qualified if d.parent is not None else None
     return Symbol(
@@ -236,12 +240,36 @@ def _symbol(d: _Def, data: bytes) -> Symbol:
         qualified_name=d.qualified,
         kind=cast(SymbolKind, d.kind),
         start_line=outer.start_point[0] + 1,
-        end_line=node.end_point[0] + 1,
+        end_line=_end_line(node, data),
         signature=_signature(node, data),
         doc=_doc(d.doc_node) if d.doc_node is not None else _leading_comment(outer),
         parent=parent_name,
         body_line=_body_line(node),
     )
+
+
+def _end_line(node: ts.Node, data: bytes) -> int:
+    """The 1-based last line of ``node``, not counting trailing whitespace: some grammars end a
+    node at the next token (Scala's indented blocks) or after its newline (C's ``#define``)."""
+    end, row = node.end_byte, node.end_point[0]
+    while end > node.start_byte and data[end - 1] in b" \t\r\n":
+        end -= 1
+        if data[end] == 0x0A:
+            row -= 1
+    return row + 1
+
+
+def _outer(node: ts.Node) -> ts.Node:
+    """The wrapper that owns a definition's decorators and comments, if it wraps only this one.
+
+    A grouped declaration (Go ``type ( A ...; B ... )``) wraps several definitions; then
+    each definition is its own outer node, so spans and doc comments stay per member.
+    """
+    parent = node.parent
+    if parent is None or parent.type not in _WRAPPERS:
+        return node
+    same = sum(1 for child in parent.named_children if child.type == node.type)
+    return parent if same == 1 else node
 
 
 def _body(node: ts.Node) -> ts.Node | None:

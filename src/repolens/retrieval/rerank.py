@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 
-RRF_K = 60  # reciprocal-rank-fusion constant from Cormack et al. (2009); flattens rank noise
+# Reciprocal-rank-fusion constant. Cormack et al. (2009) use 60 for long web rankings; our
+# lists are short and their heads matter most, and 10 measured +0.016 NDCG@10 over 60.
+RRF_K = 10
 
 # Fusion weights per query type: identifiers are matched best lexically, questions benefit
 # more from the embedder's paraphrase knowledge.
@@ -16,6 +18,7 @@ LEXICAL_WEIGHT_SYMBOL = 0.7
 LEXICAL_WEIGHT_NATURAL = 0.5
 FILE_LEXICAL_WEIGHT = 0.6  # whole-file BM25 rank: term co-occurrence across a file is strong evidence
 FILE_VECTOR_WEIGHT = 0.3  # the file's best unit similarity, ranked among files
+FILE_SUMMARY_WEIGHT = 0.6  # rank of the file's own summary vector among file summaries
 COHERENCE_WEIGHT = 0.25  # share of the file's summed unit scores (many matching units = on topic)
 
 DEFINITION_BOOST = 3.0  # x max score: the definition of a queried symbol belongs on top
@@ -37,7 +40,7 @@ _TEST_FILE = re.compile(
 )
 _TEST_DIR = re.compile(r"(^|/)(tests?|__tests__|spec|specs|testing|testdata|fixtures)/")
 _SECONDARY_DIR = re.compile(r"(^|/)(examples?|_examples?|samples?|docs_src|compat|_compat|legacy|vendor|third_party|benchmarks?)/")
-_REEXPORT = re.compile(r"(^|/)(__init__\.py|index\.[jt]sx?|mod\.rs|package-info\.java)$")
+_REEXPORT = re.compile(r"(^|/)(__init__\.py|package-info\.java)$")
 _STUB = re.compile(r"(\.d\.ts|\.pyi)$")
 _PROSE = re.compile(r"\.(md|rst|txt|markdown|adoc)$|(^|/)(CHANGES|CHANGELOG|HISTORY|NEWS)[^/]*$", re.IGNORECASE)
 

@@ -164,10 +164,14 @@ class Searcher:
 
         ids = {a for a, _ in lex_units} | {a for a, _ in vec_units}
         rows = self.store.artifacts_by_id(list(ids))
+        # File summaries are embedded too: their hits are file-level evidence, not units.
+        vec_files = [(rows[a].file_id, sim) for a, sim in vec_units if a in rows and rows[a].kind == "File"]
+        vec_units = [(a, sim) for a, sim in vec_units if a in rows and rows[a].kind != "File"]
         for d in definitions:
             rows.setdefault(d.id, d)
         rows = {k: v for k, v in rows.items() if _passes(v, filters)}
-        scored = self._score(analysis, rows, lex_units, lex_files, vec_units, definitions, rerank=rerank)
+        rows = {k: v for k, v in rows.items() if v.kind != "File"}
+        scored = self._score(analysis, rows, lex_units, lex_files, vec_units, vec_files, definitions, rerank=rerank)
         top = _diverse_top(scored, {a: r.file_id for a, r in rows.items()}, limit, decay=rerank)
         hits = [ScoredArtifact(rows[a], by_id[rows[a].source_id], s, sig) for a, s, sig in top]
         return SearchOutcome(
@@ -186,6 +190,7 @@ class Searcher:
         lex_units: list[tuple[int, float]],
         lex_files: list[tuple[int, float]],
         vec_units: list[tuple[int, float]],
+        vec_files: list[tuple[int, float]],
         definitions: list[ArtifactRow],
         *,
         rerank: bool,
@@ -226,6 +231,8 @@ class Searcher:
             seen_files.add(row.file_id)
             file_score[row.file_id] += rr.FILE_VECTOR_WEIGHT * rr.rrf(file_rank)
             file_rank += 1
+        for rank, (f, _) in enumerate(vec_files):
+            file_score[f] += rr.FILE_SUMMARY_WEIGHT * rr.rrf(rank)
         mass: dict[int, float] = defaultdict(float)
         for a, s in unit_score.items():
             mass[rows[a].file_id] += s

@@ -3,7 +3,18 @@
 (class name: (identifier) @name) @definition.class
 (function_declaration name: (identifier) @name) @definition.function
 (generator_function_declaration name: (identifier) @name) @definition.function
-(method_definition name: [(property_identifier) (private_property_identifier) (string)] @name) @definition.method
+(class_body
+  (method_definition
+    name: [(property_identifier) @name (private_property_identifier) @name (string (string_fragment) @name)]) @definition.method)
+; a function-valued class field (`handle = () => {}`) is a method bound to the instance
+(class_body
+  (field_definition
+    property: [(property_identifier) (private_property_identifier)] @name
+    value: [(arrow_function) (function_expression) (generator_function)]) @definition.method)
+; object-literal members are functions; inside a named object (see @scope below) they become its methods
+(object
+  (method_definition
+    name: [(property_identifier) @name (private_property_identifier) @name (string (string_fragment) @name)]) @definition.function)
 (lexical_declaration
   (variable_declarator
     name: (identifier) @name
@@ -16,8 +27,14 @@
   left: (member_expression property: (property_identifier) @name)
   right: [(arrow_function) (function_expression)]) @definition.function
 (pair
-  key: (property_identifier) @name
-  value: [(arrow_function) (function_expression)]) @definition.function
+  key: [(property_identifier) @name (string (string_fragment) @name)]
+  value: [(arrow_function) (function_expression) (generator_function)]) @definition.function
+; `const api = { get() {}, put: () => {} }` names the parent of its members (constants keep their own symbol)
+(variable_declarator
+  name: (identifier) @scope.name
+  value: (object)
+  (#not-match? @scope.name "^[A-Z][A-Z0-9_]+$")) @scope
+(pair key: (property_identifier) @scope.name value: (object)) @scope
 (program
   (lexical_declaration
     (variable_declarator
@@ -33,7 +50,7 @@
   (#match? @name "^[A-Z][A-Z0-9_]+$"))
 
 ; relations
-(call_expression function: [(identifier) @call (member_expression property: (property_identifier) @call)])
+(call_expression function: [(identifier) @call (member_expression property: [(property_identifier) (private_property_identifier)] @call)])
 (new_expression constructor: [(identifier) @call (member_expression property: (property_identifier) @call)])
 (import_statement source: (string (string_fragment) @import))
 (call_expression function: (identifier) @_req arguments: (arguments (string (string_fragment) @import)) (#eq? @_req "require"))

@@ -431,6 +431,14 @@ class SqliteStore:
         )
         return [self._artifact(r) for r in rows]
 
+    def artifacts_in_file_by_id(self, file_id: int) -> list[ArtifactRow]:
+        """Every artifact of one file in insertion order (the order tokens were made in)."""
+        rows = self._conn.execute(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id WHERE a.file_id = ? ORDER BY a.id",
+            (file_id,),
+        )
+        return [self._artifact(r) for r in rows]
+
     def find_artifacts(self, source_ids: Sequence[int], path: str, ident: str) -> list[ArtifactRow]:
         """Artifacts at ``path`` with ``ident`` ('' for the file itself) in the given sources."""
         marks = ",".join("?" * len(source_ids))
@@ -581,8 +589,13 @@ class SqliteStore:
         with self._write() as conn:
             if row is not None:
                 conn.execute("DELETE FROM files")
-                conn.execute("DELETE FROM units_fts")
-                conn.execute("DELETE FROM files_fts")
+                # Contentless FTS5 tables refuse DELETE; 'delete-all' is their way to empty.
+                conn.execute("INSERT INTO units_fts(units_fts) VALUES('delete-all')")
+                conn.execute("INSERT INTO files_fts(files_fts) VALUES('delete-all')")
+                conn.execute(
+                    "UPDATE sources SET state = 'New', state_reason = 'index format changed: re-index needed', "
+                    "file_count = 0, artifact_count = 0"
+                )
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('index_version', ?)", (version,))
         return row is not None
 
