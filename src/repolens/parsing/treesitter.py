@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cache
@@ -61,6 +62,8 @@ QUERY_FILE: dict[str, str] = {"tsx": "typescript"}
 _WRAPPERS = frozenset(
     {"decorated_definition", "export_statement", "annotation", "template_declaration", "type_declaration"}
 )
+# Nodes that precede the definition they annotate as siblings, between it and its comments.
+_ATTRIBUTE_SIBLINGS = frozenset({"attribute_item"})
 _SIGNATURE_MAX_CHARS = 240  # a signature longer than this is a wall of parameters; cut it
 _DOC_MAX_CHARS = 2000  # docstrings beyond this are manuals, and the body holds them anyway
 _RELATION_KINDS: dict[str, RelationKind] = {
@@ -70,6 +73,8 @@ _RELATION_KINDS: dict[str, RelationKind] = {
     "reference": "references",
 }
 _BODY_FIELDS = ("body", "class_body", "block", "declaration_list", "members")
+# XML doc comments (C#'s `/// <summary>`): the wrapping tags are markup, not text
+_XML_DOC_TAG = re.compile(r"</?(?:summary|remarks|returns|value|para)>")
 
 
 @dataclass(slots=True)
@@ -98,9 +103,13 @@ def queries_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
+@cache
 def supported(language: str | None) -> bool:
     """Whether ``language`` has a grammar and a query file."""
-    return language in GRAMMARS
+    if language not in GRAMMARS:
+        return False
+    name = QUERY_FILE.get(language, language)
+    return resources.files("repolens.parsing").joinpath(f"queries/{name}.scm").is_file()
 
 
 @cache
@@ -321,6 +330,10 @@ def _leading_comment(node: ts.Node) -> str:
     lines: list[str] = []
     expected_row = node.start_point[0]
     sibling = node.prev_sibling
+    # attributes that stand beside their item (Rust `#[derive]`) sit between it and its doc
+    while sibling is not None and sibling.type in _ATTRIBUTE_SIBLINGS and sibling.end_point[0] >= expected_row - 1:
+        expected_row = sibling.start_point[0]
+        sibling = sibling.prev_sibling
     while sibling is not None and "comment" in sibling.type and sibling.end_point[0] >= expected_row - 1:
         lines.insert(0, _text(sibling))
         expected_row = sibling.start_point[0]
@@ -336,7 +349,7 @@ def _leading_comment(node: ts.Node) -> str:
                     stripped = stripped[len(marker) :]
                     break
             stripped = stripped.removesuffix("*/").strip()
-            cleaned.append(stripped)
+            cleaned.append(_XML_DOC_TAG.sub("", stripped).strip())
     return _clean_doc("\n".join(cleaned))
 
 
