@@ -8,6 +8,7 @@ from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
+
 from conftest import MakeRepo
 
 Run = Callable[..., CompletedProcess[str]]

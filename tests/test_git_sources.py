@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+
 from conftest import MakeRepo, git
 from gitserver import serve_git
-
 from repolens.errors import NotFound, UnsafeSource
 from repolens.indexing.pipeline import index_source
 from repolens.services import build_services

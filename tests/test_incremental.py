@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from conftest import MakeRepo, git
-
 from repolens.indexing.pipeline import index_source
 from repolens.services import Services
 

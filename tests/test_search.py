@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MakeRepo
 
+from conftest import MakeRepo
 from repolens.domain import SearchFilters
 from repolens.errors import InvalidInput, NotFound
 from repolens.indexing.pipeline import index_source

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 from conftest import MakeRepo
-
 from repolens.domain import Skipped
 from repolens.indexing.pipeline import index_source
 from repolens.services import Services

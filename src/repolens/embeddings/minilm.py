@@ -86,7 +86,7 @@ class MiniLMEmbedder:
                 feeds["token_type_ids"] = np.zeros_like(ids)
             try:
                 hidden = self._session.run(None, feeds)[0]
-            except Exception as exc:  # noqa: BLE001 - onnxruntime raises bare RuntimeErrors
+            except Exception as exc:
                 raise ProviderError(f"embedding failed: {exc}") from exc
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)

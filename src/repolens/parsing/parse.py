@@ -22,7 +22,7 @@ def parse_file(file: SourceFile) -> ParsedFile:
         assert language is not None
         try:
             return treesitter.parse_code(file.text, language)
-        except Exception as exc:  # noqa: BLE001 - any grammar failure must fall back, not abort the run
+        except Exception as exc:
             log.warning("parse failed for %s (%s), using line windows: %s", file.path, language, exc)
             log.debug("parse failure detail", exc_info=True)
             return ParsedFile((), (), tuple(docs.line_windows(1, n_lines)), "lines", error=str(exc))

@@ -24,10 +24,7 @@ _MAX_NUMBER_CHARS = 4  # port numbers and status codes help; long numbers are no
 # Words that carry no meaning in a question about code. Only dropped from queries: the
 # index keeps them so that phrase-like identifiers (``is_empty``) still split fully.
 QUERY_STOPWORDS: frozenset[str] = frozenset(
-    """a an and are as at be by can do does for from has have how i if in into is it its me my
-    not of on or our should so that the their then there these this those to was we what when
-    where which who why will with would you your code file files function functions implement
-    implemented implementation handled handle handles work works used use using""".split()
+    ["a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "not", "of", "on", "or", "our", "should", "so", "that", "the", "their", "then", "there", "these", "this", "those", "to", "was", "we", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your", "code", "file", "files", "function", "functions", "implement", "implemented", "implementation", "handled", "handle", "handles", "work", "works", "used", "use", "using"]
 )
 
 

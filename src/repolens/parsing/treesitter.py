@@ -25,7 +25,15 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, cast
 
-from repolens.domain import CONTAINER_KINDS, SYMBOL_KINDS, ParsedFile, Relation, RelationKind, Symbol, SymbolKind
+from repolens.domain import (
+    CONTAINER_KINDS,
+    SYMBOL_KINDS,
+    ParsedFile,
+    Relation,
+    RelationKind,
+    Symbol,
+    SymbolKind,
+)
 
 if TYPE_CHECKING:
     import tree_sitter as ts

@@ -15,7 +15,7 @@ RRF_K = 10
 # Fusion weights per query type: identifiers are matched best lexically, questions benefit
 # more from the embedder's paraphrase knowledge.
 LEXICAL_WEIGHT_SYMBOL = 0.7
-LEXICAL_WEIGHT_NATURAL = 0.5
+LEXICAL_WEIGHT_NATURAL = 0.4
 FILE_LEXICAL_WEIGHT = 0.6  # whole-file BM25 rank: term co-occurrence across a file is strong evidence
 FILE_VECTOR_WEIGHT = 0.3  # the file's best unit similarity, ranked among files
 FILE_SUMMARY_WEIGHT = 0.3  # rank of the file summary vector among files (0.6 and 1.2 measured worse)

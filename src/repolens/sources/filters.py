@@ -9,22 +9,15 @@ from repolens.domain import SkipReason, SourceFile
 
 # Directories that hold dependencies, build output or tool caches, never the project's code.
 VENDORED_DIRS: frozenset[str] = frozenset(
-    """.git .hg .svn .bzr node_modules bower_components jspm_packages vendor third_party
-    __pycache__ .venv venv .tox .nox .mypy_cache .pytest_cache .ruff_cache .cache .eggs
-    .gradle .idea .next .nuxt .svelte-kit .terraform .repolens .semble dist build target
-    out Pods Carthage DerivedData _build deps .stack-work zig-cache zig-out""".split()
+    [".git", ".hg", ".svn", ".bzr", "node_modules", "bower_components", "jspm_packages", "vendor", "third_party", "__pycache__", ".venv", "venv", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".cache", ".eggs", ".gradle", ".idea", ".next", ".nuxt", ".svelte-kit", ".terraform", ".repolens", ".semble", "dist", "build", "target", "out", "Pods", "Carthage", "DerivedData", "_build", "deps", ".stack-work", "zig-cache", "zig-out"]
 )
 
 BINARY_EXTENSIONS: frozenset[str] = frozenset(
-    """png jpg jpeg gif bmp ico icns webp tiff psd svgz mp3 mp4 m4a wav ogg flac avi mov mkv
-    webm zip gz tgz bz2 xz 7z rar tar jar war ear whl egg so dylib dll exe bin o a lib obj
-    pyc pyo class wasm pdf doc docx xls xlsx ppt pptx ttf otf woff woff2 eot db sqlite
-    sqlite3 pkl npy npz onnx pt safetensors parquet""".split()
+    ["png", "jpg", "jpeg", "gif", "bmp", "ico", "icns", "webp", "tiff", "psd", "svgz", "mp3", "mp4", "m4a", "wav", "ogg", "flac", "avi", "mov", "mkv", "webm", "zip", "gz", "tgz", "bz2", "xz", "7z", "rar", "tar", "jar", "war", "ear", "whl", "egg", "so", "dylib", "dll", "exe", "bin", "o", "a", "lib", "obj", "pyc", "pyo", "class", "wasm", "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "ttf", "otf", "woff", "woff2", "eot", "db", "sqlite", "sqlite3", "pkl", "npy", "npz", "onnx", "pt", "safetensors", "parquet"]
 )
 
 LOCK_FILES: frozenset[str] = frozenset(
-    """package-lock.json yarn.lock pnpm-lock.yaml Cargo.lock poetry.lock Pipfile.lock
-    composer.lock Gemfile.lock go.sum uv.lock mix.lock pubspec.lock""".split()
+    ["package-lock.json", "yarn.lock", "pnpm-lock.yaml", "Cargo.lock", "poetry.lock", "Pipfile.lock", "composer.lock", "Gemfile.lock", "go.sum", "uv.lock", "mix.lock", "pubspec.lock"]
 )
 
 _GENERATED_NAME = re.compile(r"(_pb2(_grpc)?\.py|\.pb\.go|\.g\.dart|\.designer\.cs|\.generated\.\w+)$")

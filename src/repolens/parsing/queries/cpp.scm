@@ -124,7 +124,7 @@
                             (qualified_identifier name: (identifier) @call)])
 (call_expression
   function: (template_function name: (identifier) @call)
-  (#not-any-of? @call "static_cast" "dynamic_cast" "reinterpret_cast" "const_cast"))
+  (#not-match? @call "^(static|dynamic|reinterpret|const)_cast$"))
 (new_expression type: [(type_identifier) @call (qualified_identifier name: (type_identifier) @call)])
 (preproc_include path: [(system_lib_string) @import (string_literal (string_content) @import)])
 (base_class_clause [(type_identifier) @inherit

@@ -18,7 +18,6 @@
   (#any-of? @_mixin "include" "extend" "prepend"))
 (call
   method: (identifier) @call
-  (#not-any-of? @call "require" "require_relative" "load" "include" "extend" "prepend"
-                      "attr_reader" "attr_writer" "attr_accessor" "private" "protected" "public"))
+  (#not-match? @call "^(require|require_relative|load|include|extend|prepend|attr_reader|attr_writer|attr_accessor|private|protected|public|module_function|raise)$"))
 (superclass [(constant) @inherit (scope_resolution) @inherit])
 (constant) @reference
