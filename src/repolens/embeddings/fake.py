@@ -36,4 +36,5 @@ class HashEmbedder:
                 out[row, int.from_bytes(digest, "little") % self.dim] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        return out / norms
+        normed: npt.NDArray[np.float32] = (out / norms).astype(np.float32)
+        return normed

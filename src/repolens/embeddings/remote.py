@@ -46,7 +46,8 @@ class OpenAIEmbedder:
         out = np.array(rows, dtype=np.float32).reshape(len(texts), -1)
         self.dim = out.shape[1]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.clip(norms, 1e-12, None)
+        normed: npt.NDArray[np.float32] = (out / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return normed
 
     def _post(self, client: object, batch: list[str], headers: dict[str, str]) -> list[list[float]]:
         import httpx

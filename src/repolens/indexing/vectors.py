@@ -41,7 +41,8 @@ def decode_many(blobs: Sequence[bytes], dim: int) -> npt.NDArray[np.float32]:
     codes = raw[:, 4:].copy().view(np.int8).astype(np.float32)
     mat = codes * (scales / 127.0)
     norms = np.linalg.norm(mat, axis=1, keepdims=True)
-    return mat / np.clip(norms, 1e-12, None)
+    normed: npt.NDArray[np.float32] = (mat / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return normed
 
 
 def backfill(

@@ -81,6 +81,13 @@ _RELATION_KINDS: dict[str, RelationKind] = {
     "reference": "references",
 }
 _BODY_FIELDS = ("body", "class_body", "block", "declaration_list", "members")
+# Comment nodes whose type does not say "comment" (Haskell's `-- |` doc comments).
+_COMMENT_TYPES = frozenset({"haddock"})
+# Line prefixes of comments, longest first among those that share a start.
+_COMMENT_MARKERS = (
+    "/**", "/*!", "/*", "*/", "///", "//!", "//", "--[[", "]]", "---", "-- |", "-- ^", "--",
+    "{- |", "{-|", "{-", "#", "*",
+)  # fmt: skip
 # XML doc comments (C#'s `/// <summary>`): the wrapping tags are markup, not text
 _XML_DOC_TAG = re.compile(r"</?(?:summary|remarks|returns|value|para)>")
 
@@ -182,11 +189,20 @@ def _collect(
             return
         name = _text(names[0]).strip()
         key = (node.start_byte, node.end_byte, name)
-        if not name or key in seen:
+        doc = captures.get("doc")
+        if not name:
+            return
+        if key in seen:
+            # another pattern matched the same definition; it may be the one that finds its doc
+            # (Elixir's `@doc` attribute before a `def`, matched only by a longer pattern)
+            if doc:
+                same = (d for d in reversed(defs) if d.kind != "scope" and (d.node.start_byte, d.node.end_byte, d.name) == key)
+                first = next(same, None)
+                if first is not None and first.doc_node is None:
+                    first.doc_node = doc[0]
             return
         seen.add(key)
         receiver = captures.get("receiver")
-        doc = captures.get("doc")
         defs.append(
             _Def(
                 node=node,
@@ -209,13 +225,13 @@ def _collect(
                 defs.append(_Def(node, node.start_byte, node.end_byte, "scope", _text(scope_names[0]), None, None))
         return
     for capture, nodes in captures.items():
-        kind = _RELATION_KINDS.get(capture)
-        if kind is None:
+        relation = _RELATION_KINDS.get(capture)
+        if relation is None:
             continue
         for node in nodes:
             target = _text(node).strip().strip("\"'`<>")
             if target:
-                events.append((node.start_byte, kind, target, node.start_point[0] + 1))
+                events.append((node.start_byte, relation, target, node.start_point[0] + 1))
 
 
 def _nest(defs: list[_Def]) -> None:
@@ -266,14 +282,23 @@ def _symbol(d: _Def, data: bytes) -> Symbol:
 
 
 def _end_line(node: ts.Node, data: bytes) -> int:
-    """The 1-based last line of ``node``, not counting trailing whitespace: some grammars end a
-    node at the next token (Scala's indented blocks) or after its newline (C's ``#define``)."""
-    end, row = node.end_byte, node.end_point[0]
+    """The 1-based last line of ``node``, not counting trailing whitespace and comments: some
+    grammars end a node at the next token (Scala's indented blocks, which then also hold the
+    comments before that token) or after its newline (C's ``#define``)."""
+    end = node.end_byte
+    inner = node
+    while inner.child_count:
+        last: ts.Node | None = inner.child(inner.child_count - 1)
+        while last is not None and _is_comment(last):
+            last = last.prev_sibling
+            if last is not None:
+                end = last.end_byte
+        if last is None:
+            break
+        inner = last
     while end > node.start_byte and data[end - 1] in b" \t\r\n":
         end -= 1
-        if data[end] == 0x0A:
-            row -= 1
-    return row + 1
+    return node.end_point[0] - data.count(b"\n", end, node.end_byte) + 1
 
 
 def _outer(node: ts.Node) -> ts.Node:
@@ -315,6 +340,8 @@ def _signature(node: ts.Node, data: bytes) -> str:
 
 
 def _doc(node: ts.Node) -> str:
+    if _is_comment(node):
+        return _comment_text([_text(node)])
     raw = _text(node)
     for quote in ('"""', "'''", '"', "'"):
         prefix_len = 0
@@ -334,30 +361,58 @@ def _clean_doc(raw: str) -> str:
     return text[:_DOC_MAX_CHARS]
 
 
+def _is_comment(node: ts.Node) -> bool:
+    return "comment" in node.type or node.type in _COMMENT_TYPES
+
+
+def _preceding(node: ts.Node, column: int) -> ts.Node | None:
+    """The node just before ``node`` that may hold its doc: the previous sibling, or a comment
+    that a grammar filed elsewhere (at the end of the previous sibling, as Scala's indented
+    blocks do, or at the end of the parent's previous sibling, as Haskell's import list does).
+    A comment found elsewhere only counts if it is not indented deeper than ``column``."""
+    sibling = node.prev_sibling
+    if sibling is not None and (_is_comment(sibling) or sibling.type in _ATTRIBUTE_SIBLINGS):
+        return sibling
+    before = sibling
+    while before is None and node.parent is not None:
+        node = node.parent
+        before = node.prev_sibling
+    last = before
+    while last is not None and not _is_comment(last) and last.child_count:
+        last = last.child(last.child_count - 1)
+    if last is not None and _is_comment(last) and last.start_point[1] <= column:
+        return last
+    return sibling
+
+
 def _leading_comment(node: ts.Node) -> str:
     lines: list[str] = []
-    expected_row = node.start_point[0]
-    sibling = node.prev_sibling
+    expected_row, column = node.start_point
+    sibling = _preceding(node, column)
     # attributes that stand beside their item (Rust `#[derive]`) sit between it and its doc
     while sibling is not None and sibling.type in _ATTRIBUTE_SIBLINGS and sibling.end_point[0] >= expected_row - 1:
         expected_row = sibling.start_point[0]
-        sibling = sibling.prev_sibling
-    while sibling is not None and "comment" in sibling.type and sibling.end_point[0] >= expected_row - 1:
+        sibling = _preceding(sibling, column)
+    while sibling is not None and _is_comment(sibling) and sibling.end_point[0] >= expected_row - 1:
         lines.insert(0, _text(sibling))
         expected_row = sibling.start_point[0]
-        sibling = sibling.prev_sibling
-    if not lines:
-        return ""
+        sibling = _preceding(sibling, column)
+    return _comment_text(lines) if lines else ""
+
+
+def _comment_text(blocks: list[str]) -> str:
+    """The text of comment blocks without their comment markers."""
     cleaned: list[str] = []
-    for block in lines:
+    for block in blocks:
         for line in block.splitlines():
             stripped = line.strip()
-            for marker in ("/**", "/*!", "/*", "*/", "///", "//!", "//", "--[[", "]]", "---", "--", "#", "*"):
+            for marker in _COMMENT_MARKERS:
                 if stripped.startswith(marker):
                     stripped = stripped[len(marker) :]
                     break
-            stripped = stripped.removesuffix("*/").strip()
-            cleaned.append(_XML_DOC_TAG.sub("", stripped).strip())
+            for suffix in ("*/", "-}"):
+                stripped = stripped.removesuffix(suffix)
+            cleaned.append(_XML_DOC_TAG.sub("", stripped.strip()).strip())
     return _clean_doc("\n".join(cleaned))
 
 

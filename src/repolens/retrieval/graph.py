@@ -59,16 +59,14 @@ def relations(
 
 def counts(store: SqliteStore, source: SourceRow, artifact: ArtifactRow) -> dict[str, int]:
     """How many related artifacts exist in every direction."""
-    return {
-        key: _direction(store, source, artifact, direction, 1_000_000).total
-        for key, direction in (
-            ("outgoingCalls", "OutgoingCalls"),
-            ("incomingCalls", "IncomingCalls"),
-            ("ancestors", "Ancestors"),
-            ("descendants", "Descendants"),
-            ("references", "References"),
-        )
-    }
+    pairs: tuple[tuple[str, Direction], ...] = (
+        ("outgoingCalls", "OutgoingCalls"),
+        ("incomingCalls", "IncomingCalls"),
+        ("ancestors", "Ancestors"),
+        ("descendants", "Descendants"),
+        ("references", "References"),
+    )
+    return {key: _direction(store, source, artifact, direction, 1_000_000).total for key, direction in pairs}
 
 
 def _direction(store: SqliteStore, source: SourceRow, art: ArtifactRow, direction: Direction, limit: int) -> RelationGroup:
@@ -88,9 +86,10 @@ def _direction(store: SqliteStore, source: SourceRow, art: ArtifactRow, directio
         edges = store.relations_to([source.id], [art.name], kinds)
         froms = store.artifacts_by_id([f for f, _ in edges])
         for from_id, rel in edges:
-            row = froms.get(from_id)
-            if row is None or row.id == art.id:
+            caller = froms.get(from_id)
+            if caller is None or caller.id == art.id:
                 continue
+            row = caller
             # A call to `name` resolves to this artifact only if no same-file definition of
             # the name shadows it (same rule as outgoing resolution).
             if row.file_id != art.file_id:

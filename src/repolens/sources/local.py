@@ -31,7 +31,7 @@ class Candidate:
 @dataclass(slots=True)
 class _Rules:
     base: str  # repository-relative directory the patterns are relative to ('' for root)
-    spec: pathspec.PathSpec
+    spec: pathspec.GitIgnoreSpec
 
 
 def _load_rules(directory: Path, rel_dir: str) -> list[_Rules]:

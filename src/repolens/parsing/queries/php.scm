@@ -17,8 +17,14 @@
 (object_creation_expression (name) @call (#not-match? @call "^(self|static|parent)$"))
 (object_creation_expression (qualified_name (name) @call .))
 (namespace_use_clause . [(name) @import (qualified_name) @import])
-([(include_expression) (include_once_expression) (require_expression) (require_once_expression)]
-  (string (string_content) @import))
+[(include_expression [(string (string_content) @import) (encapsed_string (string_content) @import)
+                      (parenthesized_expression [(string (string_content) @import) (encapsed_string (string_content) @import)])])
+ (include_once_expression [(string (string_content) @import) (encapsed_string (string_content) @import)
+                           (parenthesized_expression [(string (string_content) @import) (encapsed_string (string_content) @import)])])
+ (require_expression [(string (string_content) @import) (encapsed_string (string_content) @import)
+                      (parenthesized_expression [(string (string_content) @import) (encapsed_string (string_content) @import)])])
+ (require_once_expression [(string (string_content) @import) (encapsed_string (string_content) @import)
+                           (parenthesized_expression [(string (string_content) @import) (encapsed_string (string_content) @import)])])]
 (base_clause [(name) @inherit (qualified_name) @inherit])
 (class_interface_clause [(name) @inherit (qualified_name) @inherit])
 (use_declaration [(name) @inherit (qualified_name) @inherit])

@@ -1,0 +1,33 @@
+; Lua: `function f()` and `local function f()` (functions), `function M.f()`, `function M:f()`
+; and `M.f = function() end` (methods of the table M, so `M.f`; `function a.b.f()` is `a.b.f`),
+; `local f = function() end` and `f = function() end` (functions).
+(function_declaration name: (identifier) @name) @definition.function
+(function_declaration
+  name: [(dot_index_expression table: (_) @receiver field: (identifier) @name)
+         (method_index_expression table: (_) @receiver method: (identifier) @name)]) @definition.method
+(variable_declaration
+  (assignment_statement
+    (variable_list . name: (identifier) @name)
+    (expression_list . value: (function_definition)))) @definition.function
+(chunk
+  (assignment_statement
+    (variable_list . name: (identifier) @name)
+    (expression_list . value: (function_definition))) @definition.function)
+(block
+  (assignment_statement
+    (variable_list . name: (identifier) @name)
+    (expression_list . value: (function_definition))) @definition.function)
+(assignment_statement
+  (variable_list . name: (dot_index_expression table: (_) @receiver field: (identifier) @name))
+  (expression_list . value: (function_definition))) @definition.method
+
+; relations
+(function_call
+  name: (identifier) @_require
+  arguments: (arguments . (string content: (string_content) @import))
+  (#eq? @_require "require"))
+(function_call
+  name: [(identifier) @call
+         (dot_index_expression field: (identifier) @call)
+         (method_index_expression method: (identifier) @call)]
+  (#not-eq? @call "require"))
