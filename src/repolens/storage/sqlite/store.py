@@ -141,11 +141,30 @@ def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode=WAL")
+    _enable_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of the process
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
     return conn
+
+
+_WAL_RETRIES = 50  # x 0.1 s: switching to WAL needs a moment alone with a brand-new file
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    # WAL persists in the file, so only the first opener switches; two first openers at
+    # once can see SQLITE_BUSY (the busy handler does not cover this pragma), so retry.
+    for _ in range(_WAL_RETRIES):
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            time.sleep(0.1)
+    raise StorageError("could not switch the database to WAL mode: it stayed locked")
 
 
 def _pack(text: str) -> bytes:
