@@ -196,8 +196,8 @@ def _collect(
             # another pattern matched the same definition; it may be the one that finds its doc
             # (Elixir's `@doc` attribute before a `def`, matched only by a longer pattern)
             if doc:
-                same = (d for d in reversed(defs) if d.kind != "scope" and (d.node.start_byte, d.node.end_byte, d.name) == key)
-                first = next(same, None)
+                same = (d for d in reversed(defs) if (d.node.start_byte, d.node.end_byte, d.name) == key)
+                first = next((d for d in same if d.kind != "scope"), None)
                 if first is not None and first.doc_node is None:
                     first.doc_node = doc[0]
             return
@@ -263,11 +263,7 @@ def _strip_generics(name: str) -> str:
 def _symbol(d: _Def, data: bytes) -> Symbol:
     node = d.node
     outer = _outer(node)
-    parent_name: str | None
-    if d.receiver:
-        parent_name = d.receiver
-    else:
-        parent_name = d.parent.qualified if d.parent is not None else None
+    parent_name = d.receiver or (d.parent.qualified if d.parent is not None else None)
     return Symbol(
         name=d.name,
         qualified_name=d.qualified,
