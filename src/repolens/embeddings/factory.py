@@ -20,8 +20,12 @@ def load_embedder(settings: Settings) -> Embedder | None:
         from repolens.embeddings.fake import HashEmbedder
 
         return HashEmbedder()
+    if spec.startswith("st:"):
+        from repolens.embeddings.sentence import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(spec.split(":", 1)[1])
     if spec.startswith("openai:"):
         from repolens.embeddings.remote import OpenAIEmbedder
 
         return OpenAIEmbedder(base_url=settings.embed_base_url, model=spec.split(":", 1)[1], api_key=settings.embed_api_key)
-    raise InvalidInput(f"unknown REPOLENS_EMBEDDER {spec!r}: use minilm, none, hash or openai:<model>")
+    raise InvalidInput(f"unknown REPOLENS_EMBEDDER {spec!r}: use minilm, none, hash, st:<model folder> or openai:<model>")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -76,8 +78,13 @@ class Searcher:
     def __init__(self, store: SqliteStore, embedder: Embedder | None) -> None:
         self.store = store
         self.embedder = embedder
-        self._vectors: _VectorCache | None = None
-        self._vector_dim = embedder.dim if embedder is not None else 0
+        self._vectors: dict[int, _VectorCache] = {}
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repolens-embed")
+        return self._executor
 
     # -- sources --------------------------------------------------------------------------
 
@@ -97,19 +104,32 @@ class Searcher:
     # -- vectors --------------------------------------------------------------------------
 
     def _vector_matrix(self, source_ids: tuple[int, ...]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        import numpy as np
+
         from repolens.indexing.vectors import decode_many
 
         assert self.embedder is not None
-        key = (source_ids, self.embedder.name, self.store.generation())
-        if self._vectors is None or self._vectors.key != key:
-            ids, blobs = self.store.vectors(source_ids, self.embedder.name)
-            self._vectors = _VectorCache(key, ids, decode_many(blobs, self.embedder.dim))
-        return self._vectors.ids, self._vectors.matrix
+        generation = self.store.generation()
+        parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = []
+        for sid in source_ids:
+            # One matrix per source, so a search that switches sources reuses the others.
+            key = (sid, self.embedder.name, generation)
+            cached = self._vectors.get(sid)
+            if cached is None or cached.key != key:
+                ids, blobs = self.store.vectors((sid,), self.embedder.name)
+                cached = _VectorCache(key, ids, decode_many(blobs, self.embedder.dim))
+                self._vectors[sid] = cached
+            parts.append((cached.ids, cached.matrix))
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def _vector_candidates(self, text: str, source_ids: tuple[int, ...], limit: int) -> list[tuple[int, float]]:
+    def _vector_candidates(
+        self, text: str, ids: npt.NDArray[np.int64], matrix: npt.NDArray[np.float32], limit: int
+    ) -> list[tuple[int, float]]:
+        """Embed the query and take the nearest units; touches no database (runs in a thread)."""
         import numpy as np
 
-        ids, matrix = self._vector_matrix(source_ids)
         if len(ids) == 0 or self.embedder is None:
             return []
         qvec = self.embedder.embed([text], input_type="query")[0]
@@ -153,11 +173,15 @@ class Searcher:
         if mode == "semantic" and (self.embedder is None or ready == 0):
             raise InvalidInput("semantic search needs vectors: none are ready for these sources")
 
+        pending = None
+        if use_vectors and ready:
+            # The query embedding (onnxruntime, GIL released) runs on the other core while
+            # SQLite answers the lexical queries here.
+            vec_ids, matrix = self._vector_matrix(source_ids)
+            pending = self._pool().submit(self._vector_candidates, analysis.text, vec_ids, matrix, VECTOR_CANDIDATES)
         lex_units = self.store.lexical_units(analysis.terms, source_ids, LEXICAL_CANDIDATES) if use_lexical else []
         lex_files = self.store.lexical_files(analysis.terms, source_ids, FILE_CANDIDATES) if use_lexical else []
-        vec_units = (
-            self._vector_candidates(analysis.text, source_ids, VECTOR_CANDIDATES) if use_vectors and ready else []
-        )
+        vec_units = pending.result() if pending is not None else []
         definitions = (
             self.store.symbols_named(list(analysis.identifiers), source_ids) if rerank and analysis.identifiers else []
         )
@@ -264,12 +288,12 @@ class Searcher:
                 score += boost
                 sig["definition"] = round(boost, 4)
             if not analysis.is_symbol and analysis.keywords:
-                share = rr.keyword_share(row.path, analysis.keywords, _path_parts(row.path))
+                share = _keyword_share(row.path, analysis.keywords)
                 if share >= rr.PATH_KEYWORD_MIN_SHARE:
                     bonus = rr.PATH_KEYWORD_BOOST * base_max * share
                     score += bonus
                     sig["path"] = round(bonus, 4)
-            prior = rr.path_prior(row.path)
+            prior = _path_prior(row.path)
             if prior != 1.0:
                 score *= prior
                 sig["prior"] = prior
@@ -278,6 +302,7 @@ class Searcher:
         return final
 
 
+@lru_cache(maxsize=1 << 16)
 def _path_parts(path: str) -> list[str]:
     from repolens.parsing.tokens import split_identifier
 
@@ -288,6 +313,16 @@ def _path_parts(path: str) -> list[str]:
     if parent:
         parts += [parent.lower(), *split_identifier(parent)]
     return parts
+
+
+@lru_cache(maxsize=1 << 16)
+def _keyword_share(path: str, keywords: tuple[str, ...]) -> float:
+    return rr.keyword_share(path, keywords, _path_parts(path))
+
+
+@lru_cache(maxsize=1 << 16)
+def _path_prior(path: str) -> float:
+    return rr.path_prior(path)
 
 
 def _passes(row: ArtifactRow, filters: SearchFilters) -> bool:

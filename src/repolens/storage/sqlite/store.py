@@ -474,11 +474,13 @@ class SqliteStore:
             return []
         marks = ",".join("?" * len(source_ids))
         name_marks = ",".join("?" * len(names))
+        # Two indexed lookups joined by UNION: an OR across the two columns would scan.
         rows = self._conn.execute(
             f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
-            f"WHERE a.source_id IN ({marks}) AND a.kind = 'Symbol' AND "
-            f"(a.name COLLATE NOCASE IN ({name_marks}) OR a.qualified_name COLLATE NOCASE IN ({name_marks}))",
-            (*source_ids, *names, *names),
+            f"WHERE a.source_id IN ({marks}) AND a.name COLLATE NOCASE IN ({name_marks}) AND a.kind = 'Symbol' "
+            f"UNION SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
+            f"WHERE a.source_id IN ({marks}) AND a.qualified_name COLLATE NOCASE IN ({name_marks}) AND a.kind = 'Symbol'",
+            (*source_ids, *names, *source_ids, *names),
         )
         return [self._artifact(r) for r in rows]
 
