@@ -122,7 +122,9 @@ def file_tokens(path: str, lines: list[str], artifacts: Sequence[UnitLike]) -> F
     return FileTokens(
         path=" ".join(path_tokens(path)),
         symbols=" ".join(symbol_names),
-        body=" ".join(identifier_tokens("\n".join(lines))),
+        # Each token once per file: whole-file BM25 is evidence of topic, and term counts
+        # are already in the unit index; this keeps the file index a third of the size.
+        body=" ".join(dict.fromkeys(identifier_tokens("\n".join(lines)))),
         units=units,
     )
 

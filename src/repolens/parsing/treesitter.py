@@ -73,7 +73,7 @@ _WRAPPERS = frozenset(
 # Nodes that precede the definition they annotate as siblings, between it and its comments.
 _ATTRIBUTE_SIBLINGS = frozenset({"attribute_item"})
 _SIGNATURE_MAX_CHARS = 240  # a signature longer than this is a wall of parameters; cut it
-_DOC_MAX_CHARS = 2000  # docstrings beyond this are manuals, and the body holds them anyway
+_DOC_MAX_CHARS = 800  # the opening of a docstring says what it is; the body holds the rest anyway
 _RELATION_KINDS: dict[str, RelationKind] = {
     "call": "calls",
     "import": "imports",
@@ -432,6 +432,8 @@ def _relations(defs: list[_Def], events: list[tuple[int, str, str, int]]) -> tup
             if owner is not None and kind == "references" and target == owner.name:
                 continue
         key = (source, kind, target)
+        if kind == "references" and (source, "calls", target) in out:
+            continue  # `Foo()` is already a call edge; a reference edge would repeat it
         if key not in out:
             out[key] = Relation(source=source, kind=cast(RelationKind, kind), target=target, line=line)
     return tuple(out.values())

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 _BUSY_TIMEOUT_MS = 60_000  # a concurrent index run holds the write lock for seconds, not minutes
 # Column weights for bm25(): a hit in a symbol's name says far more than one in its body,
 # and a path hit sits in between (measured on the benchmark, see bench/REPORT.md).
@@ -82,7 +82,7 @@ CREATE TABLE IF NOT EXISTS artifacts(
     source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
     file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
     kind TEXT NOT NULL,
-    ident TEXT NOT NULL,
+    ident TEXT,  -- NULL when it equals qualified_name (most symbols): saves a copy per row
     name TEXT NOT NULL,
     qualified_name TEXT NOT NULL,
     symbol_kind TEXT NOT NULL,
@@ -91,26 +91,27 @@ CREATE TABLE IF NOT EXISTS artifacts(
     end_line INTEGER NOT NULL,
     signature TEXT NOT NULL,
     doc TEXT NOT NULL,
-    embed_key INTEGER,
-    UNIQUE(file_id, ident)
+    embed_key INTEGER
 );
+CREATE INDEX IF NOT EXISTS artifacts_file ON artifacts(file_id);
 CREATE INDEX IF NOT EXISTS artifacts_embed ON artifacts(embed_key);
 CREATE INDEX IF NOT EXISTS artifacts_name ON artifacts(source_id, name COLLATE NOCASE);
-CREATE INDEX IF NOT EXISTS artifacts_qname ON artifacts(source_id, qualified_name COLLATE NOCASE);
+-- Clustered by the artifact an edge starts in (no rowid, no second copy for that lookup).
 CREATE TABLE IF NOT EXISTS relations(
     from_id INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
-    source_id INTEGER NOT NULL,
     kind INTEGER NOT NULL,
     target TEXT NOT NULL,
-    line INTEGER NOT NULL
-);
+    line INTEGER NOT NULL,
+    source_id INTEGER NOT NULL,
+    PRIMARY KEY(from_id, kind, target, line)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS relations_target ON relations(source_id, target, kind);
-CREATE INDEX IF NOT EXISTS relations_from ON relations(from_id);
 -- Vectors are content-addressed by the hash of the text that was embedded: a unit whose
 -- text did not change keeps its vector through re-parses, renames and copies.
+CREATE TABLE IF NOT EXISTS models(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS vectors(
     embed_key INTEGER NOT NULL,
-    model TEXT NOT NULL,
+    model INTEGER NOT NULL,  -- models.id: a name per row would cost 20 bytes x every unit
     vec BLOB NOT NULL,
     PRIMARY KEY(embed_key, model)
 ) WITHOUT ROWID;
@@ -127,7 +128,7 @@ _SOURCE_COLUMNS = (
     "created_at, indexed_at, file_count, artifact_count"
 )
 _ARTIFACT_COLUMNS = (
-    "a.id, a.source_id, a.file_id, f.path, a.kind, a.ident, a.name, a.qualified_name, a.symbol_kind, "
+    "a.id, a.source_id, a.file_id, f.path, a.kind, coalesce(a.ident, a.qualified_name), a.name, a.qualified_name, a.symbol_kind, "
     "a.parent, a.start_line, a.end_line, a.signature, a.doc, f.language"
 )
 _UPDATABLE_SOURCE_FIELDS = frozenset(
@@ -190,6 +191,7 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = connect(path)
+        self._model_ids: dict[str, int] = {}
         self._generation = 0  # bumped on each of our own commits; data_version covers others'
         self._count_cache: dict[tuple[int, str], tuple[tuple[int, int], tuple[int, int]]] = {}
         self._init_schema()
@@ -204,7 +206,18 @@ class SqliteStore:
         # CREATE ... IF NOT EXISTS is idempotent, so concurrent first starts are harmless.
         self._conn.executescript(_SCHEMA)
         with self._write() as conn:
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None and int(row[0]) != SCHEMA_VERSION:
+                # Derived data only: sources are kept and marked for re-indexing.
+                for table in ("relations", "vectors", "models", "artifacts", "files", "units_fts", "files_fts"):
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
+                conn.execute("DELETE FROM meta WHERE key = 'index_version'")
+                conn.execute(
+                    "UPDATE sources SET state = 'New', state_reason = 'storage format changed: re-index needed', "
+                    "file_count = 0, artifact_count = 0"
+                )
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._conn.executescript(_SCHEMA)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -324,7 +337,8 @@ class SqliteStore:
             cur = conn.execute(
                 "INSERT INTO artifacts(source_id, file_id, kind, ident, name, qualified_name, symbol_kind, parent, "
                 "start_line, end_line, signature, doc, embed_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (source_id, file_id, art.kind, art.ident, art.name, art.qualified_name, art.symbol_kind, art.parent,
+                (source_id, file_id, art.kind, None if art.ident == art.qualified_name else art.ident, art.name,
+                 art.qualified_name, art.symbol_kind, art.parent,
                  art.start_line, art.end_line, art.signature, art.doc, key),
             )  # fmt: skip
             art_id = cast(int, cur.lastrowid)
@@ -338,7 +352,7 @@ class SqliteStore:
                 (art_id, src, unit_name, new.tokens.path, unit_body),
             )
         conn.executemany(
-            "INSERT INTO relations(from_id, source_id, kind, target, line) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO relations(from_id, source_id, kind, target, line) VALUES (?, ?, ?, ?, ?)",
             [
                 (ids_by_name.get(r.source, file_artifact) if r.source else file_artifact, source_id,
                  RELATION_CODES[r.kind], r.target, r.line)
@@ -463,7 +477,7 @@ class SqliteStore:
         marks = ",".join("?" * len(source_ids))
         rows = self._conn.execute(
             f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
-            f"WHERE a.source_id IN ({marks}) AND f.path = ? AND a.ident = ?",
+            f"WHERE a.source_id IN ({marks}) AND f.path = ? AND coalesce(a.ident, a.qualified_name) = ?",
             (*source_ids, path, ident),
         )
         return [self._artifact(r) for r in rows]
@@ -473,15 +487,20 @@ class SqliteStore:
         if not names or not source_ids:
             return []
         marks = ",".join("?" * len(source_ids))
-        name_marks = ",".join("?" * len(names))
-        # Two indexed lookups joined by UNION: an OR across the two columns would scan.
-        rows = self._conn.execute(
-            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
-            f"WHERE a.source_id IN ({marks}) AND a.name COLLATE NOCASE IN ({name_marks}) AND a.kind = 'Symbol' "
-            f"UNION SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
-            f"WHERE a.source_id IN ({marks}) AND a.qualified_name COLLATE NOCASE IN ({name_marks}) AND a.kind = 'Symbol'",
-            (*source_ids, *names, *source_ids, *names),
-        )
+        # Qualified names (``Router.add_route``) are found through the index on the last
+        # segment and filtered here; a second index on qualified names would cost megabytes.
+        wanted = {n.lower() for n in names}
+        lasts = sorted({n.rsplit(".", 1)[-1] for n in names})
+        last_marks = ",".join("?" * len(lasts))
+        rows = [
+            r
+            for r in self._conn.execute(
+                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
+                f"WHERE a.source_id IN ({marks}) AND a.name COLLATE NOCASE IN ({last_marks}) AND a.kind = 'Symbol'",
+                (*source_ids, *lasts),
+            )
+            if r[6].lower() in wanted or r[7].lower() in wanted
+        ]
         return [self._artifact(r) for r in rows]
 
     def symbols_named_in_path(self, names: Sequence[str], path_like: str, source_ids: Sequence[int]) -> list[ArtifactRow]:
@@ -550,13 +569,24 @@ class SqliteStore:
 
     # -- vectors --------------------------------------------------------------------------
 
+    def _model_id(self, name: str) -> int:
+        cached = self._model_ids.get(name)
+        if cached is not None:
+            return cached
+        row = self._conn.execute("SELECT id FROM models WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            self._conn.execute("INSERT OR IGNORE INTO models(name) VALUES (?)", (name,))
+            row = self._conn.execute("SELECT id FROM models WHERE name = ?", (name,)).fetchone()
+        self._model_ids[name] = int(row[0])
+        return int(row[0])
+
     def units_missing_vectors(self, source_id: int, model: str, limit: int) -> list[tuple[int, int]]:
         """(artifact id, embed key) of one unit per embedding text still lacking a vector."""
         rows = self._conn.execute(
             "SELECT min(a.id), a.embed_key FROM artifacts a WHERE a.source_id = ? AND a.embed_key IS NOT NULL "
             "AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.embed_key = a.embed_key AND v.model = ?) "
             "GROUP BY a.embed_key ORDER BY min(a.id) LIMIT ?",
-            (source_id, model, limit),
+            (source_id, self._model_id(model), limit),
         ).fetchall()
         return [(int(r[0]), int(r[1])) for r in rows]
 
@@ -565,7 +595,7 @@ class SqliteStore:
         row = self._conn.execute(
             "SELECT count(v.embed_key), count(*) FROM artifacts a LEFT JOIN vectors v "
             "ON v.embed_key = a.embed_key AND v.model = ? WHERE a.source_id = ? AND a.embed_key IS NOT NULL",
-            (model, source_id),
+            (self._model_id(model), source_id),
         ).fetchone()
         return int(row[0]), int(row[1])
 
@@ -574,7 +604,7 @@ class SqliteStore:
         with self._write() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO vectors(embed_key, model, vec) VALUES (?, ?, ?)",
-                [(key, model, blob) for key, blob in items],
+                [(key, self._model_id(model), blob) for key, blob in items],
             )
 
     def vectors(self, source_ids: Sequence[int], model: str) -> tuple[npt.NDArray[np.int64], list[bytes]]:
@@ -585,7 +615,7 @@ class SqliteStore:
         rows = self._conn.execute(
             f"SELECT a.id, v.vec FROM artifacts a JOIN vectors v ON v.embed_key = a.embed_key AND v.model = ? "
             f"WHERE a.source_id IN ({marks}) ORDER BY a.id",
-            (model, *source_ids),
+            (self._model_id(model), *source_ids),
         ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
