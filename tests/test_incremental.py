@@ -80,9 +80,9 @@ def test_vectors_are_reused_for_unchanged_units(make_repo: MakeRepo, services: S
     assert embedder is not None
     total = backfill(services.store, source.id, embedder)
     assert total > 3
-    (root / "pkg/gamma.py").write_text("GAMMA_LIMIT = 10\n\ndef gamma_limit():\n    return GAMMA_LIMIT + 1\n")
+    (root / "pkg/alpha.py").write_text(FILES["pkg/alpha.py"].replace("return 'alpha'", "return 'ALPHA'"))
     index_source(services.store, services.settings, str(root))
-    assert backfill(services.store, source.id, embedder) == 1
+    assert backfill(services.store, source.id, embedder) == 1  # the edited function, nothing else
     ready, units = services.store.vector_counts(source.id, embedder.name)
     assert ready == units
 

@@ -36,6 +36,8 @@ def test_gitignore_repolensignore_and_vendored_dirs_are_honoured(make_repo: Make
             "secret/key.py": "KEY = 1\n",
             "generated_docs/index.md": "# docs\n",
             "node_modules/lib/index.js": "module.exports = 1\n",
+            "py311/pyvenv.cfg": "home = /usr/bin\n",
+            "py311/lib/python3.11/site-packages/dep.py": "x = 1\n",
             "pkg/.gitignore": "local_only.py\n",
             "pkg/local_only.py": "x = 1\n",
             "pkg/mod.py": "y = 2\n",
@@ -47,6 +49,7 @@ def test_gitignore_repolensignore_and_vendored_dirs_are_honoured(make_repo: Make
     assert skipped["secret/"] == "ignored"
     assert skipped["generated_docs/"] == "ignored"
     assert skipped["node_modules/"] == "vendored"
+    assert skipped["py311/"] == "vendored"
     assert skipped["pkg/local_only.py"] == "ignored"
 
 

@@ -101,7 +101,7 @@ class ResolvedSource:
 
 
 # Bump when artifact building changes in a way stored rows must not outlive.
-UNITS_VERSION = 2
+UNITS_VERSION = 4
 
 
 def index_version() -> str:

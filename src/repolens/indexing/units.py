@@ -54,7 +54,9 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
                         section.start_line, section.end_line, "", "")
         )  # fmt: skip
     tokens = file_tokens(file.path, lines, artifacts)
-    keys = [embed_key(embedding_text_for(file.path, a, lines, artifacts)) for a in artifacts]
+    keys = [
+        embed_key(embedding_text_for(file.path, a, lines, artifacts)) if worth_embedding(a) else None for a in artifacts
+    ]
     return NewFile(
         path=file.path,
         language=file.language,
@@ -192,6 +194,21 @@ def embedding_text_for(path: str, art: UnitLike, lines: list[str], siblings: Seq
     return embedding_text(
         path=path, kind=art.kind, qualified_name=art.qualified_name, signature=art.signature, doc=art.doc, body=body
     )
+
+
+TRIVIAL_SYMBOL_LINES = 2  # a docless one- or two-liner says nothing its name does not
+
+
+def worth_embedding(art: UnitLike) -> bool:
+    """Whether a vector would add meaning that the lexical index lacks.
+
+    Not embedded: short symbols without a docstring, which their tokens find as well.
+    (Skipping the module-level stretches of code files too cost 0.01 NDCG@10 on the
+    benchmark, so those keep their vectors.)
+    """
+    if art.kind == "Symbol":
+        return bool(art.doc) or art.end_line - art.start_line + 1 > TRIVIAL_SYMBOL_LINES
+    return True
 
 
 def file_summary(path: str, doc: str, artifacts: Sequence[UnitLike]) -> str:

@@ -100,6 +100,10 @@ def _walk_dir(
             if _ignored(rel, True, rules):
                 yield Skipped(rel + "/", "ignored", "matched an ignore rule")
                 continue
+            if os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):
+                # A virtualenv under any name (.venv2, env, py311): installed packages, not code.
+                yield Skipped(rel + "/", "vendored", "Python virtual environment")
+                continue
             sub_rules = rules + _load_rules(Path(entry.path), rel)
             yield from _walk_dir(Path(entry.path), rel, sub_rules, root, max_file_bytes)
             continue

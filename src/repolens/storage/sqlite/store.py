@@ -36,11 +36,11 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _BUSY_TIMEOUT_MS = 60_000  # a concurrent index run holds the write lock for seconds, not minutes
 # Column weights for bm25(): a hit in a symbol's name says far more than one in its body,
 # and a path hit sits in between (measured on the benchmark, see bench/REPORT.md).
-UNIT_WEIGHTS = (0.0, 6.0, 2.0, 1.0)  # src, name, path, body
+UNIT_WEIGHTS = (0.0, 6.0, 1.0)  # src, name, body (paths are matched at file level)
 FILE_WEIGHTS = (0.0, 3.0, 2.0, 1.0)  # src, path, symbols, body
 # Relation kinds are stored as small integers: the table has tens of thousands of rows per repo.
 RELATION_KINDS: tuple[RelationKind, ...] = ("calls", "references", "imports", "inherits")
@@ -116,7 +116,7 @@ CREATE TABLE IF NOT EXISTS vectors(
     PRIMARY KEY(embed_key, model)
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS units_fts USING fts5(
-    src, name, path, body, content='', tokenize="{_FTS_TOKENIZE}"
+    src, name, body, content='', tokenize="{_FTS_TOKENIZE}"
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS files_fts USING fts5(
     src, path, symbols, body, content='', tokenize="{_FTS_TOKENIZE}"
@@ -348,8 +348,8 @@ class SqliteStore:
             if art.kind == "Symbol":
                 ids_by_name.setdefault(art.qualified_name, art_id)
             conn.execute(
-                "INSERT INTO units_fts(rowid, src, name, path, body) VALUES (?, ?, ?, ?, ?)",
-                (art_id, src, unit_name, new.tokens.path, unit_body),
+                "INSERT INTO units_fts(rowid, src, name, body) VALUES (?, ?, ?, ?)",
+                (art_id, src, unit_name, unit_body),
             )
         conn.executemany(
             "INSERT OR IGNORE INTO relations(from_id, source_id, kind, target, line) VALUES (?, ?, ?, ?, ?)",
@@ -382,8 +382,8 @@ class SqliteStore:
                 if art.kind == "File":
                     continue
                 conn.execute(
-                    "INSERT INTO units_fts(units_fts, rowid, src, name, path, body) VALUES ('delete', ?, ?, ?, ?, ?)",
-                    (art.id, src, unit_name, tokens.path, unit_body),
+                    "INSERT INTO units_fts(units_fts, rowid, src, name, body) VALUES ('delete', ?, ?, ?, ?)",
+                    (art.id, src, unit_name, unit_body),
                 )
             conn.execute(
                 "INSERT INTO files_fts(files_fts, rowid, src, path, symbols, body) VALUES ('delete', ?, ?, ?, ?, ?)",
