@@ -141,7 +141,7 @@ def main() -> int:
         print(f"[index] {name}: {row['source_mb']:.2f} MB in {cold:.2f}s ({row['mb_per_s']:.2f} MB/s), "
               f"unchanged {warm * 1000:.0f} ms, one file {one_changed * 1000:.0f} ms, "
               f"{vec_count} vectors at {vec_rate:.1f}/s", flush=True)  # fmt: skip
-    store.checkpoint()
+    store.compact()  # as `repolens index` does after every run
     total_source = sum(float(r["source_mb"]) for r in index_rows)  # type: ignore[arg-type]
     db_mb = store.size_bytes() / 1e6
 

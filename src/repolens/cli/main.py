@@ -116,7 +116,7 @@ def index(location: str, name: str | None, branch: str | None, no_vectors: bool,
             if embedder is not None and not no_vectors:
                 on_progress = progress.vectors if progress is not None else None
                 report.vectors_embedded = backfill(services.store, source.id, embedder, on_progress=on_progress)
-                services.store.collect_vector_garbage()
+            services.store.compact()
             if embedder is not None:
                 report.vectors_ready, report.vectors_total = services.store.vector_counts(source.id, embedder.name)
         finally:
@@ -402,7 +402,7 @@ def sources_remove(name: str) -> None:
         if s is None:
             raise NotFound(f"unknown source {name!r}")
         services.store.delete_source(s.id, tokenize=file_tokens)
-        services.store.collect_vector_garbage()
+        services.store.compact()
         click.echo(f"removed {s.name}")
 
 

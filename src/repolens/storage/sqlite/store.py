@@ -203,6 +203,9 @@ class SqliteStore:
     # -- schema ---------------------------------------------------------------------------
 
     def _init_schema(self) -> None:
+        if self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            # Only settable before the first table: lets compact() return freed pages to the disk.
+            self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         # CREATE ... IF NOT EXISTS is idempotent, so concurrent first starts are harmless.
         self._conn.executescript(_SCHEMA)
         with self._write() as conn:
@@ -626,6 +629,12 @@ class SqliteStore:
                 "DELETE FROM vectors WHERE NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.embed_key = vectors.embed_key)"
             )
             return cur.rowcount
+
+    def compact(self) -> None:
+        """Drop orphaned vectors and give freed pages back, so re-indexing never grows the file."""
+        self.collect_vector_garbage()
+        self._conn.execute("PRAGMA incremental_vacuum")
+        self.checkpoint()
 
     def ensure_index_version(self, version: str) -> bool:
         """Forget every file if the parser/tokenizer fingerprint changed; True if it did.
