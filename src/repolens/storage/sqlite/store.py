@@ -142,6 +142,9 @@ def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    # Settable only on an empty file, before WAL writes its header: lets compact() hand
+    # freed pages back to the file system instead of growing with every re-index.
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     _enable_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of the process
     conn.execute("PRAGMA foreign_keys=ON")
@@ -203,9 +206,6 @@ class SqliteStore:
     # -- schema ---------------------------------------------------------------------------
 
     def _init_schema(self) -> None:
-        if self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
-            # Only settable before the first table: lets compact() return freed pages to the disk.
-            self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         # CREATE ... IF NOT EXISTS is idempotent, so concurrent first starts are harmless.
         self._conn.executescript(_SCHEMA)
         with self._write() as conn:
