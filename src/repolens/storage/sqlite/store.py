@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _BUSY_TIMEOUT_MS = 60_000  # a concurrent index run holds the write lock for seconds, not minutes
 # Column weights for bm25(): a hit in a symbol's name says far more than one in its body,
 # and a path hit sits in between (measured on the benchmark, see bench/REPORT.md).
@@ -107,14 +107,17 @@ CREATE TABLE IF NOT EXISTS relations(
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS relations_target ON relations(source_id, target, kind);
 -- Vectors are content-addressed by the hash of the text that was embedded: a unit whose
--- text did not change keeps its vector through re-parses, renames and copies.
+-- text did not change keeps its vector through re-parses, renames and copies. A rowid table
+-- (append-only, dense pages) with the hash in an index: clustering 400-byte rows on a random
+-- hash would split pages on every insert and leave the table a third empty.
 CREATE TABLE IF NOT EXISTS models(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS vectors(
+    id INTEGER PRIMARY KEY,
     embed_key INTEGER NOT NULL,
     model INTEGER NOT NULL,  -- models.id: a name per row would cost 20 bytes x every unit
-    vec BLOB NOT NULL,
-    PRIMARY KEY(embed_key, model)
-) WITHOUT ROWID;
+    vec BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS vectors_key ON vectors(embed_key, model);
 CREATE VIRTUAL TABLE IF NOT EXISTS units_fts USING fts5(
     src, name, body, content='', tokenize="{_FTS_TOKENIZE}"
 );
