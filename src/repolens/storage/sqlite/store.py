@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _BUSY_TIMEOUT_MS = 60_000  # a concurrent index run holds the write lock for seconds, not minutes
 # Column weights for bm25(): a hit in a symbol's name says far more than one in its body,
 # and a path hit sits in between (measured on the benchmark, see bench/REPORT.md).
@@ -46,7 +46,7 @@ FILE_WEIGHTS = (0.0, 3.0, 2.0, 1.0)  # src, path, symbols, body
 RELATION_KINDS: tuple[RelationKind, ...] = ("calls", "references", "imports", "inherits")
 RELATION_CODES: dict[str, int] = {k: i for i, k in enumerate(RELATION_KINDS)}
 _FTS_TOKENIZE = "porter unicode61 tokenchars '_'"
-_COMPRESS_LEVEL = 1  # fastest zlib level: index speed matters more than the last few bytes
+_COMPRESS_LEVEL = 6  # zlib's default: ~12% smaller than level 1 for ~0.3 s more per 18 MB indexed
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -94,7 +94,6 @@ CREATE TABLE IF NOT EXISTS artifacts(
     embed_key INTEGER
 );
 CREATE INDEX IF NOT EXISTS artifacts_file ON artifacts(file_id);
-CREATE INDEX IF NOT EXISTS artifacts_embed ON artifacts(embed_key);
 CREATE INDEX IF NOT EXISTS artifacts_name ON artifacts(source_id, name COLLATE NOCASE);
 -- Clustered by the artifact an edge starts in (no rowid, no second copy for that lookup).
 CREATE TABLE IF NOT EXISTS relations(
@@ -628,8 +627,9 @@ class SqliteStore:
     def collect_vector_garbage(self) -> int:
         """Drop vectors no artifact refers to any more; return how many."""
         with self._write() as conn:
+            # NOT IN builds one temporary index over the keys in use; no permanent index needed.
             cur = conn.execute(
-                "DELETE FROM vectors WHERE NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.embed_key = vectors.embed_key)"
+                "DELETE FROM vectors WHERE embed_key NOT IN (SELECT embed_key FROM artifacts WHERE embed_key IS NOT NULL)"
             )
             return cur.rowcount
 
