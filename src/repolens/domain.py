@@ -153,3 +153,14 @@ class SearchFilters:
     sources: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()  # repository-relative prefixes
     extensions: tuple[str, ...] = ()  # without the dot, lower case
+
+    def accepts(self, path: str) -> bool:
+        """Whether a repository-relative path passes the path and extension filters."""
+        if self.paths and not any(path.startswith(p.lstrip("/")) for p in self.paths):
+            return False
+        if self.extensions:
+            name = path.rsplit("/", 1)[-1]
+            ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+            if ext not in self.extensions:
+                return False
+        return True

@@ -65,7 +65,7 @@ def grep(
     name_hits: list[GrepHit] = []
     needle = pattern if case_sensitive else pattern.lower()
     for row, text in store.iter_contents(list(by_id)):
-        if not _passes(row.path, filters):
+        if not filters.accepts(row.path):
             continue
         hit = GrepHit(by_id[row.source_id], row)
         for m in compiled.finditer(text):
@@ -94,13 +94,3 @@ def grep(
     hits.sort(key=lambda h: -h.match_count)
     return (hits + name_hits)[:limit]
 
-
-def _passes(path: str, filters: SearchFilters) -> bool:
-    if filters.paths and not any(path.startswith(p.lstrip("/")) for p in filters.paths):
-        return False
-    if filters.extensions:
-        name = path.rsplit("/", 1)[-1]
-        ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-        if ext not in filters.extensions:
-            return False
-    return True

@@ -193,7 +193,7 @@ class Searcher:
         vec_units = [(a, sim) for a, sim in vec_units if a in rows and rows[a].kind != "File"]
         for d in definitions:
             rows.setdefault(d.id, d)
-        rows = {k: v for k, v in rows.items() if _passes(v, filters)}
+        rows = {k: v for k, v in rows.items() if filters.accepts(v.path)}
         rows = {k: v for k, v in rows.items() if v.kind != "File"}
         scored = self._score(analysis, rows, lex_units, lex_files, vec_units, vec_files, definitions, rerank=rerank)
         top = _diverse_top(scored, {a: r.file_id for a, r in rows.items()}, limit, decay=rerank)
@@ -323,16 +323,6 @@ def _keyword_share(path: str, keywords: tuple[str, ...]) -> float:
 @lru_cache(maxsize=1 << 16)
 def _path_prior(path: str) -> float:
     return rr.path_prior(path)
-
-
-def _passes(row: ArtifactRow, filters: SearchFilters) -> bool:
-    if filters.paths and not any(row.path.startswith(p.lstrip("/")) for p in filters.paths):
-        return False
-    if filters.extensions:
-        ext = row.path.rsplit(".", 1)[-1].lower() if "." in row.path.rsplit("/", 1)[-1] else ""
-        if ext not in filters.extensions:
-            return False
-    return True
 
 
 def _diverse_top(
