@@ -29,8 +29,7 @@ from repolens.sources import git
 from repolens.sources.filters import classify_content, content_hash, make_source_file
 from repolens.sources.languages import language_of
 from repolens.sources.local import Candidate, walk
-from repolens.storage.base import NewFile, SourceRow
-from repolens.storage.sqlite.store import SqliteStore
+from repolens.storage.base import NewFile, SourceRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ def _parse_one(file: SourceFile) -> NewFile:
 
 
 def index_source(
-    store: SqliteStore,
+    store: Store,
     settings: Settings,
     location: str,
     *,
@@ -201,7 +200,7 @@ def index_source(
 
 
 def _run(
-    store: SqliteStore,
+    store: Store,
     settings: Settings,
     source: SourceRow,
     resolved: ResolvedSource,

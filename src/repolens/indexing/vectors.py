@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from repolens.embeddings.base import Embedder
 from repolens.indexing.units import embedding_text_for
-from repolens.storage.sqlite.store import SqliteStore
+from repolens.storage.base import Store
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,7 +46,7 @@ def decode_many(blobs: Sequence[bytes], dim: int) -> npt.NDArray[np.float32]:
 
 
 def backfill(
-    store: SqliteStore,
+    store: Store,
     source_id: int,
     embedder: Embedder,
     *,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from repolens.errors import Conflict, InvalidInput, NotFound
-from repolens.storage.base import ArtifactRow, SourceRow
-from repolens.storage.sqlite.store import SqliteStore
+from repolens.storage.base import ArtifactRow, SourceRow, Store
 
 MAX_IDENTIFIER_CHARS = 2048  # longer than any real path plus symbol; refuse before parsing
 
@@ -44,7 +43,7 @@ def parse_identifier(identifier: str) -> ParsedIdentifier:
     return ParsedIdentifier(parts[0], parts[1].lstrip("/"), ident.strip())
 
 
-def resolve_source(store: SqliteStore, name: str, *, data_source: str | None = None) -> SourceRow:
+def resolve_source(store: Store, name: str, *, data_source: str | None = None) -> SourceRow:
     """The source an identifier names: exact name, id, or a unique ``repo`` suffix."""
     if data_source:
         chosen = store.get_source(data_source)
@@ -63,7 +62,7 @@ def resolve_source(store: SqliteStore, name: str, *, data_source: str | None = N
     raise NotFound(f"unknown source {name!r}")
 
 
-def find_artifact(store: SqliteStore, identifier: str, *, data_source: str | None = None) -> tuple[SourceRow, ArtifactRow]:
+def find_artifact(store: Store, identifier: str, *, data_source: str | None = None) -> tuple[SourceRow, ArtifactRow]:
     """Resolve one identifier to exactly one artifact (NotFound or Conflict otherwise)."""
     parsed = parse_identifier(identifier)
     source = resolve_source(store, parsed.source, data_source=data_source)
@@ -82,7 +81,7 @@ def find_artifact(store: SqliteStore, identifier: str, *, data_source: str | Non
     return source, rows[0]
 
 
-def fetch(store: SqliteStore, identifiers: list[str], *, data_source: str | None = None) -> list[FetchedArtifact]:
+def fetch(store: Store, identifiers: list[str], *, data_source: str | None = None) -> list[FetchedArtifact]:
     """Full content of each identifier; unknown ones come back with ``found=False``.
 
     Malformed identifiers raise ``InvalidInput``; ambiguous ones raise ``Conflict``.

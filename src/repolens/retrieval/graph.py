@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from repolens.errors import InvalidInput
-from repolens.storage.base import ArtifactRow, SourceRow
-from repolens.storage.sqlite.store import SqliteStore
+from repolens.storage.base import ArtifactRow, SourceRow, Store
 
 Profile = Literal["calls", "inheritance", "references", "all"]
 Direction = Literal["OutgoingCalls", "IncomingCalls", "Ancestors", "Descendants", "References"]
@@ -38,7 +37,7 @@ class RelationGroup:
     total: int = 0
 
 
-def _resolve(store: SqliteStore, source: SourceRow, name: str, near: ArtifactRow, kinds: frozenset[str]) -> list[ArtifactRow]:
+def _resolve(store: Store, source: SourceRow, name: str, near: ArtifactRow, kinds: frozenset[str]) -> list[ArtifactRow]:
     rows = [r for r in store.symbols_named([name], [source.id]) if r.name == name and r.symbol_kind in kinds]
     same_file = [r for r in rows if r.file_id == near.file_id]
     if same_file:
@@ -47,7 +46,7 @@ def _resolve(store: SqliteStore, source: SourceRow, name: str, near: ArtifactRow
 
 
 def relations(
-    store: SqliteStore, source: SourceRow, artifact: ArtifactRow, *, profile: Profile, max_per_type: int
+    store: Store, source: SourceRow, artifact: ArtifactRow, *, profile: Profile, max_per_type: int
 ) -> list[RelationGroup]:
     """Related artifacts in each direction of ``profile``, at most ``max_per_type`` each."""
     if profile not in PROFILES:
@@ -57,7 +56,7 @@ def relations(
     return [_direction(store, source, artifact, d, max_per_type) for d in PROFILES[profile]]
 
 
-def counts(store: SqliteStore, source: SourceRow, artifact: ArtifactRow) -> dict[str, int]:
+def counts(store: Store, source: SourceRow, artifact: ArtifactRow) -> dict[str, int]:
     """How many related artifacts exist in every direction."""
     pairs: tuple[tuple[str, Direction], ...] = (
         ("outgoingCalls", "OutgoingCalls"),
@@ -69,7 +68,7 @@ def counts(store: SqliteStore, source: SourceRow, artifact: ArtifactRow) -> dict
     return {key: _direction(store, source, artifact, direction, 1_000_000).total for key, direction in pairs}
 
 
-def _direction(store: SqliteStore, source: SourceRow, art: ArtifactRow, direction: Direction, limit: int) -> RelationGroup:
+def _direction(store: Store, source: SourceRow, art: ArtifactRow, direction: Direction, limit: int) -> RelationGroup:
     group = RelationGroup(direction)
     found: dict[int, tuple[ArtifactRow, int]] = {}
     if direction in ("OutgoingCalls", "Ancestors"):

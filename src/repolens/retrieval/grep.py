@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 
 from repolens.domain import SearchFilters
 from repolens.errors import InvalidInput
-from repolens.storage.base import FileRow, SourceRow
-from repolens.storage.sqlite.store import SqliteStore
+from repolens.storage.base import FileRow, SourceRow, Store
 
 MAX_MATCHES_PER_FILE = 20  # the count says how many more there are; the lines are the preview
 MAX_LINE_CHARS = 300  # minified or data lines are cut in the preview
@@ -37,7 +36,7 @@ class GrepHit:
 
 
 def grep(
-    store: SqliteStore,
+    store: Store,
     sources: list[SourceRow],
     pattern: str,
     *,

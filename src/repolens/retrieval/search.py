@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 from repolens.domain import SearchFilters
@@ -27,8 +27,7 @@ from repolens.embeddings.base import Embedder
 from repolens.errors import InvalidInput, NotFound
 from repolens.retrieval import rerank as rr
 from repolens.retrieval.query import QueryAnalysis, analyze
-from repolens.storage.base import ArtifactRow, SourceRow
-from repolens.storage.sqlite.store import SqliteStore
+from repolens.storage.base import ArtifactRow, SourceRow, Store
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,7 +74,7 @@ class _VectorCache:
 class Searcher:
     """Search over one store, with the vector matrix cached between queries."""
 
-    def __init__(self, store: SqliteStore, embedder: Embedder | None) -> None:
+    def __init__(self, store: Store, embedder: Embedder | None) -> None:
         self.store = store
         self.embedder = embedder
         self._vectors: dict[int, _VectorCache] = {}

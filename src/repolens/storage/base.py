@@ -7,7 +7,7 @@ across calls; only their order within one answer matters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -124,52 +124,133 @@ class NewFile:
 
 
 class Store(Protocol):
-    """Everything persisted: sources, files, artifacts, relations, lexical and vector data."""
+    """Everything persisted: sources, files, artifacts, relations, lexical and vector data.
+
+    Writes are transactional per call: ``replace_files`` leaves readers with either the old
+    or the new state of a source. Lexical scores are "higher is better" within one answer.
+    """
 
     def close(self) -> None:
         """Release connections."""
+        ...
 
     # sources
     def get_source(self, name_or_id: str) -> SourceRow | None:
         """A source by name (case-insensitive) or public id."""
+        ...
 
     def list_sources(self) -> list[SourceRow]:
         """All sources, by name."""
+        ...
 
-    def create_source(self, *, name: str, location: str, branch: str | None, description: str) -> SourceRow:
+    def create_source(self, *, name: str, location: str, branch: str | None, description: str = "") -> SourceRow:
         """Register a new source in state New."""
+        ...
 
     def update_source(self, source_id: int, **fields: object) -> None:
-        """Set columns of a source (state, commit, counts, ...)."""
+        """Set columns of a source (state, commit_sha, counts, ...)."""
+        ...
 
-    def delete_source(self, source_id: int) -> None:
+    def delete_source(self, source_id: int, *, tokenize: Tokenize) -> None:
         """Remove a source and everything derived from it."""
+        ...
 
-    # files
+    # files and artifacts
+    def ensure_index_version(self, version: str) -> bool:
+        """Forget every file if the index fingerprint changed; True if it did."""
+        ...
+
     def file_hashes(self, source_id: int) -> dict[str, str]:
         """path -> content hash of every stored file of a source."""
+        ...
 
-    def replace_files(self, source_id: int, *, upserts: Iterable[NewFile], deletes: Iterable[str]) -> int:
-        """Atomically write new/changed files and drop deleted ones; return files written."""
+    def replace_files(
+        self, source_id: int, *, upserts: Iterable[NewFile], deletes: Iterable[str], tokenize: Tokenize
+    ) -> int:
+        """Write changed files and drop deleted ones in one transaction; return files written."""
+        ...
 
     def file_content(self, file_id: int) -> str:
         """The stored text of a file."""
+        ...
 
     def files(self, source_ids: Sequence[int]) -> list[FileRow]:
         """All files of the given sources."""
+        ...
 
-    # artifacts and search
+    def iter_contents(self, source_ids: Sequence[int]) -> Iterator[tuple[FileRow, str]]:
+        """Every file of the given sources with its text."""
+        ...
+
     def artifacts_by_id(self, ids: Sequence[int]) -> dict[int, ArtifactRow]:
-        """Artifacts by row id."""
+        """Artifacts by row id (missing ids are absent)."""
+        ...
 
-    def lexical_units(self, terms: Sequence[str], source_ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
-        """(artifact id, score) of symbol and chunk units matching any term."""
+    def artifacts_in_path(self, source_id: int, path: str) -> list[ArtifactRow]:
+        """Every artifact of one file, in line order."""
+        ...
 
-    def lexical_files(self, terms: Sequence[str], source_ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
-        """(file id, score) of whole files matching any term."""
+    def artifacts_in_file_by_id(self, file_id: int) -> list[ArtifactRow]:
+        """Every artifact of one file, in insertion order."""
+        ...
+
+    def find_artifacts(self, source_ids: Sequence[int], path: str, ident: str) -> list[ArtifactRow]:
+        """Artifacts at ``path`` with ``ident`` ('' for the file itself)."""
+        ...
 
     def symbols_named(self, names: Sequence[str], source_ids: Sequence[int]) -> list[ArtifactRow]:
-        """Symbol artifacts whose name or qualified name is one of ``names`` (case-insensitive)."""
+        """Symbols whose name or qualified name is one of ``names`` (case-insensitive)."""
+        ...
 
-    def vectors(self, source_ids: Sequence[int], model: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """(artifact ids, unit vectors) stored for ``model``."""
+    # search
+    def lexical_units(self, terms: Sequence[str], source_ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
+        """(artifact id, score) of symbol and chunk units matching any term, best first."""
+        ...
+
+    def lexical_files(self, terms: Sequence[str], source_ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
+        """(file id, score) of whole files matching any term, best first."""
+        ...
+
+    def relations_from(self, artifact_ids: Sequence[int], kinds: Sequence[str]) -> list[tuple[int, Relation]]:
+        """(artifact id, edge) for edges that start in the given artifacts."""
+        ...
+
+    def relations_to(
+        self, source_ids: Sequence[int], targets: Sequence[str], kinds: Sequence[str]
+    ) -> list[tuple[int, Relation]]:
+        """(artifact id the edge starts in, edge) for edges whose target is one of ``targets``."""
+        ...
+
+    # vectors
+    def units_missing_vectors(self, source_id: int, model: str, limit: int) -> list[tuple[int, int]]:
+        """(artifact id, embed key) of one unit per embedding text still lacking a vector."""
+        ...
+
+    def vector_counts(self, source_id: int, model: str) -> tuple[int, int]:
+        """(units with a vector for ``model``, all embeddable units) of a source."""
+        ...
+
+    def vector_counts_cached(self, source_id: int, model: str) -> tuple[int, int]:
+        """``vector_counts``, recomputed only when the database changed."""
+        ...
+
+    def put_vectors(self, model: str, items: Sequence[tuple[int, bytes]]) -> None:
+        """Store encoded vectors by embed key."""
+        ...
+
+    def vectors(self, source_ids: Sequence[int], model: str) -> tuple[npt.NDArray[np.int64], list[bytes]]:
+        """(artifact ids, encoded vectors) for ``model`` of every unit in the given sources."""
+        ...
+
+    # housekeeping
+    def generation(self) -> tuple[int, int]:
+        """Changes whenever anything commits (cache key)."""
+        ...
+
+    def compact(self) -> None:
+        """Drop orphaned vectors and return freed space."""
+        ...
+
+    def size_bytes(self) -> int:
+        """Bytes on disk."""
+        ...

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from repolens.domain import ArtifactKind, Relation, RelationKind
+from repolens.domain import Relation, RelationKind
 from repolens.errors import Conflict, InvalidInput, StorageError
 from repolens.storage.base import ArtifactRow, FileRow, NewFile, SourceRow, Tokenize
 
@@ -413,14 +413,6 @@ class SqliteStore:
         )
         return [FileRow(*r) for r in rows]
 
-    def file_by_path(self, source_id: int, path: str) -> FileRow | None:
-        """One file of a source by its repository-relative path."""
-        row = self._conn.execute(
-            "SELECT id, source_id, path, language, sha, size, n_lines, parser FROM files WHERE source_id = ? AND path = ?",
-            (source_id, path),
-        ).fetchone()
-        return FileRow(*row) if row else None
-
     def iter_contents(self, source_ids: Sequence[int]) -> Iterator[tuple[FileRow, str]]:
         """Every file of the given sources with its text (for grep)."""
         marks = ",".join("?" * len(source_ids))
@@ -450,15 +442,6 @@ class SqliteStore:
             for row in rows:
                 out[row[0]] = self._artifact(row)
         return out
-
-    def artifacts_in_file(self, file_id: int) -> list[ArtifactRow]:
-        """Every artifact of one file, in line order."""
-        rows = self._conn.execute(
-            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
-            "WHERE a.file_id = ? ORDER BY a.start_line, a.end_line DESC",
-            (file_id,),
-        )
-        return [self._artifact(r) for r in rows]
 
     def artifacts_in_path(self, source_id: int, path: str) -> list[ArtifactRow]:
         """Every artifact of the file at ``path`` in a source, in line order."""
@@ -506,17 +489,6 @@ class SqliteStore:
             )
             if r[6].lower() in wanted or r[7].lower() in wanted
         ]
-        return [self._artifact(r) for r in rows]
-
-    def symbols_named_in_path(self, names: Sequence[str], path_like: str, source_ids: Sequence[int]) -> list[ArtifactRow]:
-        """Symbols named one of ``names`` in files whose path matches the LIKE pattern."""
-        marks = ",".join("?" * len(source_ids))
-        name_marks = ",".join("?" * len(names))
-        rows = self._conn.execute(
-            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
-            f"WHERE a.source_id IN ({marks}) AND a.kind = 'Symbol' AND a.name IN ({name_marks}) AND f.path LIKE ?",
-            (*source_ids, *names, path_like),
-        )
         return [self._artifact(r) for r in rows]
 
     # -- lexical search -------------------------------------------------------------------
@@ -694,9 +666,3 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
-
-def artifact_kind(value: str) -> ArtifactKind:
-    """Narrow a stored kind string."""
-    if value not in ("Symbol", "File", "Chunk"):
-        raise StorageError(f"unknown artifact kind {value!r}")
-    return cast(ArtifactKind, value)
