@@ -113,7 +113,7 @@ def test_relations_cover_calls_and_inheritance(indexed: tuple[Path, Run]) -> Non
     incoming = {g["relationType"]: g for g in callers["relationships"]}["IncomingCalls"]
     assert incoming["items"][0]["identifier"] == "acme/geo::svc/report.py::report"
     missing = json.loads(run("relations", "acme/geo::svc/shapes.py::Nope", "--json", check=True).stdout)
-    assert missing == {"sourceIdentifier": "acme/geo::svc/shapes.py::Nope", "profile": "calls", "found": False}
+    assert missing == {"sourceIdentifier": "acme/geo::svc/shapes.py::Nope", "profile": "CallsOnly", "found": False}
 
 
 def test_sources_list_show_and_remove(indexed: tuple[Path, Run]) -> None:

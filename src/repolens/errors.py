@@ -5,7 +5,11 @@ Surfaces translate these into their own error shapes in one place each::
     RepolensError
       + InvalidInput        the caller asked for something malformed (CLI exit 2, HTTP 400)
         - UnsafeSource      a URL or path refused for safety (option-shaped, ext::, outside roots)
+      + Unauthorized        no key, an unknown, revoked or expired key (HTTP 401)
+      + Forbidden           a valid key asking for what it may not see or do (HTTP 403)
+      + RateLimited         a key over its plan; ``retry_after`` seconds (HTTP 429)
       + NotFound            a source, file or artifact that does not exist (HTTP 404)
+      + NotReady            a data source that has no index yet (HTTP 422)
       + Conflict            an identifier that matches more than one artifact (HTTP 409)
       + SourceError         git or the file system failed while fetching a source
       + IndexingError       the pipeline could not finish
@@ -28,8 +32,28 @@ class UnsafeSource(InvalidInput):
     """A source location refused because using it could be unsafe."""
 
 
+class Unauthorized(RepolensError):
+    """The request carries no valid API key."""
+
+
+class Forbidden(RepolensError):
+    """The key is valid but may not see or do this."""
+
+
+class RateLimited(RepolensError):
+    """The key used up its plan; try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotFound(RepolensError):
     """The named thing does not exist."""
+
+
+class NotReady(RepolensError):
+    """The data source exists but has no usable index yet."""
 
 
 class Conflict(RepolensError):

@@ -10,7 +10,7 @@ from repolens.settings import Settings
 if TYPE_CHECKING:
     from repolens.embeddings.base import Embedder
     from repolens.retrieval.search import Searcher
-    from repolens.storage.base import Store
+    from repolens.storage.base import Database
 
 
 @dataclass(slots=True)
@@ -18,13 +18,13 @@ class Services:
     """Long-lived resources, built lazily so that cheap commands stay cheap."""
 
     settings: Settings
-    _store: Store | None = field(default=None, init=False)
+    _store: Database | None = field(default=None, init=False)
     _embedder: Embedder | None = field(default=None, init=False)
     _embedder_loaded: bool = field(default=False, init=False)
     _searcher: Searcher | None = field(default=None, init=False)
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Database:
         """The database (opened on first use)."""
         if self._store is None:
             from repolens.storage.factory import open_store

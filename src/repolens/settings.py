@@ -15,6 +15,9 @@ from repolens.errors import InvalidInput
 DEFAULT_MAX_FILE_BYTES = 1_000_000  # 1 MB: larger files are data dumps, not code to read
 DEFAULT_GIT_TIMEOUT_S = 300  # a clone that takes longer than this is stuck or enormous
 DEFAULT_EMBEDDER = "minilm"  # measured best default; see bench/REPORT.md
+DEFAULT_MAX_ARTIFACTS = 20  # identifiers per fetch request: CodeAlive's documented cap
+DEFAULT_MAX_REPO_MB = 2_000  # a clone larger than this is refused (and deleted) rather than indexed
+DEFAULT_PORT = 8000  # the port CodeAlive's own docs and clients use for a local server
 
 
 def _env_int(name: str, default: int) -> int:
@@ -35,6 +38,16 @@ def _env_list(name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _env_roots(name: str) -> tuple[Path, ...]:
+    roots = []
+    for raw in _env_list(name):
+        path = Path(raw).expanduser()
+        if not path.is_absolute():
+            raise InvalidInput(f"{name} entries must be absolute paths, got {raw!r}")
+        roots.append(path.resolve())
+    return tuple(roots)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable, with embedded defaults that need no setup."""
@@ -48,6 +61,13 @@ class Settings:
     embedder: str = DEFAULT_EMBEDDER
     embed_base_url: str = ""
     embed_api_key: str = field(default="", repr=False)
+    # Server: local paths a data source may be created from over the API (none by default).
+    allowed_roots: tuple[Path, ...] = ()
+    # Git hosts exempt from the private/loopback address check (e.g. an internal GitLab).
+    git_allow_hosts: tuple[str, ...] = ()
+    max_repo_mb: int = DEFAULT_MAX_REPO_MB
+    max_artifacts_per_request: int = DEFAULT_MAX_ARTIFACTS
+    cors_origins: tuple[str, ...] = ()  # CORS stays off unless origins are listed
 
     @property
     def db_path(self) -> Path:
@@ -82,4 +102,28 @@ def load_settings(home: Path | None = None) -> Settings:
         embedder=os.environ.get("REPOLENS_EMBEDDER", DEFAULT_EMBEDDER) or DEFAULT_EMBEDDER,
         embed_base_url=os.environ.get("REPOLENS_EMBED_BASE_URL", ""),
         embed_api_key=os.environ.get("REPOLENS_EMBED_API_KEY", ""),
+        allowed_roots=_env_roots("REPOLENS_ALLOWED_ROOTS"),
+        git_allow_hosts=tuple(h.lower() for h in _env_list("REPOLENS_GIT_ALLOW_HOSTS")),
+        max_repo_mb=_env_int("REPOLENS_MAX_REPO_MB", DEFAULT_MAX_REPO_MB),
+        max_artifacts_per_request=_env_int("REPOLENS_MAX_ARTIFACTS", DEFAULT_MAX_ARTIFACTS),
+        cors_origins=_env_list("REPOLENS_CORS_ORIGINS"),
     )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``REPOLENS_*`` variables that make ``load_settings()`` rebuild ``settings`` (for
+    child processes such as indexing jobs)."""
+    return {
+        "REPOLENS_HOME": str(settings.home),
+        "REPOLENS_MAX_FILE_BYTES": str(settings.max_file_bytes),
+        "REPOLENS_GIT_TIMEOUT": str(settings.git_timeout_s),
+        "REPOLENS_GIT_SCHEMES": ",".join(settings.allowed_git_schemes),
+        "REPOLENS_EMBEDDER": settings.embedder,
+        "REPOLENS_EMBED_BASE_URL": settings.embed_base_url,
+        "REPOLENS_EMBED_API_KEY": settings.embed_api_key,
+        "REPOLENS_ALLOWED_ROOTS": ",".join(str(p) for p in settings.allowed_roots),
+        "REPOLENS_GIT_ALLOW_HOSTS": ",".join(settings.git_allow_hosts),
+        "REPOLENS_MAX_REPO_MB": str(settings.max_repo_mb),
+        "REPOLENS_MAX_ARTIFACTS": str(settings.max_artifacts_per_request),
+        "REPOLENS_CORS_ORIGINS": ",".join(settings.cors_origins),
+    }

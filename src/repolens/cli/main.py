@@ -161,13 +161,15 @@ def index(location: str, name: str | None, branch: str | None, no_vectors: bool,
 def search(query: str, sources: tuple[str, ...], paths: tuple[str, ...], exts: tuple[str, ...], limit: int,
            mode: str, content: bool, as_json: bool) -> None:  # fmt: skip
     """Hybrid code search: symbols, chunks and files ranked for QUERY."""
-    from repolens import views
+    from repolens import operations, views
     from repolens.retrieval.search import Mode
 
     with _services() as services:
         mode_value: Mode = mode  # type: ignore[assignment]  # click.Choice guarantees the literal
-        outcome = services.searcher.search(query, filters=_filters(sources, paths, exts), limit=limit, mode=mode_value)
-        contents = _contents(services, outcome)
+        request = operations.SearchRequest(query, names=sources, paths=paths, extensions=exts, limit=limit,
+                                           mode=mode_value, include_content=content)  # fmt: skip
+        outcome = operations.run_search(services, None, request)
+        contents = operations.hit_contents(services, outcome)
         if as_json:
             _emit_json(views.search_response(outcome, contents, include_content=content))
             return
@@ -190,17 +192,6 @@ def search(query: str, sources: tuple[str, ...], paths: tuple[str, ...], exts: t
         elif services.embedder is None:
             note += "; no embedder configured"
         click.echo(click.style(note, dim=True), err=True)
-
-
-def _contents(services: Services, outcome: Any) -> dict[int, str]:
-    cache: dict[int, list[str]] = {}
-    out: dict[int, str] = {}
-    for hit in outcome.hits:
-        row = hit.artifact
-        if row.file_id not in cache:
-            cache[row.file_id] = services.store.file_content(row.file_id).split("\n")
-        out[row.id] = "\n".join(cache[row.file_id][row.start_line - 1 : row.end_line])
-    return out
 
 
 # -- grep -------------------------------------------------------------------------------------
@@ -250,19 +241,15 @@ def grep(pattern: str, regex: bool, sources: tuple[str, ...], paths: tuple[str, 
 @_handle_errors
 def fetch(identifiers: tuple[str, ...], data_source: str | None, as_json: bool) -> None:
     """Full content of artifacts by identifier (owner/repo::path[::Symbol])."""
-    from repolens import views
-    from repolens.retrieval import graph
-    from repolens.retrieval.artifacts import fetch as run_fetch
+    from repolens import operations
 
     with _services() as services:
-        items = run_fetch(services.store, list(identifiers), data_source=data_source)
         if as_json:
-            previews: dict[str, dict[str, Any] | None] = {}
-            for item in items:
-                if item.found and item.artifact and item.source and item.artifact.symbol_kind in ("function", "method"):
-                    previews[item.identifier] = _call_preview(services, item)
-            _emit_json(views.fetch_response(items, previews))
+            _emit_json(operations.fetch_artifacts(services, None, list(identifiers), data_source=data_source,
+                                                  max_identifiers=operations.MAX_IDENTIFIERS_HARD))  # fmt: skip
             return
+        items = operations.fetch_items(services, None, list(identifiers), data_source=data_source,
+                                       max_identifiers=operations.MAX_IDENTIFIERS_HARD)  # fmt: skip
         for item in items:
             if not item.found or item.artifact is None or item.content is None:
                 click.echo(click.style(f"# {item.identifier}: not found", fg="red"))
@@ -272,21 +259,6 @@ def fetch(identifiers: tuple[str, ...], data_source: str | None, as_json: bool) 
             width = len(str(item.artifact.end_line))
             for offset, line in enumerate(item.content.split("\n")):
                 click.echo(f"{item.artifact.start_line + offset:>{width}}  {line}")
-        _ = graph
-
-
-def _call_preview(services: Services, item: Any) -> dict[str, Any]:
-    from repolens.retrieval import graph
-
-    out_group, in_group = graph.relations(services.store, item.source, item.artifact, profile="calls", max_per_type=3)
-    return {
-        "outgoingCallsCount": out_group.total,
-        "outgoingCalls": [{"identifier": r.identifier(item.source.name), "summary": r.doc.split("\n", 1)[0]}
-                          for r, _ in out_group.items],  # fmt: skip
-        "incomingCallsCount": in_group.total,
-        "incomingCalls": [{"identifier": r.identifier(item.source.name), "summary": r.doc.split("\n", 1)[0]}
-                          for r, _ in in_group.items],  # fmt: skip
-    }
 
 
 # -- relations --------------------------------------------------------------------------------
@@ -302,24 +274,18 @@ def _call_preview(services: Services, item: Any) -> dict[str, Any]:
 @_handle_errors
 def relations(identifier: str, profile: str, max_count: int, data_source: str | None, as_json: bool) -> None:
     """Callers, callees, ancestors, descendants or references of a symbol."""
-    from repolens import views
+    from repolens import operations
     from repolens.retrieval import graph
     from repolens.retrieval.artifacts import find_artifact
 
     with _services() as services:
-        try:
-            source, artifact = find_artifact(services.store, identifier, data_source=data_source)
-        except NotFound:
-            if as_json:
-                _emit_json({"sourceIdentifier": identifier, "profile": profile, "found": False})
-                return
-            raise
-        groups = graph.relations(services.store, source, artifact, profile=profile,  # type: ignore[arg-type]
-                                 max_per_type=max_count)  # fmt: skip
         if as_json:
-            available = graph.counts(services.store, source, artifact)
-            _emit_json(views.relationships_response(source, artifact, identifier, profile, groups, available))
+            _emit_json(operations.relationships(services, None, identifier, profile=profile, max_count=max_count,
+                                                data_source=data_source))  # fmt: skip
             return
+        source, artifact = find_artifact(services.store, identifier, data_source=data_source)
+        groups = graph.relations(services.store, source, artifact, profile=operations.parse_profile(profile),
+                                 max_per_type=max_count)  # fmt: skip
         click.echo(click.style(artifact.identifier(source.name), bold=True))
         for g in groups:
             suffix = f" (showing {len(g.items)})" if g.total > len(g.items) else ""

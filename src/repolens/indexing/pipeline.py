@@ -115,15 +115,22 @@ def _safe_dir_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", name).strip("._") or "source"
 
 
+def clone_dir(settings: Settings, name: str) -> Path:
+    """Where the clone of the remote source ``name`` lives."""
+    return settings.clones_dir / _safe_dir_name(name)
+
+
 def resolve_location(
     location: str, *, settings: Settings, name: str | None, branch: str | None
 ) -> ResolvedSource:
     """Turn a path or git URL into files on disk (cloning or updating if remote)."""
     if git.looks_like_url(location) or location.startswith("-"):
         url = git.validate_git_url(location, allowed_schemes=settings.allowed_git_schemes)
+        pin = git.check_host(url, allow_hosts=settings.git_allow_hosts)
         source_name = name or git.name_from_url(url)
-        dest = settings.clones_dir / _safe_dir_name(source_name)
-        commit = git.clone_or_update(url, dest, branch=branch, timeout=settings.git_timeout_s)
+        dest = clone_dir(settings, source_name)
+        commit = git.clone_or_update(url, dest, branch=branch, timeout=settings.git_timeout_s, pin=pin,
+                                     max_bytes=settings.max_repo_mb * 1_000_000)  # fmt: skip
         return ResolvedSource(dest, source_name, url, commit, branch)
     path = Path(location).expanduser()
     if not path.exists():
@@ -177,7 +184,9 @@ def index_source(
     """Index (or re-index) the source at ``location``; vectors are left to ``backfill``."""
     progress = progress or NullProgress()
     t0 = time.perf_counter()
+    progress.start("fetch", None)
     resolved = resolve_location(location, settings=settings, name=name, branch=branch)
+    progress.finish("fetch")
     with source_lock(settings, resolved.name):
         store.ensure_index_version(index_version())
         source = store.get_source(resolved.name)
@@ -185,15 +194,24 @@ def index_source(
             source = store.create_source(
                 name=resolved.name, location=resolved.location, branch=resolved.branch, description=""
             )
-        store.update_source(source.id, state="Processing", state_reason="")
+        # A source with a good index stays Ready while it is refreshed: searches keep
+        # answering from the last commit until the new one lands.
+        had_index = source.indexed_at is not None and source.state == "Ready"
+        if not had_index:
+            store.update_source(source.id, state="Processing", state_reason="")
         try:
             report = _run(store, settings, source, resolved, progress, t0)
         except BaseException as exc:
-            store.update_source(source.id, state="Failed", state_reason=str(exc)[:500])
+            reason = str(exc)[:500] or type(exc).__name__
+            if had_index:
+                store.update_source(source.id, state_reason=f"last refresh failed: {reason}")
+            else:
+                store.update_source(source.id, state="Failed", state_reason=reason)
             raise
         store.update_source(
-            source.id, state="Ready", commit_sha=resolved.commit, indexed_at=time.time(), location=resolved.location
-        )
+            source.id, state="Ready", state_reason="", commit_sha=resolved.commit, indexed_at=time.time(),
+            location=resolved.location,
+        )  # fmt: skip
     refreshed = store.get_source(resolved.name)
     assert refreshed is not None
     return refreshed, report

@@ -43,18 +43,24 @@ def parse_identifier(identifier: str) -> ParsedIdentifier:
     return ParsedIdentifier(parts[0], parts[1].lstrip("/"), ident.strip())
 
 
-def resolve_source(store: Store, name: str, *, data_source: str | None = None) -> SourceRow:
-    """The source an identifier names: exact name, id, or a unique ``repo`` suffix."""
+def resolve_source(
+    store: Store, name: str, *, data_source: str | None = None, visible: frozenset[int] | None = None
+) -> SourceRow:
+    """The source an identifier names: exact name, id, or a unique ``repo`` suffix.
+
+    Sources outside ``visible`` (a key's scope; None = all) do not exist for the caller.
+    """
     if data_source:
         chosen = store.get_source(data_source)
-        if chosen is None:
+        if chosen is None or (visible is not None and chosen.id not in visible):
             raise NotFound(f"unknown data source {data_source!r}")
         return chosen
     exact = store.get_source(name)
-    if exact is not None:
+    if exact is not None and (visible is None or exact.id in visible):
         return exact
     tail = name.rsplit("/", 1)[-1].lower()
-    matches = [s for s in store.list_sources() if s.name.lower().rsplit("/", 1)[-1] == tail]
+    matches = [s for s in store.list_sources() if s.name.lower().rsplit("/", 1)[-1] == tail
+               and (visible is None or s.id in visible)]  # fmt: skip
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
@@ -62,10 +68,12 @@ def resolve_source(store: Store, name: str, *, data_source: str | None = None) -
     raise NotFound(f"unknown source {name!r}")
 
 
-def find_artifact(store: Store, identifier: str, *, data_source: str | None = None) -> tuple[SourceRow, ArtifactRow]:
+def find_artifact(
+    store: Store, identifier: str, *, data_source: str | None = None, visible: frozenset[int] | None = None
+) -> tuple[SourceRow, ArtifactRow]:
     """Resolve one identifier to exactly one artifact (NotFound or Conflict otherwise)."""
     parsed = parse_identifier(identifier)
-    source = resolve_source(store, parsed.source, data_source=data_source)
+    source = resolve_source(store, parsed.source, data_source=data_source, visible=visible)
     rows = store.find_artifacts([source.id], parsed.path, parsed.ident)
     if not rows and parsed.ident:
         # Accept a plain name or a qualified name without the ~N suffix of duplicates.
@@ -81,7 +89,9 @@ def find_artifact(store: Store, identifier: str, *, data_source: str | None = No
     return source, rows[0]
 
 
-def fetch(store: Store, identifiers: list[str], *, data_source: str | None = None) -> list[FetchedArtifact]:
+def fetch(
+    store: Store, identifiers: list[str], *, data_source: str | None = None, visible: frozenset[int] | None = None
+) -> list[FetchedArtifact]:
     """Full content of each identifier; unknown ones come back with ``found=False``.
 
     Malformed identifiers raise ``InvalidInput``; ambiguous ones raise ``Conflict``.
@@ -90,7 +100,7 @@ def fetch(store: Store, identifiers: list[str], *, data_source: str | None = Non
     contents: dict[int, list[str]] = {}
     for identifier in identifiers:
         try:
-            source, row = find_artifact(store, identifier, data_source=data_source)
+            source, row = find_artifact(store, identifier, data_source=data_source, visible=visible)
         except NotFound:
             out.append(FetchedArtifact(identifier, False))
             continue

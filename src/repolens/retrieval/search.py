@@ -148,16 +148,20 @@ class Searcher:
         limit: int = 10,
         mode: Mode = "auto",
         rerank: bool = True,
+        sources: Sequence[SourceRow] | None = None,
     ) -> SearchOutcome:
-        """The best ``limit`` artifacts for ``query``."""
+        """The best ``limit`` artifacts for ``query``.
+
+        ``sources`` (already resolved and scoped by the caller) overrides ``filters.sources``.
+        """
         started = time.perf_counter()
         if not query.strip():
             raise InvalidInput("query must not be empty")
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
         filters = filters or SearchFilters()
-        sources = self.resolve_sources(filters.sources)
-        by_id = {s.id: s for s in sources}
+        chosen = list(sources) if sources is not None else self.resolve_sources(filters.sources)
+        by_id = {s.id: s for s in chosen}
         source_ids = tuple(sorted(by_id))
         analysis = analyze(query)
 

@@ -6,13 +6,22 @@
 * No submodules, no hooks, no terminal prompts, and a timeout on every call.
 * Credentials never travel in the URL: a token comes from the environment and reaches git
   through ``GIT_CONFIG_*`` variables, and any userinfo in a message is scrubbed.
+* The host must resolve to public addresses only (no loopback, private or link-local
+  targets: a server must not become a proxy into its own network), unless the operator
+  lists it; for http(s) the checked address is pinned for git, so a second DNS answer
+  cannot swap it for an internal one.
+* A clone larger than the configured cap is deleted and refused.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import shutil
+import socket
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -75,6 +84,70 @@ def validate_git_url(url: str, *, allowed_schemes: tuple[str, ...]) -> str:
     return url
 
 
+@dataclass(frozen=True, slots=True)
+class HostPin:
+    """A checked address for a host, handed to git so it does not resolve the name again."""
+
+    host: str
+    port: int
+    address: str
+
+    def curl_resolve(self) -> str:
+        """The ``http.curloptResolve`` entry: ``host:port:address``."""
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{self.host}:{self.port}:{address}"
+
+
+def _host_and_port(url: str) -> tuple[str, int, bool]:
+    scp = _SCP_LIKE.match(url)
+    if scp and "://" not in url:
+        return scp.group("host"), 22, False
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    default = {"https": 443, "http": 80, "ssh": 22}.get(scheme, 443)
+    return (parts.hostname or ""), (parts.port or default), scheme in ("http", "https")
+
+
+def check_host(url: str, *, allow_hosts: tuple[str, ...]) -> HostPin | None:
+    """Refuse a URL whose host resolves to a non-public address; return the address to pin.
+
+    Hosts in ``allow_hosts`` (the operator's own servers) skip the check and are not pinned.
+    """
+    host, port, pinnable = _host_and_port(url)
+    if host.lower().strip("[]") in allow_hosts or host.lower() in allow_hosts:
+        return None
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        raise SourceError(f"cannot resolve git host {host!r}") from None
+    addresses = sorted({str(info[4][0]) for info in infos})
+    for raw in addresses:
+        addr = ipaddress.ip_address(raw.split("%", 1)[0])
+        mapped = getattr(addr, "ipv4_mapped", None)
+        if mapped is not None:
+            addr = mapped
+        if not addr.is_global or addr.is_multicast:
+            raise UnsafeSource(
+                f"git host {host!r} resolves to a private, loopback or link-local address ({raw}); "
+                "if it is your own server, add it to REPOLENS_GIT_ALLOW_HOSTS"
+            )
+    if not addresses:
+        raise SourceError(f"cannot resolve git host {host!r}")
+    return HostPin(host.strip("[]"), port, addresses[0]) if pinnable else None
+
+
+def directory_bytes(path: Path) -> int:
+    """Total size of the regular files under ``path`` (symlinks not followed)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
 def name_from_url(url: str) -> str:
     """``owner/repo`` from a remote URL (``https://host/owner/repo.git`` → ``owner/repo``)."""
     scp = _SCP_LIKE.match(url)
@@ -106,9 +179,10 @@ def _git_env() -> dict[str, str]:
     return env
 
 
-def run_git(args: list[str], *, cwd: Path | None = None, timeout: float = 60) -> str:
+def run_git(args: list[str], *, cwd: Path | None = None, timeout: float = 60, pin: HostPin | None = None) -> str:
     """Run ``git`` with safety options; return stdout or raise ``SourceError``."""
-    cmd = ["git", *_GIT_SAFETY, *args]
+    pinned = ["-c", f"http.curloptResolve={pin.curl_resolve()}"] if pin is not None else []
+    cmd = ["git", *_GIT_SAFETY, *pinned, *args]
     try:
         result = subprocess.run(
             cmd,
@@ -130,20 +204,36 @@ def run_git(args: list[str], *, cwd: Path | None = None, timeout: float = 60) ->
     return result.stdout
 
 
-def clone_or_update(url: str, dest: Path, *, branch: str | None, timeout: float) -> str:
+def clone_or_update(
+    url: str,
+    dest: Path,
+    *,
+    branch: str | None,
+    timeout: float,
+    pin: HostPin | None = None,
+    max_bytes: int | None = None,
+) -> str:
     """Bring ``dest`` to the tip of ``branch`` (default branch if None); return the commit."""
-    if branch is not None and (branch.startswith("-") or not branch.strip()):
+    if branch is not None and (branch.startswith("-") or not branch.strip() or any(c in branch for c in " \n\r\t\0")):
         raise UnsafeSource(f"refusing branch name {branch!r}")
     if (dest / ".git").is_dir():
         ref = branch or "HEAD"
-        run_git(["fetch", "--depth", "1", "--no-recurse-submodules", "origin", "--", ref], cwd=dest, timeout=timeout)
+        run_git(["fetch", "--depth", "1", "--no-recurse-submodules", "origin", "--", ref], cwd=dest, timeout=timeout,
+                pin=pin)  # fmt: skip
         run_git(["checkout", "--force", "--detach", "FETCH_HEAD"], cwd=dest, timeout=timeout)
     else:
         dest.parent.mkdir(parents=True, exist_ok=True)
         args = ["clone", "--depth", "1", "--single-branch", "--no-recurse-submodules"]
         if branch:
             args += ["--branch", branch]
-        run_git([*args, "--", url, str(dest)], timeout=timeout)
+        run_git([*args, "--", url, str(dest)], timeout=timeout, pin=pin)
+    if max_bytes is not None:
+        size = directory_bytes(dest)
+        if size > max_bytes:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise SourceError(
+                f"repository is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB cap (REPOLENS_MAX_REPO_MB)"
+            )
     return run_git(["rev-parse", "HEAD"], cwd=dest).strip()
 
 

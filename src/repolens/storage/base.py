@@ -254,3 +254,141 @@ class Store(Protocol):
     def size_bytes(self) -> int:
         """Bytes on disk."""
         ...
+
+
+# -- the registry: who may ask, what groups exist, what work is queued ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """An API key as stored: never the secret, only a digest of it."""
+
+    id: int
+    key_id: str  # the public digits of the key (``ca_<key_id>_<secret>``): listed, revoked by
+    digest: str  # sha256 of the secret part
+    name: str
+    role: str  # admin | member
+    plan: str
+    requests_per_hour: int
+    concurrency: int
+    scopes: tuple[str, ...]  # data source public ids; empty = every data source
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    last_used_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceRow:
+    """A named group of repositories."""
+
+    id: int
+    public_id: str
+    name: str
+    description: str
+    created_at: float
+    source_ids: tuple[int, ...]
+
+
+JobState = str  # New | Processing | Ready | Failed
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """A durable background job (indexing a source)."""
+
+    id: int
+    public_id: str
+    source_id: int | None
+    kind: str
+    state: JobState
+    reason: str
+    phase: str
+    done: int
+    total: int
+    percent: float
+    attempts: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    heartbeat_at: float | None
+
+
+class Registry(Protocol):
+    """Keys, workspaces and jobs: the control data beside the index, in the same database.
+
+    Job claiming is atomic: two workers calling ``claim_job`` never get the same job.
+    """
+
+    # keys
+    def create_key(self, *, key_id: str, digest: str, name: str, role: str, plan: str, requests_per_hour: int,
+                   concurrency: int, scopes: Sequence[str], expires_at: float | None) -> KeyRow:  # fmt: skip
+        """Store a new key."""
+        ...
+
+    def get_key(self, key_id: str) -> KeyRow | None:
+        """A key by its public id (revoked ones included)."""
+        ...
+
+    def list_keys(self) -> list[KeyRow]:
+        """Every key, oldest first."""
+        ...
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key; False if there is no such key."""
+        ...
+
+    def organization(self, default_name: str) -> tuple[str, str, bool]:
+        """(public id, name, created now) of the install's organization, created on first call."""
+        ...
+
+    # workspaces
+    def create_workspace(self, *, name: str, description: str, source_ids: Sequence[int]) -> WorkspaceRow:
+        """A new workspace (Conflict if the name is taken)."""
+        ...
+
+    def get_workspace(self, name_or_id: str) -> WorkspaceRow | None:
+        """A workspace by name (case-insensitive) or public id."""
+        ...
+
+    def list_workspaces(self) -> list[WorkspaceRow]:
+        """All workspaces, by name."""
+        ...
+
+    def update_workspace(self, workspace_id: int, *, name: str | None = None, description: str | None = None,
+                         source_ids: Sequence[int] | None = None) -> None:  # fmt: skip
+        """Change a workspace."""
+        ...
+
+    def delete_workspace(self, workspace_id: int) -> None:
+        """Remove a workspace (its repositories stay)."""
+        ...
+
+    # jobs
+    def enqueue_job(self, *, kind: str, source_id: int) -> JobRow:
+        """A new job in state New, or the source's unfinished job of that kind if there is one."""
+        ...
+
+    def get_job(self, job_id: str) -> JobRow | None:
+        """A job by public id."""
+        ...
+
+    def jobs_for_source(self, source_id: int, limit: int = 20) -> list[JobRow]:
+        """The source's jobs, newest first."""
+        ...
+
+    def claim_job(self, worker: str) -> JobRow | None:
+        """Atomically move the oldest New job to Processing for ``worker``."""
+        ...
+
+    def update_job(self, job_id: int, **fields: object) -> None:
+        """Set state, reason, phase, done, total, percent, heartbeat_at or finished_at."""
+        ...
+
+    def requeue_stale_jobs(self, older_than: float) -> int:
+        """Put Processing jobs whose heartbeat is older than ``older_than`` back to New."""
+        ...
+
+
+class Database(Store, Registry, Protocol):
+    """A backend: the index (``Store``) and the control data (``Registry``) in one database."""

@@ -14,6 +14,10 @@ Design notes:
   attributed to another artifact; joins drop it.
 * Writers take ``BEGIN IMMEDIATE``; WAL lets readers keep answering from the last commit
   while a re-index is being written.
+* One connection per thread (the server answers from a thread pool): SQLite then runs
+  reads in parallel, and one thread's transaction never sees another's statements.
+* ``meta.generation`` counts commits of every connection and process: caches built from the
+  database (vector matrices, counts) key on it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 from repolens.domain import Relation, RelationKind
 from repolens.errors import Conflict, InvalidInput, StorageError
 from repolens.storage.base import ArtifactRow, FileRow, NewFile, SourceRow, Tokenize
+from repolens.storage.sqlite.registry import REGISTRY_SCHEMA, RegistryMixin
 
 if TYPE_CHECKING:
     import numpy as np
@@ -190,26 +196,41 @@ def fts_query(terms: Sequence[str]) -> str:
     return " OR ".join('"' + t.replace('"', "") + '"' for t in terms if t)
 
 
-class SqliteStore:
-    """``Store`` on one SQLite file."""
+class SqliteStore(RegistryMixin):
+    """``Store`` and ``Registry`` on one SQLite file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = connect(path)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
         self._model_ids: dict[str, int] = {}
-        self._generation = 0  # bumped on each of our own commits; data_version covers others'
         self._count_cache: dict[tuple[int, str], tuple[tuple[int, int], tuple[int, int]]] = {}
         self._init_schema()
 
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
     def close(self) -> None:
-        """Close the connection."""
-        self._conn.close()
+        """Close every connection this store opened."""
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     # -- schema ---------------------------------------------------------------------------
 
     def _init_schema(self) -> None:
         # CREATE ... IF NOT EXISTS is idempotent, so concurrent first starts are harmless.
-        self._conn.executescript(_SCHEMA)
+        self._conn.executescript(_SCHEMA + REGISTRY_SCHEMA)
         with self._write() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is not None and int(row[0]) != SCHEMA_VERSION:
@@ -222,6 +243,7 @@ class SqliteStore:
                     "file_count = 0, artifact_count = 0"
                 )
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
         self._conn.executescript(_SCHEMA)
 
     @contextmanager
@@ -237,8 +259,8 @@ class SqliteStore:
             conn.execute("ROLLBACK")
             raise
         else:
+            conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
             conn.execute("COMMIT")
-            self._generation += 1
 
     # -- sources --------------------------------------------------------------------------
 
@@ -635,8 +657,9 @@ class SqliteStore:
         return row is not None
 
     def generation(self) -> tuple[int, int]:
-        """Changes whenever anything commits, here or in another connection (cache key)."""
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0]), self._generation
+        """Changes whenever anything commits, in any connection or process (cache key)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return (int(row[0]) if row else 0), 0
 
     def vector_counts_cached(self, source_id: int, model: str) -> tuple[int, int]:
         """``vector_counts``, recomputed only when the database changed."""

@@ -1,0 +1,278 @@
+"""Data sources as the API manages them: repositories (from a git URL or an allowed local
+path) and workspaces (named groups of repositories), each visible only within a key's scope.
+
+Creating or re-syncing a repository only validates and queues a job; the job runner does the
+work (``indexing.jobs``). Every location is checked here, before anything is stored: git URLs
+by scheme, shape and host address; local paths by resolving them and confining them to the
+configured roots.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from repolens.access.keys import Principal
+from repolens.errors import Conflict, Forbidden, InvalidInput, NotFound, UnsafeSource
+from repolens.settings import Settings
+from repolens.sources import git
+from repolens.storage.base import Database, JobRow, SourceRow, WorkspaceRow
+
+SourceType = Literal["Repository", "Workspace"]
+MAX_NAME_CHARS = 200
+MAX_DESCRIPTION_CHARS = 4_000
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f]|::")  # control characters; '::' would break identifiers
+
+
+@dataclass(frozen=True, slots=True)
+class DataSource:
+    """A repository or a workspace, as listed."""
+
+    type: SourceType
+    repository: SourceRow | None = None
+    workspace: WorkspaceRow | None = None
+
+    @property
+    def public_id(self) -> str:
+        """The 24-hex id."""
+        if self.repository is not None:
+            return self.repository.public_id
+        assert self.workspace is not None
+        return self.workspace.public_id
+
+    @property
+    def name(self) -> str:
+        """The display name (what ``Names`` matches)."""
+        if self.repository is not None:
+            return self.repository.name
+        assert self.workspace is not None
+        return self.workspace.name
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_CHARS or _BAD_NAME.search(name):
+        raise InvalidInput(f"name must be 1 to {MAX_NAME_CHARS} characters, without control characters or '::'")
+    return name
+
+
+def _check_description(description: str | None) -> str:
+    text = description or ""
+    if len(text) > MAX_DESCRIPTION_CHARS:
+        raise InvalidInput(f"description must be at most {MAX_DESCRIPTION_CHARS} characters")
+    return text
+
+
+def _check_branch(branch: str | None) -> str | None:
+    if branch is None or branch == "":
+        return None
+    if branch.startswith("-") or len(branch) > 255 or any(c in branch for c in " \t\r\n\0~^:?*[\\"):
+        raise InvalidInput(f"invalid branch name {branch!r}")
+    return branch
+
+
+def confine_local_path(raw: str, roots: tuple[Path, ...]) -> Path:
+    """Resolve ``raw`` (symlinks included) and insist that it lies under one of ``roots``."""
+    if not roots:
+        raise UnsafeSource(
+            "local paths are disabled over the API; the operator can allow folders with REPOLENS_ALLOWED_ROOTS"
+        )
+    if "\0" in raw:
+        raise UnsafeSource("path contains a NUL byte")
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise InvalidInput(f"local path must be absolute, got {raw!r}")
+    resolved = path.resolve()
+    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        raise UnsafeSource(f"path {raw!r} is outside the allowed roots")
+    if not resolved.is_dir():
+        raise NotFound(f"no such directory under the allowed roots: {raw!r}")
+    return resolved
+
+
+def create_repository(
+    db: Database,
+    settings: Settings,
+    *,
+    url: str | None = None,
+    path: str | None = None,
+    name: str | None = None,
+    branch: str | None = None,
+    description: str | None = None,
+) -> tuple[SourceRow, JobRow]:
+    """Register a repository and queue its first indexing job."""
+    if bool(url) == bool(path):
+        raise InvalidInput("give exactly one of 'url' (a git URL) or 'path' (a local folder under an allowed root)")
+    branch = _check_branch(branch)
+    text = _check_description(description)
+    if url:
+        location = git.validate_git_url(url, allowed_schemes=settings.allowed_git_schemes)
+        git.check_host(location, allow_hosts=settings.git_allow_hosts)
+        default_name = git.name_from_url(location)
+    else:
+        assert path is not None
+        resolved = confine_local_path(path, settings.allowed_roots)
+        if branch is not None:
+            raise InvalidInput("'branch' applies to git URLs only; a local folder is indexed as it is on disk")
+        location, default_name = str(resolved), resolved.name
+    source_name = _check_name(name or default_name)
+    if db.get_workspace(source_name) is not None:
+        raise Conflict(f"a workspace is already named {source_name!r}", [source_name])
+    source = db.create_source(name=source_name, location=location, branch=branch, description=text)
+    job = db.enqueue_job(kind="index", source_id=source.id)
+    return source, job
+
+
+def resync(db: Database, source: SourceRow) -> JobRow:
+    """Queue a refresh of a repository (an unfinished queued job is reused)."""
+    return db.enqueue_job(kind="index", source_id=source.id)
+
+
+def update_repository(
+    db: Database, source: SourceRow, *, description: str | None = None, branch: str | None = None
+) -> tuple[SourceRow, JobRow | None]:
+    """Change a repository's description or branch; a new branch queues a refresh."""
+    fields: dict[str, object] = {}
+    if description is not None:
+        fields["description"] = _check_description(description)
+    job = None
+    if branch is not None:
+        new_branch = _check_branch(branch)
+        if not git.looks_like_url(source.location):
+            raise InvalidInput("'branch' applies to git URLs only")
+        if new_branch != source.branch:
+            fields["branch"] = new_branch
+    db.update_source(source.id, **fields)
+    if "branch" in fields:
+        job = resync(db, source)
+    fresh = db.get_source(source.public_id)
+    assert fresh is not None
+    return fresh, job
+
+
+def delete_repository(db: Database, settings: Settings, source: SourceRow) -> None:
+    """Remove a repository, everything indexed from it, and its clone."""
+    from repolens.indexing.units import file_tokens
+
+    db.delete_source(source.id, tokenize=file_tokens)
+    if git.looks_like_url(source.location):
+        from repolens.indexing.pipeline import clone_dir
+
+        shutil.rmtree(clone_dir(settings, source.name), ignore_errors=True)
+    db.compact()
+
+
+def _repository_ids(db: Database, names: list[str]) -> list[int]:
+    ids = []
+    for item in names:
+        source = db.get_source(item)
+        if source is None:
+            raise NotFound(f"unknown repository {item!r}")
+        ids.append(source.id)
+    return ids
+
+
+def create_workspace(db: Database, *, name: str, description: str | None, repositories: list[str]) -> WorkspaceRow:
+    """A workspace over existing repositories (by name or id)."""
+    return db.create_workspace(name=_check_name(name), description=_check_description(description),
+                               source_ids=_repository_ids(db, repositories))  # fmt: skip
+
+
+def update_workspace(db: Database, workspace: WorkspaceRow, *, name: str | None = None, description: str | None = None,
+                     repositories: list[str] | None = None) -> WorkspaceRow:  # fmt: skip
+    """Rename a workspace, change its description or its repositories."""
+    db.update_workspace(
+        workspace.id,
+        name=_check_name(name) if name is not None else None,
+        description=_check_description(description) if description is not None else None,
+        source_ids=_repository_ids(db, repositories) if repositories is not None else None,
+    )
+    fresh = db.get_workspace(workspace.public_id)
+    assert fresh is not None
+    return fresh
+
+
+# -- reading, within a key's scope ----------------------------------------------------------
+
+
+def list_data_sources(
+    db: Database,
+    principal: Principal | None,
+    *,
+    type_filter: str | None = None,
+    search_term: str | None = None,
+    ready_only: bool = False,
+) -> list[DataSource]:
+    """Repositories and workspaces the key may see, filtered as CodeAlive's listing is."""
+    if type_filter and type_filter.lower() not in ("repository", "workspace"):
+        raise InvalidInput(f"type must be Repository or Workspace, got {type_filter!r}")
+    visible = principal.visible_source_ids(db) if principal is not None else None
+    term = (search_term or "").strip().lower()
+    out: list[DataSource] = []
+    if not type_filter or type_filter.lower() == "repository":
+        for s in db.list_sources():
+            if visible is not None and s.id not in visible:
+                continue
+            if ready_only and s.state != "Ready":
+                continue
+            out.append(DataSource("Repository", repository=s))
+    if not type_filter or type_filter.lower() == "workspace":
+        ready = {s.id for s in db.list_sources() if s.state == "Ready"}
+        for w in db.list_workspaces():
+            members = set(w.source_ids)
+            if visible is not None and not members <= visible:
+                continue
+            if ready_only and not (members & ready):
+                continue
+            out.append(DataSource("Workspace", workspace=w))
+    if term:
+        out = [d for d in out if term in d.name.lower()]
+    return out
+
+
+def get_data_source(db: Database, principal: Principal | None, name_or_id: str) -> DataSource:
+    """One repository or workspace the key may see (a hidden one is reported as missing)."""
+    source = db.get_source(name_or_id)
+    if source is not None:
+        if principal is not None and not principal.can_see(db, source):
+            raise NotFound(f"unknown data source {name_or_id!r}")
+        return DataSource("Repository", repository=source)
+    workspace = db.get_workspace(name_or_id)
+    if workspace is not None:
+        visible = principal.visible_source_ids(db) if principal is not None else None
+        if visible is not None and not set(workspace.source_ids) <= visible:
+            raise NotFound(f"unknown data source {name_or_id!r}")
+        return DataSource("Workspace", workspace=workspace)
+    raise NotFound(f"unknown data source {name_or_id!r}")
+
+
+def get_repository(db: Database, principal: Principal | None, name_or_id: str) -> SourceRow:
+    """One repository the key may see."""
+    found = get_data_source(db, principal, name_or_id)
+    if found.repository is None:
+        raise InvalidInput(f"{name_or_id!r} is a workspace; this needs one repository")
+    return found.repository
+
+
+def resolve_scope(db: Database, principal: Principal | None, names: list[str]) -> list[SourceRow]:
+    """The repositories a search runs over: the named ones (workspaces expanded), else all
+    the key may see. Names outside the key's scope are refused, never silently dropped."""
+    visible = principal.visible_source_ids(db) if principal is not None else None
+    if not names:
+        return [s for s in db.list_sources() if visible is None or s.id in visible]
+    by_id: dict[int, SourceRow] = {}
+    every: dict[int, SourceRow] | None = None
+    for name in names:
+        found = get_data_source(db, principal, name)
+        if found.repository is not None:
+            by_id[found.repository.id] = found.repository
+        else:
+            assert found.workspace is not None
+            every = every or {s.id: s for s in db.list_sources()}
+            by_id.update((sid, every[sid]) for sid in found.workspace.source_ids if sid in every)
+    if visible is not None and not set(by_id) <= visible:
+        raise Forbidden("API key does not have access to this resource")
+    return sorted(by_id.values(), key=lambda s: s.name.lower())

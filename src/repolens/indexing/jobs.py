@@ -1,0 +1,222 @@
+"""Durable indexing jobs: a table queue, a runner thread in the server, one child process per job.
+
+States: ``New`` → ``Processing`` → ``Ready`` | ``Failed`` (with a reason). The runner claims the
+oldest New job atomically and runs it in a child process (``python -m repolens.indexing.jobs
+JOB_ID``), which keeps parsing and embedding off the server's cores' GIL and lets the pipeline
+fork its own parse workers safely (forking a threaded server would not be).
+
+Progress (phase, items done/total, overall percent) and a heartbeat are written to the job row,
+at most every ``_PROGRESS_EVERY_S``. Nothing is lost when the server dies mid-job: the child
+notices that its parent is gone and stops; on the next start every job still marked
+Processing goes back to New and runs again. Indexing is incremental by content hash, so the
+re-run skips what the first run already wrote, and each write is one transaction, so the
+index is never left half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+
+from repolens.errors import RepolensError
+from repolens.settings import Settings, settings_env
+from repolens.sources.git import scrub
+from repolens.storage.base import Database, JobRow
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5  # how often an idle runner looks for new jobs
+_PROGRESS_EVERY_S = 0.5  # job-row writes are throttled: each one takes the database write lock
+_STOP_GRACE_S = 10  # a child asked to stop gets this long before it is killed
+# Share of the overall percentage per phase (sums to 100); measured proportions of a cold
+# index with vectors on this machine kind, rounded.
+PHASE_WEIGHTS: dict[str, float] = {
+    "fetch": 5, "walk": 2, "read": 5, "parse": 25, "write": 8, "vectors": 55,
+}  # fmt: skip
+_PHASES = tuple(PHASE_WEIGHTS)
+
+
+class _Orphaned(BaseException):
+    """The server that started this child is gone: stop without touching the job's state."""
+
+
+class JobProgress:
+    """``indexing.pipeline.Progress`` that writes phase, counts and percent to the job row."""
+
+    def __init__(self, db: Database, job: JobRow, *, parent_pid: int | None) -> None:
+        self.db = db
+        self.job = job
+        self.parent_pid = parent_pid
+        self.phase = ""
+        self.done = 0
+        self.total = 0
+        self._last_write = 0.0
+
+    def _check_parent(self) -> None:
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            raise _Orphaned
+
+    def _percent(self) -> float:
+        if self.phase not in PHASE_WEIGHTS:
+            return 0.0
+        before = sum(PHASE_WEIGHTS[p] for p in _PHASES[: _PHASES.index(self.phase)])
+        share = (self.done / self.total) if self.total else 0.0
+        return round(min(99.9, before + PHASE_WEIGHTS[self.phase] * min(1.0, share)), 1)
+
+    def _write(self, *, force: bool = False) -> None:
+        self._check_parent()
+        now = time.time()
+        if not force and now - self._last_write < _PROGRESS_EVERY_S:
+            return
+        self._last_write = now
+        self.db.update_job(self.job.id, phase=self.phase, done=self.done, total=self.total, percent=self._percent(),
+                           heartbeat_at=now)  # fmt: skip
+
+    def start(self, phase: str, total: int | None) -> None:
+        """A phase begins."""
+        self.phase, self.done, self.total = phase, 0, total or 0
+        self._write(force=True)
+
+    def advance(self, phase: str, n: int = 1) -> None:
+        """More items done."""
+        self.done += n
+        self._write()
+
+    def finish(self, phase: str) -> None:
+        """A phase ended."""
+        if self.total:
+            self.done = self.total
+        self._write(force=True)
+
+    def vectors(self, done: int, total: int) -> None:
+        """Embedding progress (the backfill's callback)."""
+        self.phase, self.done, self.total = "vectors", done, total
+        self._write()
+
+
+def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -> int:
+    """Run one claimed job to its end in this process; return an exit code."""
+    from repolens.indexing.pipeline import index_source
+    from repolens.indexing.vectors import backfill
+    from repolens.services import build_services
+
+    services = build_services(settings)
+    db = services.store
+    job = db.get_job(job_id)
+    if job is None or job.source_id is None:
+        log.error("job %s does not exist", job_id)
+        return 2
+    progress = JobProgress(db, job, parent_pid=parent_pid)
+    try:
+        source = next((s for s in db.list_sources() if s.id == job.source_id), None)
+        if source is None:
+            raise RepolensError("the data source was deleted")
+        index_source(db, settings, source.location, name=source.name, branch=source.branch, progress=progress)
+        embedder = services.embedder
+        if embedder is not None:
+            done, total = db.vector_counts(source.id, embedder.name)
+            progress.vectors(done, total)
+            backfill(db, source.id, embedder, on_progress=progress.vectors)
+        db.compact()
+        db.update_job(job.id, state="Ready", phase="done", percent=100.0, finished_at=time.time(),
+                      heartbeat_at=time.time())  # fmt: skip
+        return 0
+    except _Orphaned:
+        log.warning("job %s: the server went away; leaving the job to be resumed", job_id)
+        return 3
+    except Exception as exc:  # noqa: BLE001 - any failure ends the job as Failed with a reason
+        reason = scrub(str(exc) if isinstance(exc, RepolensError) else f"{type(exc).__name__}: {exc}")[:500]
+        if not isinstance(exc, RepolensError):
+            log.error("job %s crashed:\n%s", job_id, scrub(traceback.format_exc()))
+        db.update_job(job.id, state="Failed", reason=reason or "failed", finished_at=time.time())
+        return 1
+    finally:
+        services.close()
+
+
+class JobRunner:
+    """Claims jobs and runs each in a child process, one at a time (two cores: one for the
+    child's parse workers and embedder, one for answering requests)."""
+
+    def __init__(self, db: Database, settings: Settings, *, worker_name: str | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.worker_name = worker_name or f"server-{os.getpid()}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Resume interrupted jobs and start the loop."""
+        # Embedded mode has one runner per data dir: any job still marked Processing lost its
+        # process when the previous server stopped, so it starts again.
+        resumed = self.db.requeue_stale_jobs(time.time() + 1)
+        if resumed:
+            log.info("resuming %d interrupted job(s)", resumed)
+        self._thread = threading.Thread(target=self._loop, name="repolens-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop; a running child is asked to stop and its job resumes on next start."""
+        self._stop.set()
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(_STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if self._thread is not None:
+            self._thread.join(_STOP_GRACE_S + 5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.db.claim_job(self.worker_name)
+            except RepolensError as exc:
+                log.warning("could not claim a job: %s", exc)
+                job = None
+            if job is None:
+                self._stop.wait(POLL_S)
+                continue
+            self._run_child(job)
+
+    def _run_child(self, job: JobRow) -> None:
+        log.info("job %s: started (attempt %d)", job.public_id, job.attempts)
+        cmd: Sequence[str] = [sys.executable, "-m", "repolens.indexing.jobs", job.public_id, str(os.getpid())]
+        env = {**os.environ, **settings_env(self.settings)}
+        self._child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+        code = self._child.wait()
+        self._child = None
+        if self._stop.is_set():
+            return  # stopping: the job stays Processing and resumes on the next start
+        fresh = self.db.get_job(job.public_id)
+        if fresh is not None and fresh.state == "Processing":
+            # The child died without recording an outcome (killed, out of memory).
+            self.db.update_job(job.id, state="Failed", reason=f"indexing process exited with code {code}",
+                               finished_at=time.time())  # fmt: skip
+        log.info("job %s: %s", job.public_id, fresh.state if fresh else "deleted")
+
+
+def _child_main(argv: list[str]) -> int:
+    from repolens.settings import load_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s repolens.job %(message)s")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    parent = int(argv[1]) if len(argv) > 1 else None
+    return run_job(load_settings(), argv[0], parent_pid=parent)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Orphaned
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

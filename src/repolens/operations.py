@@ -1,0 +1,201 @@
+"""The read operations every surface serves (CLI ``--json``, REST, tools, MCP), scoped to
+a key: one function per operation, returning CodeAlive-shaped data from ``views``.
+
+A ``principal`` of None means a local caller (the CLI) who may see every data source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from repolens import catalog, views
+from repolens.domain import SearchFilters
+from repolens.errors import InvalidInput, NotFound
+from repolens.retrieval import graph
+from repolens.retrieval.artifacts import FetchedArtifact, fetch, find_artifact
+from repolens.retrieval.grep import grep as run_grep
+from repolens.retrieval.search import MAX_LIMIT, Mode, SearchOutcome
+
+if TYPE_CHECKING:
+    from repolens.access.keys import Principal
+    from repolens.services import Services
+
+MARKDOWN_EXTENSIONS = frozenset({"md", "markdown", "mdx", "rst", "txt", "adoc"})
+MAX_IDENTIFIERS_HARD = 1_000  # even a raised per-request cap stops here
+PROFILE_ALIASES: dict[str, graph.Profile] = {
+    "callsonly": "calls", "calls": "calls", "calls_only": "calls",
+    "inheritanceonly": "inheritance", "inheritance": "inheritance", "inheritance_only": "inheritance",
+    "allrelevant": "all", "all": "all", "all_relevant": "all",
+    "referencesonly": "references", "references": "references", "references_only": "references",
+}  # fmt: skip
+PROFILE_NAMES: dict[graph.Profile, str] = {
+    "calls": "CallsOnly", "inheritance": "InheritanceOnly", "all": "AllRelevant", "references": "ReferencesOnly",
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """A search as every surface can express it."""
+
+    query: str
+    names: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()
+    limit: int = 10
+    mode: Mode = "auto"
+    include_content: bool = False
+    detail: views.Detail = "Short"
+    exclude_markdown: bool = False
+
+
+def normalize_extensions(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``.py``, ``py`` and ``PY`` all mean the extension ``py``."""
+    return tuple(v.strip().lower().lstrip(".") for v in values if v and v.strip())
+
+
+def _check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"MaxResults must be between 1 and {MAX_LIMIT}, got {limit}")
+    return limit
+
+
+def run_search(services: Services, principal: Principal | None, request: SearchRequest) -> SearchOutcome:
+    """Ranked artifacts for a search within the key's scope."""
+    if not request.query.strip():
+        raise InvalidInput("Query is required")
+    sources = catalog.resolve_scope(services.store, principal, list(request.names))
+    filters = SearchFilters(
+        paths=tuple(p.strip().strip("/") for p in request.paths if p.strip()),
+        extensions=normalize_extensions(list(request.extensions)),
+    )
+    limit = _check_limit(request.limit)
+    # Dropping prose afterwards must still leave ``limit`` results when there are enough.
+    fetch_limit = min(MAX_LIMIT, limit * 3) if request.exclude_markdown else limit
+    outcome = services.searcher.search(request.query, filters=filters, limit=fetch_limit, mode=request.mode,
+                                       sources=sources)  # fmt: skip
+    if request.exclude_markdown:
+        kept = [h for h in outcome.hits if _extension(h.artifact.path) not in MARKDOWN_EXTENSIONS][:limit]
+        outcome = SearchOutcome(kept, outcome.analysis, outcome.vectors_ready, outcome.vectors_total, outcome.mode,
+                                outcome.elapsed_ms)  # fmt: skip
+    return outcome
+
+
+def _extension(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def hit_contents(services: Services, outcome: SearchOutcome) -> dict[int, str]:
+    """artifact id -> its text, for every hit (each file read once)."""
+    cache: dict[int, list[str]] = {}
+    out: dict[int, str] = {}
+    for hit in outcome.hits:
+        row = hit.artifact
+        if row.file_id not in cache:
+            cache[row.file_id] = services.store.file_content(row.file_id).split("\n")
+        out[row.id] = "\n".join(cache[row.file_id][row.start_line - 1 : row.end_line])
+    return out
+
+
+def search(services: Services, principal: Principal | None, request: SearchRequest) -> dict[str, Any]:
+    """CodeAlive's ``SearchResponse``."""
+    outcome = run_search(services, principal, request)
+    return views.search_response(outcome, hit_contents(services, outcome), include_content=request.include_content,
+                                 detail=request.detail)  # fmt: skip
+
+
+def grep(
+    services: Services,
+    principal: Principal | None,
+    pattern: str,
+    *,
+    names: tuple[str, ...] = (),
+    paths: tuple[str, ...] = (),
+    extensions: tuple[str, ...] = (),
+    regex: bool = False,
+    limit: int = 50,
+    case_sensitive: bool | None = None,
+    exclude_markdown: bool = False,
+) -> dict[str, Any]:
+    """``{"results": [GrepResult]}`` within the key's scope."""
+    sources = catalog.resolve_scope(services.store, principal, list(names))
+    filters = SearchFilters(paths=tuple(p.strip().strip("/") for p in paths if p.strip()),
+                            extensions=normalize_extensions(list(extensions)))  # fmt: skip
+    hits = run_grep(services.store, sources, pattern, regex=regex, filters=filters, limit=_check_limit(limit),
+                    case_sensitive=case_sensitive)  # fmt: skip
+    if exclude_markdown:
+        hits = [h for h in hits if _extension(h.file.path) not in MARKDOWN_EXTENSIONS]
+    return views.grep_response(hits)
+
+
+def _visible(services: Services, principal: Principal | None) -> frozenset[int] | None:
+    return principal.visible_source_ids(services.store) if principal is not None else None
+
+
+def fetch_items(
+    services: Services, principal: Principal | None, identifiers: list[str], *, data_source: str | None = None,
+    max_identifiers: int | None = None,
+) -> list[FetchedArtifact]:  # fmt: skip
+    """Artifacts by identifier within the key's scope (unknown or hidden ones: found=False)."""
+    cap = min(max_identifiers or services.settings.max_artifacts_per_request, MAX_IDENTIFIERS_HARD)
+    cleaned = [i for i in identifiers if isinstance(i, str) and i.strip()]
+    if not cleaned or len(identifiers) > cap:
+        raise InvalidInput(f"Identifiers array is required and must contain at most {cap} items")
+    if data_source:
+        catalog.get_repository(services.store, principal, data_source)  # 404 for unknown or hidden
+    return fetch(services.store, cleaned, data_source=data_source, visible=_visible(services, principal))
+
+
+def call_preview(services: Services, item: FetchedArtifact) -> dict[str, Any] | None:
+    """At most three callers and callees of a function, with the totals."""
+    if not (item.found and item.artifact and item.source and item.artifact.symbol_kind in ("function", "method")):
+        return None
+    out_group, in_group = graph.relations(services.store, item.source, item.artifact, profile="calls", max_per_type=3)
+    name = item.source.name
+    return {
+        "outgoingCallsCount": out_group.total,
+        "outgoingCalls": [{"identifier": r.identifier(name), "summary": r.doc.split("\n", 1)[0]}
+                          for r, _ in out_group.items],  # fmt: skip
+        "incomingCallsCount": in_group.total,
+        "incomingCalls": [{"identifier": r.identifier(name), "summary": r.doc.split("\n", 1)[0]}
+                          for r, _ in in_group.items],  # fmt: skip
+    }
+
+
+def fetch_artifacts(
+    services: Services, principal: Principal | None, identifiers: list[str], *, data_source: str | None = None,
+    max_identifiers: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """``{"artifacts": [...]}`` with a call preview for functions."""
+    items = fetch_items(services, principal, identifiers, data_source=data_source, max_identifiers=max_identifiers)
+    previews = {i.identifier: call_preview(services, i) for i in items if i.found}
+    return views.fetch_response(items, previews)
+
+
+def parse_profile(profile: str | None) -> graph.Profile:
+    """``CallsOnly``, ``calls_only`` or ``calls`` → ``calls`` (and so on)."""
+    key = (profile or "CallsOnly").replace("-", "_").lower()
+    if key not in PROFILE_ALIASES:
+        raise InvalidInput("profile must be one of CallsOnly, InheritanceOnly, AllRelevant, ReferencesOnly")
+    return PROFILE_ALIASES[key]
+
+
+def relationships(
+    services: Services, principal: Principal | None, identifier: str, *, profile: str | None = None,
+    max_count: int = 50, data_source: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The ``artifact-relationships`` response (found:false for unknown or hidden identifiers)."""
+    chosen = parse_profile(profile)
+    if not 1 <= max_count <= 1000:
+        raise InvalidInput("maxCountPerType must be between 1 and 1000")
+    if data_source:
+        catalog.get_repository(services.store, principal, data_source)
+    try:
+        source, artifact = find_artifact(services.store, identifier, data_source=data_source,
+                                         visible=_visible(services, principal))  # fmt: skip
+    except NotFound:
+        return {"sourceIdentifier": identifier, "profile": PROFILE_NAMES[chosen], "found": False}
+    groups = graph.relations(services.store, source, artifact, profile=chosen, max_per_type=max_count)
+    available = graph.counts(services.store, source, artifact)
+    return views.relationships_response(source, artifact, identifier, PROFILE_NAMES[chosen], groups, available)

@@ -1,0 +1,294 @@
+"""Keys, workspaces and jobs in the SQLite file (the ``Registry`` half of ``SqliteStore``).
+
+These tables are not derived data: a storage-format change of the index never drops them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from repolens.errors import Conflict, InvalidInput
+from repolens.storage.base import JobRow, KeyRow, WorkspaceRow
+
+REGISTRY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id TEXT NOT NULL UNIQUE,
+    digest TEXT NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    requests_per_hour INTEGER NOT NULL,
+    concurrency INTEGER NOT NULL,
+    scopes TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    revoked_at REAL,
+    last_used_at REAL
+);
+CREATE TABLE IF NOT EXISTS workspaces(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    public_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    description TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workspace_members(
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    PRIMARY KEY(workspace_id, source_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    public_id TEXT NOT NULL UNIQUE,
+    source_id INTEGER REFERENCES sources(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'New',
+    reason TEXT NOT NULL DEFAULT '',
+    phase TEXT NOT NULL DEFAULT '',
+    done INTEGER NOT NULL DEFAULT 0,
+    total INTEGER NOT NULL DEFAULT 0,
+    percent REAL NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    worker TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    heartbeat_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
+CREATE INDEX IF NOT EXISTS jobs_source ON jobs(source_id, id);
+"""
+
+_KEY_COLUMNS = (
+    "id, key_id, digest, name, role, plan, requests_per_hour, concurrency, scopes, created_at, expires_at, "
+    "revoked_at, last_used_at"
+)
+_JOB_COLUMNS = (
+    "id, public_id, source_id, kind, state, reason, phase, done, total, percent, attempts, created_at, "
+    "started_at, finished_at, heartbeat_at"
+)
+_UPDATABLE_JOB_FIELDS = frozenset(
+    {"state", "reason", "phase", "done", "total", "percent", "heartbeat_at", "finished_at", "started_at"}
+)
+UNFINISHED = ("New", "Processing")
+
+
+def _key(row: tuple[Any, ...]) -> KeyRow:
+    values = list(row)
+    values[8] = tuple(json.loads(values[8] or "[]"))
+    return KeyRow(*values)
+
+
+def _job(row: tuple[Any, ...]) -> JobRow:
+    return JobRow(*row)
+
+
+class RegistryMixin:
+    """``Registry`` for ``SqliteStore``: uses its connection and write transaction."""
+
+    @property
+    def _conn(self) -> sqlite3.Connection:  # provided by SqliteStore
+        raise NotImplementedError
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:  # provided by SqliteStore
+        raise NotImplementedError
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def create_key(self, *, key_id: str, digest: str, name: str, role: str, plan: str, requests_per_hour: int,
+                   concurrency: int, scopes: Sequence[str], expires_at: float | None) -> KeyRow:  # fmt: skip
+        """Store a new key."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO api_keys(key_id, digest, name, role, plan, requests_per_hour, concurrency, scopes, "
+                "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key_id, digest, name, role, plan, requests_per_hour, concurrency, json.dumps(list(scopes)),
+                 time.time(), expires_at),  # fmt: skip
+            )
+        key = self.get_key(key_id)
+        assert key is not None
+        return key
+
+    def get_key(self, key_id: str) -> KeyRow | None:
+        """A key by its public id (revoked ones included)."""
+        row = self._conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+        return _key(row) if row else None
+
+    def list_keys(self) -> list[KeyRow]:
+        """Every key, oldest first."""
+        return [_key(r) for r in self._conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id")]
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key; False if there is no such key."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?", (time.time(), key_id)
+            )
+        return cur.rowcount > 0
+
+    def organization(self, default_name: str) -> tuple[str, str, bool]:
+        """(public id, name, created now) of the install's organization, created on first call."""
+        with self._write() as conn:
+            rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('org_id', 'org_name')").fetchall())
+            if "org_id" in rows:
+                return rows["org_id"], rows.get("org_name", default_name), False
+            public_id = secrets.token_hex(12)
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", [("org_id", public_id), ("org_name", default_name)])
+        return public_id, default_name, True
+
+    # -- workspaces -----------------------------------------------------------------------
+
+    def _workspace(self, row: tuple[Any, ...]) -> WorkspaceRow:
+        members = tuple(
+            r[0] for r in self._conn.execute(
+                "SELECT source_id FROM workspace_members WHERE workspace_id = ? ORDER BY source_id", (row[0],))
+        )  # fmt: skip
+        return WorkspaceRow(row[0], row[1], row[2], row[3], row[4], members)
+
+    def create_workspace(self, *, name: str, description: str, source_ids: Sequence[int]) -> WorkspaceRow:
+        """A new workspace (Conflict if the name is taken by a workspace or a repository)."""
+        public_id = secrets.token_hex(12)
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM sources WHERE name = ? COLLATE NOCASE", (name,)).fetchone():
+                raise Conflict(f"a repository is already named {name!r}; pick another workspace name", [name])
+            try:
+                cur = conn.execute(
+                    "INSERT INTO workspaces(public_id, name, description, created_at) VALUES (?, ?, ?, ?)",
+                    (public_id, name, description, time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"a workspace named {name!r} already exists", [name]) from None
+            self._set_members(conn, int(cur.lastrowid or 0), source_ids)
+        ws = self.get_workspace(public_id)
+        assert ws is not None
+        return ws
+
+    @staticmethod
+    def _set_members(conn: sqlite3.Connection, workspace_id: int, source_ids: Sequence[int]) -> None:
+        conn.execute("DELETE FROM workspace_members WHERE workspace_id = ?", (workspace_id,))
+        try:
+            conn.executemany(
+                "INSERT OR IGNORE INTO workspace_members(workspace_id, source_id) VALUES (?, ?)",
+                [(workspace_id, sid) for sid in source_ids],
+            )
+        except sqlite3.IntegrityError:
+            raise InvalidInput("a workspace can only hold existing repositories") from None
+
+    def get_workspace(self, name_or_id: str) -> WorkspaceRow | None:
+        """A workspace by name (case-insensitive) or public id."""
+        row = self._conn.execute(
+            "SELECT id, public_id, name, description, created_at FROM workspaces "
+            "WHERE name = ? COLLATE NOCASE OR public_id = ?",
+            (name_or_id, name_or_id),
+        ).fetchone()
+        return self._workspace(row) if row else None
+
+    def list_workspaces(self) -> list[WorkspaceRow]:
+        """All workspaces, by name."""
+        rows = self._conn.execute(
+            "SELECT id, public_id, name, description, created_at FROM workspaces ORDER BY name COLLATE NOCASE"
+        ).fetchall()
+        return [self._workspace(r) for r in rows]
+
+    def update_workspace(self, workspace_id: int, *, name: str | None = None, description: str | None = None,
+                         source_ids: Sequence[int] | None = None) -> None:  # fmt: skip
+        """Change a workspace."""
+        with self._write() as conn:
+            if name is not None:
+                if conn.execute("SELECT 1 FROM sources WHERE name = ? COLLATE NOCASE", (name,)).fetchone():
+                    raise Conflict(f"a repository is already named {name!r}", [name])
+                try:
+                    conn.execute("UPDATE workspaces SET name = ? WHERE id = ?", (name, workspace_id))
+                except sqlite3.IntegrityError:
+                    raise Conflict(f"a workspace named {name!r} already exists", [name]) from None
+            if description is not None:
+                conn.execute("UPDATE workspaces SET description = ? WHERE id = ?", (description, workspace_id))
+            if source_ids is not None:
+                self._set_members(conn, workspace_id, source_ids)
+
+    def delete_workspace(self, workspace_id: int) -> None:
+        """Remove a workspace (its repositories stay)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM workspaces WHERE id = ?", (workspace_id,))
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def enqueue_job(self, *, kind: str, source_id: int) -> JobRow:
+        """A new job in state New, or the source's unfinished job of that kind if there is one."""
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE source_id = ? AND kind = ? AND state IN ('New', 'Processing') "
+                "ORDER BY id LIMIT 1",
+                (source_id, kind),
+            ).fetchone()
+            if row is not None and row[4] == "New":
+                return _job(row)
+            # A running job may have read the files already: queue one more run behind it.
+            public_id = secrets.token_hex(12)
+            conn.execute(
+                "INSERT INTO jobs(public_id, source_id, kind, created_at) VALUES (?, ?, ?, ?)",
+                (public_id, source_id, kind, time.time()),
+            )
+        job = self.get_job(public_id)
+        assert job is not None
+        return job
+
+    def get_job(self, job_id: str) -> JobRow | None:
+        """A job by public id."""
+        row = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE public_id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def jobs_for_source(self, source_id: int, limit: int = 20) -> list[JobRow]:
+        """The source's jobs, newest first."""
+        rows = self._conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE source_id = ? ORDER BY id DESC LIMIT ?", (source_id, limit)
+        )
+        return [_job(r) for r in rows]
+
+    def claim_job(self, worker: str) -> JobRow | None:
+        """Atomically move the oldest New job to Processing for ``worker``."""
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute("SELECT id FROM jobs WHERE state = 'New' ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE jobs SET state = 'Processing', worker = ?, attempts = attempts + 1, "
+                "started_at = coalesce(started_at, ?), heartbeat_at = ?, reason = '' WHERE id = ?",
+                (worker, now, now, row[0]),
+            )
+            claimed = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (row[0],)).fetchone()
+        return _job(claimed)
+
+    def update_job(self, job_id: int, **fields: object) -> None:
+        """Set state, reason, phase, done, total, percent, heartbeat_at or finished_at."""
+        unknown = set(fields) - _UPDATABLE_JOB_FIELDS
+        if unknown:
+            raise InvalidInput(f"cannot update job fields {sorted(unknown)!r}")
+        if not fields:
+            return
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        with self._write() as conn:
+            conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id))
+
+    def requeue_stale_jobs(self, older_than: float) -> int:
+        """Put Processing jobs whose heartbeat is older than ``older_than`` back to New."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET state = 'New', worker = '' WHERE state = 'Processing' "
+                "AND coalesce(heartbeat_at, 0) < ?",
+                (older_than,),
+            )
+        return cur.rowcount
+
+    def iter_unfinished_jobs(self) -> Iterator[JobRow]:
+        """Jobs still New or Processing, oldest first."""
+        rows = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN (?, ?) ORDER BY id", UNFINISHED)
+        yield from (_job(r) for r in rows.fetchall())
