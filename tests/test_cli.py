@@ -135,8 +135,8 @@ def test_sources_list_show_and_remove(indexed: tuple[Path, Run]) -> None:
         (["index", "ext::sh -c id"], 2, "remote helpers"),
         (["index", "file:///etc"], 2, "scheme 'file' is not allowed"),
         (["index", "/definitely/not/here"], 1, "no such directory"),
-        (["search", "x", "--source", "ghost"], 1, "unknown source 'ghost'"),
-        (["search", "x", "--limit", "0"], 2, "limit must be between"),
+        (["search", "x", "--source", "ghost"], 1, "unknown data source 'ghost'"),
+        (["search", "x", "--limit", "0"], 2, "must be between 1 and 500"),
     ],
 )
 def test_bad_input_gets_a_clear_message_and_exit_code(run_cli: Run, args: list[str], code: int, message: str) -> None:
