@@ -13,7 +13,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from repolens.access.keys import Principal
 from repolens.errors import Conflict, Forbidden, InvalidInput, NotFound, UnsafeSource
@@ -276,3 +276,19 @@ def resolve_scope(db: Database, principal: Principal | None, names: list[str]) -
     if visible is not None and not set(by_id) <= visible:
         raise Forbidden("API key does not have access to this resource")
     return sorted(by_id.values(), key=lambda s: s.name.lower())
+
+
+def relevance_filter(items: list[dict[str, Any]], query: str) -> list[dict[str, Any]]:
+    """Keep the listed sources whose name or description shares words with ``query``, each
+    with a ``relevanceReason``; when none does, return the full list (CodeAlive's filter
+    fails open the same way)."""
+    from repolens.parsing.tokens import identifier_tokens as tokenize_text
+
+    wanted = {t for t in tokenize_text(query) if len(t) > 2}
+    kept = []
+    for item in items:
+        words = set(tokenize_text(f"{item.get('name', '')} {item.get('description', '')}"))
+        common = sorted(wanted & words)
+        if common:
+            kept.append({**item, "relevanceReason": f"its name or description mentions {', '.join(common[:5])}"})
+    return kept or items

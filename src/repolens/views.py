@@ -11,7 +11,7 @@ from repolens.retrieval.artifacts import FetchedArtifact
 from repolens.retrieval.graph import RelationGroup
 from repolens.retrieval.grep import GrepHit
 from repolens.retrieval.search import ScoredArtifact, SearchOutcome
-from repolens.storage.base import ArtifactRow, SourceRow
+from repolens.storage.base import ArtifactRow, JobRow, KeyRow, SourceRow, WorkspaceRow
 
 Detail = Literal["Short", "Full"]
 _SNIPPET_LINES = 6  # enough to recognise a hit without fetching it
@@ -155,4 +155,83 @@ def relationships_response(source: SourceRow, artifact: ArtifactRow | None, iden
             for g in groups
         ],
         "availableRelationshipCounts": available,
+    }
+
+
+# -- data sources, jobs, keys ------------------------------------------------------------------
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as an ISO-8601 UTC timestamp."""
+    if ts is None:
+        return None
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def job_json(job: JobRow) -> dict[str, Any]:
+    """A job's state and progress."""
+    return {
+        "id": job.public_id,
+        "state": job.state,
+        "reason": job.reason or None,
+        "phase": job.phase,
+        "filesDone": job.done,
+        "filesTotal": job.total,
+        "percent": job.percent,
+        "attempts": job.attempts,
+        "createdAt": iso(job.created_at),
+        "startedAt": iso(job.started_at),
+        "finishedAt": iso(job.finished_at),
+    }
+
+
+def repository_json(source: SourceRow, *, job: JobRow | None = None, remote: bool = True) -> dict[str, Any]:
+    """A repository as ``/api/datasources`` lists it (``url`` only for remote sources)."""
+    out: dict[str, Any] = {
+        "id": source.public_id,
+        "name": source.name,
+        "type": "Repository",
+        "url": source.location if remote else None,
+        "branch": source.branch,
+        "description": source.description,
+        "state": source.state,
+        "stateReason": source.state_reason or None,
+        "commit": source.commit or None,
+        "files": source.file_count,
+        "artifacts": source.artifact_count,
+        "indexedAt": iso(source.indexed_at),
+    }
+    if job is not None:
+        out["job"] = job_json(job)
+    return out
+
+
+def workspace_json(workspace: WorkspaceRow, members: list[SourceRow]) -> dict[str, Any]:
+    """A workspace as ``/api/datasources`` lists it."""
+    ready = any(m.state == "Ready" for m in members)
+    return {
+        "id": workspace.public_id,
+        "name": workspace.name,
+        "type": "Workspace",
+        "description": workspace.description,
+        "repositoryIds": [m.public_id for m in members],
+        "state": "Ready" if ready else ("New" if members else "Ready"),
+    }
+
+
+def key_json(key: KeyRow) -> dict[str, Any]:
+    """A key's metadata (never its secret)."""
+    return {
+        "id": key.key_id,
+        "name": key.name,
+        "role": key.role,
+        "plan": key.plan,
+        "requestsPerHour": key.requests_per_hour,
+        "concurrency": key.concurrency,
+        "scopes": list(key.scopes),
+        "createdAt": iso(key.created_at),
+        "expiresAt": iso(key.expires_at),
+        "revokedAt": iso(key.revoked_at),
     }

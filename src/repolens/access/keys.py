@@ -169,3 +169,11 @@ def bearer_token(authorization: str | None, api_key_header: str | None) -> str |
     if api_key_header and api_key_header.strip():
         return api_key_header.strip()
     return None
+
+
+def bootstrap_admin(db: Database) -> MintedKey | None:
+    """On an install with no keys at all, mint the first admin key (to be printed once)."""
+    db.organization("default")
+    if db.list_keys():
+        return None
+    return create_key(db, name="admin", plan=ADMIN_PLAN, role="admin")

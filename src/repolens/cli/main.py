@@ -388,6 +388,100 @@ def up(location: str | None, query: str) -> None:
     ctx.invoke(search, query=query, sources=(), paths=(), exts=(), limit=5, mode="auto", content=False, as_json=False)
 
 
+# -- server and keys --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 exposes the server).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--no-jobs", is_flag=True, help="Do not run indexing jobs in this process.")
+@_handle_errors
+def serve(host: str, port: int, log_level: str, no_jobs: bool) -> None:
+    """Start the HTTP server: CodeAlive REST API, Dify retrieval, tool API, admin routes."""
+    import uvicorn
+
+    from repolens import logs
+    from repolens.access.keys import bootstrap_admin
+    from repolens.api.app import create_app
+    from repolens.settings import load_settings
+
+    settings = load_settings()
+    logs.configure(log_level)
+    with _services() as services:
+        minted = bootstrap_admin(services.store)
+    if minted is not None:
+        click.echo("Created the admin API key (shown once; store it now):", err=True)
+        click.echo(minted.token)
+    app = create_app(settings, run_jobs=not no_jobs)
+    click.echo(f"repolens serving on http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10,
+                server_header=False)  # fmt: skip
+
+
+@cli.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="What the key is for.")
+@click.option("--scope", "scopes", multiple=True, help="Limit the key to this repository or workspace (repeatable).")
+@click.option("--plan", default="free", show_default=True, type=click.Choice(["free", "pro", "team", "custom"]))
+@click.option("--requests-per-hour", type=click.IntRange(1), help="For --plan custom (or to override a plan).")
+@click.option("--concurrency", type=click.IntRange(1), help="For --plan custom (or to override a plan).")
+@click.option("--expires-days", type=click.FloatRange(min=0, min_open=True), help="Expire after this many days.")
+@click.option("--admin", is_flag=True, help="May manage keys and data sources.")
+@_handle_errors
+def keys_create(name: str, scopes: tuple[str, ...], plan: str, requests_per_hour: int | None, concurrency: int | None,
+                expires_days: float | None, admin: bool) -> None:  # fmt: skip
+    """Create a key and print it once, on its own line."""
+    import time
+
+    from repolens.access.keys import create_key, plan_for
+
+    with _services() as services:
+        chosen = plan_for(plan, requests_per_hour=requests_per_hour, concurrency=concurrency)
+        expires = time.time() + expires_days * 86400 if expires_days else None
+        minted = create_key(services.store, name=name, plan=chosen, role="admin" if admin else "member",
+                            scopes=scopes, expires_at=expires)  # fmt: skip
+        row = minted.row
+        click.echo(f"key {row.key_id} ({row.name}, plan {row.plan}: {row.requests_per_hour}/h, "
+                   f"{row.concurrency} concurrent; shown once):", err=True)  # fmt: skip
+        click.echo(minted.token)
+
+
+@keys.command("list")
+@json_option
+@_handle_errors
+def keys_list(as_json: bool) -> None:
+    """Every key (never the secret)."""
+    from repolens import views
+
+    with _services() as services:
+        rows = services.store.list_keys()
+        if as_json:
+            _emit_json([views.key_json(k) for k in rows])
+            return
+        for k in rows:
+            status = "revoked" if k.revoked_at else ("expired" if k.expires_at and k.expires_at < __import__("time").time()
+                                                      else "active")  # fmt: skip
+            scope = ",".join(k.scopes) or "all"
+            click.echo(f"{k.key_id}  {k.name:<24} {k.role:<6} {k.plan:<6} {k.requests_per_hour:>7}/h "
+                       f"{k.concurrency:>4} conc  {status:<8} scope={scope}")  # fmt: skip
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@_handle_errors
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id (the digits shown by `keys list`)."""
+    with _services() as services:
+        if not services.store.revoke_key(key_id):
+            raise NotFound(f"unknown key {key_id!r}")
+        click.echo(f"revoked {key_id}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()

@@ -163,6 +163,10 @@ class JobRunner:
         self._thread = threading.Thread(target=self._loop, name="repolens-jobs", daemon=True)
         self._thread.start()
 
+    def alive(self) -> bool:
+        """Whether the loop is running."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         """Stop the loop; a running child is asked to stop and its job resumes on next start."""
         self._stop.set()

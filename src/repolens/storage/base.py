@@ -221,6 +221,10 @@ class Store(Protocol):
         """(artifact id the edge starts in, edge) for edges whose target is one of ``targets``."""
         ...
 
+    def top_targets(self, source_id: int, kinds: Sequence[str], limit: int) -> list[tuple[str, int]]:
+        """(target name, edge count) of the most referenced names in a source, most first."""
+        ...
+
     # vectors
     def units_missing_vectors(self, source_id: int, model: str, limit: int) -> list[tuple[int, int]]:
         """(artifact id, embed key) of one unit per embedding text still lacking a vector."""

@@ -554,6 +554,16 @@ class SqliteStore(RegistryMixin):
         )
         return [(r[0], Relation(None, RELATION_KINDS[r[1]], r[2], r[3])) for r in rows]
 
+    def top_targets(self, source_id: int, kinds: Sequence[str], limit: int) -> list[tuple[str, int]]:
+        """(target name, edge count) of the most referenced names in a source, most first."""
+        k_marks = ",".join("?" * len(kinds))
+        rows = self._conn.execute(
+            f"SELECT target, count(*) AS n FROM relations WHERE source_id = ? AND kind IN ({k_marks}) "
+            "GROUP BY target ORDER BY n DESC, target LIMIT ?",
+            (source_id, *(RELATION_CODES[k] for k in kinds), limit),
+        )
+        return [(str(r[0]), int(r[1])) for r in rows]
+
     def relations_to(self, source_ids: Sequence[int], targets: Sequence[str], kinds: Sequence[str]) -> list[tuple[int, Relation]]:
         """(artifact id the edge starts in, edge) for edges whose target is one of ``targets``."""
         marks = ",".join("?" * len(source_ids))

@@ -1,0 +1,154 @@
+"""Authentication, rate limits, body-size cap, request ids and the access log: one ASGI
+middleware in front of every route.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so streamed responses pass through untouched. The
+key check is a point lookup by key id plus a constant-time digest compare; nothing is written
+on the hot path. Every response to an authenticated request carries ``X-RateLimit-Limit``,
+``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``; a refusal adds ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from repolens.access.keys import Principal, authenticate, bearer_token
+from repolens.access.ratelimit import Decision, RateLimiter
+from repolens.api.errors import CODES, DIFY_PREFIX, PROBLEM_JSON, BodyTooLarge
+from repolens.errors import Unauthorized
+from repolens.storage.base import Database
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_log = logging.getLogger("repolens.access")
+
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+MAX_BODY_BYTES = 1_000_000  # no request of this API needs more (10,000 identifiers fit in ~1 MB)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class AccessMiddleware:
+    """Authenticates, rate-limits and logs every request except the public ones."""
+
+    def __init__(self, app: ASGIApp, *, db: Callable[[], Database], limiter: RateLimiter) -> None:
+        self.app = app
+        self.db = db
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = _header(scope, b"x-request-id") or secrets.token_hex(8)
+        rid = rid[:64]
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        path: str = scope.get("path", "")
+        status_box = [0]
+        extra_headers: list[tuple[bytes, bytes]] = [(b"x-request-id", rid.encode("latin-1", "replace"))]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_box[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
+            await send(message)
+
+        principal: Principal | None = None
+        try:
+            length = _header(scope, b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+                await self._refuse(scope, send_with_headers, 413, f"request body over {MAX_BODY_BYTES} bytes")
+                return
+            if path in PUBLIC_PATHS:
+                await self.app(scope, _capped(receive), send_with_headers)
+                return
+            token = bearer_token(_header(scope, b"authorization"), _header(scope, b"x-api-key"))
+            try:
+                principal = await run_in_threadpool(authenticate, self.db(), token)
+            except Unauthorized as exc:
+                missing = token is None
+                await self._refuse(scope, send_with_headers, 401, str(exc), dify_code=1001 if missing else 1002)
+                return
+            state["principal"] = principal
+            key = principal.key
+            decision = self.limiter.acquire(key.key_id, per_hour=key.requests_per_hour, concurrency=key.concurrency)
+            extra_headers.extend(_rate_headers(decision))
+            if not decision.allowed:
+                extra_headers.append((b"retry-after", str(decision.retry_after).encode()))
+                await self._refuse(scope, send_with_headers, 429, decision.reason)
+                return
+            try:
+                await self.app(scope, _capped(receive), send_with_headers)
+            finally:
+                self.limiter.release(key.key_id)
+        finally:
+            access_log.info(
+                "request",
+                extra={"fields": {
+                    "method": scope.get("method"), "path": path, "status": status_box[0],
+                    "ms": round((time.perf_counter() - started) * 1000, 1), "request_id": rid,
+                    "key_id": principal.key.key_id if principal else None,
+                }},
+            )  # fmt: skip
+
+    async def _refuse(self, scope: Scope, send: Send, status: int, detail: str, *, dify_code: int | None = None) -> None:
+        path: str = scope.get("path", "")
+        if path.startswith(DIFY_PREFIX):
+            # Dify's registration probe rejects an endpoint only on 403, 404 or 502, so a bad
+            # key must be a 403 here for Dify to tell its user.
+            code = dify_code or (1002 if status in (401, 403, 429) else 1001)
+            body = {"error_code": code, "error_msg": detail}
+            status = 403 if status == 401 else status
+            media = "application/json"
+        else:
+            code_name, title, slug = CODES[status]
+            rid = scope.get("state", {}).get("request_id", "")
+            body = {"type": f"/errors/{slug}", "title": title, "status": status, "detail": detail, "message": detail,
+                    "error": {"code": code_name, "message": detail}, "requestId": rid}  # fmt: skip
+            media = PROBLEM_JSON
+        payload = json.dumps(body).encode()
+        headers = [(b"content-type", media.encode()), (b"content-length", str(len(payload)).encode())]
+        if status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="repolens"'))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _rate_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-ratelimit-limit", str(decision.limit).encode()),
+        (b"x-ratelimit-remaining", str(max(0, decision.remaining)).encode()),
+        (b"x-ratelimit-reset", str(decision.reset).encode()),
+    ]
+
+
+def _capped(receive: Receive) -> Receive:
+    """``receive`` that stops a chunked body from growing past the cap."""
+    seen = [0]
+
+    async def wrapped() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            seen[0] += len(message.get("body", b""))
+            if seen[0] > MAX_BODY_BYTES:
+                raise BodyTooLarge(f"request body over {MAX_BODY_BYTES} bytes")
+        return message
+
+    return wrapped

@@ -1,0 +1,108 @@
+"""``create_app(settings)``: the FastAPI application and its lifespan.
+
+The lifespan opens the services once, resumes interrupted jobs and starts the job runner;
+on shutdown it stops the runner (a running job is left to resume) and closes the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from repolens.access.ratelimit import RateLimiter
+from repolens.api import errors
+from repolens.api.access import AccessMiddleware
+from repolens.api.routes import admin, datasources, dify, health, search, tools
+from repolens.api.schemas import DifyError, Problem
+from repolens.services import Services, build_services
+from repolens.settings import Settings
+
+_ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "429", "500", "503")
+
+
+def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
+    """The server for ``settings``; ``run_jobs=False`` leaves jobs queued (tests, replicas)."""
+    services = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from repolens.indexing.jobs import JobRunner
+
+        app.state.services = services
+        services.store.organization("default")
+        _ = services.searcher  # open the embedder now, not on the first search
+        runner = JobRunner(services.store, settings) if run_jobs else None
+        app.state.runner = runner
+        if runner is not None:
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
+            services.close()
+
+    app = FastAPI(title="repolens", version=_version(), lifespan=lifespan,
+                  description="Self-hosted code intelligence: CodeAlive-compatible REST API.")  # fmt: skip
+    app.state.services = services
+    errors.install(app)
+    for module in (health, datasources, search, dify, tools, admin):
+        app.include_router(module.router)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
+                           allow_headers=["Authorization", "Content-Type", "X-Api-Key"])  # fmt: skip
+    app.add_middleware(AccessMiddleware, db=lambda: services.store, limiter=RateLimiter())
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
+    return app
+
+
+def _version() -> str:
+    from repolens.api.routes.health import _version as v
+
+    return v()
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus bearer auth and the error responses every route can give."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schemas["Problem"].pop("$defs", {}).items():
+        schemas.setdefault(name, sub)
+    schemas["DifyError"] = DifyError.model_json_schema()
+    components["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "API key: Authorization: Bearer ca_..."},
+        "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    }
+    for path, item in doc.get("paths", {}).items():
+        public = path in ("/health", "/ready")
+        for op in item.values():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            ref = "DifyError" if path.startswith(errors.DIFY_PREFIX) else "Problem"
+            media = "application/json" if ref == "DifyError" else errors.PROBLEM_JSON
+            for status in _ERROR_STATUSES:
+                if public and status not in ("500", "503"):
+                    continue
+                op["responses"][status] = {
+                    "description": errors.CODES[int(status)][1],
+                    "content": {media: {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+                }
+            if not public:
+                op["security"] = [{"bearer": []}, {"apiKey": []}]
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    app.openapi_schema = doc
+    return doc
+
+
+__all__ = ["Services", "create_app"]

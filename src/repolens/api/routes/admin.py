@@ -1,0 +1,36 @@
+"""``/api/admin/keys``: create, list and revoke API keys (admin keys only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from repolens import views
+from repolens.access.keys import create_key, plan_for
+from repolens.api.deps import AdminDep, ServicesDep
+from repolens.api.schemas import KeyCreate, KeyCreated, KeyOut
+from repolens.errors import NotFound
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+
+@router.get("/keys", response_model=list[KeyOut], summary="Every API key (metadata only)")
+def list_keys(services: ServicesDep, principal: AdminDep) -> list[dict[str, Any]]:
+    return [views.key_json(k) for k in services.store.list_keys()]
+
+
+@router.post("/keys", status_code=201, response_model=KeyCreated, summary="Create a key; the response shows it once")
+def create(body: KeyCreate, services: ServicesDep, principal: AdminDep) -> JSONResponse:
+    plan = plan_for(body.plan, requests_per_hour=body.requestsPerHour, concurrency=body.concurrency)
+    minted = create_key(services.store, name=body.name, plan=plan, role="admin" if body.admin else "member",
+                        scopes=tuple(body.scopes), expires_at=body.expiresAt)  # fmt: skip
+    return JSONResponse(views.key_json(minted.row) | {"key": minted.token}, status_code=201)
+
+
+@router.delete("/keys/{key_id}", status_code=204, summary="Revoke a key")
+def revoke(key_id: str, services: ServicesDep, principal: AdminDep) -> Response:
+    if not services.store.revoke_key(key_id):
+        raise NotFound(f"unknown key {key_id!r}")
+    return Response(status_code=204)
