@@ -41,6 +41,9 @@ PHASE_WEIGHTS: dict[str, float] = {
     "fetch": 5, "walk": 2, "read": 5, "parse": 25, "write": 8, "vectors": 55,
 }  # fmt: skip
 _PHASES = tuple(PHASE_WEIGHTS)
+# Phases whose items are reported from inside the store's write transaction: the job row
+# cannot be updated there (same connection, and another one would wait for this very lock).
+_IN_TRANSACTION = frozenset({"write"})
 
 
 class _Orphaned(BaseException):
@@ -87,6 +90,9 @@ class JobProgress:
     def advance(self, phase: str, n: int = 1) -> None:
         """More items done."""
         self.done += n
+        if phase in _IN_TRANSACTION:
+            self._check_parent()
+            return
         self._write()
 
     def finish(self, phase: str) -> None:

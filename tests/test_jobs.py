@@ -1,0 +1,113 @@
+"""Durable indexing jobs: progress over the API, resume after kill -9, search during a refresh."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from conftest import git, write_tree
+from server import start_server, wait_for_job
+from repolens.storage.sqlite.store import SqliteStore
+
+N_FILES = 4000  # enough work (a few seconds) to kill the server in the middle of it
+
+
+def _big_repo(root: Path, n: int, *, variant: str = "") -> None:
+    files = {
+        f"pkg/mod{i // 100:03d}/file{i:05d}.py": (
+            f'"""Module number {i}{variant}."""\n\n\n'
+            f"def compute_value_{i}(x: int) -> int:\n"
+            f'    """Return x plus {i}{variant}."""\n'
+            f"    return x + {i}\n\n\n"
+            f"class Holder{i}:\n"
+            f"    def get(self) -> int:\n"
+            f"        return compute_value_{i}(1)\n"
+        )
+        for i in range(n)
+    }
+    files["pkg/special.py"] = "def zebra_crossing_guard():\n    return 'stripes'\n"
+    write_tree(root, files)
+
+
+def _poll_until(client: httpx.Client, job_id: str, phases: set[str], timeout: float = 120) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["phase"] in phases or job["state"] in ("Ready", "Failed"):
+            return dict(job)
+        time.sleep(0.02)
+    raise AssertionError("job never reached the phase")
+
+
+def test_a_job_killed_with_its_server_resumes_and_completes(tmp_path: Path) -> None:
+    """kill -9 the server mid-job; on restart the job runs again and the index is complete."""
+    allowed = tmp_path / "allowed"
+    repo = allowed / "big"
+    _big_repo(repo, N_FILES)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "big")
+    env = {"REPOLENS_ALLOWED_ROOTS": str(allowed)}
+    server = start_server(tmp_path / "home", env=env)
+    try:
+        with server.client() as c:
+            made = c.post("/api/datasources", json={"path": str(repo)}).json()
+            job_id, source_id = made["job"]["id"], made["dataSource"]["id"]
+            seen = _poll_until(c, job_id, {"parse", "write", "vectors"})
+            assert seen["state"] == "Processing", seen
+            assert 0 <= float(str(seen["percent"])) < 100
+    finally:
+        server.kill()
+    store = SqliteStore(tmp_path / "home" / "repolens.db")
+    interrupted = store.get_job(job_id)
+    store.close()
+    assert interrupted is not None and interrupted.state == "Processing"
+
+    restarted = start_server(tmp_path / "home", env=env, admin_key=server.admin_key)
+    try:
+        with restarted.client() as c:
+            job = wait_for_job(c, job_id, timeout=300)
+            assert job["state"] == "Ready", job
+            assert job["attempts"] >= 2
+            source = c.get(f"/api/datasources/{source_id}").json()
+            assert source["state"] == "Ready" and source["files"] == N_FILES + 1
+            hit = c.get("/api/search", params={"Query": "zebra crossing guard"}).json()["results"][0]
+            assert hit["identifier"] == "big::pkg/special.py::zebra_crossing_guard"
+            last = c.post("/api/search/artifacts", json={"identifiers": [f"big::pkg/mod039/file{N_FILES - 1:05d}.py"]})
+            assert last.json()["artifacts"][0]["found"] is True
+    finally:
+        restarted.stop()
+
+
+def test_search_answers_from_the_last_good_index_during_a_refresh(tmp_path: Path) -> None:
+    """While a re-sync rewrites thousands of files, every search answers and the source stays Ready."""
+    allowed = tmp_path / "allowed"
+    repo = allowed / "big"
+    _big_repo(repo, N_FILES // 2)
+    env = {"REPOLENS_ALLOWED_ROOTS": str(allowed)}
+    server = start_server(tmp_path / "home", env=env)
+    try:
+        with server.client() as c:
+            made = c.post("/api/datasources", json={"path": str(repo)}).json()
+            assert wait_for_job(c, made["job"]["id"])["state"] == "Ready"
+            _big_repo(repo, N_FILES // 2, variant=" (edited)")
+            job = c.post(f"/api/datasources/{made['dataSource']['id']}/sync").json()
+            answered = 0
+            states = set()
+            while True:
+                r = c.get("/api/search", params={"Query": "zebra_crossing_guard", "Names": "big"})
+                assert r.status_code == 200, r.text
+                assert r.json()["results"][0]["identifier"] == "big::pkg/special.py::zebra_crossing_guard"
+                states.add(c.get(f"/api/datasources/{made['dataSource']['id']}").json()["state"])
+                answered += 1
+                current = c.get(f"/api/jobs/{job['id']}").json()
+                if current["state"] in ("Ready", "Failed"):
+                    break
+            assert current["state"] == "Ready" and answered > 1
+            assert states == {"Ready"}
+            edited = c.get("/api/search/grep", params={"Query": "(edited)", "Names": "big", "MaxResults": 5}).json()
+            assert edited["results"]
+    finally:
+        server.stop()
