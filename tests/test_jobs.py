@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 
 from conftest import git, write_tree
-from server import start_server, wait_for_job
 from repolens.storage.sqlite.store import SqliteStore
+from server import start_server, wait_for_job
 
 N_FILES = 4000  # enough work (a few seconds) to kill the server in the middle of it
 
