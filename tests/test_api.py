@@ -41,6 +41,7 @@ SHAPES = {
     ),
     "README.md": "# Geo\n\nCompute the total area of shapes.\n\n## Usage\n\nCall report().\n",
     "data.bin": b"\x00\x01\x02\x03" * 100,
+    "dump.txt": "x = 1\n" * 200_000,  # 1.2 MB: over the file size cap
 }
 BILLING = {
     "billing/invoice.py": (
@@ -316,7 +317,9 @@ def test_tool_api_envelope(world: tuple[Server, dict[str, str]]) -> None:
         escape = c.post("/api/tools/read_file", json={"data_source": "geo", "path": "../../etc/passwd"}).json()
         assert escape["obj"]["error"]["code"] == "invalid_path"
         tree = c.post("/api/tools/get_file_tree", json={"data_source": "geo"}).json()
-        assert {"geo/shapes.py", "README.md"} <= {e["path"] for e in tree["obj"]["entries"]}
+        tree_paths = {e["path"] for e in tree["obj"]["entries"]}
+        assert {"geo/shapes.py", "README.md"} <= tree_paths
+        assert not {"data.bin", "dump.txt"} & tree_paths  # binary and oversized files are skipped
         onto = c.post("/api/tools/get_repository_ontology", json={"data_source": "geo"}).json()["obj"]
         assert onto["languages"]["python"] == 2 and any(m["name"] == "Circle" for m in onto["mostReferenced"])
         fetched = c.post("/api/tools/fetch_artifacts", json={"identifiers": "geo::geo/shapes.py::Circle"}).json()
