@@ -8,6 +8,10 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+# pytest rewrites the modules of every package that ships a pytest plugin, anyio included, and
+# CPython 3.11.7 can fail to compile such a rewrite when the import happens deep inside an event
+# loop ("AST constructor recursion depth mismatch"). The MCP stdio client imports this one lazily.
+import anyio._core._subprocesses  # noqa: F401
 import pytest
 
 from repolens.services import Services, build_services

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from repolens.errors import InvalidInput
 
@@ -18,6 +19,7 @@ DEFAULT_EMBEDDER = "minilm"  # measured best default; see bench/REPORT.md
 DEFAULT_MAX_ARTIFACTS = 20  # identifiers per fetch request: CodeAlive's documented cap
 DEFAULT_MAX_REPO_MB = 2_000  # a clone larger than this is refused (and deleted) rather than indexed
 DEFAULT_PORT = 8000  # the port CodeAlive's own docs and clients use for a local server
+DEFAULT_MCP_MAX_TOKENS = 20_000  # under Claude Code's ~25k-token ceiling per MCP tool result
 
 
 def _env_int(name: str, default: int) -> int:
@@ -48,6 +50,13 @@ def _env_roots(name: str) -> tuple[Path, ...]:
     return tuple(roots)
 
 
+def _public_url(raw: str) -> str:
+    raw = raw.strip().rstrip("/")
+    if raw and not (raw.startswith(("http://", "https://")) and urlsplit(raw).hostname):
+        raise InvalidInput(f"REPOLENS_PUBLIC_URL must be an http(s) URL such as https://code.example.com, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable, with embedded defaults that need no setup."""
@@ -68,6 +77,11 @@ class Settings:
     max_repo_mb: int = DEFAULT_MAX_REPO_MB
     max_artifacts_per_request: int = DEFAULT_MAX_ARTIFACTS
     cors_origins: tuple[str, ...] = ()  # CORS stays off unless origins are listed
+    # MCP: the output budget per tool result, and the Host/Origin values /mcp accepts besides
+    # loopback (DNS rebinding protection): the public URL of this server and any extra host names.
+    mcp_max_tokens: int = DEFAULT_MCP_MAX_TOKENS
+    public_url: str = ""
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def db_path(self) -> Path:
@@ -107,6 +121,9 @@ def load_settings(home: Path | None = None) -> Settings:
         max_repo_mb=_env_int("REPOLENS_MAX_REPO_MB", DEFAULT_MAX_REPO_MB),
         max_artifacts_per_request=_env_int("REPOLENS_MAX_ARTIFACTS", DEFAULT_MAX_ARTIFACTS),
         cors_origins=_env_list("REPOLENS_CORS_ORIGINS"),
+        mcp_max_tokens=_env_int("REPOLENS_MCP_MAX_TOKENS", DEFAULT_MCP_MAX_TOKENS),
+        public_url=_public_url(os.environ.get("REPOLENS_PUBLIC_URL", "")),
+        allowed_hosts=tuple(h.lower() for h in _env_list("REPOLENS_ALLOWED_HOSTS")),
     )
 
 
@@ -126,4 +143,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "REPOLENS_MAX_REPO_MB": str(settings.max_repo_mb),
         "REPOLENS_MAX_ARTIFACTS": str(settings.max_artifacts_per_request),
         "REPOLENS_CORS_ORIGINS": ",".join(settings.cors_origins),
+        "REPOLENS_MCP_MAX_TOKENS": str(settings.mcp_max_tokens),
+        "REPOLENS_PUBLIC_URL": settings.public_url,
+        "REPOLENS_ALLOWED_HOSTS": ",".join(settings.allowed_hosts),
     }

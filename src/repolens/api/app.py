@@ -18,6 +18,8 @@ from repolens.api import errors
 from repolens.api.access import AccessMiddleware
 from repolens.api.routes import admin, datasources, dify, health, search, tools
 from repolens.api.schemas import DifyError, Problem
+from repolens.mcpserver import http as mcp_http
+from repolens.mcpserver.server import build_server
 from repolens.services import Services, build_services
 from repolens.settings import Settings
 
@@ -27,6 +29,7 @@ _ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "429", "500"
 def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     """The server for ``settings``; ``run_jobs=False`` leaves jobs queued (tests, replicas)."""
     services = build_services(settings)
+    mcp_server = build_server(lambda: services, max_tokens=settings.mcp_max_tokens, version=_version())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,14 +43,15 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
         if runner is not None:
             runner.start()
         try:
-            yield
+            async with mcp_server.session_manager.run():
+                yield
         finally:
             if runner is not None:
                 runner.stop()
             services.close()
 
     app = FastAPI(title="repolens", version=_version(), lifespan=lifespan,
-                  description="Self-hosted code intelligence: CodeAlive-compatible REST API.")  # fmt: skip
+                  description="Self-hosted code intelligence: CodeAlive-compatible REST API; MCP at /mcp.")  # fmt: skip
     app.state.services = services
     errors.install(app)
     for module in (health, datasources, search, dify, tools, admin):
@@ -57,6 +61,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type", "X-Api-Key"])  # fmt: skip
+    mcp_http.mount(app, mcp_server, settings)
     app.add_middleware(AccessMiddleware, db=lambda: services.store, limiter=RateLimiter())
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app

@@ -419,6 +419,21 @@ def serve(host: str, port: int, log_level: str, no_jobs: bool) -> None:
                 server_header=False)  # fmt: skip
 
 
+@cli.command("mcp")
+@click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@_handle_errors
+def mcp_stdio(log_level: str) -> None:
+    """Serve the MCP tools over stdio for a local agent (reads the local data dir; no server needed)."""
+    from repolens import logs
+    from repolens.api.routes.health import _version
+    from repolens.mcpserver.server import build_server
+
+    logs.configure(log_level, access_log=False)  # a StreamHandler writes to stderr: stdout is the protocol
+    with _services() as services:
+        _ = services.searcher  # open the index and the embedder before the agent's first call
+        build_server(lambda: services, max_tokens=services.settings.mcp_max_tokens, version=_version()).run("stdio")
+
+
 @cli.group()
 def keys() -> None:
     """Create, list and revoke API keys."""
