@@ -58,6 +58,9 @@ class MiniLMEmbedder:
         options.intra_op_num_threads = THREADS
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Idle intra-op threads sleep instead of spinning: spinning burns a core between queries
+        # and, with concurrent searches, doubles the CPU each one costs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         with resources.as_file(base.joinpath("model_int8.onnx")) as model_path:
             self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         with resources.as_file(base.joinpath("tokenizer.json")) as tok_path:

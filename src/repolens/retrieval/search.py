@@ -14,6 +14,7 @@ The single entry point is ``Searcher.search``. Steps:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -78,6 +79,9 @@ class Searcher:
         self.store = store
         self.embedder = embedder
         self._vectors: dict[int, _VectorCache] = {}
+        # Concurrent searches that find a matrix stale wait for one of them to rebuild it
+        # instead of each decoding the same ~20 MB of vectors at once.
+        self._vectors_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -115,9 +119,12 @@ class Searcher:
             key = (sid, self.embedder.name, generation)
             cached = self._vectors.get(sid)
             if cached is None or cached.key != key:
-                ids, blobs = self.store.vectors((sid,), self.embedder.name)
-                cached = _VectorCache(key, ids, decode_many(blobs, self.embedder.dim))
-                self._vectors[sid] = cached
+                with self._vectors_lock:
+                    cached = self._vectors.get(sid)
+                    if cached is None or cached.key != key:
+                        ids, blobs = self.store.vectors((sid,), self.embedder.name)
+                        cached = _VectorCache(key, ids, decode_many(blobs, self.embedder.dim))
+                        self._vectors[sid] = cached
             parts.append((cached.ids, cached.matrix))
         if len(parts) == 1:
             return parts[0]

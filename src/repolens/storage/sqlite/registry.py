@@ -97,7 +97,7 @@ class RegistryMixin:
     def _conn(self) -> sqlite3.Connection:  # provided by SqliteStore
         raise NotImplementedError
 
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:  # provided by SqliteStore
+    def _write(self, *, content: bool = True) -> AbstractContextManager[sqlite3.Connection]:  # by SqliteStore
         raise NotImplementedError
 
     # -- keys -----------------------------------------------------------------------------
@@ -105,12 +105,22 @@ class RegistryMixin:
     def create_key(self, *, key_id: str, digest: str, name: str, role: str, plan: str, requests_per_hour: int,
                    concurrency: int, scopes: Sequence[str], expires_at: float | None) -> KeyRow:  # fmt: skip
         """Store a new key."""
-        with self._write() as conn:
+        with self._write(content=False) as conn:
             conn.execute(
                 "INSERT INTO api_keys(key_id, digest, name, role, plan, requests_per_hour, concurrency, scopes, "
                 "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key_id, digest, name, role, plan, requests_per_hour, concurrency, json.dumps(list(scopes)),
-                 time.time(), expires_at),  # fmt: skip
+                (
+                    key_id,
+                    digest,
+                    name,
+                    role,
+                    plan,
+                    requests_per_hour,
+                    concurrency,
+                    json.dumps(list(scopes)),
+                    time.time(),
+                    expires_at,
+                ),
             )
         key = self.get_key(key_id)
         assert key is not None
@@ -127,7 +137,7 @@ class RegistryMixin:
 
     def revoke_key(self, key_id: str) -> bool:
         """Revoke a key; False if there is no such key."""
-        with self._write() as conn:
+        with self._write(content=False) as conn:
             cur = conn.execute(
                 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?", (time.time(), key_id)
             )
@@ -135,7 +145,7 @@ class RegistryMixin:
 
     def organization(self, default_name: str) -> tuple[str, str, bool]:
         """(public id, name, created now) of the install's organization, created on first call."""
-        with self._write() as conn:
+        with self._write(content=False) as conn:
             rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('org_id', 'org_name')").fetchall())
             if "org_id" in rows:
                 return rows["org_id"], rows.get("org_name", default_name), False
@@ -155,7 +165,7 @@ class RegistryMixin:
     def create_workspace(self, *, name: str, description: str, source_ids: Sequence[int]) -> WorkspaceRow:
         """A new workspace (Conflict if the name is taken by a workspace or a repository)."""
         public_id = secrets.token_hex(12)
-        with self._write() as conn:
+        with self._write(content=False) as conn:
             if conn.execute("SELECT 1 FROM sources WHERE name = ? COLLATE NOCASE", (name,)).fetchone():
                 raise Conflict(f"a repository is already named {name!r}; pick another workspace name", [name])
             try:
@@ -200,7 +210,7 @@ class RegistryMixin:
     def update_workspace(self, workspace_id: int, *, name: str | None = None, description: str | None = None,
                          source_ids: Sequence[int] | None = None) -> None:  # fmt: skip
         """Change a workspace."""
-        with self._write() as conn:
+        with self._write(content=False) as conn:
             if name is not None:
                 if conn.execute("SELECT 1 FROM sources WHERE name = ? COLLATE NOCASE", (name,)).fetchone():
                     raise Conflict(f"a repository is already named {name!r}", [name])
@@ -215,14 +225,14 @@ class RegistryMixin:
 
     def delete_workspace(self, workspace_id: int) -> None:
         """Remove a workspace (its repositories stay)."""
-        with self._write() as conn:
+        with self._write(content=False) as conn:
             conn.execute("DELETE FROM workspaces WHERE id = ?", (workspace_id,))
 
     # -- jobs -----------------------------------------------------------------------------
 
     def enqueue_job(self, *, kind: str, source_id: int) -> JobRow:
         """A new job in state New, or the source's unfinished job of that kind if there is one."""
-        with self._write() as conn:
+        with self._write(content=False) as conn:
             row = conn.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE source_id = ? AND kind = ? AND state IN ('New', 'Processing') "
                 "ORDER BY id LIMIT 1",
@@ -254,8 +264,10 @@ class RegistryMixin:
 
     def claim_job(self, worker: str) -> JobRow | None:
         """Atomically move the oldest New job to Processing for ``worker``."""
+        if self._conn.execute("SELECT 1 FROM jobs WHERE state = 'New' LIMIT 1").fetchone() is None:
+            return None  # the idle poll: a read, no write lock
         now = time.time()
-        with self._write() as conn:
+        with self._write(content=False) as conn:
             row = conn.execute("SELECT id FROM jobs WHERE state = 'New' ORDER BY id LIMIT 1").fetchone()
             if row is None:
                 return None
@@ -275,15 +287,14 @@ class RegistryMixin:
         if not fields:
             return
         assignments = ", ".join(f"{k} = ?" for k in fields)
-        with self._write() as conn:
+        with self._write(content=False) as conn:
             conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id))
 
     def requeue_stale_jobs(self, older_than: float) -> int:
         """Put Processing jobs whose heartbeat is older than ``older_than`` back to New."""
-        with self._write() as conn:
+        with self._write(content=False) as conn:
             cur = conn.execute(
-                "UPDATE jobs SET state = 'New', worker = '' WHERE state = 'Processing' "
-                "AND coalesce(heartbeat_at, 0) < ?",
+                "UPDATE jobs SET state = 'New', worker = '' WHERE state = 'Processing' AND coalesce(heartbeat_at, 0) < ?",
                 (older_than,),
             )
         return cur.rowcount

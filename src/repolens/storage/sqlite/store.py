@@ -16,8 +16,10 @@ Design notes:
   while a re-index is being written.
 * One connection per thread (the server answers from a thread pool): SQLite then runs
   reads in parallel, and one thread's transaction never sees another's statements.
-* ``meta.generation`` counts commits of every connection and process: caches built from the
-  database (vector matrices, counts) key on it.
+* ``meta.generation`` counts commits that change indexed content, in every connection and
+  process: caches built from the database (vector matrices, counts) key on it. Bookkeeping
+  writes (job progress, keys, workspaces) leave it alone, or an idle job poller would
+  invalidate every cache twice a second.
 """
 
 from __future__ import annotations
@@ -136,8 +138,8 @@ _SOURCE_COLUMNS = (
     "created_at, indexed_at, file_count, artifact_count"
 )
 _ARTIFACT_COLUMNS = (
-    "a.id, a.source_id, a.file_id, f.path, a.kind, coalesce(a.ident, a.qualified_name), a.name, a.qualified_name, a.symbol_kind, "
-    "a.parent, a.start_line, a.end_line, a.signature, a.doc, f.language"
+    "a.id, a.source_id, a.file_id, f.path, a.kind, coalesce(a.ident, a.qualified_name), a.name, a.qualified_name, "
+    "a.symbol_kind, a.parent, a.start_line, a.end_line, a.signature, a.doc, f.language"
 )
 _UPDATABLE_SOURCE_FIELDS = frozenset(
     {"commit_sha", "state", "state_reason", "description", "indexed_at", "file_count", "artifact_count",
@@ -247,7 +249,9 @@ class SqliteStore(RegistryMixin):
         self._conn.executescript(_SCHEMA)
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, content: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction; ``content=False`` for writes no index cache depends on (jobs,
+        keys, workspaces), which then leave ``meta.generation`` alone."""
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -259,7 +263,8 @@ class SqliteStore(RegistryMixin):
             conn.execute("ROLLBACK")
             raise
         else:
-            conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+            if content:
+                conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
             conn.execute("COMMIT")
 
     # -- sources --------------------------------------------------------------------------
@@ -349,12 +354,11 @@ class SqliteStore(RegistryMixin):
                 )
                 self._insert_artifacts(conn, source_id, file_id, new, src)
             counts = conn.execute(
-                "SELECT (SELECT count(*) FROM files WHERE source_id = ?), (SELECT count(*) FROM artifacts WHERE source_id = ?)",
+                "SELECT (SELECT count(*) FROM files WHERE source_id = ?), "
+                "(SELECT count(*) FROM artifacts WHERE source_id = ?)",
                 (source_id, source_id),
             ).fetchone()
-            conn.execute(
-                "UPDATE sources SET file_count = ?, artifact_count = ? WHERE id = ?", (*counts, source_id)
-            )
+            conn.execute("UPDATE sources SET file_count = ?, artifact_count = ? WHERE id = ?", (*counts, source_id))
         return written
 
     def _insert_artifacts(self, conn: sqlite3.Connection, source_id: int, file_id: int, new: NewFile, src: str) -> None:
@@ -477,7 +481,8 @@ class SqliteStore(RegistryMixin):
     def artifacts_in_file_by_id(self, file_id: int) -> list[ArtifactRow]:
         """Every artifact of one file in insertion order (the order tokens were made in)."""
         rows = self._conn.execute(
-            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id WHERE a.file_id = ? ORDER BY a.id",
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
+            "WHERE a.file_id = ? ORDER BY a.id",
             (file_id,),
         )
         return [self._artifact(r) for r in rows]
@@ -525,8 +530,7 @@ class SqliteStore(RegistryMixin):
         w = ", ".join(str(x) for x in weights)
         try:
             rows = self._conn.execute(
-                f"SELECT rowid, -bm25({table}, {w}) FROM {table} WHERE {table} MATCH ? "
-                f"ORDER BY bm25({table}, {w}) LIMIT ?",
+                f"SELECT rowid, -bm25({table}, {w}) FROM {table} WHERE {table} MATCH ? ORDER BY bm25({table}, {w}) LIMIT ?",
                 (match, limit),
             ).fetchall()
         except sqlite3.OperationalError as exc:
@@ -564,7 +568,9 @@ class SqliteStore(RegistryMixin):
         )
         return [(str(r[0]), int(r[1])) for r in rows]
 
-    def relations_to(self, source_ids: Sequence[int], targets: Sequence[str], kinds: Sequence[str]) -> list[tuple[int, Relation]]:
+    def relations_to(
+        self, source_ids: Sequence[int], targets: Sequence[str], kinds: Sequence[str]
+    ) -> list[tuple[int, Relation]]:
         """(artifact id the edge starts in, edge) for edges whose target is one of ``targets``."""
         marks = ",".join("?" * len(source_ids))
         t_marks = ",".join("?" * len(targets))
@@ -698,4 +704,3 @@ class SqliteStore(RegistryMixin):
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
