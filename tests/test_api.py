@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -78,7 +79,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, di
             job = wait_for_job(c, created.json()["job"]["id"])
             assert job["state"] == "Ready", job
             assert job["percent"] == 100.0
-        ws = c.post("/api/datasources", json={"type": "Workspace", "name": "everything", "repositoryIds": ["geo", "billing"]})
+        ws = c.post(
+            "/api/datasources", json={"type": "Workspace", "name": "everything", "repositoryIds": ["geo", "billing"]}
+        )
         assert ws.status_code == 201, ws.text
         ids["everything"] = ws.json()["dataSource"]["id"]
         yield server, ids
@@ -191,7 +194,7 @@ def test_grep_is_literal_by_default_and_matches_file_names(world: tuple[Server, 
 
 def test_artifacts_fetch_previews_calls_and_reports_misses_and_ambiguity(world: tuple[Server, dict[str, str]]) -> None:
     """Content with startLine and a call preview; found:false; 409 with candidates; the cap."""
-    server, ids = world
+    server, _ids = world
     with server.client() as c:
         r = c.post("/api/search/artifacts", json={"identifiers": ["geo::geo/shapes.py::total_area", "geo::nope.py::X"]})
         assert r.status_code == 200, r.text
@@ -202,7 +205,9 @@ def test_artifacts_fetch_previews_calls_and_reports_misses_and_ambiguity(world: 
         assert missing == {"identifier": "geo::nope.py::X", "found": False, "content": None}
         suffix = c.post("/api/search/artifacts", json={"identifiers": ["x/geo::geo/report.py::report"]})
         assert suffix.json()["artifacts"][0]["found"] is True  # resolved by the unique repo name 'geo'
-        by_ds = c.post("/api/search/artifacts", json={"identifiers": ["geo::geo/report.py::report"], "dataSource": "billing"})
+        by_ds = c.post(
+            "/api/search/artifacts", json={"identifiers": ["geo::geo/report.py::report"], "dataSource": "billing"}
+        )
         assert "billing also has a report" in by_ds.json()["artifacts"][0]["content"]
         too_many = c.post("/api/search/artifacts", json={"identifiers": [f"geo::a{i}.py" for i in range(21)]})
         assert too_many.status_code == 400 and "at most 20" in too_many.json()["message"]
@@ -229,14 +234,17 @@ def test_relationships_follow_calls_and_inheritance(world: tuple[Server, dict[st
         assert inh["availableRelationshipCounts"]["descendants"] == 1
         missing = c.post("/api/search/artifact-relationships", json={"identifier": "geo::x.py::Y"})
         assert missing.status_code == 200 and missing.json() == {
-            "sourceIdentifier": "geo::x.py::Y", "profile": "CallsOnly", "found": False}
+            "sourceIdentifier": "geo::x.py::Y",
+            "profile": "CallsOnly",
+            "found": False,
+        }
         bad = c.post("/api/search/artifact-relationships", json={"identifier": "geo::x.py::Y", "maxCountPerType": 0})
         assert bad.status_code == 400 and bad.json()["errors"]
 
 
 def test_scoped_keys_see_only_their_sources_and_revoked_keys_stop(world: tuple[Server, dict[str, str]]) -> None:
     """A key scoped to billing cannot list, search or fetch geo; a member key cannot administer."""
-    server, ids = world
+    server, _ids = world
     with server.client() as admin:
         made = admin.post("/api/admin/keys", json={"name": "billing-bot", "plan": "pro", "scopes": ["billing"]})
         assert made.status_code == 201, made.text
@@ -290,9 +298,9 @@ def test_dify_retrieval_probe_errors_and_filters(world: tuple[Server, dict[str, 
         assert 1 <= len(records) <= 2
         assert records[0]["title"] == "shapes.py" and records[0]["metadata"]["file_extension"] == ".py"
         assert records[0]["metadata"]["artifact_kind"] == "symbol" and records[0]["metadata"]["start_line"] >= 1
+        only_md = {"conditions": [{"name": ["file_extension"], "comparison_operator": "is", "value": ".md"}]}
         md = c.post(path, json={"knowledge_id": ids["geo"], "query": "usage report", "retrieval_setting": {"top_k": 5},
-                                "metadata_condition": {"conditions": [{"name": ["file_extension"],
-                                                                       "comparison_operator": "is", "value": ".md"}]}})  # fmt: skip
+                                "metadata_condition": only_md})  # fmt: skip
         assert md.json()["records"] and all(r["title"] == "README.md" for r in md.json()["records"])
         nope = c.post(path, json={"knowledge_id": "0" * 24, "query": "x", "retrieval_setting": {"top_k": 1}})
         assert nope.status_code == 404 and nope.json()["error_code"] == 2001
@@ -416,3 +424,23 @@ def test_bad_json_wrong_types_and_oversized_bodies_are_clear_4xx(world: tuple[Se
     assert [r.status_code for r in cases] == [400, 400, 400, 400, 400, 404, 413]
     for r in cases:
         assert r.headers["content-type"].startswith("application/problem+json") and "Traceback" not in r.text
+
+
+def test_requests_the_http_parser_refuses_get_problem_json(world: tuple[Server, dict[str, str]]) -> None:
+    """A 120 KB URL and non-HTTP bytes never reach the app; the 400 is still problem+json."""
+    server, _ = world
+    host, port = server.url.removeprefix("http://").split(":")
+    for raw in (
+        f"GET /api/search?Query={'a' * 120_000} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode(),
+        b"\x16\x03\x01 this is not HTTP\r\n\r\n",
+    ):
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(raw)
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), head
+        assert b"content-type: application/problem+json" in head.lower(), head
+        problem = json.loads(body)
+        assert problem["status"] == 400 and problem["error"]["code"] == "BAD_REQUEST" and "POST body" in problem["detail"]

@@ -39,7 +39,6 @@ PROBLEM_JSON = "application/problem+json"
 DIFY_PREFIX = "/api/knowledge-retrieval/dify"
 
 
-
 class BodyTooLarge(InvalidInput):
     """A request body grew past the server's cap."""
 
@@ -94,6 +93,18 @@ def request_id(request: Request) -> str:
 def problem(status: int, detail: str, *, rid: str = "", errors: dict[str, list[str]] | None = None,
             extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
     """A problem-details response that every CodeAlive client can read."""
+    body = problem_body(status, detail)
+    if rid:
+        body["requestId"] = rid
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_body(status: int, detail: str) -> dict[str, Any]:
+    """The problem-details body: RFC 9457 fields plus ``message`` and ``error{code,message}``."""
     code, title, slug = CODES.get(status, ("ERROR", "Error", "error"))
     body: dict[str, Any] = {
         "type": f"/errors/{slug}",
@@ -103,13 +114,7 @@ def problem(status: int, detail: str, *, rid: str = "", errors: dict[str, list[s
         "message": detail,
         "error": {"code": code, "message": detail},
     }
-    if rid:
-        body["requestId"] = rid
-    if errors:
-        body["errors"] = errors
-    if extra:
-        body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return body
 
 
 def dify_error(status: int, message: str, *, code: int | None = None) -> JSONResponse:

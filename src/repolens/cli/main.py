@@ -404,6 +404,7 @@ def serve(host: str, port: int, log_level: str, no_jobs: bool) -> None:
     from repolens import logs
     from repolens.access.keys import bootstrap_admin
     from repolens.api.app import create_app
+    from repolens.api.protocol import ProblemHttpToolsProtocol
     from repolens.settings import load_settings
 
     settings = load_settings()
@@ -416,7 +417,7 @@ def serve(host: str, port: int, log_level: str, no_jobs: bool) -> None:
     app = create_app(settings, run_jobs=not no_jobs)
     click.echo(f"repolens serving on http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10,
-                server_header=False)  # fmt: skip
+                server_header=False, http=ProblemHttpToolsProtocol)  # fmt: skip
 
 
 @cli.command("mcp")
