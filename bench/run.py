@@ -254,7 +254,8 @@ def write_report(
         "",
         "## Indexing",
         "",
-        "| corpus | MB | files | symbols | chunks | cold s | MB/s | unchanged re-index ms | one changed file ms | vectors | vectors/s |",
+        "| corpus | MB | files | symbols | chunks | cold s | MB/s | unchanged re-index ms | one changed file ms "
+        "| vectors | vectors/s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in index_rows:

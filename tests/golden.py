@@ -40,15 +40,11 @@ def parse_sample(lang_dir: Path) -> tuple[str | None, ParsedFile]:
 def render(parsed: ParsedFile, *, with_relations: bool) -> dict[str, Any]:
     """The comparable form of a parse: symbols as rows, relations as sorted rows."""
     out: dict[str, Any] = {
-        "symbols": [
-            [s.kind, s.qualified_name, s.start_line, s.end_line, s.parent] for s in parsed.symbols
-        ],
+        "symbols": [[s.kind, s.qualified_name, s.start_line, s.end_line, s.parent] for s in parsed.symbols],
         "docs": {s.qualified_name: s.doc.split("\n", 1)[0] for s in parsed.symbols if s.doc},
     }
     if with_relations:
-        out["relations"] = sorted(
-            [r.source or "", r.kind, r.target] for r in parsed.relations if r.kind != "references"
-        )
+        out["relations"] = sorted([r.source or "", r.kind, r.target] for r in parsed.relations if r.kind != "references")
     return out
 
 

@@ -15,13 +15,16 @@ Run = Callable[..., CompletedProcess[str]]
 
 PROJECT = {
     "svc/shapes.py": (
-        "class Shape:\n    '''Base of all shapes.'''\n\n    def area(self) -> float:\n        raise NotImplementedError\n\n\n"
+        "class Shape:\n    '''Base of all shapes.'''\n\n    def area(self) -> float:\n"
+        "        raise NotImplementedError\n\n\n"
         "class Square(Shape):\n    def __init__(self, side: float) -> None:\n        self.side = side\n\n"
         "    def area(self) -> float:\n        return square(self.side)\n\n\n"
         "def square(x: float) -> float:\n    '''Multiply a number by itself.'''\n    return x * x\n\n\n"
         "def total_area(shapes: list[Shape]) -> float:\n    return sum(s.area() for s in shapes)\n"
     ),
-    "svc/report.py": "from .shapes import Square, total_area\n\n\ndef report() -> str:\n    return str(total_area([Square(2)]))\n",
+    "svc/report.py": (
+        "from .shapes import Square, total_area\n\n\ndef report() -> str:\n    return str(total_area([Square(2)]))\n"
+    ),
 }
 
 

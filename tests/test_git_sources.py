@@ -74,7 +74,9 @@ def test_a_real_clone_over_http_indexes_and_updates(make_repo: MakeRepo, tmp_pat
     served = tmp_path / "served"
     served.mkdir()
     git(served, "clone", "-q", "--bare", str(work), "acme/tool.git")
-    settings = Settings(home=tmp_path / "home", embedder="none", allowed_git_schemes=("https", "http"), git_allow_hosts=("127.0.0.1",))
+    settings = Settings(
+        home=tmp_path / "home", embedder="none", allowed_git_schemes=("https", "http"), git_allow_hosts=("127.0.0.1",)
+    )
     svc = build_services(settings)
     hooks_marker = tmp_path / "hook-ran"
     try:
@@ -102,7 +104,9 @@ def test_a_real_clone_over_http_indexes_and_updates(make_repo: MakeRepo, tmp_pat
 
 def test_clone_errors_do_not_leak_credentials(tmp_path: Path) -> None:
     """A token passed out of band never shows up in an error message."""
-    settings = Settings(home=tmp_path / "home", embedder="none", allowed_git_schemes=("http",), git_allow_hosts=("127.0.0.1",))
+    settings = Settings(
+        home=tmp_path / "home", embedder="none", allowed_git_schemes=("http",), git_allow_hosts=("127.0.0.1",)
+    )
     svc = build_services(settings)
     os.environ["REPOLENS_GIT_TOKEN"] = "tok-SECRET-123"
     try:

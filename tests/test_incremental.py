@@ -56,7 +56,7 @@ def test_change_add_delete_and_rename_reprocess_only_those_files(make_repo: Make
 def test_lexical_index_has_no_ghost_postings_after_many_edits(make_repo: MakeRepo, services: Services) -> None:
     """After repeated edits, the FTS index holds exactly the current units (deletes matched inserts)."""
     root = make_repo(FILES)
-    source, _ = index_source(services.store, services.settings, str(root))
+    _source, _ = index_source(services.store, services.settings, str(root))
     for i in range(5):
         (root / "pkg/alpha.py").write_text(f"def alpha_v{i}():\n    '''Version {i}.'''\n    return {i}\n")
         index_source(services.store, services.settings, str(root))
@@ -110,9 +110,10 @@ def test_two_concurrent_index_runs_leave_a_consistent_index(make_repo: MakeRepo,
     assert source is not None and source.state == "Ready"
     assert len(svc.store.files([source.id])) == 100
     conn = svc.store._conn
-    assert conn.execute("SELECT count(*) FROM units_fts_docsize").fetchone()[0] == conn.execute(
-        "SELECT count(*) FROM artifacts WHERE kind != 'File'"
-    ).fetchone()[0]
+    assert (
+        conn.execute("SELECT count(*) FROM units_fts_docsize").fetchone()[0]
+        == conn.execute("SELECT count(*) FROM artifacts WHERE kind != 'File'").fetchone()[0]
+    )
     assert svc.searcher.search("func_7_3").hits[0].artifact.name == "func_7_3"
     svc.close()
 

@@ -25,7 +25,7 @@ def test_symbols_match_the_golden_file(lang: str) -> None:
     """Kinds, qualified names, 1-based spans, parents and first doc lines are as reviewed."""
     directory = FIXTURES / lang
     expected = json.loads((directory / "expected.json").read_text())
-    language, parsed = parse_sample(directory)
+    _language, parsed = parse_sample(directory)
     assert parsed.parser == "tree-sitter", parsed.error
     actual = render(parsed, with_relations="relations" in expected)
     assert actual["symbols"] == expected["symbols"]

@@ -54,9 +54,7 @@ SYMBOL_KINDS: tuple[SymbolKind, ...] = (
     "constant",
 )
 # Kinds whose members are indexed separately, so the container's own search unit is its header.
-CONTAINER_KINDS: frozenset[str] = frozenset(
-    {"class", "interface", "struct", "enum", "trait", "module", "type"}
-)
+CONTAINER_KINDS: frozenset[str] = frozenset({"class", "interface", "struct", "enum", "trait", "module", "type"})
 
 
 @dataclass(frozen=True, slots=True)

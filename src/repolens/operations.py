@@ -87,15 +87,14 @@ def _extension(path: str) -> str:
 
 
 def hit_contents(services: Services, outcome: SearchOutcome) -> dict[int, str]:
-    """artifact id -> its text, for every hit (each file read once)."""
-    cache: dict[int, list[str]] = {}
-    out: dict[int, str] = {}
+    """artifact id -> its text, for every hit (each file read once, split only as far as needed)."""
+    last_line: dict[int, int] = {}
     for hit in outcome.hits:
         row = hit.artifact
-        if row.file_id not in cache:
-            cache[row.file_id] = services.store.file_content(row.file_id).split("\n")
-        out[row.id] = "\n".join(cache[row.file_id][row.start_line - 1 : row.end_line])
-    return out
+        last_line[row.file_id] = max(last_line.get(row.file_id, 0), row.end_line)
+    lines = {fid: services.store.file_content(fid).split("\n", end) for fid, end in last_line.items()}
+    return {hit.artifact.id: "\n".join(lines[hit.artifact.file_id][hit.artifact.start_line - 1 : hit.artifact.end_line])
+            for hit in outcome.hits}  # fmt: skip
 
 
 def search(services: Services, principal: Principal | None, request: SearchRequest) -> dict[str, Any]:
@@ -155,11 +154,11 @@ def call_preview(services: Services, item: FetchedArtifact) -> dict[str, Any] | 
     name = item.source.name
     return {
         "outgoingCallsCount": out_group.total,
-        "outgoingCalls": [{"identifier": r.identifier(name), "summary": r.doc.split("\n", 1)[0]}
-                          for r, _ in out_group.items],  # fmt: skip
+        "outgoingCalls": [
+            {"identifier": r.identifier(name), "summary": r.doc.split("\n", 1)[0]} for r, _ in out_group.items
+        ],
         "incomingCallsCount": in_group.total,
-        "incomingCalls": [{"identifier": r.identifier(name), "summary": r.doc.split("\n", 1)[0]}
-                          for r, _ in in_group.items],  # fmt: skip
+        "incomingCalls": [{"identifier": r.identifier(name), "summary": r.doc.split("\n", 1)[0]} for r, _ in in_group.items],
     }
 
 

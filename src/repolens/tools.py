@@ -58,8 +58,8 @@ class ToolResult:
 
 def error_result(tool: str, exc: ToolError) -> ToolResult:
     """The repairable-error envelope (HTTP 200, ``obj.error``)."""
-    obj = {"error": {"code": exc.code, "message": str(exc), "retry": "yes - repair the tool arguments and call the tool again",
-                     "try": exc.try_}}  # fmt: skip
+    retry = "yes - repair the tool arguments and call the tool again"
+    obj = {"error": {"code": exc.code, "message": str(exc), "retry": retry, "try": exc.try_}}
     rendered = (f"<tool_error tool={quoteattr(tool)}><code>{exc.code}</code><message>{_esc(str(exc))}</message>"
                 f"<try>{_esc(exc.try_)}</try></tool_error>")  # fmt: skip
     return ToolResult(obj, rendered)
@@ -169,22 +169,25 @@ def get_data_sources(services: Services, principal: Principal | None, args: dict
         items.append(item)
     if query:
         items = catalog.relevance_filter(items, query)
-    lines = [f"<data_sources count=\"{len(items)}\">"]
-    for i in items:
-        lines.append(f"  <data_source name={quoteattr(i['name'])} type=\"{i['type']}\" id=\"{i['id']}\""
-                     + (f" state=\"{i['state']}\"" if "state" in i else "") + "/>")  # fmt: skip
+    lines = [f'<data_sources count="{len(items)}">']
+    lines.extend(
+        f'  <data_source name={quoteattr(i["name"])} type="{i["type"]}" id="{i["id"]}"'
+        + (f' state="{i["state"]}"' if "state" in i else "")
+        + "/>"
+        for i in items
+    )
     lines.append("</data_sources>")
     lines.append("<hint>Pass a name as data_sources to semantic_search or grep_search.</hint>")
     return ToolResult({"data_sources": items}, "\n".join(lines))
 
 
 def _search_results_text(results: list[dict[str, Any]], tag: str) -> str:
-    lines = [f"<{tag} count=\"{len(results)}\">"]
+    lines = [f'<{tag} count="{len(results)}">']
     for r in results:
         rng = r.get("location", {}).get("range") or {}
         start = rng.get("start", {}).get("line", "")
         end = rng.get("end", {}).get("line", "")
-        attrs = f"identifier={quoteattr(r['identifier'])} kind=\"{r['kind']}\" lines=\"{start}-{end}\""
+        attrs = f'identifier={quoteattr(r["identifier"])} kind="{r["kind"]}" lines="{start}-{end}"'
         body = r.get("description") or ""
         if "matches" in r:
             body = "\n".join(f"{m['lineNumber']}: {m['lineText'].strip()[:200]}" for m in r["matches"][:5])
@@ -249,7 +252,7 @@ def fetch_artifacts(services: Services, principal: Principal | None, args: dict[
         body = a["content"].split("\n")
         width = len(str(start + len(body)))
         numbered = "\n".join(f"{start + i:>{width}} | {line}" for i, line in enumerate(body))
-        lines.append(f"  <artifact identifier={quoteattr(a['identifier'])} contentByteSize=\"{a['contentByteSize']}\">")
+        lines.append(f'  <artifact identifier={quoteattr(a["identifier"])} contentByteSize="{a["contentByteSize"]}">')
         lines.append(f"    <content>\n{numbered}\n    </content>")
         rel = a.get("relationships")
         if rel:
@@ -278,9 +281,9 @@ def get_artifact_relationships(services: Services, principal: Principal | None, 
     if not data["found"]:
         raise ToolError("artifact_not_found", f"no artifact {identifier!r}",
                         "Use an exact identifier from a search or fetch result.")  # fmt: skip
-    lines = [f"<relationships identifier={quoteattr(data['sourceIdentifier'])} profile=\"{data['profile']}\">"]
+    lines = [f'<relationships identifier={quoteattr(data["sourceIdentifier"])} profile="{data["profile"]}">']
     for g in data["relationships"]:
-        lines.append(f"  <{g['relationType']} total=\"{g['totalCount']}\" returned=\"{g['returnedCount']}\">")
+        lines.append(f'  <{g["relationType"]} total="{g["totalCount"]}" returned="{g["returnedCount"]}">')
         lines.extend(f"    <item identifier={quoteattr(i['identifier'])} line=\"{i.get('startLine', '')}\"/>"
                      for i in g["items"])  # fmt: skip
         lines.append(f"  </{g['relationType']}>")
@@ -340,7 +343,7 @@ def get_file_tree(services: Services, principal: Principal | None, args: dict[st
     counts: Counter[str] = Counter()
     nodes: dict[str, str] = {}
     for p in paths:
-        rel = p[len(prefix):] if prefix else p
+        rel = p[len(prefix) :] if prefix else p
         parts = rel.split("/")
         for depth in range(1, min(len(parts), max_depth) + 1):
             node = "/".join(parts[:depth])
@@ -352,7 +355,7 @@ def get_file_tree(services: Services, principal: Principal | None, args: dict[st
     truncated = len(ordered) > max_nodes
     shown = ordered[:max_nodes]
     entries = [{"path": prefix + n, "type": nodes[n], **({"files": counts[n]} if nodes[n] == "dir" else {})} for n in shown]
-    lines = [f"<file_tree data_source={quoteattr(source.name)} root={quoteattr(base or '/')} nodes=\"{len(shown)}\">"]
+    lines = [f'<file_tree data_source={quoteattr(source.name)} root={quoteattr(base or "/")} nodes="{len(shown)}">']
     for n in shown:
         depth = n.count("/")
         label = n.rsplit("/", 1)[-1] + ("/" if nodes[n] == "dir" else "")

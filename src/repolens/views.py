@@ -1,4 +1,4 @@
-"""Core results in CodeAlive's JSON shapes (specs/codealive.md §3.1–3.4).
+"""Core results in CodeAlive's JSON shapes (specs/codealive.md §3.1-3.4).
 
 Shared by the CLI's ``--json`` output and the REST API, so both print the same thing.
 """
@@ -167,7 +167,7 @@ def iso(ts: float | None) -> str | None:
         return None
     import datetime as _dt
 
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def job_json(job: JobRow) -> dict[str, Any]:

@@ -74,7 +74,9 @@ def print_summary(report: IndexReport, name: str) -> None:
         f"{report.symbols} symbols, {report.chunks} chunks in {seconds:.2f}s"
     )
     if report.vectors_total:
-        console.print(f"vectors: {report.vectors_ready}/{report.vectors_total} ready ({report.vectors_embedded} embedded now)")
+        console.print(
+            f"vectors: {report.vectors_ready}/{report.vectors_total} ready ({report.vectors_embedded} embedded now)"
+        )
     if report.skipped:
         reasons = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in sorted(report.skipped_by_reason().items()))
         console.print(f"skipped: {reasons}")

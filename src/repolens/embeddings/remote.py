@@ -55,7 +55,9 @@ class OpenAIEmbedder:
         assert isinstance(client, httpx.Client)
         for attempt in range(_RETRIES):
             try:
-                resp = client.post(f"{self.base_url}/embeddings", json={"model": self.model, "input": batch}, headers=headers)
+                resp = client.post(
+                    f"{self.base_url}/embeddings", json={"model": self.model, "input": batch}, headers=headers
+                )
             except httpx.HTTPError as exc:
                 error = f"embedding endpoint unreachable: {exc}"
             else:

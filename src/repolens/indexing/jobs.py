@@ -137,7 +137,7 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
     except _Orphaned:
         log.warning("job %s: the server went away; leaving the job to be resumed", job_id)
         return 3
-    except Exception as exc:  # noqa: BLE001 - any failure ends the job as Failed with a reason
+    except Exception as exc:
         reason = scrub(str(exc) if isinstance(exc, RepolensError) else f"{type(exc).__name__}: {exc}")[:500]
         if not isinstance(exc, RepolensError):
             log.error("job %s crashed:\n%s", job_id, scrub(traceback.format_exc()))

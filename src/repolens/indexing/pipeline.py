@@ -120,9 +120,7 @@ def clone_dir(settings: Settings, name: str) -> Path:
     return settings.clones_dir / _safe_dir_name(name)
 
 
-def resolve_location(
-    location: str, *, settings: Settings, name: str | None, branch: str | None
-) -> ResolvedSource:
+def resolve_location(location: str, *, settings: Settings, name: str | None, branch: str | None) -> ResolvedSource:
     """Turn a path or git URL into files on disk (cloning or updating if remote)."""
     if git.looks_like_url(location) or location.startswith("-"):
         url = git.validate_git_url(location, allowed_schemes=settings.allowed_git_schemes)

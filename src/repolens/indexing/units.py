@@ -29,34 +29,30 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
     lines = file.text.split("\n")
     n_lines = len(lines)
     name = file.path.rsplit("/", 1)[-1]
-    artifacts: list[NewArtifact] = [
-        NewArtifact("File", "", name, file.path, "file", "", 1, n_lines, "", _file_doc(parsed))
-    ]
+    artifacts: list[NewArtifact] = [NewArtifact("File", "", name, file.path, "file", "", 1, n_lines, "", _file_doc(parsed))]
     used: dict[str, int] = {}
-    for sym in parsed.symbols:
-        artifacts.append(
-            NewArtifact(
-                kind="Symbol",
-                ident=_unique(sym.qualified_name, used),
-                name=sym.name,
-                qualified_name=sym.qualified_name,
-                symbol_kind=sym.kind,
-                parent=sym.parent or "",
-                start_line=sym.start_line,
-                end_line=sym.end_line,
-                signature=sym.signature,
-                doc=sym.doc,
-            )
+    artifacts.extend(
+        NewArtifact(
+            kind="Symbol",
+            ident=_unique(sym.qualified_name, used),
+            name=sym.name,
+            qualified_name=sym.qualified_name,
+            symbol_kind=sym.kind,
+            parent=sym.parent or "",
+            start_line=sym.start_line,
+            end_line=sym.end_line,
+            signature=sym.signature,
+            doc=sym.doc,
         )
+        for sym in parsed.symbols  # in order: _unique numbers repeated names by position
+    )
     for index, section in enumerate(_chunk_sections(parsed, lines), start=1):
         artifacts.append(
             NewArtifact("Chunk", f"{index:04d}", section.title, section.title, "", "",
                         section.start_line, section.end_line, "", "")
         )  # fmt: skip
     tokens = file_tokens(file.path, lines, artifacts)
-    keys = [
-        embed_key(embedding_text_for(file.path, a, lines, artifacts)) if worth_embedding(a) else None for a in artifacts
-    ]
+    keys = [embed_key(embedding_text_for(file.path, a, lines, artifacts)) if worth_embedding(a) else None for a in artifacts]
     return NewFile(
         path=file.path,
         language=file.language,

@@ -67,9 +67,7 @@ GRAMMARS: dict[str, tuple[str, str]] = {
 QUERY_FILE: dict[str, str] = {"tsx": "typescript"}
 
 # Nodes that wrap a definition and own its decorators or leading comments.
-_WRAPPERS = frozenset(
-    {"decorated_definition", "export_statement", "annotation", "template_declaration", "type_declaration"}
-)
+_WRAPPERS = frozenset({"decorated_definition", "export_statement", "annotation", "template_declaration", "type_declaration"})
 # Nodes that precede the definition they annotate as siblings, between it and its comments.
 _ATTRIBUTE_SIBLINGS = frozenset({"attribute_item"})
 _SIGNATURE_MAX_CHARS = 240  # a signature longer than this is a wall of parameters; cut it

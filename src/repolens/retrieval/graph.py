@@ -92,7 +92,9 @@ def _direction(store: Store, source: SourceRow, art: ArtifactRow, direction: Dir
             # A call to `name` resolves to this artifact only if no same-file definition of
             # the name shadows it (same rule as outgoing resolution).
             if row.file_id != art.file_id:
-                local = [r for r in store.artifacts_in_path(row.source_id, row.path) if r.name == art.name and r.kind == "Symbol"]
+                local = [
+                    r for r in store.artifacts_in_path(row.source_id, row.path) if r.name == art.name and r.kind == "Symbol"
+                ]
                 if local:
                     continue
             found.setdefault(row.id, (row, rel.line))

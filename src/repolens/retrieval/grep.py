@@ -92,4 +92,3 @@ def grep(
             break
     hits.sort(key=lambda h: -h.match_count)
     return (hits + name_hits)[:limit]
-

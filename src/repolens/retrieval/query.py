@@ -48,9 +48,7 @@ def analyze(query: str) -> QueryAnalysis:
             if token:
                 identifiers.append(_last_segment(token))
     keywords = tuple(
-        dict.fromkeys(
-            w.lower() for w in _WORD.findall(text) if len(w) > 2 and w.lower() not in QUERY_STOPWORDS
-        )
+        dict.fromkeys(w.lower() for w in _WORD.findall(text) if len(w) > 2 and w.lower() not in QUERY_STOPWORDS)
     )
     return QueryAnalysis(
         text=text,

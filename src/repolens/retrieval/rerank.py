@@ -39,7 +39,9 @@ _TEST_FILE = re.compile(
     r"|[^/]*(Spec|Suite)\.(scala|kt|swift)|conftest\.py)$"
 )
 _TEST_DIR = re.compile(r"(^|/)(tests?|__tests__|spec|specs|testing|testdata|fixtures)/")
-_SECONDARY_DIR = re.compile(r"(^|/)(examples?|_examples?|samples?|docs_src|compat|_compat|legacy|vendor|third_party|benchmarks?)/")
+_SECONDARY_DIR = re.compile(
+    r"(^|/)(examples?|_examples?|samples?|docs_src|compat|_compat|legacy|vendor|third_party|benchmarks?)/"
+)
 _REEXPORT = re.compile(r"(^|/)(__init__\.py|package-info\.java)$")
 _STUB = re.compile(r"(\.d\.ts|\.pyi)$")
 _PROSE = re.compile(r"\.(md|rst|txt|markdown|adoc)$|(^|/)(CHANGES|CHANGELOG|HISTORY|NEWS)[^/]*$", re.IGNORECASE)

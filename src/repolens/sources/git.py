@@ -71,9 +71,7 @@ def validate_git_url(url: str, *, allowed_schemes: tuple[str, ...]) -> str:
         allowed = ", ".join(allowed_schemes)
         raise UnsafeSource(f"git URL scheme {scheme or '(none)'!r} is not allowed (allowed: {allowed})")
     if parts.username is not None or parts.password is not None:
-        raise UnsafeSource(
-            "credentials in the URL are refused; set REPOLENS_GIT_TOKEN instead so they stay out of logs"
-        )
+        raise UnsafeSource("credentials in the URL are refused; set REPOLENS_GIT_TOKEN instead so they stay out of logs")
     host = parts.hostname or ""
     if not host or not _SAFE_HOST.match(parts.netloc.rsplit(":", 1)[0] if parts.port else parts.netloc):
         raise UnsafeSource(f"git URL has no valid host: {url!r}")

@@ -170,5 +170,3 @@ def _retrieve(services: Services, principal: Principal, body: DifyRequest) -> li
         if len(records) >= top_k:
             break
     return records
-
-

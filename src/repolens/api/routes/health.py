@@ -17,7 +17,7 @@ router = APIRouter(tags=["health"])
 def _version() -> str:
     try:
         return version("repolens")
-    except Exception:  # noqa: BLE001 - running from a source tree
+    except Exception:
         return "0"
 
 
@@ -35,6 +35,6 @@ def ready(request: Request) -> JSONResponse:
     if ok:
         try:
             state.services.store.generation()
-        except Exception:  # noqa: BLE001 - any database failure means not ready
+        except Exception:
             body["status"], ok = "not_ready", False
     return JSONResponse(body, status_code=200 if ok else 503)
