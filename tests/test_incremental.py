@@ -134,3 +134,41 @@ def test_a_new_index_format_forgets_old_rows_but_keeps_vectors(make_repo: MakeRe
     assert report.files_changed == 4
     assert backfill(services.store, source.id, services.embedder) == 0 < embedded
     assert services.searcher.search("alpha_handler").hits[0].artifact.name == "alpha_handler"
+
+
+def test_read_caches_never_serve_content_another_writer_replaced(make_repo: MakeRepo, services: Services) -> None:
+    """A server's store caches file text and artifact rows; an index run in another store (as a CLI
+    or worker process would) changes them, and the next read sees the new content."""
+    from repolens.services import build_services
+
+    root = make_repo(FILES)
+    index_source(services.store, services.settings, str(root))
+    reader = build_services(services.settings)  # a second store on the same file: another process's view
+    try:
+        hit = reader.searcher.search("alpha_handler", limit=1).hits[0]
+        assert "return 'alpha'" in reader.store.file_content(hit.artifact.file_id)  # now cached
+        (root / "pkg/alpha.py").write_text("def alpha_handler():\n    '''Alpha doc.'''\n    return 'omega'\n")
+        index_source(services.store, services.settings, str(root))
+        hit = reader.searcher.search("alpha_handler", limit=1).hits[0]
+        assert "return 'omega'" in reader.store.file_content(hit.artifact.file_id)
+        assert reader.store.artifacts_by_id([hit.artifact.id])[hit.artifact.id] == hit.artifact
+    finally:
+        reader.close()
+
+
+def test_generation_cache_bounds_its_size_and_refuses_stale_values() -> None:
+    from repolens.storage.cache import GenerationCache
+
+    cache: GenerationCache[int, str] = GenerationCache(10, weigh=len)
+    cache.sync(1)
+    cache.put(1, "abcd", 1)
+    cache.put(2, "efgh", 1)
+    assert cache.get(1) == "abcd"  # 1 is now the most recently used
+    cache.put(3, "ijkl", 1)  # 12 chars > 10: the least recently used (2) goes
+    assert (cache.get(1), cache.get(2), cache.get(3)) == ("abcd", None, "ijkl")
+    cache.put(4, "x" * 11, 1)  # larger than the whole cache: not kept, nothing evicted
+    assert cache.get(4) is None and len(cache) == 2
+    cache.sync(2)  # the content moved: everything goes
+    assert cache.get(1) is None
+    cache.put(5, "read before the move", 1)  # read under generation 1, arriving after the move
+    assert cache.get(5) is None

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from repolens.access.keys import Principal, authenticate, bearer_token
 from repolens.access.ratelimit import Decision, RateLimiter
-from repolens.api.errors import CODES, DIFY_PREFIX, PROBLEM_JSON, BodyTooLarge
+from repolens.api.errors import DIFY_PREFIX, PROBLEM_JSON, BodyTooLarge, problem_body
 from repolens.errors import Unauthorized
 from repolens.storage.base import Database
 
@@ -118,10 +118,8 @@ class AccessMiddleware:
             status = 403 if status == 401 else status
             media = "application/json"
         else:
-            code_name, title, slug = CODES[status]
-            rid = scope.get("state", {}).get("request_id", "")
-            body = {"type": f"/errors/{slug}", "title": title, "status": status, "detail": detail, "message": detail,
-                    "error": {"code": code_name, "message": detail}, "requestId": rid}  # fmt: skip
+            body = problem_body(status, detail)
+            body["requestId"] = scope.get("state", {}).get("request_id", "")
             media = PROBLEM_JSON
         payload = json.dumps(body).encode()
         headers = [(b"content-type", media.encode()), (b"content-length", str(len(payload)).encode())]
