@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from repolens.settings import Settings
 
 if TYPE_CHECKING:
+    from repolens.chat.engine import AnswerEngine
     from repolens.embeddings.base import Embedder
     from repolens.retrieval.search import Searcher
     from repolens.storage.base import Database
@@ -22,6 +23,7 @@ class Services:
     _embedder: Embedder | None = field(default=None, init=False)
     _embedder_loaded: bool = field(default=False, init=False)
     _searcher: Searcher | None = field(default=None, init=False)
+    _answers: AnswerEngine | None = field(default=None, init=False)
 
     @property
     def store(self) -> Database:
@@ -50,6 +52,16 @@ class Services:
 
             self._searcher = Searcher(self.store, self.embedder)
         return self._searcher
+
+    @property
+    def answers(self) -> AnswerEngine:
+        """The chat answer engine (with the configured model, or retrieval-only)."""
+        if self._answers is None:
+            from repolens.chat.engine import AnswerEngine
+            from repolens.chat.llm import load_llm
+
+            self._answers = AnswerEngine(self, load_llm(self.settings))
+        return self._answers
 
     def close(self) -> None:
         """Release the database."""

@@ -20,6 +20,11 @@ DEFAULT_MAX_ARTIFACTS = 20  # identifiers per fetch request: CodeAlive's documen
 DEFAULT_MAX_REPO_MB = 2_000  # a clone larger than this is refused (and deleted) rather than indexed
 DEFAULT_PORT = 8000  # the port CodeAlive's own docs and clients use for a local server
 DEFAULT_MCP_MAX_TOKENS = 20_000  # under Claude Code's ~25k-token ceiling per MCP tool result
+# Chat: a context window every current hosted or local model offers, and room for a full answer.
+DEFAULT_LLM_CONTEXT_TOKENS = 32_000
+DEFAULT_LLM_ANSWER_TOKENS = 1_500
+DEFAULT_LLM_TIMEOUT_S = 120  # a local model on CPU can take a minute before its first token
+LLM_PROVIDERS = ("", "openai", "anthropic")  # "" = no model: retrieval-only answers
 
 
 def _env_int(name: str, default: int) -> int:
@@ -82,6 +87,17 @@ class Settings:
     mcp_max_tokens: int = DEFAULT_MCP_MAX_TOKENS
     public_url: str = ""
     allowed_hosts: tuple[str, ...] = ()
+    # Chat: the answer model ("openai" = any OpenAI-compatible endpoint: OpenAI, vLLM, Ollama,
+    # LM Studio, llama.cpp; "anthropic"; "" = none, retrieval-only answers) and the operator's
+    # own system-prompt text, which is kept confidential from chat users.
+    llm_provider: str = ""
+    llm_base_url: str = ""
+    llm_api_key: str = field(default="", repr=False)
+    llm_model: str = ""
+    llm_context_tokens: int = DEFAULT_LLM_CONTEXT_TOKENS
+    llm_answer_tokens: int = DEFAULT_LLM_ANSWER_TOKENS
+    llm_timeout_s: int = DEFAULT_LLM_TIMEOUT_S
+    chat_system_prompt: str = field(default="", repr=False)
 
     @property
     def db_path(self) -> Path:
@@ -108,6 +124,11 @@ def load_settings(home: Path | None = None) -> Settings:
     bad = [s for s in schemes if s not in {"https", "ssh", "http"}]
     if bad:
         raise InvalidInput(f"REPOLENS_GIT_SCHEMES may hold https, ssh or http, not {bad!r}")
+    provider = os.environ.get("REPOLENS_LLM_PROVIDER", "").strip().lower()
+    if not provider and os.environ.get("REPOLENS_LLM_BASE_URL"):
+        provider = "openai"  # a base URL alone means an OpenAI-compatible server
+    if provider not in LLM_PROVIDERS:
+        raise InvalidInput(f"REPOLENS_LLM_PROVIDER must be openai or anthropic (or empty), got {provider!r}")
     return Settings(
         home=home,
         max_file_bytes=_env_int("REPOLENS_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
@@ -124,6 +145,14 @@ def load_settings(home: Path | None = None) -> Settings:
         mcp_max_tokens=_env_int("REPOLENS_MCP_MAX_TOKENS", DEFAULT_MCP_MAX_TOKENS),
         public_url=_public_url(os.environ.get("REPOLENS_PUBLIC_URL", "")),
         allowed_hosts=tuple(h.lower() for h in _env_list("REPOLENS_ALLOWED_HOSTS")),
+        llm_provider=provider,
+        llm_base_url=os.environ.get("REPOLENS_LLM_BASE_URL", "").strip().rstrip("/"),
+        llm_api_key=os.environ.get("REPOLENS_LLM_API_KEY", ""),
+        llm_model=os.environ.get("REPOLENS_LLM_MODEL", "").strip(),
+        llm_context_tokens=_env_int("REPOLENS_LLM_CONTEXT_TOKENS", DEFAULT_LLM_CONTEXT_TOKENS),
+        llm_answer_tokens=_env_int("REPOLENS_LLM_ANSWER_TOKENS", DEFAULT_LLM_ANSWER_TOKENS),
+        llm_timeout_s=_env_int("REPOLENS_LLM_TIMEOUT", DEFAULT_LLM_TIMEOUT_S),
+        chat_system_prompt=os.environ.get("REPOLENS_CHAT_SYSTEM_PROMPT", ""),
     )
 
 
@@ -146,4 +175,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "REPOLENS_MCP_MAX_TOKENS": str(settings.mcp_max_tokens),
         "REPOLENS_PUBLIC_URL": settings.public_url,
         "REPOLENS_ALLOWED_HOSTS": ",".join(settings.allowed_hosts),
+        "REPOLENS_LLM_PROVIDER": settings.llm_provider,
+        "REPOLENS_LLM_BASE_URL": settings.llm_base_url,
+        "REPOLENS_LLM_API_KEY": settings.llm_api_key,
+        "REPOLENS_LLM_MODEL": settings.llm_model,
+        "REPOLENS_LLM_CONTEXT_TOKENS": str(settings.llm_context_tokens),
+        "REPOLENS_LLM_ANSWER_TOKENS": str(settings.llm_answer_tokens),
+        "REPOLENS_LLM_TIMEOUT": str(settings.llm_timeout_s),
+        "REPOLENS_CHAT_SYSTEM_PROMPT": settings.chat_system_prompt,
     }

@@ -318,8 +318,42 @@ class JobRow:
     heartbeat_at: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationRow:
+    """A chat conversation, owned by the key that started it."""
+
+    id: int
+    public_id: str  # 24-hex, CodeAlive's conversationId
+    key_id: str
+    title: str
+    scope: tuple[str, ...]  # the data source names or ids the first message asked for
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """One turn of a conversation; ``citations`` is the JSON list the answer carried."""
+
+    message_id: str  # 24-hex
+    role: str  # user | assistant
+    content: str
+    citations: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """Chat use of one key since it was created."""
+
+    key_id: str
+    chat_requests: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
 class Registry(Protocol):
-    """Keys, workspaces and jobs: the control data beside the index, in the same database.
+    """Keys, workspaces, jobs, conversations and usage: the control data beside the index.
 
     Job claiming is atomic: two workers calling ``claim_job`` never get the same job.
     """
@@ -391,6 +425,40 @@ class Registry(Protocol):
 
     def requeue_stale_jobs(self, older_than: float) -> int:
         """Put Processing jobs whose heartbeat is older than ``older_than`` back to New."""
+        ...
+
+    # conversations and usage
+    def create_conversation(self, *, key_id: str, title: str, scope: Sequence[str]) -> ConversationRow:
+        """A new, empty conversation."""
+        ...
+
+    def get_conversation(self, public_id: str) -> ConversationRow | None:
+        """A conversation by its public id."""
+        ...
+
+    def list_conversations(self, key_id: str, limit: int = 100) -> list[ConversationRow]:
+        """The key's conversations, most recently updated first."""
+        ...
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Remove a conversation and its messages."""
+        ...
+
+    def add_message(self, conversation_id: int, *, message_id: str, role: str, content: str,
+                    citations: str = "[]") -> None:  # fmt: skip
+        """Append a turn (and touch the conversation's ``updated_at``)."""
+        ...
+
+    def messages(self, conversation_id: int) -> list[MessageRow]:
+        """Every turn of a conversation, oldest first."""
+        ...
+
+    def record_usage(self, key_id: str, *, prompt_tokens: int, completion_tokens: int) -> None:
+        """Count one chat request and its tokens against the key."""
+        ...
+
+    def usage(self, key_id: str) -> UsageRow:
+        """The key's chat use so far (zeros if none)."""
         ...
 
 

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from repolens.errors import Conflict, InvalidInput
-from repolens.storage.base import JobRow, KeyRow, WorkspaceRow
+from repolens.storage.base import ConversationRow, JobRow, KeyRow, MessageRow, UsageRow, WorkspaceRow
 
 REGISTRY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys(
@@ -62,6 +62,32 @@ CREATE TABLE IF NOT EXISTS jobs(
     finished_at REAL,
     heartbeat_at REAL
 );
+CREATE TABLE IF NOT EXISTS conversations(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    public_id TEXT NOT NULL UNIQUE,
+    key_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    scope TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_key ON conversations(key_id, updated_at);
+CREATE TABLE IF NOT EXISTS messages(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    citations TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_conversation ON messages(conversation_id, id);
+CREATE TABLE IF NOT EXISTS key_usage(
+    key_id TEXT PRIMARY KEY,
+    chat_requests INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0
+);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
 CREATE INDEX IF NOT EXISTS jobs_source ON jobs(source_id, id);
 """
@@ -88,6 +114,15 @@ def _key(row: tuple[Any, ...]) -> KeyRow:
 
 def _job(row: tuple[Any, ...]) -> JobRow:
     return JobRow(*row)
+
+
+_CONVERSATION_COLUMNS = "id, public_id, key_id, title, scope, created_at, updated_at"
+
+
+def _conversation(row: tuple[Any, ...]) -> ConversationRow:
+    values = list(row)
+    values[4] = tuple(json.loads(values[4] or "[]"))
+    return ConversationRow(*values)
 
 
 class RegistryMixin:
@@ -303,3 +338,77 @@ class RegistryMixin:
         """Jobs still New or Processing, oldest first."""
         rows = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN (?, ?) ORDER BY id", UNFINISHED)
         yield from (_job(r) for r in rows.fetchall())
+
+    # -- conversations and usage ----------------------------------------------------------
+
+    def create_conversation(self, *, key_id: str, title: str, scope: Sequence[str]) -> ConversationRow:
+        """A new, empty conversation."""
+        now = time.time()
+        public_id = secrets.token_hex(12)
+        with self._write(content=False) as conn:
+            conn.execute(
+                "INSERT INTO conversations(public_id, key_id, title, scope, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (public_id, key_id, title, json.dumps(list(scope)), now, now),
+            )
+        made = self.get_conversation(public_id)
+        assert made is not None
+        return made
+
+    def get_conversation(self, public_id: str) -> ConversationRow | None:
+        """A conversation by its public id."""
+        row = self._conn.execute(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE public_id = ?", (public_id,)
+        ).fetchone()
+        return _conversation(row) if row else None
+
+    def list_conversations(self, key_id: str, limit: int = 100) -> list[ConversationRow]:
+        """The key's conversations, most recently updated first."""
+        rows = self._conn.execute(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE key_id = ? ORDER BY updated_at DESC, id DESC LIMIT ?",
+            (key_id, limit),
+        )
+        return [_conversation(r) for r in rows]
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Remove a conversation and its messages."""
+        with self._write(content=False) as conn:
+            conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    def add_message(self, conversation_id: int, *, message_id: str, role: str, content: str,
+                    citations: str = "[]") -> None:  # fmt: skip
+        """Append a turn (and touch the conversation's ``updated_at``)."""
+        now = time.time()
+        with self._write(content=False) as conn:
+            conn.execute(
+                "INSERT INTO messages(conversation_id, message_id, role, content, citations, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, message_id, role, content, citations, now),
+            )
+            conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+
+    def messages(self, conversation_id: int) -> list[MessageRow]:
+        """Every turn of a conversation, oldest first."""
+        rows = self._conn.execute(
+            "SELECT message_id, role, content, citations, created_at FROM messages WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,),
+        )
+        return [MessageRow(*r) for r in rows]
+
+    def record_usage(self, key_id: str, *, prompt_tokens: int, completion_tokens: int) -> None:
+        """Count one chat request and its tokens against the key."""
+        with self._write(content=False) as conn:
+            conn.execute(
+                "INSERT INTO key_usage(key_id, chat_requests, prompt_tokens, completion_tokens) VALUES (?, 1, ?, ?) "
+                "ON CONFLICT(key_id) DO UPDATE SET chat_requests = chat_requests + 1, "
+                "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+                "completion_tokens = completion_tokens + excluded.completion_tokens",
+                (key_id, prompt_tokens, completion_tokens),
+            )
+
+    def usage(self, key_id: str) -> UsageRow:
+        """The key's chat use so far (zeros if none)."""
+        row = self._conn.execute(
+            "SELECT key_id, chat_requests, prompt_tokens, completion_tokens FROM key_usage WHERE key_id = ?", (key_id,)
+        ).fetchone()
+        return UsageRow(*row) if row else UsageRow(key_id, 0, 0, 0)

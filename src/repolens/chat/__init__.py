@@ -1,0 +1,1 @@
+"""Chat with the codebase: providers, prompt, answer engine."""
