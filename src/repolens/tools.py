@@ -405,10 +405,26 @@ def get_repository_ontology(services: Services, principal: Principal | None, arg
 
 
 def chat(services: Services, principal: Principal | None, args: dict[str, Any]) -> ToolResult:
-    """Synthesized Q&A (needs the answer engine, which this install does not have yet)."""
-    as_str(args, "question", required=True)
-    raise ToolError("chat_unavailable", "no answer engine is configured on this server",
-                    "Use semantic_search, then fetch_artifacts, and answer from the code yourself.")  # fmt: skip
+    """A grounded answer with citations, from the answer engine (retrieval-only without a model)."""
+    import asyncio
+
+    from repolens.chat.engine import ChatRequest
+
+    question = as_str(args, "question", required=True)
+    assert question is not None
+    names = as_list(args.get("data_sources"), "data_sources")
+    conversation = as_str(args, "conversation_id", max_len=64)
+    request = ChatRequest(question=question, names=tuple(names), conversation_id=conversation)
+    # Tools run in a worker thread (MCP and the REST tool route both), which has no event loop.
+    started, finished = asyncio.run(services.answers.complete(principal, request))
+    obj = {"answer": finished.answer, "conversation_id": started.conversation_id, "mode": started.mode,
+           "model": started.model, "citations": finished.citations}  # fmt: skip
+    cites = "\n".join(f"  <citation n=\"{c['n']}\" identifier={quoteattr(c['identifier'])} "
+                      f"lines=\"{c['startLine']}-{c['endLine']}\"/>" for c in finished.citations)  # fmt: skip
+    rendered = (f"<answer conversation_id=\"{started.conversation_id}\" mode=\"{started.mode}\">\n"
+                f"{_esc(finished.answer)}\n</answer>\n<citations>\n{cites}\n</citations>\n"
+                "<hint>Fetch a citation with fetch_artifacts; pass conversation_id to ask a follow-up.</hint>")  # fmt: skip
+    return ToolResult(obj, rendered)
 
 
 Tool = Callable[["Services", "Principal | None", dict[str, Any]], ToolResult]

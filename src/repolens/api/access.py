@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from repolens.access.keys import Principal, authenticate, bearer_token
 from repolens.access.ratelimit import Decision, RateLimiter
-from repolens.api.errors import DIFY_PREFIX, PROBLEM_JSON, BodyTooLarge, problem_body
+from repolens.api.errors import DIFY_PREFIX, OPENAI_PREFIX, PROBLEM_JSON, BodyTooLarge, openai_error_body, problem_body
 from repolens.errors import Unauthorized
 from repolens.storage.base import Database
 
@@ -116,6 +116,9 @@ class AccessMiddleware:
             code = dify_code or (1002 if status in (401, 403, 429) else 1001)
             body = {"error_code": code, "error_msg": detail}
             status = 403 if status == 401 else status
+            media = "application/json"
+        elif path.startswith(OPENAI_PREFIX):
+            body = openai_error_body(status, detail)
             media = "application/json"
         else:
             body = problem_body(status, detail)

@@ -16,8 +16,8 @@ from fastapi.openapi.utils import get_openapi
 from repolens.access.ratelimit import RateLimiter
 from repolens.api import errors
 from repolens.api.access import AccessMiddleware
-from repolens.api.routes import admin, datasources, dify, health, search, tools
-from repolens.api.schemas import DifyError, Problem
+from repolens.api.routes import admin, chat, datasources, dify, health, openai, search, tools
+from repolens.api.schemas import DifyError, OpenAIError, Problem
 from repolens.mcpserver import http as mcp_http
 from repolens.mcpserver.server import build_server
 from repolens.services import Services, build_services
@@ -54,7 +54,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
                   description="Self-hosted code intelligence: CodeAlive-compatible REST API; MCP at /mcp.")  # fmt: skip
     app.state.services = services
     errors.install(app)
-    for module in (health, datasources, search, dify, tools, admin):
+    for module in (health, datasources, search, chat, dify, tools, admin, openai):
         app.include_router(module.router)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -84,6 +84,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for name, sub in schemas["Problem"].pop("$defs", {}).items():
         schemas.setdefault(name, sub)
     schemas["DifyError"] = DifyError.model_json_schema()
+    schemas["OpenAIError"] = OpenAIError.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schemas["OpenAIError"].pop("$defs", {}).items():
+        schemas.setdefault(name, sub)
     components["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer", "description": "API key: Authorization: Bearer ca_..."},
         "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
@@ -93,8 +96,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for op in item.values():
             if not isinstance(op, dict) or "responses" not in op:
                 continue
-            ref = "DifyError" if path.startswith(errors.DIFY_PREFIX) else "Problem"
-            media = "application/json" if ref == "DifyError" else errors.PROBLEM_JSON
+            if path.startswith(errors.DIFY_PREFIX):
+                ref, media = "DifyError", "application/json"
+            elif path.startswith(errors.OPENAI_PREFIX):
+                ref, media = "OpenAIError", "application/json"
+            else:
+                ref, media = "Problem", errors.PROBLEM_JSON
             for status in _ERROR_STATUSES:
                 if public and status not in ("500", "503"):
                     continue

@@ -3,6 +3,8 @@
 * CodeAlive routes: RFC 9457 problem details (``application/problem+json``) that also carry
   ``error{code,message}`` and a flat ``message`` (the three shapes CodeAlive's clients read).
 * The Dify route: ``{"error_code": int, "error_msg": str}`` with Dify's own codes.
+* The OpenAI-compatible routes (``/v1/``): ``{"error": {message, type, param, code}}`` as
+  OpenAI sends it, so the ``openai`` SDK raises its usual typed exceptions.
 
 Bad input is a 4xx, never a 500; an unexpected exception becomes a 500 with a request id and
 no trace (the trace goes to the log).
@@ -37,6 +39,7 @@ log = logging.getLogger("repolens.api")
 
 PROBLEM_JSON = "application/problem+json"
 DIFY_PREFIX = "/api/knowledge-retrieval/dify"
+OPENAI_PREFIX = "/v1/"
 
 
 class BodyTooLarge(InvalidInput):
@@ -117,6 +120,25 @@ def problem_body(status: int, detail: str) -> dict[str, Any]:
     return body
 
 
+# OpenAI's error ``type`` and ``code`` per status (what its SDK maps to exception classes).
+OPENAI_TYPES: dict[int, tuple[str, str | None]] = {
+    400: ("invalid_request_error", None),
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", None),
+    404: ("invalid_request_error", "not_found"),
+    409: ("invalid_request_error", "conflict"),
+    413: ("invalid_request_error", "request_too_large"),
+    422: ("invalid_request_error", "not_ready"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+def openai_error_body(status: int, message: str) -> dict[str, Any]:
+    """OpenAI's error body."""
+    kind, code = OPENAI_TYPES.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
 def dify_error(status: int, message: str, *, code: int | None = None) -> JSONResponse:
     """Dify's error body."""
     return JSONResponse({"error_code": code or DIFY_CODES.get(status, 2001 if status == 404 else 1001),
@@ -131,6 +153,8 @@ def error_response(request: Request, status: int, detail: str, *, errors: dict[s
         if headers:
             response.headers.update(headers)
         return response
+    if request.url.path.startswith(OPENAI_PREFIX):
+        return JSONResponse(openai_error_body(status, detail), status_code=status, headers=headers)
     return problem(status, detail, rid=request_id(request), errors=errors, extra=extra, headers=headers)
 
 

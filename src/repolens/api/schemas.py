@@ -298,3 +298,137 @@ class Health(_Out):
     status: str
     version: str
     timestamp: str
+
+
+# -- chat (CodeAlive) ----------------------------------------------------------------------
+
+
+class ChatMessageIn(_In):
+    role: Literal["user", "assistant", "system"] = "user"
+    content: str = Field(max_length=100_000)
+    messageId: str | None = None
+    searchMode: str | None = None
+
+
+class ChatDataSource(_In):
+    id: str = Field(min_length=1, max_length=200)
+    type: str | None = None
+
+
+class ChatBody(_In):
+    """CodeAlive's chat request (camelCase, with the guide's snake_case aliases)."""
+
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=200)
+    dataSources: list[ChatDataSource] | None = Field(default=None, max_length=100)
+    names: list[str] | None = Field(default=None, max_length=100)
+    datasource_ids: list[str] | None = Field(default=None, max_length=100)
+    stream: bool = True
+    conversationId: str | None = Field(default=None, alias="conversationId", max_length=64)
+    conversation_id: str | None = Field(default=None, max_length=64)
+    consumerType: str | None = None
+    debug: bool = False
+
+
+class Citation(_Out):
+    n: int
+    identifier: str
+    kind: str
+    path: str
+    startLine: int
+    endLine: int
+    commit: str
+    dataSource: dict[str, str]
+
+
+class ChatUsage(_Out):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatResponse(_Out):
+    """Non-streaming answer: the current shape, the legacy OpenAI-like keys, and citations."""
+
+    content: str
+    conversationId: str
+    messageId: str
+    id: str
+    choices: list[dict[str, Any]]
+    citations: list[Citation]
+    usage: ChatUsage
+    model: str
+    mode: str
+
+
+class ConversationOut(_Out):
+    id: str
+    title: str
+    dataSources: list[str]
+    createdAt: str
+    updatedAt: str
+
+
+class ConversationList(_Out):
+    conversations: list[ConversationOut]
+
+
+class ConversationDetail(ConversationOut):
+    messages: list[dict[str, Any]]
+
+
+# -- OpenAI-compatible ---------------------------------------------------------------------
+
+
+class OpenAIMessage(_In):
+    role: str = Field(max_length=32)
+    # A string, or OpenAI's list of content parts (only text parts are read).
+    content: str | list[dict[str, Any]] | None = None
+
+
+class StreamOptions(_In):
+    include_usage: bool = False
+
+
+class OpenAIChatBody(_In):
+    model: str = Field(min_length=1, max_length=300)
+    messages: list[OpenAIMessage] = Field(min_length=1, max_length=500)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = None
+    user: str | None = None
+
+
+class OpenAIModel(_Out):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class OpenAIModelList(_Out):
+    object: Literal["list"]
+    data: list[OpenAIModel]
+
+
+class OpenAIChatCompletion(_Out):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[dict[str, Any]]
+    usage: ChatUsage
+
+
+class OpenAIErrorInfo(_Out):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(_Out):
+    """OpenAI's error body, used on the ``/v1/`` routes."""
+
+    error: OpenAIErrorInfo

@@ -376,16 +376,65 @@ def sources_remove(name: str) -> None:
 
 
 @cli.command()
+@click.argument("question")
+@click.option("--source", "-s", "sources", multiple=True, help="Answer from this data source (repeatable).")
+@click.option("--conversation", "conversation_id", help="Continue this conversation (the id a previous answer printed).")
+@click.option("--new", "forget", is_flag=True, help="Do not keep this question in a conversation.")
+@json_option
+@_handle_errors
+def ask(question: str, sources: tuple[str, ...], conversation_id: str | None, forget: bool, as_json: bool) -> None:
+    """Ask QUESTION about the indexed code: a streamed answer that cites what it used.
+
+    Uses the model configured by REPOLENS_LLM_* settings; without one, a labelled retrieval-only
+    answer lists the most relevant code instead.
+    """
+    import asyncio
+
+    from repolens.chat.engine import ChatRequest, Delta, Finished, Started
+
+    request = ChatRequest(question=question, names=sources, conversation_id=conversation_id, remember=not forget)
+
+    async def run(services: Services) -> None:
+        started: Started | None = None
+        async for event in services.answers.answer(None, request):
+            if isinstance(event, Started):
+                started = event
+            elif isinstance(event, Delta) and not as_json:
+                click.echo(event.text, nl=False)
+            elif isinstance(event, Finished):
+                assert started is not None
+                if as_json:
+                    _emit_json({"content": event.answer, "conversationId": started.conversation_id,
+                                "messageId": started.message_id, "model": started.model, "mode": started.mode,
+                                "citations": event.citations})  # fmt: skip
+                    return
+                if not event.answer.endswith("\n"):
+                    click.echo()
+                for c in event.citations:
+                    click.echo(click.style(f"[{c['n']}] {c['identifier']}  ({c['path']}:{c['startLine']}-{c['endLine']})",
+                                           dim=True))  # fmt: skip
+                if started.conversation_id:
+                    click.echo(click.style(f"conversation {started.conversation_id} ({started.model}); "
+                                           f"follow up with --conversation {started.conversation_id}", dim=True),
+                               err=True)  # fmt: skip
+
+    with _services() as services:
+        asyncio.run(run(services))
+
+
+@cli.command()
 @click.argument("location", required=False)
 @click.option("--query", default="where are search results ranked", show_default=True)
 @_handle_errors
 def up(location: str | None, query: str) -> None:
-    """Index a repository (default: the current directory) and answer a sample search."""
+    """Index a repository (default: the current directory), run a sample search and ask a sample question."""
     target = location or str(Path.cwd())
     ctx = click.get_current_context()
     ctx.invoke(index, location=target, name=None, branch=None, no_vectors=False, quiet=False, as_json=False)
     click.echo(click.style(f"\n$ repolens search {query!r}", bold=True))
     ctx.invoke(search, query=query, sources=(), paths=(), exts=(), limit=5, mode="auto", content=False, as_json=False)
+    click.echo(click.style(f"\n$ repolens ask {query!r}", bold=True))
+    ctx.invoke(ask, question=query, sources=(), conversation_id=None, forget=True, as_json=False)
 
 
 # -- server and keys --------------------------------------------------------------------------

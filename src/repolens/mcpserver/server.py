@@ -60,6 +60,9 @@ ListArg = Annotated[
 DataSourceArg = Annotated[
     str | None, Field(description="One repository name or id (from get_data_sources); optional when only one is visible.")
 ]
+ConversationArg = Annotated[
+    str | None, Field(max_length=64, description="The conversation_id of an earlier chat answer, for a follow-up.")
+]
 OffsetArg = Annotated[
     int, Field(ge=0, description="Continue a truncated answer: the offset its truncation notice gives. Default 0.")
 ]
@@ -282,9 +285,12 @@ def build_server(services: Callable[[], Services], *, max_tokens: int, version: 
 
     @server.tool(title="Chat About Codebase", annotations=READ_ONLY)
     async def chat(ctx: Context, question: Annotated[str, Field(min_length=1, max_length=10_000)],
-                   data_sources: ListArg = None, output_offset: OffsetArg = 0) -> CallToolResult:  # fmt: skip
-        """A synthesized answer about the code. Call only when the user asks for one explicitly."""
-        return await run(ctx, "chat", {"question": question, "data_sources": data_sources, "output_offset": output_offset})
+                   data_sources: ListArg = None, conversation_id: ConversationArg = None,
+                   output_offset: OffsetArg = 0) -> CallToolResult:  # fmt: skip
+        """A synthesized answer about the code, citing the artifacts it used. Slower than searching: call
+        it only when the user asks for an explanation. Pass the returned conversation_id for a follow-up."""
+        return await run(ctx, "chat", {"question": question, "data_sources": data_sources,
+                                       "conversation_id": conversation_id, "output_offset": output_offset})  # fmt: skip
 
     @server.tool(title="Codebase Search (legacy name of semantic_search)", annotations=READ_ONLY)
     async def codebase_search(
@@ -304,9 +310,11 @@ def build_server(services: Callable[[], Services], *, max_tokens: int, version: 
 
     @server.tool(title="Codebase Consultant (legacy name of chat)", annotations=READ_ONLY)
     async def codebase_consultant(ctx: Context, question: Annotated[str, Field(min_length=1, max_length=10_000)],
-                                  data_sources: ListArg = None, output_offset: OffsetArg = 0) -> CallToolResult:  # fmt: skip
+                                  data_sources: ListArg = None, conversation_id: ConversationArg = None,
+                                  output_offset: OffsetArg = 0) -> CallToolResult:  # fmt: skip
         """Deprecated alias of chat."""
         return await run(ctx, "codebase_consultant", {"question": question, "data_sources": data_sources,
+                                                      "conversation_id": conversation_id,
                                                       "output_offset": output_offset})  # fmt: skip
 
     return server

@@ -1,0 +1,169 @@
+"""``/api/chat``: CodeAlive's chat completions (JSON and SSE) and the conversations behind them.
+
+The SSE stream satisfies both parsers CodeAlive's clients use (specs/codealive.md §3.5): the
+metadata event first, then content frames carrying both the documented ``chunk``/``type`` fields
+and OpenAI-style ``choices[].delta.content``, a ``done`` frame with the citations, and
+``data: [DONE]`` last. A failure after the stream started is an ``event: error`` frame with
+problem details; anything wrong before it started is an ordinary HTTP error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from repolens.api.deps import PrincipalDep, ServicesDep
+from repolens.api.errors import problem_body, request_id, status_of
+from repolens.api.schemas import ChatBody, ChatResponse, ConversationDetail, ConversationList
+from repolens.chat.engine import ChatEvent, ChatRequest, Delta, Finished, Started
+from repolens.chat.llm import ChatMessage
+from repolens.errors import Forbidden, InvalidInput, NotFound, RepolensError
+from repolens.views import iso
+
+router = APIRouter(prefix="/api/chat", tags=["chat"])
+log_name = "repolens.api.chat"
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of tokens
+_STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The answer: SSE frames when `stream` is true (the default), else JSON.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def sse(data: dict[str, Any] | str, *, event: str | None = None) -> str:
+    """One server-sent event."""
+    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
+
+
+def chat_request(body: ChatBody) -> ChatRequest:
+    """The engine's request for CodeAlive's body: the last user message is the question."""
+    users = [i for i, m in enumerate(body.messages) if m.role == "user"]
+    if not users:
+        raise InvalidInput("messages must contain a user message (the question)")
+    last = users[-1]
+    history = tuple(ChatMessage("assistant" if m.role == "assistant" else "user", m.content)
+                    for m in body.messages[:last] if m.role in ("user", "assistant"))  # fmt: skip
+    names = [*(body.names or ()), *(ref.id for ref in body.dataSources or ()), *(body.datasource_ids or ())]
+    conversation = body.conversationId or body.conversation_id
+    return ChatRequest(question=body.messages[last].content, names=tuple(n for n in names if n.strip()),
+                       conversation_id=conversation or None, history=history, debug=body.debug)  # fmt: skip
+
+
+def _usage(finished: Finished) -> dict[str, int]:
+    return {"prompt_tokens": finished.prompt_tokens, "completion_tokens": finished.completion_tokens,
+            "total_tokens": finished.prompt_tokens + finished.completion_tokens}  # fmt: skip
+
+
+async def first_event(events: AsyncIterator[ChatEvent]) -> Started:
+    """The ``Started`` event: everything that can fail before an answer (bad input, scope,
+    limits, retrieval) fails here, while an ordinary HTTP error can still be sent."""
+    event = await anext(events)
+    assert isinstance(event, Started)
+    return event
+
+
+async def finished_event(events: AsyncIterator[ChatEvent]) -> Finished:
+    """Run the rest of an answer and return its ``Finished`` event (non-streaming surfaces)."""
+    finished: Finished | None = None
+    async for event in events:
+        if isinstance(event, Finished):
+            finished = event
+    assert finished is not None
+    return finished
+
+
+@router.post("/completions", summary="Ask a question about the code (CodeAlive chat)", response_model=ChatResponse,
+             responses=_STREAM_DOC)  # fmt: skip
+async def completions(body: ChatBody, request: Request, services: ServicesDep, principal: PrincipalDep) -> Any:
+    engine = services.answers
+    chat = chat_request(body)
+    events = engine.answer(principal, chat)
+    try:
+        started = await first_event(events)
+    except BaseException:
+        await events.aclose()
+        raise
+    if not body.stream:
+        async with contextlib.aclosing(events):
+            finished = await finished_event(events)
+        message = {"role": "assistant", "content": finished.answer}
+        out: dict[str, Any] = {
+            "content": finished.answer,
+            "conversationId": started.conversation_id,
+            "messageId": started.message_id,
+            "id": started.conversation_id or started.message_id,
+            "choices": [{"index": 0, "message": message, "finish_reason": finished.finish_reason}],
+            "citations": finished.citations,
+            "usage": _usage(finished),
+            "model": started.model,
+            "mode": started.mode,
+        }
+        if body.debug:
+            out["plan"] = list(started.plan)
+        return JSONResponse(out)
+    rid = request_id(request)
+
+    async def frames() -> AsyncIterator[str]:
+        meta: dict[str, Any] = {"event": "metadata", "conversationId": started.conversation_id,
+                                "messageId": started.message_id, "model": started.model, "mode": started.mode}  # fmt: skip
+        if body.debug:
+            meta["plan"] = list(started.plan)
+        yield sse(meta, event="message")
+        try:
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if isinstance(event, Delta):
+                        yield sse({"event": "content", "type": "content", "chunk": event.text,
+                                   "choices": [{"index": 0, "delta": {"content": event.text}}]})  # fmt: skip
+                    elif isinstance(event, Finished):
+                        yield sse({"event": "done", "type": "done", "done": True, "citations": event.citations,
+                                   "usage": _usage(event), "finishReason": event.finish_reason})  # fmt: skip
+        except RepolensError as exc:
+            problem = problem_body(status_of(exc), str(exc))
+            problem["requestId"] = rid
+            yield sse(problem, event="error")
+        yield sse("[DONE]")
+
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _conversation_out(row: Any) -> dict[str, Any]:
+    return {"id": row.public_id, "title": row.title, "dataSources": list(row.scope),
+            "createdAt": iso(row.created_at), "updatedAt": iso(row.updated_at)}  # fmt: skip
+
+
+def _owned(services: Any, principal: Any, conversation_id: str) -> Any:
+    row = services.store.get_conversation(conversation_id.strip().lower())
+    if row is None:
+        raise NotFound(f"conversation {conversation_id!r} not found")
+    if row.key_id != principal.key.key_id:
+        raise Forbidden("this conversation belongs to another API key")
+    return row
+
+
+@router.get("/conversations", response_model=ConversationList, summary="This key's conversations, newest first")
+def list_conversations(services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
+    rows = services.store.list_conversations(principal.key.key_id)
+    return JSONResponse({"conversations": [_conversation_out(r) for r in rows]})
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail, summary="A conversation's turns")
+def get_conversation(conversation_id: str, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
+    row = _owned(services, principal, conversation_id)
+    turns = [{"messageId": m.message_id, "role": m.role, "content": m.content, "citations": json.loads(m.citations),
+              "createdAt": iso(m.created_at)} for m in services.store.messages(row.id)]  # fmt: skip
+    return JSONResponse({**_conversation_out(row), "messages": turns})
+
+
+@router.delete("/conversations/{conversation_id}", status_code=204, summary="Delete a conversation")
+def delete_conversation(conversation_id: str, services: ServicesDep, principal: PrincipalDep) -> None:
+    row = _owned(services, principal, conversation_id)
+    services.store.delete_conversation(row.id)
