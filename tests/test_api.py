@@ -337,8 +337,9 @@ def test_tool_api_envelope(world: tuple[Server, dict[str, str]]) -> None:
         assert "geo::geo/shapes.py::Circle" in rel["rendered"]
         missing = c.post("/api/tools/semantic_search", json={}).json()
         assert missing["obj"]["error"]["code"] == "invalid_tool_arguments"
-        chat = c.post("/api/tools/chat", json={"question": "what is this?"}).json()
-        assert chat["obj"]["error"]["code"] == "chat_unavailable"
+        chat = c.post("/api/tools/chat", json={"question": "how is the total area computed?", "data_sources": "geo"})
+        assert chat.json()["obj"]["mode"] == "retrieval-only", chat.text  # no model configured on this server
+        assert any(c["identifier"] == "geo::geo/shapes.py::total_area" for c in chat.json()["obj"]["citations"])
         assert c.post("/api/tools/drop_tables", json={}).status_code == 404
 
 

@@ -8,6 +8,7 @@ Negative tests for keys, scopes, Host and Origin run over HTTP, where they apply
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -212,9 +213,12 @@ def test_discover_search_read_expand_on_a_real_repository(world: tuple[Server, d
                           {"identifier": "geo::geo/shapes.py::Shape", "profile": "inheritance_only"})  # fmt: skip
         assert "geo::geo/shapes.py::Circle" in family
 
-        for name in ("chat", "codebase_consultant"):
-            answer = await client.call_tool(name, {"question": "what does report do?"})
-            assert answer.is_error and "no answer engine" in text(answer), text(answer)
+        for name in ("chat", "codebase_consultant"):  # no model configured: a labelled retrieval-only answer
+            answer = await ok(client, name, {"question": "what does report do?", "data_sources": ["geo"]})
+            assert "Retrieval-only answer" in answer and 'identifier="geo::geo/report.py::report"' in answer, answer
+            follow = await ok(client, name, {"question": "and total_area?",
+                                             "conversation_id": re.search(r'conversation_id="(\w+)"', answer)[1]})  # type: ignore[index]  # fmt: skip
+            assert "geo::geo/shapes.py::total_area" in follow
 
     run(server, transport, body)
 

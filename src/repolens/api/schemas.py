@@ -288,6 +288,7 @@ class KeyOut(_Out):
     createdAt: str
     expiresAt: str | None = None
     revokedAt: str | None = None
+    usage: dict[str, int] | None = None  # chat requests and tokens (listings only)
 
 
 class KeyCreated(KeyOut):

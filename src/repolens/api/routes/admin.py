@@ -18,7 +18,12 @@ router = APIRouter(prefix="/api/admin", tags=["admin"])
 
 @router.get("/keys", response_model=list[KeyOut], summary="Every API key (metadata only)")
 def list_keys(services: ServicesDep, principal: AdminDep) -> list[dict[str, Any]]:
-    return [views.key_json(k) for k in services.store.list_keys()]
+    out = []
+    for key in services.store.list_keys():
+        use = services.store.usage(key.key_id)
+        out.append(views.key_json(key) | {"usage": {"chatRequests": use.chat_requests, "promptTokens": use.prompt_tokens,
+                                                    "completionTokens": use.completion_tokens}})  # fmt: skip
+    return out
 
 
 @router.post("/keys", status_code=201, response_model=KeyCreated, summary="Create a key; the response shows it once")

@@ -29,10 +29,16 @@ router = APIRouter(prefix="/api/chat", tags=["chat"])
 log_name = "repolens.api.chat"
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of tokens
+# One server-sent event as OpenAPI tools read a stream: an event name and a JSON (or [DONE]) payload.
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    "required": ["data"],
+}
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The answer: SSE frames when `stream` is true (the default), else JSON.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
     }
 }
 

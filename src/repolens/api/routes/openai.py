@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from repolens import catalog
 from repolens.api.deps import PrincipalDep, ServicesDep
 from repolens.api.errors import openai_error_body, status_of
-from repolens.api.routes.chat import SSE_HEADERS, finished_event, first_event, sse
+from repolens.api.routes.chat import SSE_EVENT_SCHEMA, SSE_HEADERS, finished_event, first_event, sse
 from repolens.api.schemas import OpenAIChatBody, OpenAIChatCompletion, OpenAIModelList
 from repolens.chat.engine import ChatRequest, Delta, Finished
 from repolens.chat.llm import ChatMessage
@@ -34,7 +34,7 @@ MODEL_PREFIX = "repolens"
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "A chat.completion, or chat.completion.chunk SSE frames when `stream` is true.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
     }
 }
 
