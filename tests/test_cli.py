@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -53,6 +54,21 @@ def test_search_json_has_the_codealive_shape(indexed: tuple[Path, Run]) -> None:
     assert "content" not in top
     with_content = json.loads(run("search", "Square", "--json", "--content", check=True).stdout)
     assert with_content["results"][0]["content"].startswith("class Square(Shape):")
+
+
+def test_ask_answers_offline_in_retrieval_only_mode_and_follows_up(indexed: tuple[Path, Run]) -> None:
+    """With no model configured, `ask` lists the relevant code with citations, labelled as such."""
+    _, run = indexed
+    no_llm = {"REPOLENS_LLM_PROVIDER": "", "REPOLENS_LLM_BASE_URL": ""}
+    shown = run("ask", "how is the total area of shapes computed?", env=no_llm, check=True)
+    assert shown.stdout.startswith("Retrieval-only answer") and "acme/geo::svc/shapes.py::total_area" in shown.stdout
+    conversation = re.search(r"--conversation (\w{24})", shown.stderr)
+    assert conversation, shown.stderr
+    data = json.loads(run("ask", "and Square?", "--conversation", conversation[1], "--json", env=no_llm, check=True).stdout)
+    assert data["conversationId"] == conversation[1] and data["mode"] == "retrieval-only"
+    assert any(c["identifier"] == "acme/geo::svc/shapes.py::Square" for c in data["citations"])
+    unknown = run("ask", "anything", "--conversation", "0" * 24, env=no_llm)
+    assert unknown.returncode != 0 and "not found" in unknown.stderr
 
 
 def test_search_text_output_and_filters(indexed: tuple[Path, Run]) -> None:
