@@ -63,6 +63,7 @@ def list_alive(services: ServicesDep, principal: PrincipalDep, type_: TypeQ = No
 
 
 @router.post("/datasources", status_code=202, response_model=CreatedOut,
+             responses={201: {"model": CreatedOut, "description": "Workspace created (no indexing job)"}},
              summary="Add a repository (git URL or allowed local path) or a workspace")  # fmt: skip
 def create(body: DataSourceCreate, services: ServicesDep, principal: AdminDep) -> JSONResponse:
     db = services.store
