@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 # pytest rewrites the modules of every package that ships a pytest plugin, anyio included, and
@@ -27,7 +27,7 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
-def write_tree(root: Path, files: dict[str, str | bytes]) -> None:
+def write_tree(root: Path, files: Mapping[str, str | bytes]) -> None:
     """Create files (parents included) under ``root``."""
     for rel, content in files.items():
         path = root / rel
@@ -38,6 +38,43 @@ def write_tree(root: Path, files: dict[str, str | bytes]) -> None:
             path.write_text(content)
 
 
+def commit_tree(root: Path, files: Mapping[str, str | bytes], *, message: str = "initial") -> Path:
+    """A new git repository at ``root`` with ``files`` committed on ``main``."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_tree(root, files)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+    return root
+
+
+# The small Python project the server, MCP and chat tests index as ``geo``: a class hierarchy, a
+# module-level function and a caller in another file (calls and inheritance to follow).
+GEO_CODE: dict[str, str | bytes] = {
+    "geo/shapes.py": (
+        '"""Shapes and their areas."""\n\n\n'
+        "class Shape:\n"
+        '    """Base of every shape."""\n\n'
+        "    def area(self) -> float:\n"
+        "        return 0.0\n\n\n"
+        "class Circle(Shape):\n"
+        '    """A circle of a given radius."""\n\n'
+        "    def __init__(self, radius: float) -> None:\n"
+        "        self.radius = radius\n\n"
+        "    def area(self) -> float:\n"
+        "        return 3.14159 * self.radius ** 2\n\n\n"
+        "def total_area(shapes: list[Shape]) -> float:\n"
+        '    """Sum the areas of many shapes."""\n'
+        "    return sum(s.area() for s in shapes)\n"
+    ),
+    "geo/report.py": (
+        "from geo.shapes import Circle, total_area\n\n\n"
+        "def report() -> str:\n"
+        '    """Print a report of the total area of unit circles."""\n'
+        "    return str(total_area([Circle(1.0), Circle(2.0)]))\n"
+    ),
+}
+
 MakeRepo = Callable[..., Path]
 
 
@@ -47,12 +84,10 @@ def make_repo(tmp_path: Path) -> MakeRepo:
 
     def make(files: dict[str, str | bytes], *, name: str = "repo", commit: bool = True) -> Path:
         root = tmp_path / name
+        if commit:
+            return commit_tree(root, files)
         root.mkdir(parents=True, exist_ok=True)
         write_tree(root, files)
-        if commit:
-            git(root, "init", "-q", "-b", "main")
-            git(root, "add", "-A")
-            git(root, "commit", "-q", "-m", "initial")
         return root
 
     return make

@@ -8,38 +8,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from conftest import git, write_tree
+from conftest import GEO_CODE, commit_tree
 from gitserver import serve_git
 from server import Server, running_server, wait_for_job
 
 SHAPES = {
-    "geo/shapes.py": (
-        '"""Shapes and their areas."""\n\n\n'
-        "class Shape:\n"
-        '    """Base of every shape."""\n\n'
-        "    def area(self) -> float:\n"
-        "        return 0.0\n\n\n"
-        "class Circle(Shape):\n"
-        '    """A circle of a given radius."""\n\n'
-        "    def __init__(self, radius: float) -> None:\n"
-        "        self.radius = radius\n\n"
-        "    def area(self) -> float:\n"
-        "        return 3.14159 * self.radius ** 2\n\n\n"
-        "def total_area(shapes: list[Shape]) -> float:\n"
-        '    """Sum the areas of many shapes."""\n'
-        "    return sum(s.area() for s in shapes)\n"
-    ),
-    "geo/report.py": (
-        "from geo.shapes import Circle, total_area\n\n\n"
-        "def report() -> str:\n"
-        '    """Print a report of the total area of unit circles."""\n'
-        "    return str(total_area([Circle(1.0), Circle(2.0)]))\n"
-    ),
+    **GEO_CODE,
     "README.md": "# Geo\n\nCompute the total area of shapes.\n\n## Usage\n\nCall report().\n",
     "data.bin": b"\x00\x01\x02\x03" * 100,
     "dump.txt": "x = 1\n" * 200_000,  # 1.2 MB: over the file size cap
@@ -54,22 +32,13 @@ BILLING = {
 }
 
 
-def _make(root: Path, files: dict[str, Any]) -> Path:
-    root.mkdir(parents=True)
-    write_tree(root, files)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "initial")
-    return root
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
     """One server with two indexed repositories (created over the API) and a workspace."""
     base = tmp_path_factory.mktemp("api")
     allowed = base / "allowed"
-    _make(allowed / "geo", SHAPES)
-    _make(allowed / "billing", BILLING)
+    commit_tree(allowed / "geo", SHAPES)
+    commit_tree(allowed / "billing", BILLING)
     with running_server(base / "home", env={"REPOLENS_ALLOWED_ROOTS": str(allowed)}) as server, server.client() as c:
         ids: dict[str, str] = {}
         for name in ("geo", "billing"):
@@ -363,8 +332,8 @@ def test_cli_keys_create_prints_the_key_once_on_its_own_line(world: tuple[Server
 def test_git_sources_over_the_api_and_unsafe_locations(world: tuple[Server, dict[str, str]], tmp_path: Path) -> None:
     """A git URL (a real smart-HTTP server on loopback, allow-listed) indexes; unsafe ones are 400."""
     server, _ = world
-    repo = _make(tmp_path / "remote" / "acme" / "tools.git", {"tool.py": "def hammer():\n    return 'nail'\n"})
-    _make(tmp_path / "remote" / "other" / "tools.git", {"tool.py": "def hammer():\n    return 'screw'\n"})
+    repo = commit_tree(tmp_path / "remote" / "acme" / "tools.git", {"tool.py": "def hammer():\n    return 'nail'\n"})
+    commit_tree(tmp_path / "remote" / "other" / "tools.git", {"tool.py": "def hammer():\n    return 'screw'\n"})
     with serve_git(tmp_path / "remote") as base_url, server.client() as c:
         made = c.post("/api/datasources", json={"url": f"{base_url}/acme/tools.git", "branch": "main"})
         assert made.status_code == 202, made.text

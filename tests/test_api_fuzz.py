@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import git, write_tree
+from conftest import commit_tree
 from repolens.api.app import create_app
 from repolens.settings import Settings
 from server import Server, running_server, wait_for_job
@@ -68,12 +68,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
     """
     base = tmp_path_factory.mktemp("fuzz")
     allowed = base / "allowed"
-    repo = allowed / "shop"
-    repo.mkdir(parents=True)
-    write_tree(repo, REPO)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
+    repo = commit_tree(allowed / "shop", REPO)
     with running_server(base / "home", env={"REPOLENS_ALLOWED_ROOTS": str(allowed)}) as server:
         with server.client() as client:
             created = client.post("/api/datasources", json={"path": str(repo)})

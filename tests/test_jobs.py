@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import git, write_tree
+from conftest import commit_tree, write_tree
 from repolens.storage.sqlite.store import SqliteStore
 from server import start_server, wait_for_job
 
@@ -46,9 +46,7 @@ def test_a_job_killed_with_its_server_resumes_and_completes(tmp_path: Path) -> N
     allowed = tmp_path / "allowed"
     repo = allowed / "big"
     _big_repo(repo, N_FILES)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "big")
+    commit_tree(repo, {}, message="big")
     env = {"REPOLENS_ALLOWED_ROOTS": str(allowed)}
     server = start_server(tmp_path / "home", env=env)
     try:

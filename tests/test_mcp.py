@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import CallToolResult
 
-from conftest import git, write_tree
+from conftest import GEO_CODE, commit_tree
 from server import Server, running_server, wait_for_job
 
 # A small budget (about 4,500 characters) so that a long file exercises truncation and
@@ -32,28 +32,7 @@ from server import Server, running_server, wait_for_job
 BUDGET_TOKENS = 1500
 BIG_LINES = 400
 GEO = {
-    "geo/shapes.py": (
-        '"""Shapes and their areas."""\n\n\n'
-        "class Shape:\n"
-        '    """Base of every shape."""\n\n'
-        "    def area(self) -> float:\n"
-        "        return 0.0\n\n\n"
-        "class Circle(Shape):\n"
-        '    """A circle of a given radius."""\n\n'
-        "    def __init__(self, radius: float) -> None:\n"
-        "        self.radius = radius\n\n"
-        "    def area(self) -> float:\n"
-        "        return 3.14159 * self.radius ** 2\n\n\n"
-        "def total_area(shapes: list[Shape]) -> float:\n"
-        '    """Sum the areas of many shapes."""\n'
-        "    return sum(s.area() for s in shapes)\n"
-    ),
-    "geo/report.py": (
-        "from geo.shapes import Circle, total_area\n\n\n"
-        "def report() -> str:\n"
-        '    """A report of the total area of unit circles."""\n'
-        "    return str(total_area([Circle(1.0), Circle(2.0)]))\n"
-    ),
+    **GEO_CODE,
     "geo/table.py": "".join(f"ROW_{i:04d} = {i}  # a row of the lookup table\n" for i in range(1, BIG_LINES + 1)),
     "README.md": "# Geo\n\nCompute the total area of shapes.\n",
 }
@@ -75,22 +54,13 @@ INIT = {
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
-def _repo(root: Path, files: dict[str, str]) -> Path:
-    root.mkdir(parents=True)
-    write_tree(root, dict(files))
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "initial")
-    return root
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
     """A server with ``geo`` and ``billing`` indexed, and keys: admin, scoped to billing, revoked."""
     base = tmp_path_factory.mktemp("mcp")
     allowed = base / "allowed"
-    _repo(allowed / "geo", GEO)
-    _repo(allowed / "billing", BILLING)
+    commit_tree(allowed / "geo", GEO)
+    commit_tree(allowed / "billing", BILLING)
     env = {"REPOLENS_ALLOWED_ROOTS": str(allowed), "REPOLENS_MCP_MAX_TOKENS": str(BUDGET_TOKENS),
            "REPOLENS_PUBLIC_URL": "https://code.example.com"}  # fmt: skip
     with running_server(base / "home", env=env) as server, server.client() as c:
