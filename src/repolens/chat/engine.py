@@ -24,7 +24,7 @@ import contextlib
 import json
 import re
 import secrets
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +156,28 @@ def citation(item: ContextItem) -> dict[str, Any]:
     }
 
 
+def split_turns(turns: Sequence[tuple[str, str]]) -> tuple[str, tuple[ChatMessage, ...]]:
+    """(question, history) of a client's message list: the last user message is the question, the
+    user and assistant turns before it the history (the client's system messages are not ours to pass)."""
+    users = [i for i, (role, _) in enumerate(turns) if role == "user"]
+    if not users:
+        raise InvalidInput("messages must contain a user message (the question)")
+    last = users[-1]
+    history = tuple(ChatMessage("assistant" if role == "assistant" else "user", text)
+                    for role, text in turns[:last] if role in ("user", "assistant"))  # fmt: skip
+    return turns[last][1], history
+
+
+async def finished_event(events: AsyncIterator[ChatEvent]) -> Finished:
+    """Run the rest of an answer and return its ``Finished`` event."""
+    finished: Finished | None = None
+    async for event in events:
+        if isinstance(event, Finished):
+            finished = event
+    assert finished is not None
+    return finished
+
+
 def _strip_citations(text: str) -> str:
     # Earlier answers cite the numbering of their own prompt; in history it would mislead.
     return _CITATION.sub("", text)
@@ -176,7 +198,7 @@ class AnswerEngine:
     # -- limits ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _chat_slot(self, principal: Principal | None) -> Any:
+    def _chat_slot(self, principal: Principal | None) -> Iterator[None]:
         if principal is None:  # the local CLI: no key, no plan
             yield
             return
@@ -235,8 +257,6 @@ class AnswerEngine:
                         yield Delta(line)
                 answer = "".join(parts)
                 cites = citations_in(answer, prepared.items)
-                if mode == "retrieval-only":
-                    done.finish_reason = "stop"
                 prompt_tokens = done.usage.prompt_tokens or (message_tokens(prepared.messages) if mode == "llm" else 0)
                 completion_tokens = done.usage.completion_tokens or (estimate_tokens(answer) if mode == "llm" else 0)
                 await anyio.to_thread.run_sync(
@@ -256,16 +276,10 @@ class AnswerEngine:
 
     async def complete(self, principal: Principal | None, request: ChatRequest) -> tuple[Started, Finished]:
         """The whole answer at once (non-streaming surfaces)."""
-        started: Started | None = None
-        finished: Finished | None = None
         async with contextlib.aclosing(self.answer(principal, request)) as events:
-            async for event in events:
-                if isinstance(event, Started):
-                    started = event
-                elif isinstance(event, Finished):
-                    finished = event
-        assert started is not None and finished is not None
-        return started, finished
+            started = await anext(events)
+            assert isinstance(started, Started)
+            return started, await finished_event(events)
 
     # -- steps ----------------------------------------------------------------------------
 

@@ -20,13 +20,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from repolens.api.deps import PrincipalDep, ServicesDep
 from repolens.api.errors import problem_body, request_id, status_of
 from repolens.api.schemas import ChatBody, ChatResponse, ConversationDetail, ConversationList
-from repolens.chat.engine import ChatEvent, ChatRequest, Delta, Finished, Started
-from repolens.chat.llm import ChatMessage
-from repolens.errors import Forbidden, InvalidInput, NotFound, RepolensError
+from repolens.chat.engine import ChatEvent, ChatRequest, Delta, Finished, Started, finished_event, split_turns
+from repolens.errors import Forbidden, NotFound, RepolensError
 from repolens.views import iso
 
 router = APIRouter(prefix="/api/chat", tags=["chat"])
-log_name = "repolens.api.chat"
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of tokens
 # One server-sent event as OpenAPI tools read a stream: an event name and a JSON (or [DONE]) payload.
@@ -51,15 +49,10 @@ def sse(data: dict[str, Any] | str, *, event: str | None = None) -> str:
 
 def chat_request(body: ChatBody) -> ChatRequest:
     """The engine's request for CodeAlive's body: the last user message is the question."""
-    users = [i for i, m in enumerate(body.messages) if m.role == "user"]
-    if not users:
-        raise InvalidInput("messages must contain a user message (the question)")
-    last = users[-1]
-    history = tuple(ChatMessage("assistant" if m.role == "assistant" else "user", m.content)
-                    for m in body.messages[:last] if m.role in ("user", "assistant"))  # fmt: skip
+    question, history = split_turns([(m.role, m.content) for m in body.messages])
     names = [*(body.names or ()), *(ref.id for ref in body.dataSources or ()), *(body.datasource_ids or ())]
     conversation = body.conversationId or body.conversation_id
-    return ChatRequest(question=body.messages[last].content, names=tuple(n for n in names if n.strip()),
+    return ChatRequest(question=question, names=tuple(n for n in names if n.strip()),
                        conversation_id=conversation or None, history=history, debug=body.debug)  # fmt: skip
 
 
@@ -74,16 +67,6 @@ async def first_event(events: AsyncIterator[ChatEvent]) -> Started:
     event = await anext(events)
     assert isinstance(event, Started)
     return event
-
-
-async def finished_event(events: AsyncIterator[ChatEvent]) -> Finished:
-    """Run the rest of an answer and return its ``Finished`` event (non-streaming surfaces)."""
-    finished: Finished | None = None
-    async for event in events:
-        if isinstance(event, Finished):
-            finished = event
-    assert finished is not None
-    return finished
 
 
 @router.post("/completions", summary="Ask a question about the code (CodeAlive chat)", response_model=ChatResponse,

@@ -22,11 +22,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from repolens import catalog
 from repolens.api.deps import PrincipalDep, ServicesDep
 from repolens.api.errors import openai_error_body, status_of
-from repolens.api.routes.chat import SSE_EVENT_SCHEMA, SSE_HEADERS, finished_event, first_event, sse
+from repolens.api.routes.chat import SSE_EVENT_SCHEMA, SSE_HEADERS, first_event, sse
 from repolens.api.schemas import OpenAIChatBody, OpenAIChatCompletion, OpenAIModelList
-from repolens.chat.engine import ChatRequest, Delta, Finished
-from repolens.chat.llm import ChatMessage
-from repolens.errors import InvalidInput, NotFound, RepolensError
+from repolens.chat.engine import ChatRequest, Delta, Finished, finished_event, split_turns
+from repolens.errors import NotFound, RepolensError
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -73,15 +72,9 @@ def models(services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
 @router.post("/chat/completions", response_model=OpenAIChatCompletion, responses=_STREAM_DOC,
              summary="OpenAI-compatible chat completion, grounded in the indexed code")  # fmt: skip
 async def chat_completions(body: OpenAIChatBody, services: ServicesDep, principal: PrincipalDep) -> Any:
-    turns = [(m.role, _text(m.content)) for m in body.messages]
-    users = [i for i, (role, _) in enumerate(turns) if role == "user"]
-    if not users:
-        raise InvalidInput("messages must contain a user message (the question)")
-    last = users[-1]
-    history = tuple(ChatMessage("assistant" if role == "assistant" else "user", text)
-                    for role, text in turns[:last] if role in ("user", "assistant"))  # fmt: skip
+    question, history = split_turns([(m.role, _text(m.content)) for m in body.messages])
     names = _names_for(body.model, services, principal)
-    request = ChatRequest(question=turns[last][1], names=names, history=history, remember=False)
+    request = ChatRequest(question=question, names=names, history=history, remember=False)
     events = services.answers.answer(principal, request)
     try:
         await first_event(events)
