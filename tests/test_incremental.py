@@ -172,3 +172,23 @@ def test_generation_cache_bounds_its_size_and_refuses_stale_values() -> None:
     assert cache.get(1) is None
     cache.put(5, "read before the move", 1)  # read under generation 1, arriving after the move
     assert cache.get(5) is None
+
+
+def test_a_snapshot_keeps_reading_the_state_a_search_started_from(make_repo: MakeRepo, services: Services) -> None:
+    """A re-index that commits in the middle of a search cannot pull a hit's file out from under it."""
+    from repolens.services import build_services
+
+    root = make_repo(FILES)
+    index_source(services.store, services.settings, str(root))
+    reader = build_services(services.settings)  # the server's connection; ``services`` plays the indexer
+    try:
+        with reader.store.snapshot():
+            hit = reader.searcher.search("alpha_handler", limit=1).hits[0]
+            (root / "pkg/alpha.py").unlink()
+            git(root, "add", "-A")
+            git(root, "commit", "-q", "-m", "drop alpha")
+            index_source(services.store, services.settings, str(root))  # commits while the search is open
+            assert "return 'alpha'" in reader.store.file_content(hit.artifact.file_id)
+        assert not any(h.artifact.path == "pkg/alpha.py" for h in reader.searcher.search("alpha_handler").hits)
+    finally:
+        reader.close()

@@ -97,11 +97,19 @@ def hit_contents(services: Services, outcome: SearchOutcome) -> dict[int, str]:
             for hit in outcome.hits}  # fmt: skip
 
 
+def search_with_contents(services: Services, principal: Principal | None, request: SearchRequest
+                         ) -> tuple[SearchOutcome, dict[int, str]]:  # fmt: skip
+    """The ranked hits and their text, read from one state of the index (a re-index committing
+    meanwhile cannot remove a hit's file between the two)."""
+    with services.store.snapshot():
+        outcome = run_search(services, principal, request)
+        return outcome, hit_contents(services, outcome)
+
+
 def search(services: Services, principal: Principal | None, request: SearchRequest) -> dict[str, Any]:
     """CodeAlive's ``SearchResponse``."""
-    outcome = run_search(services, principal, request)
-    return views.search_response(outcome, hit_contents(services, outcome), include_content=request.include_content,
-                                 detail=request.detail)  # fmt: skip
+    outcome, contents = search_with_contents(services, principal, request)
+    return views.search_response(outcome, contents, include_content=request.include_content, detail=request.detail)
 
 
 def grep(

@@ -321,7 +321,8 @@ class AnswerEngine:
                 break
             kept.insert(0, message)
 
-        plan, candidates = self._retrieve(question, kept, sources)
+        with store.snapshot():  # hits, graph and file text from one state of the index
+            plan, candidates = self._retrieve(question, kept, sources)
         system = system_prompt(settings.chat_system_prompt)
         fixed = message_tokens([ChatMessage("system", system), *kept, ChatMessage("user", user_message(question, []))])
         budget = settings.llm_context_tokens - settings.llm_answer_tokens - fixed - PROMPT_SAFETY_TOKENS

@@ -168,8 +168,7 @@ def search(query: str, sources: tuple[str, ...], paths: tuple[str, ...], exts: t
         mode_value: Mode = mode  # type: ignore[assignment]  # click.Choice guarantees the literal
         request = operations.SearchRequest(query, names=sources, paths=paths, extensions=exts, limit=limit,
                                            mode=mode_value, include_content=content)  # fmt: skip
-        outcome = operations.run_search(services, None, request)
-        contents = operations.hit_contents(services, outcome)
+        outcome, contents = operations.search_with_contents(services, None, request)
         if as_json:
             _emit_json(views.search_response(outcome, contents, include_content=content))
             return

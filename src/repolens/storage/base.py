@@ -8,6 +8,7 @@ across calls; only their order within one answer matters.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -247,6 +248,11 @@ class Store(Protocol):
         ...
 
     # housekeeping
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Reads of this thread inside the block all see one committed state, whatever a
+        concurrent index run commits meanwhile (a search reads ids, rows and file text in turn)."""
+        ...
+
     def generation(self) -> tuple[int, int]:
         """Changes whenever anything commits (cache key)."""
         ...

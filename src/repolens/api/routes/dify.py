@@ -132,8 +132,7 @@ def _retrieve(services: Services, principal: Principal, body: DifyRequest) -> li
     top_k = body.retrieval_setting.top_k
     limit = min(500, top_k * CANDIDATE_FACTOR) if conditions else top_k
     request = operations.SearchRequest(body.query, names=(target.public_id,), limit=limit)
-    outcome = operations.run_search(services, principal, request)
-    contents = operations.hit_contents(services, outcome)
+    outcome, contents = operations.search_with_contents(services, principal, request)
     top = outcome.hits[0].score if outcome.hits else 0.0
     records: list[dict[str, Any]] = []
     for hit in outcome.hits:

@@ -58,6 +58,7 @@ _FTS_TOKENIZE = "porter unicode61 tokenchars '_'"
 # Read caches (see storage/cache.py): ~300 bytes per artifact row and 1 char ~ 1 byte of code,
 # so together at most ~100 MB, enough for the hot files and candidates of many repositories.
 ARTIFACT_CACHE_ROWS = 100_000
+NO_MODEL = -1  # the model id of an embedder no vector was stored for yet (no row has it)
 TEXT_CACHE_CHARS = 64_000_000
 _COMPRESS_LEVEL = 6  # zlib's default: ~12% smaller than level 1 for ~0.3 s more per 18 MB indexed
 
@@ -608,12 +609,17 @@ class SqliteStore(RegistryMixin):
 
     # -- vectors --------------------------------------------------------------------------
 
-    def _model_id(self, name: str) -> int:
+    def _model_id(self, name: str, *, create: bool = False) -> int:
+        """The row id of an embedding model; ``NO_MODEL`` (matches no vector) when it has none yet
+        and ``create`` is off, so that reads never write (a read inside ``snapshot`` must not take
+        the write lock)."""
         cached = self._model_ids.get(name)
         if cached is not None:
             return cached
         row = self._conn.execute("SELECT id FROM models WHERE name = ?", (name,)).fetchone()
         if row is None:
+            if not create:
+                return NO_MODEL
             self._conn.execute("INSERT OR IGNORE INTO models(name) VALUES (?)", (name,))
             row = self._conn.execute("SELECT id FROM models WHERE name = ?", (name,)).fetchone()
         self._model_ids[name] = int(row[0])
@@ -643,7 +649,7 @@ class SqliteStore(RegistryMixin):
         with self._write() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO vectors(embed_key, model, vec) VALUES (?, ?, ?)",
-                [(key, self._model_id(model), blob) for key, blob in items],
+                [(key, self._model_id(model, create=True), blob) for key, blob in items],
             )
 
     def vectors(self, source_ids: Sequence[int], model: str) -> tuple[npt.NDArray[np.int64], list[bytes]]:
@@ -695,6 +701,20 @@ class SqliteStore(RegistryMixin):
                 )
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('index_version', ?)", (version,))
         return row is not None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: in WAL mode it pins the state of its first read for every later
+        read on this thread's connection, without blocking writers. Nests as a no-op."""
+        conn = self._conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")  # nothing was written: this only ends the snapshot
 
     def generation(self) -> tuple[int, int]:
         """Changes whenever anything commits, in any connection or process (cache key)."""
