@@ -38,6 +38,7 @@ class Recorder:
     slow_finished: int = 0
     slow_aborted: int = 0
     rate_limited: set[str] = field(default_factory=set)
+    api_keys: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def last_user_message(self) -> str:
@@ -80,6 +81,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def do_POST(self) -> None:
+        if self.path.endswith("/v1/messages"):
+            self._anthropic()
+            return
         if not self.path.endswith("/chat/completions"):
             self._json(404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
             return
@@ -119,6 +123,39 @@ class _Handler(BaseHTTPRequestHandler):
             if slow:
                 with rec.lock:
                     rec.slow_aborted += 1
+
+    def _anthropic(self) -> None:
+        """Anthropic's Messages API: the system prompt beside the turns, named SSE events."""
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        rec = self.server.recorder
+        with rec.lock:
+            rec.requests.append(body)
+            rec.api_keys.append(self.headers.get("x-api-key", ""))
+        if not self.headers.get("anthropic-version"):
+            self._json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": "version"}})
+            return
+        messages = [{"role": "system", "content": body.get("system", "")}, *body["messages"]]
+        chunks = answer_for(messages)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        prompt_chars = sum(len(str(m["content"])) for m in messages)
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("message_start", {"type": "message_start", "message": {"id": "msg_standin", "role": "assistant",
+                               "content": [], "usage": {"input_tokens": prompt_chars // 4, "output_tokens": 1}}}),
+            ("content_block_start", {"type": "content_block_start", "index": 0,
+                                     "content_block": {"type": "text", "text": ""}}),
+            ("ping", {"type": "ping"}),
+            *[("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                       "delta": {"type": "text_delta", "text": text}}) for text in chunks],
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                               "usage": {"output_tokens": len(chunks)}}),
+            ("message_stop", {"type": "message_stop"}),
+        ]  # fmt: skip
+        for name, data in events:
+            self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+        self.wfile.flush()
 
 
 class _Server(ThreadingHTTPServer):

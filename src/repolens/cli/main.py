@@ -405,7 +405,9 @@ def ask(question: str, sources: tuple[str, ...], conversation_id: str | None, fo
                 if as_json:
                     _emit_json({"content": event.answer, "conversationId": started.conversation_id,
                                 "messageId": started.message_id, "model": started.model, "mode": started.mode,
-                                "citations": event.citations})  # fmt: skip
+                                "citations": event.citations, "finishReason": event.finish_reason,
+                                "usage": {"promptTokens": event.prompt_tokens,
+                                          "completionTokens": event.completion_tokens}})  # fmt: skip
                     return
                 if not event.answer.endswith("\n"):
                     click.echo()
