@@ -25,21 +25,23 @@ Design notes:
 from __future__ import annotations
 
 import os
-import secrets
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
-from repolens.domain import Relation, RelationKind
-from repolens.errors import Conflict, InvalidInput, StorageError
-from repolens.storage.base import ArtifactRow, FileRow, NewFile, SourceRow, Tokenize
-from repolens.storage.cache import GenerationCache
-from repolens.storage.sqlite.registry import REGISTRY_SCHEMA, RegistryMixin
+from repolens.errors import StorageError
+from repolens.storage.base import NewFile, Tokenize
+from repolens.storage.relational import (
+    ARTIFACT_COLUMNS,
+    RELATION_CODES,
+    SqlStore,
+    pack,
+    unpack,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,16 +53,83 @@ _BUSY_TIMEOUT_MS = 60_000  # a concurrent index run holds the write lock for sec
 # and a path hit sits in between (measured on the benchmark, see bench/REPORT.md).
 UNIT_WEIGHTS = (0.0, 6.0, 1.0)  # src, name, body (paths are matched at file level)
 FILE_WEIGHTS = (0.0, 3.0, 2.0, 1.0)  # src, path, symbols, body
-# Relation kinds are stored as small integers: the table has tens of thousands of rows per repo.
-RELATION_KINDS: tuple[RelationKind, ...] = ("calls", "references", "imports", "inherits")
-RELATION_CODES: dict[str, int] = {k: i for i, k in enumerate(RELATION_KINDS)}
 _FTS_TOKENIZE = "porter unicode61 tokenchars '_'"
-# Read caches (see storage/cache.py): ~300 bytes per artifact row and 1 char ~ 1 byte of code,
-# so together at most ~100 MB, enough for the hot files and candidates of many repositories.
-ARTIFACT_CACHE_ROWS = 100_000
-NO_MODEL = -1  # the model id of an embedder no vector was stored for yet (no row has it)
-TEXT_CACHE_CHARS = 64_000_000
-_COMPRESS_LEVEL = 6  # zlib's default: ~12% smaller than level 1 for ~0.3 s more per 18 MB indexed
+
+REGISTRY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id TEXT NOT NULL UNIQUE,
+    digest TEXT NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    requests_per_hour INTEGER NOT NULL,
+    concurrency INTEGER NOT NULL,
+    scopes TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    revoked_at REAL,
+    last_used_at REAL
+);
+CREATE TABLE IF NOT EXISTS workspaces(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    public_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    description TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workspace_members(
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    PRIMARY KEY(workspace_id, source_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    public_id TEXT NOT NULL UNIQUE,
+    source_id INTEGER REFERENCES sources(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'New',
+    reason TEXT NOT NULL DEFAULT '',
+    phase TEXT NOT NULL DEFAULT '',
+    done INTEGER NOT NULL DEFAULT 0,
+    total INTEGER NOT NULL DEFAULT 0,
+    percent REAL NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    worker TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    heartbeat_at REAL
+);
+CREATE TABLE IF NOT EXISTS conversations(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    public_id TEXT NOT NULL UNIQUE,
+    key_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    scope TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_key ON conversations(key_id, updated_at);
+CREATE TABLE IF NOT EXISTS messages(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    citations TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_conversation ON messages(conversation_id, id);
+CREATE TABLE IF NOT EXISTS key_usage(
+    key_id TEXT PRIMARY KEY,
+    chat_requests INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
+CREATE INDEX IF NOT EXISTS jobs_source ON jobs(source_id, id);
+"""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -139,19 +208,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS files_fts USING fts5(
 );
 """
 
-_SOURCE_COLUMNS = (
-    "id, public_id, name, location, branch, commit_sha, state, state_reason, description, "
-    "created_at, indexed_at, file_count, artifact_count"
-)
-_ARTIFACT_COLUMNS = (
-    "a.id, a.source_id, a.file_id, f.path, a.kind, coalesce(a.ident, a.qualified_name), a.name, a.qualified_name, "
-    "a.symbol_kind, a.parent, a.start_line, a.end_line, a.signature, a.doc, f.language"
-)
-_UPDATABLE_SOURCE_FIELDS = frozenset(
-    {"commit_sha", "state", "state_reason", "description", "indexed_at", "file_count", "artifact_count",
-     "branch", "location"}
-)  # fmt: skip
-
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open the database with the pragmas every connection needs."""
@@ -187,14 +243,6 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
     raise StorageError("could not switch the database to WAL mode: it stayed locked")
 
 
-def _pack(text: str) -> bytes:
-    return zlib.compress(text.encode("utf-8"), _COMPRESS_LEVEL)
-
-
-def _unpack(blob: bytes) -> str:
-    return zlib.decompress(blob).decode("utf-8")
-
-
 def _src_token(source_id: int) -> str:
     return f"s{source_id}"
 
@@ -204,18 +252,17 @@ def fts_query(terms: Sequence[str]) -> str:
     return " OR ".join('"' + t.replace('"', "") + '"' for t in terms if t)
 
 
-class SqliteStore(RegistryMixin):
+class SqliteStore(SqlStore):
     """``Store`` and ``Registry`` on one SQLite file."""
+
+    _integrity_errors = (sqlite3.IntegrityError,)
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._model_ids: dict[str, int] = {}
-        self._count_cache: dict[tuple[int, str], tuple[tuple[int, int], tuple[int, int]]] = {}
-        self._artifact_cache: GenerationCache[int, ArtifactRow] = GenerationCache(ARTIFACT_CACHE_ROWS)
-        self._text_cache: GenerationCache[int, str] = GenerationCache(TEXT_CACHE_CHARS, weigh=len)
+        self._init_caches()
         self._init_schema()
 
     @property
@@ -277,50 +324,6 @@ class SqliteStore(RegistryMixin):
 
     # -- sources --------------------------------------------------------------------------
 
-    @staticmethod
-    def _source(row: tuple[Any, ...]) -> SourceRow:
-        return SourceRow(*row)
-
-    def get_source(self, name_or_id: str) -> SourceRow | None:
-        """A source by name (case-insensitive) or public id."""
-        row = self._conn.execute(
-            f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ? COLLATE NOCASE OR public_id = ?",
-            (name_or_id, name_or_id),
-        ).fetchone()
-        return self._source(row) if row else None
-
-    def list_sources(self) -> list[SourceRow]:
-        """All sources, by name."""
-        rows = self._conn.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY name COLLATE NOCASE")
-        return [self._source(r) for r in rows]
-
-    def create_source(self, *, name: str, location: str, branch: str | None, description: str = "") -> SourceRow:
-        """Register a new source in state New."""
-        public_id = secrets.token_hex(12)  # 24 hex characters, the shape of a Mongo ObjectId
-        with self._write() as conn:
-            try:
-                conn.execute(
-                    "INSERT INTO sources(public_id, name, location, branch, description, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (public_id, name, location, branch, description, time.time()),
-                )
-            except sqlite3.IntegrityError:
-                raise Conflict(f"a source named {name!r} already exists", [name]) from None
-        source = self.get_source(public_id)
-        assert source is not None
-        return source
-
-    def update_source(self, source_id: int, **fields: object) -> None:
-        """Set columns of a source (state, commit_sha, counts, ...)."""
-        unknown = set(fields) - _UPDATABLE_SOURCE_FIELDS
-        if unknown:
-            raise InvalidInput(f"cannot update source fields {sorted(unknown)!r}")
-        if not fields:
-            return
-        assignments = ", ".join(f"{k} = ?" for k in fields)
-        with self._write() as conn:
-            conn.execute(f"UPDATE sources SET {assignments} WHERE id = ?", (*fields.values(), source_id))
-
     def delete_source(self, source_id: int, *, tokenize: Tokenize) -> None:
         """Remove a source, its files, artifacts, relations, vectors and postings."""
         with self._write() as conn:
@@ -329,10 +332,6 @@ class SqliteStore(RegistryMixin):
             conn.execute("DELETE FROM sources WHERE id = ?", (source_id,))
 
     # -- files ----------------------------------------------------------------------------
-
-    def file_hashes(self, source_id: int) -> dict[str, str]:
-        """path -> content hash of every stored file of a source."""
-        return dict(self._conn.execute("SELECT path, sha FROM files WHERE source_id = ?", (source_id,)).fetchall())
 
     def replace_files(
         self, source_id: int, *, upserts: Iterable[NewFile], deletes: Iterable[str], tokenize: Tokenize
@@ -352,7 +351,7 @@ class SqliteStore(RegistryMixin):
                 cur = conn.execute(
                     "INSERT INTO files(source_id, path, language, sha, size, n_lines, parser, content) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (source_id, new.path, new.language, new.sha, new.size, new.n_lines, new.parser, _pack(new.content)),
+                    (source_id, new.path, new.language, new.sha, new.size, new.n_lines, new.parser, pack(new.content)),
                 )
                 file_id = cast(int, cur.lastrowid)
                 tokens = new.tokens
@@ -411,12 +410,12 @@ class SqliteStore(RegistryMixin):
             rows = [
                 self._artifact(r)
                 for r in conn.execute(
-                    f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
+                    f"SELECT {ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
                     "WHERE a.file_id = ? ORDER BY a.id",
                     (file_id,),
                 )
             ]
-            tokens = tokenize(path, _unpack(blob).split("\n"), rows)
+            tokens = tokenize(path, unpack(blob).split("\n"), rows)
             for art, (unit_name, unit_body) in zip(rows, tokens.units, strict=True):
                 if art.kind == "File":
                     continue
@@ -430,118 +429,7 @@ class SqliteStore(RegistryMixin):
             )
             conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
 
-    def file_content(self, file_id: int) -> str:
-        """The stored text of a file."""
-        generation = self.generation()
-        self._text_cache.sync(generation)
-        text = self._text_cache.get(file_id)
-        if text is not None:
-            return text
-        row = self._conn.execute("SELECT content FROM files WHERE id = ?", (file_id,)).fetchone()
-        if row is None:
-            raise StorageError(f"file {file_id} vanished")
-        text = _unpack(row[0])
-        self._text_cache.put(file_id, text, generation)
-        return text
-
-    def files(self, source_ids: Sequence[int]) -> list[FileRow]:
-        """All files of the given sources, by path."""
-        marks = ",".join("?" * len(source_ids))
-        rows = self._conn.execute(
-            f"SELECT id, source_id, path, language, sha, size, n_lines, parser FROM files "
-            f"WHERE source_id IN ({marks}) ORDER BY source_id, path",
-            tuple(source_ids),
-        )
-        return [FileRow(*r) for r in rows]
-
-    def iter_contents(self, source_ids: Sequence[int]) -> Iterator[tuple[FileRow, str]]:
-        """Every file of the given sources with its text (for grep)."""
-        marks = ",".join("?" * len(source_ids))
-        rows = self._conn.execute(
-            f"SELECT id, source_id, path, language, sha, size, n_lines, parser, content FROM files "
-            f"WHERE source_id IN ({marks}) ORDER BY source_id, path",
-            tuple(source_ids),
-        )
-        for row in rows:
-            yield FileRow(*row[:8]), _unpack(row[8])
-
     # -- artifacts ------------------------------------------------------------------------
-
-    @staticmethod
-    def _artifact(row: tuple[Any, ...]) -> ArtifactRow:
-        return ArtifactRow(*row)
-
-    def artifacts_by_id(self, ids: Sequence[int]) -> dict[int, ArtifactRow]:
-        """Artifacts by row id (missing ids are simply absent)."""
-        generation = self.generation()
-        self._artifact_cache.sync(generation)
-        out: dict[int, ArtifactRow] = {}
-        missing: list[int] = []
-        for artifact_id in ids:
-            cached = self._artifact_cache.get(artifact_id)
-            if cached is None:
-                missing.append(artifact_id)
-            else:
-                out[artifact_id] = cached
-        for chunk in _chunks(missing, 500):
-            marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(
-                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id WHERE a.id IN ({marks})",
-                chunk,
-            )
-            for row in rows:
-                artifact = out[row[0]] = self._artifact(row)
-                self._artifact_cache.put(artifact.id, artifact, generation)
-        return out
-
-    def artifacts_in_path(self, source_id: int, path: str) -> list[ArtifactRow]:
-        """Every artifact of the file at ``path`` in a source, in line order."""
-        rows = self._conn.execute(
-            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
-            "WHERE a.source_id = ? AND f.path = ? ORDER BY a.start_line, a.end_line DESC",
-            (source_id, path),
-        )
-        return [self._artifact(r) for r in rows]
-
-    def artifacts_in_file_by_id(self, file_id: int) -> list[ArtifactRow]:
-        """Every artifact of one file in insertion order (the order tokens were made in)."""
-        rows = self._conn.execute(
-            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
-            "WHERE a.file_id = ? ORDER BY a.id",
-            (file_id,),
-        )
-        return [self._artifact(r) for r in rows]
-
-    def find_artifacts(self, source_ids: Sequence[int], path: str, ident: str) -> list[ArtifactRow]:
-        """Artifacts at ``path`` with ``ident`` ('' for the file itself) in the given sources."""
-        marks = ",".join("?" * len(source_ids))
-        rows = self._conn.execute(
-            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
-            f"WHERE a.source_id IN ({marks}) AND f.path = ? AND coalesce(a.ident, a.qualified_name) = ?",
-            (*source_ids, path, ident),
-        )
-        return [self._artifact(r) for r in rows]
-
-    def symbols_named(self, names: Sequence[str], source_ids: Sequence[int]) -> list[ArtifactRow]:
-        """Symbols whose name or qualified name is one of ``names`` (case-insensitive)."""
-        if not names or not source_ids:
-            return []
-        marks = ",".join("?" * len(source_ids))
-        # Qualified names (``Router.add_route``) are found through the index on the last
-        # segment and filtered here; a second index on qualified names would cost megabytes.
-        wanted = {n.lower() for n in names}
-        lasts = sorted({n.rsplit(".", 1)[-1] for n in names})
-        last_marks = ",".join("?" * len(lasts))
-        rows = [
-            r
-            for r in self._conn.execute(
-                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
-                f"WHERE a.source_id IN ({marks}) AND a.name COLLATE NOCASE IN ({last_marks}) AND a.kind = 'Symbol'",
-                (*source_ids, *lasts),
-            )
-            if r[6].lower() in wanted or r[7].lower() in wanted
-        ]
-        return [self._artifact(r) for r in rows]
 
     # -- lexical search -------------------------------------------------------------------
 
@@ -572,77 +460,7 @@ class SqliteStore(RegistryMixin):
 
     # -- relations ------------------------------------------------------------------------
 
-    def relations_from(self, artifact_ids: Sequence[int], kinds: Sequence[str]) -> list[tuple[int, Relation]]:
-        """(artifact id, edge) for edges that start in the given artifacts."""
-        marks = ",".join("?" * len(artifact_ids))
-        k_marks = ",".join("?" * len(kinds))
-        rows = self._conn.execute(
-            f"SELECT from_id, kind, target, line FROM relations WHERE from_id IN ({marks}) "
-            f"AND kind IN ({k_marks}) ORDER BY line",
-            (*artifact_ids, *(RELATION_CODES[k] for k in kinds)),
-        )
-        return [(r[0], Relation(None, RELATION_KINDS[r[1]], r[2], r[3])) for r in rows]
-
-    def top_targets(self, source_id: int, kinds: Sequence[str], limit: int) -> list[tuple[str, int]]:
-        """(target name, edge count) of the most referenced names in a source, most first."""
-        k_marks = ",".join("?" * len(kinds))
-        rows = self._conn.execute(
-            f"SELECT target, count(*) AS n FROM relations WHERE source_id = ? AND kind IN ({k_marks}) "
-            "GROUP BY target ORDER BY n DESC, target LIMIT ?",
-            (source_id, *(RELATION_CODES[k] for k in kinds), limit),
-        )
-        return [(str(r[0]), int(r[1])) for r in rows]
-
-    def relations_to(
-        self, source_ids: Sequence[int], targets: Sequence[str], kinds: Sequence[str]
-    ) -> list[tuple[int, Relation]]:
-        """(artifact id the edge starts in, edge) for edges whose target is one of ``targets``."""
-        marks = ",".join("?" * len(source_ids))
-        t_marks = ",".join("?" * len(targets))
-        k_marks = ",".join("?" * len(kinds))
-        rows = self._conn.execute(
-            f"SELECT from_id, kind, target, line FROM relations WHERE source_id IN ({marks}) "
-            f"AND target IN ({t_marks}) AND kind IN ({k_marks}) ORDER BY from_id, line",
-            (*source_ids, *targets, *(RELATION_CODES[k] for k in kinds)),
-        )
-        return [(r[0], Relation(None, RELATION_KINDS[r[1]], r[2], r[3])) for r in rows]
-
     # -- vectors --------------------------------------------------------------------------
-
-    def _model_id(self, name: str, *, create: bool = False) -> int:
-        """The row id of an embedding model; ``NO_MODEL`` (matches no vector) when it has none yet
-        and ``create`` is off, so that reads never write (a read inside ``snapshot`` must not take
-        the write lock)."""
-        cached = self._model_ids.get(name)
-        if cached is not None:
-            return cached
-        row = self._conn.execute("SELECT id FROM models WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            if not create:
-                return NO_MODEL
-            self._conn.execute("INSERT OR IGNORE INTO models(name) VALUES (?)", (name,))
-            row = self._conn.execute("SELECT id FROM models WHERE name = ?", (name,)).fetchone()
-        self._model_ids[name] = int(row[0])
-        return int(row[0])
-
-    def units_missing_vectors(self, source_id: int, model: str, limit: int) -> list[tuple[int, int]]:
-        """(artifact id, embed key) of one unit per embedding text still lacking a vector."""
-        rows = self._conn.execute(
-            "SELECT min(a.id), a.embed_key FROM artifacts a WHERE a.source_id = ? AND a.embed_key IS NOT NULL "
-            "AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.embed_key = a.embed_key AND v.model = ?) "
-            "GROUP BY a.embed_key ORDER BY min(a.id) LIMIT ?",
-            (source_id, self._model_id(model), limit),
-        ).fetchall()
-        return [(int(r[0]), int(r[1])) for r in rows]
-
-    def vector_counts(self, source_id: int, model: str) -> tuple[int, int]:
-        """(units with a vector for ``model``, all units) of a source."""
-        row = self._conn.execute(
-            "SELECT count(v.embed_key), count(*) FROM artifacts a LEFT JOIN vectors v "
-            "ON v.embed_key = a.embed_key AND v.model = ? WHERE a.source_id = ? AND a.embed_key IS NOT NULL",
-            (self._model_id(model), source_id),
-        ).fetchone()
-        return int(row[0]), int(row[1])
 
     def put_vectors(self, model: str, items: Sequence[tuple[int, bytes]]) -> None:
         """Store encoded vectors by embed key."""
@@ -721,16 +539,6 @@ class SqliteStore(RegistryMixin):
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return (int(row[0]) if row else 0), 0
 
-    def vector_counts_cached(self, source_id: int, model: str) -> tuple[int, int]:
-        """``vector_counts``, recomputed only when the database changed."""
-        gen = self.generation()
-        cached = self._count_cache.get((source_id, model))
-        if cached is not None and cached[0] == gen:
-            return cached[1]
-        counts = self.vector_counts(source_id, model)
-        self._count_cache[(source_id, model)] = (gen, counts)
-        return counts
-
     def size_bytes(self) -> int:
         """Bytes on disk of the database and its WAL."""
         total = 0
@@ -743,8 +551,3 @@ class SqliteStore(RegistryMixin):
     def checkpoint(self) -> None:
         """Fold the WAL back into the main file."""
         self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

@@ -1,96 +1,26 @@
-"""Keys, workspaces and jobs in the SQLite file (the ``Registry`` half of ``SqliteStore``).
+"""Keys, workspaces, jobs, conversations and usage: the ``Registry`` half of both SQL backends.
 
-These tables are not derived data: a storage-format change of the index never drops them.
+The SQL here is the dialect SQLite and PostgreSQL share (``ON CONFLICT``, ``RETURNING``);
+``?`` placeholders and ``COLLATE NOCASE`` are translated for PostgreSQL by its connection
+(its name columns are ``citext``). These tables are not derived data: a storage-format change
+of the index never drops them.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repolens.errors import Conflict, InvalidInput
 from repolens.storage.base import ConversationRow, JobRow, KeyRow, MessageRow, UsageRow, WorkspaceRow
 
-REGISTRY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key_id TEXT NOT NULL UNIQUE,
-    digest TEXT NOT NULL,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    plan TEXT NOT NULL,
-    requests_per_hour INTEGER NOT NULL,
-    concurrency INTEGER NOT NULL,
-    scopes TEXT NOT NULL DEFAULT '[]',
-    created_at REAL NOT NULL,
-    expires_at REAL,
-    revoked_at REAL,
-    last_used_at REAL
-);
-CREATE TABLE IF NOT EXISTS workspaces(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    public_id TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    description TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS workspace_members(
-    workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-    source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
-    PRIMARY KEY(workspace_id, source_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS jobs(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    public_id TEXT NOT NULL UNIQUE,
-    source_id INTEGER REFERENCES sources(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'New',
-    reason TEXT NOT NULL DEFAULT '',
-    phase TEXT NOT NULL DEFAULT '',
-    done INTEGER NOT NULL DEFAULT 0,
-    total INTEGER NOT NULL DEFAULT 0,
-    percent REAL NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    worker TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    heartbeat_at REAL
-);
-CREATE TABLE IF NOT EXISTS conversations(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    public_id TEXT NOT NULL UNIQUE,
-    key_id TEXT NOT NULL,
-    title TEXT NOT NULL,
-    scope TEXT NOT NULL DEFAULT '[]',
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS conversations_key ON conversations(key_id, updated_at);
-CREATE TABLE IF NOT EXISTS messages(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    message_id TEXT NOT NULL,
-    role TEXT NOT NULL,
-    content TEXT NOT NULL,
-    citations TEXT NOT NULL DEFAULT '[]',
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_conversation ON messages(conversation_id, id);
-CREATE TABLE IF NOT EXISTS key_usage(
-    key_id TEXT PRIMARY KEY,
-    chat_requests INTEGER NOT NULL DEFAULT 0,
-    prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
-CREATE INDEX IF NOT EXISTS jobs_source ON jobs(source_id, id);
-"""
+if TYPE_CHECKING:
+    from repolens.storage.relational import Conn
+
 
 _KEY_COLUMNS = (
     "id, key_id, digest, name, role, plan, requests_per_hour, concurrency, scopes, created_at, expires_at, "
@@ -126,13 +56,21 @@ def _conversation(row: tuple[Any, ...]) -> ConversationRow:
 
 
 class RegistryMixin:
-    """``Registry`` for ``SqliteStore``: uses its connection and write transaction."""
+    """``Registry`` over a backend's connection and write transaction."""
+
+    # The exception a backend raises for a UNIQUE or FOREIGN KEY violation.
+    _integrity_errors: tuple[type[Exception], ...] = ()
+    # Row locking for the job queue where the backend has it (SQLite's writer lock serializes).
+    _skip_locked = ""
+
+    def _serialize_claims(self, conn: Conn) -> None:
+        """Make concurrent claims take turns (SQLite: its single writer already does)."""
 
     @property
-    def _conn(self) -> sqlite3.Connection:  # provided by SqliteStore
+    def _conn(self) -> Conn:  # provided by the backend
         raise NotImplementedError
 
-    def _write(self, *, content: bool = True) -> AbstractContextManager[sqlite3.Connection]:  # by SqliteStore
+    def _write(self, *, content: bool = True) -> AbstractContextManager[Conn]:  # provided by the backend
         raise NotImplementedError
 
     # -- keys -----------------------------------------------------------------------------
@@ -185,7 +123,8 @@ class RegistryMixin:
             if "org_id" in rows:
                 return rows["org_id"], rows.get("org_name", default_name), False
             public_id = secrets.token_hex(12)
-            conn.executemany("INSERT INTO meta VALUES (?, ?)", [("org_id", public_id), ("org_name", default_name)])
+            conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
+                             [("org_id", public_id), ("org_name", default_name)])  # fmt: skip
         return public_id, default_name, True
 
     # -- workspaces -----------------------------------------------------------------------
@@ -203,28 +142,35 @@ class RegistryMixin:
         with self._write(content=False) as conn:
             if conn.execute("SELECT 1 FROM sources WHERE name = ? COLLATE NOCASE", (name,)).fetchone():
                 raise Conflict(f"a repository is already named {name!r}; pick another workspace name", [name])
+            if conn.execute("SELECT 1 FROM workspaces WHERE name = ? COLLATE NOCASE", (name,)).fetchone():
+                raise Conflict(f"a workspace named {name!r} already exists", [name])
             try:
-                cur = conn.execute(
-                    "INSERT INTO workspaces(public_id, name, description, created_at) VALUES (?, ?, ?, ?)",
+                row = conn.execute(
+                    "INSERT INTO workspaces(public_id, name, description, created_at) VALUES (?, ?, ?, ?) RETURNING id",
                     (public_id, name, description, time.time()),
-                )
-            except sqlite3.IntegrityError:
+                ).fetchone()
+            except self._integrity_errors:  # a concurrent create of the same name won the race
                 raise Conflict(f"a workspace named {name!r} already exists", [name]) from None
-            self._set_members(conn, int(cur.lastrowid or 0), source_ids)
+            self._set_members(conn, int(row[0]), source_ids)
         ws = self.get_workspace(public_id)
         assert ws is not None
         return ws
 
     @staticmethod
-    def _set_members(conn: sqlite3.Connection, workspace_id: int, source_ids: Sequence[int]) -> None:
+    def _set_members(conn: Conn, workspace_id: int, source_ids: Sequence[int]) -> None:
         conn.execute("DELETE FROM workspace_members WHERE workspace_id = ?", (workspace_id,))
-        try:
-            conn.executemany(
-                "INSERT OR IGNORE INTO workspace_members(workspace_id, source_id) VALUES (?, ?)",
-                [(workspace_id, sid) for sid in source_ids],
-            )
-        except sqlite3.IntegrityError:
-            raise InvalidInput("a workspace can only hold existing repositories") from None
+        wanted = sorted(set(source_ids))
+        if not wanted:
+            return
+        # Checked first rather than caught: PostgreSQL aborts the whole transaction on a violation.
+        marks = ",".join("?" * len(wanted))
+        found = conn.execute(f"SELECT count(*) FROM sources WHERE id IN ({marks})", tuple(wanted)).fetchone()
+        if int(found[0]) != len(wanted):
+            raise InvalidInput("a workspace can only hold existing repositories")
+        conn.executemany(
+            "INSERT INTO workspace_members(workspace_id, source_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(workspace_id, sid) for sid in wanted],
+        )
 
     def get_workspace(self, name_or_id: str) -> WorkspaceRow | None:
         """A workspace by name (case-insensitive) or public id."""
@@ -249,10 +195,12 @@ class RegistryMixin:
             if name is not None:
                 if conn.execute("SELECT 1 FROM sources WHERE name = ? COLLATE NOCASE", (name,)).fetchone():
                     raise Conflict(f"a repository is already named {name!r}", [name])
-                try:
-                    conn.execute("UPDATE workspaces SET name = ? WHERE id = ?", (name, workspace_id))
-                except sqlite3.IntegrityError:
-                    raise Conflict(f"a workspace named {name!r} already exists", [name]) from None
+                taken = conn.execute(
+                    "SELECT 1 FROM workspaces WHERE name = ? COLLATE NOCASE AND id <> ?", (name, workspace_id)
+                ).fetchone()
+                if taken:
+                    raise Conflict(f"a workspace named {name!r} already exists", [name])
+                conn.execute("UPDATE workspaces SET name = ? WHERE id = ?", (name, workspace_id))
             if description is not None:
                 conn.execute("UPDATE workspaces SET description = ? WHERE id = ?", (description, workspace_id))
             if source_ids is not None:
@@ -303,7 +251,13 @@ class RegistryMixin:
             return None  # the idle poll: a read, no write lock
         now = time.time()
         with self._write(content=False) as conn:
-            row = conn.execute("SELECT id FROM jobs WHERE state = 'New' ORDER BY id LIMIT 1").fetchone()
+            self._serialize_claims(conn)
+            # A source's jobs run one at a time: two workers writing one source would interleave.
+            row = conn.execute(
+                "SELECT id FROM jobs j WHERE state = 'New' AND (j.source_id IS NULL OR NOT EXISTS ("
+                "SELECT 1 FROM jobs p WHERE p.source_id = j.source_id AND p.state = 'Processing')) "
+                f"ORDER BY id LIMIT 1{self._skip_locked}"
+            ).fetchone()
             if row is None:
                 return None
             conn.execute(
