@@ -24,6 +24,8 @@ DEFAULT_MCP_MAX_TOKENS = 20_000  # under Claude Code's ~25k-token ceiling per MC
 DEFAULT_LLM_CONTEXT_TOKENS = 32_000
 DEFAULT_LLM_ANSWER_TOKENS = 1_500
 DEFAULT_LLM_TIMEOUT_S = 120  # a local model on CPU can take a minute before its first token
+DEFAULT_INDEX_WORKERS = 1  # one indexing thread per server: the embedded shape needs no other process
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 LLM_PROVIDERS = ("", "openai", "anthropic")  # "" = no model: retrieval-only answers
 
 
@@ -98,6 +100,16 @@ class Settings:
     llm_answer_tokens: int = DEFAULT_LLM_ANSWER_TOKENS
     llm_timeout_s: int = DEFAULT_LLM_TIMEOUT_S
     chat_system_prompt: str = field(default="", repr=False)
+    # Storage: "" = the SQLite file in ``home``; postgresql://... = a shared PostgreSQL + pgvector
+    # (the scale-out deployment: API replicas and ``repolens worker`` processes on other hosts).
+    database_url: str = field(default="", repr=False)
+    # Indexing threads inside ``repolens serve`` (0: this replica only serves; workers index).
+    index_workers: int = DEFAULT_INDEX_WORKERS
+
+    @property
+    def uses_postgres(self) -> bool:
+        """True when the index lives in a shared PostgreSQL database."""
+        return self.database_url.startswith(POSTGRES_SCHEMES)
 
     @property
     def db_path(self) -> Path:
@@ -108,6 +120,26 @@ class Settings:
     def clones_dir(self) -> Path:
         """Where remote repositories are cloned."""
         return self.home / "clones"
+
+
+def _database_url(raw: str) -> str:
+    raw = raw.strip()
+    if raw.startswith("sqlite:///"):
+        return ""  # the SQLite file is the default; its path comes from REPOLENS_HOME
+    if raw and not raw.startswith(POSTGRES_SCHEMES):
+        raise InvalidInput(
+            f"REPOLENS_DATABASE_URL must be a postgresql:// URL (or empty for the SQLite file), got {raw[:40]!r}"
+        )
+    return raw
+
+
+def _env_count(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise InvalidInput(f"{name} must be a whole number (0 or more), got {raw!r}")
+    return int(raw)
 
 
 def load_settings(home: Path | None = None) -> Settings:
@@ -153,6 +185,8 @@ def load_settings(home: Path | None = None) -> Settings:
         llm_answer_tokens=_env_int("REPOLENS_LLM_ANSWER_TOKENS", DEFAULT_LLM_ANSWER_TOKENS),
         llm_timeout_s=_env_int("REPOLENS_LLM_TIMEOUT", DEFAULT_LLM_TIMEOUT_S),
         chat_system_prompt=os.environ.get("REPOLENS_CHAT_SYSTEM_PROMPT", ""),
+        database_url=_database_url(os.environ.get("REPOLENS_DATABASE_URL", "")),
+        index_workers=_env_count("REPOLENS_INDEX_WORKERS", DEFAULT_INDEX_WORKERS),
     )
 
 
@@ -183,4 +217,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "REPOLENS_LLM_ANSWER_TOKENS": str(settings.llm_answer_tokens),
         "REPOLENS_LLM_TIMEOUT": str(settings.llm_timeout_s),
         "REPOLENS_CHAT_SYSTEM_PROMPT": settings.chat_system_prompt,
+        "REPOLENS_DATABASE_URL": settings.database_url,
+        "REPOLENS_INDEX_WORKERS": str(settings.index_workers),
     }

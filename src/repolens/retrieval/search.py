@@ -28,7 +28,7 @@ from repolens.embeddings.base import Embedder
 from repolens.errors import InvalidInput, NotFound
 from repolens.retrieval import rerank as rr
 from repolens.retrieval.query import QueryAnalysis, analyze
-from repolens.storage.base import ArtifactRow, SourceRow, Store
+from repolens.storage.base import ArtifactRow, NativeVectorSearch, SourceRow, Store
 
 if TYPE_CHECKING:
     import numpy as np
@@ -145,6 +145,12 @@ class Searcher:
         top = top[np.argsort(-sims[top])]
         return [(int(ids[i]), float(sims[i])) for i in top]
 
+    def _native_candidates(self, text: str, source_ids: tuple[int, ...], limit: int) -> list[tuple[int, float]]:
+        """Embed the query and ask the database's own vector index (runs in a thread)."""
+        assert self.embedder is not None and isinstance(self.store, NativeVectorSearch)
+        qvec = self.embedder.embed([text], input_type="query")[0]
+        return self.store.nearest_units(source_ids, self.embedder.name, qvec, limit)
+
     # -- search ---------------------------------------------------------------------------
 
     def search(
@@ -186,9 +192,14 @@ class Searcher:
         pending = None
         if use_vectors and ready:
             # The query embedding (onnxruntime, GIL released) runs on the other core while
-            # SQLite answers the lexical queries here.
-            vec_ids, matrix = self._vector_matrix(source_ids)
-            pending = self._pool().submit(self._vector_candidates, analysis.text, vec_ids, matrix, VECTOR_CANDIDATES)
+            # the database answers the lexical queries here.
+            if isinstance(self.store, NativeVectorSearch):
+                pending = self._pool().submit(self._native_candidates, analysis.text, source_ids, VECTOR_CANDIDATES)
+            else:
+                vec_ids, matrix = self._vector_matrix(source_ids)
+                pending = self._pool().submit(
+                    self._vector_candidates, analysis.text, vec_ids, matrix, VECTOR_CANDIDATES
+                )
         lex_units = self.store.lexical_units(analysis.terms, source_ids, LEXICAL_CANDIDATES) if use_lexical else []
         lex_files = self.store.lexical_files(analysis.terms, source_ids, FILE_CANDIDATES) if use_lexical else []
         vec_units = pending.result() if pending is not None else []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from repolens.domain import ArtifactKind, Relation
 
@@ -267,6 +267,17 @@ class Store(Protocol):
 
 
 # -- the registry: who may ask, what groups exist, what work is queued ---------------------
+
+
+@runtime_checkable
+class NativeVectorSearch(Protocol):
+    """A store with its own nearest-neighbour index (pgvector); others are searched exactly in
+    memory by the searcher, from ``Store.vectors``."""
+
+    def nearest_units(self, source_ids: Sequence[int], model: str, query: npt.NDArray[np.float32],
+                      limit: int) -> list[tuple[int, float]]:  # fmt: skip
+        """(artifact id, cosine similarity) of the units nearest to ``query``, nearest first."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

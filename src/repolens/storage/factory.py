@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from repolens.errors import StorageError
 from repolens.settings import Settings
 from repolens.storage.base import Database
-from repolens.storage.sqlite.store import SqliteStore
 
 
 def open_store(settings: Settings) -> Database:
-    """The embedded SQLite store in the data directory (PostgreSQL comes in its own issue)."""
+    """The shared PostgreSQL database if ``REPOLENS_DATABASE_URL`` names one, else the SQLite file."""
+    if settings.uses_postgres:
+        try:
+            from repolens.storage.postgres.store import PostgresStore
+        except ImportError as exc:
+            raise StorageError(
+                f"REPOLENS_DATABASE_URL names PostgreSQL but its driver is missing ({exc.name}): "
+                "pip install 'repolens[postgres]'"
+            ) from exc
+        return PostgresStore(settings.database_url)
+    from repolens.storage.sqlite.store import SqliteStore
+
     return SqliteStore(settings.db_path)
