@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio._core._subprocesses  # noqa: F401
 import pytest
 
+from pgcluster import PgCluster
 from repolens.services import Services, build_services
 from repolens.settings import Settings
 
@@ -93,10 +94,62 @@ def make_repo(tmp_path: Path) -> MakeRepo:
     return make
 
 
+BACKENDS = ("sqlite", "postgres")
+DATABASE_URL = "REPOLENS_DATABASE_URL"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``backends`` run once per storage backend: with a module-wide server
+    (``module_backend``) or a fresh database per test (``backend``)."""
+    if metafunc.definition.get_closest_marker("backends") is None:
+        return
+    if "module_backend" in metafunc.fixturenames:
+        metafunc.parametrize("module_backend", BACKENDS, indirect=True, scope="module")
+    else:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """The session's PostgreSQL + pgvector server (started on first use)."""
+    cluster = PgCluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The database URL of this test: '' (SQLite in the data dir) or a fresh PostgreSQL database,
+    also exported as REPOLENS_DATABASE_URL for the servers and CLI runs the test starts."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return os.environ.get(DATABASE_URL, "")
+    url = request.getfixturevalue("pg_cluster").new_database()
+    monkeypatch.setenv(DATABASE_URL, url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def module_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``backend`` for a whole module (for module-wide servers)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield os.environ.get(DATABASE_URL, "")
+        return
+    url = request.getfixturevalue("pg_cluster").new_database()
+    before = os.environ.get(DATABASE_URL)
+    os.environ[DATABASE_URL] = url
+    try:
+        yield url
+    finally:
+        if before is None:
+            os.environ.pop(DATABASE_URL, None)
+        else:
+            os.environ[DATABASE_URL] = before
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings on a fresh data dir, with the deterministic hash embedder."""
-    return Settings(home=tmp_path / "home", embedder="hash")
+def settings(tmp_path: Path, backend: str) -> Settings:
+    """Settings on a fresh data dir (and database), with the deterministic hash embedder."""
+    return Settings(home=tmp_path / "home", embedder="hash", database_url=backend)
 
 
 @pytest.fixture

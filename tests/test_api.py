@@ -16,6 +16,8 @@ from conftest import GEO_CODE, commit_tree
 from gitserver import serve_git
 from server import Server, running_server, wait_for_job
 
+pytestmark = pytest.mark.backends
+
 SHAPES = {
     **GEO_CODE,
     "README.md": "# Geo\n\nCompute the total area of shapes.\n\n## Usage\n\nCall report().\n",
@@ -33,7 +35,7 @@ BILLING = {
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
+def world(tmp_path_factory: pytest.TempPathFactory, module_backend: str) -> Iterator[tuple[Server, dict[str, str]]]:
     """One server with two indexed repositories (created over the API) and a workspace."""
     base = tmp_path_factory.mktemp("api")
     allowed = base / "allowed"

@@ -21,6 +21,8 @@ from conftest import GEO_CODE, commit_tree
 from llmserver import Recorder, standin_llm
 from server import Server, running_server, wait_for_job
 
+pytestmark = pytest.mark.backends
+
 CONTEXT_TOKENS = 3000
 ANSWER_TOKENS = 400
 SECRET = "ZEBRA-7731-SECRET"
@@ -53,7 +55,7 @@ LEDGER_CLEAN = {
 
 
 @pytest.fixture(scope="module")
-def chat_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Recorder]]:
+def chat_world(tmp_path_factory: pytest.TempPathFactory, module_backend: str) -> Iterator[tuple[Server, Recorder]]:
     base = tmp_path_factory.mktemp("chat")
     allowed = base / "repos"
     trees = {"geo": GEO, "ledger": LEDGER, "ledger-clean": LEDGER_CLEAN}

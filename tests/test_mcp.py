@@ -27,6 +27,8 @@ from mcp_types import CallToolResult
 from conftest import GEO_CODE, commit_tree
 from server import Server, running_server, wait_for_job
 
+pytestmark = pytest.mark.backends
+
 # A small budget (about 4,500 characters) so that a long file exercises truncation and
 # continuation while every other answer of these small repositories fits.
 BUDGET_TOKENS = 1500
@@ -55,7 +57,7 @@ MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": 
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
+def world(tmp_path_factory: pytest.TempPathFactory, module_backend: str) -> Iterator[tuple[Server, dict[str, str]]]:
     """A server with ``geo`` and ``billing`` indexed, and keys: admin, scoped to billing, revoked."""
     base = tmp_path_factory.mktemp("mcp")
     allowed = base / "allowed"

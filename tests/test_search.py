@@ -11,6 +11,8 @@ from repolens.indexing.pipeline import index_source
 from repolens.indexing.vectors import backfill
 from repolens.services import Services
 
+pytestmark = pytest.mark.backends
+
 PROJECT = {
     "src/auth/passwords.py": (
         "import hashlib\n\n"

@@ -354,9 +354,9 @@ class RegistryMixin:
         with self._write(content=False) as conn:
             conn.execute(
                 "INSERT INTO key_usage(key_id, chat_requests, prompt_tokens, completion_tokens) VALUES (?, 1, ?, ?) "
-                "ON CONFLICT(key_id) DO UPDATE SET chat_requests = chat_requests + 1, "
-                "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
-                "completion_tokens = completion_tokens + excluded.completion_tokens",
+                "ON CONFLICT(key_id) DO UPDATE SET chat_requests = key_usage.chat_requests + 1, "
+                "prompt_tokens = key_usage.prompt_tokens + excluded.prompt_tokens, "
+                "completion_tokens = key_usage.completion_tokens + excluded.completion_tokens",
                 (key_id, prompt_tokens, completion_tokens),
             )
 

@@ -269,9 +269,10 @@ class PostgresStore(SqlStore):
             sym_tf, n_sym = term_counts(t.symbols)
             body_tf, n_body = term_counts(t.body)
             file_len = 1 + n_path + n_sym + n_body  # + the source column FTS5 has
-            for term in path_tf.keys() | sym_tf.keys() | body_tf.keys():
-                file_terms.append((term, source_id, file_id, path_tf.get(term, 0), sym_tf.get(term, 0),
-                                   body_tf.get(term, 0), file_len))  # fmt: skip
+            file_terms.extend(
+                (term, source_id, file_id, path_tf.get(term, 0), sym_tf.get(term, 0), body_tf.get(term, 0), file_len)
+                for term in path_tf.keys() | sym_tf.keys() | body_tf.keys()
+            )
             unit_docs = unit_tokens = 0
             ids_by_name: dict[str, int] = {}
             file_artifact = 0
@@ -291,9 +292,10 @@ class PostgresStore(SqlStore):
                 unit_len = 1 + n_name + n_ubody
                 unit_docs += 1
                 unit_tokens += unit_len
-                for term in name_tf.keys() | ubody_tf.keys():
-                    units.append((term, source_id, art_id, file_id, name_tf.get(term, 0), ubody_tf.get(term, 0),
-                                  unit_len))  # fmt: skip
+                units.extend(
+                    (term, source_id, art_id, file_id, name_tf.get(term, 0), ubody_tf.get(term, 0), unit_len)
+                    for term in name_tf.keys() | ubody_tf.keys()
+                )
             files.append((file_id, source_id, new.path, new.language, new.sha, new.size, new.n_lines, new.parser,
                           pack(new.content), file_len, unit_docs, unit_tokens))  # fmt: skip
             seen: set[tuple[int, int, str, int]] = set()
@@ -509,4 +511,3 @@ def _redacted(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
-
