@@ -262,7 +262,11 @@ class PostgresStore(SqlStore):
         self._delete_files(conn, [r[0] for r in old])
         file_ids = self._ids(conn, "files_id_seq", len(batch))
         art_ids = iter(self._ids(conn, "artifacts_id_seq", sum(len(f.artifacts) for f in batch)))
-        files, artifacts, relations, units, file_terms = [], [], [], [], []
+        files: list[tuple[Any, ...]] = []
+        artifacts: list[tuple[Any, ...]] = []
+        relations: list[tuple[Any, ...]] = []
+        units: list[tuple[Any, ...]] = []
+        file_terms: list[tuple[Any, ...]] = []
         for file_id, new in zip(file_ids, batch, strict=True):
             t = new.tokens
             path_tf, n_path = term_counts(t.path)
