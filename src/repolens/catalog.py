@@ -126,6 +126,33 @@ def create_repository(
     return source, job
 
 
+def queue_location(db: Database, settings: Settings, location: str, *, name: str | None = None,
+                   branch: str | None = None) -> tuple[SourceRow, JobRow]:  # fmt: skip
+    """The CLI on a shared database: register (or find) the source at ``location`` and queue its
+    indexing for the workers, without cloning or reading anything here. The operator is trusted
+    (no allowed-roots check), but a local path must be one the workers can read too."""
+    branch = _check_branch(branch)
+    if git.looks_like_url(location) or location.startswith("-"):
+        location = git.validate_git_url(location, allowed_schemes=settings.allowed_git_schemes)
+        git.check_host(location, allow_hosts=settings.git_allow_hosts)
+        default_name = git.name_from_url(location)
+    else:
+        path = Path(location).expanduser()
+        if not path.is_dir():
+            raise NotFound(f"no such directory: {location!r}")
+        root = path.resolve()
+        location, default_name = str(root), git.local_remote_name(root) or root.name
+    source_name = _check_name(name or default_name)
+    source = db.get_source(source_name)
+    if source is None:
+        if db.get_workspace(source_name) is not None:
+            raise Conflict(f"a workspace is already named {source_name!r}", [source_name])
+        source = db.create_source(name=source_name, location=location, branch=branch, description="")
+    elif source.location != location or source.branch != branch:
+        db.update_source(source.id, location=location, branch=branch)
+    return source, db.enqueue_job(kind="index", source_id=source.id)
+
+
 def resync(db: Database, source: SourceRow) -> JobRow:
     """Queue a refresh of a repository (an unfinished queued job is reused)."""
     return db.enqueue_job(kind="index", source_id=source.id)

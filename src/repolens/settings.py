@@ -25,6 +25,7 @@ DEFAULT_LLM_CONTEXT_TOKENS = 32_000
 DEFAULT_LLM_ANSWER_TOKENS = 1_500
 DEFAULT_LLM_TIMEOUT_S = 120  # a local model on CPU can take a minute before its first token
 DEFAULT_INDEX_WORKERS = 1  # one indexing thread per server: the embedded shape needs no other process
+DEFAULT_JOB_LEASE_S = 60  # 12 missed heartbeats (every 5 s): a dead worker, not a slow one
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 LLM_PROVIDERS = ("", "openai", "anthropic")  # "" = no model: retrieval-only answers
 
@@ -105,6 +106,8 @@ class Settings:
     database_url: str = field(default="", repr=False)
     # Indexing threads inside ``repolens serve`` (0: this replica only serves; workers index).
     index_workers: int = DEFAULT_INDEX_WORKERS
+    # Shared database: a job whose worker has not beaten for this long is given to another.
+    job_lease_s: int = DEFAULT_JOB_LEASE_S
 
     @property
     def uses_postgres(self) -> bool:
@@ -187,6 +190,7 @@ def load_settings(home: Path | None = None) -> Settings:
         chat_system_prompt=os.environ.get("REPOLENS_CHAT_SYSTEM_PROMPT", ""),
         database_url=_database_url(os.environ.get("REPOLENS_DATABASE_URL", "")),
         index_workers=_env_count("REPOLENS_INDEX_WORKERS", DEFAULT_INDEX_WORKERS),
+        job_lease_s=_env_int("REPOLENS_JOB_LEASE", DEFAULT_JOB_LEASE_S),
     )
 
 
@@ -219,4 +223,5 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "REPOLENS_CHAT_SYSTEM_PROMPT": settings.chat_system_prompt,
         "REPOLENS_DATABASE_URL": settings.database_url,
         "REPOLENS_INDEX_WORKERS": str(settings.index_workers),
+        "REPOLENS_JOB_LEASE": str(settings.job_lease_s),
     }

@@ -38,7 +38,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
         app.state.services = services
         services.store.organization("default")
         _ = services.searcher  # open the embedder now, not on the first search
-        runner = JobRunner(services.store, settings) if run_jobs else None
+        runner = JobRunner(services.store, settings) if run_jobs and settings.index_workers > 0 else None
         app.state.runner = runner
         if runner is not None:
             runner.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from repolens.errors import Conflict, InvalidInput, NotFound, RepolensError
+from repolens.errors import Conflict, InvalidInput, NotFound, RepolensError, StorageError
 
 if TYPE_CHECKING:
     from repolens.domain import SearchFilters
@@ -95,10 +96,16 @@ def cli() -> None:
 @click.option("--branch", help="Branch to clone (git URLs only).")
 @click.option("--no-vectors", is_flag=True, help="Return once the lexical index is ready; embed later.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--wait", is_flag=True, help="Shared database: follow the queued job to its end; fail if it fails.")
 @json_option
 @_handle_errors
-def index(location: str, name: str | None, branch: str | None, no_vectors: bool, quiet: bool, as_json: bool) -> None:
+def index(location: str, name: str | None, branch: str | None, no_vectors: bool, quiet: bool, wait: bool,
+          as_json: bool) -> None:  # fmt: skip
     """Index a local directory or a git URL (https), incrementally.
+
+    With the SQLite file, indexing runs here. With a shared PostgreSQL database
+    (REPOLENS_DATABASE_URL), the job is queued for `repolens worker` processes and its id
+    printed; --wait follows it.
 
     Put `--` before a URL that starts with a dash: it will be refused, but as a URL.
     """
@@ -107,6 +114,9 @@ def index(location: str, name: str | None, branch: str | None, no_vectors: bool,
     from repolens.indexing.vectors import backfill
 
     with _services() as services:
+        if services.settings.uses_postgres:
+            _queue_index(services, location, name=name, branch=branch, wait=wait, quiet=quiet, as_json=as_json)
+            return
         progress = None if (quiet or as_json) else RichProgress()
         try:
             source, report = index_source(
@@ -143,6 +153,43 @@ def index(location: str, name: str | None, branch: str | None, no_vectors: bool,
             )
         else:
             print_summary(report, source.name)
+
+
+JOB_POLL_S = 0.5  # how often --wait reads the job row
+
+
+def _queue_index(services: Services, location: str, *, name: str | None, branch: str | None, wait: bool,
+                 quiet: bool, as_json: bool) -> None:  # fmt: skip
+    from repolens import catalog
+
+    source, job = catalog.queue_location(services.store, services.settings, location, name=name, branch=branch)
+    if not wait:
+        if as_json:
+            _emit_json({"source": source.name, "id": source.public_id, "job": job.public_id, "state": job.state})
+        else:
+            click.echo(f"queued job {job.public_id} for {source.name} (add --wait to follow it)")
+        return
+    last = ""
+    while True:
+        current = services.store.get_job(job.public_id)
+        if current is None:
+            raise NotFound(f"job {job.public_id} vanished (its data source was deleted)")
+        line = f"{current.state} {current.phase} {current.percent:.0f}%"
+        if not (quiet or as_json) and line != last:
+            click.echo(f"job {job.public_id}: {line}", err=True)
+            last = line
+        if current.state in ("Ready", "Failed"):
+            break
+        time.sleep(JOB_POLL_S)
+    if as_json:
+        _emit_json({"source": source.name, "id": source.public_id, "job": current.public_id, "state": current.state,
+                    "reason": current.reason})  # fmt: skip
+    if current.state == "Failed":
+        raise RepolensError(f"indexing {source.name} failed: {current.reason}")
+    if not as_json:
+        refreshed = services.store.get_source(source.public_id)
+        files = refreshed.file_count if refreshed else 0
+        click.echo(f"{source.name}: indexed ({files} files) by job {current.public_id}")
 
 
 # -- search -----------------------------------------------------------------------------------
@@ -468,6 +515,43 @@ def serve(host: str, port: int, log_level: str, no_jobs: bool) -> None:
     click.echo(f"repolens serving on http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10,
                 server_header=False, http=ProblemHttpToolsProtocol)  # fmt: skip
+
+
+@cli.command()
+@click.option("--name", "worker_name", help="Name shown on the jobs it runs (default: host-pid).")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@_handle_errors
+def worker(worker_name: str | None, log_level: str) -> None:
+    """Run indexing jobs from the shared PostgreSQL queue until stopped (SIGTERM or Ctrl-C).
+
+    Start any number, on any hosts that reach the database: each job runs on exactly one
+    worker, and the job of a worker that dies is picked up by another after the lease
+    (REPOLENS_JOB_LEASE seconds).
+    """
+    import signal
+    import threading
+
+    from repolens import logs
+    from repolens.indexing.jobs import JobRunner
+
+    logs.configure(log_level)
+    with _services() as services:
+        if not services.settings.uses_postgres:
+            raise InvalidInput(
+                "repolens worker needs a shared database: set REPOLENS_DATABASE_URL=postgresql://... "
+                "(with the SQLite file, `repolens serve` runs the jobs itself)"
+            )
+        runner = JobRunner(services.store, services.settings, worker_name=worker_name)
+        stopping = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stopping.set())
+        runner.start()
+        click.echo(f"repolens worker {runner.worker_name} waiting for jobs", err=True)
+        while not stopping.wait(1.0):
+            if not runner.alive():
+                raise StorageError("the job loop stopped unexpectedly")
+        runner.stop()
+        click.echo(f"repolens worker {runner.worker_name} stopped", err=True)
 
 
 @cli.command("mcp")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +34,11 @@ from repolens.storage.base import Database, JobRow
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # how often an idle runner looks for new jobs
+# Shared database (many workers): a job whose heartbeat is older than the lease belongs to a
+# worker that died; any worker puts it back in the queue. The runner beats every
+# HEARTBEAT_S while its child works, whatever the child is doing, so a long transaction or a
+# slow clone never looks dead; the lease is several beats long so one slow write is not fatal.
+HEARTBEAT_S = 5.0
 _PROGRESS_EVERY_S = 0.5  # job-row writes are throttled: each one takes the database write lock
 _STOP_GRACE_S = 10  # a child asked to stop gets this long before it is killed
 # Share of the overall percentage per phase (sums to 100); measured proportions of a cold
@@ -154,29 +160,48 @@ class JobRunner:
     def __init__(self, db: Database, settings: Settings, *, worker_name: str | None = None) -> None:
         self.db = db
         self.settings = settings
-        self.worker_name = worker_name or f"server-{os.getpid()}"
+        self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
+        self.lease_s = float(settings.job_lease_s)
+        self.heartbeat_s = min(HEARTBEAT_S, self.lease_s / 4)  # several beats per lease, always
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._child: subprocess.Popen[bytes] | None = None
+        self._job: JobRow | None = None
+        self._last_sweep = 0.0
 
     def start(self) -> None:
         """Resume interrupted jobs and start the loop."""
-        # Embedded mode has one runner per data dir: any job still marked Processing lost its
-        # process when the previous server stopped, so it starts again.
-        resumed = self.db.requeue_stale_jobs(time.time() + 1)
-        if resumed:
-            log.info("resuming %d interrupted job(s)", resumed)
+        self._requeue_lost(force=True)
         self._thread = threading.Thread(target=self._loop, name="repolens-jobs", daemon=True)
         self._thread.start()
+
+    def _requeue_lost(self, *, force: bool = False) -> None:
+        """Put the jobs of dead workers back in the queue."""
+        now = time.time()
+        if not force and now - self._last_sweep < self.lease_s / 4:
+            return
+        self._last_sweep = now
+        if self.settings.uses_postgres:
+            # Other workers may be alive and busy: only a job whose lease ran out is lost.
+            resumed = self.db.requeue_stale_jobs(now - self.lease_s)
+        elif force:
+            # Embedded mode has one runner per data dir: any job still marked Processing lost
+            # its process when the previous server stopped, so it starts again.
+            resumed = self.db.requeue_stale_jobs(now + 1)
+        else:
+            return
+        if resumed:
+            log.info("resuming %d interrupted job(s)", resumed)
 
     def alive(self) -> bool:
         """Whether the loop is running."""
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
-        """Stop the loop; a running child is asked to stop and its job resumes on next start."""
+        """Stop the loop; a running child is asked to stop and its job resumes (embedded: on the
+        next start; shared database: at once, on any worker)."""
         self._stop.set()
-        child = self._child
+        child, job = self._child, self._job
         if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM)
             try:
@@ -185,10 +210,15 @@ class JobRunner:
                 child.kill()
         if self._thread is not None:
             self._thread.join(_STOP_GRACE_S + 5)
+        if job is not None and self.settings.uses_postgres:
+            fresh = self.db.get_job(job.public_id)
+            if fresh is not None and fresh.state == "Processing":
+                self.db.update_job(job.id, state="New")  # hand it to another worker now
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                self._requeue_lost()
                 job = self.db.claim_job(self.worker_name)
             except RepolensError as exc:
                 log.warning("could not claim a job: %s", exc)
@@ -199,14 +229,24 @@ class JobRunner:
             self._run_child(job)
 
     def _run_child(self, job: JobRow) -> None:
-        log.info("job %s: started (attempt %d)", job.public_id, job.attempts)
+        log.info("job %s: started by %s (attempt %d)", job.public_id, self.worker_name, job.attempts)
         cmd: Sequence[str] = [sys.executable, "-m", "repolens.indexing.jobs", job.public_id, str(os.getpid())]
         env = {**os.environ, **settings_env(self.settings)}
+        self._job = job
         self._child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
-        code = self._child.wait()
+        while True:
+            try:
+                code = self._child.wait(self.heartbeat_s)
+                break
+            except subprocess.TimeoutExpired:
+                try:
+                    self.db.update_job(job.id, heartbeat_at=time.time())
+                except RepolensError as exc:  # the database is briefly unreachable: beat again later
+                    log.warning("job %s: heartbeat failed: %s", job.public_id, exc)
         self._child = None
         if self._stop.is_set():
-            return  # stopping: the job stays Processing and resumes on the next start
+            return  # stopping: see stop()
+        self._job = None
         fresh = self.db.get_job(job.public_id)
         if fresh is not None and fresh.state == "Processing":
             # The child died without recording an outcome (killed, out of memory).

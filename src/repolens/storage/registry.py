@@ -123,9 +123,11 @@ class RegistryMixin:
             if "org_id" in rows:
                 return rows["org_id"], rows.get("org_name", default_name), False
             public_id = secrets.token_hex(12)
-            conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
+            # Replicas starting together race here: exactly one insert wins, the others read it.
+            conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                              [("org_id", public_id), ("org_name", default_name)])  # fmt: skip
-        return public_id, default_name, True
+            rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('org_id', 'org_name')").fetchall())
+        return rows["org_id"], rows.get("org_name", default_name), rows["org_id"] == public_id
 
     # -- workspaces -----------------------------------------------------------------------
 
