@@ -12,7 +12,8 @@ the one behind every chat surface) answers scoped to that corpus's data source, 
 says whether the gold files are among the cited ones. In the same run, for comparison, the plain
 top-k search for the same question (the ``Searcher`` with the engine's own settings, k = the
 citations a retrieval-only answer makes) shows whether the chat's planning (follow-up query, calls
-graph, packing into the window) adds or loses gold files relative to search alone.
+graph, packing into the window) adds or loses gold files relative to search alone, and the gold
+files among all the artifacts packed into the prompt show what a model had to cite from.
 
 The model is the one ``REPOLENS_LLM_PROVIDER`` / ``_BASE_URL`` / ``_API_KEY`` / ``_MODEL``
 configure, as for ``repolens serve`` and ``repolens ask``; without them the answers are
@@ -198,7 +199,7 @@ class Outcome:
     question: str
     gold: list[str]
     mode: str  # the engine's: "llm" | "retrieval-only" | "no-context"
-    in_prompt: int  # artifacts packed into the prompt
+    packed: list[str]  # paths of the artifacts packed into the prompt, in prompt order
     cited: list[str]  # cited paths, one per citation, in citation order
     chat_ms: float
     first_text_ms: float  # until the first answer text: what a streaming client waits for
@@ -282,6 +283,11 @@ async def ask(services: Services, item: Labelled, k: int) -> Outcome:
                 finished = event
     chat_ms = (time.perf_counter() - t0) * 1000
     assert started is not None and finished is not None
+    # The events give only the number of packed artifacts. Which ones they were (what a model gets to
+    # cite from) comes from the engine's own preparation step, run again untimed: the same retrieval,
+    # planning and packing on the same index, and with remember=False it writes nothing.
+    packed = [item.artifact.path for item in services.answers._prepare(None, request, q.ask).items]
+    assert len(packed) == started.artifacts, "the repeated preparation packed a different context"
 
     # The engine's own search call (same searcher, mode and reranking, same scope), cut to k.
     sources = catalog.resolve_scope(services.store, None, [q.corpus])
@@ -290,7 +296,7 @@ async def ask(services: Services, item: Labelled, k: int) -> Outcome:
     search_ms = (time.perf_counter() - t0) * 1000
     return Outcome(
         corpus=q.corpus, category=item.category, question=q.ask, gold=list(item.gold), mode=started.mode,
-        in_prompt=started.artifacts, cited=[str(c["path"]) for c in finished.citations], chat_ms=chat_ms,
+        packed=packed, cited=[str(c["path"]) for c in finished.citations], chat_ms=chat_ms,
         first_text_ms=first_text if first_text is not None else chat_ms, prompt_tokens=finished.prompt_tokens,
         completion_tokens=finished.completion_tokens,
         searched=[h.artifact.path for h in outcome.hits], search_ms=search_ms,
@@ -346,17 +352,19 @@ def summary_rows(outcomes: Sequence[Outcome], k: int) -> list[str]:
     chat_lat = [o.chat_ms for o in outcomes]
     search_lat = [o.search_ms for o in outcomes]
     rows = [
-        "| | hit rate | all-gold rate | MRR (first gold) | citations / answer | distinct files / answer | p50 ms | p95 ms |",
+        "| | hit rate | all-gold rate | MRR (first gold) | artifacts / answer | distinct files / answer | p50 ms | p95 ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    sides = (("chat (engine, cited)", [(o.cited, o.gold) for o in outcomes], chat_lat),
+    sides: tuple[tuple[str, list[tuple[list[str], list[str]]], list[float]], ...] = (
+             ("chat: cited", [(o.cited, o.gold) for o in outcomes], chat_lat),
+             ("chat: packed into the prompt", [(o.packed, o.gold) for o in outcomes], []),
              (f"plain search, top {k}", [(o.searched, o.gold) for o in outcomes], search_lat))  # fmt: skip
     for label, lists, lat in sides:
         rows.append(
             f"| {label} | {_rate([hit(p, g) for p, g in lists])} | {_rate([all_gold(p, g) for p, g in lists])} "
             f"| {_mrr([first_rank(p, g) for p, g in lists]):.3f} | {statistics.fmean(len(p) for p, _ in lists):.1f} "
             f"| {statistics.fmean(len(distinct(p)) for p, _ in lists):.1f} "
-            f"| {percentile(lat, 50):.1f} | {percentile(lat, 95):.1f} |"
+            + (f"| {percentile(lat, 50):.1f} | {percentile(lat, 95):.1f} |" if lat else "| n/a | n/a |")
         )
     return rows
 
@@ -379,16 +387,18 @@ def slice_rows(outcomes: Sequence[Outcome], key: str) -> list[str]:
 def question_rows(outcomes: Sequence[Outcome]) -> list[str]:
     rows = [
         "| # | corpus | question | gold | cited files (gold in bold) | hit | all gold | first gold | citations "
-        "| ms | search: hit | search: first gold | search: files (gold in bold) |",
-        "|---:|---|---|---|---|:-:|:-:|---:|---:|---:|:-:|---:|---|",
+        "| ms | prompt: all gold | prompt: first gold | search: hit | search: first gold | search: files (gold in bold) |",
+        "|---:|---|---|---|---|:-:|:-:|---:|---:|---:|:-:|---:|:-:|---:|---|",
     ]
     for i, o in enumerate(outcomes, 1):
         chat_rank, search_rank = first_rank(o.cited, o.gold), first_rank(o.searched, o.gold)
+        searched = "same as cited" if distinct(o.searched) == distinct(o.cited) else _files(o.searched, o.gold)
         rows.append(
             f"| {i} | {o.corpus} | {_cell(o.question)} | {', '.join(o.gold)} | {_files(o.cited, o.gold)} "
             f"| {'yes' if hit(o.cited, o.gold) else 'no'} | {'yes' if all_gold(o.cited, o.gold) else 'no'} "
             f"| {chat_rank or '-'} | {len(o.cited)} | {o.chat_ms:.0f} "
-            f"| {'yes' if hit(o.searched, o.gold) else 'no'} | {search_rank or '-'} | {_files(o.searched, o.gold)} |"
+            f"| {'yes' if all_gold(o.packed, o.gold) else 'no'} | {first_rank(o.packed, o.gold) or '-'} "
+            f"| {'yes' if hit(o.searched, o.gold) else 'no'} | {search_rank or '-'} | {searched} |"
         )
     return rows
 
@@ -420,7 +430,8 @@ def write_report(path: Path, command: str, outcomes: Sequence[Outcome], k: int, 
         "once, scoped to its corpus's data source, with no conversation history (so no follow-up query is planned).",
         "- *Cited*: the paths of the answer's checked citations. *Hit*: a gold file is cited; *all gold*: every gold "
         "file is; *first gold*: the 1-based position of the first citation of a gold file; MRR averages 1/that "
-        "(0 for a miss).",
+        "(0 for a miss). *Prompt*: the same for every artifact packed into the model's context (what a model "
+        "may cite from; a retrieval-only answer cites the first of them).",
         f"- Baseline: the same question as a plain search (the engine's `Searcher`, mode `auto` with reranking, "
         f"scoped the same way) cut to the top {k} artifacts (by default {BASELINE_K}, the number of citations a "
         f"retrieval-only answer makes); the engine's own search asks for {SEARCH_LIMIT} and then adds "
@@ -449,7 +460,7 @@ def write_report(path: Path, command: str, outcomes: Sequence[Outcome], k: int, 
             f"{statistics.fmean(o.completion_tokens for o in outcomes):.0f} completion."
         )
     lines += [
-        f"- Artifacts packed into the prompt per answer: mean {statistics.fmean(o.in_prompt for o in outcomes):.1f}. "
+        f"- Artifacts packed into the prompt per answer: mean {statistics.fmean(len(o.packed) for o in outcomes):.1f}. "
         f"Peak memory of the benchmark process: {peak_rss_mb():.0f} MB.",
         "",
         "## By label category",

@@ -1,0 +1,170 @@
+"""The scale-out shape on one PostgreSQL: two API replicas that only serve and three
+``repolens worker`` processes that only index. Every job runs exactly once; kill -9 of a worker
+mid-job and of a replica mid-request lose nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import httpx
+import psycopg
+import pytest
+
+from conftest import commit_tree, write_tree
+from pgcluster import PgCluster
+from server import Server, start_server, wait_for_job
+
+LEASE_S = 4  # short, so the killed worker's job comes back within the test
+N_SMALL = 6
+N_BIG_FILES = 3000  # a few seconds of work: long enough to kill its worker in the middle
+
+
+def _small(i: int) -> dict[str, str]:
+    return {f"pkg/mod{i}.py": f"def handler_{i}(x: int) -> int:\n    '''Handle case {i}.'''\n    return x + {i}\n"}
+
+
+def _big(root: Path) -> None:
+    write_tree(root, {
+        f"big/m{i // 100:03d}/f{i:05d}.py": f"def compute_{i}(x: int) -> int:\n    return x * {i}\n\n\n"
+                                            f"class Box{i}:\n    def get(self) -> int:\n        return compute_{i}(2)\n"
+        for i in range(N_BIG_FILES)
+    } | {"big/special.py": "def zebra_crossing_guard() -> str:\n    return 'stripes'\n"})  # fmt: skip
+    commit_tree(root, {}, message="big")
+
+
+class Workers:
+    """``repolens worker`` processes."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[BinaryIO] = []
+
+    def start(self, n: int) -> None:
+        exe = Path(sys.executable).with_name("repolens")
+        for _ in range(n):
+            log = open(self.log_dir / f"worker{len(self.procs)}.log", "wb")  # noqa: SIM115  # closed in stop()
+            self.logs.append(log)
+            self.procs.append(subprocess.Popen([str(exe), "worker", "--log-level", "info"], env=self.env,
+                                               stdout=log, stderr=log))  # fmt: skip
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for log in self.logs:
+            log.close()
+
+
+@pytest.fixture
+def cluster_env(pg_cluster: PgCluster, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    url = pg_cluster.new_database()
+    env = {"REPOLENS_DATABASE_URL": url, "REPOLENS_JOB_LEASE": str(LEASE_S), "REPOLENS_ALLOWED_ROOTS": str(tmp_path / "repos")}
+    yield url, env
+
+
+def _job_rows(url: str) -> dict[str, tuple[str, int, str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT public_id, state, attempts, worker FROM jobs").fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def test_replicas_and_workers_share_one_database_and_survive_kill_9(
+    cluster_env: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    url, env = cluster_env
+    repos = tmp_path / "repos"
+    for i in range(N_SMALL):
+        commit_tree(repos / f"small{i}", _small(i))
+    _big(repos / "big")
+    serve_only = {**env, "REPOLENS_INDEX_WORKERS": "0"}
+    replicas: list[Server] = []
+    workers = Workers({**os.environ, **env, "REPOLENS_HOME": str(tmp_path / "home-w"), "REPOLENS_EMBEDDER": "hash"},
+                      tmp_path)  # fmt: skip
+    try:
+        a = start_server(tmp_path / "home-a", env=serve_only)
+        replicas.append(a)
+        b = start_server(tmp_path / "home-b", env=serve_only, admin_key=a.admin_key)  # one organization, one key
+        replicas.append(b)
+        workers.start(3)
+        with a.client() as ca, b.client() as cb:
+            # The big repository first: find the worker running it and kill it mid-job.
+            big = ca.post("/api/datasources", json={"path": str(repos / "big")})
+            assert big.status_code == 202, big.text
+            big_job = big.json()["job"]["id"]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                state, _, worker = _job_rows(url)[big_job]
+                job = ca.get(f"/api/jobs/{big_job}").json()
+                if state == "Processing" and job["phase"] in ("parse", "write"):
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the big job never started parsing")
+            victim_pid = int(worker.rsplit("-", 1)[1])
+            assert victim_pid in {p.pid for p in workers.procs}
+            os.kill(victim_pid, signal.SIGKILL)
+
+            # Meanwhile both replicas take new repositories; the jobs land on the live workers.
+            jobs = []
+            for i in range(N_SMALL):
+                client = ca if i % 2 == 0 else cb
+                made = client.post("/api/datasources", json={"path": str(repos / f"small{i}")})
+                assert made.status_code == 202, made.text
+                jobs.append(made.json()["job"]["id"])
+
+            # kill -9 replica B in the middle of a stream of requests to it.
+            errors: list[BaseException] = []
+
+            def hammer() -> None:
+                try:
+                    for _ in range(10_000):
+                        cb.post("/api/search", json={"query": "handler", "names": ["small0"]})
+                except httpx.HTTPError as exc:
+                    errors.append(exc)
+
+            thread = threading.Thread(target=hammer)
+            thread.start()
+            time.sleep(0.5)
+            b.kill()
+            thread.join(30)
+            assert errors, "the requests to the killed replica should have failed"
+            replicas.remove(b)
+
+            # Replica A sees every job through to the end; nothing was lost.
+            for job_id in [*jobs, big_job]:
+                done = wait_for_job(ca, job_id, timeout=180)
+                assert done["state"] == "Ready", done
+            rows = _job_rows(url)
+            assert len(rows) == N_SMALL + 1  # no job was duplicated
+            assert all(attempts == 1 for jid, (_, attempts, _) in rows.items() if jid != big_job)
+            assert rows[big_job][1] == 2 and rows[big_job][2] != worker  # ran again, on another worker
+            listed = {d["name"]: d for d in ca.get("/api/datasources/all").json()}
+            assert {f"small{i}" for i in range(N_SMALL)} | {"big"} <= set(listed)
+            found = ca.post("/api/search", json={"query": "zebra_crossing_guard", "names": ["big"]}).json()
+            assert found["results"][0]["identifier"] == "big::big/special.py::zebra_crossing_guard"
+            with psycopg.connect(url) as conn:
+                files = conn.execute("SELECT count(*) FROM files f JOIN sources s ON s.id = f.source_id "
+                                     "WHERE s.name = 'big'").fetchone()  # fmt: skip
+            assert files is not None and files[0] == N_BIG_FILES + 1
+            for i in range(N_SMALL):
+                hit = ca.post("/api/search", json={"query": f"handler_{i}", "names": [f"small{i}"]}).json()
+                assert hit["results"][0]["identifier"] == f"small{i}::pkg/mod{i}.py::handler_{i}"
+    finally:
+        workers.stop()
+        for server in replicas:
+            server.stop()
