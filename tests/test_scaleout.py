@@ -73,7 +73,8 @@ class Workers:
 @pytest.fixture
 def cluster_env(pg_cluster: PgCluster, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     url = pg_cluster.new_database()
-    env = {"REPOLENS_DATABASE_URL": url, "REPOLENS_JOB_LEASE": str(LEASE_S), "REPOLENS_ALLOWED_ROOTS": str(tmp_path / "repos")}
+    env = {"REPOLENS_DATABASE_URL": url, "REPOLENS_JOB_LEASE": str(LEASE_S),
+           "REPOLENS_ALLOWED_ROOTS": str(tmp_path / "repos")}  # fmt: skip
     yield url, env
 
 
