@@ -128,6 +128,16 @@ def test_replicas_and_workers_share_one_database_and_survive_kill_9(
                 assert made.status_code == 202, made.text
                 jobs.append(made.json()["job"]["id"])
 
+            # A key's hourly quota holds across replicas: 4 requests, alternating, on a plan of 3.
+            token = ca.post("/api/admin/keys", json={"name": "tiny", "plan": "custom", "requestsPerHour": 3,
+                                                     "concurrency": 2}).json()["key"]  # fmt: skip
+            seen = []
+            for i in range(4):
+                with (a if i % 2 == 0 else b).client(key=token) as limited:
+                    seen.append(limited.get("/api/datasources/ready"))
+            assert [r.status_code for r in seen] == [200, 200, 200, 429]
+            assert [r.headers["X-RateLimit-Remaining"] for r in seen[:3]] == ["2", "1", "0"]
+
             # kill -9 replica B in the middle of a stream of requests to it.
             errors: list[BaseException] = []
 

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from repolens.access.ratelimit import RateLimiter
+from repolens.access.ratelimit import RateLimiter, SharedQuota
 from repolens.api import errors
 from repolens.api.access import AccessMiddleware
 from repolens.api.routes import admin, chat, datasources, dify, health, openai, search, tools
@@ -62,7 +62,9 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type", "X-Api-Key"])  # fmt: skip
     mcp_http.mount(app, mcp_server, settings)
-    app.add_middleware(AccessMiddleware, db=lambda: services.store, limiter=RateLimiter())
+    store = services.store
+    shared = store if isinstance(store, SharedQuota) else None  # replicas of one PostgreSQL share quotas
+    app.add_middleware(AccessMiddleware, db=lambda: services.store, limiter=RateLimiter(shared=shared, bucket="api"))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
 

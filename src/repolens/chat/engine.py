@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from repolens import catalog
-from repolens.access.ratelimit import RateLimiter
+from repolens.access.ratelimit import RateLimiter, SharedQuota
 from repolens.chat.guard import LeakGuard
 from repolens.chat.llm import LLM, ChatMessage, Completion
 from repolens.chat.prompt import (
@@ -189,7 +189,8 @@ class AnswerEngine:
     def __init__(self, services: Services, llm: LLM | None) -> None:
         self.services = services
         self.llm = llm
-        self.limiter = RateLimiter()
+        store = services.store
+        self.limiter = RateLimiter(shared=store if isinstance(store, SharedQuota) else None, bucket="chat")
 
     @property
     def model_name(self) -> str:

