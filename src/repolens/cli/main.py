@@ -518,6 +518,16 @@ def serve(host: str, port: int, log_level: str, no_jobs: bool) -> None:
 
 
 @cli.command()
+@_handle_errors
+def migrate() -> None:
+    """Create or upgrade the database schema (SQLite file or REPOLENS_DATABASE_URL); also done at startup."""
+    with _services() as services:
+        store = services.store  # opening a store brings its schema up to date
+        where = "PostgreSQL" if services.settings.uses_postgres else str(services.settings.db_path)
+        click.echo(f"schema up to date in {where} ({len(store.list_sources())} data sources)")
+
+
+@cli.command()
 @click.option("--name", "worker_name", help="Name shown on the jobs it runs (default: host-pid).")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 @_handle_errors
