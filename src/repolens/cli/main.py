@@ -527,6 +527,40 @@ def migrate() -> None:
         click.echo(f"schema up to date in {where} ({len(store.list_sources())} data sources)")
 
 
+@cli.command("migrate-data")
+@click.option("--from", "source_url", help="sqlite:///path/to/repolens.db (default: the one in REPOLENS_HOME).")
+@click.option("--to", "target_url", help="postgresql://... (default: REPOLENS_DATABASE_URL).")
+@json_option
+@_handle_errors
+def migrate_data_command(source_url: str | None, target_url: str | None, as_json: bool) -> None:
+    """Move an embedded install (SQLite) into an empty PostgreSQL: sources, index, vectors, keys,
+    workspaces, conversations; ids and keys stay valid, nothing is re-parsed or re-embedded."""
+    from repolens.settings import POSTGRES_SCHEMES, load_settings
+    from repolens.storage.postgres.store import PostgresStore
+    from repolens.storage.transfer import migrate_data, report_json
+
+    settings = load_settings()
+    if source_url and not source_url.startswith("sqlite:///"):
+        raise InvalidInput(f"--from must be a sqlite:/// URL, got {source_url!r}")
+    sqlite_path = Path(source_url.removeprefix("sqlite:///")) if source_url else settings.db_path
+    if source_url and not sqlite_path.is_absolute():
+        sqlite_path = Path.cwd() / sqlite_path
+    target = target_url or settings.database_url
+    if not target.startswith(POSTGRES_SCHEMES):
+        raise InvalidInput("--to must be a postgresql:// URL (or set REPOLENS_DATABASE_URL)")
+    store = PostgresStore(target)
+    try:
+        report = migrate_data(sqlite_path, store, on_progress=lambda line: None if as_json else click.echo(line, err=True))
+    finally:
+        store.close()
+    if as_json:
+        click.echo(report_json(report))
+    else:
+        click.echo(f"moved {report.sources} data sources ({report.files} files, {report.artifacts} artifacts, "
+                   f"{report.vectors} vectors), {report.keys} keys, {report.workspaces} workspaces, "
+                   f"{report.conversations} conversations")  # fmt: skip
+
+
 @cli.command()
 @click.option("--name", "worker_name", help="Name shown on the jobs it runs (default: host-pid).")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
