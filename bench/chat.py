@@ -207,6 +207,7 @@ class Outcome:
     completion_tokens: int
     searched: list[str]  # paths of the top k search hits, in rank order
     search_ms: float
+    engine_hits: int  # hits of the engine's own search (SEARCH_LIMIT asked): the prompt's first artifacts
 
 
 def first_rank(paths: Sequence[str], gold: Sequence[str]) -> int | None:
@@ -286,7 +287,7 @@ async def ask(services: Services, item: Labelled, k: int) -> Outcome:
     # The events give only the number of packed artifacts. Which ones they were (what a model gets to
     # cite from) comes from the engine's own preparation step, run again untimed: the same retrieval,
     # planning and packing on the same index, and with remember=False it writes nothing.
-    packed = [item.artifact.path for item in services.answers._prepare(None, request, q.ask).items]
+    packed = [p.artifact.path for p in services.answers._prepare(None, request, q.ask).items]
     assert len(packed) == started.artifacts, "the repeated preparation packed a different context"
 
     # The engine's own search call (same searcher, mode and reranking, same scope), cut to k.
@@ -294,12 +295,16 @@ async def ask(services: Services, item: Labelled, k: int) -> Outcome:
     t0 = time.perf_counter()
     outcome = services.searcher.search(q.ask, limit=k, sources=sources)
     search_ms = (time.perf_counter() - t0) * 1000
+    # Untimed: how many of the packed artifacts the engine's search supplied (they come first; callers
+    # and callees from the calls graph follow), to tell where a gold file in the prompt came from.
+    engine_hits = len(services.searcher.search(q.ask, limit=SEARCH_LIMIT, sources=sources).hits)
     return Outcome(
         corpus=q.corpus, category=item.category, question=q.ask, gold=list(item.gold), mode=started.mode,
         packed=packed, cited=[str(c["path"]) for c in finished.citations], chat_ms=chat_ms,
         first_text_ms=first_text if first_text is not None else chat_ms, prompt_tokens=finished.prompt_tokens,
         completion_tokens=finished.completion_tokens,
         searched=[h.artifact.path for h in outcome.hits], search_ms=search_ms,
+        engine_hits=engine_hits,
     )  # fmt: skip
 
 
@@ -415,7 +420,12 @@ def write_report(path: Path, command: str, outcomes: Sequence[Outcome], k: int, 
     gained = sum(len(set(o.gold) & (set(o.cited) - set(o.searched))) for o in outcomes)
     lost = sum(len(set(o.gold) & (set(o.searched) - set(o.cited))) for o in outcomes)
     same_files = sum(set(o.cited) == set(o.searched) for o in outcomes)
+    # Gold files a model had in front of it but the answer did not cite, by where the engine got them.
+    uncited = [(i, o.packed.index(g) + 1, o.engine_hits) for i, o in enumerate(outcomes, 1)
+               for g in o.gold if g in o.packed and g not in o.cited]  # fmt: skip
+    uncited_at = sorted({i for i, _, _ in uncited})
     index_s = sum(s for _, s in indexed.values())
+    plural = "corpus" if len(corpora) == 1 else "corpora"
     lines = [
         "# Chat answer-quality benchmark",
         "",
@@ -423,7 +433,7 @@ def write_report(path: Path, command: str, outcomes: Sequence[Outcome], k: int, 
         "",
         f"- Machine: {machine_line()}.",
         f"- LLM: {llm_line(settings, services.answers.model_name)}. Answer modes: {modes}.",
-        f"- Embedder: `{embedder}`; index: {len(corpora)} corpora ({', '.join(corpora)}), indexed and embedded "
+        f"- Embedder: `{embedder}`; index: {len(corpora)} {plural} ({', '.join(corpora)}), indexed and embedded "
         f"in {index_s:.0f} s in this run ({sum(v for v, _ in indexed.values())} new vectors; 0 on a reused `--home`).",
         f"- Questions: {len(outcomes)}, fixed in `bench/chat.py`, each a developer's phrasing of one labelled query "
         "of ../shared/bench/queries/<corpus>.json; its gold files are that label's `relevant` files. Each is asked "
@@ -451,7 +461,18 @@ def write_report(path: Path, command: str, outcomes: Sequence[Outcome], k: int, 
         f"- Gold files cited by chat but not in the search's top {k}: {gained}; in the search's top "
         f"{k} but not cited: {lost}. Same set of files on both sides: {same_files} of {len(outcomes)} "
         "questions.",
+        f"- Gold files packed into the prompt but not cited: {len(uncited)} "
+        f"({', '.join(f'#{i}' for i in uncited_at) or 'none'}): {sum(at <= k for _, at, _ in uncited)} among the "
+        f"first {k} artifacts, {sum(k < at <= hits for _, at, hits in uncited)} from the rest of the engine's "
+        f"search, {sum(at > hits for _, at, hits in uncited)} added by the calls graph.",
     ]
+    if all(o.mode != "llm" for o in outcomes):
+        lines.append(
+            f"- Reading these figures: a retrieval-only answer cites the first {RETRIEVAL_ONLY_ITEMS} packed "
+            "artifacts, which are the engine's search's best hits, so its citations match the plain search's by "
+            "construction (when k is that number). What the planning adds shows in the prompt row: the context a "
+            "model would answer from. With a model configured, the cited row measures what it actually cites."
+        )
     if any(o.mode == "llm" for o in outcomes):
         first = [o.first_text_ms for o in outcomes if o.mode == "llm"]
         lines.append(
