@@ -7,10 +7,12 @@ Design notes:
   Names are ``citext`` so that ``name = ?`` is case-insensitive as ``COLLATE NOCASE`` is there.
 * Lexical search is BM25 computed in SQL over postings tables, with exactly FTS5's formula
   (``k1`` 1.2, ``b`` 0.75, column weights folded into the term frequency, the whole row's length
-  as the document length), over the same tokens (``parsing.tokens``) stemmed by the same Porter
-  algorithm. Document counts and lengths come from the searched sources (FTS5 counts its whole
-  table): on one corpus the two are the same; across many, per-scope statistics are the better
-  estimate anyway. ``bench/SCALE.md`` measures the difference.
+  as the document length, a query stem counted as often as it occurs), over the same tokens
+  (``parsing.tokens``) stemmed by Porter's algorithm under FTS5's length rule (snowball's "porter"
+  and FTS5's own differ on a few -ly/-y words: 44 of ~68,800 terms on the benchmark corpora).
+  Document counts and lengths come from the searched sources (FTS5 counts its whole
+  table): on one corpus the two are the same; across many they move single corpora by a few
+  hundredths and the overall NDCG not at all (bench/BACKENDS.md).
 * Vectors live in pgvector as ``halfvec`` (half the bytes of ``vector``, the same ranking), one
   HNSW cosine index per embedding model (an expression index: models differ in dimension).
   ``hnsw.iterative_scan`` keeps a search scoped to a few sources from coming back short.
@@ -57,6 +59,8 @@ FILE_PATH_WEIGHT, FILE_SYMBOLS_WEIGHT, FILE_BODY_WEIGHT = 3, 2, 1  # ... and FIL
 # HNSW breadth at query time: pgvector's default of 40 misses ~8% of the true top 10 on code
 # units; 200 keeps recall@10 above 0.95 (bench/SCALE.md) for a millisecond or two more.
 HNSW_EF_SEARCH = 200
+# FTS5's porter tokenizer stems only tokens of 3 to 64 characters (fts5_tokenize.c).
+FTS5_PORTER_MIN, FTS5_PORTER_MAX = 3, 64
 COPY_FLUSH_FILES = 200  # files buffered before their rows are copied in: bounded memory per batch
 _CLAIM_LOCK = 0x7265706F  # advisory lock id ("repo") that makes job claims take turns
 _TS = Any  # psycopg's own row type
@@ -92,7 +96,10 @@ _stem_local = threading.local()
 
 @lru_cache(maxsize=1 << 17)
 def stem(token: str) -> str:
-    """Porter stem of one lower-case token, as FTS5's ``porter`` tokenizer makes it."""
+    """Porter stem of one lower-case token, as FTS5's ``porter`` tokenizer makes it (which passes
+    tokens shorter than 3 or longer than 64 characters through unchanged)."""
+    if not FTS5_PORTER_MIN <= len(token) <= FTS5_PORTER_MAX:
+        return token
     stemmer = getattr(_stem_local, "stemmer", None)
     if stemmer is None:  # snowball stemmers keep state: one per thread
         import snowballstemmer
@@ -112,9 +119,15 @@ def term_counts(text: str) -> tuple[dict[str, int], int]:
     return counts, n
 
 
-def query_stems(terms: Sequence[str]) -> list[str]:
-    """The distinct stemmed forms of query terms (a term is one token already)."""
-    return sorted({stem(part) for term in terms for part in term.lower().split() if part})
+def query_stems(terms: Sequence[str]) -> dict[str, int]:
+    """Stemmed query terms with how often each occurs: FTS5 scores every quoted query term on its
+    own, so two words with one stem ("compressed ... compression") count twice there too."""
+    counts: dict[str, int] = {}
+    for term in terms:
+        for part in term.lower().split():
+            stemmed = stem(part)
+            counts[stemmed] = counts.get(stemmed, 0) + 1
+    return counts
 
 
 class PostgresStore(SqlStore):
@@ -348,13 +361,14 @@ class PostgresStore(SqlStore):
         query = (
             f"WITH p AS (SELECT {doc} AS doc, term, ({tf})::float8 AS tf, doc_len FROM {table} "
             "WHERE term = ANY(%(terms)s) AND source_id = ANY(%(sources)s)), "
-            "df AS (SELECT term, count(*)::float8 AS n FROM p GROUP BY term) "
-            "SELECT p.doc, sum(greatest(ln((%(n)s - df.n + 0.5) / (df.n + 0.5)), 1e-6) * (p.tf * (%(k1)s + 1)) "
+            "df AS (SELECT term, count(*)::float8 AS n FROM p GROUP BY term), "
+            "q AS (SELECT * FROM unnest(%(terms)s::text[], %(weights)s::float8[]) AS q(term, w)) "
+            "SELECT p.doc, sum(q.w * greatest(ln((%(n)s - df.n + 0.5) / (df.n + 0.5)), 1e-6) * (p.tf * (%(k1)s + 1)) "
             "/ (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.doc_len / %(avgdl)s))) AS score "
-            "FROM p JOIN df USING (term) GROUP BY p.doc ORDER BY score DESC, p.doc LIMIT %(limit)s"
+            "FROM p JOIN df USING (term) JOIN q USING (term) GROUP BY p.doc ORDER BY score DESC, p.doc LIMIT %(limit)s"
         )
-        params = {"terms": stems, "sources": list(source_ids), "n": n_docs, "k1": BM25_K1, "b": BM25_B,
-                  "avgdl": max(avgdl, 1.0), "limit": limit}  # fmt: skip
+        params = {"terms": list(stems), "weights": [float(w) for w in stems.values()], "sources": list(source_ids),
+                  "n": n_docs, "k1": BM25_K1, "b": BM25_B, "avgdl": max(avgdl, 1.0), "limit": limit}  # fmt: skip
         try:
             rows = self._conn.raw.execute(query, params).fetchall()
         except psycopg.Error as exc:
@@ -445,15 +459,16 @@ class PostgresStore(SqlStore):
         dim = self._model_dim(model_id) if model_id != NO_MODEL else 0
         if not dim or not source_ids:
             return []
+        # The model id is a literal, like the dimension: as a parameter, a generic plan could not
+        # match the model's partial HNSW index and would stop using it after a few calls.
         query_sql = pgsql.SQL(
             "SELECT a.id, 1 - (v.vec::halfvec({d}) <=> %(q)s) AS sim FROM vectors v "
             "JOIN artifacts a ON a.embed_key = v.embed_key "
-            "WHERE v.model = %(m)s AND a.source_id = ANY(%(s)s) ORDER BY v.vec::halfvec({d}) <=> %(q)s LIMIT %(k)s"
-        ).format(d=pgsql.Literal(dim))
-        rows = self._conn.raw.execute(
-            query_sql, {"q": HalfVector(query), "m": model_id, "s": list(source_ids), "k": limit}
-        ).fetchall()
-        return [(int(r[0]), float(r[1])) for r in rows]
+            "WHERE v.model = {m} AND a.source_id = ANY(%(s)s) ORDER BY v.vec::halfvec({d}) <=> %(q)s LIMIT %(k)s"
+        ).format(d=pgsql.Literal(dim), m=pgsql.Literal(model_id))
+        rows = self._conn.raw.execute(query_sql, {"q": HalfVector(query), "s": list(source_ids), "k": limit}).fetchall()
+        # Iterative scans return neighbours in relaxed order; fusion uses ranks, so sort exactly.
+        return sorted(((int(r[0]), float(r[1])) for r in rows), key=lambda hit: -hit[1])
 
     def exact_nearest_units(self, source_ids: Sequence[int], model: str, query: npt.NDArray[np.float32],
                             limit: int) -> list[tuple[int, float]]:  # fmt: skip
