@@ -30,7 +30,7 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 LLM_PROVIDERS = ("", "openai", "anthropic")  # "" = no model: retrieval-only answers
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, *, minimum: int = 1) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -38,8 +38,8 @@ def _env_int(name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise InvalidInput(f"{name} must be an integer, got {raw!r}") from None
-    if value <= 0:
-        raise InvalidInput(f"{name} must be positive, got {value}")
+    if value < minimum:
+        raise InvalidInput(f"{name} must be {'positive' if minimum == 1 else f'at least {minimum}'}, got {value}")
     return value
 
 
@@ -136,15 +136,6 @@ def _database_url(raw: str) -> str:
     return raw
 
 
-def _env_count(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise InvalidInput(f"{name} must be a whole number (0 or more), got {raw!r}")
-    return int(raw)
-
-
 def load_settings(home: Path | None = None) -> Settings:
     """Build settings from ``REPOLENS_*`` environment variables."""
     if home is None:
@@ -189,7 +180,7 @@ def load_settings(home: Path | None = None) -> Settings:
         llm_timeout_s=_env_int("REPOLENS_LLM_TIMEOUT", DEFAULT_LLM_TIMEOUT_S),
         chat_system_prompt=os.environ.get("REPOLENS_CHAT_SYSTEM_PROMPT", ""),
         database_url=_database_url(os.environ.get("REPOLENS_DATABASE_URL", "")),
-        index_workers=_env_count("REPOLENS_INDEX_WORKERS", DEFAULT_INDEX_WORKERS),
+        index_workers=_env_int("REPOLENS_INDEX_WORKERS", DEFAULT_INDEX_WORKERS, minimum=0),
         job_lease_s=_env_int("REPOLENS_JOB_LEASE", DEFAULT_JOB_LEASE_S),
     )
 

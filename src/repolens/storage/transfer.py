@@ -103,10 +103,10 @@ def _sources(src: sqlite3.Connection, target: PostgresStore, report: TransferRep
 def _new_files(src: sqlite3.Connection, files: list[tuple[Any, ...]]) -> Iterator[NewFile]:
     for file_id, path, language, sha, size, n_lines, parser, blob in files:
         content = unpack(blob)
-        arts = [ArtifactRow(*r) for r in _rows(
-            src, f"SELECT {ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id WHERE a.file_id = ? "
-                 "ORDER BY a.id", (file_id,))]  # fmt: skip
-        keys = dict(_rows(src, "SELECT id, embed_key FROM artifacts WHERE file_id = ?", (file_id,)))
+        rows = _rows(src, f"SELECT {ARTIFACT_COLUMNS}, a.embed_key FROM artifacts a JOIN files f ON f.id = a.file_id "
+                          "WHERE a.file_id = ? ORDER BY a.id", (file_id,))  # fmt: skip
+        arts = [ArtifactRow(*r[:-1]) for r in rows]
+        keys = {r[0]: r[-1] for r in rows}
         by_id = {a.id: a for a in arts}
         relations = [
             Relation(by_id[from_id].qualified_name if by_id[from_id].kind == "Symbol" else None,

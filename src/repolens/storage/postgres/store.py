@@ -38,6 +38,7 @@ from psycopg import sql as pgsql
 
 from repolens.errors import StorageError
 from repolens.storage.base import NewFile, Tokenize
+from repolens.storage.cache import GenerationCache
 from repolens.storage.postgres.schema import ensure_schema
 from repolens.storage.relational import (
     NO_MODEL,
@@ -61,6 +62,7 @@ FILE_PATH_WEIGHT, FILE_SYMBOLS_WEIGHT, FILE_BODY_WEIGHT = 3, 2, 1  # ... and FIL
 HNSW_EF_SEARCH = 200
 # FTS5's porter tokenizer stems only tokens of 3 to 64 characters (fts5_tokenize.c).
 FTS5_PORTER_MIN, FTS5_PORTER_MAX = 3, 64
+STATS_CACHE_SCOPES = 1_000  # distinct searched source sets whose BM25 statistics are kept
 COPY_FLUSH_FILES = 200  # files buffered before their rows are copied in: bounded memory per batch
 _CLAIM_LOCK = 0x7265706F  # advisory lock id ("repo") that makes job claims take turns
 _TS = Any  # psycopg's own row type
@@ -142,6 +144,9 @@ class PostgresStore(SqlStore):
         self._connections: list[psycopg.Connection[_TS]] = []
         self._connections_lock = threading.Lock()
         self._dims: dict[int, int] = {}
+        self._stats_cache: GenerationCache[tuple[int, ...], tuple[float, float, float, float]] = GenerationCache(
+            STATS_CACHE_SCOPES
+        )
         self._init_caches()
         try:
             with psycopg.connect(url, autocommit=True) as conn:
@@ -343,7 +348,14 @@ class PostgresStore(SqlStore):
     # -- lexical search -------------------------------------------------------------------
 
     def _scope_stats(self, source_ids: Sequence[int]) -> tuple[float, float, float, float]:
-        """(unit docs, mean unit length, file docs, mean file length) of the searched sources."""
+        """(unit docs, mean unit length, file docs, mean file length) of the searched sources,
+        computed once per content generation (both lexical queries of a search need them)."""
+        generation = self.generation()
+        self._stats_cache.sync(generation)
+        key = tuple(sorted(source_ids))
+        cached = self._stats_cache.get(key)
+        if cached is not None:
+            return cached
         row = self._conn.raw.execute(
             "SELECT coalesce(sum(unit_docs), 0), coalesce(sum(unit_tokens), 0), count(*), "
             "coalesce(sum(lex_tokens), 0) FROM files WHERE source_id = ANY(%s)",
@@ -351,7 +363,9 @@ class PostgresStore(SqlStore):
         ).fetchone()
         assert row is not None  # an aggregate always returns a row
         unit_docs, unit_tokens, file_docs, file_tokens = (float(x) for x in row)
-        return (unit_docs, unit_tokens / max(unit_docs, 1.0), file_docs, file_tokens / max(file_docs, 1.0))
+        stats = (unit_docs, unit_tokens / max(unit_docs, 1.0), file_docs, file_tokens / max(file_docs, 1.0))
+        self._stats_cache.put(key, stats, generation)
+        return stats
 
     def _bm25(self, table: str, doc: str, tf: str, terms: Sequence[str], source_ids: Sequence[int],
               n_docs: float, avgdl: float, limit: int) -> list[tuple[int, float]]:  # fmt: skip
@@ -443,11 +457,11 @@ class PostgresStore(SqlStore):
         from repolens.indexing.vectors import encode
 
         rows = self._conn.raw.execute(
-            "SELECT a.id, v.vec::text FROM artifacts a JOIN vectors v ON v.embed_key = a.embed_key AND v.model = %s "
+            "SELECT a.id, v.vec FROM artifacts a JOIN vectors v ON v.embed_key = a.embed_key AND v.model = %s "
             "WHERE a.source_id = ANY(%s) ORDER BY a.id",
             (self._model_id(model), list(source_ids)),
         ).fetchall()
-        blobs = [encode(np.array(r[1].strip("[]").split(","), dtype=np.float32)) for r in rows]
+        blobs = [encode(r[1].to_numpy().astype(np.float32)) for r in rows]
         return np.array([r[0] for r in rows], dtype=np.int64), blobs
 
     def nearest_units(self, source_ids: Sequence[int], model: str, query: npt.NDArray[np.float32],
