@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from repolens.storage.postgres.schema import ensure_schema
+from repolens.storage.postgres.store import PostgresStore
 
 TEMPLATE = "repolens_template"
 
@@ -37,19 +37,18 @@ class PgCluster:
         self._lock = threading.Lock()
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {TEMPLATE}")
-        with psycopg.connect(self.url_for(TEMPLATE), autocommit=True) as conn:
-            ensure_schema(conn)
+        PostgresStore(self.url_for(TEMPLATE)).close()  # opening it runs the migrations
 
     def url_for(self, database: str) -> str:
         """The connection URL of one database of this server."""
         return self._server.get_uri(database=database)
 
-    def new_database(self) -> str:
-        """A fresh database with the schema in place; its URL."""
+    def new_database(self, *, empty: bool = False) -> str:
+        """A fresh database with the schema in place (``empty``: without it); its URL."""
         with self._lock:
             name = f"t{next(self._counter)}"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+            conn.execute(f"CREATE DATABASE {name}" if empty else f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         return self.url_for(name)
 
     def stop(self) -> None:

@@ -521,10 +521,18 @@ def serve(host: str, port: int, log_level: str, no_jobs: bool) -> None:
 @_handle_errors
 def migrate() -> None:
     """Create or upgrade the database schema (SQLite file or REPOLENS_DATABASE_URL); also done at startup."""
+    from repolens.storage.migrations import HEAD
+    from repolens.storage.relational import SqlStore
+
     with _services() as services:
         store = services.store  # opening a store brings its schema up to date
         where = "PostgreSQL" if services.settings.uses_postgres else str(services.settings.db_path)
-        click.echo(f"schema up to date in {where} ({len(store.list_sources())} data sources)")
+        done = store.schema_migration if isinstance(store, SqlStore) else None
+        if done is None:
+            click.echo(f"schema already at revision {HEAD} in {where} ({len(store.list_sources())} data sources)")
+        else:
+            click.echo(f"schema upgraded from {done.before or 'nothing'} to revision {done.after} in {where} "
+                       f"({len(store.list_sources())} data sources)")  # fmt: skip
 
 
 @cli.command("migrate-data")

@@ -19,6 +19,7 @@ from repolens.domain import Relation, RelationKind
 from repolens.errors import Conflict, InvalidInput, StorageError
 from repolens.storage.base import ArtifactRow, FileRow, SourceRow
 from repolens.storage.cache import GenerationCache
+from repolens.storage.migrations import Migration
 from repolens.storage.registry import RegistryMixin
 
 # Relation kinds are stored as small integers: the table has tens of thousands of rows per repo.
@@ -84,6 +85,9 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 class SqlStore(RegistryMixin):
     """The shared read side; subclasses set ``_integrity_errors`` and call ``_init_caches``."""
+
+    # What opening the store did to the schema (``repolens migrate`` reports it); None: nothing.
+    schema_migration: Migration | None = None
 
     def _init_caches(self) -> None:
         self._model_ids: dict[str, int] = {}

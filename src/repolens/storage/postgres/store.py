@@ -37,9 +37,9 @@ import psycopg.errors
 from psycopg import sql as pgsql
 
 from repolens.errors import StorageError
+from repolens.storage import migrations
 from repolens.storage.base import NewFile, Tokenize
 from repolens.storage.cache import GenerationCache
-from repolens.storage.postgres.schema import ensure_schema
 from repolens.storage.relational import (
     NO_MODEL,
     RELATION_CODES,
@@ -148,12 +148,24 @@ class PostgresStore(SqlStore):
             STATS_CACHE_SCOPES
         )
         self._init_caches()
+        if migrate and self._schema_revision() != migrations.HEAD:
+            self.schema_migration = migrations.upgrade("postgresql", self._plain_connection)
+
+    def _schema_revision(self) -> str | None:
+        # A plain connection: the per-thread ones need the vector type a migration creates.
+        with self._plain_connection() as conn:
+            conn.autocommit = True
+            try:
+                row = conn.execute(f"SELECT version_num FROM {migrations.VERSION_TABLE}").fetchone()
+            except psycopg.errors.UndefinedTable:  # a new database, or one made before migrations
+                return None
+        return None if row is None else str(row[0])
+
+    def _plain_connection(self) -> psycopg.Connection[Any]:
         try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                if migrate:
-                    ensure_schema(conn)
+            return psycopg.connect(self.url)
         except psycopg.OperationalError as exc:
-            raise StorageError(f"cannot reach PostgreSQL at {_redacted(url)}: {exc}") from exc
+            raise StorageError(f"cannot reach PostgreSQL at {_redacted(self.url)}: {exc}") from exc
 
     @property
     def _conn(self) -> PgConn:

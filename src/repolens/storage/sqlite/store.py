@@ -1,6 +1,8 @@
 """The embedded backend: one SQLite file holds sources, files, artifacts, relations,
 the lexical indexes (FTS5) and the vectors.
 
+The tables are created and upgraded by the Alembic revisions in ``storage/migrations``.
+
 Design notes:
 
 * The FTS5 tables are *contentless* (``content=''``): tokens are produced in Python by
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from repolens.errors import StorageError
+from repolens.storage import migrations
 from repolens.storage.base import NewFile, Tokenize
 from repolens.storage.relational import (
     ARTIFACT_COLUMNS,
@@ -47,166 +50,11 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-SCHEMA_VERSION = 6
 _BUSY_TIMEOUT_MS = 60_000  # a concurrent index run holds the write lock for seconds, not minutes
 # Column weights for bm25(): a hit in a symbol's name says far more than one in its body,
 # and a path hit sits in between (measured on the benchmark, see bench/REPORT.md).
 UNIT_WEIGHTS = (0.0, 6.0, 1.0)  # src, name, body (paths are matched at file level)
 FILE_WEIGHTS = (0.0, 3.0, 2.0, 1.0)  # src, path, symbols, body
-_FTS_TOKENIZE = "porter unicode61 tokenchars '_'"
-
-REGISTRY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key_id TEXT NOT NULL UNIQUE,
-    digest TEXT NOT NULL,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    plan TEXT NOT NULL,
-    requests_per_hour INTEGER NOT NULL,
-    concurrency INTEGER NOT NULL,
-    scopes TEXT NOT NULL DEFAULT '[]',
-    created_at REAL NOT NULL,
-    expires_at REAL,
-    revoked_at REAL,
-    last_used_at REAL
-);
-CREATE TABLE IF NOT EXISTS workspaces(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    public_id TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    description TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS workspace_members(
-    workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-    source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
-    PRIMARY KEY(workspace_id, source_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS jobs(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    public_id TEXT NOT NULL UNIQUE,
-    source_id INTEGER REFERENCES sources(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'New',
-    reason TEXT NOT NULL DEFAULT '',
-    phase TEXT NOT NULL DEFAULT '',
-    done INTEGER NOT NULL DEFAULT 0,
-    total INTEGER NOT NULL DEFAULT 0,
-    percent REAL NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    worker TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    heartbeat_at REAL
-);
-CREATE TABLE IF NOT EXISTS conversations(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    public_id TEXT NOT NULL UNIQUE,
-    key_id TEXT NOT NULL,
-    title TEXT NOT NULL,
-    scope TEXT NOT NULL DEFAULT '[]',
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS conversations_key ON conversations(key_id, updated_at);
-CREATE TABLE IF NOT EXISTS messages(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    message_id TEXT NOT NULL,
-    role TEXT NOT NULL,
-    content TEXT NOT NULL,
-    citations TEXT NOT NULL DEFAULT '[]',
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_conversation ON messages(conversation_id, id);
-CREATE TABLE IF NOT EXISTS key_usage(
-    key_id TEXT PRIMARY KEY,
-    chat_requests INTEGER NOT NULL DEFAULT 0,
-    prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
-CREATE INDEX IF NOT EXISTS jobs_source ON jobs(source_id, id);
-"""
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sources(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    public_id TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    location TEXT NOT NULL,
-    branch TEXT,
-    commit_sha TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL DEFAULT 'New',
-    state_reason TEXT NOT NULL DEFAULT '',
-    description TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    indexed_at REAL,
-    file_count INTEGER NOT NULL DEFAULT 0,
-    artifact_count INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS files(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
-    path TEXT NOT NULL,
-    language TEXT,
-    sha TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    n_lines INTEGER NOT NULL,
-    parser TEXT NOT NULL,
-    content BLOB NOT NULL,
-    UNIQUE(source_id, path)
-);
-CREATE TABLE IF NOT EXISTS artifacts(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
-    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL,
-    ident TEXT,  -- NULL when it equals qualified_name (most symbols): saves a copy per row
-    name TEXT NOT NULL,
-    qualified_name TEXT NOT NULL,
-    symbol_kind TEXT NOT NULL,
-    parent TEXT NOT NULL,
-    start_line INTEGER NOT NULL,
-    end_line INTEGER NOT NULL,
-    signature TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    embed_key INTEGER
-);
-CREATE INDEX IF NOT EXISTS artifacts_file ON artifacts(file_id);
-CREATE INDEX IF NOT EXISTS artifacts_name ON artifacts(source_id, name COLLATE NOCASE);
--- Clustered by the artifact an edge starts in (no rowid, no second copy for that lookup).
-CREATE TABLE IF NOT EXISTS relations(
-    from_id INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
-    kind INTEGER NOT NULL,
-    target TEXT NOT NULL,
-    line INTEGER NOT NULL,
-    source_id INTEGER NOT NULL,
-    PRIMARY KEY(from_id, kind, target, line)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS relations_target ON relations(source_id, target, kind);
--- Vectors are content-addressed by the hash of the text that was embedded: a unit whose
--- text did not change keeps its vector through re-parses, renames and copies. A rowid table
--- (append-only, dense pages) with the hash in an index: clustering 400-byte rows on a random
--- hash would split pages on every insert and leave the table a third empty.
-CREATE TABLE IF NOT EXISTS models(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS vectors(
-    id INTEGER PRIMARY KEY,
-    embed_key INTEGER NOT NULL,
-    model INTEGER NOT NULL,  -- models.id: a name per row would cost 20 bytes x every unit
-    vec BLOB NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS vectors_key ON vectors(embed_key, model);
-CREATE VIRTUAL TABLE IF NOT EXISTS units_fts USING fts5(
-    src, name, body, content='', tokenize="{_FTS_TOKENIZE}"
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS files_fts USING fts5(
-    src, path, symbols, body, content='', tokenize="{_FTS_TOKENIZE}"
-);
-"""
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -286,22 +134,17 @@ class SqliteStore(SqlStore):
     # -- schema ---------------------------------------------------------------------------
 
     def _init_schema(self) -> None:
-        # CREATE ... IF NOT EXISTS is idempotent, so concurrent first starts are harmless.
-        self._conn.executescript(_SCHEMA + REGISTRY_SCHEMA)
-        with self._write() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is not None and int(row[0]) != SCHEMA_VERSION:
-                # Derived data only: sources are kept and marked for re-indexing.
-                for table in ("relations", "vectors", "models", "artifacts", "files", "units_fts", "files_fts"):
-                    conn.execute(f"DROP TABLE IF EXISTS {table}")
-                conn.execute("DELETE FROM meta WHERE key = 'index_version'")
-                conn.execute(
-                    "UPDATE sources SET state = 'New', state_reason = 'storage format changed: re-index needed', "
-                    "file_count = 0, artifact_count = 0"
-                )
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
-        self._conn.executescript(_SCHEMA)
+        # The schema lives in Alembic revisions (storage/migrations); opening an up-to-date
+        # file costs one SELECT.
+        if self._schema_revision() != migrations.HEAD:
+            self.schema_migration = migrations.upgrade("sqlite", lambda: connect(self.path))
+
+    def _schema_revision(self) -> str | None:
+        try:
+            row = self._conn.execute(f"SELECT version_num FROM {migrations.VERSION_TABLE}").fetchone()
+        except sqlite3.OperationalError:  # no such table: a new file, or one made before migrations
+            return None
+        return None if row is None else str(row[0])
 
     @contextmanager
     def _write(self, *, content: bool = True) -> Iterator[sqlite3.Connection]:
