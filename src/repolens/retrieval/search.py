@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Mode = Literal["auto", "lexical", "semantic", "hybrid"]
-LEXICAL_CANDIDATES = 150  # units from BM25: deep enough that fusion and boosts can reorder
+LEXICAL_CANDIDATES = 200  # units from BM25: deep enough that fusion and boosts can reorder
 FILE_CANDIDATES = 60  # whole files from BM25
 VECTOR_CANDIDATES = 150  # units from cosine similarity
 MAX_LIMIT = 500
