@@ -264,10 +264,10 @@ def write_report(
             f"| {o.get('mrr@10', 0):.3f} | {statistics.median(lat) if lat else float('nan'):.1f} | {_pct(lat, 0.95):.1f} |"
         )
     default = scores.get(DEFAULT, {}).get("overall", {})
+    lines.append("")
     for base in (BASELINE, FILE_BASELINE):
         other = scores.get(base, {}).get("overall", {})
         if isinstance(default, dict) and isinstance(other, dict) and other:
-            lines.append("")
             lines.append(f"- Default over {base}: NDCG@10 {default.get('ndcg@10', 0) - other.get('ndcg@10', 0):+.3f}.")
     lines += [
         "",
