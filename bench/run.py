@@ -231,6 +231,24 @@ def _metric_table(scores: dict[str, dict[str, object]], key: str) -> list[str]:
     return lines
 
 
+def _default_slices(scores: dict[str, dict[str, object]]) -> list[str]:
+    """Every metric of the default configuration and the plain baseline, per category, language, corpus."""
+    lines = [
+        "## All metrics by slice: default / plain BM25 baseline",
+        "",
+        "| slice | NDCG@10 | R@5 | R@10 | MRR@10 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key in ("per_category", "per_language", "per_corpus"):
+        ours, base = scores.get(DEFAULT, {}).get(key, {}), scores.get(BASELINE, {}).get(key, {})
+        assert isinstance(ours, dict) and isinstance(base, dict)
+        for name, m in ours.items():
+            b = base.get(name, {})
+            cells = [f"{m[k]:.3f} / {b.get(k, float('nan')):.3f}" for k in ("ndcg@10", "recall@5", "recall@10", "mrr@10")]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_report(
     path: Path,
     index_rows: list[dict[str, object]],
@@ -278,6 +296,7 @@ def write_report(
     ]
     for key, title in (("per_category", "category"), ("per_language", "language"), ("per_corpus", "corpus")):
         lines += ["", f"## NDCG@10 by {title}", "", *_metric_table(scores, key)]
+    lines += ["", *_default_slices(scores)]
     lines += [
         "",
         "## Indexing",
