@@ -179,3 +179,55 @@ def test_replicas_and_workers_share_one_database_and_survive_kill_9(
         workers.stop()
         for server in replicas:
             server.stop()
+
+
+def test_a_database_outage_is_a_503_in_the_callers_format_and_the_replica_recovers(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    url = pg_cluster.new_database()
+    name = url.split("?", 1)[0].rsplit("/", 1)[1]
+    server = start_server(tmp_path / "home", env={"REPOLENS_DATABASE_URL": url, "REPOLENS_INDEX_WORKERS": "0"})
+    admin = pg_cluster.admin_url
+
+    def outage(on: bool) -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {'false' if on else 'true'}")
+            if on:  # and drop the replica's open connections, so it has to reconnect
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+    try:
+        with server.client() as c:
+            assert c.get("/api/datasources/all").status_code == 200
+            outage(True)
+            for _ in range(12):  # more than the key's concurrent slots: none may leak
+                down = c.get("/api/datasources/all")
+                assert down.status_code == 503, down.text
+                assert down.headers["content-type"].startswith("application/problem+json")
+                assert "PostgreSQL" in down.json()["detail"] and "secret" not in down.text
+            chat = c.post("/v1/chat/completions", json={"model": "repolens", "messages": [{"role": "user", "content": "x"}]})
+            assert chat.status_code == 503 and "error" in chat.json() and chat.json()["error"]["message"]
+            outage(False)
+            assert c.get("/api/datasources/all").status_code == 200
+    finally:
+        outage(False)
+        server.stop()
+
+
+def test_a_failing_shared_quota_gives_back_the_concurrency_slot() -> None:
+    from repolens.access.ratelimit import RateLimiter
+    from repolens.errors import StorageError
+
+    class Down:
+        def take_quota(self, bucket: str, window_start: int, limit: int) -> int | None:
+            raise StorageError("cannot reach PostgreSQL")
+
+    class Up:
+        def take_quota(self, bucket: str, window_start: int, limit: int) -> int | None:
+            return 1
+
+    limiter = RateLimiter(shared=Down(), bucket="api")
+    for _ in range(5):  # more failures than slots
+        with pytest.raises(StorageError):
+            limiter.acquire("k1", per_hour=100, concurrency=2)
+    limiter._shared = Up()
+    assert limiter.acquire("k1", per_hour=100, concurrency=2).allowed

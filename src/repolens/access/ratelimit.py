@@ -93,7 +93,11 @@ class RateLimiter:
                 return Decision(False, per_hour, max(0, per_hour - window.used), reset, CONCURRENCY_RETRY_S,
                                 f"more than {concurrency} concurrent requests for this key")  # fmt: skip
             window.in_flight += 1  # held while the database is asked, so a burst cannot overshoot
-        used = self._shared.take_quota(f"{self._bucket}:{key_id}", start, per_hour)
+        try:
+            used = self._shared.take_quota(f"{self._bucket}:{key_id}", start, per_hour)
+        except BaseException:
+            self.release(key_id)  # a database outage must not leave the slot taken for good
+            raise
         if used is None:
             self.release(key_id)
             retry = max(1, math.ceil(reset - now))

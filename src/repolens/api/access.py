@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from repolens.access.keys import Principal, authenticate, bearer_token
 from repolens.access.ratelimit import Decision, RateLimiter
 from repolens.api.errors import DIFY_PREFIX, OPENAI_PREFIX, PROBLEM_JSON, BodyTooLarge, openai_error_body, problem_body
-from repolens.errors import Unauthorized
+from repolens.errors import StorageError, Unauthorized
 from repolens.storage.base import Database
 
 Scope = MutableMapping[str, Any]
@@ -31,6 +31,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("repolens.access")
+log = logging.getLogger("repolens.api")
 
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 MAX_BODY_BYTES = 1_000_000  # no request of this API needs more (10,000 identifiers fit in ~1 MB)
@@ -82,13 +83,22 @@ class AccessMiddleware:
             token = bearer_token(_header(scope, b"authorization"), _header(scope, b"x-api-key"))
             try:
                 principal = await run_in_threadpool(authenticate, self.db(), token)
+                key = principal.key
+                # Off the event loop: with a shared quota this is a database round trip.
+                decision = await run_in_threadpool(
+                    self.limiter.acquire, key.key_id, per_hour=key.requests_per_hour, concurrency=key.concurrency
+                )
             except Unauthorized as exc:
                 missing = token is None
                 await self._refuse(scope, send_with_headers, 401, str(exc), dify_code=1001 if missing else 1002)
                 return
+            except StorageError as exc:
+                # Raised here, in front of the routes, it would bypass the app's error handlers
+                # and reach the client as a bare 500.
+                log.error("request %s failed: %s", rid, exc)
+                await self._refuse(scope, send_with_headers, 503, str(exc))
+                return
             state["principal"] = principal
-            key = principal.key
-            decision = self.limiter.acquire(key.key_id, per_hour=key.requests_per_hour, concurrency=key.concurrency)
             extra_headers.extend(_rate_headers(decision))
             if not decision.allowed:
                 extra_headers.append((b"retry-after", str(decision.retry_after).encode()))

@@ -74,6 +74,12 @@ def _translate(query: str) -> str:
     return query.replace("%", "%%").replace(" COLLATE NOCASE", "").replace("?", "%s")
 
 
+def _lost(exc: psycopg.OperationalError) -> StorageError:
+    # A server restart or a terminated backend: the connection is now closed, and the next
+    # use of ``_conn`` opens a new one; this request fails as "unavailable", not as a crash.
+    return StorageError(f"lost the connection to PostgreSQL: {str(exc).strip()}")
+
+
 class PgConn:
     """A psycopg connection that speaks the shared dialect (``?`` placeholders)."""
 
@@ -81,12 +87,18 @@ class PgConn:
         self.raw = raw
 
     def execute(self, query: str, params: Sequence[Any] = (), /) -> psycopg.Cursor[_TS]:
-        return self.raw.execute(_translate(query), tuple(params))
+        try:
+            return self.raw.execute(_translate(query), tuple(params))
+        except psycopg.OperationalError as exc:
+            raise _lost(exc) from exc
 
     def executemany(self, query: str, params: Sequence[Sequence[Any]], /) -> None:
         if params:
-            with self.raw.cursor() as cur:
-                cur.executemany(_translate(query), [tuple(p) for p in params])
+            try:
+                with self.raw.cursor() as cur:
+                    cur.executemany(_translate(query), [tuple(p) for p in params])
+            except psycopg.OperationalError as exc:
+                raise _lost(exc) from exc
 
     @property
     def in_transaction(self) -> bool:
