@@ -209,8 +209,8 @@ def test_a_database_outage_is_a_503_in_the_callers_format_and_the_replica_recove
             outage(False)
             assert c.get("/api/datasources/all").status_code == 200
     finally:
-        outage(False)
         server.stop()
+        outage(False)
 
 
 def test_a_failing_shared_quota_gives_back_the_concurrency_slot() -> None:
@@ -231,3 +231,27 @@ def test_a_failing_shared_quota_gives_back_the_concurrency_slot() -> None:
             limiter.acquire("k1", per_hour=100, concurrency=2)
     limiter._shared = Up()
     assert limiter.acquire("k1", per_hour=100, concurrency=2).allowed
+
+
+def test_connections_of_exited_threads_are_closed(pg_cluster: PgCluster) -> None:
+    """A server's pool threads exit when idle; their connections must not pile up until
+    PostgreSQL refuses new clients."""
+    from repolens.storage.postgres.store import PostgresStore
+
+    url = pg_cluster.new_database()
+    name = url.split("?", 1)[0].rsplit("/", 1)[1]
+    store = PostgresStore(url)
+    try:
+        for _ in range(4):  # bursts of short-lived threads, as a thread pool after idle periods
+            burst = [threading.Thread(target=store.list_sources) for _ in range(10)]
+            for t in burst:
+                t.start()
+            for t in burst:
+                t.join()
+        store.list_sources()  # one more open closes the connections of the threads that exited
+        assert store.open_connections() <= 11
+        with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()
+        assert row is not None and row[0] <= 11, row
+    finally:
+        store.close()

@@ -153,7 +153,9 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
         self._local = threading.local()
-        self._connections: list[psycopg.Connection[_TS]] = []
+        # (owner thread, connection): the server's pool threads come and go, and a thread that
+        # exited cannot use its connection again, so it is closed when the next one opens.
+        self._connections: list[tuple[threading.Thread, psycopg.Connection[_TS]]] = []
         self._connections_lock = threading.Lock()
         self._dims: dict[int, int] = {}
         self._stats_cache: GenerationCache[tuple[int, ...], tuple[float, float, float, float]] = GenerationCache(
@@ -195,13 +197,24 @@ class PostgresStore(SqlStore):
             conn = PgConn(raw)
             self._local.conn = conn
             with self._connections_lock:
-                self._connections.append(raw)
+                live = []
+                for owner, other in self._connections:
+                    if owner.is_alive() and not other.closed:
+                        live.append((owner, other))
+                    else:
+                        other.close()
+                self._connections = [*live, (threading.current_thread(), raw)]
         return conn
+
+    def open_connections(self) -> int:
+        """Connections this store holds open (one per live thread that used it)."""
+        with self._connections_lock:
+            return sum(1 for _, raw in self._connections if not raw.closed)
 
     def close(self) -> None:
         """Close every connection this store opened."""
         with self._connections_lock:
-            for raw in self._connections:
+            for _, raw in self._connections:
                 raw.close()
             self._connections.clear()
         self._local = threading.local()
