@@ -235,20 +235,28 @@ def server_command() -> list[str]:
 
 def start_server(home: Path, allowed_root: Path) -> Server:
     """Start the server with the default embedder; read the admin key it prints; wait for /ready."""
-    port = free_port()
     # No inherited REPOLENS_* variable may change what is measured (e.g. REPOLENS_EMBEDDER=hash).
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPOLENS_")}
     env |= {"REPOLENS_HOME": str(home), "REPOLENS_ALLOWED_ROOTS": str(allowed_root)}
+    return launch_server(home, env, read_key=True)
+
+
+def launch_server(home: Path, env: dict[str, str], *, read_key: bool) -> Server:
+    """``repolens serve`` with ``env`` on a free port, its log in ``home``; the admin key it prints
+    when it mints one (``read_key``); returns once /ready answers, stops it on any failure."""
+    port = free_port()
     log_path = home / "server.log"
     log_file = log_path.open("w")
     command = [*server_command(), "serve", "--port", str(port), "--log-level", "warning"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=log_file, text=True)
+    stdout = subprocess.PIPE if read_key else subprocess.DEVNULL
+    process = subprocess.Popen(command, env=env, stdout=stdout, stderr=log_file, text=True)
     server = Server(f"http://127.0.0.1:{port}", "", process, log_path, log_file)
     try:
-        assert process.stdout is not None
-        server.admin_key = process.stdout.readline().strip()
-        if not server.admin_key.startswith("ca_"):
-            raise RuntimeError(f"server printed no admin key: {server.admin_key!r}\n{log_tail(log_path)}")
+        if read_key:
+            assert process.stdout is not None
+            server.admin_key = process.stdout.readline().strip()
+            if not server.admin_key.startswith("ca_"):
+                raise RuntimeError(f"server printed no admin key: {server.admin_key!r}\n{log_tail(log_path)}")
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:

@@ -85,7 +85,6 @@ from load import (  # noqa: E402
     REPO,
     REQUEST_TIMEOUT_S,
     SERVER_BANNERS,
-    STARTUP_TIMEOUT_S,
     WARMUP_S,
     LevelResult,
     Server,
@@ -94,8 +93,8 @@ from load import (  # noqa: E402
     corpus_queries,
     cpu_model,
     create_bench_key,
-    free_port,
     git_commit,
+    launch_server,
     log_tail,
     percentile,
     probe_search,
@@ -413,33 +412,9 @@ def start_replica(home: Path, url: str, *, read_key: bool) -> Server:
     """``repolens serve`` on ``url`` that only serves (``REPOLENS_INDEX_WORKERS=0``), with the default
     embedder for the queries; the first one reads the admin key it mints; wait for /ready."""
     home.mkdir(parents=True)
-    port = free_port()
     env = base_env() | {"REPOLENS_HOME": str(home), "REPOLENS_DATABASE_URL": url, "REPOLENS_INDEX_WORKERS": "0",
                         "REPOLENS_EMBEDDER": EMBEDDER_VECTORS}  # fmt: skip
-    log_path = home / "server.log"
-    log_file = log_path.open("w")
-    command = [*server_command(), "serve", "--port", str(port), "--log-level", "warning"]
-    stdout = subprocess.PIPE if read_key else subprocess.DEVNULL
-    process = subprocess.Popen(command, env=env, stdout=stdout, stderr=log_file, text=True)
-    server = Server(f"http://127.0.0.1:{port}", "", process, log_path, log_file)
-    try:
-        if read_key:
-            assert process.stdout is not None
-            server.admin_key = process.stdout.readline().strip()
-            if not server.admin_key.startswith("ca_"):
-                raise RuntimeError(f"replica printed no admin key: {server.admin_key!r}\n{log_tail(log_path)}")
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"replica exited with {process.returncode}\n{log_tail(log_path)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.url}/ready", timeout=2).status_code == 200:
-                    return server
-            time.sleep(0.2)
-        raise RuntimeError(f"replica not ready after {STARTUP_TIMEOUT_S}s\n{log_tail(log_path)}")
-    except BaseException:
-        server.stop()
-        raise
+    return launch_server(home, env, read_key=read_key)
 
 
 # -- indexing -------------------------------------------------------------------------------------
