@@ -52,7 +52,6 @@ import contextlib
 import datetime
 import json
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -91,14 +90,13 @@ from load import (  # noqa: E402
     Window,
     client_loop,
     corpus_queries,
-    cpu_model,
     create_bench_key,
     git_commit,
     launch_server,
     log_tail,
+    machine_line,
     percentile,
     probe_search,
-    ram_gb,
     server_command,
 )
 
@@ -953,11 +951,6 @@ def pg_facts(cluster: PgCluster) -> tuple[str, str, str]:
     return version, str(row[0]) if row else "?", settings
 
 
-def machine_note() -> str:
-    return (f"{cpu_model()}, {os.cpu_count()} cores, {ram_gb():.0f} GB RAM, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")  # fmt: skip
-
-
 def searchable_after(r: IndexRun) -> float:
     """Seconds from the start of the workers until every source's lexical index was committed."""
     t0 = min(j.started_at for j in r.jobs) - r.first_claim_s
@@ -1090,7 +1083,7 @@ def report_lines(ctx: Context, runs: Sequence[IndexRun], levels: Sequence[Search
         f"`{ctx.command}` on {ctx.started.date().isoformat()} (started {ctx.started.strftime('%H:%M')}), commit "
         f"{git_commit()}; {ctx.total_s / 60:.1f} min wall.",
         "",
-        f"- Machine: {machine_note()}. Every process of the benchmark (PostgreSQL, workers, replicas, "
+        f"- Machine: {machine_line()}. Every process of the benchmark (PostgreSQL, workers, replicas, "
         "the load generator) runs on it and shares its cores.",
         f"- Load average (1/5/15 min) before the run: {ctx.load_before}; after: {ctx.load_after}. *CPU others* "
         "below is the machine's busy CPU minus the benchmark's own processes: load from anything else "
@@ -1277,7 +1270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if mode not in args.skip:
             ctx.corpora[mode] = tuple(root.name for root in largest_first([roots[x] for x in names]))
     ctx.rounds = args.rounds
-    print(f"{machine_note()}; load average {ctx.load_before}", flush=True)
+    print(f"{machine_line()}; load average {ctx.load_before}", flush=True)
     warm_page_cache(list(roots.values()))
     t_start = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="repolens-scale-"))
