@@ -272,14 +272,20 @@ class RegistryMixin:
 
     def update_job(self, job_id: int, **fields: object) -> None:
         """Set state, reason, phase, done, total, percent, heartbeat_at or finished_at."""
-        unknown = set(fields) - _UPDATABLE_JOB_FIELDS
+        self._update_row("jobs", _UPDATABLE_JOB_FIELDS, job_id, fields, content=False)
+
+    def _update_row(self, table: str, allowed: frozenset[str], row_id: int, fields: dict[str, object], *,
+                    content: bool) -> None:  # fmt: skip
+        """``UPDATE table SET ... WHERE id = row_id`` for ``fields``, whose names must be in ``allowed``
+        (they become SQL: never a caller's free text)."""
+        unknown = set(fields) - allowed
         if unknown:
-            raise InvalidInput(f"cannot update job fields {sorted(unknown)!r}")
+            raise InvalidInput(f"cannot update {table.removesuffix('s')} fields {sorted(unknown)!r}")
         if not fields:
             return
         assignments = ", ".join(f"{k} = ?" for k in fields)
-        with self._write(content=False) as conn:
-            conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id))
+        with self._write(content=content) as conn:
+            conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*fields.values(), row_id))
 
     def requeue_stale_jobs(self, older_than: float) -> int:
         """Put Processing jobs whose heartbeat is older than ``older_than`` back to New."""

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from repolens.domain import Relation, RelationKind
-from repolens.errors import Conflict, InvalidInput, StorageError
+from repolens.errors import Conflict, StorageError
 from repolens.storage.base import ArtifactRow, FileRow, SourceRow
 from repolens.storage.cache import GenerationCache
 from repolens.storage.migrations import Migration
@@ -135,14 +135,7 @@ class SqlStore(RegistryMixin):
 
     def update_source(self, source_id: int, **fields: object) -> None:
         """Set columns of a source (state, commit_sha, counts, ...)."""
-        unknown = set(fields) - _UPDATABLE_SOURCE_FIELDS
-        if unknown:
-            raise InvalidInput(f"cannot update source fields {sorted(unknown)!r}")
-        if not fields:
-            return
-        assignments = ", ".join(f"{k} = ?" for k in fields)
-        with self._write() as conn:
-            conn.execute(f"UPDATE sources SET {assignments} WHERE id = ?", (*fields.values(), source_id))
+        self._update_row("sources", _UPDATABLE_SOURCE_FIELDS, source_id, fields, content=True)
 
     # -- files ----------------------------------------------------------------------------
 
