@@ -82,12 +82,9 @@ class AccessMiddleware:
                 return
             token = bearer_token(_header(scope, b"authorization"), _header(scope, b"x-api-key"))
             try:
-                principal = await run_in_threadpool(authenticate, self.db(), token)
-                key = principal.key
-                # Off the event loop: with a shared quota this is a database round trip.
-                decision = await run_in_threadpool(
-                    self.limiter.acquire, key.key_id, per_hour=key.requests_per_hour, concurrency=key.concurrency
-                )
+                # One trip off the event loop: the key lookup and (with a shared quota) the
+                # quota upsert are database round trips.
+                admitted, decision = await run_in_threadpool(self._admit, token)
             except Unauthorized as exc:
                 missing = token is None
                 await self._refuse(scope, send_with_headers, 401, str(exc), dify_code=1001 if missing else 1002)
@@ -98,7 +95,8 @@ class AccessMiddleware:
                 log.error("request %s failed: %s", rid, exc)
                 await self._refuse(scope, send_with_headers, 503, str(exc))
                 return
-            state["principal"] = principal
+            state["principal"] = principal = admitted
+            key = admitted.key
             extra_headers.extend(_rate_headers(decision))
             if not decision.allowed:
                 extra_headers.append((b"retry-after", str(decision.retry_after).encode()))
@@ -117,6 +115,11 @@ class AccessMiddleware:
                     "key_id": principal.key.key_id if principal else None,
                 }},
             )  # fmt: skip
+
+    def _admit(self, token: str | None) -> tuple[Principal, Decision]:
+        principal = authenticate(self.db(), token)
+        key = principal.key
+        return principal, self.limiter.acquire(key.key_id, per_hour=key.requests_per_hour, concurrency=key.concurrency)
 
     async def _refuse(self, scope: Scope, send: Send, status: int, detail: str, *, dify_code: int | None = None) -> None:
         path: str = scope.get("path", "")
