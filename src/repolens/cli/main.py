@@ -528,11 +528,9 @@ def migrate() -> None:
         store = services.store  # opening a store brings its schema up to date
         where = "PostgreSQL" if services.settings.uses_postgres else str(services.settings.db_path)
         done = store.schema_migration if isinstance(store, SqlStore) else None
-        if done is None:
-            click.echo(f"schema already at revision {HEAD} in {where} ({len(store.list_sources())} data sources)")
-        else:
-            click.echo(f"schema upgraded from {done.before or 'nothing'} to revision {done.after} in {where} "
-                       f"({len(store.list_sources())} data sources)")  # fmt: skip
+        change = f"upgraded from {done.before or 'nothing'} to" if done else "already at"
+        click.echo(f"schema {change} revision {done.after if done else HEAD} in {where} "
+                   f"({len(store.list_sources())} data sources)")  # fmt: skip
 
 
 @cli.command("migrate-data")
