@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
 
-from conftest import MakeRepo
+from conftest import MakeRepo, git
 from llmserver import standin_llm
 
 Run = Callable[..., CompletedProcess[str]]
@@ -119,9 +123,9 @@ def test_grep_finds_lines_columns_and_file_names(indexed: tuple[Path, Run]) -> N
 def test_fetch_returns_content_with_a_call_preview(indexed: tuple[Path, Run]) -> None:
     """Fetch gives content and start line; unknown identifiers are found:false, not errors."""
     _, run = indexed
-    data = json.loads(
-        run("fetch", "acme/geo::svc/shapes.py::Square.area", "acme/geo::svc/nope.py::X", "--json", check=True).stdout
-    )
+    both = run("fetch", "acme/geo::svc/shapes.py::Square.area", "acme/geo::svc/nope.py::X", "--json")
+    assert both.returncode == 1 and "not found: acme/geo::svc/nope.py::X" in both.stderr
+    data = json.loads(both.stdout)
     first, missing = data["artifacts"]
     assert first["found"] and first["startLine"] == 12 and "return square(self.side)" in first["content"]
     assert first["relationships"]["outgoingCallsCount"] == 1
@@ -175,7 +179,9 @@ def test_sources_list_show_and_remove(indexed: tuple[Path, Run]) -> None:
         (["index", "file:///etc"], 2, "scheme 'file' is not allowed"),
         (["index", "/definitely/not/here"], 1, "no such directory"),
         (["search", "x", "--source", "ghost"], 1, "unknown data source 'ghost'"),
-        (["search", "x", "--limit", "0"], 2, "must be between 1 and 500"),
+        (["search", "x", "--limit", "0"], 2, "'--limit'"),
+        (["grep", "x", "--limit", "501"], 2, "'--limit'"),
+        (["relations", "o/r::a.py::f", "--max", "0"], 2, "'--max'"),
     ],
 )
 def test_bad_input_gets_a_clear_message_and_exit_code(run_cli: Run, args: list[str], code: int, message: str) -> None:
@@ -184,3 +190,70 @@ def test_bad_input_gets_a_clear_message_and_exit_code(run_cli: Run, args: list[s
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert "MaxResults" not in result.stderr and "maxCountPerType" not in result.stderr  # API words, not the CLI's
+
+
+def test_fetch_of_an_unknown_identifier_fails_with_one_line(indexed: tuple[Path, Run]) -> None:
+    """An identifier that matches nothing exits 1 with a one-line reason (text and --json alike)."""
+    _, run = indexed
+    for extra in ([], ["--json"]):
+        result = run("fetch", "acme/geo::svc/shapes.py::Nope", *extra)
+        assert result.returncode == 1, result.stdout
+        assert result.stderr.count("\n") == 1 and "not found: acme/geo::svc/shapes.py::Nope" in result.stderr
+
+
+def test_grep_resolves_source_names_like_search(indexed: tuple[Path, Run]) -> None:
+    """`grep -s NAME` takes the names and ids `search -s NAME` takes."""
+    _, run = indexed
+    source_id = json.loads(run("sources", "show", "acme/geo", "--json", check=True).stdout)["id"]
+    for scope in ("acme/geo", source_id):
+        data = json.loads(run("grep", "total_area", "-s", scope, "--json", check=True).stdout)
+        assert {r["location"]["path"] for r in data["results"]} >= {"svc/shapes.py"}
+    unknown = run("grep", "x", "-s", "ghost")
+    assert unknown.returncode == 1 and "unknown data source 'ghost'" in unknown.stderr
+
+
+def test_semantic_search_without_vectors_says_how_to_build_them(make_repo: MakeRepo, run_cli: Run) -> None:
+    """`--mode semantic` before vectors exist, or with no embedder, says what to do instead."""
+    root = make_repo(PROJECT)
+    run_cli("index", str(root), "--name", "acme/geo", "--no-vectors", "-q", check=True)
+    pending = run_cli("search", "area of shapes", "--mode", "semantic")
+    assert pending.returncode == 2 and "without --no-vectors" in pending.stderr and "lexical" in pending.stderr
+    disabled = run_cli("search", "area of shapes", "--mode", "semantic", env={"REPOLENS_EMBEDDER": "none"})
+    assert disabled.returncode == 2 and "REPOLENS_EMBEDDER" in disabled.stderr
+
+
+def test_sources_show_prints_iso_dates_the_branch_and_a_modified_work_tree(make_repo: MakeRepo, run_cli: Run) -> None:
+    """Dates are ISO-8601, the branch is the checked-out one, and a dirty tree's commit is marked."""
+    root = make_repo(PROJECT)
+    (root / "svc" / "shapes.py").write_text(PROJECT["svc/shapes.py"] + "\n\ndef extra() -> int:\n    return 1\n")
+    indexed = run_cli("index", str(root), "--name", "acme/geo", "-q", check=True)
+    assert "uncommitted changes" in indexed.stderr
+    shown = json.loads(run_cli("sources", "show", "acme/geo", "--json", check=True).stdout)
+    assert shown["branch"] == "main"
+    assert re.fullmatch(r"[0-9a-f]{40}-dirty", shown["commit"]), shown["commit"]
+    for field in ("createdAt", "indexedAt"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", shown[field]), shown[field]
+    text = run_cli("sources", "show", "acme/geo", check=True).stdout
+    assert "-dirty" in text and "branch: main" in text
+    listed = run_cli("sources", "list", check=True).stdout
+    assert re.search(r"[0-9a-f]{12}-dirty", listed), listed
+    git(root, "commit", "-qam", "extra")
+    clean = run_cli("index", str(root), "--name", "acme/geo", "-q", check=True)
+    assert "uncommitted" not in clean.stderr
+    assert not json.loads(run_cli("sources", "show", "acme/geo", "--json", check=True).stdout)["commit"].endswith("-dirty")
+
+
+def test_serve_on_a_taken_port_says_so_before_serving(tmp_path: Path) -> None:
+    """A busy port is refused at once with how to pick another, and no "serving on" line."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        env = {**os.environ, "REPOLENS_HOME": str(tmp_path / "home"), "REPOLENS_EMBEDDER": "hash"}
+        exe = Path(sys.executable).with_name("repolens")
+        result = subprocess.run([str(exe), "serve", "--port", str(port)], env=env, capture_output=True, text=True,
+                                timeout=60)
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is taken" in result.stderr and "--port" in result.stderr
+    assert "serving on" not in result.stderr and "Traceback" not in result.stderr

@@ -53,6 +53,22 @@ SYMBOL_KINDS: tuple[SymbolKind, ...] = (
     "type",
     "constant",
 )
+# A local work tree with uncommitted changes is indexed as it is on disk, so the commit it
+# reports is marked the way `git describe --dirty` marks it: the index is not that commit.
+DIRTY_SUFFIX = "-dirty"
+SHORT_COMMIT_CHARS = 12  # what people read; full ids stay in JSON
+# Bounds of the result counts every surface accepts (search limit, relations per type).
+MAX_RESULTS = 500
+MAX_RELATIONS_PER_TYPE = 1000
+
+
+def short_commit(commit: str) -> str:
+    """The first characters of a commit id, keeping the modified-work-tree mark."""
+    dirty = commit.endswith(DIRTY_SUFFIX)
+    sha = commit.removesuffix(DIRTY_SUFFIX)[:SHORT_COMMIT_CHARS]
+    return sha + DIRTY_SUFFIX if dirty and sha else sha
+
+
 # Kinds whose members are indexed separately, so the container's own search unit is its header.
 CONTAINER_KINDS: frozenset[str] = frozenset({"class", "interface", "struct", "enum", "trait", "module", "type"})
 

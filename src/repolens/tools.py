@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
 from repolens import catalog, operations
+from repolens.domain import short_commit
 from repolens.errors import Conflict, InvalidInput, NotFound, RepolensError
 
 if TYPE_CHECKING:
@@ -392,7 +393,7 @@ def get_repository_ontology(services: Services, principal: Principal | None, arg
         "mostReferenced": [{"name": n, "references": c} for n, c in referenced],
     }
     lines = [f"<repository_ontology data_source={quoteattr(source.name)} files=\"{len(files)}\" "
-             f"commit=\"{source.commit[:12]}\">"]  # fmt: skip
+             f"commit=\"{short_commit(source.commit)}\">"]  # fmt: skip
     if source.description:
         lines.append(f"<description>{_esc(source.description)}</description>")
     lines.append("<languages>" + ", ".join(f"{k} ({v})" for k, v in languages.most_common(10)) + "</languages>")

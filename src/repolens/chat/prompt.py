@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from repolens.chat.llm import ChatMessage
+from repolens.domain import short_commit
 from repolens.storage.base import ArtifactRow, SourceRow
 
 # No tokenizer of the user's model is available offline, so tokens are estimated from characters.
@@ -94,7 +95,7 @@ class ContextItem:
 
     def render(self) -> str:
         a = self.artifact
-        commit = self.source.commit[:12] or "working-tree"
+        commit = short_commit(self.source.commit) or "working-tree"
         provenance = f"{self.source.name}@{commit}:{a.path}#L{a.start_line}-L{a.end_line}"
         note = ' truncated="true"' if self.cut else ""
         return (

@@ -6,7 +6,9 @@ commands that need them: scripts call ``repolens search`` once per query.
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from repolens.domain import MAX_RELATIONS_PER_TYPE, MAX_RESULTS, short_commit
 from repolens.errors import Conflict, InvalidInput, NotFound, RepolensError, StorageError
 
 if TYPE_CHECKING:
@@ -200,7 +203,7 @@ def _queue_index(services: Services, location: str, *, name: str | None, branch:
 @source_option
 @click.option("--path", "paths", multiple=True, help="Only paths under this prefix (repeatable).")
 @click.option("--ext", "exts", multiple=True, help="Only files with this extension, e.g. py (repeatable).")
-@click.option("--limit", "-k", default=10, show_default=True, type=int)
+@click.option("--limit", "-k", default=10, show_default=True, type=click.IntRange(1, MAX_RESULTS))
 @click.option("--mode", type=click.Choice(["auto", "lexical", "semantic", "hybrid"]), default="auto", show_default=True)
 @click.option("--content", is_flag=True, help="Include full content in --json output.")
 @json_option
@@ -249,18 +252,18 @@ def search(query: str, sources: tuple[str, ...], paths: tuple[str, ...], exts: t
 @source_option
 @click.option("--path", "paths", multiple=True, help="Only paths under this prefix (repeatable).")
 @click.option("--ext", "exts", multiple=True, help="Only files with this extension (repeatable).")
-@click.option("--limit", "-k", default=50, show_default=True, type=int, help="Maximum files.")
+@click.option("--limit", "-k", default=50, show_default=True, type=click.IntRange(1, MAX_RESULTS), help="Maximum files.")
 @click.option("--case-sensitive/--ignore-case", default=None, help="Default: smart case.")
 @json_option
 @_handle_errors
 def grep(pattern: str, regex: bool, sources: tuple[str, ...], paths: tuple[str, ...], exts: tuple[str, ...],
          limit: int, case_sensitive: bool | None, as_json: bool) -> None:  # fmt: skip
     """Literal (or regex) search in file contents; literal patterns also match file names."""
-    from repolens import views
+    from repolens import catalog, views
     from repolens.retrieval.grep import grep as run_grep
 
     with _services() as services:
-        chosen = services.searcher.resolve_sources(sources)
+        chosen = catalog.resolve_scope(services.store, None, list(sources))
         hits = run_grep(services.store, chosen, pattern, regex=regex, filters=_filters((), paths, exts), limit=limit,
                         case_sensitive=case_sensitive)  # fmt: skip
         if as_json:
@@ -291,20 +294,34 @@ def fetch(identifiers: tuple[str, ...], data_source: str | None, as_json: bool) 
 
     with _services() as services:
         if as_json:
-            _emit_json(operations.fetch_artifacts(services, None, list(identifiers), data_source=data_source,
-                                                  max_identifiers=operations.MAX_IDENTIFIERS_HARD))  # fmt: skip
-            return
-        items = operations.fetch_items(services, None, list(identifiers), data_source=data_source,
-                                       max_identifiers=operations.MAX_IDENTIFIERS_HARD)  # fmt: skip
-        for item in items:
-            if not item.found or item.artifact is None or item.content is None:
-                click.echo(click.style(f"# {item.identifier}: not found", fg="red"))
-                continue
-            click.echo(click.style(f"# {item.identifier}  (lines {item.artifact.start_line}-{item.artifact.end_line})",
-                                   bold=True))  # fmt: skip
-            width = len(str(item.artifact.end_line))
-            for offset, line in enumerate(item.content.split("\n")):
-                click.echo(f"{item.artifact.start_line + offset:>{width}}  {line}")
+            response = operations.fetch_artifacts(services, None, list(identifiers), data_source=data_source,
+                                                  max_identifiers=operations.MAX_IDENTIFIERS_HARD)
+            _emit_json(response)
+            missing = [a["identifier"] for a in response["artifacts"] if not a.get("found", True)]
+        else:
+            missing = _print_artifacts(services, list(identifiers), data_source)
+        if missing:
+            raise NotFound(f"not found: {', '.join(missing)} (identifiers look like owner/repo::path[::Symbol]; "
+                           "`repolens search` lists them)")
+
+
+def _print_artifacts(services: Services, identifiers: list[str], data_source: str | None) -> list[str]:
+    """Print each found artifact with line numbers; the identifiers that were not found."""
+    from repolens import operations
+
+    missing: list[str] = []
+    items = operations.fetch_items(services, None, identifiers, data_source=data_source,
+                                   max_identifiers=operations.MAX_IDENTIFIERS_HARD)
+    for item in items:
+        if not item.found or item.artifact is None or item.content is None:
+            missing.append(item.identifier)
+            continue
+        click.echo(click.style(f"# {item.identifier}  (lines {item.artifact.start_line}-{item.artifact.end_line})",
+                               bold=True))  # fmt: skip
+        width = len(str(item.artifact.end_line))
+        for offset, line in enumerate(item.content.split("\n")):
+            click.echo(f"{item.artifact.start_line + offset:>{width}}  {line}")
+    return missing
 
 
 # -- relations --------------------------------------------------------------------------------
@@ -314,7 +331,8 @@ def fetch(identifiers: tuple[str, ...], data_source: str | None, as_json: bool) 
 @click.argument("identifier")
 @click.option("--profile", type=click.Choice(["calls", "inheritance", "references", "all"]), default="calls",
               show_default=True)  # fmt: skip
-@click.option("--max", "max_count", default=50, show_default=True, type=int, help="Per relation type (1-1000).")
+@click.option("--max", "max_count", default=50, show_default=True, type=click.IntRange(1, MAX_RELATIONS_PER_TYPE),
+              help="Per relation type.")
 @click.option("--source", "data_source", help="Data source name or id to resolve the identifier in.")
 @json_option
 @_handle_errors
@@ -349,6 +367,8 @@ def sources() -> None:
 
 
 def _source_json(services: Services, s: Any) -> dict[str, Any]:
+    from repolens.views import iso
+
     data: dict[str, Any] = {
         "id": s.public_id,
         "name": s.name,
@@ -360,7 +380,8 @@ def _source_json(services: Services, s: Any) -> dict[str, Any]:
         "commit": s.commit,
         "files": s.file_count,
         "artifacts": s.artifact_count,
-        "indexedAt": s.indexed_at,
+        "createdAt": iso(s.created_at),
+        "indexedAt": iso(s.indexed_at),
     }
     embedder = services.embedder
     if embedder is not None:
@@ -381,7 +402,8 @@ def sources_list(as_json: bool) -> None:
         if not rows:
             click.echo("no sources yet: run `repolens index PATH_OR_URL`")
         for s in rows:
-            click.echo(f"{s.name:<40} {s.state:<10} {s.file_count:>6} files  {s.commit[:10] or '-':<10}  {s.location}")
+            commit = short_commit(s.commit) or "-"
+            click.echo(f"{s.name:<40} {s.state:<10} {s.file_count:>6} files  {commit:<18}  {s.location}")
 
 
 @sources.command("show")
@@ -506,15 +528,39 @@ def serve(host: str, port: int, log_level: str, no_jobs: bool) -> None:
 
     settings = load_settings()
     logs.configure(log_level)
+    listener = _listen(host, port)  # before anything else, so a taken port is the first thing said
     with _services() as services:
         minted = bootstrap_admin(services.store)
     if minted is not None:
         click.echo("Created the admin API key (shown once; store it now):", err=True)
         click.echo(minted.token)
     app = create_app(settings, run_jobs=not no_jobs)
+    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=10,
+                            server_header=False, http=ProblemHttpToolsProtocol)
     click.echo(f"repolens serving on http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10,
-                server_header=False, http=ProblemHttpToolsProtocol)  # fmt: skip
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+LISTEN_BACKLOG = 2048  # uvicorn's own default
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound as uvicorn binds it; a taken port is an error that
+    says how to pick another."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise RepolensError(f"port {port} on {host} is taken (another repolens serve?): "
+                                f"stop that process or choose another port with --port") from None
+        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(LISTEN_BACKLOG)
+    sock.set_inheritable(True)
+    return sock
 
 
 @cli.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from repolens.domain import DIRTY_SUFFIX, short_commit
 from repolens.indexing.pipeline import IndexReport
 
 _LABELS = {"walk": "walk", "read": "read", "parse": "parse", "write": "write", "embed": "embed"}
@@ -69,10 +70,12 @@ def print_summary(report: IndexReport, name: str) -> None:
     console = Console(stderr=True)
     seconds = report.seconds.get("total", 0.0)
     console.print(
-        f"[bold]{name}[/] @ {report.commit[:12] or '(no git commit)'}: {report.files_seen} files "
+        f"[bold]{name}[/] @ {short_commit(report.commit) or '(no git commit)'}: {report.files_seen} files "
         f"({report.files_changed} indexed, {report.files_unchanged} unchanged, {report.files_deleted} removed), "
         f"{report.symbols} symbols, {report.chunks} chunks in {seconds:.2f}s"
     )
+    if report.commit.endswith(DIRTY_SUFFIX):
+        console.print("[yellow]the work tree has uncommitted changes: they are indexed as they are on disk[/]")
     if report.vectors_total:
         console.print(
             f"vectors: {report.vectors_ready}/{report.vectors_total} ready ({report.vectors_embedded} embedded now)"

@@ -129,7 +129,7 @@ def resolve_location(location: str, *, settings: Settings, name: str | None, bra
         dest = clone_dir(settings, source_name)
         commit = git.clone_or_update(url, dest, branch=branch, timeout=settings.git_timeout_s, pin=pin,
                                      max_bytes=settings.max_repo_mb * 1_000_000)  # fmt: skip
-        return ResolvedSource(dest, source_name, url, commit, branch)
+        return ResolvedSource(dest, source_name, url, commit, branch or git.local_branch(dest))
     path = Path(location).expanduser()
     if not path.exists():
         raise NotFound(f"no such directory: {location!r}")
@@ -137,7 +137,7 @@ def resolve_location(location: str, *, settings: Settings, name: str | None, bra
         raise InvalidInput(f"not a directory: {location!r} (index a repository folder or a git URL)")
     root = path.resolve()
     source_name = name or git.local_remote_name(root) or root.name
-    return ResolvedSource(root, source_name, str(root), git.local_commit(root), branch)
+    return ResolvedSource(root, source_name, str(root), git.local_commit(root), branch or git.local_branch(root))
 
 
 @contextmanager
@@ -208,7 +208,7 @@ def index_source(
             raise
         store.update_source(
             source.id, state="Ready", state_reason="", commit_sha=resolved.commit, indexed_at=time.time(),
-            location=resolved.location,
+            location=resolved.location, branch=resolved.branch,
         )  # fmt: skip
     refreshed = store.get_source(resolved.name)
     assert refreshed is not None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
-from repolens.domain import SearchFilters
+from repolens.domain import MAX_RESULTS, SearchFilters
 from repolens.embeddings.base import Embedder
 from repolens.errors import InvalidInput, NotFound
 from repolens.retrieval import rerank as rr
@@ -40,7 +40,7 @@ Mode = Literal["auto", "lexical", "semantic", "hybrid"]
 LEXICAL_CANDIDATES = 200  # units from BM25: deep enough that fusion and boosts can reorder
 FILE_CANDIDATES = 60  # whole files from BM25
 VECTOR_CANDIDATES = 150  # units from cosine similarity
-MAX_LIMIT = 500
+MAX_LIMIT = MAX_RESULTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +186,13 @@ class Searcher:
                 r, t = self.store.vector_counts_cached(sid, self.embedder.name)
                 ready += r
                 total += t
-        if mode == "semantic" and (self.embedder is None or ready == 0):
-            raise InvalidInput("semantic search needs vectors: none are ready for these sources")
+        if mode == "semantic" and self.embedder is None:
+            raise InvalidInput("semantic search needs vectors, and no embedder is configured (REPOLENS_EMBEDDER=none): "
+                               "set REPOLENS_EMBEDDER=minilm and re-index, or search in lexical or auto mode")
+        if mode == "semantic" and ready == 0:
+            raise InvalidInput("semantic search needs vectors, and none are ready for these sources yet: they are built "
+                               "after the lexical index (re-index without --no-vectors, or wait for the indexing job's "
+                               "vectors phase); lexical and auto mode work meanwhile")
 
         pending = None
         if use_vectors and ready:

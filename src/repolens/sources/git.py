@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from repolens.domain import DIRTY_SUFFIX
 from repolens.errors import SourceError, UnsafeSource
+
+LOCAL_STATUS_TIMEOUT_S = 30  # `git status` on a large work tree with a cold disk cache
 
 _SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^:].*)$")
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
@@ -236,13 +239,27 @@ def clone_or_update(
 
 
 def local_commit(path: Path) -> str:
-    """The checked-out commit of a local repository, or '' when it is not one."""
+    """The checked-out commit of a local repository ('' when it is not one), with
+    ``DIRTY_SUFFIX`` when the work tree has changes or untracked files the index will see."""
     if not (path / ".git").exists():
         return ""
     try:
-        return run_git(["rev-parse", "HEAD"], cwd=path, timeout=10).strip()
+        sha = run_git(["rev-parse", "HEAD"], cwd=path, timeout=10).strip()
+        changes = run_git(["status", "--porcelain", "--ignore-submodules"], cwd=path, timeout=LOCAL_STATUS_TIMEOUT_S)
     except SourceError:
         return ""
+    return sha + DIRTY_SUFFIX if changes.strip() else sha
+
+
+def local_branch(path: Path) -> str | None:
+    """The checked-out branch of a local repository (None when detached or not a repository)."""
+    if not (path / ".git").exists():
+        return None
+    try:
+        branch = run_git(["rev-parse", "--abbrev-ref", "HEAD"], cwd=path, timeout=10).strip()
+    except SourceError:
+        return None
+    return branch if branch and branch != "HEAD" else None
 
 
 def local_remote_name(path: Path) -> str | None:
