@@ -76,8 +76,7 @@ def evaluator(home: Path) -> Callable[[], dict[str, float]]:
     ]
 
     def evaluate() -> dict[str, float]:
-        rs._path_prior.cache_clear()
-        rs._keyword_share.cache_clear()
+        rr.clear_caches()  # the path priors and keyword shares were computed with the old constants
         halves: dict[int, list[float]] = {0: [], 1: []}
         for half, name, q in queries:
             hits = searcher.search(q["query"], filters=SearchFilters(sources=(name,)), limit=40).hits

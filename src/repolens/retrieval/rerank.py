@@ -8,7 +8,17 @@ what it is moving.
 
 from __future__ import annotations
 
+import heapq
 import re
+from collections import defaultdict
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from repolens.parsing.tokens import split_identifier
+
+if TYPE_CHECKING:
+    from repolens.retrieval.query import QueryAnalysis
+    from repolens.storage.base import ArtifactRow
 
 # Reciprocal-rank-fusion constant. Cormack et al. (2009) use 60 for long web rankings; our
 # lists are short and their heads matter most: 10 measured +0.016 NDCG@10 over 60, 5 another +0.001.
@@ -88,8 +98,9 @@ def keyword_share(path: str, keywords: tuple[str, ...], split: list[str]) -> flo
     """Share of ``keywords`` that match a component of the file stem or its directory.
 
     ``split`` holds the lower-case parts of the stem and parent directory. A keyword
-    matches a part exactly or as a prefix (either way, the shorter at least 4 chars), so
-    "dependency" matches "dependencies" and "serialize" matches "serializer".
+    matches a part exactly or when the shorter of the two (at least 4 chars) is a prefix of
+    the longer, so "serialize" matches "serializer" and "pool" matches "pooling" (but
+    "dependency" does not match "dependencies").
     """
     if not keywords:
         return 0.0
@@ -101,3 +112,162 @@ def keyword_share(path: str, keywords: tuple[str, ...], split: list[str]) -> flo
                 hits += 1
                 break
     return hits / len(keywords)
+
+
+def score(
+    analysis: QueryAnalysis,
+    rows: dict[int, ArtifactRow],
+    lex_units: list[tuple[int, float]],
+    lex_files: list[tuple[int, float]],
+    vec_units: list[tuple[int, float]],
+    vec_files: list[tuple[int, float]],
+    definitions: list[ArtifactRow],
+    *,
+    rerank: bool,
+) -> dict[int, tuple[float, dict[str, float]]]:
+    """Fused score and the signals behind it for each candidate unit (pure: tables in, table out).
+
+    ``lex_units``/``vec_units`` are (artifact id, score) lists in rank order, ``lex_files``/``vec_files``
+    (file id, score) lists; ``definitions`` are the symbols named like the query's identifiers.
+    Without ``rerank`` the result is the plain weighted reciprocal-rank fusion.
+    """
+    w_lex = LEXICAL_WEIGHT_SYMBOL if analysis.is_symbol else LEXICAL_WEIGHT_NATURAL
+    if not vec_units:
+        w_lex = 1.0
+    elif not lex_units:
+        w_lex = 0.0
+    signals: dict[int, dict[str, float]] = defaultdict(dict)
+    unit_score: dict[int, float] = defaultdict(float)
+    for rank, (a, _) in enumerate(lex_units):
+        if a in rows:
+            unit_score[a] += w_lex * rrf(rank)
+            signals[a]["lexical_rank"] = rank + 1
+    for rank, (a, sim) in enumerate(vec_units):
+        if a in rows:
+            unit_score[a] += (1.0 - w_lex) * rrf(rank)
+            signals[a]["vector_rank"] = rank + 1
+            signals[a]["similarity"] = round(sim, 4)
+    for d in definitions:
+        if d.id in rows:
+            unit_score.setdefault(d.id, 0.0)
+    if not rerank:
+        return {a: (s, signals[a]) for a, s in unit_score.items() if s > 0}
+
+    # File-level evidence: whole-file BM25 rank, best vector rank among the file's units,
+    # and how much of the candidate mass the file holds.
+    file_score: dict[int, float] = defaultdict(float)
+    for rank, (f, _) in enumerate(lex_files):
+        file_score[f] += FILE_LEXICAL_WEIGHT * rrf(rank)
+    seen_files: set[int] = set()
+    file_rank = 0
+    for a, _ in vec_units:
+        row = rows.get(a)
+        if row is None or row.file_id in seen_files:
+            continue
+        seen_files.add(row.file_id)
+        file_score[row.file_id] += FILE_VECTOR_WEIGHT * rrf(file_rank)
+        file_rank += 1
+    for rank, (f, _) in enumerate(vec_files):
+        file_score[f] += FILE_SUMMARY_WEIGHT * rrf(rank)
+    mass: dict[int, float] = defaultdict(float)
+    for a, s in unit_score.items():
+        mass[rows[a].file_id] += s
+    max_mass = max(mass.values(), default=0.0) or 1.0
+    for f, m in mass.items():
+        file_score[f] += COHERENCE_WEIGHT * rrf(0) * (m / max_mass)
+
+    base_max = max(unit_score.values(), default=0.0) or rrf(0)
+    final: dict[int, tuple[float, dict[str, float]]] = {}
+    def_names = {n.lower() for n in analysis.identifiers}
+    def_exact = set(analysis.identifiers)
+    definition_count = len(definitions)
+    for a, base in unit_score.items():
+        row = rows[a]
+        sig = signals[a]
+        score = base + file_score.get(row.file_id, 0.0)
+        if row.kind == "Symbol" and (row.name.lower() in def_names or row.qualified_name.lower() in def_names):
+            boost = DEFINITION_BOOST * base_max
+            if not analysis.is_symbol:
+                boost *= EMBEDDED_IDENTIFIER_FACTOR
+            if row.name not in def_exact and row.qualified_name not in def_exact:
+                boost *= DEFINITION_CASE_MISMATCH
+            if stem_matches(stem_of(row.path), row.name):
+                boost *= DEFINITION_STEM_BONUS
+            if definition_count > MANY_DEFINITIONS:
+                boost *= MANY_DEFINITIONS / definition_count
+            if row.parent and row.symbol_kind == "method" and analysis.is_symbol:
+                boost *= 0.8  # a top-level definition of the name beats a same-named method
+            score += boost
+            sig["definition"] = round(boost, 4)
+        if not analysis.is_symbol and analysis.keywords:
+            share = _keyword_share(row.path, analysis.keywords)
+            if share >= PATH_KEYWORD_MIN_SHARE:
+                bonus = PATH_KEYWORD_BOOST * base_max * share
+                score += bonus
+                sig["path"] = round(bonus, 4)
+        prior = _path_prior(row.path)
+        if prior != 1.0:
+            score *= prior
+            sig["prior"] = prior
+        if score > 0:
+            final[a] = (score, sig)
+    return final
+
+
+@lru_cache(maxsize=1 << 16)
+def _path_parts(path: str) -> list[str]:
+    pieces = path.split("/")
+    stem = stem_of(path)
+    parent = pieces[-2] if len(pieces) > 1 else ""
+    parts = [stem.lower(), *split_identifier(stem)]
+    if parent:
+        parts += [parent.lower(), *split_identifier(parent)]
+    return parts
+
+
+@lru_cache(maxsize=1 << 16)
+def _keyword_share(path: str, keywords: tuple[str, ...]) -> float:
+    return keyword_share(path, keywords, _path_parts(path))
+
+
+@lru_cache(maxsize=1 << 16)
+def _path_prior(path: str) -> float:
+    return path_prior(path)
+
+
+def clear_caches() -> None:
+    """Forget memoised path priors and keyword shares (after changing the constants above)."""
+    _path_prior.cache_clear()
+    _keyword_share.cache_clear()
+
+
+def diverse_top(
+    scored: dict[int, tuple[float, dict[str, float]]],
+    file_of: dict[int, int],
+    limit: int,
+    *,
+    decay: bool,
+) -> list[tuple[int, float, dict[str, float]]]:
+    """Greedy top-k where the n-th hit from one file counts ``FILE_SATURATION_DECAY**(n-1)``.
+
+    Lazy evaluation: a popped entry whose file gained hits since it was pushed is pushed
+    back with its decayed score; decayed scores only fall, so the greedy order is exact.
+    """
+    if not decay:
+        ordered = sorted(scored.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        return [(a, s, sig) for a, (s, sig) in ordered[:limit]]
+    per_file: dict[int, int] = defaultdict(int)
+    heap = [(-s, a, 0) for a, (s, _) in scored.items()]
+    heapq.heapify(heap)
+    picked: list[tuple[int, float, dict[str, float]]] = []
+    while heap and len(picked) < limit:
+        neg, a, seen_count = heapq.heappop(heap)
+        f = file_of[a]
+        if per_file[f] != seen_count:
+            base = scored[a][0]
+            heapq.heappush(heap, (-base * FILE_SATURATION_DECAY ** per_file[f], a, per_file[f]))
+            continue
+        per_file[f] += 1
+        picked.append((a, -neg, scored[a][1]))
+    picked.sort(key=lambda t: (-t[1], t[0]))
+    return picked

@@ -16,11 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 from repolens.domain import MAX_RESULTS, SearchFilters
@@ -219,8 +217,8 @@ class Searcher:
             rows.setdefault(d.id, d)
         rows = {k: v for k, v in rows.items() if filters.accepts(v.path)}
         rows = {k: v for k, v in rows.items() if v.kind != "File"}
-        scored = self._score(analysis, rows, lex_units, lex_files, vec_units, vec_files, definitions, rerank=rerank)
-        top = _diverse_top(scored, {a: r.file_id for a, r in rows.items()}, limit, decay=rerank)
+        scored = rr.score(analysis, rows, lex_units, lex_files, vec_units, vec_files, definitions, rerank=rerank)
+        top = rr.diverse_top(scored, {a: r.file_id for a, r in rows.items()}, limit, decay=rerank)
         hits = [ScoredArtifact(rows[a], by_id[rows[a].source_id], s, sig) for a, s, sig in top]
         return SearchOutcome(
             hits=hits,
@@ -230,154 +228,3 @@ class Searcher:
             mode=("hybrid" if vec_units and use_lexical else "semantic" if vec_units else "lexical"),
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )
-
-    def _score(
-        self,
-        analysis: QueryAnalysis,
-        rows: dict[int, ArtifactRow],
-        lex_units: list[tuple[int, float]],
-        lex_files: list[tuple[int, float]],
-        vec_units: list[tuple[int, float]],
-        vec_files: list[tuple[int, float]],
-        definitions: list[ArtifactRow],
-        *,
-        rerank: bool,
-    ) -> dict[int, tuple[float, dict[str, float]]]:
-        w_lex = rr.LEXICAL_WEIGHT_SYMBOL if analysis.is_symbol else rr.LEXICAL_WEIGHT_NATURAL
-        if not vec_units:
-            w_lex = 1.0
-        elif not lex_units:
-            w_lex = 0.0
-        signals: dict[int, dict[str, float]] = defaultdict(dict)
-        unit_score: dict[int, float] = defaultdict(float)
-        for rank, (a, _) in enumerate(lex_units):
-            if a in rows:
-                unit_score[a] += w_lex * rr.rrf(rank)
-                signals[a]["lexical_rank"] = rank + 1
-        for rank, (a, sim) in enumerate(vec_units):
-            if a in rows:
-                unit_score[a] += (1.0 - w_lex) * rr.rrf(rank)
-                signals[a]["vector_rank"] = rank + 1
-                signals[a]["similarity"] = round(sim, 4)
-        for d in definitions:
-            if d.id in rows:
-                unit_score.setdefault(d.id, 0.0)
-        if not rerank:
-            return {a: (s, signals[a]) for a, s in unit_score.items() if s > 0}
-
-        # File-level evidence: whole-file BM25 rank, best vector rank among the file's units,
-        # and how much of the candidate mass the file holds.
-        file_score: dict[int, float] = defaultdict(float)
-        for rank, (f, _) in enumerate(lex_files):
-            file_score[f] += rr.FILE_LEXICAL_WEIGHT * rr.rrf(rank)
-        seen_files: set[int] = set()
-        file_rank = 0
-        for a, _ in vec_units:
-            row = rows.get(a)
-            if row is None or row.file_id in seen_files:
-                continue
-            seen_files.add(row.file_id)
-            file_score[row.file_id] += rr.FILE_VECTOR_WEIGHT * rr.rrf(file_rank)
-            file_rank += 1
-        for rank, (f, _) in enumerate(vec_files):
-            file_score[f] += rr.FILE_SUMMARY_WEIGHT * rr.rrf(rank)
-        mass: dict[int, float] = defaultdict(float)
-        for a, s in unit_score.items():
-            mass[rows[a].file_id] += s
-        max_mass = max(mass.values(), default=0.0) or 1.0
-        for f, m in mass.items():
-            file_score[f] += rr.COHERENCE_WEIGHT * rr.rrf(0) * (m / max_mass)
-
-        base_max = max(unit_score.values(), default=0.0) or rr.rrf(0)
-        final: dict[int, tuple[float, dict[str, float]]] = {}
-        def_names = {n.lower() for n in analysis.identifiers}
-        def_exact = set(analysis.identifiers)
-        definition_count = len(definitions)
-        for a, base in unit_score.items():
-            row = rows[a]
-            sig = signals[a]
-            score = base + file_score.get(row.file_id, 0.0)
-            if row.kind == "Symbol" and (row.name.lower() in def_names or row.qualified_name.lower() in def_names):
-                boost = rr.DEFINITION_BOOST * base_max
-                if not analysis.is_symbol:
-                    boost *= rr.EMBEDDED_IDENTIFIER_FACTOR
-                if row.name not in def_exact and row.qualified_name not in def_exact:
-                    boost *= rr.DEFINITION_CASE_MISMATCH
-                if rr.stem_matches(rr.stem_of(row.path), row.name):
-                    boost *= rr.DEFINITION_STEM_BONUS
-                if definition_count > rr.MANY_DEFINITIONS:
-                    boost *= rr.MANY_DEFINITIONS / definition_count
-                if row.parent and row.symbol_kind == "method" and analysis.is_symbol:
-                    boost *= 0.8  # a top-level definition of the name beats a same-named method
-                score += boost
-                sig["definition"] = round(boost, 4)
-            if not analysis.is_symbol and analysis.keywords:
-                share = _keyword_share(row.path, analysis.keywords)
-                if share >= rr.PATH_KEYWORD_MIN_SHARE:
-                    bonus = rr.PATH_KEYWORD_BOOST * base_max * share
-                    score += bonus
-                    sig["path"] = round(bonus, 4)
-            prior = _path_prior(row.path)
-            if prior != 1.0:
-                score *= prior
-                sig["prior"] = prior
-            if score > 0:
-                final[a] = (score, sig)
-        return final
-
-
-@lru_cache(maxsize=1 << 16)
-def _path_parts(path: str) -> list[str]:
-    from repolens.parsing.tokens import split_identifier
-
-    pieces = path.split("/")
-    stem = rr.stem_of(path)
-    parent = pieces[-2] if len(pieces) > 1 else ""
-    parts = [stem.lower(), *split_identifier(stem)]
-    if parent:
-        parts += [parent.lower(), *split_identifier(parent)]
-    return parts
-
-
-@lru_cache(maxsize=1 << 16)
-def _keyword_share(path: str, keywords: tuple[str, ...]) -> float:
-    return rr.keyword_share(path, keywords, _path_parts(path))
-
-
-@lru_cache(maxsize=1 << 16)
-def _path_prior(path: str) -> float:
-    return rr.path_prior(path)
-
-
-def _diverse_top(
-    scored: dict[int, tuple[float, dict[str, float]]],
-    file_of: dict[int, int],
-    limit: int,
-    *,
-    decay: bool,
-) -> list[tuple[int, float, dict[str, float]]]:
-    """Greedy top-k where the n-th hit from one file counts ``FILE_SATURATION_DECAY**(n-1)``.
-
-    Lazy evaluation: a popped entry whose file gained hits since it was pushed is pushed
-    back with its decayed score; decayed scores only fall, so the greedy order is exact.
-    """
-    import heapq
-
-    if not decay:
-        ordered = sorted(scored.items(), key=lambda kv: (-kv[1][0], kv[0]))
-        return [(a, s, sig) for a, (s, sig) in ordered[:limit]]
-    per_file: dict[int, int] = defaultdict(int)
-    heap = [(-s, a, 0) for a, (s, _) in scored.items()]
-    heapq.heapify(heap)
-    picked: list[tuple[int, float, dict[str, float]]] = []
-    while heap and len(picked) < limit:
-        neg, a, seen_count = heapq.heappop(heap)
-        f = file_of[a]
-        if per_file[f] != seen_count:
-            base = scored[a][0]
-            heapq.heappush(heap, (-base * rr.FILE_SATURATION_DECAY ** per_file[f], a, per_file[f]))
-            continue
-        per_file[f] += 1
-        picked.append((a, -neg, scored[a][1]))
-    picked.sort(key=lambda t: (-t[1], t[0]))
-    return picked

@@ -1,0 +1,143 @@
+"""Ranking from tables: query analysis, path priors, fusion, rerank and the file-diverse cut.
+
+Pure functions over plain rows, no database and no model: each case is a row of a table, so a
+change to a ranking constant shows up here as a named case that moved.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from repolens.retrieval import rerank as rr
+from repolens.retrieval.query import analyze
+from repolens.storage.base import ArtifactRow
+
+
+def symbol(aid: int, path: str, qualified: str, *, kind: str = "function", file_id: int | None = None) -> ArtifactRow:
+    """A Symbol row; the file id defaults to one per path."""
+    name = qualified.rsplit(".", 1)[-1]
+    parent = qualified.rsplit(".", 1)[0] if "." in qualified else ""
+    return ArtifactRow(aid, 1, file_id if file_id is not None else hash(path) % 10_000, path, "Symbol", qualified,
+                       name, qualified, kind, parent, 1, 10, f"def {name}()", "", "python")
+
+
+def chunk(aid: int, path: str, *, file_id: int | None = None) -> ArtifactRow:
+    return ArtifactRow(aid, 1, file_id if file_id is not None else hash(path) % 10_000, path, "Chunk", f"{aid:04d}",
+                       "", "", "", "", 1, 40, "", "", "python")
+
+
+@pytest.mark.parametrize(
+    ("query", "is_symbol", "identifiers"),
+    [
+        ("QueuePool", True, ("QueuePool",)),
+        ("Context.invoke", True, ("invoke", "Context.invoke")),
+        ("pkg::mod::Thing", True, ("Thing", "pkg.mod.Thing")),
+        ("authentication", False, ()),
+        ("how does `load_settings` read the environment", False, ("load_settings",)),
+        ("where is parseHeaders called", False, ("parseHeaders",)),
+    ],
+)
+def test_query_analysis_tells_identifiers_from_questions(query: str, is_symbol: bool, identifiers: tuple[str, ...]) -> None:
+    """One identifier is a symbol query; code-shaped words inside a sentence are identifiers to look up."""
+    analysis = analyze(query)
+    assert analysis.is_symbol is is_symbol
+    assert analysis.identifiers == identifiers
+
+
+@pytest.mark.parametrize(
+    ("path", "prior"),
+    [
+        ("src/pool.py", 1.0),
+        ("tests/test_pool.py", rr.STRONG_PENALTY),
+        ("src/pool_test.go", rr.STRONG_PENALTY),
+        ("web/app.spec.ts", rr.STRONG_PENALTY),
+        ("examples/pool.py", rr.STRONG_PENALTY),
+        ("tests/examples/pool.py", rr.STRONG_PENALTY * rr.STRONG_PENALTY),
+        ("pkg/__init__.py", rr.MODERATE_PENALTY),
+        ("types/index.d.ts", rr.MILD_PENALTY),
+        ("docs/guide.md", rr.MILD_PENALTY),
+        ("CHANGELOG.rst", rr.MILD_PENALTY),
+    ],
+)
+def test_path_priors(path: str, prior: float) -> None:
+    """Tests, examples, re-exports, stubs and prose are down-weighted by their path alone."""
+    assert rr.path_prior(path) == pytest.approx(prior)
+
+
+@pytest.mark.parametrize(
+    ("stem", "name", "matches"),
+    [("queue_pool", "QueuePool", True), ("pools", "pool", True), ("pool", "Pooling", False), ("", "x", False)],
+)
+def test_a_file_named_after_a_symbol(stem: str, name: str, matches: bool) -> None:
+    """Stems match symbol names ignoring case, underscores and a plural s."""
+    assert rr.stem_matches(stem, name) is matches
+
+
+@pytest.mark.parametrize(
+    ("keywords", "parts", "share"),
+    [
+        (("dependency", "injection"), ["dependency", "di"], 0.5),
+        (("dependency",), ["dependencies"], 0.0),  # the shorter word must be a prefix of the longer one
+        (("serialize",), ["serializer"], 1.0),
+        (("pool",), ["pooling"], 1.0),
+        (("db",), ["dbapi"], 0.0),  # prefixes shorter than 4 characters do not count
+        ((), ["x"], 0.0),
+    ],
+)
+def test_keyword_share_of_a_path(keywords: tuple[str, ...], parts: list[str], share: float) -> None:
+    """Query words match path parts exactly or by a shared prefix of at least 4 characters."""
+    assert rr.keyword_share("unused", keywords, parts) == pytest.approx(share)
+
+
+def test_fusion_without_rerank_is_weighted_reciprocal_rank() -> None:
+    """Lexical and vector ranks add as weighted 1/(k + rank); a unit both lists hold comes first."""
+    rows = {1: chunk(1, "a.py"), 2: chunk(2, "b.py"), 3: chunk(3, "c.py")}
+    analysis = analyze("open a connection")
+    scored = rr.score(analysis, rows, [(1, 9.0), (2, 8.0)], [], [(2, 0.9), (3, 0.8)], [], [], rerank=False)
+    w = rr.LEXICAL_WEIGHT_NATURAL
+    assert scored[1][0] == pytest.approx(w * rr.rrf(0))
+    assert scored[2][0] == pytest.approx(w * rr.rrf(1) + (1 - w) * rr.rrf(0))
+    assert scored[3][0] == pytest.approx((1 - w) * rr.rrf(1))
+    assert max(scored, key=lambda a: scored[a][0]) == 2
+    assert scored[2][1] == {"lexical_rank": 2, "vector_rank": 1, "similarity": 0.9}
+
+
+def test_lexical_only_fusion_gives_the_lexical_list_full_weight() -> None:
+    """With no vectors, the lexical ranks carry all the weight."""
+    rows = {1: chunk(1, "a.py")}
+    scored = rr.score(analyze("x y"), rows, [(1, 1.0)], [], [], [], [], rerank=False)
+    assert scored[1][0] == pytest.approx(rr.rrf(0))
+
+
+def test_the_definition_of_a_queried_symbol_outranks_its_mentions() -> None:
+    """A symbol query puts the definition first even when BM25 ranked a mention above it."""
+    definition = symbol(1, "src/pool.py", "QueuePool", kind="class")
+    mention = chunk(2, "src/engine.py")
+    rows = {1: definition, 2: mention}
+    scored = rr.score(analyze("QueuePool"), rows, [(2, 9.0), (1, 5.0)], [], [], [], [definition], rerank=True)
+    assert scored[1][0] > scored[2][0]
+    assert "definition" in scored[1][1]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected_first"),
+    [("src/pool.py", 1), ("tests/test_pool.py", 2)],
+)
+def test_a_test_file_ranks_below_the_code_it_tests(path: str, expected_first: int) -> None:
+    """Two equal candidates: the one in a test file loses to the one in the code."""
+    rows = {1: chunk(1, path, file_id=1), 2: chunk(2, "src/other.py", file_id=2)}
+    scored = rr.score(analyze("open a pool"), rows, [(1, 5.0), (2, 5.0)], [], [], [], [], rerank=True)
+    if expected_first == 1:
+        assert scored[1][0] > scored[2][0]
+    else:
+        assert scored[2][0] > scored[1][0]
+        assert scored[1][1]["prior"] == rr.STRONG_PENALTY
+
+
+def test_diverse_top_decays_further_hits_from_one_file() -> None:
+    """The second hit of a file counts half: a weaker hit from another file can pass it."""
+    scored = {1: (1.0, {}), 2: (0.9, {}), 3: (0.6, {})}
+    file_of = {1: 10, 2: 10, 3: 20}
+    assert [a for a, _, _ in rr.diverse_top(scored, file_of, 3, decay=True)] == [1, 3, 2]
+    assert [a for a, _, _ in rr.diverse_top(scored, file_of, 3, decay=False)] == [1, 2, 3]
+    assert len(rr.diverse_top(scored, file_of, 2, decay=True)) == 2

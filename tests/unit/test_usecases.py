@@ -1,0 +1,116 @@
+"""The core's use cases, called in process: scope, search, grep, fetch, relations, remove.
+
+The fast tier: a real SQLite file and the deterministic hash embedder, no server, no subprocess.
+Every surface (CLI, REST, MCP) calls these same functions, so what holds here holds there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import GEO_CODE, commit_tree
+from repolens import catalog, operations
+from repolens.access.keys import Principal, create_key, plan_for
+from repolens.errors import InvalidInput, NotFound
+from repolens.indexing.pipeline import index_source
+from repolens.indexing.units import file_tokens
+from repolens.indexing.vectors import backfill
+from repolens.services import Services, build_services
+from repolens.settings import Settings
+
+OTHER_CODE: dict[str, str | bytes] = {
+    "billing/invoice.py": "def total_area_of_invoice(lines: list[int]) -> int:\n    return sum(lines)\n",
+}
+
+
+@pytest.fixture
+def indexed(tmp_path: Path) -> Iterator[Services]:
+    """Two repositories, ``geo`` and ``billing``, indexed with vectors."""
+    services = build_services(Settings(home=tmp_path / "home", embedder="hash"))
+    for name, files in (("geo", GEO_CODE), ("billing", OTHER_CODE)):
+        root = commit_tree(tmp_path / name, files)
+        source, _ = index_source(services.store, services.settings, str(root), name=name)
+        assert services.embedder is not None
+        backfill(services.store, source.id, services.embedder)
+    yield services
+    services.close()
+
+
+def scoped_to(services: Services, name: str) -> Principal:
+    minted = create_key(services.store, name="scoped", plan=plan_for("free"), scopes=(name,))
+    return Principal(minted.row)
+
+
+def test_search_finds_a_definition_by_name_and_by_description(indexed: Services) -> None:
+    """A symbol query and a question both put the right function first."""
+    by_name = operations.run_search(indexed, None, operations.SearchRequest("total_area", names=("geo",)))
+    assert by_name.hits[0].artifact.qualified_name == "total_area"
+    question = operations.run_search(indexed, None, operations.SearchRequest("sum the areas of many shapes"))
+    assert question.hits[0].artifact.path == "geo/shapes.py"
+
+
+def test_a_scoped_key_sees_only_its_sources_and_others_read_as_unknown(indexed: Services) -> None:
+    """Search, grep, fetch and relations agree: a hidden source is unknown, never partly visible."""
+    geo_only = scoped_to(indexed, "geo")
+    hits = operations.run_search(indexed, geo_only, operations.SearchRequest("total area")).hits
+    assert hits and {h.source.name for h in hits} == {"geo"}
+    with pytest.raises(NotFound, match="unknown data source 'billing'"):
+        operations.run_search(indexed, geo_only, operations.SearchRequest("total", names=("billing",)))
+    grep = operations.grep(indexed, geo_only, "total_area")
+    assert {r["dataSource"]["name"] for r in grep["results"]} == {"geo"}
+    fetched = operations.fetch_items(indexed, geo_only, ["billing::billing/invoice.py::total_area_of_invoice",
+                                                         "geo::geo/shapes.py::total_area"])
+    assert [item.found for item in fetched] == [False, True]
+    hidden = operations.relationships(indexed, geo_only, "billing::billing/invoice.py::total_area_of_invoice")
+    assert hidden["found"] is False
+
+
+def test_names_and_ids_resolve_the_same_scope(indexed: Services) -> None:
+    """A source is addressed by its name or its public id, everywhere."""
+    source = indexed.store.get_source("geo")
+    assert source is not None
+    by_name = catalog.resolve_scope(indexed.store, None, ["geo"])
+    by_id = catalog.resolve_scope(indexed.store, None, [source.public_id])
+    assert [s.id for s in by_name] == [s.id for s in by_id] == [source.id]
+    with pytest.raises(NotFound):
+        catalog.resolve_scope(indexed.store, None, ["ghost"])
+
+
+def test_relations_follow_calls_and_inheritance(indexed: Services) -> None:
+    """Callers of a function and descendants of a class come from the graph."""
+    calls = operations.relationships(indexed, None, "geo::geo/shapes.py::total_area")
+    incoming = {g["relationType"]: g for g in calls["relationships"]}["IncomingCalls"]
+    assert [i["identifier"] for i in incoming["items"]] == ["geo::geo/report.py::report"]
+    tree = operations.relationships(indexed, None, "geo::geo/shapes.py::Shape", profile="InheritanceOnly")
+    descendants = {g["relationType"]: g for g in tree["relationships"]}["Descendants"]
+    assert [i["identifier"] for i in descendants["items"]] == ["geo::geo/shapes.py::Circle"]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: operations.run_search(s, None, operations.SearchRequest("  ")), "Query is required"),
+        (lambda s: operations.grep(s, None, "(unclosed", regex=True), "invalid regular expression"),
+        (lambda s: operations.fetch_items(s, None, []), "Identifiers"),
+        (lambda s: operations.parse_profile("sideways"), "profile must be one of"),
+    ],
+)
+def test_bad_input_is_invalid_input_with_a_reason(indexed: Services, call: object, message: str) -> None:
+    """Mistakes raise InvalidInput (400 / exit 2 / tool error at the edges) that says what is wrong."""
+    assert callable(call)
+    with pytest.raises(InvalidInput, match=message):
+        call(indexed)
+
+
+def test_removing_a_source_forgets_it_everywhere(indexed: Services) -> None:
+    """After removal the source is unknown to scope resolution and gone from search."""
+    source = indexed.store.get_source("billing")
+    assert source is not None
+    indexed.store.delete_source(source.id, tokenize=file_tokens)
+    with pytest.raises(NotFound):
+        catalog.resolve_scope(indexed.store, None, ["billing"])
+    hits = operations.run_search(indexed, None, operations.SearchRequest("total area of invoice")).hits
+    assert all(h.source.name != "billing" for h in hits)
