@@ -589,7 +589,7 @@ def migrate_data_command(source_url: str | None, target_url: str | None, as_json
     workspaces, conversations; ids and keys stay valid, nothing is re-parsed or re-embedded."""
     from repolens.settings import POSTGRES_SCHEMES, load_settings
     from repolens.storage.postgres.store import PostgresStore
-    from repolens.storage.transfer import migrate_data, report_json
+    from repolens.indexing.transfer import migrate_data, report_json
 
     settings = load_settings()
     if source_url and not source_url.startswith("sqlite:///"):

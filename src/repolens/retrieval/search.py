@@ -107,7 +107,7 @@ class Searcher:
     def _vector_matrix(self, source_ids: tuple[int, ...]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         import numpy as np
 
-        from repolens.indexing.vectors import decode_many
+        from repolens.storage.codec import decode_many
 
         assert self.embedder is not None
         generation = self.store.generation()

@@ -473,7 +473,7 @@ class PostgresStore(SqlStore):
         """Store encoded vectors (int8 + scale, see indexing/vectors.py) by embed key."""
         from pgvector import HalfVector
 
-        from repolens.indexing.vectors import decode_many
+        from repolens.storage.codec import decode_many
 
         if not items:
             return
@@ -491,7 +491,7 @@ class PostgresStore(SqlStore):
         """(artifact ids, encoded vectors) for ``model`` of every unit in the given sources."""
         import numpy as np
 
-        from repolens.indexing.vectors import encode
+        from repolens.storage.codec import encode
 
         rows = self._conn.raw.execute(
             "SELECT a.id, v.vec FROM artifacts a JOIN vectors v ON v.embed_key = a.embed_key AND v.model = %s "
