@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -103,16 +102,16 @@ def test_a_real_clone_over_http_indexes_and_updates(make_repo: MakeRepo, tmp_pat
 
 
 def test_clone_errors_do_not_leak_credentials(tmp_path: Path) -> None:
-    """A token passed out of band never shows up in an error message."""
+    """A token passed out of band (a setting, never in the URL) never shows up in an error message."""
     settings = Settings(
-        home=tmp_path / "home", embedder="none", allowed_git_schemes=("http",), git_allow_hosts=("127.0.0.1",)
+        home=tmp_path / "home", embedder="none", allowed_git_schemes=("http",), git_allow_hosts=("127.0.0.1",),
+        git_token="tok-SECRET-123",
     )
     svc = build_services(settings)
-    os.environ["REPOLENS_GIT_TOKEN"] = "tok-SECRET-123"
     try:
         with pytest.raises(Exception) as info:
             index_source(svc.store, settings, "http://127.0.0.1:9/o/r.git")
         assert "tok-SECRET-123" not in str(info.value)
+        assert "tok-SECRET-123" not in repr(settings)
     finally:
-        del os.environ["REPOLENS_GIT_TOKEN"]
         svc.close()

@@ -114,3 +114,42 @@ def test_removing_a_source_forgets_it_everywhere(indexed: Services) -> None:
         catalog.resolve_scope(indexed.store, None, ["billing"])
     hits = operations.run_search(indexed, None, operations.SearchRequest("total area of invoice")).hits
     assert all(h.source.name != "billing" for h in hits)
+
+
+def test_settings_travel_whole_to_a_child_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """settings_env writes every field and load_settings reads every one back, unchanged."""
+    from dataclasses import fields
+
+    from repolens.settings import load_settings, settings_env
+
+    original = Settings(home=tmp_path, embedder="none", allowed_git_schemes=("https", "ssh"), git_token="t0k",
+                        allowed_roots=(tmp_path,), git_allow_hosts=("git.internal",), llm_provider="anthropic",
+                        llm_model="m", chat_system_prompt="be brief", index_workers=0, job_lease_s=7)
+    env = settings_env(original)
+    assert len(env) == len(fields(Settings))
+    for name in [k for k in __import__("os").environ if k.startswith("REPOLENS_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == original
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("REPOLENS_GIT_SCHEMES", "https,ftp", "REPOLENS_GIT_SCHEMES must be 'https' or 'ssh' or 'http'"),
+        ("REPOLENS_LLM_PROVIDER", "cohere", "REPOLENS_LLM_PROVIDER must be 'openai' or 'anthropic'"),
+        ("REPOLENS_INDEX_WORKERS", "-1", "REPOLENS_INDEX_WORKERS must be at least 0"),
+        ("REPOLENS_JOB_LEASE", "soon", "REPOLENS_JOB_LEASE must be an integer"),
+        ("REPOLENS_DATABASE_URL", "mysql://x", "must be a postgresql:// URL"),
+        ("REPOLENS_ALLOWED_ROOTS", "relative/dir", "must be absolute paths"),
+    ],
+)
+def test_a_bad_setting_is_refused_at_start_by_name(monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
+                                                   message: str) -> None:
+    """Each setting is validated when loaded, and the error names its variable."""
+    from repolens.settings import load_settings
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(InvalidInput, match=message):
+        load_settings()

@@ -587,9 +587,9 @@ def migrate() -> None:
 def migrate_data_command(source_url: str | None, target_url: str | None, as_json: bool) -> None:
     """Move an embedded install (SQLite) into an empty PostgreSQL: sources, index, vectors, keys,
     workspaces, conversations; ids and keys stay valid, nothing is re-parsed or re-embedded."""
+    from repolens.indexing.transfer import migrate_data, report_json
     from repolens.settings import POSTGRES_SCHEMES, load_settings
     from repolens.storage.postgres.store import PostgresStore
-    from repolens.indexing.transfer import migrate_data, report_json
 
     settings = load_settings()
     if source_url and not source_url.startswith("sqlite:///"):

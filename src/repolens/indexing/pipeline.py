@@ -128,7 +128,7 @@ def resolve_location(location: str, *, settings: Settings, name: str | None, bra
         source_name = name or git.name_from_url(url)
         dest = clone_dir(settings, source_name)
         commit = git.clone_or_update(url, dest, branch=branch, timeout=settings.git_timeout_s, pin=pin,
-                                     max_bytes=settings.max_repo_mb * 1_000_000)  # fmt: skip
+                                     max_bytes=settings.max_repo_mb * 1_000_000, token=settings.git_token)
         return ResolvedSource(dest, source_name, url, commit, branch or git.local_branch(dest))
     path = Path(location).expanduser()
     if not path.exists():
@@ -208,7 +208,7 @@ def index_source(
             raise
         store.update_source(
             source.id, state="Ready", state_reason="", commit_sha=resolved.commit, indexed_at=time.time(),
-            location=resolved.location, branch=resolved.branch,
+            location=resolved.location, **({"branch": resolved.branch} if resolved.branch else {}),
         )  # fmt: skip
     refreshed = store.get_source(resolved.name)
     assert refreshed is not None

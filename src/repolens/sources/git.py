@@ -160,7 +160,7 @@ def name_from_url(url: str) -> str:
     return "/".join(parts[-2:])
 
 
-def _git_env() -> dict[str, str]:
+def _git_env(token: str = "") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(
         GIT_TERMINAL_PROMPT="0",
@@ -169,7 +169,6 @@ def _git_env() -> dict[str, str]:
         GIT_CONFIG_NOSYSTEM="1",
         GIT_PROTOCOL_FROM_USER="0",
     )
-    token = os.environ.get("REPOLENS_GIT_TOKEN", "")
     if token:
         # Passed as config through the environment: never on the command line or in the URL.
         env.update(
@@ -180,15 +179,17 @@ def _git_env() -> dict[str, str]:
     return env
 
 
-def run_git(args: list[str], *, cwd: Path | None = None, timeout: float = 60, pin: HostPin | None = None) -> str:
-    """Run ``git`` with safety options; return stdout or raise ``SourceError``."""
+def run_git(args: list[str], *, cwd: Path | None = None, timeout: float = 60, pin: HostPin | None = None,
+            token: str = "") -> str:
+    """Run ``git`` with safety options (and ``token`` as a bearer header for http(s) remotes);
+    return stdout or raise ``SourceError``."""
     pinned = ["-c", f"http.curloptResolve={pin.curl_resolve()}"] if pin is not None else []
     cmd = ["git", *_GIT_SAFETY, *pinned, *args]
     try:
         result = subprocess.run(
             cmd,
             cwd=cwd,
-            env=_git_env(),
+            env=_git_env(token),
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
@@ -213,6 +214,7 @@ def clone_or_update(
     timeout: float,
     pin: HostPin | None = None,
     max_bytes: int | None = None,
+    token: str = "",
 ) -> str:
     """Bring ``dest`` to the tip of ``branch`` (default branch if None); return the commit."""
     if branch is not None and (branch.startswith("-") or not branch.strip() or any(c in branch for c in " \n\r\t\0")):
@@ -220,14 +222,14 @@ def clone_or_update(
     if (dest / ".git").is_dir():
         ref = branch or "HEAD"
         run_git(["fetch", "--depth", "1", "--no-recurse-submodules", "origin", "--", ref], cwd=dest, timeout=timeout,
-                pin=pin)  # fmt: skip
+                pin=pin, token=token)
         run_git(["checkout", "--force", "--detach", "FETCH_HEAD"], cwd=dest, timeout=timeout)
     else:
         dest.parent.mkdir(parents=True, exist_ok=True)
         args = ["clone", "--depth", "1", "--single-branch", "--no-recurse-submodules"]
         if branch:
             args += ["--branch", branch]
-        run_git([*args, "--", url, str(dest)], timeout=timeout, pin=pin)
+        run_git([*args, "--", url, str(dest)], timeout=timeout, pin=pin, token=token)
     if max_bytes is not None:
         size = directory_bytes(dest)
         if size > max_bytes:
