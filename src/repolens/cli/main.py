@@ -428,15 +428,12 @@ def sources_show(name: str, as_json: bool) -> None:
 @click.argument("name")
 @_handle_errors
 def sources_remove(name: str) -> None:
-    """Delete a source and everything indexed from it."""
-    from repolens.indexing.units import file_tokens
+    """Delete a source, everything indexed from it and its clone."""
+    from repolens import catalog
 
     with _services() as services:
-        s = services.store.get_source(name)
-        if s is None:
-            raise NotFound(f"unknown source {name!r}")
-        services.store.delete_source(s.id, tokenize=file_tokens)
-        services.store.compact()
+        s = catalog.get_repository(services.store, None, name)
+        catalog.delete_repository(services.store, services.settings, s)
         click.echo(f"removed {s.name}")
 
 
