@@ -151,11 +151,6 @@ def test_follow_ups_see_the_history_and_conversations_can_be_managed(chat_world:
         turns = c.get(f"/api/chat/conversations/{conversation}").json()["messages"]
         assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"] and turns[1]["citations"]
 
-        other = c.post("/api/admin/keys", json={"name": "someone-else"}).json()["key"]
-        with server.client(other) as stranger:
-            hijack = {"messages": [{"role": "user", "content": "hi"}], "conversationId": conversation, "stream": False}
-            refused = stranger.post("/api/chat/completions", json=hijack)
-            assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/problem+json")
         assert c.delete(f"/api/chat/conversations/{conversation}").status_code == 204
         assert c.get(f"/api/chat/conversations/{conversation}").status_code == 404
         bad = [
@@ -277,3 +272,81 @@ def test_chat_has_its_own_lower_limit_and_usage_is_counted(chat_world: tuple[Ser
         keys = {k["id"]: k for k in admin.get("/api/admin/keys").json()}
     usage = keys[made["id"]]["usage"]
     assert usage["chatRequests"] == 10 and usage["promptTokens"] > 0 and usage["completionTokens"] > 0
+
+
+def test_another_keys_conversation_answers_404_like_a_missing_one(chat_world: tuple[Server, Recorder]) -> None:
+    """GET, DELETE and a follow-up on another key's conversation are 404s: nothing reveals that it exists."""
+    server, _ = chat_world
+    with server.client() as c:
+        asked = c.post("/api/chat/completions", json={"messages": [{"role": "user", "content": "What is Circle?"}],
+                                                      "names": ["geo"], "stream": False})  # fmt: skip
+        conversation = asked.json()["conversationId"]
+        stranger_key = c.post("/api/admin/keys", json={"name": "stranger"}).json()["key"]
+    missing = "0" * 24
+    with server.client(stranger_key) as stranger:
+        for target in (conversation, missing):
+            follow = {"messages": [{"role": "user", "content": "and Shape?"}], "conversationId": target, "stream": False}
+            answers = [stranger.get(f"/api/chat/conversations/{target}"),
+                       stranger.delete(f"/api/chat/conversations/{target}"),
+                       stranger.post("/api/chat/completions", json=follow)]  # fmt: skip
+            assert [r.status_code for r in answers] == [404, 404, 404], [r.text for r in answers]
+            assert all(r.json()["detail"] == f"conversation {target!r} not found" for r in answers)
+    with server.client() as c:
+        assert len(c.get(f"/api/chat/conversations/{conversation}").json()["messages"]) == 2  # untouched
+
+
+def test_a_chat_refused_for_an_unknown_data_source_leaves_no_conversation(chat_world: tuple[Server, Recorder]) -> None:
+    """Unknown sources are refused on every chat surface before a conversation is created."""
+    server, _ = chat_world
+    with server.client() as admin:
+        key = admin.post("/api/admin/keys", json={"name": "lost-asker"}).json()["key"]
+    ask = {"messages": [{"role": "user", "content": "What is Circle?"}]}
+    with server.client(key) as c:
+        refused = [
+            c.post("/api/chat/completions", json={**ask, "names": ["nope"], "stream": False}),
+            c.post("/api/chat/completions", json={**ask, "names": ["nope"]}),  # streamed
+            c.post("/api/chat/completions", json={**ask, "dataSources": [{"id": "0" * 24}], "stream": False}),
+            c.post("/v1/chat/completions", json={**ask, "model": "repolens/nope"}),
+        ]
+        assert [r.status_code for r in refused] == [404] * 4, [r.text for r in refused]
+        tool = c.post("/api/tools/chat", json={"question": "What is Circle?", "data_sources": ["nope"]}).json()
+        assert tool["obj"]["error"]["code"] == "not_found"
+        assert c.get("/api/chat/conversations").json()["conversations"] == []
+        assert c.post("/api/chat/completions", json={**ask, "names": ["geo"], "stream": False}).status_code == 200
+        assert len(c.get("/api/chat/conversations").json()["conversations"]) == 1
+
+
+def test_refused_chats_cost_no_chat_quota_and_a_chat_429_reports_the_chat_quota(
+    chat_world: tuple[Server, Recorder],
+) -> None:
+    """Refusals before an answer leave the hourly chat quota whole; its 429 carries chat's X-RateLimit-*."""
+    server, _ = chat_world
+    per_hour = 30  # a tenth of it, 3 answers an hour, may be chat
+    with server.client() as admin:
+        made = admin.post("/api/admin/keys", json={"name": "thrifty", "plan": "custom", "requestsPerHour": per_hour,
+                                                   "concurrency": 10}).json()  # fmt: skip
+        foreign = admin.post("/api/chat/completions", json={"messages": [{"role": "user", "content": "What is Shape?"}],
+                                                            "names": ["geo"], "stream": False}).json()  # fmt: skip
+    ask = {"messages": [{"role": "user", "content": "What is Circle?"}], "names": ["geo"], "stream": False}
+    with server.client(made["key"]) as c:
+        refusals = [
+            c.post("/api/chat/completions", json={**ask, "names": ["nope"]}),
+            c.post("/api/chat/completions", json={**ask, "names": ["nope"], "stream": True}),
+            c.post("/api/chat/completions", json={**ask, "messages": []}),
+            c.post("/api/chat/completions", json={**ask, "messages": [{"role": "assistant", "content": "no question"}]}),
+            c.post("/api/chat/completions", json={**ask, "conversationId": foreign["conversationId"]}),
+            c.post("/v1/chat/completions", json={**ask, "model": "repolens/nope"}),
+        ]
+        assert [r.status_code for r in refusals] == [404, 404, 400, 400, 404, 404], [r.text for r in refusals]
+        answered = [c.post("/api/chat/completions", json=ask) for _ in range(per_hour // 10)]
+        assert [r.status_code for r in answered] == [200] * 3, [r.text for r in answered]
+        limited = c.post("/api/chat/completions", json=ask)
+        assert limited.status_code == 429 and "chat" in limited.json()["detail"]
+        assert limited.headers["X-RateLimit-Limit"] == "3" and limited.headers["X-RateLimit-Remaining"] == "0"
+        assert int(limited.headers["X-RateLimit-Reset"]) > time.time() and int(limited.headers["Retry-After"]) > 0
+        assert len(limited.headers.get_list("X-RateLimit-Limit")) == 1
+        searched = c.get("/api/search", params={"Query": "Circle", "Names": "geo"})
+        assert searched.status_code == 200 and searched.headers["X-RateLimit-Limit"] == str(per_hour)
+    with server.client() as admin:
+        usage = {k["id"]: k for k in admin.get("/api/admin/keys").json()}[made["id"]]["usage"]
+    assert usage["chatRequests"] == 3

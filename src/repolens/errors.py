@@ -41,11 +41,19 @@ class Forbidden(RepolensError):
 
 
 class RateLimited(RepolensError):
-    """The key used up its plan; try again after ``retry_after`` seconds."""
+    """The key used up its plan; try again after ``retry_after`` seconds.
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    ``limit``, ``remaining`` and ``reset`` (epoch seconds) describe the quota that refused,
+    when it is not the one the access layer already reports (chat has its own).
+    """
+
+    def __init__(self, message: str, retry_after: int, *, limit: int | None = None, remaining: int = 0,
+                 reset: int | None = None) -> None:  # fmt: skip
         super().__init__(message)
         self.retry_after = retry_after
+        self.limit = limit
+        self.remaining = remaining
+        self.reset = reset
 
 
 class NotFound(RepolensError):

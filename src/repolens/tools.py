@@ -411,8 +411,9 @@ def chat(services: Services, principal: Principal | None, args: dict[str, Any]) 
 
     from repolens.chat.engine import ChatRequest
 
-    question = as_str(args, "question", required=True)
-    assert question is not None
+    question = as_str(args, "question") or as_str(args, "query")  # query: as semantic_search takes it
+    if not question or not question.strip():
+        raise ToolError("invalid_tool_arguments", "question is required", "Provide question and retry.")
     names = as_list(args.get("data_sources"), "data_sources")
     conversation = as_str(args, "conversation_id", max_len=64)
     request = ChatRequest(question=question, names=tuple(names), conversation_id=conversation)

@@ -68,7 +68,10 @@ class AccessMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_box[0] = message["status"]
-                message["headers"] = [*message.get("headers", []), *extra_headers]
+                own = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+                # A route that reports another quota (chat's) sets its own X-RateLimit-* headers.
+                taken = {k.lower() for k, _ in own}
+                message["headers"] = [*own, *((k, v) for k, v in extra_headers if k not in taken)]
             await send(message)
 
         principal: Principal | None = None

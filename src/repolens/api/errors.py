@@ -180,6 +180,9 @@ def install(app: FastAPI) -> None:
             extra["candidates"] = exc.candidates
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
+            if exc.limit is not None:  # a quota of its own (chat): these replace the access layer's
+                headers.update({"X-RateLimit-Limit": str(exc.limit), "X-RateLimit-Remaining": str(max(0, exc.remaining)),
+                                "X-RateLimit-Reset": str(exc.reset or 0)})  # fmt: skip
         if status >= 500:
             log.error("request %s failed: %s", request_id(request), exc)
         return error_response(request, status, str(exc), extra=extra, headers=headers)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
@@ -43,13 +44,15 @@ from repolens.chat.prompt import (
     system_prompt,
     user_message,
 )
-from repolens.errors import Forbidden, InvalidInput, NotFound, RateLimited
+from repolens.errors import InvalidInput, NotFound, RateLimited, RepolensError
 from repolens.retrieval import graph
 
 if TYPE_CHECKING:
     from repolens.access.keys import Principal
     from repolens.services import Services
     from repolens.storage.base import ArtifactRow, ConversationRow, SourceRow
+
+log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 20_000  # a question longer than this is a document; index it instead
 SEARCH_LIMIT = 12  # hits per planned search: more than a window holds, so packing can choose
@@ -121,12 +124,24 @@ class Finished:
 ChatEvent = Started | Delta | Finished
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A request that passed every check; nothing has been written or counted for it yet."""
+
+    conversation: ConversationRow | None  # the stored conversation it continues
+    sources: list[SourceRow]
+    history: list[ChatMessage]  # the turns that fit the history share of the window
+    system: str
+    budget: int  # tokens left for retrieved code
+
+
 @dataclass(slots=True)
 class _Prepared:
     conversation: ConversationRow | None
     items: list[ContextItem]
     plan: list[str]
     messages: list[ChatMessage] = field(default_factory=list)
+    created: bool = False  # the conversation was started by this turn
 
 
 def citations_in(answer: str, items: Sequence[ContextItem]) -> list[dict[str, Any]]:
@@ -207,8 +222,11 @@ class AnswerEngine:
         per_hour = max(1, key.requests_per_hour // CHAT_SHARE)
         decision = self.limiter.acquire(key.key_id, per_hour=per_hour, concurrency=max(1, key.concurrency // CHAT_SHARE))
         if not decision.allowed:
+            # The refusal carries the chat quota's numbers: the search quota's would tell the
+            # client it has requests left when its chat allowance is what ran out.
             raise RateLimited(f"chat {decision.reason} (chat allows {per_hour} answers per hour on this key)",
-                              decision.retry_after)  # fmt: skip
+                              decision.retry_after, limit=decision.limit, remaining=decision.remaining,
+                              reset=decision.reset)  # fmt: skip
         try:
             yield
         finally:
@@ -226,8 +244,11 @@ class AnswerEngine:
             raise InvalidInput("the question (the last user message) is empty")
         if len(question) > MAX_QUESTION_CHARS:
             raise InvalidInput(f"the question is over {MAX_QUESTION_CHARS} characters; ask about less at once")
+        # Every refusal (unknown source or conversation, no room in the window) happens here,
+        # before the chat quota is counted and before anything is written.
+        checked = await anyio.to_thread.run_sync(self._check, principal, request, question)
         with self._chat_slot(principal):
-            prepared = await anyio.to_thread.run_sync(self._prepare, principal, request, question)
+            prepared = await anyio.to_thread.run_sync(self._prepare, principal, request, question, checked)
             message_id = secrets.token_hex(12)
             conversation_id = prepared.conversation.public_id if prepared.conversation else ""
             mode = "no-context" if not prepared.items else ("llm" if self.llm is not None else "retrieval-only")
@@ -267,13 +288,8 @@ class AnswerEngine:
                 recorded = True
                 yield Finished(answer, cites, prompt_tokens, completion_tokens, done.finish_reason, guard.redactions)
             finally:
-                if not recorded and principal is not None:
-                    # Cancelled mid-answer: the tokens the model spent still count against the key.
-                    spent = estimate_tokens("".join(parts))
-                    with contextlib.suppress(Exception):
-                        self.services.store.record_usage(principal.key.key_id,
-                                                         prompt_tokens=message_tokens(prepared.messages),
-                                                         completion_tokens=spent)  # fmt: skip
+                if not recorded:
+                    self._abandon(principal, prepared, spent=estimate_tokens("".join(parts)))
 
     async def complete(self, principal: Principal | None, request: ChatRequest) -> tuple[Started, Finished]:
         """The whole answer at once (non-streaming surfaces)."""
@@ -284,25 +300,24 @@ class AnswerEngine:
 
     # -- steps ----------------------------------------------------------------------------
 
-    def _conversation(self, principal: Principal | None, request: ChatRequest) -> ConversationRow | None:
-        store = self.services.store
-        owner = principal.key.key_id if principal is not None else LOCAL_OWNER
-        if request.conversation_id:
-            conversation = store.get_conversation(request.conversation_id.strip().lower())
-            if conversation is None:
-                raise NotFound(f"conversation {request.conversation_id!r} not found")
-            if conversation.key_id != owner:
-                raise Forbidden("this conversation belongs to another API key")
-            return conversation
-        if not request.remember:
-            return None
-        title = request.question.strip().splitlines()[0][:120]
-        return store.create_conversation(key_id=owner, title=title, scope=list(request.names))
+    def owned_conversation(self, principal: Principal | None, conversation_id: str) -> ConversationRow:
+        """The caller's conversation ``conversation_id``.
 
-    def _prepare(self, principal: Principal | None, request: ChatRequest, question: str) -> _Prepared:
+        Another key's conversation is reported exactly like a missing one (``NotFound``), so a
+        key cannot learn which conversation ids exist.
+        """
+        owner = principal.key.key_id if principal is not None else LOCAL_OWNER
+        conversation = self.services.store.get_conversation(conversation_id.strip().lower())
+        if conversation is None or conversation.key_id != owner:
+            raise NotFound(f"conversation {conversation_id!r} not found")
+        return conversation
+
+    def _check(self, principal: Principal | None, request: ChatRequest, question: str) -> _Checked:
+        """Everything that can refuse the request, read-only: the conversation, the scope and
+        the room left in the window."""
         store = self.services.store
         settings = self.services.settings
-        conversation = self._conversation(principal, request)
+        conversation = self.owned_conversation(principal, request.conversation_id) if request.conversation_id else None
         names = request.names or (conversation.scope if conversation else ())
         sources = catalog.resolve_scope(store, principal, list(names))
         if not sources:
@@ -322,8 +337,6 @@ class AnswerEngine:
                 break
             kept.insert(0, message)
 
-        with store.snapshot():  # hits, graph and file text from one state of the index
-            plan, candidates = self._retrieve(question, kept, sources)
         system = system_prompt(settings.chat_system_prompt)
         fixed = message_tokens([ChatMessage("system", system), *kept, ChatMessage("user", user_message(question, []))])
         budget = settings.llm_context_tokens - settings.llm_answer_tokens - fixed - PROMPT_SAFETY_TOKENS
@@ -332,10 +345,24 @@ class AnswerEngine:
                 f"REPOLENS_LLM_CONTEXT_TOKENS={settings.llm_context_tokens} leaves no room for code after the rules, "
                 "the history and the answer reserve; raise it or lower REPOLENS_LLM_ANSWER_TOKENS"
             )
+        return _Checked(conversation, sources, kept, system, budget)
+
+    def _prepare(self, principal: Principal | None, request: ChatRequest, question: str, checked: _Checked) -> _Prepared:
+        store = self.services.store
+        kept, budget = checked.history, checked.budget
+        with store.snapshot():  # hits, graph and file text from one state of the index
+            plan, candidates = self._retrieve(question, kept, checked.sources)
         items = pack(candidates, budget)
-        messages = [ChatMessage("system", system), *kept, ChatMessage("user", user_message(question, items))]
+        messages = [ChatMessage("system", checked.system), *kept, ChatMessage("user", user_message(question, items))]
         plan.append(f"packed {len(items)} of {len(candidates)} artifacts into {budget} tokens")
-        return _Prepared(conversation, items, plan, messages)
+        conversation, created = checked.conversation, False
+        if conversation is None and request.remember:
+            # Last, once nothing before it can fail: a refused request leaves no empty conversation.
+            owner = principal.key.key_id if principal is not None else LOCAL_OWNER
+            title = question.splitlines()[0][:120]
+            conversation = store.create_conversation(key_id=owner, title=title, scope=list(request.names))
+            created = True
+        return _Prepared(conversation, items, plan, messages, created)
 
     def _retrieve(self, question: str, history: Sequence[ChatMessage], sources: Sequence[SourceRow]
                   ) -> tuple[list[str], list[tuple[ArtifactRow, SourceRow, str]]]:  # fmt: skip
@@ -385,6 +412,19 @@ class AnswerEngine:
             if summary:
                 lines.append(f"   {summary[:200]}")
         return "\n".join(lines) + "\n"
+
+    def _abandon(self, principal: Principal | None, prepared: _Prepared, *, spent: int) -> None:
+        """Clean up after an answer that did not finish (the model failed, the client left)."""
+        store = self.services.store
+        try:
+            if prepared.created and prepared.conversation is not None:
+                store.delete_conversation(prepared.conversation.id)  # it holds no turn: nothing to continue
+            if principal is not None:
+                # The tokens the model spent still count against the key.
+                store.record_usage(principal.key.key_id, prompt_tokens=message_tokens(prepared.messages),
+                                   completion_tokens=spent)  # fmt: skip
+        except RepolensError as exc:  # the answer's own error is the one to report
+            log.warning("could not clean up an unfinished answer: %s", exc)
 
     def _record(self, principal: Principal | None, prepared: _Prepared, request: ChatRequest, question: str,
                 message_id: str, answer: str, cites: list[dict[str, Any]], prompt_tokens: int,

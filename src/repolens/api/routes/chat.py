@@ -21,7 +21,7 @@ from repolens.api.deps import PrincipalDep, ServicesDep
 from repolens.api.errors import problem_body, request_id, status_of
 from repolens.api.schemas import ChatBody, ChatResponse, ConversationDetail, ConversationList
 from repolens.chat.engine import ChatEvent, ChatRequest, Delta, Finished, Started, finished_event, split_turns
-from repolens.errors import Forbidden, NotFound, RepolensError
+from repolens.errors import RepolensError
 from repolens.views import iso
 
 router = APIRouter(prefix="/api/chat", tags=["chat"])
@@ -129,15 +129,6 @@ def _conversation_out(row: Any) -> dict[str, Any]:
             "createdAt": iso(row.created_at), "updatedAt": iso(row.updated_at)}  # fmt: skip
 
 
-def _owned(services: Any, principal: Any, conversation_id: str) -> Any:
-    row = services.store.get_conversation(conversation_id.strip().lower())
-    if row is None:
-        raise NotFound(f"conversation {conversation_id!r} not found")
-    if row.key_id != principal.key.key_id:
-        raise Forbidden("this conversation belongs to another API key")
-    return row
-
-
 @router.get("/conversations", response_model=ConversationList, summary="This key's conversations, newest first")
 def list_conversations(services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
     rows = services.store.list_conversations(principal.key.key_id)
@@ -146,7 +137,7 @@ def list_conversations(services: ServicesDep, principal: PrincipalDep) -> JSONRe
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetail, summary="A conversation's turns")
 def get_conversation(conversation_id: str, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
-    row = _owned(services, principal, conversation_id)
+    row = services.answers.owned_conversation(principal, conversation_id)
     turns = [{"messageId": m.message_id, "role": m.role, "content": m.content, "citations": json.loads(m.citations),
               "createdAt": iso(m.created_at)} for m in services.store.messages(row.id)]  # fmt: skip
     return JSONResponse({**_conversation_out(row), "messages": turns})
@@ -154,5 +145,5 @@ def get_conversation(conversation_id: str, services: ServicesDep, principal: Pri
 
 @router.delete("/conversations/{conversation_id}", status_code=204, summary="Delete a conversation")
 def delete_conversation(conversation_id: str, services: ServicesDep, principal: PrincipalDep) -> None:
-    row = _owned(services, principal, conversation_id)
+    row = services.answers.owned_conversation(principal, conversation_id)
     services.store.delete_conversation(row.id)
