@@ -251,6 +251,73 @@ def test_mistakes_come_back_as_tool_errors_that_say_what_to_do(world: tuple[Serv
     run(server, transport, body)
 
 
+CODEALIVE_ERROR = re.compile(r"\[(\w+)\] Error: ([A-Z][a-z ]+) \((\d{3})\): (.+)\. Retry: (.+)\. Try: \(1\) (.+)", re.S)
+
+
+@TRANSPORTS
+def test_argument_errors_come_back_in_the_documented_codealive_form(
+    world: tuple[Server, dict[str, str]], transport: str
+) -> None:
+    """Missing, out-of-range and mistyped arguments read `[tool] Error: Label (status): ... Retry: ... Try: (1) ...`."""
+    server, _ = world
+
+    async def body(client: Client) -> None:
+        cases: list[tuple[str, dict[str, Any], str, str]] = [
+            ("semantic_search", {}, "400", "question is required"),
+            ("semantic_search", {"question": "area", "max_results": -5}, "400",
+             "max_results must be an integer between 1 and 500"),
+            ("semantic_search", {"question": "area", "max_results": "many"}, "400",
+             "max_results must be an integer between 1 and 500"),
+            ("semantic_search", {"question": "x" * 20_000}, "400", "question must be a string of 1 to 10000 characters"),
+            ("grep_search", {"query": 42}, "400", "query must be a string of 1 to 1000 characters"),
+            ("grep_search", {"query": "area", "regex": "maybe"}, "400", "regex must be true or false"),
+            ("get_artifact_relationships", {"identifier": "geo::geo/shapes.py::Shape", "profile": "sideways"}, "400",
+             "profile must be one of calls_only, inheritance_only, all_relevant, references_only"),
+            ("read_file", {}, "400", "path is required"),
+            ("fetch_artifacts", {"identifiers": []}, "400", "identifiers is required"),  # the core's own check
+            ("read_file", {"path": "geo/missing.py", "data_source": "geo"}, "404", "no file 'geo/missing.py' in geo"),
+        ]  # fmt: skip
+        for name, args, status, what in cases:
+            result = await client.call_tool(name, args)
+            message = text(result)
+            assert result.is_error, (name, args, message)
+            match = CODEALIVE_ERROR.fullmatch(message)
+            assert match is not None, message
+            assert match[1] == name and match[3] == status and what in match[4], message
+            assert match[2] == {"400": "Bad request", "404": "Not found"}[status]
+            assert "validation error" not in message and "pydantic" not in message and "input_value" not in message
+            assert result.structured_content is not None
+            assert result.structured_content["error"]["code"] in ("invalid_tool_arguments", "file_not_found")
+
+    run(server, transport, body)
+
+
+@TRANSPORTS
+def test_query_and_question_are_aliases_and_codebase_search_honours_mode(
+    world: tuple[Server, dict[str, str]], transport: str
+) -> None:
+    """chat, codebase_consultant and semantic_search take `query` for `question`; codebase_search reads `mode`."""
+    server, _ = world
+
+    async def body(client: Client) -> None:
+        for name in ("chat", "codebase_consultant"):
+            answer = await ok(client, name, {"query": "what does report do?", "data_sources": ["geo"]})
+            assert 'identifier="geo::geo/report.py::report"' in answer, answer
+        found = await ok(client, "semantic_search", {"query": "sum the area of many shapes", "data_sources": "geo"})
+        assert "geo::geo/shapes.py::total_area" in found
+        legacy = await ok(client, "codebase_search", {"question": "sum the area of many shapes", "data_sources": "geo"})
+        assert "geo::geo/shapes.py::total_area" in legacy
+
+        nonsense = {"query": "qwzx vorpal", "data_sources": "geo"}
+        assert 'count="0"' in await ok(client, "codebase_search", {**nonsense, "mode": "lexical"})
+        assert 'count="0"' not in await ok(client, "codebase_search", {**nonsense, "mode": "semantic"})
+        assert 'count="0"' not in await ok(client, "codebase_search", {**nonsense, "mode": "Deep"})
+        wrong = await client.call_tool("codebase_search", {**nonsense, "mode": "sideways"})
+        assert wrong.is_error and "mode must be one of auto" in text(wrong), text(wrong)
+
+    run(server, transport, body)
+
+
 @TRANSPORTS
 def test_long_calls_report_progress(world: tuple[Server, dict[str, str]], transport: str) -> None:
     server, _ = world
@@ -334,3 +401,22 @@ def test_http_oversize_and_malformed_requests_get_clear_errors(world: tuple[Serv
     assert "Traceback" not in broken.text
     payload = json.loads(broken.text) if broken.headers.get("content-type", "").startswith("application/json") else {}
     assert payload.get("error", {}).get("code") in (-32700, None)
+
+
+def test_http_a_chat_refused_for_an_unknown_data_source_leaves_no_conversation(
+    world: tuple[Server, dict[str, str]],
+) -> None:
+    """The MCP chat tool refuses an unknown data source before it creates a conversation."""
+    server, _ = world
+    with server.client() as c:
+        key = c.post("/api/admin/keys", json={"name": "mcp-asker"}).json()["key"]
+
+    async def main() -> None:
+        async with connect(server, "http", key=key) as client:
+            for name in ("chat", "codebase_consultant"):
+                refused = await client.call_tool(name, {"question": "what does report do?", "data_sources": ["nope"]})
+                assert refused.is_error and "nope" in text(refused), text(refused)
+
+    anyio.run(main)
+    with server.client(key) as c:
+        assert c.get("/api/chat/conversations").json()["conversations"] == []

@@ -34,6 +34,31 @@ PROFILE_NAMES: dict[graph.Profile, str] = {
 }  # fmt: skip
 
 
+# CodeAlive's modes are about how hard its backend thinks; ours answer in milliseconds, so
+# every one of them runs the full hybrid search. lexical/semantic/hybrid pick an index.
+SEARCH_MODES: dict[str, Mode] = {
+    "auto": "auto", "fast": "auto", "fast_deeper": "auto", "deep": "auto", "deeper": "auto",
+    "lexical": "lexical", "semantic": "semantic", "hybrid": "hybrid",
+}  # fmt: skip
+
+
+def search_mode(value: str | None, *, param: str) -> Mode:
+    """The search mode a caller named (case-insensitive; none means auto); ``param`` is the
+    caller's own name for the argument, for the error message."""
+    key = (value or "auto").strip().lower()
+    if key not in SEARCH_MODES:
+        raise InvalidInput(f"{param} must be one of {', '.join(SEARCH_MODES)}, got {value!r}")
+    return SEARCH_MODES[key]
+
+
+def description_detail(value: str | None, *, param: str) -> views.Detail:
+    """``Short`` (the default) or ``Full``, case-insensitive."""
+    key = (value or "Short").strip().lower()
+    if key not in ("short", "full"):
+        raise InvalidInput(f"{param} must be Short or Full, got {value!r}")
+    return "Full" if key == "full" else "Short"
+
+
 @dataclass(frozen=True, slots=True)
 class SearchRequest:
     """A search as every surface can express it."""

@@ -40,6 +40,14 @@ ENTRY_POINT_NAMES = frozenset({
 })  # fmt: skip
 
 
+# The HTTP status each repairable error code stands for: MCP's error text names it (specs/codealive.md §5.4).
+ERROR_STATUS: dict[str, int] = {
+    "invalid_tool_arguments": 400, "invalid_path": 400, "data_source_required": 400,
+    "not_found": 404, "data_source_not_found": 404, "artifact_not_found": 404, "file_not_found": 404,
+    "path_not_found": 404, "ambiguous_identifier": 409,
+}  # fmt: skip
+
+
 class ToolError(RepolensError):
     """A tool call the caller can repair: ``code``, what went wrong, and what to try."""
 
@@ -212,6 +220,9 @@ def semantic_search(services: Services, principal: Principal | None, args: dict[
         extensions=tuple(as_list(args.get("extensions"), "extensions")),
         limit=as_int(args, "max_results", 10, 1, 500) or 10,
         exclude_markdown=as_bool(args, "exclude_markdown", False),
+        # The legacy codebase_search's own arguments.
+        mode=operations.search_mode(as_str(args, "mode", max_len=20), param="mode"),
+        detail=operations.description_detail(as_str(args, "description_detail", max_len=10), param="description_detail"),
     )
     data = operations.search(services, principal, request)
     return ToolResult(data, _search_results_text(data["results"], "search_results"))

@@ -15,13 +15,16 @@ tool again with the same arguments and ``output_offset`` set to the offset the n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from mcp.server.mcpserver.exceptions import ToolError as SDKToolError
+from mcp.server.mcpserver.exceptions import UnexpectedToolError
+from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from repolens import tools
 from repolens.access.keys import Principal
@@ -65,6 +68,34 @@ ConversationArg = Annotated[
 ]
 OffsetArg = Annotated[
     int, Field(ge=0, description="Continue a truncated answer: the offset its truncation notice gives. Default 0.")
+]
+# The REST tool API reads ``query`` where ``question`` is missing (and the legacy
+# codebase_search the other way round), so the MCP tools accept both spellings too.
+QuestionArg = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=10_000,
+        validation_alias=AliasChoices("question", "query"),
+        description="A natural-language question (`query` is accepted as an alias).",
+    ),
+]
+QueryArg = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=10_000,
+        validation_alias=AliasChoices("query", "question"),
+        description="What to look for (`question` is accepted as an alias).",
+    ),
+]
+ModeArg = Annotated[
+    str | None,
+    Field(
+        max_length=20,
+        description="auto (the default), fast and deep run the full hybrid search; lexical, semantic or hybrid "
+        "pick the index.",
+    ),
 ]
 
 # HTTP status behind each error kind, with CodeAlive's label and retry advice (§5.4).
@@ -110,10 +141,16 @@ def window(text: str, *, offset: int, limit: int, tool: str) -> str:
     return head + shown + notice
 
 
+def codealive_error(tool: str, status: int, what: str, *, retry: str | None = None, tries: Sequence[str]) -> str:
+    """CodeAlive's error text: ``[tool] Error: Label (status): what. Retry: .... Try: (1) ...``."""
+    label, default_retry = _ERROR_LABELS.get(status, ("Error", "no"))
+    numbered = " ".join(f"({i}) {advice}" for i, advice in enumerate(tries, 1))
+    return f"[{tool}] Error: {label} ({status}): {what.rstrip('.')}. Retry: {retry or default_retry}. Try: {numbered}"
+
+
 def error_text(tool: str, exc: RepolensError) -> str:
-    """CodeAlive's error text: ``[tool] Error: Label (status): what. Retry: .... Try: ...``."""
+    """A core error as CodeAlive's error text."""
     status = status_of(exc)
-    label, retry = _ERROR_LABELS.get(status, ("Error", "no"))
     advice = {
         401: "Check the API key in the Authorization header.",
         403: "Use a data source this key may see; call get_data_sources for the list.",
@@ -121,7 +158,81 @@ def error_text(tool: str, exc: RepolensError) -> str:
         409: "Set data_source to one of the candidates.",
         422: "Wait for indexing to finish; get_data_sources shows the state.",
     }.get(status, "Repair the arguments and call the tool again.")
-    return f"[{tool}] Error: {label} ({status}): {exc}. Retry: {retry}. Try: (1) {advice}"
+    return codealive_error(tool, status, str(exc), tries=[advice])
+
+
+def error_result(tool: str, obj: dict[str, Any]) -> CallToolResult:
+    """A repairable tool error (``obj.error`` of the tool envelope) as an MCP error result."""
+    error = obj["error"]
+    text = codealive_error(tool, tools.ERROR_STATUS.get(error["code"], 400), error["message"], retry=error["retry"],
+                           tries=[error["try"]])  # fmt: skip
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=obj, is_error=True)
+
+
+def _bounds(low: Any, high: Any, *, unit: str = "") -> str:
+    if low is not None and high is not None:
+        return f" of {low} to {high}{unit}" if unit else f" between {low} and {high}"
+    if low is not None:
+        return f" of at least {low}{unit}"
+    return f" of at most {high}{unit}" if high is not None else ""
+
+
+def expectation(prop: Mapping[str, Any]) -> str:
+    """What a tool's JSON Schema property accepts, in words: ``an integer between 1 and 500``."""
+    kinds: list[str] = []
+    for alt in prop.get("anyOf", [prop]):
+        kind = alt.get("type")
+        if "enum" in alt:
+            kinds.append("one of " + ", ".join(str(v) for v in alt["enum"]))
+        elif kind == "integer":
+            kinds.append("an integer" + _bounds(alt.get("minimum"), alt.get("maximum")))
+        elif kind == "string":
+            kinds.append("a string" + _bounds(alt.get("minLength"), alt.get("maxLength"), unit=" characters"))
+        elif kind == "array":
+            kinds.append("an array of strings")
+        elif kind == "boolean":
+            kinds.append("true or false")
+    return " or ".join(kinds) or "a valid value"
+
+
+def argument_error(errors: Sequence[ErrorDetails], schema: Mapping[str, Any]) -> tools.ToolError:
+    """Arguments that failed the tool's input schema, as the core's repairable error (what is
+    wrong with each argument and what it accepts), in place of pydantic's report."""
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    problems: dict[str, tuple[str, str]] = {}  # one per argument: a union type fails once per member
+    for error in errors:
+        name = str(error["loc"][0]) if error["loc"] else "arguments"
+        if name in problems:
+            continue
+        if error["type"] == "missing":
+            problems[name] = (f"{name} is required", f"Provide {name} and retry.")
+        else:
+            expected = expectation(properties.get(name, {}))
+            problems[name] = (f"{name} must be {expected}", f"Pass {name} as {expected}.")
+    return tools.ToolError("invalid_tool_arguments", "; ".join(p for p, _ in problems.values()),
+                           " ".join(t for _, t in problems.values()))  # fmt: skip
+
+
+class ToolServer(MCPServer):
+    """``MCPServer`` whose argument-validation failures read like every other tool error.
+
+    The SDK checks the arguments against the schema derived from the tool's signature before
+    the tool runs, and reports a failure as pydantic's multi-line text; an agent repairs a call
+    faster from the documented form, the same one the core's own checks produce.
+    """
+
+    async def call_tool(self, name: str, arguments: dict[str, Any],
+                        context: Context[Any, Any] | None = None) -> CallToolResult | InputRequiredResult:  # fmt: skip
+        """Call a tool; arguments that do not fit its schema come back as a tool error result."""
+        try:
+            return await super().call_tool(name, arguments, context)
+        except SDKToolError as exc:
+            invalid = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(invalid, ValidationError):
+                raise
+            schema = next((t.input_schema for t in await self.list_tools() if t.name == name), {})
+            failure = tools.error_result(name, argument_error(invalid.errors(), schema))
+            return error_result(name, failure.obj)
 
 
 def _principal(ctx: Context) -> Principal | None:
@@ -153,11 +264,8 @@ class ToolRunner:
         except RepolensError as exc:
             return CallToolResult(content=[TextContent(type="text", text=error_text(name, exc))], is_error=True)
         await ctx.report_progress(1, 2, f"{name}: rendering")
-        error = result.obj.get("error")
-        if error is not None:
-            text = f"[{name}] Error: {error['message']}. Retry: {error['retry']}. Try: (1) {error['try']}"
-            return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result.obj,
-                                  is_error=True)  # fmt: skip
+        if result.obj.get("error") is not None:
+            return error_result(name, result.obj)
         text = window(result.rendered, offset=offset, limit=self.limit, tool=name)
         await ctx.report_progress(2, 2, f"{name}: done")
         return CallToolResult(content=[TextContent(type="text", text=text)])
@@ -165,8 +273,7 @@ class ToolRunner:
 
 def build_server(services: Callable[[], Services], *, max_tokens: int, version: str = "") -> MCPServer:
     """The MCP server with every tool registered; ``services`` gives the live services per call."""
-    server: MCPServer = MCPServer(SERVER_NAME, version=version, instructions=INSTRUCTIONS,
-                                  website_url="https://github.com/repolens")  # fmt: skip
+    server = ToolServer(SERVER_NAME, version=version, instructions=INSTRUCTIONS, website_url="https://github.com/repolens")
     run = ToolRunner(services, max_tokens)
 
     @server.tool(title="List Data Sources", annotations=READ_ONLY)
@@ -183,7 +290,7 @@ def build_server(services: Callable[[], Services], *, max_tokens: int, version: 
     @server.tool(title="Semantic Search", annotations=READ_ONLY)
     async def semantic_search(
         ctx: Context,
-        question: Annotated[str, Field(min_length=1, max_length=10_000, description="A natural-language question.")],
+        question: QuestionArg,
         data_sources: ListArg = None,
         paths: Annotated[str | list[str] | None, Field(description="Repository-relative path prefixes.")] = None,
         extensions: Annotated[str | list[str] | None, Field(description="File extensions, e.g. py, ts, cs.")] = None,
@@ -284,9 +391,8 @@ def build_server(services: Callable[[], Services], *, max_tokens: int, version: 
                                                              "output_offset": output_offset})  # fmt: skip
 
     @server.tool(title="Chat About Codebase", annotations=READ_ONLY)
-    async def chat(ctx: Context, question: Annotated[str, Field(min_length=1, max_length=10_000)],
-                   data_sources: ListArg = None, conversation_id: ConversationArg = None,
-                   output_offset: OffsetArg = 0) -> CallToolResult:  # fmt: skip
+    async def chat(ctx: Context, question: QuestionArg, data_sources: ListArg = None,
+                   conversation_id: ConversationArg = None, output_offset: OffsetArg = 0) -> CallToolResult:  # fmt: skip
         """A synthesized answer about the code, citing the artifacts it used. Slower than searching: call
         it only when the user asks for an explanation. Pass the returned conversation_id for a follow-up."""
         return await run(ctx, "chat", {"question": question, "data_sources": data_sources,
@@ -295,22 +401,20 @@ def build_server(services: Callable[[], Services], *, max_tokens: int, version: 
     @server.tool(title="Codebase Search (legacy name of semantic_search)", annotations=READ_ONLY)
     async def codebase_search(
         ctx: Context,
-        query: Annotated[str, Field(min_length=1, max_length=10_000)],
+        query: QueryArg,
         data_sources: ListArg = None,
-        mode: Annotated[
-            str | None, Field(description="Accepted for compatibility; every mode runs the full search.")
-        ] = None,
-        description_detail: Annotated[str | None, Field(description="Accepted for compatibility.")] = None,
+        mode: ModeArg = None,
+        description_detail: Annotated[str | None, Field(max_length=10, description="Short (default) or Full.")] = None,
         output_offset: OffsetArg = 0,
     ) -> CallToolResult:
         """Deprecated alias of semantic_search, kept for prompts written for older CodeAlive servers."""
-        return await run(
-            ctx, "codebase_search", {"query": query, "data_sources": data_sources, "output_offset": output_offset}
-        )
+        return await run(ctx, "codebase_search", {"query": query, "data_sources": data_sources, "mode": mode,
+                                                  "description_detail": description_detail,
+                                                  "output_offset": output_offset})  # fmt: skip
 
     @server.tool(title="Codebase Consultant (legacy name of chat)", annotations=READ_ONLY)
-    async def codebase_consultant(ctx: Context, question: Annotated[str, Field(min_length=1, max_length=10_000)],
-                                  data_sources: ListArg = None, conversation_id: ConversationArg = None,
+    async def codebase_consultant(ctx: Context, question: QuestionArg, data_sources: ListArg = None,
+                                  conversation_id: ConversationArg = None,
                                   output_offset: OffsetArg = 0) -> CallToolResult:  # fmt: skip
         """Deprecated alias of chat."""
         return await run(ctx, "codebase_consultant", {"question": question, "data_sources": data_sources,

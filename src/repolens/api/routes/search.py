@@ -18,18 +18,11 @@ from repolens.api.schemas import (
     SearchBody,
     SearchResponse,
 )
-from repolens.errors import InvalidInput
 from repolens.retrieval.search import Mode
 from repolens.views import Detail
 
 router = APIRouter(prefix="/api/search", tags=["search"])
 
-# CodeAlive's modes are about how hard its backend thinks; ours answer in milliseconds, so
-# every one of them runs the full hybrid search. lexical/semantic/hybrid pick an index.
-MODES: dict[str, Mode] = {
-    "auto": "auto", "fast": "auto", "fast_deeper": "auto", "deep": "auto", "deeper": "auto",
-    "lexical": "lexical", "semantic": "semantic", "hybrid": "hybrid",
-}  # fmt: skip
 DEFAULT_RESULTS = 10
 
 QueryParam = Annotated[str, Query(alias="Query", min_length=1, max_length=10_000, description="What to look for")]
@@ -42,17 +35,11 @@ ExcludeMdParam = Annotated[bool, Query(alias="ExcludeMarkdown")]
 
 
 def _mode(value: str | None) -> Mode:
-    key = (value or "auto").strip().lower()
-    if key not in MODES:
-        raise InvalidInput(f"Mode must be one of {', '.join(MODES)}, got {value!r}")
-    return MODES[key]
+    return operations.search_mode(value, param="Mode")
 
 
 def _detail(value: str | None) -> Detail:
-    key = (value or "Short").strip().lower()
-    if key not in ("short", "full"):
-        raise InvalidInput(f"DescriptionDetail must be Short or Full, got {value!r}")
-    return "Full" if key == "full" else "Short"
+    return operations.description_detail(value, param="DescriptionDetail")
 
 
 def _names(*groups: list[str] | None) -> tuple[str, ...]:
