@@ -282,6 +282,40 @@ def test_dify_retrieval_probe_errors_and_filters(world: tuple[Server, dict[str, 
         assert denied.status_code == 403 and denied.json()["error_code"] == 1002
 
 
+def test_dify_metadata_filters_apply_before_the_top_k_cut(world: tuple[Server, dict[str, str]]) -> None:
+    """Three guides match an extension filter that 40 better-ranked modules fail: all three come back."""
+    server, _ = world
+    repo = commit_tree(Path(server.env["REPOLENS_ALLOWED_ROOTS"]) / "invoices", {
+        **{f"billing/invoice_{i:02d}.py": f"def invoice_total_{i}(invoice: list[float]) -> float:\n"
+                                          f'    """Total of invoice {i}: the invoice lines summed."""\n'
+                                          "    return sum(invoice)\n" for i in range(40)},
+        **{f"docs/guide_{j}.md": f"# Guide {j}\n\nOne paragraph that mentions an invoice.\n" for j in range(3)},
+    })  # fmt: skip
+    path = "/api/knowledge-retrieval/dify/retrieval"
+    with server.client() as c:
+        made = c.post("/api/datasources", json={"path": str(repo)})
+        assert made.status_code == 202, made.text
+        source_id = made.json()["dataSource"]["id"]
+        try:
+            assert wait_for_job(c, made.json()["job"]["id"])["state"] == "Ready"
+            ask = {"knowledge_id": source_id, "query": "invoice", "retrieval_setting": {"top_k": 3}}
+            unfiltered = c.post(path, json=ask).json()["records"]
+            assert len(unfiltered) == 3 and all(r["metadata"]["file_extension"] == ".py" for r in unfiltered)
+            guides = {"conditions": [{"name": ["file_extension"], "comparison_operator": "is", "value": ".md"}]}
+            filtered = c.post(path, json={**ask, "metadata_condition": guides})
+            assert filtered.status_code == 200, filtered.text
+            titles = sorted(r["title"] for r in filtered.json()["records"])
+            assert titles == ["guide_0.md", "guide_1.md", "guide_2.md"]
+            either = {"logical_operator": "or", "conditions": [
+                {"name": ["path"], "comparison_operator": "start with", "value": "docs/guide_1"},
+                {"name": ["path"], "comparison_operator": "end with", "value": "guide_2.md"},
+            ]}  # fmt: skip
+            two = c.post(path, json={**ask, "metadata_condition": either}).json()["records"]
+            assert sorted(r["title"] for r in two) == ["guide_1.md", "guide_2.md"]
+        finally:
+            assert c.delete(f"/api/datasources/{source_id}").status_code == 204
+
+
 def test_tool_api_envelope(world: tuple[Server, dict[str, str]]) -> None:
     """POST /api/tools/{name} answers {rendered, obj}; repairable mistakes are 200 with obj.error."""
     server, _ = world

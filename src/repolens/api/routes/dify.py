@@ -8,6 +8,7 @@ an empty body gets 400, and a bad key gets 403 (the only statuses Dify's probe r
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,10 +22,10 @@ from repolens.api.deps import get_principal, get_services
 from repolens.api.errors import dify_error
 from repolens.api.schemas import DifyCondition, DifyError, DifyRequest, DifyResponse
 from repolens.errors import NotFound
+from repolens.retrieval.search import MAX_LIMIT, ScoredArtifact
 from repolens.services import Services
 
 router = APIRouter(prefix="/api/knowledge-retrieval/dify", tags=["dify"])
-CANDIDATE_FACTOR = 4  # metadata filters drop results after ranking: rank this many times top_k first
 FIELDS = ("file_extension", "path", "artifact_kind", "data_source_name", "data_source_id", "language", "start_line",
           "end_line", "title")  # fmt: skip
 
@@ -126,46 +127,58 @@ def _holds(meta: dict[str, Any], condition: DifyCondition) -> bool:
     return all(results)
 
 
+def _metadata(hit: ScoredArtifact) -> dict[str, Any]:
+    row = hit.artifact
+    name = row.path.rsplit("/", 1)[-1]
+    ext = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return {
+        "path": row.path,
+        "description": f"{row.kind.lower()} in {name} from {hit.source.name}",
+        "file_extension": ext,
+        "data_source_id": hit.source.public_id,
+        "data_source_name": hit.source.name,
+        "data_source_type": "repository",
+        "artifact_kind": row.kind.lower(),
+        "identifier": row.identifier(hit.source.name),
+        "language": row.language or "",
+        "start_line": row.start_line,
+        "start_character": 0,
+        "end_line": row.end_line,
+        "end_character": 0,
+        "commit": hit.source.commit,
+        "title": name,
+    }
+
+
 def _retrieve(services: Services, principal: Principal, body: DifyRequest) -> list[dict[str, Any]]:
     target = catalog.get_data_source(services.store, principal, body.knowledge_id)
-    conditions = body.metadata_condition.conditions if body.metadata_condition else []
+    condition = body.metadata_condition
+    conditions = condition.conditions if condition else []
     top_k = body.retrieval_setting.top_k
-    limit = min(500, top_k * CANDIDATE_FACTOR) if conditions else top_k
-    request = operations.SearchRequest(body.query, names=(target.public_id,), limit=limit)
-    outcome, contents = operations.search_with_contents(services, principal, request)
-    top = outcome.hits[0].score if outcome.hits else 0.0
-    records: list[dict[str, Any]] = []
-    for hit in outcome.hits:
-        row = hit.artifact
-        name = row.path.rsplit("/", 1)[-1]
-        ext = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-        meta: dict[str, Any] = {
-            "path": row.path,
-            "description": f"{row.kind.lower()} in {name} from {hit.source.name}",
-            "file_extension": ext,
-            "data_source_id": hit.source.public_id,
-            "data_source_name": hit.source.name,
-            "data_source_type": "repository",
-            "artifact_kind": row.kind.lower(),
-            "identifier": row.identifier(hit.source.name),
-            "language": row.language or "",
-            "start_line": row.start_line,
-            "start_character": 0,
-            "end_line": row.end_line,
-            "end_character": 0,
-            "commit": hit.source.commit,
-            "title": name,
-        }
-        if conditions:
-            checks = [_holds(meta, c) for c in conditions]
-            logical = body.metadata_condition.logical_operator if body.metadata_condition else "and"
-            if not (all(checks) if logical == "and" else any(checks)):
+    # Filters decide which artifacts may be answered, so they apply before the top_k cut: with
+    # conditions, every candidate the retrievers find is ranked (their combined depth is below
+    # MAX_LIMIT), the ones that pass are kept, and only then is the list cut to top_k.
+    request = operations.SearchRequest(body.query, names=(target.public_id,), limit=MAX_LIMIT if conditions else top_k)
+    with services.store.snapshot():  # hits and their text from one state of the index
+        outcome = operations.run_search(services, principal, request)
+        top = outcome.hits[0].score if outcome.hits else 0.0
+        chosen: list[tuple[ScoredArtifact, dict[str, Any], float]] = []
+        for hit in outcome.hits:
+            meta = _metadata(hit)
+            if conditions:
+                checks = [_holds(meta, c) for c in conditions]
+                logical = condition.logical_operator if condition else "and"
+                if not (all(checks) if logical == "and" else any(checks)):
+                    continue
+            score = round(hit.score / top, 4) if top > 0 else 0.0
+            if score < body.retrieval_setting.score_threshold:
                 continue
-        score = round(hit.score / top, 4) if top > 0 else 0.0
-        if score < body.retrieval_setting.score_threshold:
-            continue
-        meta.pop("title")
-        records.append({"content": contents.get(row.id, ""), "score": score, "title": name, "metadata": meta})
-        if len(records) >= top_k:
-            break
+            chosen.append((hit, meta, score))
+            if len(chosen) >= top_k:
+                break
+        contents = operations.hit_contents(services, dataclasses.replace(outcome, hits=[h for h, _, _ in chosen]))
+    records: list[dict[str, Any]] = []
+    for hit, meta, score in chosen:
+        title = meta.pop("title")
+        records.append({"content": contents.get(hit.artifact.id, ""), "score": score, "title": title, "metadata": meta})
     return records
