@@ -301,8 +301,9 @@ def index_corpus(client: httpx.Client, root: Path) -> dict[str, Any]:
             return dict(client.get(f"/api/datasources/{source_id}").json())
         if time.monotonic() - last_note >= PROGRESS_EVERY_S:
             last_note = time.monotonic()
-            done, total, percent = job.get("filesDone"), job.get("filesTotal"), job.get("percent") or 0
-            print(f"[index] {job.get('phase')} {done}/{total} ({percent:.0f}%)", flush=True)
+            unit = "units" if job.get("unitsTotal") is not None else "files"
+            done, total, percent = job.get(f"{unit}Done"), job.get(f"{unit}Total"), job.get("percent") or 0
+            print(f"[index] {job.get('phase')} {done}/{total} {unit} ({percent:.0f}%)", flush=True)
         time.sleep(JOB_POLL_S)
     raise RuntimeError(f"indexing did not finish in {INDEX_TIMEOUT_S}s")
 

@@ -109,3 +109,38 @@ def test_search_answers_from_the_last_good_index_during_a_refresh(tmp_path: Path
             assert edited["results"]
     finally:
         server.stop()
+
+
+def test_job_progress_counts_files_then_vector_units_and_is_100_only_when_done(tmp_path: Path) -> None:
+    """GET /api/jobs/{id}: files in the file phases, units in the vectors phase, 100 % only when Ready."""
+    allowed = tmp_path / "allowed"
+    repo = allowed / "big"
+    n_files = N_FILES // 2
+    _big_repo(repo, n_files)
+    commit_tree(repo, {}, message="big")
+    server = start_server(tmp_path / "home", env={"REPOLENS_ALLOWED_ROOTS": str(allowed)})
+    try:
+        with server.client() as c:
+            made = c.post("/api/datasources", json={"path": str(repo)}).json()
+            seen: list[dict[str, object]] = []
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                job = c.get(f"/api/jobs/{made['job']['id']}").json()
+                seen.append(job)
+                if job["state"] in ("Ready", "Failed"):
+                    break
+                time.sleep(0.02)
+            index = c.get("/api/search", params={"Query": "compute value", "Names": "big"}).json()["index"]
+    finally:
+        server.stop()
+    final, running = seen[-1], [j for j in seen if j["state"] == "Processing"]
+    assert final["state"] == "Ready" and final["percent"] == 100.0, final
+    assert running and all(float(str(j["percent"])) <= 99 for j in running)
+    file_phases = [j for j in running if j["phase"] in ("read", "parse", "write")]
+    assert file_phases and all(j["filesTotal"] == n_files + 1 and j["unitsDone"] is None for j in file_phases)
+    vectors = [j for j in running if j["phase"] == "vectors"]
+    assert vectors, [j["phase"] for j in seen]
+    assert all(j["filesDone"] is None and j["unitsTotal"] == index["vectorsTotal"] for j in vectors), vectors[-1]
+    assert index["vectorsTotal"] > n_files + 1  # several units per file: these are not file counts
+    done = [int(str(j["unitsDone"])) for j in vectors]
+    assert done == sorted(done) and done[-1] <= index["vectorsTotal"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from repolens.indexing.jobs import phase_counts
 from repolens.retrieval.artifacts import FetchedArtifact
 from repolens.retrieval.graph import RelationGroup
 from repolens.retrieval.grep import GrepHit
@@ -171,14 +172,20 @@ def iso(ts: float | None) -> str | None:
 
 
 def job_json(job: JobRow) -> dict[str, Any]:
-    """A job's state and progress."""
+    """A job's state and progress: ``files*`` count the file phases, ``units*`` the vectors phase
+    (null outside them), ``percent`` is 100 only when the job is done."""
+    counts = phase_counts(job)
+    files = counts[1:] if counts is not None and counts[0] == "files" else (None, None)
+    units = counts[1:] if counts is not None and counts[0] == "units" else (None, None)
     return {
         "id": job.public_id,
         "state": job.state,
         "reason": job.reason or None,
         "phase": job.phase,
-        "filesDone": job.done,
-        "filesTotal": job.total,
+        "filesDone": files[0],
+        "filesTotal": files[1],
+        "unitsDone": units[0],
+        "unitsTotal": units[1],
         "percent": job.percent,
         "attempts": job.attempts,
         "createdAt": iso(job.created_at),

@@ -55,8 +55,10 @@ class JobOut(_Out):
     state: Literal["New", "Processing", "Ready", "Failed"]
     reason: str | None = None
     phase: str
-    filesDone: int
-    filesTotal: int
+    filesDone: int | None = None
+    filesTotal: int | None = None
+    unitsDone: int | None = None
+    unitsTotal: int | None = None
     percent: float
     attempts: int
     createdAt: str

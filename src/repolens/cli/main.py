@@ -164,6 +164,7 @@ JOB_POLL_S = 0.5  # how often --wait reads the job row
 def _queue_index(services: Services, location: str, *, name: str | None, branch: str | None, wait: bool,
                  quiet: bool, as_json: bool) -> None:  # fmt: skip
     from repolens import catalog
+    from repolens.indexing.jobs import phase_counts
 
     source, job = catalog.queue_location(services.store, services.settings, location, name=name, branch=branch)
     if not wait:
@@ -177,7 +178,9 @@ def _queue_index(services: Services, location: str, *, name: str | None, branch:
         current = services.store.get_job(job.public_id)
         if current is None:
             raise NotFound(f"job {job.public_id} vanished (its data source was deleted)")
-        line = f"{current.state} {current.phase} {current.percent:.0f}%"
+        counts = phase_counts(current)
+        counted = f" {counts[1]}/{counts[2]} {counts[0]}" if counts is not None else ""
+        line = f"{current.state} {current.phase}{counted} {current.percent:.0f}%"
         if not (quiet or as_json) and line != last:
             click.echo(f"job {job.public_id}: {line}", err=True)
             last = line

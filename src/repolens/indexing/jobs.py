@@ -25,6 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from typing import Literal
 
 from repolens.errors import RepolensError
 from repolens.settings import Settings, settings_env
@@ -47,6 +48,13 @@ PHASE_WEIGHTS: dict[str, float] = {
     "fetch": 5, "walk": 2, "read": 5, "parse": 25, "write": 8, "vectors": 55,
 }  # fmt: skip
 _PHASES = tuple(PHASE_WEIGHTS)
+# What a phase's done/total count: files while the tree is walked, read, parsed and written,
+# then search units (symbols, chunks, file summaries) while their vectors are computed.
+PHASE_UNITS: dict[str, Literal["files", "units"]] = {
+    "walk": "files", "read": "files", "parse": "files", "write": "files", "vectors": "units",
+}  # fmt: skip
+# 100 % means done: a running job stops short of what any client would round up to 100.
+_MAX_RUNNING_PERCENT = 99.0
 # Phases whose items are reported from inside the store's write transaction: the job row
 # cannot be updated there (same connection, and another one would wait for this very lock).
 _IN_TRANSACTION = frozenset({"write"})
@@ -77,7 +85,7 @@ class JobProgress:
             return 0.0
         before = sum(PHASE_WEIGHTS[p] for p in _PHASES[: _PHASES.index(self.phase)])
         share = (self.done / self.total) if self.total else 0.0
-        return round(min(99.9, before + PHASE_WEIGHTS[self.phase] * min(1.0, share)), 1)
+        return round(min(_MAX_RUNNING_PERCENT, before + PHASE_WEIGHTS[self.phase] * min(1.0, share)), 1)
 
     def _write(self, *, force: bool = False) -> None:
         self._check_parent()
@@ -107,10 +115,16 @@ class JobProgress:
             self.done = self.total
         self._write(force=True)
 
-    def vectors(self, done: int, total: int) -> None:
-        """Embedding progress (the backfill's callback)."""
+    def vectors(self, done: int, total: int, *, force: bool = False) -> None:
+        """Embedding progress in units (the backfill's callback)."""
         self.phase, self.done, self.total = "vectors", done, total
-        self._write()
+        self._write(force=force)
+
+
+def phase_counts(job: JobRow) -> tuple[Literal["files", "units"], int, int] | None:
+    """What the job's current phase has counted: (unit, done, total); None when it counts nothing."""
+    unit = PHASE_UNITS.get(job.phase)
+    return None if unit is None else (unit, job.done, job.total)
 
 
 def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -> int:
@@ -133,9 +147,11 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
         index_source(db, settings, source.location, name=source.name, branch=source.branch, progress=progress)
         embedder = services.embedder
         if embedder is not None:
-            done, total = db.vector_counts(source.id, embedder.name)
-            progress.vectors(done, total)
+            progress.vectors(*db.vector_counts(source.id, embedder.name), force=True)
             backfill(db, source.id, embedder, on_progress=progress.vectors)
+            # The backfill's last report may have fallen inside the write throttle: end on the
+            # exact counts.
+            progress.vectors(*db.vector_counts(source.id, embedder.name), force=True)
         db.compact()
         db.update_job(job.id, state="Ready", phase="done", percent=100.0, finished_at=time.time(),
                       heartbeat_at=time.time())  # fmt: skip
