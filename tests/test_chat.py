@@ -181,6 +181,28 @@ def test_a_client_that_goes_away_stops_the_generation(chat_world: tuple[Server, 
     assert recorder.slow_finished == before[0]
 
 
+def test_an_answer_cut_short_leaves_no_empty_conversation(chat_world: tuple[Server, Recorder]) -> None:
+    """A first answer the client leaves mid-stream takes its new, still empty conversation with it."""
+    server, recorder = chat_world
+    with server.client() as admin:
+        key = admin.post("/api/admin/keys", json={"name": "impatient"}).json()["key"]
+    before = recorder.slow_aborted
+    slow = {"messages": [{"role": "user", "content": "Explain Circle SLOWLY"}], "names": ["geo"]}
+    with server.client(key) as c:
+        with c.stream("POST", "/api/chat/completions", json=slow) as r:
+            for seen, _line in enumerate(r.iter_lines()):
+                if seen >= 4:
+                    break
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and recorder.slow_aborted == before:
+            time.sleep(0.1)
+        conversations = c.get("/api/chat/conversations").json()["conversations"]
+        while time.monotonic() < deadline and conversations:
+            time.sleep(0.1)
+            conversations = c.get("/api/chat/conversations").json()["conversations"]
+        assert conversations == []
+
+
 def test_the_openai_sdk_completes_and_streams_with_citations(chat_world: tuple[Server, Recorder]) -> None:
     server, _ = chat_world
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.admin_key, max_retries=0)

@@ -252,14 +252,16 @@ class AnswerEngine:
             message_id = secrets.token_hex(12)
             conversation_id = prepared.conversation.public_id if prepared.conversation else ""
             mode = "no-context" if not prepared.items else ("llm" if self.llm is not None else "retrieval-only")
-            yield Started(conversation_id, message_id, self.model_name, mode, tuple(prepared.plan), len(prepared.items))
             parts: list[str] = []
             done = Completion()
             guard = LeakGuard(prepared.messages[0].content if prepared.messages else "")
-            recorded = False
+            asked = recorded = False
             try:
+                yield Started(conversation_id, message_id, self.model_name, mode, tuple(prepared.plan),
+                              len(prepared.items))  # fmt: skip
                 if mode == "llm":
                     assert self.llm is not None
+                    asked = True
                     stream = self.llm.stream(prepared.messages, max_tokens=self.services.settings.llm_answer_tokens,
                                              done=done)  # fmt: skip
                     async with contextlib.aclosing(stream) as deltas:
@@ -289,7 +291,7 @@ class AnswerEngine:
                 yield Finished(answer, cites, prompt_tokens, completion_tokens, done.finish_reason, guard.redactions)
             finally:
                 if not recorded:
-                    self._abandon(principal, prepared, spent=estimate_tokens("".join(parts)))
+                    self._abandon(principal, prepared, spent=estimate_tokens("".join(parts)) if asked else None)
 
     async def complete(self, principal: Principal | None, request: ChatRequest) -> tuple[Started, Finished]:
         """The whole answer at once (non-streaming surfaces)."""
@@ -413,13 +415,14 @@ class AnswerEngine:
                 lines.append(f"   {summary[:200]}")
         return "\n".join(lines) + "\n"
 
-    def _abandon(self, principal: Principal | None, prepared: _Prepared, *, spent: int) -> None:
-        """Clean up after an answer that did not finish (the model failed, the client left)."""
+    def _abandon(self, principal: Principal | None, prepared: _Prepared, *, spent: int | None) -> None:
+        """Clean up after an answer that did not finish (the model failed, the client left);
+        ``spent`` is the tokens the model streamed, None if it was never asked."""
         store = self.services.store
         try:
             if prepared.created and prepared.conversation is not None:
                 store.delete_conversation(prepared.conversation.id)  # it holds no turn: nothing to continue
-            if principal is not None:
+            if principal is not None and spent is not None:
                 # The tokens the model spent still count against the key.
                 store.record_usage(principal.key.key_id, prompt_tokens=message_tokens(prepared.messages),
                                    completion_tokens=spent)  # fmt: skip
