@@ -345,6 +345,8 @@ def test_tool_api_envelope(world: tuple[Server, dict[str, str]]) -> None:
         chat = c.post("/api/tools/chat", json={"question": "how is the total area computed?", "data_sources": "geo"})
         assert chat.json()["obj"]["mode"] == "retrieval-only", chat.text  # no model configured on this server
         assert any(c["identifier"] == "geo::geo/shapes.py::total_area" for c in chat.json()["obj"]["citations"])
+        aliased = c.post("/api/tools/chat", json={"query": "how is the total area computed?", "data_sources": "geo"})
+        assert aliased.json()["obj"]["citations"], aliased.text  # query works for question, as in semantic_search
         assert c.post("/api/tools/drop_tables", json={}).status_code == 404
 
 

@@ -270,6 +270,8 @@ def test_argument_errors_come_back_in_the_documented_codealive_form(
              "max_results must be an integer between 1 and 500"),
             ("semantic_search", {"question": "x" * 20_000}, "400", "question must be a string of 1 to 10000 characters"),
             ("grep_search", {"query": 42}, "400", "query must be a string of 1 to 1000 characters"),
+            ("grep_search", {"query": "area", "data_sources": 5}, "400",
+             "data_sources must be a string or an array of strings"),
             ("grep_search", {"query": "area", "regex": "maybe"}, "400", "regex must be true or false"),
             ("get_artifact_relationships", {"identifier": "geo::geo/shapes.py::Shape", "profile": "sideways"}, "400",
              "profile must be one of calls_only, inheritance_only, all_relevant, references_only"),
