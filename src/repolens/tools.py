@@ -22,7 +22,7 @@ from xml.sax.saxutils import quoteattr
 
 from repolens import catalog, operations
 from repolens.domain import short_commit
-from repolens.errors import Conflict, InvalidInput, NotFound, RepolensError
+from repolens.errors import Conflict, InvalidInput, NotFound, ToolError
 
 if TYPE_CHECKING:
     from repolens.access.keys import Principal
@@ -41,22 +41,6 @@ ENTRY_POINT_NAMES = frozenset({
 
 
 # The HTTP status each repairable error code stands for: MCP's error text names it (specs/codealive.md §5.4).
-ERROR_STATUS: dict[str, int] = {
-    "invalid_tool_arguments": 400, "invalid_path": 400, "data_source_required": 400,
-    "not_found": 404, "data_source_not_found": 404, "artifact_not_found": 404, "file_not_found": 404,
-    "path_not_found": 404, "ambiguous_identifier": 409,
-}  # fmt: skip
-
-
-class ToolError(RepolensError):
-    """A tool call the caller can repair: ``code``, what went wrong, and what to try."""
-
-    def __init__(self, code: str, message: str, try_: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.try_ = try_
-
-
 @dataclass(frozen=True, slots=True)
 class ToolResult:
     """A tool's structured answer and its text rendering."""

@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from repolens.access.keys import Principal, authenticate, bearer_token
 from repolens.access.ratelimit import Decision, RateLimiter
-from repolens.api.errors import DIFY_PREFIX, OPENAI_PREFIX, PROBLEM_JSON, BodyTooLarge, openai_error_body, problem_body
-from repolens.errors import StorageError, Unauthorized
+from repolens.api.errors import DIFY_PREFIX, OPENAI_PREFIX, PROBLEM_JSON, openai_error_body, problem_body
+from repolens.errors import BodyTooLarge, StorageError, Unauthorized
 from repolens.storage.base import Database
 
 Scope = MutableMapping[str, Any]

@@ -20,20 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from repolens.errors import (
-    Conflict,
-    Forbidden,
-    IndexingError,
-    InvalidInput,
-    NotFound,
-    NotReady,
-    ProviderError,
-    RateLimited,
-    RepolensError,
-    SourceError,
-    StorageError,
-    Unauthorized,
-)
+from repolens.errors import Conflict, RateLimited, RepolensError, status_of
 
 log = logging.getLogger("repolens.api")
 
@@ -42,24 +29,6 @@ DIFY_PREFIX = "/api/knowledge-retrieval/dify"
 OPENAI_PREFIX = "/v1/"
 
 
-class BodyTooLarge(InvalidInput):
-    """A request body grew past the server's cap."""
-
-
-_STATUS: tuple[tuple[type[RepolensError], int], ...] = (
-    (BodyTooLarge, 413),
-    (Unauthorized, 401),
-    (Forbidden, 403),
-    (RateLimited, 429),
-    (NotFound, 404),
-    (NotReady, 422),
-    (Conflict, 409),
-    (InvalidInput, 400),
-    (SourceError, 400),  # a URL that cannot be resolved or fetched is the caller's to fix
-    (ProviderError, 502),
-    (StorageError, 503),
-    (IndexingError, 500),
-)
 CODES: dict[int, tuple[str, str, str]] = {  # status -> (code, title, type slug)
     400: ("BAD_REQUEST", "Bad request", "bad-request"),
     401: ("UNAUTHORIZED", "Unauthorized", "unauthorized"),
@@ -78,14 +47,6 @@ CODES: dict[int, tuple[str, str, str]] = {  # status -> (code, title, type slug)
 # Dify's external-knowledge codes (specs/codealive.md §4): 1001 bad request or header,
 # 1002 authorization failed, 2001 the knowledge does not exist.
 DIFY_CODES: dict[int, int] = {400: 1001, 401: 1002, 403: 1002, 404: 2001, 409: 1001, 422: 1001, 429: 1002}
-
-
-def status_of(exc: RepolensError) -> int:
-    """The HTTP status for a core error."""
-    for cls, status in _STATUS:
-        if isinstance(exc, cls):
-            return status
-    return 500
 
 
 def request_id(request: Request) -> str:

@@ -28,8 +28,7 @@ from pydantic_core import ErrorDetails
 
 from repolens import tools
 from repolens.access.keys import Principal
-from repolens.api.errors import status_of
-from repolens.errors import RepolensError
+from repolens.errors import TOOL_ERROR_STATUS, RepolensError, ToolError, status_of
 from repolens.services import Services
 
 SERVER_NAME = "repolens"
@@ -164,7 +163,7 @@ def error_text(tool: str, exc: RepolensError) -> str:
 def error_result(tool: str, obj: dict[str, Any]) -> CallToolResult:
     """A repairable tool error (``obj.error`` of the tool envelope) as an MCP error result."""
     error = obj["error"]
-    text = codealive_error(tool, tools.ERROR_STATUS.get(error["code"], 400), error["message"], retry=error["retry"],
+    text = codealive_error(tool, TOOL_ERROR_STATUS.get(error["code"], 400), error["message"], retry=error["retry"],
                            tries=[error["try"]])  # fmt: skip
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=obj, is_error=True)
 
@@ -195,7 +194,7 @@ def expectation(prop: Mapping[str, Any]) -> str:
     return " or ".join(kinds) or "a valid value"
 
 
-def argument_error(errors: Sequence[ErrorDetails], schema: Mapping[str, Any]) -> tools.ToolError:
+def argument_error(errors: Sequence[ErrorDetails], schema: Mapping[str, Any]) -> ToolError:
     """Arguments that failed the tool's input schema, as the core's repairable error (what is
     wrong with each argument and what it accepts), in place of pydantic's report."""
     properties: Mapping[str, Any] = schema.get("properties", {})
@@ -209,7 +208,7 @@ def argument_error(errors: Sequence[ErrorDetails], schema: Mapping[str, Any]) ->
         else:
             expected = expectation(properties.get(name, {}))
             problems[name] = (f"{name} must be {expected}", f"Pass {name} as {expected}.")
-    return tools.ToolError("invalid_tool_arguments", "; ".join(p for p, _ in problems.values()),
+    return ToolError("invalid_tool_arguments", "; ".join(p for p, _ in problems.values()),
                            " ".join(t for _, t in problems.values()))  # fmt: skip
 
 

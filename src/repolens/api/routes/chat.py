@@ -18,10 +18,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from repolens.api.deps import PrincipalDep, ServicesDep
-from repolens.api.errors import problem_body, request_id, status_of
+from repolens.api.errors import problem_body, request_id
 from repolens.api.schemas import ChatBody, ChatResponse, ConversationDetail, ConversationList
 from repolens.chat.engine import ChatEvent, ChatRequest, Delta, Finished, Started, finished_event, split_turns
-from repolens.errors import RepolensError
+from repolens.errors import RepolensError, status_of
 from repolens.views import iso
 
 router = APIRouter(prefix="/api/chat", tags=["chat"])

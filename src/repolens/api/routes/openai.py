@@ -21,11 +21,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from repolens import catalog
 from repolens.api.deps import PrincipalDep, ServicesDep
-from repolens.api.errors import openai_error_body, status_of
+from repolens.api.errors import openai_error_body
 from repolens.api.routes.chat import SSE_EVENT_SCHEMA, SSE_HEADERS, first_event, sse
 from repolens.api.schemas import OpenAIChatBody, OpenAIChatCompletion, OpenAIModelList
 from repolens.chat.engine import ChatRequest, Delta, Finished, finished_event, split_turns
-from repolens.errors import NotFound, RepolensError
+from repolens.errors import NotFound, RepolensError, status_of
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
