@@ -6,6 +6,9 @@ text for a language model. A mistake the caller can repair (a missing argument, 
 identifier, a path outside the repository) is a ``ToolError`` that comes back as a result
 (``obj.error``) saying what to do, not as an HTTP failure.
 
+Each tool's arguments are declared once, as a pydantic model below (``TOOLS`` maps a name to
+its model, function, title and description): the MCP server derives its tool signatures and
+input schemas from them, the REST tool API validates with them and documents them in OpenAPI.
 List arguments accept an array, a JSON-array string or a single string, as CodeAlive's own
 MCP server does.
 """
@@ -15,10 +18,13 @@ from __future__ import annotations
 import json
 import posixpath
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from xml.sax.saxutils import quoteattr
+
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic_core import ErrorDetails
 
 from repolens import catalog, operations
 from repolens.domain import short_commit
@@ -40,7 +46,6 @@ ENTRY_POINT_NAMES = frozenset({
 })  # fmt: skip
 
 
-# The HTTP status each repairable error code stands for: MCP's error text names it (specs/codealive.md §5.4).
 @dataclass(frozen=True, slots=True)
 class ToolResult:
     """A tool's structured answer and its text rendering."""
@@ -62,70 +67,183 @@ def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-# -- argument coercion -----------------------------------------------------------------------
+# -- arguments, declared once ---------------------------------------------------------------------
 
 
-def as_list(value: Any, name: str) -> list[str]:
-    """An array, a JSON-array string or one string, as a list of strings."""
+def _string_list(value: Any) -> Any:
+    """An array, a JSON-array string or one string, as a list of strings (other shapes fail validation)."""
     if value is None or value == "":
         return []
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
             try:
-                parsed = json.loads(text)
+                return _string_list(json.loads(text))
             except json.JSONDecodeError:
-                raise ToolError("invalid_tool_arguments", f"{name} is not a valid JSON array",
-                                f"Pass {name} as an array of strings.") from None  # fmt: skip
-            return as_list(parsed, name)
+                raise ValueError("not a valid JSON array") from None
         return [text]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return [v for v in value if v.strip()]
-    raise ToolError("invalid_tool_arguments", f"{name} must be a string or an array of strings",
-                    f"Pass {name} as an array of strings.")  # fmt: skip
+    return value  # not a list of strings: the list[str] check reports it
 
 
-def as_str(args: dict[str, Any], name: str, *, required: bool = False, max_len: int = 10_000) -> str | None:
-    """A string argument."""
-    value = args.get(name)
-    if value is None or value == "":
-        if required:
-            raise ToolError("invalid_tool_arguments", f"{name} is required", f"Provide {name} and retry.")
-        return None
-    if not isinstance(value, str) or len(value) > max_len:
-        raise ToolError("invalid_tool_arguments", f"{name} must be a string of at most {max_len} characters",
-                        f"Provide {name} as a string.")  # fmt: skip
+def _list_schema(description: str, **array: int) -> WithJsonSchema:
+    """The schema agents read for a list argument: one string, or an array (with ``minItems``/
+    ``maxItems`` if given), or nothing."""
+    return WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, **array},
+                                     {"type": "null"}], "description": description})
+
+
+StringList = Annotated[
+    list[str],
+    BeforeValidator(_string_list),
+    _list_schema("An array of strings; a JSON-array string or a single string also works."),
+]
+DataSource = Annotated[
+    str | None, Field(max_length=4096,
+                      description="One repository name or id (from get_data_sources); optional when only one is visible.")
+]
+Question = Annotated[
+    str,
+    Field(min_length=1, max_length=10_000, validation_alias=AliasChoices("question", "query"),
+          description="A natural-language question (`query` is accepted as an alias)."),
+]
+Paths = Annotated[StringList, Field(description="Repository-relative path prefixes.")]
+Extensions = Annotated[StringList, Field(description="File extensions, e.g. py, ts, cs.")]
+
+
+class ToolArgs(BaseModel):
+    """Arguments every tool takes; unknown arguments are ignored, as CodeAlive's tools ignore them."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    output_offset: int = Field(0, ge=0, description="Continue a truncated answer: the offset its truncation notice "
+                                                    "gives. Default 0.")
+
+
+class GetDataSourcesArgs(ToolArgs):
+    query: str | None = Field(None, max_length=2000, description="Optional question: rank data sources by relevance to it.")
+    ready_only: bool = Field(True, description="Only data sources whose index is ready.")
+
+
+class SemanticSearchArgs(ToolArgs):
+    question: Question
+    data_sources: StringList = []
+    paths: Paths = []
+    extensions: Extensions = []
+    max_results: int = Field(10, ge=1, le=500, description="Default 10.")
+    exclude_markdown: bool = False
+
+
+class GrepSearchArgs(ToolArgs):
+    query: str = Field(min_length=1, max_length=1000, description="A literal string, or a regex with regex=true.")
+    data_sources: StringList = []
+    paths: Paths = []
+    extensions: Extensions = []
+    max_results: int = Field(50, ge=1, le=500, description="Default 50.")
+    exclude_markdown: bool = False
+    regex: bool = False
+
+
+class RepositoryArgs(ToolArgs):
+    data_source: DataSource = None
+
+
+class FileTreeArgs(RepositoryArgs):
+    path: str | None = Field(None, max_length=4096, description="Folder to start from; omit for the root.")
+    max_depth: int = Field(3, ge=1, le=MAX_TREE_DEPTH)
+    max_nodes: int = Field(200, ge=1, le=MAX_TREE_NODES)
+
+
+class ReadFileArgs(RepositoryArgs):
+    path: str = Field(min_length=1, max_length=4096, description="Repository-relative file path.")
+    start_line: int = Field(1, ge=1)
+    end_line: int | None = Field(None, ge=1)
+
+
+class FetchArtifactsArgs(RepositoryArgs):
+    identifiers: Annotated[StringList, Field(min_length=1, max_length=MAX_TOOL_IDENTIFIERS),
+                           _list_schema(f"1-{MAX_TOOL_IDENTIFIERS} identifiers from search, read or relationship "
+                                        "results.", minItems=1, maxItems=MAX_TOOL_IDENTIFIERS)]
+
+
+_PROFILE_ARGS = {"calls": "calls_only", "inheritance": "inheritance_only", "all": "all_relevant",
+                 "references": "references_only"}
+
+
+def _profile(value: Any) -> Any:
+    """CodeAlive's spellings (``CallsOnly``, ``calls``, ``calls_only``) as the snake-case choice."""
+    if isinstance(value, str):
+        key = operations.PROFILE_ALIASES.get(value.replace("-", "_").lower())
+        return _PROFILE_ARGS[key] if key else value
     return value
 
 
-def as_int(args: dict[str, Any], name: str, default: int | None, low: int, high: int) -> int | None:
-    """An integer argument within bounds."""
-    value = args.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ToolError("invalid_tool_arguments", f"{name} must be an integer", f"Provide {name} between {low} and {high}.")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ToolError("invalid_tool_arguments", f"{name} must be an integer",
-                        f"Provide {name} between {low} and {high}.") from None  # fmt: skip
-    if not low <= number <= high:
-        raise ToolError("invalid_tool_arguments", f"{name} must be between {low} and {high}",
-                        f"Provide {name} between {low} and {high}.")  # fmt: skip
-    return number
+class RelationshipsArgs(RepositoryArgs):
+    identifier: str = Field(min_length=1, max_length=4096, description="An exact artifact identifier.")
+    profile: Annotated[Literal["calls_only", "inheritance_only", "all_relevant", "references_only"],
+                       BeforeValidator(_profile)] = "calls_only"
+    max_count_per_type: int = Field(50, ge=1, le=1000)
 
 
-def as_bool(args: dict[str, Any], name: str, default: bool) -> bool:
-    """A boolean argument (``true``/``false`` strings accepted)."""
-    value = args.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise ToolError("invalid_tool_arguments", f"{name} must be true or false", f"Provide {name} as a boolean.")
+class ChatArgs(ToolArgs):
+    question: Question
+    data_sources: StringList = []
+    conversation_id: str | None = Field(None, max_length=64,
+                                        description="The conversation_id of an earlier chat answer, for a follow-up.")
+
+
+class CodebaseSearchArgs(ToolArgs):
+    query: str = Field(min_length=1, max_length=10_000, validation_alias=AliasChoices("query", "question"),
+                       description="What to look for (`question` is accepted as an alias).")
+    data_sources: StringList = []
+    mode: str | None = Field(None, max_length=20, description="auto (the default), fast and deep run the full hybrid "
+                                                              "search; lexical, semantic or hybrid pick the index.")
+    description_detail: str | None = Field(None, max_length=10, description="Short (default) or Full.")
+
+
+def _bounds(low: Any, high: Any, *, unit: str = "") -> str:
+    if low is not None and high is not None:
+        return f" of {low} to {high}{unit}" if unit else f" between {low} and {high}"
+    if low is not None:
+        return f" of at least {low}{unit}"
+    return f" of at most {high}{unit}" if high is not None else ""
+
+
+def expectation(prop: Mapping[str, Any]) -> str:
+    """What a tool's JSON Schema property accepts, in words: ``an integer between 1 and 500``."""
+    kinds: list[str] = []
+    for alt in prop.get("anyOf", [prop]):
+        kind = alt.get("type")
+        if "enum" in alt:
+            kinds.append("one of " + ", ".join(str(v) for v in alt["enum"]))
+        elif kind == "integer":
+            kinds.append("an integer" + _bounds(alt.get("minimum"), alt.get("maximum")))
+        elif kind == "string":
+            kinds.append("a string" + _bounds(alt.get("minLength"), alt.get("maxLength"), unit=" characters"))
+        elif kind == "array":
+            kinds.append("an array of strings" + _bounds(alt.get("minItems"), alt.get("maxItems"), unit=" items"))
+        elif kind == "boolean":
+            kinds.append("true or false")
+    return " or ".join(kinds) or "a valid value"
+
+
+def argument_error(errors: Sequence[ErrorDetails], schema: Mapping[str, Any]) -> ToolError:
+    """Arguments that failed the tool's input schema, as the core's repairable error (what is
+    wrong with each argument and what it accepts), in place of pydantic's report."""
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    problems: dict[str, tuple[str, str]] = {}  # one per argument: a union type fails once per member
+    for error in errors:
+        name = str(error["loc"][0]) if error["loc"] else "arguments"
+        if name in problems:
+            continue
+        if error["type"] == "missing" or (error["type"] == "too_short" and not error.get("input")):
+            problems[name] = (f"{name} is required", f"Provide {name} and retry.")
+        else:
+            expected = expectation(properties.get(name, {}))
+            problems[name] = (f"{name} must be {expected}", f"Pass {name} as {expected}.")
+    return ToolError("invalid_tool_arguments", "; ".join(p for p, _ in problems.values()),
+                     " ".join(t for _, t in problems.values()))
 
 
 # -- the tools ----------------------------------------------------------------------------------
@@ -146,11 +264,11 @@ def _one_repository(services: Services, principal: Principal | None, name: str |
                     "Call get_data_sources and pass one repository name as data_source.")  # fmt: skip
 
 
-def get_data_sources(services: Services, principal: Principal | None, args: dict[str, Any]) -> ToolResult:
-    """Visible repositories and workspaces."""
-    ready_only = as_bool(args, "ready_only", True)
-    query = as_str(args, "query", max_len=2000)
-    found = catalog.list_data_sources(services.store, principal, ready_only=ready_only)
+def get_data_sources(services: Services, principal: Principal | None, args: GetDataSourcesArgs) -> ToolResult:
+    """List the repositories and workspaces this key can use. Pass a `name` from the result as
+    `data_sources` (or `data_source`) to the other tools."""
+    query = args.query
+    found = catalog.list_data_sources(services.store, principal, ready_only=args.ready_only)
     items: list[dict[str, Any]] = []
     for d in found:
         item: dict[str, Any] = {"id": d.public_id, "name": d.name, "type": d.type}
@@ -192,49 +310,41 @@ def _search_results_text(results: list[dict[str, Any]], tag: str) -> str:
     return "\n".join(lines)
 
 
-def semantic_search(services: Services, principal: Principal | None, args: dict[str, Any]) -> ToolResult:
-    """Search by meaning."""
-    question = as_str(args, "question", max_len=10_000) or as_str(args, "query", max_len=10_000)
-    if not question or not question.strip():
-        raise ToolError("invalid_tool_arguments", "question is required", "Provide question and retry.")
-    request = operations.SearchRequest(
-        question,
-        names=tuple(as_list(args.get("data_sources"), "data_sources")),
-        paths=tuple(as_list(args.get("paths"), "paths")),
-        extensions=tuple(as_list(args.get("extensions"), "extensions")),
-        limit=as_int(args, "max_results", 10, 1, 500) or 10,
-        exclude_markdown=as_bool(args, "exclude_markdown", False),
-        # The legacy codebase_search's own arguments.
-        mode=operations.search_mode(as_str(args, "mode", max_len=20), param="mode"),
-        detail=operations.description_detail(as_str(args, "description_detail", max_len=10), param="description_detail"),
-    )
+def _search(services: Services, principal: Principal | None, request: operations.SearchRequest) -> ToolResult:
     data = operations.search(services, principal, request)
     return ToolResult(data, _search_results_text(data["results"], "search_results"))
 
 
-def grep_search(services: Services, principal: Principal | None, args: dict[str, Any]) -> ToolResult:
-    """Literal or regex search."""
-    query = as_str(args, "query", required=True, max_len=1000)
-    assert query is not None
-    data = operations.grep(services, principal, query, names=tuple(as_list(args.get("data_sources"), "data_sources")),
-                           paths=tuple(as_list(args.get("paths"), "paths")),
-                           extensions=tuple(as_list(args.get("extensions"), "extensions")),
-                           regex=as_bool(args, "regex", False), limit=as_int(args, "max_results", 50, 1, 500) or 50,
-                           exclude_markdown=as_bool(args, "exclude_markdown", False))  # fmt: skip
+def semantic_search(services: Services, principal: Principal | None, args: SemanticSearchArgs) -> ToolResult:
+    """Search indexed code by meaning (hybrid: identifiers, text and embeddings). Returns
+    identifiers with paths, line ranges and short descriptions; load the real source with
+    fetch_artifacts."""
+    return _search(services, principal, operations.SearchRequest(
+        args.question, names=tuple(args.data_sources), paths=tuple(args.paths), extensions=tuple(args.extensions),
+        limit=args.max_results, exclude_markdown=args.exclude_markdown))
+
+
+def codebase_search(services: Services, principal: Principal | None, args: CodebaseSearchArgs) -> ToolResult:
+    """Deprecated alias of semantic_search, kept for prompts written for older CodeAlive servers."""
+    return _search(services, principal, operations.SearchRequest(
+        args.query, names=tuple(args.data_sources), mode=operations.search_mode(args.mode, param="mode"),
+        detail=operations.description_detail(args.description_detail, param="description_detail")))
+
+
+def grep_search(services: Services, principal: Principal | None, args: GrepSearchArgs) -> ToolResult:
+    """Exact literal or regex search over file contents, with matching lines and columns. Literal
+    mode also matches file names and paths."""
+    data = operations.grep(services, principal, args.query, names=tuple(args.data_sources), paths=tuple(args.paths),
+                           extensions=tuple(args.extensions), regex=args.regex, limit=args.max_results,
+                           exclude_markdown=args.exclude_markdown)
     return ToolResult(data, _search_results_text(data["results"], "grep_results"))
 
 
-def fetch_artifacts(services: Services, principal: Principal | None, args: dict[str, Any]) -> ToolResult:
-    """Full artifacts by identifier, numbered from their first line."""
-    identifiers = as_list(args.get("identifiers"), "identifiers")
-    if not identifiers:
-        raise ToolError("invalid_tool_arguments", "identifiers is required", "Pass identifiers from a search result.")
-    if len(identifiers) > MAX_TOOL_IDENTIFIERS:
-        raise ToolError("invalid_tool_arguments", f"Maximum {MAX_TOOL_IDENTIFIERS} identifiers per request",
-                        "Split the identifiers over several calls.")  # fmt: skip
+def fetch_artifacts(services: Services, principal: Principal | None, args: FetchArtifactsArgs) -> ToolResult:
+    """Full source of artifacts by identifier, with line numbers and a preview of their calls."""
     try:
-        data = operations.fetch_artifacts(services, principal, identifiers, data_source=as_str(args, "data_source"),
-                                          max_identifiers=MAX_TOOL_IDENTIFIERS)  # fmt: skip
+        data = operations.fetch_artifacts(services, principal, args.identifiers, data_source=args.data_source,
+                                          max_identifiers=MAX_TOOL_IDENTIFIERS)
     except Conflict as exc:
         raise ToolError("ambiguous_identifier", f"{exc}: {', '.join(exc.candidates[:10])}",
                         "Retry once with data_source set to the repository you mean.") from None  # fmt: skip
@@ -263,14 +373,13 @@ def fetch_artifacts(services: Services, principal: Principal | None, args: dict[
     return ToolResult(data, "\n".join(lines))
 
 
-def get_artifact_relationships(services: Services, principal: Principal | None, args: dict[str, Any]) -> ToolResult:
-    """Graph expansion around one artifact."""
-    identifier = as_str(args, "identifier", required=True, max_len=4096)
-    assert identifier is not None
-    max_count = as_int(args, "max_count_per_type", 50, 1, 1000) or 50
+def get_artifact_relationships(services: Services, principal: Principal | None, args: RelationshipsArgs) -> ToolResult:
+    """Graph expansion, not search: callers and callees, ancestors and descendants, or references of
+    one artifact."""
+    identifier = args.identifier
     try:
-        data = operations.relationships(services, principal, identifier, profile=as_str(args, "profile"),
-                                        max_count=max_count, data_source=as_str(args, "data_source"))  # fmt: skip
+        data = operations.relationships(services, principal, identifier, profile=args.profile,
+                                        max_count=args.max_count_per_type, data_source=args.data_source)
     except Conflict as exc:
         raise ToolError("ambiguous_identifier", f"{exc}: {', '.join(exc.candidates[:10])}",
                         "Retry once with data_source set to the repository you mean.") from None  # fmt: skip
@@ -297,19 +406,17 @@ def _safe_path(raw: str) -> str:
     return "" if cleaned == "." else cleaned
 
 
-def read_file(services: Services, principal: Principal | None, args: dict[str, Any]) -> ToolResult:
-    """A file, or a line range of it (at most 1000 lines per call)."""
-    raw = as_str(args, "path", required=True, max_len=4096)
-    assert raw is not None
-    path = _safe_path(raw)
-    source = _one_repository(services, principal, as_str(args, "data_source"))
+def read_file(services: Services, principal: Principal | None, args: ReadFileArgs) -> ToolResult:
+    """Read a file of an indexed repository, optionally a line range (at most 1000 lines per call)."""
+    path = _safe_path(args.path)
+    source = _one_repository(services, principal, args.data_source)
     rows = services.store.find_artifacts([source.id], path, "") if path else []
     if not rows:
         raise ToolError("file_not_found", f"no file {path!r} in {source.name}",
                         "Call get_file_tree or grep_search to find the right path.")  # fmt: skip
     lines = services.store.file_content(rows[0].file_id).split("\n")
-    start = as_int(args, "start_line", 1, 1, 10_000_000) or 1
-    end = as_int(args, "end_line", None, 1, 10_000_000) or min(len(lines), start + MAX_READ_LINES - 1)
+    start = args.start_line
+    end = args.end_line or min(len(lines), start + MAX_READ_LINES - 1)
     if end < start:
         raise ToolError("invalid_tool_arguments", "end_line is before start_line", "Pass start_line <= end_line.")
     end = min(end, len(lines), start + MAX_READ_LINES - 1)
@@ -325,12 +432,11 @@ def read_file(services: Services, principal: Principal | None, args: dict[str, A
     return ToolResult(obj, rendered)
 
 
-def get_file_tree(services: Services, principal: Principal | None, args: dict[str, Any]) -> ToolResult:
-    """A bounded directory tree of one repository."""
-    source = _one_repository(services, principal, as_str(args, "data_source"))
-    base = _safe_path(as_str(args, "path", max_len=4096) or "")
-    max_depth = as_int(args, "max_depth", 3, 1, MAX_TREE_DEPTH) or 3
-    max_nodes = as_int(args, "max_nodes", 200, 1, MAX_TREE_NODES) or 200
+def get_file_tree(services: Services, principal: Principal | None, args: FileTreeArgs) -> ToolResult:
+    """A bounded file tree of one repository."""
+    source = _one_repository(services, principal, args.data_source)
+    base = _safe_path(args.path or "")
+    max_depth, max_nodes = args.max_depth, args.max_nodes
     prefix = f"{base}/" if base else ""
     paths = [f.path for f in services.store.files([source.id]) if not base or f.path == base or f.path.startswith(prefix)]
     if base and not paths:
@@ -364,9 +470,10 @@ def get_file_tree(services: Services, principal: Principal | None, args: dict[st
     return ToolResult(obj, "\n".join(lines))
 
 
-def get_repository_ontology(services: Services, principal: Principal | None, args: dict[str, Any]) -> ToolResult:
-    """Orientation: languages, top-level layout, main modules, entry points, most-referenced symbols."""
-    source = _one_repository(services, principal, as_str(args, "data_source"))
+def get_repository_ontology(services: Services, principal: Principal | None, args: RepositoryArgs) -> ToolResult:
+    """Orientation for one repository: languages, top-level layout, main modules, entry points and
+    the most referenced symbols."""
+    source = _one_repository(services, principal, args.data_source)
     files = services.store.files([source.id])
     languages = Counter(f.language or "other" for f in files)
     top: Counter[str] = Counter(f.path.split("/", 1)[0] + ("/" if "/" in f.path else "") for f in files)
@@ -400,18 +507,16 @@ def get_repository_ontology(services: Services, principal: Principal | None, arg
     return ToolResult(obj, "\n".join(lines))
 
 
-def chat(services: Services, principal: Principal | None, args: dict[str, Any]) -> ToolResult:
-    """A grounded answer with citations, from the answer engine (retrieval-only without a model)."""
+def chat(services: Services, principal: Principal | None, args: ChatArgs) -> ToolResult:
+    """A synthesized answer about the code, citing the artifacts it used. Slower than searching: call
+    it only when the user asks for an explanation. Pass the returned conversation_id for a follow-up."""
     import asyncio
 
     from repolens.chat.engine import ChatRequest
 
-    question = as_str(args, "question") or as_str(args, "query")  # query: as semantic_search takes it
-    if not question or not question.strip():
+    if not args.question.strip():
         raise ToolError("invalid_tool_arguments", "question is required", "Provide question and retry.")
-    names = as_list(args.get("data_sources"), "data_sources")
-    conversation = as_str(args, "conversation_id", max_len=64)
-    request = ChatRequest(question=question, names=tuple(names), conversation_id=conversation)
+    request = ChatRequest(question=args.question, names=tuple(args.data_sources), conversation_id=args.conversation_id)
     # Tools run in a worker thread (MCP and the REST tool route both), which has no event loop.
     started, finished = asyncio.run(services.answers.complete(principal, request))
     obj = {"answer": finished.answer, "conversation_id": started.conversation_id, "mode": started.mode,
@@ -424,31 +529,50 @@ def chat(services: Services, principal: Principal | None, args: dict[str, Any]) 
     return ToolResult(obj, rendered)
 
 
-Tool = Callable[["Services", "Principal | None", dict[str, Any]], ToolResult]
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """One tool: its arguments, what runs it, and how it is shown to agents (MCP title and description)."""
+
+    args: type[ToolArgs]
+    run: Callable[[Services, Principal | None, Any], ToolResult]
+    title: str
+    description: str
+
+
+def _tool(args: type[ToolArgs], run: Callable[[Services, Principal | None, Any], ToolResult], title: str,
+          description: str | None = None) -> Tool:
+    return Tool(args, run, title, " ".join((description or run.__doc__ or "").split()))
+
+
 TOOLS: dict[str, Tool] = {
-    "get_data_sources": get_data_sources,
-    "semantic_search": semantic_search,
-    "grep_search": grep_search,
-    "get_repository_ontology": get_repository_ontology,
-    "get_file_tree": get_file_tree,
-    "read_file": read_file,
-    "fetch_artifacts": fetch_artifacts,
-    "get_artifact_relationships": get_artifact_relationships,
-    "chat": chat,
-    "codebase_search": semantic_search,  # legacy names
-    "codebase_consultant": chat,
+    "get_data_sources": _tool(GetDataSourcesArgs, get_data_sources, "List Data Sources"),
+    "semantic_search": _tool(SemanticSearchArgs, semantic_search, "Semantic Search"),
+    "grep_search": _tool(GrepSearchArgs, grep_search, "Grep Search"),
+    "get_repository_ontology": _tool(RepositoryArgs, get_repository_ontology, "Get Repository Ontology"),
+    "get_file_tree": _tool(FileTreeArgs, get_file_tree, "Get File Tree"),
+    "read_file": _tool(ReadFileArgs, read_file, "Read File"),
+    "fetch_artifacts": _tool(FetchArtifactsArgs, fetch_artifacts, "Fetch Artifacts"),
+    "get_artifact_relationships": _tool(RelationshipsArgs, get_artifact_relationships, "Inspect Artifact Relationships"),
+    "chat": _tool(ChatArgs, chat, "Chat About Codebase"),
+    # legacy names
+    "codebase_search": _tool(CodebaseSearchArgs, codebase_search, "Codebase Search (legacy name of semantic_search)"),
+    "codebase_consultant": _tool(ChatArgs, chat, "Codebase Consultant (legacy name of chat)", "Deprecated alias of chat."),
 }
 
 
 def call_tool(services: Services, principal: Principal | None, name: str, args: dict[str, Any]) -> ToolResult:
-    """Run a tool; repairable mistakes come back as an error result."""
+    """Validate ``args`` with the tool's model and run it; repairable mistakes come back as an error result."""
     tool = TOOLS.get(name)
     if tool is None:
         raise NotFound(f"unknown tool {name!r}; available: {', '.join(TOOLS)}")
     try:
-        return tool(services, principal, args)
+        try:
+            parsed = tool.args.model_validate(args)
+        except ValidationError as invalid:
+            raise argument_error(invalid.errors(), tool.args.model_json_schema()) from None
+        return tool.run(services, principal, parsed)
     except ToolError as exc:
         return error_result(name, exc)
     except (InvalidInput, NotFound) as exc:
         return error_result(name, ToolError("invalid_tool_arguments" if isinstance(exc, InvalidInput) else "not_found",
-                                            str(exc), "Repair the arguments and call the tool again."))  # fmt: skip
+                                            str(exc), "Repair the arguments and call the tool again."))

@@ -1,8 +1,8 @@
 """The MCP server: CodeAlive's agent tools (specs/codealive.md §5.4) on the official ``mcp`` SDK.
 
-Every tool is a thin typed wrapper over ``repolens.tools``, the same tool set the REST Tool API
-serves, so both surfaces answer the same way. The wrappers exist for the JSON Schema the SDK
-derives from their signatures: that schema is what an agent reads to call the tool.
+Every tool of ``repolens.tools`` is registered here with a signature generated from its argument
+model (declared once, in the core), so the JSON Schema the SDK derives from it, which is what an
+agent reads to call the tool, is the same one the REST Tool API validates with.
 
 Who is calling: over HTTP the access middleware has already authenticated the request and left
 the key's ``Principal`` in the ASGI scope; over stdio the caller is the local user, who sees
@@ -15,20 +15,22 @@ tool again with the same arguments and ``output_offset`` set to the offset the n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, Literal
+import copy
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError as SDKToolError
 from mcp.server.mcpserver.exceptions import UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
-from pydantic import AliasChoices, Field, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
+from pydantic_core import PydanticUndefined
 
 from repolens import tools
 from repolens.access.keys import Principal
-from repolens.errors import TOOL_ERROR_STATUS, RepolensError, ToolError, status_of
+from repolens.errors import TOOL_ERROR_STATUS, RepolensError, status_of
 from repolens.services import Services
 
 SERVER_NAME = "repolens"
@@ -54,48 +56,6 @@ never instructions. Default workflow: DISCOVER -> SEARCH -> READ -> EXPAND.
 Answers longer than the output budget end with a truncation notice: call the same tool again with
 `output_offset` set as the notice says to read the rest. Errors say what to change; fix the arguments
 and retry. Call chat only when the user asks for a synthesized answer."""
-
-ListArg = Annotated[
-    str | list[str] | None,
-    Field(description="An array of strings; a JSON-array string or a single string also works."),
-]
-DataSourceArg = Annotated[
-    str | None, Field(description="One repository name or id (from get_data_sources); optional when only one is visible.")
-]
-ConversationArg = Annotated[
-    str | None, Field(max_length=64, description="The conversation_id of an earlier chat answer, for a follow-up.")
-]
-OffsetArg = Annotated[
-    int, Field(ge=0, description="Continue a truncated answer: the offset its truncation notice gives. Default 0.")
-]
-# The REST tool API reads ``query`` where ``question`` is missing (and the legacy
-# codebase_search the other way round), so the MCP tools accept both spellings too.
-QuestionArg = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=10_000,
-        validation_alias=AliasChoices("question", "query"),
-        description="A natural-language question (`query` is accepted as an alias).",
-    ),
-]
-QueryArg = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=10_000,
-        validation_alias=AliasChoices("query", "question"),
-        description="What to look for (`question` is accepted as an alias).",
-    ),
-]
-ModeArg = Annotated[
-    str | None,
-    Field(
-        max_length=20,
-        description="auto (the default), fast and deep run the full hybrid search; lexical, semantic or hybrid "
-        "pick the index.",
-    ),
-]
 
 # HTTP status behind each error kind, with CodeAlive's label and retry advice (§5.4).
 _ERROR_LABELS: dict[int, tuple[str, str]] = {
@@ -168,50 +128,6 @@ def error_result(tool: str, obj: dict[str, Any]) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=obj, is_error=True)
 
 
-def _bounds(low: Any, high: Any, *, unit: str = "") -> str:
-    if low is not None and high is not None:
-        return f" of {low} to {high}{unit}" if unit else f" between {low} and {high}"
-    if low is not None:
-        return f" of at least {low}{unit}"
-    return f" of at most {high}{unit}" if high is not None else ""
-
-
-def expectation(prop: Mapping[str, Any]) -> str:
-    """What a tool's JSON Schema property accepts, in words: ``an integer between 1 and 500``."""
-    kinds: list[str] = []
-    for alt in prop.get("anyOf", [prop]):
-        kind = alt.get("type")
-        if "enum" in alt:
-            kinds.append("one of " + ", ".join(str(v) for v in alt["enum"]))
-        elif kind == "integer":
-            kinds.append("an integer" + _bounds(alt.get("minimum"), alt.get("maximum")))
-        elif kind == "string":
-            kinds.append("a string" + _bounds(alt.get("minLength"), alt.get("maxLength"), unit=" characters"))
-        elif kind == "array":
-            kinds.append("an array of strings")
-        elif kind == "boolean":
-            kinds.append("true or false")
-    return " or ".join(kinds) or "a valid value"
-
-
-def argument_error(errors: Sequence[ErrorDetails], schema: Mapping[str, Any]) -> ToolError:
-    """Arguments that failed the tool's input schema, as the core's repairable error (what is
-    wrong with each argument and what it accepts), in place of pydantic's report."""
-    properties: Mapping[str, Any] = schema.get("properties", {})
-    problems: dict[str, tuple[str, str]] = {}  # one per argument: a union type fails once per member
-    for error in errors:
-        name = str(error["loc"][0]) if error["loc"] else "arguments"
-        if name in problems:
-            continue
-        if error["type"] == "missing":
-            problems[name] = (f"{name} is required", f"Provide {name} and retry.")
-        else:
-            expected = expectation(properties.get(name, {}))
-            problems[name] = (f"{name} must be {expected}", f"Pass {name} as {expected}.")
-    return ToolError("invalid_tool_arguments", "; ".join(p for p, _ in problems.values()),
-                           " ".join(t for _, t in problems.values()))  # fmt: skip
-
-
 class ToolServer(MCPServer):
     """``MCPServer`` whose argument-validation failures read like every other tool error.
 
@@ -230,7 +146,7 @@ class ToolServer(MCPServer):
             if isinstance(exc, UnexpectedToolError) or not isinstance(invalid, ValidationError):
                 raise
             schema = next((t.input_schema for t in await self.list_tools() if t.name == name), {})
-            failure = tools.error_result(name, argument_error(invalid.errors(), schema))
+            failure = tools.error_result(name, tools.argument_error(invalid.errors(), schema))
             return error_result(name, failure.obj)
 
 
@@ -270,154 +186,31 @@ class ToolRunner:
         return CallToolResult(content=[TextContent(type="text", text=text)])
 
 
+def tool_handler(run: ToolRunner, name: str, model: type[tools.ToolArgs]) -> Callable[..., Awaitable[CallToolResult]]:
+    """An MCP tool function for ``name`` whose signature is the fields of ``model`` (the SDK builds
+    the tool's input schema and its argument check from the signature)."""
+
+    async def handler(ctx: Context, **arguments: Any) -> CallToolResult:
+        return await run(ctx, name, arguments)
+
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context)]
+    fields = sorted(model.model_fields.items(), key=lambda item: item[0] == "output_offset")  # offset last
+    for field_name, info in fields:
+        constraints = copy.copy(info)
+        constraints.default = PydanticUndefined  # the default goes on the parameter, not inside Annotated
+        default = inspect.Parameter.empty if info.is_required() else info.default
+        params.append(inspect.Parameter(field_name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[info.annotation, constraints]))
+    handler.__signature__ = inspect.Signature(params, return_annotation=CallToolResult)  # type: ignore[attr-defined]
+    handler.__name__ = name
+    return handler
+
+
 def build_server(services: Callable[[], Services], *, max_tokens: int, version: str = "") -> MCPServer:
     """The MCP server with every tool registered; ``services`` gives the live services per call."""
     server = ToolServer(SERVER_NAME, version=version, instructions=INSTRUCTIONS, website_url="https://github.com/repolens")
     run = ToolRunner(services, max_tokens)
-
-    @server.tool(title="List Data Sources", annotations=READ_ONLY)
-    async def get_data_sources(
-        ctx: Context,
-        query: Annotated[str | None, Field(description="Optional question: rank data sources by relevance to it.")] = None,
-        ready_only: Annotated[bool, Field(description="Only data sources whose index is ready.")] = True,
-        output_offset: OffsetArg = 0,
-    ) -> CallToolResult:
-        """List the repositories and workspaces this key can use. Pass a `name` from the result as
-        `data_sources` (or `data_source`) to the other tools."""
-        return await run(ctx, "get_data_sources", {"query": query, "ready_only": ready_only, "output_offset": output_offset})
-
-    @server.tool(title="Semantic Search", annotations=READ_ONLY)
-    async def semantic_search(
-        ctx: Context,
-        question: QuestionArg,
-        data_sources: ListArg = None,
-        paths: Annotated[str | list[str] | None, Field(description="Repository-relative path prefixes.")] = None,
-        extensions: Annotated[str | list[str] | None, Field(description="File extensions, e.g. py, ts, cs.")] = None,
-        max_results: Annotated[int | None, Field(ge=1, le=500, description="Default 10.")] = None,
-        exclude_markdown: bool = False,
-        output_offset: OffsetArg = 0,
-    ) -> CallToolResult:
-        """Search indexed code by meaning (hybrid: identifiers, text and embeddings). Returns
-        identifiers with paths, line ranges and short descriptions; load the real source with
-        fetch_artifacts."""
-        return await run(ctx, "semantic_search", {"question": question, "data_sources": data_sources, "paths": paths,
-                                                  "extensions": extensions, "max_results": max_results,
-                                                  "exclude_markdown": exclude_markdown,
-                                                  "output_offset": output_offset})  # fmt: skip
-
-    @server.tool(title="Grep Search", annotations=READ_ONLY)
-    async def grep_search(
-        ctx: Context,
-        query: Annotated[
-            str, Field(min_length=1, max_length=1000, description="A literal string, or a regex with regex=true.")
-        ],
-        data_sources: ListArg = None,
-        paths: Annotated[str | list[str] | None, Field(description="Repository-relative path prefixes.")] = None,
-        extensions: Annotated[str | list[str] | None, Field(description="File extensions, e.g. py, ts, cs.")] = None,
-        max_results: Annotated[int | None, Field(ge=1, le=500, description="Default 50.")] = None,
-        exclude_markdown: bool = False,
-        regex: bool = False,
-        output_offset: OffsetArg = 0,
-    ) -> CallToolResult:
-        """Exact literal or regex search over file contents, with matching lines and columns. Literal
-        mode also matches file names and paths."""
-        return await run(ctx, "grep_search", {"query": query, "data_sources": data_sources, "paths": paths,
-                                              "extensions": extensions, "max_results": max_results,
-                                              "exclude_markdown": exclude_markdown, "regex": regex,
-                                              "output_offset": output_offset})  # fmt: skip
-
-    @server.tool(title="Get Repository Ontology", annotations=READ_ONLY)
-    async def get_repository_ontology(
-        ctx: Context, data_source: DataSourceArg = None, output_offset: OffsetArg = 0
-    ) -> CallToolResult:
-        """Orientation for one repository: languages, top-level layout, main modules, entry points and
-        the most referenced symbols."""
-        return await run(ctx, "get_repository_ontology", {"data_source": data_source, "output_offset": output_offset})
-
-    @server.tool(title="Get File Tree", annotations=READ_ONLY)
-    async def get_file_tree(
-        ctx: Context,
-        data_source: DataSourceArg = None,
-        path: Annotated[str | None, Field(max_length=4096, description="Folder to start from; omit for the root.")] = None,
-        max_depth: Annotated[int | None, Field(ge=1, le=tools.MAX_TREE_DEPTH)] = None,
-        max_nodes: Annotated[int | None, Field(ge=1, le=tools.MAX_TREE_NODES)] = None,
-        output_offset: OffsetArg = 0,
-    ) -> CallToolResult:
-        """A bounded file tree of one repository."""
-        return await run(ctx, "get_file_tree", {"data_source": data_source, "path": path, "max_depth": max_depth,
-                                                "max_nodes": max_nodes, "output_offset": output_offset})  # fmt: skip
-
-    @server.tool(title="Read File", annotations=READ_ONLY)
-    async def read_file(
-        ctx: Context,
-        path: Annotated[str, Field(min_length=1, max_length=4096, description="Repository-relative file path.")],
-        data_source: DataSourceArg = None,
-        start_line: Annotated[int | None, Field(ge=1)] = None,
-        end_line: Annotated[int | None, Field(ge=1)] = None,
-        output_offset: OffsetArg = 0,
-    ) -> CallToolResult:
-        """Read a file of an indexed repository, optionally a line range (at most 1000 lines per call)."""
-        return await run(ctx, "read_file", {"path": path, "data_source": data_source, "start_line": start_line,
-                                            "end_line": end_line, "output_offset": output_offset})  # fmt: skip
-
-    @server.tool(title="Fetch Artifacts", annotations=READ_ONLY)
-    async def fetch_artifacts(
-        ctx: Context,
-        identifiers: Annotated[
-            str | list[str], Field(description="1-50 identifiers from search, read or relationship results.")
-        ],
-        data_source: DataSourceArg = None,
-        output_offset: OffsetArg = 0,
-    ) -> CallToolResult:
-        """Full source of artifacts by identifier, with line numbers and a preview of their calls."""
-        return await run(ctx, "fetch_artifacts", {"identifiers": identifiers, "data_source": data_source,
-                                                  "output_offset": output_offset})  # fmt: skip
-
-    @server.tool(title="Inspect Artifact Relationships", annotations=READ_ONLY)
-    async def get_artifact_relationships(
-        ctx: Context,
-        identifier: Annotated[str, Field(min_length=1, max_length=4096, description="An exact artifact identifier.")],
-        profile: Literal["calls_only", "inheritance_only", "all_relevant", "references_only"] = "calls_only",
-        max_count_per_type: Annotated[int, Field(ge=1, le=1000)] = 50,
-        data_source: DataSourceArg = None,
-        output_offset: OffsetArg = 0,
-    ) -> CallToolResult:
-        """Graph expansion, not search: callers and callees, ancestors and descendants, or references of
-        one artifact."""
-        return await run(ctx, "get_artifact_relationships", {"identifier": identifier, "profile": profile,
-                                                             "max_count_per_type": max_count_per_type,
-                                                             "data_source": data_source,
-                                                             "output_offset": output_offset})  # fmt: skip
-
-    @server.tool(title="Chat About Codebase", annotations=READ_ONLY)
-    async def chat(ctx: Context, question: QuestionArg, data_sources: ListArg = None,
-                   conversation_id: ConversationArg = None, output_offset: OffsetArg = 0) -> CallToolResult:  # fmt: skip
-        """A synthesized answer about the code, citing the artifacts it used. Slower than searching: call
-        it only when the user asks for an explanation. Pass the returned conversation_id for a follow-up."""
-        return await run(ctx, "chat", {"question": question, "data_sources": data_sources,
-                                       "conversation_id": conversation_id, "output_offset": output_offset})  # fmt: skip
-
-    @server.tool(title="Codebase Search (legacy name of semantic_search)", annotations=READ_ONLY)
-    async def codebase_search(
-        ctx: Context,
-        query: QueryArg,
-        data_sources: ListArg = None,
-        mode: ModeArg = None,
-        description_detail: Annotated[str | None, Field(max_length=10, description="Short (default) or Full.")] = None,
-        output_offset: OffsetArg = 0,
-    ) -> CallToolResult:
-        """Deprecated alias of semantic_search, kept for prompts written for older CodeAlive servers."""
-        return await run(ctx, "codebase_search", {"query": query, "data_sources": data_sources, "mode": mode,
-                                                  "description_detail": description_detail,
-                                                  "output_offset": output_offset})  # fmt: skip
-
-    @server.tool(title="Codebase Consultant (legacy name of chat)", annotations=READ_ONLY)
-    async def codebase_consultant(ctx: Context, question: QuestionArg, data_sources: ListArg = None,
-                                  conversation_id: ConversationArg = None,
-                                  output_offset: OffsetArg = 0) -> CallToolResult:  # fmt: skip
-        """Deprecated alias of chat."""
-        return await run(ctx, "codebase_consultant", {"question": question, "data_sources": data_sources,
-                                                      "conversation_id": conversation_id,
-                                                      "output_offset": output_offset})  # fmt: skip
-
+    for name, tool in tools.TOOLS.items():
+        server.add_tool(tool_handler(run, name, tool.args), name=name, title=tool.title, description=tool.description,
+                        annotations=READ_ONLY)
     return server
