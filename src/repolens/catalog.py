@@ -25,6 +25,10 @@ SourceType = Literal["Repository", "Workspace"]
 MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 4_000
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f]|::")  # control characters; '::' would break identifiers
+# The shape of every public id (24 hex characters, ``secrets.token_hex(12)`` in storage). Ids and
+# names are looked up through one parameter (``Names``, ``DataSourceIds``, URL paths), so a name of
+# this shape could pass for another source's id: such names are refused.
+_ID_SHAPED = re.compile(r"[0-9a-f]{24}", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,8 @@ def _check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME_CHARS or _BAD_NAME.search(name):
         raise InvalidInput(f"name must be 1 to {MAX_NAME_CHARS} characters, without control characters or '::'")
+    if _ID_SHAPED.fullmatch(name):
+        raise InvalidInput(f"name {name!r} has the shape of a data source id (24 hex characters); choose another name")
     return name
 
 
