@@ -1,14 +1,21 @@
-"""Identity: ids and names are separate namespaces."""
+"""Identity: ids and names are separate namespaces, clone folders belong to one source each, and
+a folder gets the same default name from the CLI, `repolens up` and the API."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import commit_tree
+from conftest import MakeRepo, commit_tree, git
+from gitserver import serve_git
 from repolens.services import Services
 from server import start_server, wait_for_job
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def test_a_name_shaped_like_an_id_is_refused_so_no_source_can_take_over_another_id(tmp_path: Path) -> None:
@@ -50,3 +57,81 @@ def test_lookup_by_id_never_matches_another_source_by_name(services: Services) -
         assert found is not None and found.id == owner.id
     found = store.get_source(impostor.public_id)
     assert found is not None and found.id == impostor.id
+
+
+def _bare(served: Path, work: Path, rel: str) -> None:
+    git(served, "clone", "-q", "--bare", str(work), rel)
+
+
+def test_sources_whose_names_look_alike_have_their_own_clones(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """`o/r` and `o__r` are cloned into folders of their own; deleting one leaves the other's clone."""
+    served = tmp_path / "served"
+    served.mkdir()
+    _bare(served, make_repo({"one.py": "def from_slash_repo():\n    return 1\n"}, name="w1"), "a/one.git")
+    _bare(served, make_repo({"two.py": "def from_underscore_repo():\n    return 2\n"}, name="w2"), "b/two.git")
+    server = start_server(tmp_path / "home")
+    clones = tmp_path / "home" / "clones"
+    try:
+        with serve_git(served) as base, server.client() as c:
+            ids = {}
+            for url, name in ((f"{base}/a/one.git", "o/r"), (f"{base}/b/two.git", "o__r")):
+                made = c.post("/api/datasources", json={"url": url, "name": name})
+                assert made.status_code == 202, made.text
+                assert wait_for_job(c, made.json()["job"]["id"])["state"] == "Ready"
+                ids[name] = made.json()["dataSource"]["id"]
+            assert c.get("/api/search/grep", params={"Query": "from_underscore_repo", "Names": "o__r"}).json()["results"]
+            assert not c.get("/api/search/grep", params={"Query": "from_slash_repo", "Names": "o__r"}).json()["results"]
+            assert len(list(clones.iterdir())) == 2
+            assert c.delete(f"/api/datasources/{ids['o__r']}").status_code == 204
+            (kept,) = clones.iterdir()
+            assert (kept / "one.py").exists()
+            again = c.post(f"/api/datasources/{ids['o/r']}/sync").json()
+            assert wait_for_job(c, again["id"])["state"] == "Ready"
+            assert c.get("/api/search/grep", params={"Query": "from_slash_repo", "Names": "o/r"}).json()["results"]
+    finally:
+        server.stop()
+
+
+def test_sources_remove_deletes_the_clone_of_a_git_source(make_repo: MakeRepo, tmp_path: Path, run_cli: Run) -> None:
+    """`repolens sources remove` removes what the API's delete removes, the clone included."""
+    served = tmp_path / "served"
+    served.mkdir()
+    _bare(served, make_repo({"lib.py": "def alpha():\n    return 1\n"}, name="work"), "acme/tool.git")
+    env = {"REPOLENS_GIT_SCHEMES": "https,http", "REPOLENS_GIT_ALLOW_HOSTS": "127.0.0.1"}
+    clones = tmp_path / "cli-home" / "clones"
+    with serve_git(served) as base:
+        run_cli("index", f"{base}/acme/tool.git", "--quiet", env=env, check=True)
+    assert len(list(clones.iterdir())) == 1
+    run_cli("sources", "remove", "acme/tool", env=env, check=True)
+    assert list(clones.iterdir()) == []
+
+
+def test_a_folder_gets_the_same_default_name_from_the_cli_up_and_the_api(tmp_path: Path, run_cli: Run) -> None:
+    """owner/repo from a network remote, else the directory name, wherever the folder comes from."""
+    allowed = tmp_path / "allowed"
+    with_remote = commit_tree(allowed / "flask-checkout", {"app.py": "def app():\n    return 1\n"})
+    git(with_remote, "remote", "add", "origin", "https://github.com/pallets/flask.git")
+    # A clone of a clone: its origin is a path, which names nothing; the folder's name does.
+    local_origin = commit_tree(allowed / "upstream" / "click", {"c.py": "def c():\n    return 1\n"})
+    from_path = allowed / "click-work"
+    git(allowed, "clone", "-q", str(local_origin), str(from_path))
+    plain = allowed / "notes"
+    plain.mkdir()
+    (plain / "n.md").write_text("# notes\n")
+    expected = {with_remote: "pallets/flask", from_path: "click-work", plain: "notes"}
+
+    cli = {folder: json.loads(run_cli("index", str(folder), "--json", check=True).stdout)["source"]
+           for folder in expected}  # fmt: skip
+    up_home = {"REPOLENS_HOME": str(tmp_path / "up-home")}
+    run_cli("up", str(with_remote), env=up_home, check=True)
+    up = [s["name"] for s in json.loads(run_cli("sources", "list", "--json", env=up_home, check=True).stdout)]
+    server = start_server(tmp_path / "home", env={"REPOLENS_ALLOWED_ROOTS": str(allowed)})
+    try:
+        with server.client() as c:
+            api = {folder: c.post("/api/datasources", json={"path": str(folder)}).json()["dataSource"]["name"]
+                   for folder in expected}  # fmt: skip
+    finally:
+        server.stop()
+    assert cli == expected
+    assert api == expected
+    assert up == ["pallets/flask"]

@@ -10,7 +10,6 @@ configured roots.
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +64,24 @@ def _check_name(name: str) -> str:
     return name
 
 
+def default_name(location: str) -> str:
+    """The name a repository gets when none is given, the same from the CLI, `repolens up` and
+    the API: ``owner/repo`` from a git URL, or from a local folder's ``origin`` remote when that is
+    a network URL; otherwise the folder's name (a clone of a local path is named by its folder)."""
+    if git.looks_like_url(location):
+        return git.name_from_url(location)
+    folder = Path(location)
+    origin = git.origin_url(folder)
+    if origin is not None and git.looks_like_url(origin) and not origin.lower().startswith("file:"):
+        return git.name_from_url(origin)
+    return folder.name
+
+
+def source_name(location: str, name: str | None) -> str:
+    """``name`` if given, else ``default_name(location)``; checked either way."""
+    return _check_name(name or default_name(location))
+
+
 def _check_description(description: str | None) -> str:
     text = description or ""
     if len(text) > MAX_DESCRIPTION_CHARS:
@@ -117,17 +134,16 @@ def create_repository(
     if url:
         location = git.validate_git_url(url, allowed_schemes=settings.allowed_git_schemes)
         git.check_host(location, allow_hosts=settings.git_allow_hosts)
-        default_name = git.name_from_url(location)
     else:
         assert path is not None
         resolved = confine_local_path(path, settings.allowed_roots)
         if branch is not None:
             raise InvalidInput("'branch' applies to git URLs only; a local folder is indexed as it is on disk")
-        location, default_name = str(resolved), resolved.name
-    source_name = _check_name(name or default_name)
-    if db.get_workspace(source_name) is not None:
-        raise Conflict(f"a workspace is already named {source_name!r}", [source_name])
-    source = db.create_source(name=source_name, location=location, branch=branch, description=text)
+        location = str(resolved)
+    chosen = source_name(location, name)
+    if db.get_workspace(chosen) is not None:
+        raise Conflict(f"a workspace is already named {chosen!r}", [chosen])
+    source = db.create_source(name=chosen, location=location, branch=branch, description=text)
     job = db.enqueue_job(kind="index", source_id=source.id)
     return source, job
 
@@ -141,19 +157,17 @@ def queue_location(db: Database, settings: Settings, location: str, *, name: str
     if git.looks_like_url(location) or location.startswith("-"):
         location = git.validate_git_url(location, allowed_schemes=settings.allowed_git_schemes)
         git.check_host(location, allow_hosts=settings.git_allow_hosts)
-        default_name = git.name_from_url(location)
     else:
         path = Path(location).expanduser()
         if not path.is_dir():
             raise NotFound(f"no such directory: {location!r}")
-        root = path.resolve()
-        location, default_name = str(root), git.local_remote_name(root) or root.name
-    source_name = _check_name(name or default_name)
-    source = db.get_source(source_name)
+        location = str(path.resolve())
+    chosen = source_name(location, name)
+    source = db.get_source(chosen)
     if source is None:
-        if db.get_workspace(source_name) is not None:
-            raise Conflict(f"a workspace is already named {source_name!r}", [source_name])
-        source = db.create_source(name=source_name, location=location, branch=branch, description="")
+        if db.get_workspace(chosen) is not None:
+            raise Conflict(f"a workspace is already named {chosen!r}", [chosen])
+        source = db.create_source(name=chosen, location=location, branch=branch, description="")
     elif source.location != location or source.branch != branch:
         db.update_source(source.id, location=location, branch=branch)
     return source, db.enqueue_job(kind="index", source_id=source.id)
@@ -187,14 +201,14 @@ def update_repository(
 
 
 def delete_repository(db: Database, settings: Settings, source: SourceRow) -> None:
-    """Remove a repository, everything indexed from it, and its clone."""
+    """Remove a repository, everything indexed from it, and its clone (no other source's files)."""
     from repolens.indexing.units import file_tokens
 
     db.delete_source(source.id, tokenize=file_tokens)
     if git.looks_like_url(source.location):
-        from repolens.indexing.pipeline import clone_dir
+        from repolens.indexing.pipeline import forget_clone
 
-        shutil.rmtree(clone_dir(settings, source.name), ignore_errors=True)
+        forget_clone(settings, source, db.list_sources())
     db.compact()
 
 

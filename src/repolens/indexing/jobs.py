@@ -129,7 +129,7 @@ def phase_counts(job: JobRow) -> tuple[Literal["files", "units"], int, int] | No
 
 def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -> int:
     """Run one claimed job to its end in this process; return an exit code."""
-    from repolens.indexing.pipeline import index_source
+    from repolens.indexing.pipeline import index_stored, record_failure
     from repolens.indexing.vectors import backfill
     from repolens.services import build_services
 
@@ -140,11 +140,11 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
         log.error("job %s does not exist", job_id)
         return 2
     progress = JobProgress(db, job, parent_pid=parent_pid)
+    source = next((s for s in db.list_sources() if s.id == job.source_id), None)
     try:
-        source = next((s for s in db.list_sources() if s.id == job.source_id), None)
         if source is None:
             raise RepolensError("the data source was deleted")
-        index_source(db, settings, source.location, name=source.name, branch=source.branch, progress=progress)
+        index_stored(db, settings, source, progress=progress)
         embedder = services.embedder
         if embedder is not None:
             progress.vectors(*db.vector_counts(source.id, embedder.name), force=True)
@@ -164,6 +164,9 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
         if not isinstance(exc, RepolensError):
             log.error("job %s crashed:\n%s", job_id, scrub(traceback.format_exc()))
         db.update_job(job.id, state="Failed", reason=reason or "failed", finished_at=time.time())
+        fresh = next((s for s in db.list_sources() if s.id == job.source_id), None)
+        if fresh is not None and fresh.state != "Failed":  # e.g. the vectors failed after the index
+            record_failure(db, fresh, reason)
         return 1
     finally:
         services.close()
