@@ -9,10 +9,14 @@ sees the previous index until the new one is complete.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import re
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -36,6 +40,8 @@ log = logging.getLogger(__name__)
 
 _PARALLEL_MIN_FILES = 64  # below this, starting worker processes costs more than it saves
 _WORKERS = 2  # this machine kind has two cores
+_PR_SET_PDEATHSIG = 1  # prctl option from <linux/prctl.h>: a signal the kernel sends when the parent dies
+_PARENT_POLL_S = 1.0  # elsewhere, how often a parse worker checks that its parent is still there
 
 
 class Progress(Protocol):
@@ -195,17 +201,41 @@ def _checked_location(location: str, settings: Settings) -> str:
     return _local_target(location)
 
 
+# Serializes index runs of one source between the threads of one process: a record lock is
+# held per process, and closing any descriptor of its file drops it.
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
 @contextmanager
 def source_lock(settings: Settings, name: str) -> Iterator[None]:
-    """Serialize index runs of one source across processes (the second run waits)."""
+    """Serialize index runs of one source across processes (the second run waits).
+
+    A POSIX record lock (``lockf``) rather than ``flock``: it belongs to this process alone, so
+    the parse workers forked while it is held do not hold it too, and the kernel drops it the
+    moment this process dies, however it dies. A killed run can therefore never leave a lock
+    behind that blocks the next one.
+    """
     lock_dir = settings.home / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{_safe_dir_name(name.lower())}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    # Hashed: names differing only in case are one source, and 'o/r' and 'o__r' are two.
+    path = lock_dir / f"{hashlib.sha256(name.lower().encode()).hexdigest()[:32]}.lock"
+    with _THREAD_LOCKS_GUARD:
+        thread_lock = _THREAD_LOCKS.setdefault(str(path), threading.Lock())
+    with thread_lock:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            yield
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                log.info("waiting for another index run of %s to finish", name)
+                fcntl.lockf(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(fd, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 def _prepare(tree: SourceTree, candidate: Candidate, max_bytes: int) -> SourceFile | Skipped:
@@ -422,12 +452,35 @@ def _parse_all(files: list[SourceFile], progress: Progress) -> list[NewFile]:
     from concurrent.futures import ProcessPoolExecutor
 
     # fork: the children inherit loaded grammars and need no re-import; the parent holds no
-    # threads or locks at this point.
+    # threads at this point, and its source lock is a record lock, which children do not inherit.
     ctx = mp.get_context("fork")
     results: list[NewFile] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:  # fmt: skip
         for new in pool.map(_parse_one, files, chunksize=8):
             results.append(new)
             progress.advance("parse")
     return results
 
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Parse-worker initializer: a worker never outlives the process that forked it. Left behind
+    by a kill -9 of ``repolens index`` (or of a job's process), workers would wait on their task
+    queue forever, holding memory and every descriptor they inherited."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+            threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    else:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
+        os._exit(1)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)
