@@ -107,18 +107,18 @@ def test_sources_remove_deletes_the_clone_of_a_git_source(make_repo: MakeRepo, t
 
 
 def test_a_folder_gets_the_same_default_name_from_the_cli_up_and_the_api(tmp_path: Path, run_cli: Run) -> None:
-    """owner/repo from a network remote, else the directory name, wherever the folder comes from."""
+    """A folder is named by its folder wherever it comes from, remote or not; a git URL by owner/repo."""
     allowed = tmp_path / "allowed"
     with_remote = commit_tree(allowed / "flask-checkout", {"app.py": "def app():\n    return 1\n"})
     git(with_remote, "remote", "add", "origin", "https://github.com/pallets/flask.git")
-    # A clone of a clone: its origin is a path, which names nothing; the folder's name does.
+    # A clone of a clone: its origin is a path (the CLI used to name it after the path's last two parts).
     local_origin = commit_tree(allowed / "upstream" / "click", {"c.py": "def c():\n    return 1\n"})
     from_path = allowed / "click-work"
     git(allowed, "clone", "-q", str(local_origin), str(from_path))
     plain = allowed / "notes"
     plain.mkdir()
     (plain / "n.md").write_text("# notes\n")
-    expected = {with_remote: "pallets/flask", from_path: "click-work", plain: "notes"}
+    expected = {with_remote: "flask-checkout", from_path: "click-work", plain: "notes"}
 
     cli = {folder: json.loads(run_cli("index", str(folder), "--json", check=True).stdout)["source"]
            for folder in expected}  # fmt: skip
@@ -134,4 +134,4 @@ def test_a_folder_gets_the_same_default_name_from_the_cli_up_and_the_api(tmp_pat
         server.stop()
     assert cli == expected
     assert api == expected
-    assert up == ["pallets/flask"]
+    assert up == ["flask-checkout"]

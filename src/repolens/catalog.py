@@ -9,7 +9,6 @@ configured roots.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,16 +17,11 @@ from repolens.access.keys import Principal
 from repolens.errors import Conflict, Forbidden, InvalidInput, NotFound, UnsafeSource
 from repolens.settings import Settings
 from repolens.sources import git
+from repolens.sources.naming import check_name, source_name
 from repolens.storage.base import Database, JobRow, SourceRow, WorkspaceRow
 
 SourceType = Literal["Repository", "Workspace"]
-MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 4_000
-_BAD_NAME = re.compile(r"[\x00-\x1f\x7f]|::")  # control characters; '::' would break identifiers
-# The shape of every public id (24 hex characters, ``secrets.token_hex(12)`` in storage). Ids and
-# names are looked up through one parameter (``Names``, ``DataSourceIds``, URL paths), so a name of
-# this shape could pass for another source's id: such names are refused.
-_ID_SHAPED = re.compile(r"[0-9a-f]{24}", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,33 +47,6 @@ class DataSource:
             return self.repository.name
         assert self.workspace is not None
         return self.workspace.name
-
-
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME_CHARS or _BAD_NAME.search(name):
-        raise InvalidInput(f"name must be 1 to {MAX_NAME_CHARS} characters, without control characters or '::'")
-    if _ID_SHAPED.fullmatch(name):
-        raise InvalidInput(f"name {name!r} has the shape of a data source id (24 hex characters); choose another name")
-    return name
-
-
-def default_name(location: str) -> str:
-    """The name a repository gets when none is given, the same from the CLI, `repolens up` and
-    the API: ``owner/repo`` from a git URL, or from a local folder's ``origin`` remote when that is
-    a network URL; otherwise the folder's name (a clone of a local path is named by its folder)."""
-    if git.looks_like_url(location):
-        return git.name_from_url(location)
-    folder = Path(location)
-    origin = git.origin_url(folder)
-    if origin is not None and git.looks_like_url(origin) and not origin.lower().startswith("file:"):
-        return git.name_from_url(origin)
-    return folder.name
-
-
-def source_name(location: str, name: str | None) -> str:
-    """``name`` if given, else ``default_name(location)``; checked either way."""
-    return _check_name(name or default_name(location))
 
 
 def _check_description(description: str | None) -> str:
@@ -224,7 +191,7 @@ def _repository_ids(db: Database, names: list[str]) -> list[int]:
 
 def create_workspace(db: Database, *, name: str, description: str | None, repositories: list[str]) -> WorkspaceRow:
     """A workspace over existing repositories (by name or id)."""
-    return db.create_workspace(name=_check_name(name), description=_check_description(description),
+    return db.create_workspace(name=check_name(name), description=_check_description(description),
                                source_ids=_repository_ids(db, repositories))  # fmt: skip
 
 
@@ -233,7 +200,7 @@ def update_workspace(db: Database, workspace: WorkspaceRow, *, name: str | None 
     """Rename a workspace, change its description or its repositories."""
     db.update_workspace(
         workspace.id,
-        name=_check_name(name) if name is not None else None,
+        name=check_name(name) if name is not None else None,
         description=_check_description(description) if description is not None else None,
         source_ids=_repository_ids(db, repositories) if repositories is not None else None,
     )

@@ -34,6 +34,7 @@ from repolens.sources import git
 from repolens.sources.filters import classify_content, content_hash, make_source_file
 from repolens.sources.languages import language_of
 from repolens.sources.local import Candidate, SourceTree, walk
+from repolens.sources.naming import source_name
 from repolens.storage.base import NewFile, SourceRow, Store
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def _open_source(settings: Settings, source: SourceRow) -> Iterator[tuple[Source
         if dest.exists() and _origin(dest) != url:
             shutil.rmtree(dest)  # the operator pointed the source at another URL: start over
         commit = git.clone_or_update(url, dest, branch=source.branch, timeout=settings.git_timeout_s, pin=pin,
-                                     max_bytes=settings.max_repo_mb * 1_000_000, token=settings.git_token)
+                                     max_bytes=settings.max_repo_mb * 1_000_000, token=settings.git_token)  # fmt: skip
         # A fetch leaves HEAD detached: the branch cloned by default is remembered from the first clone.
         branch = source.branch or git.local_branch(dest)
         tree = SourceTree.open_trusted(dest)
@@ -279,11 +280,9 @@ def index_source(
     """Index (or re-index) the source at ``location``, a path or URL the operator gave (the CLI,
     the benchmarks); vectors are left to ``backfill``.
 
-    The source is found by name (default: ``catalog.default_name``) or registered. A location or
+    The source is found by name (default: ``naming.default_name``) or registered. A location or
     branch other than the stored one is the operator's new choice and is stored.
     """
-    from repolens.catalog import source_name
-
     t0 = time.perf_counter()
     target = _checked_location(location, settings)
     chosen = source_name(target, name)

@@ -262,14 +262,3 @@ def local_branch(path: Path) -> str | None:
     except SourceError:
         return None
     return branch if branch and branch != "HEAD" else None
-
-
-def origin_url(path: Path) -> str | None:
-    """The URL of a local repository's ``origin`` remote, if it has one."""
-    if not (path / ".git").exists():
-        return None
-    try:
-        url = run_git(["config", "--get", "remote.origin.url"], cwd=path, timeout=10).strip()
-    except SourceError:
-        return None
-    return url or None
