@@ -92,20 +92,6 @@ def test_sources_whose_names_look_alike_have_their_own_clones(make_repo: MakeRep
         server.stop()
 
 
-def test_sources_remove_deletes_the_clone_of_a_git_source(make_repo: MakeRepo, tmp_path: Path, run_cli: Run) -> None:
-    """`repolens sources remove` removes what the API's delete removes, the clone included."""
-    served = tmp_path / "served"
-    served.mkdir()
-    _bare(served, make_repo({"lib.py": "def alpha():\n    return 1\n"}, name="work"), "acme/tool.git")
-    env = {"REPOLENS_GIT_SCHEMES": "https,http", "REPOLENS_GIT_ALLOW_HOSTS": "127.0.0.1"}
-    clones = tmp_path / "cli-home" / "clones"
-    with serve_git(served) as base:
-        run_cli("index", f"{base}/acme/tool.git", "--quiet", env=env, check=True)
-    assert len(list(clones.iterdir())) == 1
-    run_cli("sources", "remove", "acme/tool", env=env, check=True)
-    assert list(clones.iterdir()) == []
-
-
 def test_a_folder_gets_the_same_default_name_from_the_cli_up_and_the_api(tmp_path: Path, run_cli: Run) -> None:
     """A folder is named by its folder wherever it comes from, remote or not; a git URL by owner/repo."""
     allowed = tmp_path / "allowed"
