@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -75,14 +75,17 @@ def server_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str
     }
 
 
-def start_server(home: Path, *, env: dict[str, str] | None = None, admin_key: str = "") -> Server:
-    """Start ``repolens serve`` and wait until it answers; read the admin key it prints."""
+def start_server(
+    home: Path, *, env: dict[str, str] | None = None, admin_key: str = "", stderr: IO[str] | None = None
+) -> Server:
+    """Start ``repolens serve`` and wait until it answers; read the admin key it prints (its
+    stderr, the JSON log, goes to ``stderr`` when given)."""
     port = free_port()
     full_env = server_env(home, env)
     exe = Path(sys.executable).with_name("repolens")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "repolens"]
     process = subprocess.Popen([*cmd, "serve", "--port", str(port), "--log-level", "warning"], env=full_env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+                               stdout=subprocess.PIPE, stderr=stderr or subprocess.DEVNULL, text=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     key = admin_key

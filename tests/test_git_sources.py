@@ -9,7 +9,7 @@ import pytest
 from conftest import MakeRepo, git
 from gitserver import serve_git
 from repolens.errors import NotFound, UnsafeSource
-from repolens.indexing.pipeline import index_source
+from repolens.indexing.pipeline import clone_dir, index_source
 from repolens.services import build_services
 from repolens.settings import Settings
 from repolens.sources.git import name_from_url, scrub, validate_git_url
@@ -85,7 +85,8 @@ def test_a_real_clone_over_http_indexes_and_updates(make_repo: MakeRepo, tmp_pat
             assert source.name == "acme/tool"
             assert report.commit == git(work, "rev-parse", "HEAD").strip()
             assert svc.searcher.search("alpha").hits[0].artifact.name == "alpha"
-            clone = settings.clones_dir / "acme__tool"
+            clone = clone_dir(settings, source)
+            assert clone.parent == settings.clones_dir and clone.name == source.public_id
             assert git(clone, "rev-parse", "--is-shallow-repository").strip() == "true"
 
             (work / "lib.py").write_text("def beta():\n    return 2\n")

@@ -9,8 +9,6 @@ configured roots.
 
 from __future__ import annotations
 
-import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,12 +17,11 @@ from repolens.access.keys import Principal
 from repolens.errors import Conflict, Forbidden, InvalidInput, NotFound, UnsafeSource
 from repolens.settings import Settings
 from repolens.sources import git
+from repolens.sources.naming import check_name, source_name
 from repolens.storage.base import Database, JobRow, SourceRow, WorkspaceRow
 
 SourceType = Literal["Repository", "Workspace"]
-MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 4_000
-_BAD_NAME = re.compile(r"[\x00-\x1f\x7f]|::")  # control characters; '::' would break identifiers
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +47,6 @@ class DataSource:
             return self.repository.name
         assert self.workspace is not None
         return self.workspace.name
-
-
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME_CHARS or _BAD_NAME.search(name):
-        raise InvalidInput(f"name must be 1 to {MAX_NAME_CHARS} characters, without control characters or '::'")
-    return name
 
 
 def _check_description(description: str | None) -> str:
@@ -111,17 +101,16 @@ def create_repository(
     if url:
         location = git.validate_git_url(url, allowed_schemes=settings.allowed_git_schemes)
         git.check_host(location, allow_hosts=settings.git_allow_hosts)
-        default_name = git.name_from_url(location)
     else:
         assert path is not None
         resolved = confine_local_path(path, settings.allowed_roots)
         if branch is not None:
             raise InvalidInput("'branch' applies to git URLs only; a local folder is indexed as it is on disk")
-        location, default_name = str(resolved), resolved.name
-    source_name = _check_name(name or default_name)
-    if db.get_workspace(source_name) is not None:
-        raise Conflict(f"a workspace is already named {source_name!r}", [source_name])
-    source = db.create_source(name=source_name, location=location, branch=branch, description=text)
+        location = str(resolved)
+    chosen = source_name(location, name)
+    if db.get_workspace(chosen) is not None:
+        raise Conflict(f"a workspace is already named {chosen!r}", [chosen])
+    source = db.create_source(name=chosen, location=location, branch=branch, description=text)
     job = db.enqueue_job(kind="index", source_id=source.id)
     return source, job
 
@@ -135,19 +124,17 @@ def queue_location(db: Database, settings: Settings, location: str, *, name: str
     if git.looks_like_url(location) or location.startswith("-"):
         location = git.validate_git_url(location, allowed_schemes=settings.allowed_git_schemes)
         git.check_host(location, allow_hosts=settings.git_allow_hosts)
-        default_name = git.name_from_url(location)
     else:
         path = Path(location).expanduser()
         if not path.is_dir():
             raise NotFound(f"no such directory: {location!r}")
-        root = path.resolve()
-        location, default_name = str(root), git.local_remote_name(root) or root.name
-    source_name = _check_name(name or default_name)
-    source = db.get_source(source_name)
+        location = str(path.resolve())
+    chosen = source_name(location, name)
+    source = db.get_source(chosen)
     if source is None:
-        if db.get_workspace(source_name) is not None:
-            raise Conflict(f"a workspace is already named {source_name!r}", [source_name])
-        source = db.create_source(name=source_name, location=location, branch=branch, description="")
+        if db.get_workspace(chosen) is not None:
+            raise Conflict(f"a workspace is already named {chosen!r}", [chosen])
+        source = db.create_source(name=chosen, location=location, branch=branch, description="")
     elif source.location != location or source.branch != branch:
         db.update_source(source.id, location=location, branch=branch)
     return source, db.enqueue_job(kind="index", source_id=source.id)
@@ -181,14 +168,14 @@ def update_repository(
 
 
 def delete_repository(db: Database, settings: Settings, source: SourceRow) -> None:
-    """Remove a repository, everything indexed from it, and its clone."""
+    """Remove a repository, everything indexed from it, and its clone (no other source's files)."""
     from repolens.indexing.units import file_tokens
 
     db.delete_source(source.id, tokenize=file_tokens)
     if git.looks_like_url(source.location):
-        from repolens.indexing.pipeline import clone_dir
+        from repolens.indexing.pipeline import forget_clone
 
-        shutil.rmtree(clone_dir(settings, source.name), ignore_errors=True)
+        forget_clone(settings, source, db.list_sources())
     db.compact()
 
 
@@ -204,7 +191,7 @@ def _repository_ids(db: Database, names: list[str]) -> list[int]:
 
 def create_workspace(db: Database, *, name: str, description: str | None, repositories: list[str]) -> WorkspaceRow:
     """A workspace over existing repositories (by name or id)."""
-    return db.create_workspace(name=_check_name(name), description=_check_description(description),
+    return db.create_workspace(name=check_name(name), description=_check_description(description),
                                source_ids=_repository_ids(db, repositories))  # fmt: skip
 
 
@@ -213,7 +200,7 @@ def update_workspace(db: Database, workspace: WorkspaceRow, *, name: str | None 
     """Rename a workspace, change its description or its repositories."""
     db.update_workspace(
         workspace.id,
-        name=_check_name(name) if name is not None else None,
+        name=check_name(name) if name is not None else None,
         description=_check_description(description) if description is not None else None,
         source_ids=_repository_ids(db, repositories) if repositories is not None else None,
     )

@@ -42,6 +42,14 @@ POLL_S = 0.5  # how often an idle runner looks for new jobs
 HEARTBEAT_S = 5.0
 _PROGRESS_EVERY_S = 0.5  # job-row writes are throttled: each one takes the database write lock
 _STOP_GRACE_S = 10  # a child asked to stop gets this long before it is killed
+# A job whose process dies without recording an outcome (kill -9, the out-of-memory killer, a
+# parser that crashes the interpreter) runs again, at most this many times in all: a crash that
+# repeats on every attempt is a property of the job, not bad luck, and is reported as a failure.
+MAX_JOB_ATTEMPTS = 3
+# Seconds before the first retry of such a job, doubling for each later one: memory pressure or a
+# kill from outside gets time to pass, and a poison job still fails within seconds.
+RETRY_BACKOFF_S = 1.0
+RETRY_BACKOFF_MAX_S = 60.0
 # Share of the overall percentage per phase (sums to 100); measured proportions of a cold
 # index with vectors on this machine kind, rounded.
 PHASE_WEIGHTS: dict[str, float] = {
@@ -62,6 +70,11 @@ _IN_TRANSACTION = frozenset({"write"})
 
 class _Orphaned(BaseException):
     """The server that started this child is gone: stop without touching the job's state."""
+
+
+# Set by the child once its job's outcome (Ready or Failed) is in the database: a SIGTERM after
+# that (the server stopping while this process exits) has nothing left to interrupt.
+_OUTCOME_RECORDED = threading.Event()
 
 
 class JobProgress:
@@ -129,7 +142,7 @@ def phase_counts(job: JobRow) -> tuple[Literal["files", "units"], int, int] | No
 
 def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -> int:
     """Run one claimed job to its end in this process; return an exit code."""
-    from repolens.indexing.pipeline import index_source
+    from repolens.indexing.pipeline import index_stored, record_failure
     from repolens.indexing.vectors import backfill
     from repolens.services import build_services
 
@@ -140,11 +153,11 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
         log.error("job %s does not exist", job_id)
         return 2
     progress = JobProgress(db, job, parent_pid=parent_pid)
+    source = next((s for s in db.list_sources() if s.id == job.source_id), None)
     try:
-        source = next((s for s in db.list_sources() if s.id == job.source_id), None)
         if source is None:
             raise RepolensError("the data source was deleted")
-        index_source(db, settings, source.location, name=source.name, branch=source.branch, progress=progress)
+        index_stored(db, settings, source, progress=progress)
         embedder = services.embedder
         if embedder is not None:
             progress.vectors(*db.vector_counts(source.id, embedder.name), force=True)
@@ -155,6 +168,7 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
         db.compact()
         db.update_job(job.id, state="Ready", phase="done", percent=100.0, finished_at=time.time(),
                       heartbeat_at=time.time())  # fmt: skip
+        _OUTCOME_RECORDED.set()
         return 0
     except _Orphaned:
         log.warning("job %s: the server went away; leaving the job to be resumed", job_id)
@@ -164,6 +178,10 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
         if not isinstance(exc, RepolensError):
             log.error("job %s crashed:\n%s", job_id, scrub(traceback.format_exc()))
         db.update_job(job.id, state="Failed", reason=reason or "failed", finished_at=time.time())
+        _OUTCOME_RECORDED.set()
+        fresh = next((s for s in db.list_sources() if s.id == job.source_id), None)
+        if fresh is not None and fresh.state != "Failed":  # e.g. the vectors failed after the index
+            record_failure(db, fresh, reason)
         return 1
     finally:
         services.close()
@@ -219,7 +237,10 @@ class JobRunner:
         self._stop.set()
         child, job = self._child, self._job
         if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+            # A child whose job already has its outcome is only exiting: a signal now would
+            # interrupt its interpreter's shutdown, not its work.
+            if job is None or self._unfinished(job):
+                child.send_signal(signal.SIGTERM)
             try:
                 child.wait(_STOP_GRACE_S)
             except subprocess.TimeoutExpired:
@@ -230,6 +251,13 @@ class JobRunner:
             fresh = self.db.get_job(job.public_id)
             if fresh is not None and fresh.state == "Processing":
                 self.db.update_job(job.id, state="New")  # hand it to another worker now
+
+    def _unfinished(self, job: JobRow) -> bool:
+        try:
+            fresh = self.db.get_job(job.public_id)
+        except RepolensError:
+            return True  # cannot tell: stop it, the job resumes either way
+        return fresh is not None and fresh.state == "Processing"
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -262,13 +290,43 @@ class JobRunner:
         self._child = None
         if self._stop.is_set():
             return  # stopping: see stop()
-        self._job = None
         fresh = self.db.get_job(job.public_id)
         if fresh is not None and fresh.state == "Processing":
             # The child died without recording an outcome (killed, out of memory).
-            self.db.update_job(job.id, state="Failed", reason=f"indexing process exited with code {code}",
-                               finished_at=time.time())  # fmt: skip
+            self._after_death(fresh, code)
+            fresh = self.db.get_job(job.public_id)
+        if not self._stop.is_set():
+            self._job = None
         log.info("job %s: %s", job.public_id, fresh.state if fresh else "deleted")
+
+    def _after_death(self, job: JobRow, code: int) -> None:
+        """Retry a job whose process died, after a backoff, up to ``MAX_JOB_ATTEMPTS``; then fail
+        it and its source. The job stays Processing (and beating) while it waits, so no other
+        worker takes it; a stop during the wait leaves it to be resumed like any running job."""
+        from repolens.indexing.pipeline import record_failure
+
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        if job.attempts >= MAX_JOB_ATTEMPTS:
+            reason = f"the indexing process {how} on each of {job.attempts} attempts; giving up"
+            log.error("job %s: %s", job.public_id, reason)
+            self.db.update_job(job.id, state="Failed", reason=reason, finished_at=time.time())
+            source = next((s for s in self.db.list_sources() if s.id == job.source_id), None)
+            if source is not None:
+                record_failure(self.db, source, reason)
+            return
+        delay = min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2 ** (job.attempts - 1))
+        reason = f"the indexing process {how}; retrying in {delay:.0f} s (attempt {job.attempts + 1} of {MAX_JOB_ATTEMPTS})"
+        log.warning("job %s: %s", job.public_id, reason)
+        self.db.update_job(job.id, reason=reason, heartbeat_at=time.time())
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            if self._stop.wait(min(left, self.heartbeat_s)):
+                return
+            try:
+                self.db.update_job(job.id, heartbeat_at=time.time())
+            except RepolensError as exc:  # the database is briefly unreachable: beat again later
+                log.warning("job %s: heartbeat failed: %s", job.public_id, exc)
+        self.db.update_job(job.id, state="New")
 
 
 def _child_main(argv: list[str]) -> int:
@@ -281,7 +339,8 @@ def _child_main(argv: list[str]) -> int:
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    raise _Orphaned
+    if not _OUTCOME_RECORDED.is_set():
+        raise _Orphaned
 
 
 if __name__ == "__main__":

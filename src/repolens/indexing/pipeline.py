@@ -9,9 +9,14 @@ sees the previous index until the new one is complete.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import re
+import shutil
+import signal
+import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,20 +26,23 @@ from pathlib import Path
 from typing import Protocol
 
 from repolens.domain import Skipped, SourceFile
-from repolens.errors import InvalidInput, NotFound
+from repolens.errors import InvalidInput, NotFound, SourceError
 from repolens.indexing.units import build_file, file_tokens
 from repolens.parsing.parse import parse_file
 from repolens.settings import Settings
 from repolens.sources import git
 from repolens.sources.filters import classify_content, content_hash, make_source_file
 from repolens.sources.languages import language_of
-from repolens.sources.local import Candidate, walk
+from repolens.sources.local import Candidate, SourceTree, walk
+from repolens.sources.naming import source_name
 from repolens.storage.base import NewFile, SourceRow, Store
 
 log = logging.getLogger(__name__)
 
 _PARALLEL_MIN_FILES = 64  # below this, starting worker processes costs more than it saves
 _WORKERS = 2  # this machine kind has two cores
+_PR_SET_PDEATHSIG = 1  # prctl option from <linux/prctl.h>: a signal the kernel sends when the parent dies
+_PARENT_POLL_S = 1.0  # elsewhere, how often a parse worker checks that its parent is still there
 
 
 class Progress(Protocol):
@@ -88,17 +96,6 @@ class IndexReport:
         return dict(Counter(s.reason for s in self.skipped))
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedSource:
-    """Where a source's files are on disk, and what it is called."""
-
-    root: Path
-    name: str
-    location: str
-    commit: str
-    branch: str | None
-
-
 # Bump when artifact building changes in a way stored rows must not outlive.
 UNITS_VERSION = 4
 
@@ -115,50 +112,140 @@ def _safe_dir_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", name).strip("._") or "source"
 
 
-def clone_dir(settings: Settings, name: str) -> Path:
-    """Where the clone of the remote source ``name`` lives."""
+def clone_dir(settings: Settings, source: SourceRow) -> Path:
+    """Where the clone of a remote source lives: a folder named by its id, which no other source
+    shares (names such as ``o/r`` and ``o__r`` would map to one folder)."""
+    return settings.clones_dir / source.public_id
+
+
+def legacy_clone_dir(settings: Settings, name: str) -> Path:
+    """Where releases before clone folders were keyed by id kept the clone of source ``name``."""
     return settings.clones_dir / _safe_dir_name(name)
 
 
-def resolve_location(location: str, *, settings: Settings, name: str | None, branch: str | None) -> ResolvedSource:
-    """Turn a path or git URL into files on disk (cloning or updating if remote)."""
-    if git.looks_like_url(location) or location.startswith("-"):
-        url = git.validate_git_url(location, allowed_schemes=settings.allowed_git_schemes)
+def _origin(clone: Path) -> str | None:
+    if not (clone / ".git").is_dir():
+        return None
+    try:
+        return git.run_git(["config", "--get", "remote.origin.url"], cwd=clone, timeout=10).strip() or None
+    except SourceError:
+        return None
+
+
+def _adopt_legacy_clone(settings: Settings, source: SourceRow, dest: Path) -> None:
+    """Move a clone made under the old name-keyed rule to ``dest`` when it is this source's
+    (same origin URL); otherwise leave it to its owner (or to a re-clone: indexing is incremental)."""
+    legacy = legacy_clone_dir(settings, source.name)
+    if dest.exists() or legacy == dest or _origin(legacy) != source.location:
+        return
+    try:
+        legacy.rename(dest)
+    except OSError:  # another source with the same legacy folder took it first: clone afresh
+        log.debug("could not adopt %s for %s", legacy, source.name, exc_info=True)
+
+
+def forget_clone(settings: Settings, source: SourceRow, others: list[SourceRow]) -> None:
+    """Delete the clone of a remote source, and its legacy folder when that holds this source's
+    clone and no other source's name maps to it."""
+    shutil.rmtree(clone_dir(settings, source), ignore_errors=True)
+    legacy = legacy_clone_dir(settings, source.name)
+    shared = any(o.id != source.id and legacy_clone_dir(settings, o.name) == legacy for o in others)
+    if not shared and _origin(legacy) == source.location:
+        shutil.rmtree(legacy, ignore_errors=True)
+
+
+@contextmanager
+def _open_source(settings: Settings, source: SourceRow) -> Iterator[tuple[SourceTree, str, str | None]]:
+    """The source's files as a ``SourceTree`` (cloned or updated first if remote), its commit and
+    its branch (None when unknown).
+
+    A local folder is opened exactly at its stored location with no symlink on the way: the
+    location was resolved (and, over the API, confined to the allowed roots) when the source was
+    registered, so a folder that became a symlink, or moved out from under its path, is refused
+    here at every run instead of being followed outside the roots.
+    """
+    if git.looks_like_url(source.location) or source.location.startswith("-"):
+        url = git.validate_git_url(source.location, allowed_schemes=settings.allowed_git_schemes)
         pin = git.check_host(url, allow_hosts=settings.git_allow_hosts)
-        source_name = name or git.name_from_url(url)
-        dest = clone_dir(settings, source_name)
-        commit = git.clone_or_update(url, dest, branch=branch, timeout=settings.git_timeout_s, pin=pin,
-                                     max_bytes=settings.max_repo_mb * 1_000_000, token=settings.git_token)
-        return ResolvedSource(dest, source_name, url, commit, branch or git.local_branch(dest))
+        dest = clone_dir(settings, source)
+        _adopt_legacy_clone(settings, source, dest)
+        if dest.exists() and _origin(dest) != url:
+            shutil.rmtree(dest)  # the operator pointed the source at another URL: start over
+        commit = git.clone_or_update(url, dest, branch=source.branch, timeout=settings.git_timeout_s, pin=pin,
+                                     max_bytes=settings.max_repo_mb * 1_000_000, token=settings.git_token)  # fmt: skip
+        # A fetch leaves HEAD detached: the branch cloned by default is remembered from the first clone.
+        branch = source.branch or git.local_branch(dest)
+        tree = SourceTree.open_trusted(dest)
+    else:
+        tree = SourceTree.open_exact(Path(source.location))
+        # A local folder is indexed as it is on disk, on whatever branch is checked out now.
+        commit, branch = git.local_commit(tree.path), git.local_branch(tree.path)
+    with tree:
+        yield tree, commit, branch
+
+
+def _local_target(location: str) -> str:
+    """A local path as the operator typed it, checked and resolved (symlinks followed once, here)."""
     path = Path(location).expanduser()
     if not path.exists():
         raise NotFound(f"no such directory: {location!r}")
     if not path.is_dir():
         raise InvalidInput(f"not a directory: {location!r} (index a repository folder or a git URL)")
-    root = path.resolve()
-    source_name = name or git.local_remote_name(root) or root.name
-    return ResolvedSource(root, source_name, str(root), git.local_commit(root), branch or git.local_branch(root))
+    return str(path.resolve())
+
+
+def _checked_location(location: str, settings: Settings) -> str:
+    if git.looks_like_url(location) or location.startswith("-"):
+        url = git.validate_git_url(location, allowed_schemes=settings.allowed_git_schemes)
+        git.check_host(url, allow_hosts=settings.git_allow_hosts)
+        return url
+    return _local_target(location)
+
+
+# Serializes index runs of one source between the threads of one process: a record lock is
+# held per process, and closing any descriptor of its file drops it.
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
 
 
 @contextmanager
 def source_lock(settings: Settings, name: str) -> Iterator[None]:
-    """Serialize index runs of one source across processes (the second run waits)."""
+    """Serialize index runs of one source across processes (the second run waits).
+
+    A POSIX record lock (``lockf``) rather than ``flock``: it belongs to this process alone, so
+    the parse workers forked while it is held do not hold it too, and the kernel drops it the
+    moment this process dies, however it dies. A killed run can therefore never leave a lock
+    behind that blocks the next one.
+    """
     lock_dir = settings.home / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{_safe_dir_name(name.lower())}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    # Hashed: names differing only in case are one source, and 'o/r' and 'o__r' are two.
+    path = lock_dir / f"{hashlib.sha256(name.lower().encode()).hexdigest()[:32]}.lock"
+    with _THREAD_LOCKS_GUARD:
+        thread_lock = _THREAD_LOCKS.setdefault(str(path), threading.Lock())
+    with thread_lock:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            yield
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                log.info("waiting for another index run of %s to finish", name)
+                fcntl.lockf(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(fd, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            os.close(fd)
 
 
-def _prepare(candidate: Candidate) -> SourceFile | Skipped:
+def _prepare(tree: SourceTree, candidate: Candidate, max_bytes: int) -> SourceFile | Skipped:
     try:
-        with open(candidate.abs_path, "rb") as handle:
-            data = handle.read()
+        data = tree.read_bytes(candidate.path, limit=max_bytes)
     except OSError as exc:
         return Skipped(candidate.path, "unreadable", str(exc.strerror or exc))
+    if len(data) > max_bytes:
+        return Skipped(candidate.path, "too_large", f"grew past the limit of {max_bytes:,} bytes while indexing")
     decoded = classify_content(candidate.path, data)
     if isinstance(decoded, tuple):
         return Skipped(candidate.path, decoded[0], decoded[1])
@@ -170,6 +257,17 @@ def _parse_one(file: SourceFile) -> NewFile:
     return build_file(file, parse_file(file))
 
 
+def record_failure(store: Store, source: SourceRow, reason: str) -> None:
+    """Put a failed run's reason on its source, so the source always tells what its last job did:
+    one with a good index stays Ready (searches keep answering from it) and says its last refresh
+    failed; one without becomes Failed."""
+    reason = reason[:500] or "failed"
+    if source.state == "Ready" and source.indexed_at is not None:
+        store.update_source(source.id, state_reason=f"last refresh failed: {reason}")
+    else:
+        store.update_source(source.id, state="Failed", state_reason=reason)
+
+
 def index_source(
     store: Store,
     settings: Settings,
@@ -179,54 +277,91 @@ def index_source(
     branch: str | None = None,
     progress: Progress | None = None,
 ) -> tuple[SourceRow, IndexReport]:
-    """Index (or re-index) the source at ``location``; vectors are left to ``backfill``."""
-    progress = progress or NullProgress()
+    """Index (or re-index) the source at ``location``, a path or URL the operator gave (the CLI,
+    the benchmarks); vectors are left to ``backfill``.
+
+    The source is found by name (default: ``naming.default_name``) or registered. A location or
+    branch other than the stored one is the operator's new choice and is stored.
+    """
     t0 = time.perf_counter()
-    progress.start("fetch", None)
-    resolved = resolve_location(location, settings=settings, name=name, branch=branch)
-    progress.finish("fetch")
-    with source_lock(settings, resolved.name):
-        store.ensure_index_version(index_version())
-        source = store.get_source(resolved.name)
+    target = _checked_location(location, settings)
+    chosen = source_name(target, name)
+    with source_lock(settings, chosen):
+        source = store.get_source(chosen)
+        created = source is None
         if source is None:
-            source = store.create_source(
-                name=resolved.name, location=resolved.location, branch=resolved.branch, description=""
-            )
-        # A source with a good index stays Ready while it is refreshed: searches keep
-        # answering from the last commit until the new one lands.
-        had_index = source.indexed_at is not None and source.state == "Ready"
-        if not had_index:
-            store.update_source(source.id, state="Processing", state_reason="")
-        try:
-            report = _run(store, settings, source, resolved, progress, t0)
-        except BaseException as exc:
-            reason = str(exc)[:500] or type(exc).__name__
-            if had_index:
-                store.update_source(source.id, state_reason=f"last refresh failed: {reason}")
-            else:
-                store.update_source(source.id, state="Failed", state_reason=reason)
-            raise
-        store.update_source(
-            source.id, state="Ready", state_reason="", commit_sha=resolved.commit, indexed_at=time.time(),
-            location=resolved.location, **({"branch": resolved.branch} if resolved.branch else {}),
-        )  # fmt: skip
-    refreshed = store.get_source(resolved.name)
-    assert refreshed is not None
-    return refreshed, report
+            source = store.create_source(name=chosen, location=target, branch=branch, description="")
+        elif source.location != target or (branch is not None and branch != source.branch):
+            # The operator's new location or branch (no --branch keeps the known one, unless the
+            # source moved: a branch of the old remote means nothing for the new one).
+            store.update_source(source.id, location=target, branch=branch)
+            source = _fresh(store, source)
+        report = _index_locked(store, settings, source, progress or NullProgress(), t0, created=created)
+    return _fresh(store, source), report
+
+
+def index_stored(store: Store, settings: Settings, source: SourceRow, *,
+                 progress: Progress | None = None) -> tuple[SourceRow, IndexReport]:  # fmt: skip
+    """Re-index a registered source from its stored location (the job runner's entry point).
+
+    The stored location is never rewritten: a local folder must still be exactly where it was
+    registered (see ``_open_source``), a remote one is fetched into its own clone folder.
+    """
+    t0 = time.perf_counter()
+    with source_lock(settings, source.name):
+        source = _fresh(store, source)
+        report = _index_locked(store, settings, source, progress or NullProgress(), t0, created=False)
+    return _fresh(store, source), report
+
+
+def _fresh(store: Store, source: SourceRow) -> SourceRow:
+    row = store.get_source(source.public_id)
+    if row is None:
+        raise NotFound(f"the data source {source.name!r} was deleted")
+    return row
+
+
+def _index_locked(store: Store, settings: Settings, source: SourceRow, progress: Progress, t0: float, *,
+                  created: bool) -> IndexReport:  # fmt: skip
+    store.ensure_index_version(index_version())
+    # A source with a good index stays Ready while it is refreshed: searches keep
+    # answering from the last commit until the new one lands.
+    if not (source.indexed_at is not None and source.state == "Ready"):
+        store.update_source(source.id, state="Processing", state_reason="")
+    fetched = False
+    try:
+        progress.start("fetch", None)
+        with _open_source(settings, source) as (tree, commit, branch):
+            fetched = True
+            progress.finish("fetch")
+            report = _run(store, settings, source, tree, commit, progress, t0)
+    except (Exception, KeyboardInterrupt) as exc:
+        if created and not fetched:
+            # A location the operator gave that could not even be fetched leaves no source behind.
+            store.delete_source(source.id, tokenize=file_tokens)
+        else:
+            record_failure(store, source, str(exc) or type(exc).__name__)
+        raise
+    # Any other BaseException is a job told to stop: its job resumes later, so the source stays as
+    # it is (Processing, or Ready while refreshed), like the job.
+    store.update_source(source.id, state="Ready", state_reason="", commit_sha=commit, indexed_at=time.time(),
+                        **({"branch": branch} if branch else {}))  # fmt: skip
+    return report
 
 
 def _run(
     store: Store,
     settings: Settings,
     source: SourceRow,
-    resolved: ResolvedSource,
+    tree: SourceTree,
+    commit: str,
     progress: Progress,
     t0: float,
 ) -> IndexReport:
-    report = IndexReport(source=resolved.name, commit=resolved.commit)
+    report = IndexReport(source=source.name, commit=commit)
     progress.start("walk", None)
     candidates: list[Candidate] = []
-    for item in walk(resolved.root, max_file_bytes=settings.max_file_bytes):
+    for item in walk(tree, max_file_bytes=settings.max_file_bytes):
         if isinstance(item, Skipped):
             report.skipped.append(item)
         else:
@@ -244,14 +379,13 @@ def _run(
         known = stored.get(cand.path)
         if known is not None:
             try:
-                with open(cand.abs_path, "rb") as handle:
-                    if content_hash(handle.read()) == known:
-                        report.files_unchanged += 1
-                        progress.advance("read")
-                        continue
+                if content_hash(tree.read_bytes(cand.path, limit=settings.max_file_bytes)) == known:
+                    report.files_unchanged += 1
+                    progress.advance("read")
+                    continue
             except OSError:
                 pass
-        prepared = _prepare(cand)
+        prepared = _prepare(tree, cand, settings.max_file_bytes)
         if isinstance(prepared, Skipped):
             report.skipped.append(prepared)
             seen.discard(cand.path)
@@ -317,11 +451,35 @@ def _parse_all(files: list[SourceFile], progress: Progress) -> list[NewFile]:
     from concurrent.futures import ProcessPoolExecutor
 
     # fork: the children inherit loaded grammars and need no re-import; the parent holds no
-    # threads or locks at this point.
+    # threads at this point, and its source lock is a record lock, which children do not inherit.
     ctx = mp.get_context("fork")
     results: list[NewFile] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:  # fmt: skip
         for new in pool.map(_parse_one, files, chunksize=8):
             results.append(new)
             progress.advance("parse")
     return results
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Parse-worker initializer: a worker never outlives the process that forked it. Left behind
+    by a kill -9 of ``repolens index`` (or of a job's process), workers would wait on their task
+    queue forever, holding memory and every descriptor they inherited."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+            threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    else:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
+        os._exit(1)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)

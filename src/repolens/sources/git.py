@@ -262,14 +262,3 @@ def local_branch(path: Path) -> str | None:
     except SourceError:
         return None
     return branch if branch and branch != "HEAD" else None
-
-
-def local_remote_name(path: Path) -> str | None:
-    """``owner/repo`` from a local repository's ``origin`` remote, if it has one."""
-    if not (path / ".git").exists():
-        return None
-    try:
-        url = run_git(["config", "--get", "remote.origin.url"], cwd=path, timeout=10).strip()
-    except SourceError:
-        return None
-    return name_from_url(url) if url else None

@@ -175,12 +175,12 @@ class RegistryMixin:
         )
 
     def get_workspace(self, name_or_id: str) -> WorkspaceRow | None:
-        """A workspace by name (case-insensitive) or public id."""
-        row = self._conn.execute(
-            "SELECT id, public_id, name, description, created_at FROM workspaces "
-            "WHERE name = ? COLLATE NOCASE OR public_id = ?",
-            (name_or_id, name_or_id),
-        ).fetchone()
+        """A workspace by public id, else by name (case-insensitive): an id never finds another
+        workspace named like it."""
+        columns = "SELECT id, public_id, name, description, created_at FROM workspaces"
+        row = self._conn.execute(f"{columns} WHERE public_id = ?", (name_or_id,)).fetchone()
+        if row is None:
+            row = self._conn.execute(f"{columns} WHERE name = ? COLLATE NOCASE", (name_or_id,)).fetchone()
         return self._workspace(row) if row else None
 
     def list_workspaces(self) -> list[WorkspaceRow]:

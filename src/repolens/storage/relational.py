@@ -105,11 +105,13 @@ class SqlStore(RegistryMixin):
         return SourceRow(*row)
 
     def get_source(self, name_or_id: str) -> SourceRow | None:
-        """A source by name (case-insensitive) or public id."""
-        row = self._conn.execute(
-            f"SELECT {SOURCE_COLUMNS} FROM sources WHERE name = ? COLLATE NOCASE OR public_id = ?",
-            (name_or_id, name_or_id),
-        ).fetchone()
+        """A source by public id, else by name (case-insensitive): an id always finds its own
+        source, even if an older database has another source named like it."""
+        row = self._conn.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE public_id = ?", (name_or_id,)).fetchone()
+        if row is None:
+            row = self._conn.execute(
+                f"SELECT {SOURCE_COLUMNS} FROM sources WHERE name = ? COLLATE NOCASE", (name_or_id,)
+            ).fetchone()
         return self._source(row) if row else None
 
     def list_sources(self) -> list[SourceRow]:
