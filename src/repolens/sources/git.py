@@ -11,6 +11,8 @@
   lists it; for http(s) the checked address is pinned for git, so a second DNS answer
   cannot swap it for an internal one.
 * A clone larger than the configured cap is deleted and refused.
+* A URL that does not parse (a port outside 1-65535, a broken IPv6 literal) is ``InvalidInput``,
+  never a ``ValueError`` from ``urllib`` escaping as a server error.
 """
 
 from __future__ import annotations
@@ -23,16 +25,17 @@ import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from repolens.domain import DIRTY_SUFFIX
-from repolens.errors import SourceError, UnsafeSource
+from repolens.errors import InvalidInput, SourceError, UnsafeSource
 
 LOCAL_STATUS_TIMEOUT_S = 30  # `git status` on a large work tree with a cold disk cache
 
 _SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^:].*)$")
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _SAFE_HOST = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:]+\]$")
+MAX_PORT = 65_535  # TCP ports are 16-bit; 0 means "any" to the OS, never a server to clone from
 _GIT_SAFETY = (
     "-c", "core.hooksPath=/dev/null",
     "-c", "protocol.file.allow=never",
@@ -68,7 +71,7 @@ def validate_git_url(url: str, *, allowed_schemes: tuple[str, ...]) -> str:
         if scp.group("path").startswith("-"):
             raise UnsafeSource("refusing option-shaped path in ssh URL")
         return url
-    parts = urlsplit(url)
+    parts = split_url(url)
     scheme = parts.scheme.lower()
     if scheme not in allowed_schemes:
         allowed = ", ".join(allowed_schemes)
@@ -76,13 +79,35 @@ def validate_git_url(url: str, *, allowed_schemes: tuple[str, ...]) -> str:
     if parts.username is not None or parts.password is not None:
         raise UnsafeSource("credentials in the URL are refused; set REPOLENS_GIT_TOKEN instead so they stay out of logs")
     host = parts.hostname or ""
-    if not host or not _SAFE_HOST.match(parts.netloc.rsplit(":", 1)[0] if parts.port else parts.netloc):
+    if not host or not _SAFE_HOST.match(parts.netloc.rsplit(":", 1)[0] if _port(parts, url) else parts.netloc):
         raise UnsafeSource(f"git URL has no valid host: {url!r}")
     if host.startswith("-") or parts.path.startswith("/-"):
         raise UnsafeSource(f"refusing option-shaped git URL {url!r}")
     if not parts.path.strip("/"):
         raise UnsafeSource(f"git URL has no repository path: {url!r}")
     return url
+
+
+def split_url(url: str) -> SplitResult:
+    """``urlsplit(url)``, with the ``ValueError`` it raises for a malformed IPv6 literal
+    (``https://[::1/x``, ``https://[zz]/r``) turned into ``InvalidInput``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise InvalidInput(f"malformed git URL {scrub(url)!r}: {exc}") from None
+    _port(parts, url)
+    return parts
+
+
+def _port(parts: SplitResult, url: str) -> int | None:
+    """The URL's explicit port; ``InvalidInput`` unless it is 1 to 65535."""
+    try:
+        port = parts.port  # urlsplit parses the port lazily and raises here for 99999 or -1
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= MAX_PORT:
+        raise InvalidInput(f"git URL {scrub(url)!r} has an invalid port: use 1 to {MAX_PORT}, or none")
+    return port
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +128,7 @@ def _host_and_port(url: str) -> tuple[str, int, bool]:
     scp = _SCP_LIKE.match(url)
     if scp and "://" not in url:
         return scp.group("host"), 22, False
-    parts = urlsplit(url)
+    parts = split_url(url)
     scheme = parts.scheme.lower()
     default = {"https": 443, "http": 80, "ssh": 22}.get(scheme, 443)
     return (parts.hostname or ""), (parts.port or default), scheme in ("http", "https")
@@ -152,7 +177,7 @@ def directory_bytes(path: Path) -> int:
 def name_from_url(url: str) -> str:
     """``owner/repo`` from a remote URL (``https://host/owner/repo.git`` → ``owner/repo``)."""
     scp = _SCP_LIKE.match(url)
-    path = scp.group("path") if scp and "://" not in url else urlsplit(url).path
+    path = scp.group("path") if scp and "://" not in url else split_url(url).path
     parts = [p for p in path.strip("/").split("/") if p]
     if not parts:
         return "repository"
