@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from repolens import validation
 from repolens.access.keys import Principal
 from repolens.errors import Conflict, Forbidden, InvalidInput, NotFound, UnsafeSource
 from repolens.settings import Settings
@@ -50,10 +51,7 @@ class DataSource:
 
 
 def _check_description(description: str | None) -> str:
-    text = description or ""
-    if len(text) > MAX_DESCRIPTION_CHARS:
-        raise InvalidInput(f"description must be at most {MAX_DESCRIPTION_CHARS} characters")
-    return text
+    return validation.require_description(description or "", max_chars=MAX_DESCRIPTION_CHARS)
 
 
 def _check_branch(branch: str | None) -> str | None:

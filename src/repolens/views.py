@@ -5,6 +5,7 @@ Shared by the CLI's ``--json`` output and the REST API, so both print the same t
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from repolens.indexing.jobs import phase_counts
@@ -13,6 +14,7 @@ from repolens.retrieval.graph import RelationGroup
 from repolens.retrieval.grep import GrepHit
 from repolens.retrieval.search import ScoredArtifact, SearchOutcome
 from repolens.storage.base import ArtifactRow, JobRow, KeyRow, SourceRow, WorkspaceRow
+from repolens.validation import MAX_TIMESTAMP_S
 
 Detail = Literal["Short", "Full"]
 _SNIPPET_LINES = 6  # enough to recognise a hit without fetching it
@@ -163,12 +165,18 @@ def relationships_response(source: SourceRow, artifact: ArtifactRow | None, iden
 
 
 def iso(ts: float | None) -> str | None:
-    """Epoch seconds as an ISO-8601 UTC timestamp."""
+    """Epoch seconds as an ISO-8601 UTC timestamp.
+
+    A value datetime cannot show (a row saved before timestamps were validated: 1e308, inf, NaN)
+    is clamped to 1970..9999 rather than failing the whole listing; NaN shows as the epoch, as
+    ``authenticate`` treats a NaN expiry as past.
+    """
     if ts is None:
         return None
     import datetime as _dt
 
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).isoformat().replace("+00:00", "Z")
+    shown = 0.0 if math.isnan(ts) else min(max(ts, 0.0), MAX_TIMESTAMP_S)
+    return _dt.datetime.fromtimestamp(shown, tz=_dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def job_json(job: JobRow) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from repolens import validation
 from repolens.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from repolens.storage.base import Database, KeyRow, SourceRow
 
@@ -23,6 +24,7 @@ KEY_PREFIX = "ca_"
 KEY_PATTERN = re.compile(r"^ca_(?P<id>[0-9]{10,16})_(?P<secret>[A-Za-z0-9_-]{43})$")
 _KEY_ID_DIGITS = 13
 _SECRET_BYTES = 32  # 256 bits -> 43 url-safe characters
+MAX_KEY_NAME_CHARS = 200
 
 Role = Literal["admin", "member"]
 
@@ -81,11 +83,9 @@ def create_key(
     expires_at: float | None = None,
 ) -> MintedKey:
     """Mint a key; ``scopes`` are data source names or ids (repositories or workspaces)."""
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise InvalidInput("key name must be 1 to 200 characters")
-    if expires_at is not None and expires_at <= time.time():
-        raise InvalidInput("expiry must be in the future")
+    name = validation.require_name(name, what="key name", max_chars=MAX_KEY_NAME_CHARS)
+    if expires_at is not None:
+        validation.require_future_timestamp(expires_at, what="expiresAt")
     scope_ids = tuple(_scope_id(db, s) for s in scopes)
     key_id = str(secrets.randbelow(9 * 10 ** (_KEY_ID_DIGITS - 1)) + 10 ** (_KEY_ID_DIGITS - 1))
     secret = secrets.token_urlsafe(_SECRET_BYTES)
@@ -154,7 +154,9 @@ def authenticate(db: Database, token: str | None, *, now: float | None = None) -
         raise Unauthorized("Invalid or missing API key")
     if row.revoked_at is not None:
         raise Unauthorized("API key has been revoked")
-    if row.expires_at is not None and row.expires_at <= (now or time.time()):
+    # Written as "not later than now" so that a NaN stored before expiries were validated counts
+    # as expired (every comparison with NaN is false) instead of never expiring.
+    if row.expires_at is not None and not row.expires_at > (now or time.time()):
         raise Unauthorized("API key has expired")
     return Principal(row)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from repolens import validation
 from repolens.errors import InvalidInput
 from repolens.sources import git
 
 MAX_NAME_CHARS = 200
-_BAD_NAME = re.compile(r"[\x00-\x1f\x7f]|::")  # control characters; '::' would break identifiers
 # The shape of every public id (24 hex characters, ``secrets.token_hex(12)`` in storage). Ids and
 # names are looked up through one parameter (``Names``, ``DataSourceIds``, URL paths), so a name of
 # this shape could pass for another source's id: such names are refused.
@@ -23,9 +23,9 @@ _ID_SHAPED = re.compile(r"[0-9a-f]{24}", re.IGNORECASE)
 
 def check_name(name: str) -> str:
     """``name`` stripped, or ``InvalidInput`` saying what a name may be."""
-    name = name.strip()
-    if not name or len(name) > MAX_NAME_CHARS or _BAD_NAME.search(name):
-        raise InvalidInput(f"name must be 1 to {MAX_NAME_CHARS} characters, without control characters or '::'")
+    name = validation.require_name(name, what="name", max_chars=MAX_NAME_CHARS)
+    if "::" in name:
+        raise InvalidInput("name must not contain '::' (it separates the parts of an identifier)")
     if _ID_SHAPED.fullmatch(name):
         raise InvalidInput(f"name {name!r} has the shape of a data source id (24 hex characters); choose another name")
     return name
