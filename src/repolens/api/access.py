@@ -35,6 +35,7 @@ log = logging.getLogger("repolens.api")
 
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 MAX_BODY_BYTES = 1_000_000  # no request of this API needs more (10,000 identifiers fit in ~1 MB)
+MCP_PATH = "/mcp"  # where mcpserver.http mounts MCP (it imports this module, so the path lives here)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -80,6 +81,14 @@ class AccessMiddleware:
             if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
                 await self._refuse(scope, send_with_headers, 413, f"request body over {MAX_BODY_BYTES} bytes")
                 return
+            if length is None and "chunked" in (_header(scope, b"transfer-encoding") or "").lower():
+                # No length up front: read the body here, under the cap, so that an oversized one
+                # is the same 413 as above (once a route has started parsing it, it is a 400).
+                body = await _read_capped(receive)
+                if body is None:
+                    await self._refuse(scope, send_with_headers, 413, f"request body over {MAX_BODY_BYTES} bytes")
+                    return
+                receive = _replay(body, receive)
             if path in PUBLIC_PATHS:
                 await self.app(scope, _capped(receive), send_with_headers)
                 return
@@ -105,10 +114,22 @@ class AccessMiddleware:
                 extra_headers.append((b"retry-after", str(decision.retry_after).encode()))
                 await self._refuse(scope, send_with_headers, 429, decision.reason)
                 return
+            held = [True]
+
+            async def send_releasing_streams(message: Message) -> None:
+                # GET /mcp is the server-to-client SSE stream: open for as long as the client
+                # likes and idle, so once it has started it gives its slot back; otherwise two
+                # open streams would lock a concurrency-2 key out of everything else.
+                if message["type"] == "http.response.start" and held[0] and _is_idle_stream(scope):
+                    held[0] = False
+                    self.limiter.release(key.key_id)
+                await send_with_headers(message)
+
             try:
-                await self.app(scope, _capped(receive), send_with_headers)
+                await self.app(scope, _capped(receive), send_releasing_streams)
             finally:
-                self.limiter.release(key.key_id)
+                if held[0]:
+                    self.limiter.release(key.key_id)
         finally:
             access_log.info(
                 "request",
@@ -154,6 +175,43 @@ def _rate_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
         (b"x-ratelimit-remaining", str(max(0, decision.remaining)).encode()),
         (b"x-ratelimit-reset", str(decision.reset).encode()),
     ]
+
+
+def _is_idle_stream(scope: Scope) -> bool:
+    """Whether the request is MCP's standalone GET stream (notifications only, no work)."""
+    return scope.get("method") == "GET" and str(scope.get("path", "")).rstrip("/") == MCP_PATH
+
+
+async def _read_capped(receive: Receive) -> bytes | None:
+    """The whole request body, or None as soon as it grows past ``MAX_BODY_BYTES``."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away; the app sees an empty body
+            break
+        chunk = bytes(message.get("body", b""))
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(parts)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` that hands out an already-read ``body`` once, then defers to the server
+    (whose next message is the client's disconnect)."""
+    pending = [True]
+
+    async def replayed() -> Message:
+        if pending[0]:
+            pending[0] = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 def _capped(receive: Receive) -> Receive:

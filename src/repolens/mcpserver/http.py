@@ -15,10 +15,9 @@ from fastapi import FastAPI
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
-from repolens.api.access import MAX_BODY_BYTES
+from repolens.api.access import MAX_BODY_BYTES, MCP_PATH
 from repolens.settings import Settings
 
-MCP_PATH = "/mcp"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
