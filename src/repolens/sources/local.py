@@ -28,6 +28,11 @@ from repolens.sources.filters import VENDORED_DIRS, skip_by_name
 
 IGNORE_FILES = (".gitignore", ".repolensignore")
 MAX_IGNORE_FILE_BYTES = 1_000_000  # 1 MB: an ignore file larger than this is not a list of patterns
+# A repository's ignore files are its author's input, and pathspec's pure-Python backend turns
+# ``a*a*a*a*a*a*a*a*a*a*a*a*b`` into a regex that backtracks for hours on one long file name.
+# RE2 (a core dependency for grep) matches in linear time; naming it makes a missing install
+# an import error instead of a silent fallback to the backtracking backend.
+IGNORE_BACKEND = "re2"
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
 # O_NONBLOCK: a FIFO swapped in for a file must not block the indexer on open (no effect on
@@ -165,7 +170,7 @@ def _read_rules(tree: SourceTree, rel: str, dir_fd: int) -> pathspec.GitIgnoreSp
         data = tree.read_bytes(rel, limit=MAX_IGNORE_FILE_BYTES, dir_fd=dir_fd)
     except OSError:
         return None  # absent, a symlink, or unreadable: no rules from it
-    return pathspec.GitIgnoreSpec.from_lines(data.decode("utf-8", errors="replace").splitlines())
+    return pathspec.GitIgnoreSpec.from_lines(data.decode("utf-8", errors="replace").splitlines(), backend=IGNORE_BACKEND)
 
 
 def _load_rules(tree: SourceTree, dir_fd: int, rel_dir: str) -> list[_Rules]:
