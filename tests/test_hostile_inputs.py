@@ -27,9 +27,12 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from conftest import commit_tree, write_tree
+from conftest import MakeRepo, commit_tree, write_tree
 from repolens.access.keys import KEY_PREFIX, digest
-from repolens.services import build_services
+from repolens.errors import InvalidInput
+from repolens.indexing.pipeline import index_source
+from repolens.retrieval.grep import GREP_DEADLINE_S, grep
+from repolens.services import Services, build_services
 from repolens.settings import Settings
 from server import Server, running_server, wait_for_job
 
@@ -186,6 +189,24 @@ def test_regex_features_re2_lacks_are_refused_by_name_on_every_surface(world: tu
             result = cli(server, "grep", "--regex", pattern)
             assert result.returncode == 2 and feature in result.stderr, result.stderr
             assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_regex_whose_program_is_too_large_is_refused_before_it_runs(world: tuple[Server, Path]) -> None:
+    """Linear time is per instruction too: a pattern compiling past the cap is a 400 saying so."""
+    server, _ = world
+    with server.client() as c:
+        r = c.get("/api/search/grep", params={"Query": r"(?s)(.*a){1000}x", "Regex": "true"})
+        assert r.status_code == 400 and "too complex" in r.json()["detail"], r.text
+
+
+def test_a_search_that_outlasts_its_deadline_stops_with_an_error(make_repo: MakeRepo, services: Services) -> None:
+    """grep checks its time budget between files and matches, and says how to narrow the search."""
+    root = make_repo(REPO)
+    index_source(services.store, services.settings, str(root), name="victims")
+    sources = services.store.list_sources()
+    assert grep(services.store, sources, "greet", deadline_s=GREP_DEADLINE_S)
+    with pytest.raises(InvalidInput, match="stopped after 0 s"):
+        grep(services.store, sources, "greet", deadline_s=0.0)
 
 
 def test_a_repository_with_a_backtracking_gitignore_pattern_indexes_promptly(world: tuple[Server, Path]) -> None:
