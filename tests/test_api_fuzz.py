@@ -26,8 +26,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from conftest import commit_tree
-from repolens.api.app import create_app
 from repolens.settings import Settings
+from repolens.surfaces.http.app import create_app
 from server import Server, running_server, wait_for_job
 
 # Enough examples per operation to reach the interesting branches (bad types, empty and huge strings,

@@ -1,5 +1,5 @@
 """`python -m repolens` runs the CLI."""
 
-from repolens.cli.main import main
+from repolens.surfaces.cli.main import main
 
 main()

@@ -221,7 +221,7 @@ def list_data_sources(
     """Repositories and workspaces the key may see, filtered as CodeAlive's listing is."""
     if type_filter and type_filter.lower() not in ("repository", "workspace"):
         raise InvalidInput(f"type must be Repository or Workspace, got {type_filter!r}")
-    visible = principal.visible_source_ids(db) if principal is not None else None
+    visible = visible_ids(db, principal)
     term = (search_term or "").strip().lower()
     out: list[DataSource] = []
     if not type_filter or type_filter.lower() == "repository":
@@ -254,11 +254,25 @@ def get_data_source(db: Database, principal: Principal | None, name_or_id: str) 
         return DataSource("Repository", repository=source)
     workspace = db.get_workspace(name_or_id)
     if workspace is not None:
-        visible = principal.visible_source_ids(db) if principal is not None else None
+        visible = visible_ids(db, principal)
         if visible is not None and not set(workspace.source_ids) <= visible:
             raise NotFound(f"unknown data source {name_or_id!r}")
         return DataSource("Workspace", workspace=workspace)
     raise NotFound(f"unknown data source {name_or_id!r}")
+
+
+def get_job(db: Database, principal: Principal | None, job_id: str) -> JobRow:
+    """One indexing job of a repository the key may see (any other reads as unknown)."""
+    found = db.get_job(job_id)
+    visible = visible_ids(db, principal)
+    if found is None or found.source_id is None or (visible is not None and found.source_id not in visible):
+        raise NotFound(f"unknown job {job_id!r}")
+    return found
+
+
+def visible_ids(db: Database, principal: Principal | None) -> frozenset[int] | None:
+    """The repository ids the key may see; None means all (an unscoped key, or the local user)."""
+    return principal.visible_source_ids(db) if principal is not None else None
 
 
 def get_repository(db: Database, principal: Principal | None, name_or_id: str) -> SourceRow:
@@ -272,7 +286,7 @@ def get_repository(db: Database, principal: Principal | None, name_or_id: str) -
 def resolve_scope(db: Database, principal: Principal | None, names: list[str]) -> list[SourceRow]:
     """The repositories a search runs over: the named ones (workspaces expanded), else all
     the key may see. Names outside the key's scope are refused, never silently dropped."""
-    visible = principal.visible_source_ids(db) if principal is not None else None
+    visible = visible_ids(db, principal)
     if not names:
         return [s for s in db.list_sources() if visible is None or s.id in visible]
     by_id: dict[int, SourceRow] = {}

@@ -6,6 +6,8 @@ A ``principal`` of None means a local caller (the CLI) who may see every data so
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +16,9 @@ from repolens.domain import SearchFilters
 from repolens.errors import InvalidInput, NotFound
 from repolens.retrieval import graph
 from repolens.retrieval.artifacts import FetchedArtifact, fetch, find_artifact
+from repolens.retrieval.conditions import Condition, holds, metadata
 from repolens.retrieval.grep import grep as run_grep
-from repolens.retrieval.search import MAX_LIMIT, Mode, SearchOutcome
+from repolens.retrieval.search import MAX_LIMIT, Mode, ScoredArtifact, SearchOutcome
 
 if TYPE_CHECKING:
     from repolens.access.keys import Principal
@@ -161,10 +164,6 @@ def grep(
     return views.grep_response(hits)
 
 
-def _visible(services: Services, principal: Principal | None) -> frozenset[int] | None:
-    return principal.visible_source_ids(services.store) if principal is not None else None
-
-
 def fetch_items(
     services: Services, principal: Principal | None, identifiers: list[str], *, data_source: str | None = None,
     max_identifiers: int | None = None,
@@ -176,7 +175,7 @@ def fetch_items(
         raise InvalidInput(f"Identifiers array is required and must contain at most {cap} items")
     if data_source:
         catalog.get_repository(services.store, principal, data_source)  # 404 for unknown or hidden
-    return fetch(services.store, cleaned, data_source=data_source, visible=_visible(services, principal))
+    return fetch(services.store, cleaned, data_source=data_source, visible=catalog.visible_ids(services.store, principal))
 
 
 def call_preview(services: Services, item: FetchedArtifact) -> dict[str, Any] | None:
@@ -225,9 +224,51 @@ def relationships(
         catalog.get_repository(services.store, principal, data_source)
     try:
         source, artifact = find_artifact(services.store, identifier, data_source=data_source,
-                                         visible=_visible(services, principal))  # fmt: skip
+                                         visible=catalog.visible_ids(services.store, principal))  # fmt: skip
     except NotFound:
         return {"sourceIdentifier": identifier, "profile": PROFILE_NAMES[chosen], "found": False}
     groups = graph.relations(services.store, source, artifact, profile=chosen, max_per_type=max_count)
     available = graph.counts(services.store, source, artifact)
     return views.relationships_response(source, artifact, identifier, PROFILE_NAMES[chosen], groups, available)
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeRecord:
+    """One retrieved artifact with its metadata, its score relative to the best (0-1) and its text."""
+
+    hit: ScoredArtifact
+    metadata: dict[str, Any]
+    score: float
+    content: str
+
+
+def retrieve_knowledge(services: Services, principal: Principal | None, query: str, data_source: str, *, top_k: int,
+                       score_threshold: float = 0.0, conditions: Sequence[Condition] = (),
+                       match_all: bool = True) -> list[KnowledgeRecord]:
+    """The best ``top_k`` artifacts of one data source whose metadata meets the conditions (all of
+    them, or any with ``match_all=False``) and whose relative score reaches the threshold."""
+    for condition in conditions:
+        condition.check()
+    target = catalog.get_data_source(services.store, principal, data_source)
+    # Filters decide which artifacts may be answered, so they apply before the top_k cut: with
+    # conditions, every candidate the retrievers find is ranked (their combined depth is below
+    # MAX_LIMIT), the ones that pass are kept, and only then is the list cut to top_k.
+    request = SearchRequest(query, names=(target.public_id,), limit=MAX_LIMIT if conditions else top_k)
+    with services.store.snapshot():  # hits and their text from one state of the index
+        outcome = run_search(services, principal, request)
+        top = outcome.hits[0].score if outcome.hits else 0.0
+        chosen: list[tuple[ScoredArtifact, dict[str, Any], float]] = []
+        for hit in outcome.hits:
+            meta = metadata(hit)
+            if conditions:
+                checks = [holds(meta, c) for c in conditions]
+                if not (all(checks) if match_all else any(checks)):
+                    continue
+            score = round(hit.score / top, 4) if top > 0 else 0.0
+            if score < score_threshold:
+                continue
+            chosen.append((hit, meta, score))
+            if len(chosen) >= top_k:
+                break
+        contents = hit_contents(services, dataclasses.replace(outcome, hits=[h for h, _, _ in chosen]))
+    return [KnowledgeRecord(hit, meta, score, contents.get(hit.artifact.id, "")) for hit, meta, score in chosen]

@@ -128,10 +128,12 @@ class JobProgress:
             self.done = self.total
         self._write(force=True)
 
-    def vectors(self, done: int, total: int, *, force: bool = False) -> None:
-        """Embedding progress in units (the backfill's callback)."""
+    def vectors(self, done: int, total: int) -> None:
+        """Embedding progress in units (the backfill's callback); the first and the last count
+        are always written, the ones between at the write throttle's pace."""
+        first = self.phase != "vectors"
         self.phase, self.done, self.total = "vectors", done, total
-        self._write(force=force)
+        self._write(force=first or done >= total)
 
 
 def phase_counts(job: JobRow) -> tuple[Literal["files", "units"], int, int] | None:
@@ -142,12 +144,12 @@ def phase_counts(job: JobRow) -> tuple[Literal["files", "units"], int, int] | No
 
 def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -> int:
     """Run one claimed job to its end in this process; return an exit code."""
+    from repolens.embeddings.factory import load_embedder
     from repolens.indexing.pipeline import index_stored, record_failure
-    from repolens.indexing.vectors import backfill
-    from repolens.services import build_services
+    from repolens.indexing.vectors import embed_and_compact
+    from repolens.storage.factory import open_store
 
-    services = build_services(settings)
-    db = services.store
+    db = open_store(settings)
     job = db.get_job(job_id)
     if job is None or job.source_id is None:
         log.error("job %s does not exist", job_id)
@@ -158,14 +160,7 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
         if source is None:
             raise RepolensError("the data source was deleted")
         index_stored(db, settings, source, progress=progress)
-        embedder = services.embedder
-        if embedder is not None:
-            progress.vectors(*db.vector_counts(source.id, embedder.name), force=True)
-            backfill(db, source.id, embedder, on_progress=progress.vectors)
-            # The backfill's last report may have fallen inside the write throttle: end on the
-            # exact counts.
-            progress.vectors(*db.vector_counts(source.id, embedder.name), force=True)
-        db.compact()
+        embed_and_compact(db, source.id, load_embedder(settings), on_progress=progress.vectors)
         db.update_job(job.id, state="Ready", phase="done", percent=100.0, finished_at=time.time(),
                       heartbeat_at=time.time())  # fmt: skip
         _OUTCOME_RECORDED.set()
@@ -184,7 +179,7 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
             record_failure(db, fresh, reason)
         return 1
     finally:
-        services.close()
+        db.close()
 
 
 class JobRunner:

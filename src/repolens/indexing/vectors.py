@@ -53,3 +53,22 @@ def backfill(
         if on_progress is not None:
             on_progress(min(total, done + embedded), total)
     return embedded
+
+
+def embed_and_compact(store: Store, source_id: int, embedder: Embedder | None, *, embed: bool = True,
+                      on_progress: Callable[[int, int], None] | None = None) -> tuple[int, int, int]:
+    """What follows the lexical index for every caller (``repolens index``, an indexing job):
+    embed the units that lack a vector (unless ``embed`` is False or there is no embedder),
+    reporting the exact counts first and last, then compact the store. Returns (embedded now,
+    vectors ready, units in all)."""
+    embedded = ready = total = 0
+    if embedder is not None and embed:
+        if on_progress is not None:
+            on_progress(*store.vector_counts(source_id, embedder.name))
+        embedded = backfill(store, source_id, embedder, on_progress=on_progress)
+    if embedder is not None:
+        ready, total = store.vector_counts(source_id, embedder.name)
+        if embed and on_progress is not None:
+            on_progress(ready, total)  # the backfill's last report may have fallen inside a write throttle
+    store.compact()
+    return embedded, ready, total

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from repolens import operations
-from repolens.api.deps import PrincipalDep, ServicesDep
-from repolens.api.schemas import (
+from repolens.retrieval.search import Mode
+from repolens.surfaces.http.deps import PrincipalDep, ServicesDep
+from repolens.surfaces.http.schemas import (
     ArtifactsBody,
     ArtifactsResponse,
     GrepResponse,
@@ -18,7 +19,6 @@ from repolens.api.schemas import (
     SearchBody,
     SearchResponse,
 )
-from repolens.retrieval.search import Mode
 from repolens.views import Detail
 
 router = APIRouter(prefix="/api/search", tags=["search"])

@@ -17,34 +17,22 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from repolens.api.deps import PrincipalDep, ServicesDep
-from repolens.api.errors import problem_body, request_id
-from repolens.api.schemas import ChatBody, ChatResponse, ConversationDetail, ConversationList
-from repolens.chat.engine import ChatEvent, ChatRequest, Delta, Finished, Started, finished_event, split_turns
+from repolens.chat.engine import ChatRequest, Delta, Finished, finished_event, split_turns
 from repolens.errors import RepolensError, status_of
+from repolens.surfaces.http.deps import PrincipalDep, ServicesDep
+from repolens.surfaces.http.errors import problem_body, request_id
+from repolens.surfaces.http.schemas import ChatBody, ChatResponse, ConversationDetail, ConversationList
+from repolens.surfaces.http.streaming import SSE_EVENT_SCHEMA, SSE_HEADERS, first_event, sse
 from repolens.views import iso
 
 router = APIRouter(prefix="/api/chat", tags=["chat"])
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of tokens
-# One server-sent event as OpenAPI tools read a stream: an event name and a JSON (or [DONE]) payload.
-SSE_EVENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
-    "required": ["data"],
-}
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The answer: SSE frames when `stream` is true (the default), else JSON.",
         "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
     }
 }
-
-
-def sse(data: dict[str, Any] | str, *, event: str | None = None) -> str:
-    """One server-sent event."""
-    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-    return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
 
 
 def chat_request(body: ChatBody) -> ChatRequest:
@@ -59,14 +47,6 @@ def chat_request(body: ChatBody) -> ChatRequest:
 def _usage(finished: Finished) -> dict[str, int]:
     return {"prompt_tokens": finished.prompt_tokens, "completion_tokens": finished.completion_tokens,
             "total_tokens": finished.prompt_tokens + finished.completion_tokens}  # fmt: skip
-
-
-async def first_event(events: AsyncIterator[ChatEvent]) -> Started:
-    """The ``Started`` event: everything that can fail before an answer (bad input, scope,
-    limits, retrieval) fails here, while an ordinary HTTP error can still be sent."""
-    event = await anext(events)
-    assert isinstance(event, Started)
-    return event
 
 
 @router.post("/completions", summary="Ask a question about the code (CodeAlive chat)", response_model=ChatResponse,

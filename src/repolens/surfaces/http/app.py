@@ -13,15 +13,18 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from repolens import __version__
 from repolens.access.ratelimit import RateLimiter, SharedQuota
-from repolens.api import errors
-from repolens.api.access import AccessMiddleware
-from repolens.api.routes import admin, chat, datasources, dify, health, openai, search, tools
-from repolens.api.schemas import DifyError, OpenAIError, Problem
-from repolens.mcpserver import http as mcp_http
-from repolens.mcpserver.server import build_server
 from repolens.services import Services, build_services
 from repolens.settings import Settings
+from repolens.surfaces.http import errors, health
+from repolens.surfaces.http import mcp as mcp_http
+from repolens.surfaces.http.access import AccessMiddleware
+from repolens.surfaces.http.codealive import admin, chat, datasources, search, tools
+from repolens.surfaces.http.dify import routes as dify
+from repolens.surfaces.http.openai import routes as openai
+from repolens.surfaces.http.schemas import DifyError, OpenAIError, Problem
+from repolens.surfaces.mcp.server import build_server
 
 _ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "429", "500", "503")
 
@@ -29,7 +32,7 @@ _ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "429", "500"
 def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     """The server for ``settings``; ``run_jobs=False`` leaves jobs queued (tests, replicas)."""
     services = build_services(settings)
-    mcp_server = build_server(lambda: services, max_tokens=settings.mcp_max_tokens, version=_version())
+    mcp_server = build_server(lambda: services, max_tokens=settings.mcp_max_tokens, version=__version__)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +53,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
                 runner.stop()
             services.close()
 
-    app = FastAPI(title="repolens", version=_version(), lifespan=lifespan,
+    app = FastAPI(title="repolens", version=__version__, lifespan=lifespan,
                   description="Self-hosted code intelligence: CodeAlive-compatible REST API; MCP at /mcp.")  # fmt: skip
     app.state.services = services
     errors.install(app)
@@ -67,12 +70,6 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     app.add_middleware(AccessMiddleware, db=lambda: services.store, limiter=RateLimiter(shared=shared, bucket="api"))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
-
-
-def _version() -> str:
-    from repolens.api.routes.health import _version as v
-
-    return v()
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

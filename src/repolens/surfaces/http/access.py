@@ -20,9 +20,9 @@ from starlette.concurrency import run_in_threadpool
 
 from repolens.access.keys import Principal, authenticate, bearer_token
 from repolens.access.ratelimit import Decision, RateLimiter
-from repolens.api.errors import DIFY_PREFIX, OPENAI_PREFIX, PROBLEM_JSON, openai_error_body, problem_body
 from repolens.errors import BodyTooLarge, StorageError, Unauthorized
 from repolens.storage.base import Database
+from repolens.surfaces.http.errors import DIFY_PREFIX, OPENAI_PREFIX, PROBLEM_JSON, openai_error_body, problem_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,7 +31,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("repolens.access")
-log = logging.getLogger("repolens.api")
+log = logging.getLogger("repolens.surfaces.http")
 
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 MAX_BODY_BYTES = 1_000_000  # no request of this API needs more (10,000 identifiers fit in ~1 MB)

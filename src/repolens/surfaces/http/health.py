@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import time
-from importlib.metadata import version
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from repolens import views
-from repolens.api.schemas import Health
+from repolens import __version__, views
+from repolens.surfaces.http.schemas import Health
 
 router = APIRouter(tags=["health"])
 
 
-def _version() -> str:
-    try:
-        return version("repolens")
-    except Exception:
-        return "0"
-
-
 @router.get("/health", response_model=Health, summary="Liveness")
 def health() -> dict[str, str]:
-    return {"status": "healthy", "version": _version(), "timestamp": views.iso(time.time()) or ""}
+    return {"status": "healthy", "version": __version__, "timestamp": views.iso(time.time()) or ""}
 
 
 @router.get("/ready", response_model=Health, responses={503: {"model": Health}}, summary="Readiness")
@@ -31,7 +23,7 @@ def ready(request: Request) -> JSONResponse:
     state = request.app.state
     runner = getattr(state, "runner", None)
     ok = getattr(state, "services", None) is not None and (runner is None or runner.alive())
-    body = {"status": "ready" if ok else "not_ready", "version": _version(), "timestamp": views.iso(time.time())}
+    body = {"status": "ready" if ok else "not_ready", "version": __version__, "timestamp": views.iso(time.time())}
     if ok:
         try:
             state.services.store.generation()

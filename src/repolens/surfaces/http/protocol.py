@@ -12,7 +12,7 @@ import json
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from repolens.api.errors import PROBLEM_JSON, problem_body
+from repolens.surfaces.http.errors import PROBLEM_JSON, problem_body
 
 UNPARSABLE_DETAIL = (
     "the request could not be parsed as HTTP/1.1: malformed, or its URL and headers exceed 80 KB; "

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from repolens import catalog, views
-from repolens.api.deps import AdminDep, PrincipalDep, ServicesDep
-from repolens.api.schemas import CreatedOut, DataSourceCreate, DataSourceOut, DataSourceUpdate, JobOut
-from repolens.errors import InvalidInput, NotFound
+from repolens.errors import InvalidInput
 from repolens.services import Services
 from repolens.sources.git import looks_like_url
+from repolens.surfaces.http.deps import AdminDep, PrincipalDep, ServicesDep
+from repolens.surfaces.http.schemas import CreatedOut, DataSourceCreate, DataSourceOut, DataSourceUpdate, JobOut
 
 router = APIRouter(prefix="/api", tags=["data sources"])
 TOTAL_HEADER = "X-CodeAlive-Total-Data-Sources"
@@ -136,11 +136,4 @@ def jobs(data_source_id: str, services: ServicesDep, principal: PrincipalDep) ->
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="One job's state and progress")
 def job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
-    db = services.store
-    found = db.get_job(job_id)
-    if found is None or found.source_id is None:
-        raise NotFound(f"unknown job {job_id!r}")
-    visible = principal.visible_source_ids(db)
-    if visible is not None and found.source_id not in visible:
-        raise NotFound(f"unknown job {job_id!r}")
-    return views.job_json(found)
+    return views.job_json(catalog.get_job(services.store, principal, job_id))

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from repolens.errors import Conflict, RateLimited, RepolensError, status_of
 
-log = logging.getLogger("repolens.api")
+log = logging.getLogger("repolens.surfaces.http")
 
 PROBLEM_JSON = "application/problem+json"
 DIFY_PREFIX = "/api/knowledge-retrieval/dify"

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from repolens import tools
-from repolens.api.deps import PrincipalDep, ServicesDep
-from repolens.api.schemas import ToolEnvelope
 from repolens.errors import InvalidInput
+from repolens.surfaces.http.deps import PrincipalDep, ServicesDep
+from repolens.surfaces.http.schemas import ToolEnvelope
 
 router = APIRouter(prefix="/api/tools", tags=["tools"])
 

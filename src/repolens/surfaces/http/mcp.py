@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
-from repolens.api.access import MAX_BODY_BYTES, MCP_PATH
 from repolens.settings import Settings
+from repolens.surfaces.http.access import MAX_BODY_BYTES, MCP_PATH
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 

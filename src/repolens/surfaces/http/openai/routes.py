@@ -20,12 +20,12 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from repolens import catalog
-from repolens.api.deps import PrincipalDep, ServicesDep
-from repolens.api.errors import openai_error_body
-from repolens.api.routes.chat import SSE_EVENT_SCHEMA, SSE_HEADERS, first_event, sse
-from repolens.api.schemas import OpenAIChatBody, OpenAIChatCompletion, OpenAIModelList
 from repolens.chat.engine import ChatRequest, Delta, Finished, finished_event, split_turns
 from repolens.errors import NotFound, RepolensError, status_of
+from repolens.surfaces.http.deps import PrincipalDep, ServicesDep
+from repolens.surfaces.http.errors import openai_error_body
+from repolens.surfaces.http.schemas import OpenAIChatBody, OpenAIChatCompletion, OpenAIModelList
+from repolens.surfaces.http.streaming import SSE_EVENT_SCHEMA, SSE_HEADERS, first_event, sse
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -60,11 +60,7 @@ def _names_for(model: str, services: Any, principal: Any) -> tuple[str, ...]:
 @router.get("/models", response_model=OpenAIModelList, summary="The data sources, as OpenAI models")
 def models(services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
     created = int(time.time())
-    names = [MODEL_PREFIX]
-    visible = principal.visible_source_ids(services.store)
-    names += [f"{MODEL_PREFIX}/{s.name}" for s in services.store.list_sources() if visible is None or s.id in visible]
-    names += [f"{MODEL_PREFIX}/{w.name}" for w in services.store.list_workspaces()
-              if visible is None or set(w.source_ids) <= visible]  # fmt: skip
+    names = [MODEL_PREFIX] + [f"{MODEL_PREFIX}/{d.name}" for d in catalog.list_data_sources(services.store, principal)]
     data = [{"id": n, "object": "model", "created": created, "owned_by": "repolens"} for n in names]
     return JSONResponse({"object": "list", "data": data})
 

@@ -9,9 +9,9 @@ from fastapi.responses import JSONResponse
 
 from repolens import views
 from repolens.access.keys import create_key, plan_for
-from repolens.api.deps import AdminDep, ServicesDep
-from repolens.api.schemas import KeyCreate, KeyCreated, KeyOut
 from repolens.errors import NotFound
+from repolens.surfaces.http.deps import AdminDep, ServicesDep
+from repolens.surfaces.http.schemas import KeyCreate, KeyCreated, KeyOut
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible chat API (``/v1``)."""
