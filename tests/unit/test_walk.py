@@ -99,3 +99,10 @@ def test_the_size_limit_is_configurable(make_repo: MakeRepo) -> None:
     root = make_repo({"a.py": "x = 1\n" * 100}, commit=False)
     assert _walk(root)[0] == {"a.py"}
     assert _walk(root, limit=100)[1] == {"a.py": "too_large"}
+
+
+def test_an_unparsable_ignore_line_is_skipped_like_git_skips_it(make_repo: MakeRepo) -> None:
+    """A .gitignore line pathspec cannot parse (a lone backslash) drops only that line, not the walk."""
+    root = make_repo({".gitignore": "\\\n*.log\n", "a.py": "x = 1\n", "debug.log": "noise\n"}, commit=False)
+    kept, _ = _walk(root)
+    assert "a.py" in kept and "debug.log" not in kept

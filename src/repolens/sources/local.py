@@ -170,7 +170,21 @@ def _read_rules(tree: SourceTree, rel: str, dir_fd: int) -> pathspec.GitIgnoreSp
         data = tree.read_bytes(rel, limit=MAX_IGNORE_FILE_BYTES, dir_fd=dir_fd)
     except OSError:
         return None  # absent, a symlink, or unreadable: no rules from it
-    return pathspec.GitIgnoreSpec.from_lines(data.decode("utf-8", errors="replace").splitlines(), backend=IGNORE_BACKEND)
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines, backend=IGNORE_BACKEND)
+    except ValueError:  # pathspec raises a ValueError subclass for a pattern it cannot parse
+        # git skips a pattern it cannot parse (a lone trailing backslash, say) and keeps the rest;
+        # so do we, rather than failing the whole walk on one bad line.
+        return pathspec.GitIgnoreSpec.from_lines([line for line in lines if _valid_pattern(line)], backend=IGNORE_BACKEND)
+
+
+def _valid_pattern(line: str) -> bool:
+    try:
+        pathspec.GitIgnoreSpec.from_lines([line], backend=IGNORE_BACKEND)
+    except ValueError:  # pathspec raises a ValueError subclass for a pattern it cannot parse
+        return False
+    return True
 
 
 def _load_rules(tree: SourceTree, dir_fd: int, rel_dir: str) -> list[_Rules]:
