@@ -63,10 +63,13 @@ TEACHER_DIR = REPO / "src" / "repolens" / "embeddings" / "models" / "minilm-l6-v
 DIMS = 256  # PCA target: model2vec's default; halves the table and the stored vectors vs 384
 EXTRA_VOCAB = 20_000  # code words added at most; the frequency and package floors bind first
 MIN_WORD_COUNT = 5  # a word seen fewer times than this has no stable meaning to learn
-MIN_PACKAGES = 3  # ... and one used by fewer packages is a project's private name
+MIN_PACKAGES = 2  # ... and one used by a single package is that project's private name
 MIN_WORD_CHARS = 2
 SIF_A = 1e-3  # smooth inverse frequency (Arora et al. 2017): weight = a / (a + p(token))
 RIDGE = 1.0  # pull towards the distilled row, in units of the median token's evidence (see fit)
+# The fit compares the static mean with the teacher's vector of the same text; the teacher reads its first
+# 128 word pieces (the minilm document limit), so the fit pools about as many static tokens.
+FIT_TOKENS = 128
 CG_ITERATIONS = 40  # conjugate-gradient steps; the residual is flat well before this
 FIT_TEXTS = 16_000  # teacher sentence vectors to fit on (the teacher embeds ~100-150 texts/s here)
 HELD_OUT_SHARE = 0.2  # share of the packages kept out of the fit for the fidelity check
@@ -329,6 +332,7 @@ def distill(
     report["fit_texts"] = len(fit_idx)
     report["check_texts"] = len(check_idx)
     t0 = time.perf_counter()
+    print(f"[distill] {len(extra)} code words; teacher vectors for {len(check_idx) + len(fit_idx)} texts", flush=True)
     teach_check = teacher.embed_texts([texts[i] for i in check_idx])
     distilled_check = _pool(table, [ids[i] for i in check_idx])
     if fit:
@@ -336,7 +340,7 @@ def distill(
         report["teacher_seconds"] = time.perf_counter() - t0
         centre = targets.mean(axis=0)
         goal = (targets - centre) @ proj
-        table, fit_report = fit_table(table, [ids[i] for i in fit_idx], goal)
+        table, fit_report = fit_table(table, [ids[i][:FIT_TOKENS] for i in fit_idx], goal)
         report["fit"] = fit_report
         teach_check_c = (teach_check - centre) @ proj
     else:
@@ -432,6 +436,35 @@ class OnnxTeacher:
     def embed_texts(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """The teacher's document vectors, exactly as the minilm embedder makes them at index time."""
         return self._documents.embed(texts, input_type="document")
+
+
+class CachedTeacher:
+    """A teacher whose sentence vectors are kept on disk by text digest: a rebuild with other vocabulary
+    or fit settings does not pay again for the slow part (the teacher embeds ~100 texts/s here)."""
+
+    def __init__(self, teacher: OnnxTeacher, path: Path) -> None:
+        self._teacher = teacher
+        self._path = path
+        self.dim = teacher.dim
+        self._cache: dict[str, npt.NDArray[np.float32]] = {}
+        if path.exists():
+            with np.load(path, allow_pickle=False) as data:
+                self._cache = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+
+    def embed_ids(self, sequences: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
+        """Token vectors are cheap: not cached."""
+        return self._teacher.embed_ids(sequences)
+
+    def embed_texts(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Cached vectors, the teacher's for the rest (then saved)."""
+        keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._cache}.items())
+        if todo:
+            fresh = self._teacher.embed_texts([t for _, t in todo])
+            self._cache.update(zip([k for k, _ in todo], fresh, strict=True))
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(self._path, keys=np.array(list(self._cache)), vectors=np.stack(list(self._cache.values())))
+        return np.stack([self._cache[k] for k in keys]).astype(np.float32)
 
 
 class _Recorder:
@@ -550,7 +583,8 @@ its first 8 hex digits are in the embedder's name, so vectors of another build a
    (a code word's own word pieces for an added word) — {r['token_seconds']:.0f} s. PCA to {config['dim']} dims
    (signs fixed), then SIF weights a/(a+p) with a = {SIF_A} and p the token's frequency in the texts.
 4. Fit{' (skipped: --no-fit)' if args.no_fit else ''}: {r['fit_texts']:,} texts from the non-held-out packages, embedded by
-   the teacher (the minilm document embedder, 128 tokens); ridge least squares by {CG_ITERATIONS} conjugate-gradient
+   the teacher (the minilm document embedder, 128 word pieces; the static side pools its first {FIT_TOKENS} tokens);
+   ridge least squares by {CG_ITERATIONS} conjugate-gradient
    steps (lambda = {lam:.3g}, relative residual {resid:.3f}); mean cosine to the targets on the fit texts
    {cos0:.3f} before, {cos1:.3f} after.
 5. int8 quantisation per row.
@@ -586,6 +620,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--no-fit", action="store_true", help="distillation only (steps 1-3)")
     parser.add_argument("--fit-texts", type=int, default=FIT_TEXTS)
+    parser.add_argument("--cache", type=Path, default=REPO / ".build" / "teacher-vectors.npz",
+                        help="the teacher's sentence vectors, kept between builds (delete to recompute)")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -594,8 +630,9 @@ def main() -> int:
                     "--corpora", str(CORPORA_LIST)], check=True)  # fmt: skip
     texts, groups = corpus_texts(args.corpora, [c["name"] for c in corpora])
     print(f"[texts] {len(texts):,} embedding texts from {len(corpora)} packages", flush=True)
-    built = distill(texts, groups, base_tokenizer_json=(TEACHER_DIR / "tokenizer.json").read_text(),
-                    teacher=OnnxTeacher(), fit=not args.no_fit, fit_texts=args.fit_texts, seed=args.seed)  # fmt: skip
+    teacher = CachedTeacher(OnnxTeacher(), args.cache)
+    built = distill(texts, groups, base_tokenizer_json=(TEACHER_DIR / "tokenizer.json").read_text(), teacher=teacher,
+                    fit=not args.no_fit, fit_texts=args.fit_texts, seed=args.seed)  # fmt: skip
     if args.out.exists():
         shutil.rmtree(args.out)
     config = write_model(args.out, built)

@@ -19,7 +19,7 @@ from conftest import GEO_CODE, commit_tree
 from repolens import operations
 from repolens.embeddings.factory import load_embedder
 from repolens.embeddings.fake import HashEmbedder
-from repolens.embeddings.static import MODEL_DIR, StaticEmbedder, model_available
+from repolens.embeddings.static import MAX_TOKENS, MODEL_DIR, StaticEmbedder, model_available
 from repolens.errors import InvalidInput
 from repolens.indexing.pipeline import index_source
 from repolens.indexing.vectors import backfill
@@ -119,7 +119,7 @@ def test_a_model_built_by_the_script_from_a_tiny_corpus_is_what_the_loader_reads
     embedder = load_embedder(Settings(home=tmp_path / "home", embedder=f"static:{tmp_path / 'tiny'}"))
     assert isinstance(embedder, StaticEmbedder)
     assert embedder.dim == config["dim"] == 16
-    assert embedder.name == f"static-minilm-code-16-{config['checksum'][:8]}"
+    assert embedder.name == f"static-minilm-code-16-{config['checksum'][:8]}-t{MAX_TOKENS}"
     vectors = embedder.embed(["def getKwargs(ctx): return kwargs", "unrelated prose"], input_type="document")
     assert vectors.shape == (2, 16)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)

@@ -39,22 +39,33 @@ if TYPE_CHECKING:
 
 MODEL_DIR = "models/static-minilm-code"
 FORMAT_VERSION = 1
-# Tokens read per text. A lookup costs little, so the limit is about meaning, not time: past
-# ~512 tokens (about the 30 body lines a unit's embedding text holds, plus its head) a unit's mean
-# is dominated by its tail, which says less about what it is than its name and first lines.
-MAX_TOKENS = 512
+# Tokens read per text. A unit's embedding text starts with what identifies it (path, name, signature,
+# docstring); in a mean, every body token dilutes that head. Measured on the dev set (vectors alone,
+# NDCG@10): 512 tokens 0.698, 128 0.710, 64 0.733, 32 0.733; the fused default was flat (0.827-0.828).
+# 64 keeps the head and costs a quarter of the tokenizing 512 does.
+MAX_TOKENS = 64
+# Characters read per text: the token limit cuts after tokenizing, so a long text (a file summary of a
+# module with hundreds of symbols) is cut first; code averages 3-4 characters a token, 8 leaves margin.
+MAX_CHARS = MAX_TOKENS * 8
 # Texts per numpy gather: 256 texts x 512 tokens x 256 dims x 4 bytes = 128 MB at most in flight.
 BATCH_TEXTS = 256
 
 # Identifier boundaries the BERT pre-tokenizer does not see: fooBar, HTTPServer, foo_bar. Splitting
 # them here (before lower-casing) lets the vocabulary's code words match the parts.
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_UNDERSCORES = re.compile(r"_+")
+_IDENTIFIER_BOUNDARY = re.compile(r"_+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SEPARATOR = "\x00"  # joins a batch for one regex pass; never in indexed text (NUL marks a binary file)
 
 
 def split_identifiers(text: str) -> str:
     """``text`` with camelCase and snake_case identifiers split into words (the build uses it too)."""
-    return _UNDERSCORES.sub(" ", _CAMEL_BOUNDARY.sub(" ", text))
+    return _IDENTIFIER_BOUNDARY.sub(" ", text)
+
+
+def _split_all(texts: Sequence[str]) -> list[str]:
+    """``split_identifiers`` of each text, in one regex pass over the batch when that is safe."""
+    if any(_SEPARATOR in t for t in texts):
+        return [split_identifiers(t) for t in texts]
+    return split_identifiers(_SEPARATOR.join(texts)).split(_SEPARATOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,11 @@ class StaticModel:
     def dim(self) -> int:
         """Dimensions of a vector."""
         return int(self.codes.shape[1])
+
+
+def model_name(dim: int, checksum: str) -> str:
+    """What vectors are keyed by: the table (its checksum) and how much of a text it reads."""
+    return f"static-minilm-code-{dim}-{checksum[:8]}-t{MAX_TOKENS}"
 
 
 def model_available(folder: Path | None = None) -> bool:
@@ -99,29 +115,35 @@ def load_static_model(folder: Path) -> StaticModel:
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=MAX_TOKENS)
-    name = f"static-minilm-code-{codes.shape[1]}-{str(config['checksum'])[:8]}"
+    name = model_name(codes.shape[1], str(config["checksum"]))
     return StaticModel(tokenizer, codes, scales, name)
 
 
 def embed_with(model: StaticModel, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-    """Mean of the token rows of each text, L2-normalised; a text without tokens gets zeros."""
+    """Mean of the token rows of each text, L2-normalised; a text without tokens gets zeros.
+
+    Code repeats its tokens (``self``, brackets, a variable's name): each text's distinct tokens are
+    counted first, so each row is read and scaled once per text (about a third of the occurrences).
+    """
     import numpy as np
 
     out = np.zeros((len(texts), model.dim), dtype=np.float32)
+    vocab = model.codes.shape[0]
     for start in range(0, len(texts), BATCH_TEXTS):
-        batch = [split_identifiers(t) for t in texts[start : start + BATCH_TEXTS]]
-        encoded = model.tokenizer.encode_batch(batch, add_special_tokens=False)
+        batch = _split_all([t[:MAX_CHARS] for t in texts[start : start + BATCH_TEXTS]])
+        encoded = model.tokenizer.encode_batch_fast(batch, add_special_tokens=False)
         lengths = np.fromiter((len(e.ids) for e in encoded), dtype=np.int64, count=len(encoded))
         if not lengths.any():
             continue
         ids = np.fromiter((i for e in encoded for i in e.ids), dtype=np.int64, count=int(lengths.sum()))
-        rows = model.codes[ids].astype(np.float32)
-        rows *= model.scales[ids, None]
-        filled = np.flatnonzero(lengths)
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[filled]
-        sums = np.add.reduceat(rows, starts, axis=0)
+        keys, counts = np.unique(np.repeat(np.arange(len(encoded)), lengths) * vocab + ids, return_counts=True)
+        docs, tokens = np.divmod(keys, vocab)
+        rows = model.codes[tokens].astype(np.float32)
+        rows *= (model.scales[tokens] * counts)[:, None]
+        firsts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+        sums = np.add.reduceat(rows, firsts, axis=0)
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        out[start + filled] = sums / np.clip(norms, 1e-12, None)
+        out[start + docs[firsts]] = sums / np.clip(norms, 1e-12, None)
     return out
 
 
@@ -136,7 +158,7 @@ class StaticEmbedder:
         self._model: StaticModel | None = None
         config = self._config()
         self.dim = int(config["dim"])
-        self.name = f"static-minilm-code-{self.dim}-{str(config['checksum'])[:8]}"
+        self.name = model_name(self.dim, str(config["checksum"]))
 
     def _config(self) -> dict[str, Any]:
         if self._folder is not None:

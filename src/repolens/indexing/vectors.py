@@ -5,6 +5,7 @@ Vectors are stored in the int8 form of ``storage.codec``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from repolens.embeddings.base import Embedder
@@ -12,7 +13,9 @@ from repolens.indexing.units import embedding_text_for
 from repolens.storage.base import Store
 from repolens.storage.codec import encode
 
-BACKFILL_BATCH = 128  # units per write transaction: small enough that a kill loses seconds
+BACKFILL_BATCH = 128  # units in the first batch: MiniLM embeds them in about a second on 2 cores
+MAX_BACKFILL_BATCH = 4096  # a fast (static) embedder grows its batches up to this
+BATCH_TARGET_S = 1.0  # a batch (one write transaction) should take about this long: a kill loses ~1 s
 
 
 def backfill(
@@ -23,12 +26,19 @@ def backfill(
     on_progress: Callable[[int, int], None] | None = None,
     max_units: int | None = None,
 ) -> int:
-    """Embed every distinct unit text of ``source_id`` lacking a vector; return how many."""
+    """Embed every distinct unit text of ``source_id`` lacking a vector; return how many.
+
+    Batches start at ``BACKFILL_BATCH`` units and double while one takes under ``BATCH_TARGET_S``:
+    finding the missing units scans the source's units once per batch, which a fast embedder would
+    otherwise spend most of its time on.
+    """
     done, total = store.vector_counts(source_id, embedder.name)
     embedded = 0
+    batch = BACKFILL_BATCH
     cache: dict[int, list[str]] = {}
     while max_units is None or embedded < max_units:
-        missing = store.units_missing_vectors(source_id, embedder.name, BACKFILL_BATCH)
+        started = time.perf_counter()
+        missing = store.units_missing_vectors(source_id, embedder.name, batch)
         if not missing:
             break
         rows = store.artifacts_by_id([m[0] for m in missing])
@@ -52,6 +62,8 @@ def backfill(
         embedded += len(keys)
         if on_progress is not None:
             on_progress(min(total, done + embedded), total)
+        if time.perf_counter() - started < BATCH_TARGET_S / 2:
+            batch = min(MAX_BACKFILL_BATCH, batch * 2)
     return embedded
 
 
