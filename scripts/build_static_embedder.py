@@ -574,7 +574,8 @@ its first 8 hex digits are in the embedder's name, so vectors of another build a
 
 `python scripts/build_static_embedder.py --seed {args.seed}{' --no-fit' if args.no_fit else ''}` with Python
 {platform.python_version()}, numpy {np.__version__}, tokenizers {_version('tokenizers')}, onnxruntime
-{_version('onnxruntime')}; {seconds:.0f} s on {os.cpu_count()} cores (shared with other work).
+{_version('onnxruntime')}; {seconds:.0f} s on {os.cpu_count()} cores (shared with other work), of which the teacher's
+sentence vectors took {r.get('teacher_seconds', 0.0):.0f} s (near 0: read from the `--cache` file an earlier run wrote).
 
 1. Texts: each package indexed by repolens (lexical only); the texts `indexing.vectors.backfill` hands an
    embedder were recorded.
