@@ -104,8 +104,7 @@ def run_search(services: Services, principal: Principal | None, request: SearchR
                                        sources=sources)  # fmt: skip
     if request.exclude_markdown:
         kept = [h for h in outcome.hits if _extension(h.artifact.path) not in MARKDOWN_EXTENSIONS][:limit]
-        outcome = SearchOutcome(kept, outcome.analysis, outcome.vectors_ready, outcome.vectors_total, outcome.mode,
-                                outcome.elapsed_ms)  # fmt: skip
+        outcome = dataclasses.replace(outcome, hits=kept)
     return outcome
 
 

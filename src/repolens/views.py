@@ -77,6 +77,7 @@ def search_response(outcome: SearchOutcome, contents: dict[int, str], *, include
             "mode": outcome.mode,
             "vectorsReady": outcome.vectors_ready,
             "vectorsTotal": outcome.vectors_total,
+            "vectorsModel": outcome.vectors_model or None,
         },
     }
 

@@ -61,6 +61,7 @@ class SearchOutcome:
     vectors_total: int  # all units in the searched sources
     mode: str
     elapsed_ms: float
+    vectors_model: str = ""  # the embedder whose vectors were searched ("" when none is configured)
 
 
 @dataclass(slots=True)
@@ -186,7 +187,7 @@ class Searcher:
                 total += t
         if mode == "semantic" and self.embedder is None:
             raise InvalidInput("semantic search needs vectors, and no embedder is configured (REPOLENS_EMBEDDER=none): "
-                               "set REPOLENS_EMBEDDER=minilm and re-index, or search in lexical or auto mode")
+                               "set REPOLENS_EMBEDDER=static (the default) and re-index, or search in lexical or auto mode")
         if mode == "semantic" and ready == 0:
             raise InvalidInput("semantic search needs vectors, and none are ready for these sources yet: they are built "
                                "after the lexical index (re-index without --no-vectors, or wait for the indexing job's "
@@ -227,4 +228,5 @@ class Searcher:
             vectors_total=total,
             mode=("hybrid" if vec_units and use_lexical else "semantic" if vec_units else "lexical"),
             elapsed_ms=(time.perf_counter() - started) * 1000,
+            vectors_model=self.embedder.name if self.embedder is not None else "",
         )

@@ -48,6 +48,7 @@ def _source_json(services: Services, s: Any) -> dict[str, Any]:
     embedder = services.embedder
     if embedder is not None:
         data["vectorsReady"], data["vectorsTotal"] = services.store.vector_counts(s.id, embedder.name)
+        data["vectorsModel"] = embedder.name
     return data
 
 

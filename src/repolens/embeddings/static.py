@@ -1,0 +1,183 @@
+"""The default embedder: a static (lookup-table) code model distilled from the packaged MiniLM.
+
+A text's vector is the mean of its tokens' rows in a table, normalised: no neural network runs at
+index or query time, so embedding costs about as much as tokenizing. The table ships inside the
+package (``models/static-minilm-code/``), built by ``scripts/build_static_embedder.py`` from the
+MiniLM teacher, with a vocabulary that adds frequent code sub-tokens and identifiers to MiniLM's
+word pieces; PROVENANCE.md beside it says how, from what, and how close it stays to the teacher.
+
+Files of a model folder (what ``load_static_model`` reads and the build script writes):
+
+- ``tokenizer.json``: a ``tokenizers`` WordPiece tokenizer (lower-casing BERT normaliser and
+  pre-tokenizer, no special tokens, no truncation or padding of its own).
+- ``embeddings.npy``: int8 ``[vocab, dim]``, one row per token id.
+- ``scales.npy``: float32 ``[vocab]``, each row's scale, with the token's frequency weight folded in
+  (a row's vector is ``embeddings[i] * scales[i]``).
+- ``config.json``: ``{"format": 1, "dim": ..., "vocab_size": ..., "checksum": ...}``; the checksum
+  (of the two arrays) goes into the embedder's name, so vectors of a rebuilt table never mix with
+  those of the old one.
+
+numpy and tokenizers only; both are imported on first use, not when this module is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from repolens.embeddings.base import InputType
+from repolens.errors import ProviderError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+MODEL_DIR = "models/static-minilm-code"
+FORMAT_VERSION = 1
+# Tokens read per text. A unit's embedding text starts with what identifies it (path, name, signature,
+# docstring); in a mean, every body token dilutes that head. Measured on the dev set (vectors alone,
+# NDCG@10): 512 tokens 0.698, 128 0.710, 64 0.733, 32 0.733; the fused default was flat (0.827-0.828).
+# 64 keeps the head and costs a quarter of the tokenizing 512 does.
+MAX_TOKENS = 64
+# Characters read per text: the token limit cuts after tokenizing, so a long text (a file summary of a
+# module with hundreds of symbols) is cut first; code averages 3-4 characters a token, 8 leaves margin.
+MAX_CHARS = MAX_TOKENS * 8
+# Texts per numpy gather: 256 texts x 512 tokens x 256 dims x 4 bytes = 128 MB at most in flight.
+BATCH_TEXTS = 256
+
+# Identifier boundaries the BERT pre-tokenizer does not see: fooBar, HTTPServer, foo_bar. Splitting
+# them here (before lower-casing) lets the vocabulary's code words match the parts.
+_IDENTIFIER_BOUNDARY = re.compile(r"_+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SEPARATOR = "\x00"  # joins a batch for one regex pass; never in indexed text (NUL marks a binary file)
+
+
+def split_identifiers(text: str) -> str:
+    """``text`` with camelCase and snake_case identifiers split into words (the build uses it too)."""
+    return _IDENTIFIER_BOUNDARY.sub(" ", text)
+
+
+def _split_all(texts: Sequence[str]) -> list[str]:
+    """``split_identifiers`` of each text, in one regex pass over the batch when that is safe."""
+    if any(_SEPARATOR in t for t in texts):
+        return [split_identifiers(t) for t in texts]
+    return split_identifiers(_SEPARATOR.join(texts)).split(_SEPARATOR)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticModel:
+    """A loaded table: tokenizer, int8 rows with their scales, and the name vectors are keyed by."""
+
+    tokenizer: Any  # tokenizers.Tokenizer (untyped library)
+    codes: npt.NDArray[np.int8]
+    scales: npt.NDArray[np.float32]
+    name: str
+
+    @property
+    def dim(self) -> int:
+        """Dimensions of a vector."""
+        return int(self.codes.shape[1])
+
+
+def model_name(dim: int, checksum: str) -> str:
+    """What vectors are keyed by: the table (its checksum) and how much of a text it reads."""
+    return f"static-minilm-code-{dim}-{checksum[:8]}-t{MAX_TOKENS}"
+
+
+def model_available(folder: Path | None = None) -> bool:
+    """Whether the table is in the installed package (or in ``folder``)."""
+    if folder is not None:
+        return (folder / "config.json").is_file()
+    return resources.files("repolens.embeddings").joinpath(f"{MODEL_DIR}/config.json").is_file()
+
+
+def load_static_model(folder: Path) -> StaticModel:
+    """Read a model folder written by ``scripts/build_static_embedder.py``; refuse other formats."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    config = json.loads((folder / "config.json").read_text())
+    if config.get("format") != FORMAT_VERSION:
+        raise ProviderError(
+            f"static embedder in {str(folder)!r} has format {config.get('format')!r}, this repolens reads "
+            f"{FORMAT_VERSION}: rebuild it with scripts/build_static_embedder.py"
+        )
+    # Memory-mapped: the CLI pays only for the pages a query's tokens touch, not for the whole table.
+    codes = np.load(folder / "embeddings.npy", mmap_mode="r", allow_pickle=False)
+    scales = np.load(folder / "scales.npy", allow_pickle=False).astype(np.float32)
+    if codes.dtype != np.int8 or codes.ndim != 2 or scales.shape != (codes.shape[0],):
+        raise ProviderError(f"static embedder in {str(folder)!r} is damaged: table {codes.shape} {codes.dtype}, "
+                            f"scales {scales.shape}")  # fmt: skip
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=MAX_TOKENS)
+    name = model_name(codes.shape[1], str(config["checksum"]))
+    return StaticModel(tokenizer, codes, scales, name)
+
+
+def embed_with(model: StaticModel, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    """Mean of the token rows of each text, L2-normalised; a text without tokens gets zeros.
+
+    Code repeats its tokens (``self``, brackets, a variable's name): each text's distinct tokens are
+    counted first, so each row is read and scaled once per text (about a third of the occurrences).
+    """
+    import numpy as np
+
+    out = np.zeros((len(texts), model.dim), dtype=np.float32)
+    vocab = model.codes.shape[0]
+    for start in range(0, len(texts), BATCH_TEXTS):
+        batch = _split_all([t[:MAX_CHARS] for t in texts[start : start + BATCH_TEXTS]])
+        encoded = model.tokenizer.encode_batch_fast(batch, add_special_tokens=False)
+        lengths = np.fromiter((len(e.ids) for e in encoded), dtype=np.int64, count=len(encoded))
+        if not lengths.any():
+            continue
+        ids = np.fromiter((i for e in encoded for i in e.ids), dtype=np.int64, count=int(lengths.sum()))
+        keys, counts = np.unique(np.repeat(np.arange(len(encoded)), lengths) * vocab + ids, return_counts=True)
+        docs, tokens = np.divmod(keys, vocab)
+        rows = model.codes[tokens].astype(np.float32)
+        rows *= (model.scales[tokens] * counts)[:, None]
+        firsts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+        sums = np.add.reduceat(rows, firsts, axis=0)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        out[start + docs[firsts]] = sums / np.clip(norms, 1e-12, None)
+    return out
+
+
+class StaticEmbedder:
+    """The packaged static code model (``REPOLENS_EMBEDDER=static``, the default).
+
+    Queries and documents are embedded the same way. The table loads on first use.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self._folder = folder
+        self._model: StaticModel | None = None
+        config = self._config()
+        self.dim = int(config["dim"])
+        self.name = model_name(self.dim, str(config["checksum"]))
+
+    def _config(self) -> dict[str, Any]:
+        if self._folder is not None:
+            text = (self._folder / "config.json").read_text()
+        else:
+            text = resources.files("repolens.embeddings").joinpath(f"{MODEL_DIR}/config.json").read_text()
+        config: dict[str, Any] = json.loads(text)
+        return config
+
+    def _load(self) -> StaticModel:
+        if self._model is None:
+            if self._folder is not None:
+                self._model = load_static_model(self._folder)
+            else:
+                base = resources.files("repolens.embeddings").joinpath(MODEL_DIR)
+                with resources.as_file(base) as folder:
+                    self._model = load_static_model(Path(folder))
+        return self._model
+
+    def embed(self, texts: Sequence[str], *, input_type: InputType) -> npt.NDArray[np.float32]:
+        """One unit vector per text (``input_type`` makes no difference to a lookup table)."""
+        return embed_with(self._load(), texts)

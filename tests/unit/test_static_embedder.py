@@ -1,0 +1,172 @@
+"""The default static embedder: the shipped table loads offline, the build script's output is what the
+loader reads, and switching embedders re-embeds while search keeps answering."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from conftest import GEO_CODE, commit_tree
+from repolens import operations
+from repolens.embeddings.factory import load_embedder
+from repolens.embeddings.fake import HashEmbedder
+from repolens.embeddings.static import MAX_TOKENS, MODEL_DIR, StaticEmbedder, model_available
+from repolens.errors import InvalidInput
+from repolens.indexing.pipeline import index_source
+from repolens.indexing.vectors import backfill
+from repolens.retrieval.search import SearchOutcome
+from repolens.services import build_services
+from repolens.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+MINILM_TOKENIZER = REPO / "src" / "repolens" / "embeddings" / "models" / "minilm-l6-v2" / "tokenizer.json"
+
+
+def _build_script() -> ModuleType:
+    """scripts/build_static_embedder.py, imported as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("build_static_embedder", REPO / "scripts" / "build_static_embedder.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shipped_static_model_loads_offline_and_ranks_code_by_meaning() -> None:
+    """The default embedder is the packaged table: no network, unit vectors, the right document nearest."""
+    assert model_available()
+    settings = load_settings(Path("/nonexistent-home"))
+    assert settings.embedder == "static"
+    embedder = load_embedder(settings)
+    assert isinstance(embedder, StaticEmbedder)
+    assert embedder.name.startswith(f"static-minilm-code-{embedder.dim}-")
+    docs = embedder.embed(
+        [
+            "def hash_password(password, salt):\n    return pbkdf2_hmac('sha256', password, salt)",
+            "def parse_cookie_header(header):\n    # split the Cookie header into a dict of name=value",
+            "class ThreadPool:\n    run tasks on a fixed number of worker threads",
+        ],
+        input_type="document",
+    )
+    query = embedder.embed(["hash and verify user passwords"], input_type="query")[0]
+    assert docs.shape == (3, embedder.dim)
+    assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-4)
+    assert int(np.argmax(docs @ query)) == 0
+    assert embedder.embed(["getUserName", "get_user_name"], input_type="query").tolist()[0] == pytest.approx(
+        embedder.embed(["get user name", "x"], input_type="query").tolist()[0], abs=1e-6
+    ), "camelCase and snake_case identifiers are split into the words they are made of"
+    empty = embedder.embed(["", "   "], input_type="document")
+    assert not empty.any(), "a text without tokens gets a zero vector (it matches nothing), not NaN"
+
+
+def test_the_shipped_model_files_are_what_its_provenance_lists() -> None:
+    """PROVENANCE.md names every model file with its size, and the table stays under the size budget."""
+    folder = REPO / "src" / "repolens" / "embeddings" / MODEL_DIR
+    provenance = (folder / "PROVENANCE.md").read_text()
+    total = 0
+    for name in ("tokenizer.json", "embeddings.npy", "scales.npy", "config.json", "LICENSE"):
+        size = (folder / name).stat().st_size
+        total += size
+        assert f"| `{name}` | {size:,} |" in provenance
+    assert total <= 40_000_000, "the issue's budget for the shipped weights"
+    assert "Fidelity check" in provenance
+
+
+class HashTeacher:
+    """A stand-in teacher for the build's core: hashed tokens instead of MiniLM (no model, no torch)."""
+
+    dim = 32
+
+    def __init__(self, vocab: dict[str, int]) -> None:
+        self._by_id = {i: t for t, i in vocab.items()}
+        self._hash = HashEmbedder(self.dim)
+
+    def embed_ids(self, sequences: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
+        texts = [" ".join(self._by_id[i].removeprefix("##") for i in seq) for seq in sequences]
+        return self._hash.embed(texts, input_type="document")
+
+    def embed_texts(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return self._hash.embed(texts, input_type="document")
+
+
+def test_a_model_built_by_the_script_from_a_tiny_corpus_is_what_the_loader_reads(tmp_path: Path) -> None:
+    """The build's core (vocabulary, distillation, fit, quantisation, writing) yields a folder the runtime
+    loads by setting, with the corpus's shared code words in its vocabulary and a name keyed by its content."""
+    script = _build_script()
+    packages = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    texts, groups = [], []
+    for n, package in enumerate(packages):
+        for i in range(12):
+            texts.append(f"{package}/mod{i}.py: def getKwargs{i}(ctx, kwargs):\n    return fetchKwargs(ctx, kwargs, {n})")
+            groups.append(package)
+    base = MINILM_TOKENIZER.read_text()
+    teacher = HashTeacher(json.loads(base)["model"]["vocab"])
+    built = script.distill(texts, groups, base_tokenizer_json=base, teacher=teacher, dims=16, fit_texts=40, seed=1,
+                           min_count=2, min_groups=3)  # fmt: skip
+    assert "kwargs" in built.report["code_words_sample"], "a word every package uses joins the vocabulary"
+    assert built.report["fit"]["fit_cos_after"] >= built.report["fit"]["fit_cos_before"]
+    config = script.write_model(tmp_path / "tiny", built)
+
+    embedder = load_embedder(Settings(home=tmp_path / "home", embedder=f"static:{tmp_path / 'tiny'}"))
+    assert isinstance(embedder, StaticEmbedder)
+    assert embedder.dim == config["dim"] == 16
+    assert embedder.name == f"static-minilm-code-16-{config['checksum'][:8]}-t{MAX_TOKENS}"
+    vectors = embedder.embed(["def getKwargs(ctx): return kwargs", "unrelated prose"], input_type="document")
+    assert vectors.shape == (2, 16)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+    again = script.distill(texts, groups, base_tokenizer_json=base, teacher=teacher, dims=16, fit_texts=40, seed=1,
+                           min_count=2, min_groups=3)  # fmt: skip
+    assert again.codes.tobytes() == built.codes.tobytes(), "same inputs and seed, same bytes"
+    with pytest.raises(InvalidInput, match="no static embedder"):
+        load_embedder(Settings(home=tmp_path / "home", embedder=f"static:{tmp_path / 'missing'}"))
+
+
+def test_switching_embedders_re_embeds_in_the_background_while_search_keeps_answering(tmp_path: Path) -> None:
+    """Vectors are keyed by model: after a switch, search answers at once (lexically, then hybrid as the
+    backfill proceeds), the new model's vectors are built alongside, and the old ones stay for a switch back."""
+    root = commit_tree(tmp_path / "geo", GEO_CODE)
+    old = build_services(Settings(home=tmp_path / "home", embedder="hash"))
+    source, _ = index_source(old.store, old.settings, str(root), name="geo")
+    assert old.embedder is not None
+    backfill(old.store, source.id, old.embedder)
+    old_ready = old.store.vector_counts(source.id, old.embedder.name)
+    old.close()
+
+    new = build_services(Settings(home=tmp_path / "home", embedder="static"))
+    assert new.embedder is not None and new.embedder.name != "hash-64"
+    request = operations.SearchRequest("sum the areas of many shapes", names=("geo",))
+    before = operations.run_search(new, None, request)
+    assert before.hits and before.vectors_ready == 0 and before.mode == "lexical"
+
+    during: list[SearchOutcome] = []
+
+    def search_while_embedding(done: int, total: int) -> None:
+        # Called between backfill batches: a search from another thread must answer now.
+        result: list[SearchOutcome] = []
+        worker = threading.Thread(target=lambda: result.append(operations.run_search(new, None, request)))
+        worker.start()
+        worker.join(timeout=30)
+        during.extend(result)
+
+    embedder = new.embedder
+    filler = threading.Thread(target=backfill, args=(new.store, source.id, embedder),
+                              kwargs={"on_progress": search_while_embedding})  # fmt: skip
+    filler.start()
+    filler.join(timeout=60)
+    assert not filler.is_alive()
+    assert during and all(o.hits for o in during), "search answered while the new vectors were being built"
+    after = operations.run_search(new, None, request)
+    assert after.vectors_ready == after.vectors_total > 0 and after.mode == "hybrid"
+    assert after.hits[0].artifact.path == "geo/shapes.py"
+    assert new.store.vector_counts(source.id, "hash-64") == old_ready, "the old model's vectors are kept"
+    new.close()
