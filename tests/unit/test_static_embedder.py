@@ -1,4 +1,4 @@
-"""The default static embedder: the shipped table loads offline, the build script's output is what the
+"""The built-in static embedder: the shipped table loads offline, the build script's output is what the
 loader reads, and switching embedders re-embeds while search keeps answering."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from repolens.indexing.pipeline import index_source
 from repolens.indexing.vectors import backfill
 from repolens.retrieval.search import SearchOutcome
 from repolens.services import build_services
-from repolens.settings import Settings, load_settings
+from repolens.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 MINILM_TOKENIZER = REPO / "src" / "repolens" / "embeddings" / "models" / "minilm-l6-v2" / "tokenizer.json"
@@ -42,11 +42,9 @@ def _build_script() -> ModuleType:
 
 
 def test_the_shipped_static_model_loads_offline_and_ranks_code_by_meaning() -> None:
-    """The default embedder is the packaged table: no network, unit vectors, the right document nearest."""
+    """REPOLENS_EMBEDDER=static loads the packaged table: no network, unit vectors, the right document nearest."""
     assert model_available()
-    settings = load_settings(Path("/nonexistent-home"))
-    assert settings.embedder == "static"
-    embedder = load_embedder(settings)
+    embedder = load_embedder(Settings(home=Path("/nonexistent-home"), embedder="static"))
     assert isinstance(embedder, StaticEmbedder)
     assert embedder.name.startswith(f"static-minilm-code-{embedder.dim}-")
     docs = embedder.embed(
