@@ -393,3 +393,14 @@ def test_open_mcp_streams_do_not_hold_a_keys_concurrency_slots(world: tuple[Serv
                 assert r.status_code == 200, r.text
     with server.client(key=key) as c:
         assert c.get("/api/datasources/all").status_code == 200
+
+
+def test_text_with_unpaired_surrogates_is_a_400_not_a_500(world: tuple[Server, Path]) -> None:
+    """JSON strings with lone surrogates (schemathesis found them 500 on PostgreSQL) are bad input everywhere."""
+    server, _ = world
+    body = '{"query": "area", "names": ["\\ud800x"]}'
+    with server.client() as c:
+        for route in ("/api/search", "/api/tools/get_file_tree", "/api/tools/semantic_search"):
+            payload = body if route == "/api/search" else '{"question": "a\\udc00", "data_source": "\\ud800"}'
+            answer = c.post(route, content=payload, headers={"content-type": "application/json"})
+            assert answer.status_code < 500, (route, answer.status_code, answer.text)

@@ -49,6 +49,7 @@ def test_a_registered_folder_swapped_for_a_symlink_outside_the_roots_fails_its_s
                 done = wait_for_job(c, job["id"])
                 assert done["state"] == "Failed", done
                 assert "symlink" in done["reason"], done["reason"]
+                assert str(outside) not in done["reason"]  # where the link points is not told
                 source = c.get(f"/api/datasources/{source_id}").json()
                 # The last good index keeps answering; the failure is on the source too.
                 assert source["state"] == "Ready" and "symlink" in source["stateReason"], source

@@ -140,9 +140,11 @@ def _refusal(parent_fd: int, where: Path, part: str, wanted: Path, exc: OSError)
     except OSError:
         target = None
     if target is not None:
+        # The target is not named: it may lie outside every allowed root, and the reason is shown
+        # to API callers who may not learn paths there.
         return UnsafeSource(
-            f"{str(where)!r} is now a symlink (to {target!r}); a data source's folder is read only "
-            "where it was registered, never through a symlink: re-add the source if it moved"
+            f"{str(where)!r} is now a symlink; a data source's folder is read only where it was "
+            "registered, never through a symlink: re-add the source if it moved"
         )
     if exc.errno == errno.ENOENT:
         return NotFound(f"no such directory: {str(wanted)!r}")

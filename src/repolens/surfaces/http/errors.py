@@ -161,6 +161,13 @@ def install(app: FastAPI) -> None:
             detail = f"no route {request.method} {request.url.path}"
         return error_response(request, status, detail, headers=dict(exc.headers or {}))
 
+    @app.exception_handler(UnicodeEncodeError)
+    async def _unpaired_surrogate(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        # JSON lets a string carry an unpaired surrogate (\ud800); no database can store or
+        # search it, and the driver refuses to encode it: the caller's text is at fault.
+        return error_response(request, 400, "text must be valid Unicode: unpaired surrogate code points "
+                                            "(\\ud800-\\udfff escapes) are refused")
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("request %s crashed", request_id(request))
