@@ -108,6 +108,9 @@ CLI_RUN_TIMEOUT_S = 60.0  # one `repolens index` of this repo takes ~3-6 s on 2 
 HELD_RERUN_S = 8.0  # a re-run while the lock is still held: this long without progress shows it waits
 LOCK_GRACE_S = 2.0  # after a kill the lock must be free this soon (a dead process releases it at once)
 ORPHAN_GRACE_S = 3.0  # an orphaned job child notices its parent is gone at its next progress write
+# Parse workers get SIGKILL from the kernel when their parent dies (PR_SET_PDEATHSIG); measured
+# gone within 0.2 s of the kill here, so one second tells "dies with its parent" from "outlives it".
+WORKER_GRACE_S = 1.0
 JOB_TIMEOUT_S = 60.0  # a sync job of this repo takes ~3-6 s; a requeued one adds a restart or a lease
 PHASE_WAIT_S = 30.0  # waiting for a job to reach the phase to kill it in
 NEXT_START_TARGET_S = 30.0  # a job must be Processing this soon after it is queued (no lock held)
@@ -683,7 +686,7 @@ def section_cli(tmp: Path, repo: Path, refs: dict[tuple[str, str], Reference], n
             phase_at_kill = f"finished before the kill (exit {proc.returncode})"
             stats.phases["(finished first)"] += 1
         held = wait_locks_free(home, LOCK_GRACE_S)
-        orphans = [p for p in leftover if alive(p)]
+        orphans = wait_gone(leftover, WORKER_GRACE_S)
         if held:
             stats.locks_held += 1
             sec.fail(f"{label}: lock {held} still held {LOCK_GRACE_S:.0f} s after SIGKILL in {phase_at_kill} "
