@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 STEP_TIMEOUT_S = 900  # one install or the quick start's first index on a cold 2-core machine
 SERVER_START_TIMEOUT_S = 60
 HTTP_TIMEOUT_S = 60
+STDIO_TIMEOUT_S = 180  # `repolens mcp` opens the index and the embedder before its first answer
 MCP_PROTOCOL_VERSION = "2025-06-18"
 SAMPLE_QUERY = "where are search results ranked"
 
@@ -188,15 +190,37 @@ def check_server(venv: Path, home: Path, env: dict[str, str]) -> None:
 
 def check_stdio(venv: Path, env: dict[str, str]) -> None:
     step("repolens mcp over stdio")
-    stdin = "".join(json.dumps(m) + "\n" for m in mcp_messages())
-    done = subprocess.run(
-        [str(venv / "bin" / "repolens"), "mcp"], input=stdin, env=env, capture_output=True, text=True, timeout=HTTP_TIMEOUT_S
-    )
-    replies = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-    listing = next((r for r in replies if r.get("id") == 2), {})
+    # A client keeps stdin open while it waits for answers: a server may stop reading at end of
+    # input before it has answered, so the messages go one by one and stdin closes at the end.
+    server = subprocess.Popen([str(venv / "bin" / "repolens"), "mcp"], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert server.stdin is not None and server.stdout is not None
+    replies: dict[int, dict[str, Any]] = {}
+    reader = threading.Thread(target=_read_replies, args=(server.stdout, replies), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + STDIO_TIMEOUT_S
+    for message in mcp_messages():
+        server.stdin.write(json.dumps(message) + "\n")
+        server.stdin.flush()
+        while "id" in message and message["id"] not in replies and time.monotonic() < deadline:
+            time.sleep(0.1)
+    listing = replies.get(2, {})
+    server.stdin.close()
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
     if not tool_names(listing):
-        print(done.stderr[-4000:])
+        print(server.stderr.read()[-4000:] if server.stderr else "")
     expect("semantic_search" in tool_names(listing), "MCP over stdio lists semantic_search")
+
+
+def _read_replies(stream: Any, replies: dict[int, dict[str, Any]]) -> None:
+    for line in stream:
+        if line.strip():
+            message = json.loads(line)
+            if "id" in message:
+                replies[int(message["id"])] = message
 
 
 def main() -> int:
