@@ -15,6 +15,12 @@ _EMBEDDED = re.compile(
     r"`([^`]+)`|\b([A-Za-z_][\w]*(?:(?:\.|::)[A-Za-z_]\w*)+|[a-z]+[A-Z]\w*|[A-Z][a-z0-9]+[A-Z]\w*|[A-Za-z]+_\w+|[A-Z]{2,}[a-z]\w*)\b"
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]+")
+# Words with which a query asks for declarations rather than the code that runs: then
+# overload stubs, abstract and interface methods and prototypes are not ranked down.
+DECLARATION_WORDS = frozenset({
+    "overload", "overloads", "overloaded", "abstract", "interface", "interfaces", "declaration", "declarations",
+    "declare", "declared", "signature", "signatures", "stub", "stubs", "prototype", "prototypes", "protocol", "trait",
+})  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +32,7 @@ class QueryAnalysis:
     is_symbol: bool  # the whole query is one identifier
     identifiers: tuple[str, ...]  # names to look up as definitions (last segment first)
     keywords: tuple[str, ...]  # lower-case words to match against path components
+    wants_declarations: bool = False  # the query asks for declarations (see DECLARATION_WORDS)
 
 
 def _last_segment(name: str) -> str:
@@ -42,6 +49,10 @@ def analyze(query: str) -> QueryAnalysis:
         identifiers.append(_last_segment(clean))
         if _last_segment(clean) != clean:
             identifiers.append(re.sub(r"::|->|\\|#", ".", clean))
+    elif _SYMBOL_QUERY.match(text):
+        # One plain word ("selectinload", "relationship") may be English or a name: its
+        # definitions are looked up, and boosted as a hint (as identifiers inside a sentence).
+        identifiers.append(text)
     else:
         for match in _EMBEDDED.finditer(text):
             token = (match.group(1) or match.group(2) or "").strip()
@@ -56,6 +67,7 @@ def analyze(query: str) -> QueryAnalysis:
         is_symbol=is_symbol,
         identifiers=tuple(dict.fromkeys(identifiers)),
         keywords=keywords,
+        wants_declarations=any(w.lower() in DECLARATION_WORDS for w in _WORD.findall(text)),
     )
 
 

@@ -14,7 +14,10 @@ from collections import defaultdict
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from repolens.domain import CONTAINER_KINDS
+from repolens.indexing.units import IMPORTS_CHUNK
 from repolens.parsing.tokens import split_identifier
+from repolens.parsing.treesitter import DECLARATION_FILES, is_declaration
 
 if TYPE_CHECKING:
     from repolens.retrieval.query import QueryAnalysis
@@ -45,6 +48,19 @@ STRONG_PENALTY = 0.3  # tests, examples, compat shims, vendored copies: rarely t
 MODERATE_PENALTY = 0.6  # package re-export files (__init__.py, index.js, mod.rs)
 MILD_PENALTY = 0.5  # declaration stubs (.d.ts, .pyi) and prose: useful, secondary
 FILE_SATURATION_DECAY = 0.5  # each further hit from one file is worth half the previous
+
+# The exact symbol. A declaration (overload stub, abstract or interface method, prototype:
+# marked by the parser) repeats the implementation's name and signature without its code, so
+# unless the query asks for declarations it counts half (stub files already have MILD_PENALTY).
+DECLARATION_PENALTY = 0.5
+# An import-only chunk names definitions that live elsewhere: half weight, and never above a
+# definition of a queried name.
+IMPORT_CHUNK_PENALTY = 0.5
+BELOW = 0.999  # "just below": the factor that orders two scores without moving either far
+# A container (class, module, ...) indexes its members' names, so it matches whatever they
+# match; when one of its own members answers the query at least this share as well as the
+# container does (fused unit score), the member is the more specific answer and goes first.
+MEMBER_SHARE = 0.5
 
 _TEST_FILE = re.compile(
     r"(^|/)(test_[^/]*|[^/]*_test\.\w+|[^/]*_spec\.rb|[^/]*\.(test|spec)\.[jt]sx?|[^/]*Tests?\.(java|kt|cs|swift|php)"
@@ -209,9 +225,65 @@ def score(
         if prior != 1.0:
             score *= prior
             sig["prior"] = prior
+        if (
+            row.kind == "Symbol"
+            and not analysis.wants_declarations
+            and not row.path.endswith(DECLARATION_FILES)
+            and is_declaration(row.path, row.symbol_kind, row.signature)
+        ):
+            score *= DECLARATION_PENALTY
+            sig["declaration"] = DECLARATION_PENALTY
+        if row.kind == "Chunk" and row.symbol_kind == IMPORTS_CHUNK:
+            score *= IMPORT_CHUNK_PENALTY
+            sig["imports"] = IMPORT_CHUNK_PENALTY
         if score > 0:
             final[a] = (score, sig)
+    _imports_below_definitions(final, rows)
+    _members_before_containers(final, rows, unit_score)
     return final
+
+
+def _imports_below_definitions(final: dict[int, tuple[float, dict[str, float]]], rows: dict[int, ArtifactRow]) -> None:
+    """Cap import-only chunks just below the weakest definition of a queried name (in place)."""
+    floor = min((s for s, sig in final.values() if "definition" in sig), default=None)
+    if floor is None:
+        return
+    for a, (s, sig) in list(final.items()):
+        row = rows[a]
+        if row.kind == "Chunk" and row.symbol_kind == IMPORTS_CHUNK and s >= floor:
+            final[a] = (floor * BELOW, sig)
+
+
+def _members_before_containers(
+    final: dict[int, tuple[float, dict[str, float]]], rows: dict[int, ArtifactRow], unit_score: dict[int, float]
+) -> None:
+    """Put a container's best member before it when the member answers the query nearly as well (in place).
+
+    The two trade scores, so the file keeps its place and only the order inside it changes.
+    A container that is itself the queried definition keeps its place over members that are not.
+    """
+    containers = {
+        (row.file_id, row.qualified_name): a
+        for a, row in rows.items()
+        if a in final and row.kind == "Symbol" and row.symbol_kind in CONTAINER_KINDS
+    }
+    if not containers:
+        return
+    best: dict[int, int] = {}
+    for a, row in rows.items():
+        if a not in final or row.kind != "Symbol" or not row.parent:
+            continue
+        c = containers.get((row.file_id, row.parent))
+        if c is not None and (c not in best or unit_score[a] > unit_score[best[c]]):
+            best[c] = a
+    for c, m in best.items():
+        (c_score, c_sig), (m_score, m_sig) = final[c], final[m]
+        if m_score >= c_score or unit_score[m] < MEMBER_SHARE * unit_score[c]:
+            continue
+        if "definition" in c_sig and "definition" not in m_sig:
+            continue
+        final[m] = (c_score, {**m_sig, "specific": 1.0})
+        final[c] = (m_score if m_score < c_score * BELOW else c_score * BELOW, c_sig)
 
 
 @lru_cache(maxsize=1 << 16)
