@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import re
 from collections import defaultdict
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,15 @@ MODERATE_PENALTY = 0.6  # package re-export files (__init__.py, index.js, mod.rs
 MILD_PENALTY = 0.5  # declaration stubs (.d.ts, .pyi) and prose: useful, secondary
 FILE_SATURATION_DECAY = 0.5  # each further hit from one file is worth half the previous
 
+# Issue reports (retrieval/report.py). Evidence is added in units of a first rank, rrf(0).
+# A constant piece of an error message found verbatim in a file: the raising or formatting code.
+MESSAGE_FILE_WEIGHT = 1.0
+MESSAGE_UNIT_WEIGHT = 1.0  # ...and the symbol whose lines hold it
+FRAME_FILE_WEIGHT = 0.3  # a file of the stack trace: on the path to the failure, usually a caller
+# The names a report shows (its exception classes, trace functions, API calls) are mostly the
+# user-facing entry points, callers of the code to fix: their definitions are a weak hint.
+REPORT_IDENTIFIER_FACTOR = 0.3
+
 # The exact symbol. A declaration (overload stub, abstract or interface method, prototype:
 # marked by the parser) repeats the implementation's name and signature without its code, so
 # unless the query asks for declarations it counts half (stub files already have MILD_PENALTY).
@@ -73,6 +83,17 @@ _SECONDARY_DIR = re.compile(
 _REEXPORT = re.compile(r"(^|/)(__init__\.py|package-info\.java)$")
 _STUB = re.compile(r"(\.d\.ts|\.pyi)$")
 _PROSE = re.compile(r"\.(md|rst|txt|markdown|adoc)$|(^|/)(CHANGES|CHANGELOG|HISTORY|NEWS)[^/]*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Evidence beyond the ranked lists, found by reading candidates (issue reports).
+
+    ``files`` and ``units`` map a file id or an artifact id to a weight in units of rrf(0).
+    """
+
+    files: dict[int, float] = field(default_factory=dict)
+    units: dict[int, float] = field(default_factory=dict)
 
 
 def path_prior(path: str) -> float:
@@ -140,6 +161,7 @@ def score(
     definitions: list[ArtifactRow],
     *,
     rerank: bool,
+    evidence: Evidence | None = None,
 ) -> dict[int, tuple[float, dict[str, float]]]:
     """Fused score and the signals behind it for each candidate unit (pure: tables in, table out).
 
@@ -166,6 +188,11 @@ def score(
     for d in definitions:
         if d.id in rows:
             unit_score.setdefault(d.id, 0.0)
+    if evidence is not None and rerank:
+        for a, weight in evidence.units.items():
+            if a in rows:
+                unit_score[a] += weight * rrf(0)
+                signals[a]["message"] = weight
     if not rerank:
         return {a: (s, signals[a]) for a, s in unit_score.items() if s > 0}
 
@@ -185,6 +212,9 @@ def score(
         file_rank += 1
     for rank, (f, _) in enumerate(vec_files):
         file_score[f] += FILE_SUMMARY_WEIGHT * rrf(rank)
+    if evidence is not None:
+        for f, weight in evidence.files.items():
+            file_score[f] += weight * rrf(0)
     mass: dict[int, float] = defaultdict(float)
     for a, s in unit_score.items():
         mass[rows[a].file_id] += s
@@ -205,6 +235,8 @@ def score(
             boost = DEFINITION_BOOST * base_max
             if not analysis.is_symbol:
                 boost *= EMBEDDED_IDENTIFIER_FACTOR
+            if analysis.report is not None:
+                boost *= REPORT_IDENTIFIER_FACTOR
             if row.name not in def_exact and row.qualified_name not in def_exact:
                 boost *= DEFINITION_CASE_MISMATCH
             if stem_matches(stem_of(row.path), row.name):
