@@ -6,6 +6,7 @@ import pytest
 
 from conftest import MakeRepo
 from repolens.indexing.pipeline import index_source
+from repolens.retrieval import graph
 from repolens.retrieval.artifacts import fetch
 from repolens.services import Services
 
@@ -14,6 +15,7 @@ pytestmark = pytest.mark.backends
 PROJECT = {
     "click/core.py": (
         "import typing as t\n\n\n"
+        "def augment_usage_errors(ctx):\n    return ctx\n\n\n"
         "class Context:\n"
         "    '''The context of a command invocation.'''\n\n"
         "    @t.overload\n"
@@ -57,6 +59,9 @@ def test_fetch_without_a_number_returns_the_implementation_not_an_overload_stub(
     assert "return callback(*args, **kwargs)" in item.content
     stub = fetch(indexed.store, ["acme/app::click/core.py::Context.invoke~2"])[0]
     assert stub.content is not None and stub.content.rstrip().endswith("-> V: ...")
+    assert item.source is not None and item.artifact is not None
+    calls, _ = graph.relations(indexed.store, item.source, item.artifact, profile="calls", max_per_type=10)
+    assert [r.name for r, _ in calls.items] == ["augment_usage_errors"]  # the calls belong to the implementation
 
 
 def test_search_for_an_overloaded_method_puts_the_implementation_first(indexed: Services) -> None:

@@ -57,7 +57,7 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
             signature=sym.signature,
             doc=sym.doc,
         )
-        for sym, ident in zip(parsed.symbols, symbol_idents(file.path, parsed.symbols), strict=True)
+        for sym, ident in _implementation_first(parsed.symbols, symbol_idents(file.path, parsed.symbols))
     )
     import_lines = {r.line for r in parsed.relations if r.kind == "imports"}
     for index, section in enumerate(_chunk_sections(parsed, lines), start=1):
@@ -161,6 +161,24 @@ def symbol_idents(path: str, symbols: Sequence[Symbol]) -> list[str]:
         for number, i in enumerate(rest, start=2):
             idents[i] = f"{name}~{number}"
     return idents
+
+
+def _implementation_first(symbols: Sequence[Symbol], idents: list[str]) -> list[tuple[Symbol, str]]:
+    """Symbols with their identifiers, the implementation moved before the stubs that share its name.
+
+    The store attributes a symbol's relations (its calls, by qualified name) to the first artifact
+    of that name, and they belong to the code that makes them: the implementation.
+    """
+    pairs = list(zip(symbols, idents, strict=True))
+    first_at: dict[str, int] = {}
+    for index, (sym, _) in enumerate(pairs):
+        first_at.setdefault(sym.qualified_name, index)
+    order = sorted(
+        range(len(pairs)),
+        key=lambda i: (first_at[pairs[i][0].qualified_name] if pairs[i][1] == pairs[i][0].qualified_name else i,
+                       pairs[i][1] != pairs[i][0].qualified_name),
+    )  # fmt: skip
+    return [pairs[i] for i in order]
 
 
 def import_only(lines: list[str], section: Section, import_lines: set[int]) -> bool:
