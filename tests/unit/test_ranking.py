@@ -188,8 +188,8 @@ IMPORTS = chunk(10, "web/views.py", file_id=7, chunk_kind=IMPORTS_CHUNK)
          SERVICE),
         ("...even when only the import chunk matched lexically", "TokenService", [IMPORTS, SERVICE], [10], [SERVICE],
          SERVICE),
-        ("an import chunk below code for a question", "where are signed tokens validated", [IMPORTS, VALIDATE],
-         [10, 9], [], VALIDATE),
+        ("an import chunk below the definition a question names", "where does TokenService sign tokens",
+         [IMPORTS, SERVICE], [10, 8], [SERVICE], SERVICE),
     ],
 )
 def test_the_exact_symbol_comes_first(

@@ -39,6 +39,9 @@ class QueryAnalysis:
     # The terms of a report's telling parts (title, messages, frames, calls): what unit-level
     # BM25 searches, so that the prose does not drown them (and the search stays fast).
     focus_terms: tuple[str, ...] = ()
+    # What the embedder reads (it truncates at ~128 tokens, so a report's head): its title and
+    # error messages, the report's own summary of the problem. Empty: the query text.
+    vector_text: str = ""
 
 
 def _last_segment(name: str) -> str:
@@ -79,6 +82,9 @@ def analyze(query: str) -> QueryAnalysis:
     )
 
 
+VECTOR_TEXT_SEPARATOR = ". "
+
+
 def _analyze_report(text: str) -> QueryAnalysis:
     report = analyze_report(text)
     # Names a report shows: exception classes, the functions of its trace, the API it calls.
@@ -100,6 +106,7 @@ def _analyze_report(text: str) -> QueryAnalysis:
         wants_declarations=False,
         report=report,
         focus_terms=tuple(focus_terms),
+        vector_text=VECTOR_TEXT_SEPARATOR.join([report.title, *report.messages]),
     )
 
 

@@ -244,14 +244,15 @@ class Searcher:
                                "vectors phase); lexical and auto mode work meanwhile")
 
         pending = None
+        vector_text = analysis.vector_text or analysis.text
         if use_vectors and ready:
             # The query embedding (onnxruntime, GIL released) runs on the other core while
             # the database answers the lexical queries here.
             if isinstance(self.store, NativeVectorSearch):
-                pending = self._pool().submit(self._native_candidates, analysis.text, source_ids, VECTOR_CANDIDATES)
+                pending = self._pool().submit(self._native_candidates, vector_text, source_ids, VECTOR_CANDIDATES)
             else:
                 vec_ids, matrix = self._vector_matrix(source_ids)
-                pending = self._pool().submit(self._vector_candidates, analysis.text, vec_ids, matrix, VECTOR_CANDIDATES)
+                pending = self._pool().submit(self._vector_candidates, vector_text, vec_ids, matrix, VECTOR_CANDIDATES)
         lex_units = self.store.lexical_units(analysis.terms, source_ids, LEXICAL_CANDIDATES) if use_lexical else []
         lex_files = self.store.lexical_files(analysis.terms, source_ids, FILE_CANDIDATES) if use_lexical else []
         vec_units = pending.result() if pending is not None else []
