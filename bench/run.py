@@ -31,6 +31,7 @@ SHARED = Path(os.environ.get("REPOLENS_SHARED", REPO.parent / "shared"))
 BENCH = SHARED / "bench"
 sys.path.insert(0, str(REPO / "src"))
 
+import issues  # noqa: E402
 from plain_bm25 import PlainBM25  # noqa: E402
 
 from repolens.domain import SearchFilters  # noqa: E402
@@ -186,6 +187,7 @@ def main() -> int:
     largest_latencies: dict[str, list[float]] = {}
     largest = ""
     plain: dict[str, PlainBM25] = {}
+    issue_sections: list[str] = []
     first = True
     for spec in embedders:
         home = base / spec.replace(":", "_")
@@ -245,6 +247,11 @@ def main() -> int:
             )  # fmt: skip
             scores[key] = json.loads(json_out.read_text())
             print(f"[score] {key}: NDCG@10 {_ndcg(scores, key):.3f}", flush=True)
+        # The issue-report slice and the exact-symbol rate on the same index (bench/issues.py).
+        issue_mode: Mode = "auto" if embedder is not None else "lexical"
+        slice_results, exact = issues.run_slice(store, searcher, corpora, args.corpora, args.results / spec,
+                                                mode=issue_mode, only=only)  # fmt: skip
+        issue_sections += [f"\n### Issue slice, embedder `{spec}`", *issues.section(slice_results, exact, mode=issue_mode)]
         runs[spec] = {
             "name": embedder.name if embedder is not None else "none",
             "rows": rows,
@@ -283,6 +290,8 @@ def main() -> int:
         print(f"[score] {PEER}: NDCG@10 {_ndcg(scores, PEER):.3f}", flush=True)
 
     write_report(args.report, runs, scores, latencies, largest_latencies, largest, big, peer)
+    with args.report.open("a") as report:
+        report.write("\n".join(issue_sections) + "\n")
     if args.home is None:
         shutil.rmtree(base, ignore_errors=True)
     return 0

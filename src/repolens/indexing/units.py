@@ -11,17 +11,31 @@ a grammar) becomes ``Chunk`` artifacts of at most a window of lines.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from repolens.domain import CONTAINER_KINDS, ParsedFile, Section, SourceFile
+from repolens.domain import CONTAINER_KINDS, ParsedFile, Section, SourceFile, Symbol
 from repolens.parsing import docs
 from repolens.parsing.tokens import identifier_tokens, path_tokens
+from repolens.parsing.treesitter import is_declaration
 from repolens.storage.base import FileTokens, NewArtifact, NewFile
 
 _HEADER_MAX_LINES = 60  # a container header longer than this is mostly member code anyway
 _UNIT_MAX_LINES = 400  # index at most this much of one huge function; its head says what it is
 _MIN_CHUNK_CHARS = 24  # gaps with less text than this (a closing brace, a blank run) are noise
+# The ``symbol_kind`` of a chunk that only imports or re-exports names: it names definitions
+# that live elsewhere, so search ranks it below them (retrieval/rerank.py).
+IMPORTS_CHUNK = "imports"
+# A chunk is import-only when at least this share of its code lines belong to import statements:
+# a ``package`` line, a logger or ``__all__`` beside twenty imports does not make it code.
+_IMPORT_ONLY_SHARE = 0.8
+_COMMENT_LINE = re.compile(r"^\s*(#(?!include)|//|/\*|\*|--)")
+# Lines that belong to an import block without holding its target (Go's `import (`, closing brackets,
+# re-export lists, `package`/`namespace` headers).
+_IMPORT_SCAFFOLD = re.compile(
+    r"^\s*(import\s*\(|[)\]}]+[;,]?|package\s|namespace\s|export\s*(\*|\{)|module\.exports\b|__all__\b)"
+)
 
 
 def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
@@ -30,11 +44,10 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
     n_lines = len(lines)
     name = file.path.rsplit("/", 1)[-1]
     artifacts: list[NewArtifact] = [NewArtifact("File", "", name, file.path, "file", "", 1, n_lines, "", _file_doc(parsed))]
-    used: dict[str, int] = {}
     artifacts.extend(
         NewArtifact(
             kind="Symbol",
-            ident=_unique(sym.qualified_name, used),
+            ident=ident,
             name=sym.name,
             qualified_name=sym.qualified_name,
             symbol_kind=sym.kind,
@@ -44,11 +57,13 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
             signature=sym.signature,
             doc=sym.doc,
         )
-        for sym in parsed.symbols  # in order: _unique numbers repeated names by position
+        for sym, ident in _implementation_first(parsed.symbols, symbol_idents(file.path, parsed.symbols))
     )
+    import_lines = {r.line for r in parsed.relations if r.kind == "imports"}
     for index, section in enumerate(_chunk_sections(parsed, lines), start=1):
+        kind = IMPORTS_CHUNK if not parsed.sections and import_only(lines, section, import_lines) else ""
         artifacts.append(
-            NewArtifact("Chunk", f"{index:04d}", section.title, section.title, "", "",
+            NewArtifact("Chunk", f"{index:04d}", section.title, section.title, kind, "",
                         section.start_line, section.end_line, "", "")
         )  # fmt: skip
     tokens = file_tokens(file.path, lines, artifacts)
@@ -127,12 +142,62 @@ def file_tokens(path: str, lines: list[str], artifacts: Sequence[UnitLike]) -> F
     )
 
 
-def _unique(ident: str, used: dict[str, int]) -> str:
-    # Overloads, getter/setter pairs and conditional definitions share a qualified name;
-    # the second and later ones get a ``~N`` suffix so every identifier stays unique.
-    count = used.get(ident, 0) + 1
-    used[ident] = count
-    return ident if count == 1 else f"{ident}~{count}"
+def symbol_idents(path: str, symbols: Sequence[Symbol]) -> list[str]:
+    """The identifier of each symbol, aligned with ``symbols``.
+
+    Overloads, getter/setter pairs and conditional definitions share a qualified name; all but
+    one get a ``~N`` suffix so every identifier stays unique. The bare name goes to the first
+    implementation (not the ``@overload`` stubs or signatures before it), so ``fetch NAME``
+    returns the code that runs; the others are numbered 2, 3, ... in source order.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, sym in enumerate(symbols):
+        groups.setdefault(sym.qualified_name, []).append(i)
+    idents = [""] * len(symbols)
+    for name, members in groups.items():
+        first = next((i for i in members if not is_declaration(path, symbols[i].kind, symbols[i].signature)), members[0])
+        idents[first] = name
+        rest = (i for i in members if i != first)
+        for number, i in enumerate(rest, start=2):
+            idents[i] = f"{name}~{number}"
+    return idents
+
+
+def _implementation_first(symbols: Sequence[Symbol], idents: list[str]) -> list[tuple[Symbol, str]]:
+    """Symbols with their identifiers, the implementation moved before the stubs that share its name.
+
+    The store attributes a symbol's relations (its calls, by qualified name) to the first artifact
+    of that name, and they belong to the code that makes them: the implementation.
+    """
+    pairs = list(zip(symbols, idents, strict=True))
+    first_at: dict[str, int] = {}
+    for index, (sym, _) in enumerate(pairs):
+        first_at.setdefault(sym.qualified_name, index)
+    order = sorted(
+        range(len(pairs)),
+        key=lambda i: (first_at[pairs[i][0].qualified_name] if pairs[i][1] == pairs[i][0].qualified_name else i,
+                       pairs[i][1] != pairs[i][0].qualified_name),
+    )  # fmt: skip
+    return [pairs[i] for i in order]
+
+
+def import_only(lines: list[str], section: Section, import_lines: set[int]) -> bool:
+    """Whether a stretch of code only imports or re-exports names (``import_lines``: 1-based lines of
+    import statements, as the parser found them; their bracketed continuations count too)."""
+    code = 0
+    imported = 0
+    depth = 0
+    for number in range(section.start_line, section.end_line + 1):
+        text = lines[number - 1]
+        if not text.strip() or _COMMENT_LINE.match(text):
+            continue
+        code += 1
+        if number in import_lines or depth > 0 or _IMPORT_SCAFFOLD.match(text):
+            imported += 1
+            depth = max(0, depth + text.count("(") + text.count("{") + text.count("[")
+                        - text.count(")") - text.count("}") - text.count("]"))  # fmt: skip
+    has_import = any(section.start_line <= n <= section.end_line for n in import_lines)
+    return has_import and code > 0 and imported >= _IMPORT_ONLY_SHARE * code
 
 
 def _symbol_tokens(art: UnitLike, lines: list[str], members: list[UnitLike]) -> tuple[str, str]:

@@ -89,6 +89,42 @@ _COMMENT_MARKERS = (
 # XML doc comments (C#'s `/// <summary>`): the wrapping tags are markup, not text
 _XML_DOC_TAG = re.compile(r"</?(?:summary|remarks|returns|value|para)>")
 
+# Declarations: callables that say what exists without implementing it. Search ranks the
+# implementation first and `fetch NAME` returns it, so the parser marks declarations where the
+# grammar shows them, per node type:
+# - always declarations: TypeScript overload, interface and abstract signatures, Rust trait
+#   items without a default body, Go interface methods, Swift protocol requirements, Haskell
+#   type signatures, C++ methods declared in a class body and C/C++ prototypes;
+_DECLARATION_NODES = frozenset({
+    "function_signature", "method_signature", "abstract_method_signature", "function_signature_item",
+    "method_elem", "protocol_function_declaration", "signature", "field_declaration", "declaration",
+})  # fmt: skip
+# - declarations when they have no body: Java, C# and PHP interface and abstract methods,
+#   Kotlin interface funs, Scala abstract defs (these grammars use the same node for both);
+_BODILESS_DECLARATION_NODES = frozenset({"method_declaration", "function_declaration"})
+# ...whose body, when there is one, is one of these (a field in some grammars, a child in others);
+_BODY_NODES = frozenset({"block", "function_body", "constructor_body", "arrow_expression_clause", "compound_statement"})
+# - Python: a function decorated as an overload stub or an abstract method whose body only
+#   documents it (docstring, ``...``, ``pass``, ``raise NotImplementedError``).
+_DECLARING_DECORATORS = frozenset({
+    "overload", "abstractmethod", "abstractproperty", "abstractclassmethod", "abstractstaticmethod",
+})  # fmt: skip
+_TRIVIAL_STATEMENTS = frozenset({"pass_statement", "expression_statement", "raise_statement", "comment"})
+# The mark a declaration's signature ends with: the form the languages themselves give a
+# declaration without a body (`int f(int);`, a stub's `def f(x) -> int: ...`). Implementation
+# signatures never end with it (they stop where the body starts), so it is the stored flag.
+DECLARATION_MARK = ";"
+PYTHON_DECLARATION_MARK = ": ..."
+DECLARATION_FILES = (".pyi", ".d.ts")  # files that hold only declarations
+_CALLABLE_KINDS = frozenset({"function", "method"})
+
+
+def is_declaration(path: str, kind: str, signature: str) -> bool:
+    """Whether a stored symbol declares a callable without implementing it (see the marks above)."""
+    if kind not in _CALLABLE_KINDS:
+        return False
+    return path.endswith(DECLARATION_FILES) or signature.endswith((DECLARATION_MARK, PYTHON_DECLARATION_MARK))
+
 
 @dataclass(slots=True)
 class _Def:
@@ -268,7 +304,7 @@ def _symbol(d: _Def, data: bytes) -> Symbol:
         kind=cast(SymbolKind, d.kind),
         start_line=outer.start_point[0] + 1,
         end_line=_end_line(node, data),
-        signature=_signature(node, data),
+        signature=_marked_signature(d, _signature(node, data)),
         doc=_doc(d.doc_node) if d.doc_node is not None else _leading_comment(outer),
         parent=parent_name,
         body_line=_body_line(node),
@@ -331,6 +367,63 @@ def _signature(node: ts.Node, data: bytes) -> str:
     if len(sig) > _SIGNATURE_MAX_CHARS:
         sig = sig[: _SIGNATURE_MAX_CHARS - 1] + "…"
     return sig
+
+
+def _marked_signature(d: _Def, signature: str) -> str:
+    """The signature, ending with the declaration mark exactly when ``d`` is a declaration."""
+    signature = signature.removesuffix(DECLARATION_MARK).rstrip()
+    if d.kind not in _CALLABLE_KINDS:
+        return signature
+    if d.node.type == "function_definition" and _python_declaration(d.node):
+        return signature + PYTHON_DECLARATION_MARK
+    if _declares(d.node):
+        return signature + DECLARATION_MARK
+    return signature
+
+
+def _declares(node: ts.Node) -> bool:
+    if node.type in _DECLARATION_NODES:
+        return any(child.type == "function_declarator" for child in _descendants(node, 2)) or node.type not in (
+            "field_declaration",
+            "declaration",
+        )
+    if node.type in _BODILESS_DECLARATION_NODES:
+        return _body(node) is None and not any(child.type in _BODY_NODES for child in node.children)
+    return False
+
+
+def _descendants(node: ts.Node, depth: int) -> list[ts.Node]:
+    out = list(node.children)
+    if depth > 1:
+        for child in node.children:
+            out.extend(_descendants(child, depth - 1))
+    return out
+
+
+def _python_declaration(node: ts.Node) -> bool:
+    parent = node.parent
+    if parent is None or parent.type != "decorated_definition":
+        return False
+    decorators = {
+        _text(dec).lstrip("@").split("(", 1)[0].strip().rsplit(".", 1)[-1]
+        for dec in parent.children
+        if dec.type == "decorator"
+    }
+    if not decorators & _DECLARING_DECORATORS:
+        return False
+    body = node.child_by_field_name("body")
+    if body is None:
+        return True
+    for statement in body.named_children:
+        if statement.type not in _TRIVIAL_STATEMENTS:
+            return False
+        if statement.type == "expression_statement" and not all(
+            child.type in ("string", "ellipsis") for child in statement.named_children
+        ):
+            return False
+        if statement.type == "raise_statement" and "NotImplementedError" not in _text(statement):
+            return False
+    return True
 
 
 def _doc(node: ts.Node) -> str:

@@ -11,10 +11,14 @@ from __future__ import annotations
 import heapq
 import re
 from collections import defaultdict
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from repolens.domain import CONTAINER_KINDS
+from repolens.indexing.units import IMPORTS_CHUNK
 from repolens.parsing.tokens import split_identifier
+from repolens.parsing.treesitter import DECLARATION_FILES, is_declaration
 
 if TYPE_CHECKING:
     from repolens.retrieval.query import QueryAnalysis
@@ -46,6 +50,29 @@ MODERATE_PENALTY = 0.6  # package re-export files (__init__.py, index.js, mod.rs
 MILD_PENALTY = 0.5  # declaration stubs (.d.ts, .pyi) and prose: useful, secondary
 FILE_SATURATION_DECAY = 0.5  # each further hit from one file is worth half the previous
 
+# Issue reports (retrieval/report.py). Evidence is added in units of a first rank, rrf(0).
+# A constant piece of an error message found verbatim in a file: the raising or formatting code.
+MESSAGE_FILE_WEIGHT = 1.0
+MESSAGE_UNIT_WEIGHT = 1.0  # ...and the symbol whose lines hold it
+FRAME_FILE_WEIGHT = 0.3  # a file of the stack trace: on the path to the failure, usually a caller
+# The names a report shows (its exception classes, trace functions, API calls) are mostly the
+# user-facing entry points, callers of the code to fix: their definitions are a weak hint.
+REPORT_IDENTIFIER_FACTOR = 0.3
+
+# The exact symbol. A declaration (overload stub, abstract or interface method, prototype:
+# marked by the parser) repeats the implementation's name and signature without its code, so as
+# a definition of a queried name it counts half unless the query asks for declarations (stub
+# files already have MILD_PENALTY). For a question, an interface can be the answer: no penalty.
+DECLARATION_PENALTY = 0.5
+# An import-only chunk names definitions that live elsewhere: it never ranks above a definition
+# of a queried name. (Down-weighting it for every query cost 0.002 NDCG@10 on questions: a
+# file's imports are evidence of what the file does, "log statements through a PSR logger".)
+BELOW = 0.999  # "just below": the factor that orders two scores without moving either far
+# A container (class, module, ...) indexes its members' names, so it matches whatever they
+# match; when one of its own members answers the query at least this share as well as the
+# container does (fused unit score), the member is the more specific answer and goes first.
+MEMBER_SHARE = 0.5
+
 _TEST_FILE = re.compile(
     r"(^|/)(test_[^/]*|[^/]*_test\.\w+|[^/]*_spec\.rb|[^/]*\.(test|spec)\.[jt]sx?|[^/]*Tests?\.(java|kt|cs|swift|php)"
     r"|[^/]*(Spec|Suite)\.(scala|kt|swift)|conftest\.py)$"
@@ -57,6 +84,17 @@ _SECONDARY_DIR = re.compile(
 _REEXPORT = re.compile(r"(^|/)(__init__\.py|package-info\.java)$")
 _STUB = re.compile(r"(\.d\.ts|\.pyi)$")
 _PROSE = re.compile(r"\.(md|rst|txt|markdown|adoc)$|(^|/)(CHANGES|CHANGELOG|HISTORY|NEWS)[^/]*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Evidence beyond the ranked lists, found by reading candidates (issue reports).
+
+    ``files`` and ``units`` map a file id or an artifact id to a weight in units of rrf(0).
+    """
+
+    files: dict[int, float] = field(default_factory=dict)
+    units: dict[int, float] = field(default_factory=dict)
 
 
 def path_prior(path: str) -> float:
@@ -124,6 +162,7 @@ def score(
     definitions: list[ArtifactRow],
     *,
     rerank: bool,
+    evidence: Evidence | None = None,
 ) -> dict[int, tuple[float, dict[str, float]]]:
     """Fused score and the signals behind it for each candidate unit (pure: tables in, table out).
 
@@ -150,6 +189,11 @@ def score(
     for d in definitions:
         if d.id in rows:
             unit_score.setdefault(d.id, 0.0)
+    if evidence is not None and rerank:
+        for a, weight in evidence.units.items():
+            if a in rows:
+                unit_score[a] += weight * rrf(0)
+                signals[a]["message"] = weight
     if not rerank:
         return {a: (s, signals[a]) for a, s in unit_score.items() if s > 0}
 
@@ -169,6 +213,9 @@ def score(
         file_rank += 1
     for rank, (f, _) in enumerate(vec_files):
         file_score[f] += FILE_SUMMARY_WEIGHT * rrf(rank)
+    if evidence is not None:
+        for f, weight in evidence.files.items():
+            file_score[f] += weight * rrf(0)
     mass: dict[int, float] = defaultdict(float)
     for a, s in unit_score.items():
         mass[rows[a].file_id] += s
@@ -189,6 +236,8 @@ def score(
             boost = DEFINITION_BOOST * base_max
             if not analysis.is_symbol:
                 boost *= EMBEDDED_IDENTIFIER_FACTOR
+            if analysis.report is not None:
+                boost *= REPORT_IDENTIFIER_FACTOR
             if row.name not in def_exact and row.qualified_name not in def_exact:
                 boost *= DEFINITION_CASE_MISMATCH
             if stem_matches(stem_of(row.path), row.name):
@@ -209,9 +258,62 @@ def score(
         if prior != 1.0:
             score *= prior
             sig["prior"] = prior
+        if (
+            "definition" in sig
+            and not analysis.wants_declarations
+            and not row.path.endswith(DECLARATION_FILES)
+            and is_declaration(row.path, row.symbol_kind, row.signature)
+        ):
+            score *= DECLARATION_PENALTY
+            sig["declaration"] = DECLARATION_PENALTY
         if score > 0:
             final[a] = (score, sig)
+    _imports_below_definitions(final, rows)
+    _members_before_containers(final, rows, unit_score)
     return final
+
+
+def _imports_below_definitions(final: dict[int, tuple[float, dict[str, float]]], rows: dict[int, ArtifactRow]) -> None:
+    """Cap import-only chunks just below the weakest definition of a queried name (in place)."""
+    floor = min((s for s, sig in final.values() if "definition" in sig), default=None)
+    if floor is None:
+        return
+    for a, (s, sig) in list(final.items()):
+        row = rows[a]
+        if row.kind == "Chunk" and row.symbol_kind == IMPORTS_CHUNK and s >= floor:
+            final[a] = (floor * BELOW, {**sig, "imports": 1.0})
+
+
+def _members_before_containers(
+    final: dict[int, tuple[float, dict[str, float]]], rows: dict[int, ArtifactRow], unit_score: dict[int, float]
+) -> None:
+    """Put a container's best member before it when the member answers the query nearly as well (in place).
+
+    The two trade scores, so the file keeps its place and only the order inside it changes.
+    A container that is itself the queried definition keeps its place over members that are not.
+    """
+    containers = {
+        (row.file_id, row.qualified_name): a
+        for a, row in rows.items()
+        if a in final and row.kind == "Symbol" and row.symbol_kind in CONTAINER_KINDS
+    }
+    if not containers:
+        return
+    best: dict[int, int] = {}
+    for a, row in rows.items():
+        if a not in final or row.kind != "Symbol" or not row.parent:
+            continue
+        c = containers.get((row.file_id, row.parent))
+        if c is not None and (c not in best or unit_score[a] > unit_score[best[c]]):
+            best[c] = a
+    for c, m in best.items():
+        (c_score, c_sig), (m_score, m_sig) = final[c], final[m]
+        if m_score >= c_score or unit_score[m] < MEMBER_SHARE * unit_score[c]:
+            continue
+        if "definition" in c_sig and "definition" not in m_sig:
+            continue
+        final[m] = (c_score, {**m_sig, "specific": 1.0})
+        final[c] = (m_score if m_score < c_score * BELOW else c_score * BELOW, c_sig)
 
 
 @lru_cache(maxsize=1 << 16)

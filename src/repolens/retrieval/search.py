@@ -26,6 +26,7 @@ from repolens.embeddings.base import Embedder
 from repolens.errors import InvalidInput, NotFound
 from repolens.retrieval import rerank as rr
 from repolens.retrieval.query import QueryAnalysis, analyze
+from repolens.retrieval.report import frame_file_matches
 from repolens.storage.base import ArtifactRow, NativeVectorSearch, SourceRow, Store
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["auto", "lexical", "semantic", "hybrid"]
 LEXICAL_CANDIDATES = 200  # units from BM25: deep enough that fusion and boosts can reorder
+# Files of an issue report's best candidates read to look for its error messages verbatim: the
+# message's file is nearly always among them, and reading more costs latency for nothing.
+MESSAGE_CHECK_FILES = 20
 FILE_CANDIDATES = 60  # whole files from BM25
 VECTOR_CANDIDATES = 150  # units from cosine similarity
 MAX_LIMIT = MAX_RESULTS
@@ -150,6 +154,52 @@ class Searcher:
         qvec = self.embedder.embed([text], input_type="query")[0]
         return self.store.nearest_units(source_ids, self.embedder.name, qvec, limit)
 
+    # -- issue reports --------------------------------------------------------------------
+
+    def _report_evidence(
+        self,
+        analysis: QueryAnalysis,
+        source_ids: tuple[int, ...],
+        rows: dict[int, ArtifactRow],
+        lex_units: list[tuple[int, float]],
+        lex_files: list[tuple[int, float]],
+        filters: SearchFilters,
+    ) -> rr.Evidence:
+        """Files of the stack trace, and candidates holding an error message verbatim.
+
+        Adds the symbols that hold a message to ``rows`` (they may not have been candidates).
+        """
+        report = analysis.report
+        assert report is not None
+        evidence = rr.Evidence()
+        if report.frames:
+            paths = {f.path: f.id for sid in source_ids for f in self.store.files([sid])}
+            for frame in report.frames:
+                for path in frame_file_matches(frame.path, list(paths)):
+                    evidence.files[paths[path]] = rr.FRAME_FILE_WEIGHT
+        if not report.fragments:
+            return evidence
+        # The files to read: the best whole-file matches, then the files of the best units.
+        check: dict[int, None] = dict.fromkeys(f for f, _ in lex_files[:MESSAGE_CHECK_FILES])
+        for a, _ in lex_units:
+            if len(check) >= 2 * MESSAGE_CHECK_FILES:
+                break
+            if a in rows:
+                check.setdefault(rows[a].file_id, None)
+        for file_id in check:
+            text = self.store.file_content(file_id).lower()
+            lines_hit = [text.count("\n", 0, at) + 1 for at in (text.find(frag) for frag in report.fragments) if at >= 0]
+            if not lines_hit:
+                continue
+            evidence.files[file_id] = evidence.files.get(file_id, 0.0) + rr.MESSAGE_FILE_WEIGHT
+            for art in self.store.artifacts_in_file_by_id(file_id):
+                if art.kind == "File" or not filters.accepts(art.path):
+                    continue
+                if any(art.start_line <= line <= art.end_line for line in lines_hit):
+                    rows.setdefault(art.id, art)
+                    evidence.units[art.id] = rr.MESSAGE_UNIT_WEIGHT
+        return evidence
+
     # -- search ---------------------------------------------------------------------------
 
     def search(
@@ -194,14 +244,15 @@ class Searcher:
                                "vectors phase); lexical and auto mode work meanwhile")
 
         pending = None
+        vector_text = analysis.vector_text or analysis.text
         if use_vectors and ready:
             # The query embedding (onnxruntime, GIL released) runs on the other core while
             # the database answers the lexical queries here.
             if isinstance(self.store, NativeVectorSearch):
-                pending = self._pool().submit(self._native_candidates, analysis.text, source_ids, VECTOR_CANDIDATES)
+                pending = self._pool().submit(self._native_candidates, vector_text, source_ids, VECTOR_CANDIDATES)
             else:
                 vec_ids, matrix = self._vector_matrix(source_ids)
-                pending = self._pool().submit(self._vector_candidates, analysis.text, vec_ids, matrix, VECTOR_CANDIDATES)
+                pending = self._pool().submit(self._vector_candidates, vector_text, vec_ids, matrix, VECTOR_CANDIDATES)
         lex_units = self.store.lexical_units(analysis.terms, source_ids, LEXICAL_CANDIDATES) if use_lexical else []
         lex_files = self.store.lexical_files(analysis.terms, source_ids, FILE_CANDIDATES) if use_lexical else []
         vec_units = pending.result() if pending is not None else []
@@ -218,7 +269,12 @@ class Searcher:
             rows.setdefault(d.id, d)
         rows = {k: v for k, v in rows.items() if filters.accepts(v.path)}
         rows = {k: v for k, v in rows.items() if v.kind != "File"}
-        scored = rr.score(analysis, rows, lex_units, lex_files, vec_units, vec_files, definitions, rerank=rerank)
+        evidence = None
+        if analysis.report is not None and rerank:
+            evidence = self._report_evidence(analysis, source_ids, rows, lex_units, lex_files, filters)
+        scored = rr.score(
+            analysis, rows, lex_units, lex_files, vec_units, vec_files, definitions, rerank=rerank, evidence=evidence
+        )
         top = rr.diverse_top(scored, {a: r.file_id for a, r in rows.items()}, limit, decay=rerank)
         hits = [ScoredArtifact(rows[a], by_id[rows[a].source_id], s, sig) for a, s, sig in top]
         return SearchOutcome(
