@@ -192,8 +192,14 @@ def check_stdio(venv: Path, env: dict[str, str]) -> None:
     step("repolens mcp over stdio")
     # A client keeps stdin open while it waits for answers: a server may stop reading at end of
     # input before it has answered, so the messages go one by one and stdin closes at the end.
-    server = subprocess.Popen([str(venv / "bin" / "repolens"), "mcp"], env=env, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [str(venv / "bin" / "repolens"), "mcp"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert server.stdin is not None and server.stdout is not None
     replies: dict[int, dict[str, Any]] = {}
     reader = threading.Thread(target=_read_replies, args=(server.stdout, replies), daemon=True)

@@ -263,11 +263,16 @@ def index_into(
         vectors_s = time.perf_counter() - t0
         rows.append(
             IndexRow(
-                backend, corpus.name, report.files_changed, report.symbols + report.chunks,
-                report.seconds["walk"] + report.seconds["read"] + report.seconds["parse"], report.seconds["write"],
-                embedded, vectors_s if embedded else None,
+                backend,
+                corpus.name,
+                report.files_changed,
+                report.symbols + report.chunks,
+                report.seconds["walk"] + report.seconds["read"] + report.seconds["parse"],
+                report.seconds["write"],
+                embedded,
+                vectors_s if embedded else None,
             )
-        )  # fmt: skip
+        )
         print(
             f"[index] {backend} {corpus.name}: {report.files_changed} files written in {report.seconds['write']:.2f}s, "
             f"{embedded} vectors in {vectors_s:.1f}s",
@@ -293,8 +298,11 @@ def cold_sqlite_writes(corpora: Sequence[Corpus]) -> dict[str, tuple[int, int, f
             _, report = index_source(store, settings, str(corpus.root), name=corpus.name)
             s = report.seconds
             out[corpus.name] = (
-                report.files_changed, report.symbols + report.chunks, s["walk"] + s["read"] + s["parse"], s["write"]
-            )  # fmt: skip
+                report.files_changed,
+                report.symbols + report.chunks,
+                s["walk"] + s["read"] + s["parse"],
+                s["write"],
+            )
         store.close()
         return out
     finally:
@@ -385,10 +393,20 @@ def score(runs: Sequence[QueryRun], out: Path, only: Sequence[str]) -> dict[str,
             handle.write(json.dumps({"corpus": r.corpus, "query": r.query, "paths": r.paths}) + "\n")
     json_out = out.with_suffix(".scores.json")
     subprocess.run(
-        [sys.executable, str(BENCH / "score.py"), "--queries", str(BENCH / "queries"), "--results", str(out),
-         "--json-out", str(json_out), *(["--only", ",".join(only)] if only else [])],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(BENCH / "score.py"),
+            "--queries",
+            str(BENCH / "queries"),
+            "--results",
+            str(out),
+            "--json-out",
+            str(json_out),
+            *(["--only", ",".join(only)] if only else []),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cast(dict[str, Any], json.loads(json_out.read_text()))
 
 
@@ -640,16 +658,29 @@ def ann_recall(
                 forced_recall, forced_tie = _recalls(forc, exact)
                 runs.append(
                     AnnRun(
-                        corpus.name, q["query"], exact_ms, exact_deep_ms, _recalls(plain, exact)[0], plain_ms,
-                        _recalls(cust, exact)[0], cust_ms, forced_recall, forced_tie,
-                        _recalls(forc_deep, exact_deep)[0], forc_ms, forc_deep_ms,
+                        corpus.name,
+                        q["query"],
+                        exact_ms,
+                        exact_deep_ms,
+                        _recalls(plain, exact)[0],
+                        plain_ms,
+                        _recalls(cust, exact)[0],
+                        cust_ms,
+                        forced_recall,
+                        forced_tie,
+                        _recalls(forc_deep, exact_deep)[0],
+                        forc_ms,
+                        forc_deep_ms,
                         sum(1 for x, y in itertools.pairwise(forc_deep) if y[1] > x[1] + SIM_TIE_EPS),
                     )
-                )  # fmt: skip
+                )
             done = runs[-len(vectors) :]
-            print(f"[ann] {corpus.name}: recall@{ANN_K} as called {_mean([r.recall for r in done]):.3f}, custom plans "
-                  f"{_mean([r.custom_recall for r in done]):.3f}, HNSW forced {_mean([r.forced_recall for r in done]):.3f}; "
-                  f"HNSW scans {[scans[p][corpus.name] for p in PASSES]}", flush=True)  # fmt: skip
+            print(
+                f"[ann] {corpus.name}: recall@{ANN_K} as called {_mean([r.recall for r in done]):.3f}, custom plans "
+                f"{_mean([r.custom_recall for r in done]):.3f}, HNSW forced {_mean([r.forced_recall for r in done]):.3f}; "
+                f"HNSW scans {[scans[p][corpus.name] for p in PASSES]}",
+                flush=True,
+            )
     return runs, scans
 
 
@@ -907,10 +938,16 @@ def _interpretation(r: dict[str, Any]) -> list[str]:
     lone = r["single_corpus"]["lexical"]["overall"]["ndcg@10"]
     one, shared, vocab = r["single_corpus"]["rankings"], r["lexical_compare"], r["single_corpus"]["vocabulary"]
     names = [c["name"] for c in r["corpora"]]
-    per_corpus = {n: search["postgres"]["default"]["per_corpus"][n]["ndcg@10"]
-                  - search["sqlite"]["default"]["per_corpus"][n]["ndcg@10"] for n in names}  # fmt: skip
-    scope_effect = {n: search["sqlite"]["lexical"]["per_corpus"][n]["ndcg@10"]
-                    - r["single_corpus"]["lexical"]["per_corpus"][n]["ndcg@10"] for n in names}  # fmt: skip
+    per_corpus = {
+        n: search["postgres"]["default"]["per_corpus"][n]["ndcg@10"]
+        - search["sqlite"]["default"]["per_corpus"][n]["ndcg@10"]
+        for n in names
+    }
+    scope_effect = {
+        n: search["sqlite"]["lexical"]["per_corpus"][n]["ndcg@10"]
+        - r["single_corpus"]["lexical"]["per_corpus"][n]["ndcg@10"]
+        for n in names
+    }
     ann, scans = r["ann"], r["hnsw_scans"]
     by_corpus: dict[str, list[float]] = {}
     for a in ann:
@@ -1123,15 +1160,23 @@ def _ann_section(r: dict[str, Any]) -> list[str]:
             return [float(x[key]) for x in rows]
 
         cells = [
-            f"{vectors(name)}", f"{percentile(col('exact_ms'), 50):.1f}",
-            n_scans("as called", name), f"{_mean(col('recall')):.3f}", f"{percentile(col('ann_ms'), 50):.1f}",
-            n_scans("custom plans", name), f"{_mean(col('custom_recall')):.3f}",
+            f"{vectors(name)}",
+            f"{percentile(col('exact_ms'), 50):.1f}",
+            n_scans("as called", name),
+            f"{_mean(col('recall')):.3f}",
+            f"{percentile(col('ann_ms'), 50):.1f}",
+            n_scans("custom plans", name),
+            f"{_mean(col('custom_recall')):.3f}",
             f"{percentile(col('custom_ms'), 50):.1f}",
-            n_scans("HNSW forced", name), f"{_mean(col('forced_recall')):.3f}",
-            f"{_mean(col('forced_tie_recall')):.3f}", f"{_mean(col('forced_deep_recall')):.3f}",
-            f"{percentile(col('forced_ms'), 50):.1f}", f"{percentile(col('forced_ms'), 95):.1f}",
-            f"{percentile(col('forced_deep_ms'), 50):.1f}", f"{int(sum(col('inversions')))}",
-        ]  # fmt: skip
+            n_scans("HNSW forced", name),
+            f"{_mean(col('forced_recall')):.3f}",
+            f"{_mean(col('forced_tie_recall')):.3f}",
+            f"{_mean(col('forced_deep_recall')):.3f}",
+            f"{percentile(col('forced_ms'), 50):.1f}",
+            f"{percentile(col('forced_ms'), 95):.1f}",
+            f"{percentile(col('forced_deep_ms'), 50):.1f}",
+            f"{int(sum(col('inversions')))}",
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     worst = min(ann, key=lambda x: x["forced_recall"])
     below = sum(1 for x in ann if x["forced_recall"] < 1.0)

@@ -80,105 +80,188 @@ class Question:
 # Per corpus a mix of the label categories: what a feature does, how a mechanism works, a named symbol.
 QUESTIONS: tuple[Question, ...] = (
     # jinja2 (Python)
-    Question("jinja2", "How can I cache compiled templates on disk or in memcached so they are not recompiled at "
-             "every start?",
-             "persist compiled template code on disk or memcached"),
-    Question("jinja2", "How does Jinja turn a template's source into Python code and then run it to render the output?",
-             "how is template source compiled into python code and then executed to render output"),
-    Question("jinja2", "When a child template extends a parent, how are blocks overridden and how does super() call "
-             "the parent's version of a block?",
-             "how does a child template override blocks of its parent and call the parent's version of a block"),
-    Question("jinja2", "What does StrictUndefined do differently from the default undefined, and where is it defined?",
-             "StrictUndefined"),
+    Question(
+        "jinja2",
+        "How can I cache compiled templates on disk or in memcached so they are not recompiled at every start?",
+        "persist compiled template code on disk or memcached",
+    ),
+    Question(
+        "jinja2",
+        "How does Jinja turn a template's source into Python code and then run it to render the output?",
+        "how is template source compiled into python code and then executed to render output",
+    ),
+    Question(
+        "jinja2",
+        "When a child template extends a parent, how are blocks overridden and how does super() call "
+        "the parent's version of a block?",
+        "how does a child template override blocks of its parent and call the parent's version of a block",
+    ),
+    Question(
+        "jinja2",
+        "What does StrictUndefined do differently from the default undefined, and where is it defined?",
+        "StrictUndefined",
+    ),
     # werkzeug (Python)
     Question("werkzeug", "How should I hash and check user passwords with werkzeug?", "hash and verify user passwords"),
-    Question("werkzeug", "How does the URL map match an incoming path and HTTP method to an endpoint and extract its "
-             "arguments?",
-             "how does the url map match a request path and method to an endpoint and its arguments"),
-    Question("werkzeug", "How do responses handle ETags, If-Modified-Since and Range requests to send a 304 or a 206?",
-             "how does a response handle etag, if-modified-since and byte range requests to return 304 or 206"),
+    Question(
+        "werkzeug",
+        "How does the URL map match an incoming path and HTTP method to an endpoint and extract its arguments?",
+        "how does the url map match a request path and method to an endpoint and its arguments",
+    ),
+    Question(
+        "werkzeug",
+        "How do responses handle ETags, If-Modified-Since and Range requests to send a 304 or a 206?",
+        "how does a response handle etag, if-modified-since and byte range requests to return 304 or 206",
+    ),
     Question("werkzeug", "What is LimitedStream for and where is it implemented?", "LimitedStream"),
     # pytest (Python)
-    Question("pytest", "Where does pytest capture what a test prints to stdout and stderr?",
-             "capture stdout and stderr printed during a test"),
-    Question("pytest", "How does pytest rewrite assert statements so that a failing assert shows the intermediate "
-             "values?",
-             "how are assert statements rewritten at import time so failures show intermediate values"),
-    Question("pytest", "How are fixtures resolved, cached per scope and torn down again?",
-             "how are fixture dependencies resolved, cached according to their scope and finalized"),
-    Question("pytest", "How does the MonkeyPatch fixture undo the changes it made once the test is over?",
-             "MonkeyPatch"),
+    Question(
+        "pytest",
+        "Where does pytest capture what a test prints to stdout and stderr?",
+        "capture stdout and stderr printed during a test",
+    ),
+    Question(
+        "pytest",
+        "How does pytest rewrite assert statements so that a failing assert shows the intermediate values?",
+        "how are assert statements rewritten at import time so failures show intermediate values",
+    ),
+    Question(
+        "pytest",
+        "How are fixtures resolved, cached per scope and torn down again?",
+        "how are fixture dependencies resolved, cached according to their scope and finalized",
+    ),
+    Question("pytest", "How does the MonkeyPatch fixture undo the changes it made once the test is over?", "MonkeyPatch"),
     # ws (JavaScript)
-    Question("ws", "How are WebSocket messages compressed and decompressed with zlib?",
-             "message compression with zlib deflate and inflate"),
-    Question("ws", "How does the server handle the HTTP upgrade request and complete the opening handshake?",
-             "how does the server answer an http upgrade request and finish the opening handshake"),
-    Question("ws", "How does closing a connection work, and what happens if the other side never answers the "
-             "close frame?",
-             "how does the closing handshake work and what happens if the peer never replies"),
+    Question(
+        "ws",
+        "How are WebSocket messages compressed and decompressed with zlib?",
+        "message compression with zlib deflate and inflate",
+    ),
+    Question(
+        "ws",
+        "How does the server handle the HTTP upgrade request and complete the opening handshake?",
+        "how does the server answer an http upgrade request and finish the opening handshake",
+    ),
+    Question(
+        "ws",
+        "How does closing a connection work, and what happens if the other side never answers the close frame?",
+        "how does the closing handshake work and what happens if the peer never replies",
+    ),
     # knex (JavaScript)
-    Question("knex", "How do I insert thousands of rows in batches instead of one giant insert?",
-             "insert a large array of rows in chunks"),
-    Question("knex", "How does a chained query builder call get compiled into a SQL string with positional bindings?",
-             "how does a chained query builder get compiled into a sql string with positional bindings"),
-    Question("knex", "How do nested transactions work: are savepoints used, and how does a commit or rollback "
-             "propagate?",
-             "how do nested transactions use savepoints and propagate commit or rollback"),
+    Question(
+        "knex",
+        "How do I insert thousands of rows in batches instead of one giant insert?",
+        "insert a large array of rows in chunks",
+    ),
+    Question(
+        "knex",
+        "How does a chained query builder call get compiled into a SQL string with positional bindings?",
+        "how does a chained query builder get compiled into a sql string with positional bindings",
+    ),
+    Question(
+        "knex",
+        "How do nested transactions work: are savepoints used, and how does a commit or rollback propagate?",
+        "how do nested transactions use savepoints and propagate commit or rollback",
+    ),
     Question("knex", "What does the JoinClause class do?", "JoinClause"),
     # rxjs (TypeScript)
-    Question("rxjs", "How do I retry a failing observable with a delay between attempts?",
-             "resubscribe to a failing source with a delay between attempts"),
-    Question("rxjs", "How can I await the first value an observable emits as a promise?",
-             "await the first emitted value as a promise"),
-    Question("rxjs", "How does mergeMap with a concurrency limit buffer inner observables until a slot frees up?",
-             "how does flattening with a concurrency limit buffer inner sources until a slot is free"),
+    Question(
+        "rxjs",
+        "How do I retry a failing observable with a delay between attempts?",
+        "resubscribe to a failing source with a delay between attempts",
+    ),
+    Question(
+        "rxjs",
+        "How can I await the first value an observable emits as a promise?",
+        "await the first emitted value as a promise",
+    ),
+    Question(
+        "rxjs",
+        "How does mergeMap with a concurrency limit buffer inner observables until a slot frees up?",
+        "how does flattening with a concurrency limit buffer inner sources until a slot is free",
+    ),
     Question("rxjs", "How does BehaviorSubject give its current value to new subscribers?", "BehaviorSubject"),
     # raft (Go)
-    Question("raft", "How does leader election work: who sends vote requests, and when?",
-             "leader election and vote requests"),
-    Question("raft", "How does the leader replicate log entries to the followers and back off when one of them fails?",
-             "how does the leader replicate log entries to each follower and back off when a follower fails"),
-    Question("raft", "How is the commit index advanced from what the voters have matched?",
-             "how is the commit index advanced from the match indexes of the voters"),
-    Question("raft", "Where is FileSnapshotStore implemented and how many old snapshots does it keep?",
-             "FileSnapshotStore"),
+    Question(
+        "raft", "How does leader election work: who sends vote requests, and when?", "leader election and vote requests"
+    ),
+    Question(
+        "raft",
+        "How does the leader replicate log entries to the followers and back off when one of them fails?",
+        "how does the leader replicate log entries to each follower and back off when a follower fails",
+    ),
+    Question(
+        "raft",
+        "How is the commit index advanced from what the voters have matched?",
+        "how is the commit index advanced from the match indexes of the voters",
+    ),
+    Question("raft", "Where is FileSnapshotStore implemented and how many old snapshots does it keep?", "FileSnapshotStore"),
     # rayon (Rust)
-    Question("rayon", "How can I turn an ordinary sequential iterator into a parallel one?",
-             "turn an ordinary sequential iterator into a parallel one"),
-    Question("rayon", "How do producers and consumers split the work recursively and join the partial results?",
-             "how do producers and consumers cooperate to split work recursively and join the partial results"),
-    Question("rayon", "How does try_reduce stop early once an error or a None shows up?",
-             "how do fallible reductions short circuit as soon as an error or none is produced"),
+    Question(
+        "rayon",
+        "How can I turn an ordinary sequential iterator into a parallel one?",
+        "turn an ordinary sequential iterator into a parallel one",
+    ),
+    Question(
+        "rayon",
+        "How do producers and consumers split the work recursively and join the partial results?",
+        "how do producers and consumers cooperate to split work recursively and join the partial results",
+    ),
+    Question(
+        "rayon",
+        "How does try_reduce stop early once an error or a None shows up?",
+        "how do fallible reductions short circuit as soon as an error or none is produced",
+    ),
     # grape (Ruby)
-    Question("grape", "How do I declare that two parameters must not be sent together?",
-             "parameters that must not be sent together"),
-    Question("grape", "What happens when an endpoint runs: in which order do before filters, parameter validation, "
-             "the route block and after filters execute?",
-             "what happens when an endpoint runs: before filters, parameter validation, the route block and after "
-             "filters"),
-    Question("grape", "When an endpoint raises, how is the matching rescue_from handler found and turned into an "
-             "HTTP response?",
-             "how are exception handlers looked up for a raised error and turned into an http response"),
+    Question(
+        "grape",
+        "How do I declare that two parameters must not be sent together?",
+        "parameters that must not be sent together",
+    ),
+    Question(
+        "grape",
+        "What happens when an endpoint runs: in which order do before filters, parameter validation, "
+        "the route block and after filters execute?",
+        "what happens when an endpoint runs: before filters, parameter validation, the route block and after filters",
+    ),
+    Question(
+        "grape",
+        "When an endpoint raises, how is the matching rescue_from handler found and turned into an HTTP response?",
+        "how are exception handlers looked up for a raised error and turned into an http response",
+    ),
     # doctrine-dbal (PHP)
-    Question("doctrine-dbal", "Can reads go to replicas and writes to the primary database? Where is that handled?",
-             "send reads to replicas and writes to the primary database"),
-    Question("doctrine-dbal", "How do nested transactions work with savepoints, and what happens when an inner level "
-             "rolls back?",
-             "how do nested transactions work using savepoints and what happens on rollback of an inner level"),
-    Question("doctrine-dbal", "Where are driver error codes turned into exceptions such as a deadlock or a unique "
-             "constraint violation?",
-             "how are vendor error codes from the driver turned into specific exceptions such as deadlock or unique "
-             "violation"),
-    Question("doctrine-dbal", "How do I use the QueryBuilder to build a select with joins and bound parameters?",
-             "QueryBuilder"),
+    Question(
+        "doctrine-dbal",
+        "Can reads go to replicas and writes to the primary database? Where is that handled?",
+        "send reads to replicas and writes to the primary database",
+    ),
+    Question(
+        "doctrine-dbal",
+        "How do nested transactions work with savepoints, and what happens when an inner level rolls back?",
+        "how do nested transactions work using savepoints and what happens on rollback of an inner level",
+    ),
+    Question(
+        "doctrine-dbal",
+        "Where are driver error codes turned into exceptions such as a deadlock or a unique constraint violation?",
+        "how are vendor error codes from the driver turned into specific exceptions such as deadlock or unique violation",
+    ),
+    Question(
+        "doctrine-dbal", "How do I use the QueryBuilder to build a select with joins and bound parameters?", "QueryBuilder"
+    ),
     # penlight (Lua)
-    Question("penlight", "How can I catch accidental use of undeclared global variables?",
-             "catch accidental use of undeclared global variables"),
-    Question("penlight", "How does the class helper implement inheritance and call the parent's constructor?",
-             "how does the class helper implement inheritance, constructors calling the parent initializer, and "
-             "computed properties"),
+    Question(
+        "penlight",
+        "How can I catch accidental use of undeclared global variables?",
+        "catch accidental use of undeclared global variables",
+    ),
+    Question(
+        "penlight",
+        "How does the class helper implement inheritance and call the parent's constructor?",
+        "how does the class helper implement inheritance, constructors calling the parent initializer, and "
+        "computed properties",
+    ),
     Question("penlight", "How does deepcompare compare two nested tables?", "deepcompare"),
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,13 +382,21 @@ async def ask(services: Services, item: Labelled, k: int) -> Outcome:
     # and callees from the calls graph follow), to tell where a gold file in the prompt came from.
     engine_hits = len(services.searcher.search(q.ask, limit=SEARCH_LIMIT, sources=sources).hits)
     return Outcome(
-        corpus=q.corpus, category=item.category, question=q.ask, gold=list(item.gold), mode=started.mode,
-        packed=packed, cited=[str(c["path"]) for c in finished.citations], chat_ms=chat_ms,
-        first_text_ms=first_text if first_text is not None else chat_ms, prompt_tokens=finished.prompt_tokens,
+        corpus=q.corpus,
+        category=item.category,
+        question=q.ask,
+        gold=list(item.gold),
+        mode=started.mode,
+        packed=packed,
+        cited=[str(c["path"]) for c in finished.citations],
+        chat_ms=chat_ms,
+        first_text_ms=first_text if first_text is not None else chat_ms,
+        prompt_tokens=finished.prompt_tokens,
         completion_tokens=finished.completion_tokens,
-        searched=[h.artifact.path for h in outcome.hits], search_ms=search_ms,
+        searched=[h.artifact.path for h in outcome.hits],
+        search_ms=search_ms,
         engine_hits=engine_hits,
-    )  # fmt: skip
+    )
 
 
 async def ask_all(services: Services, items: Sequence[Labelled], k: int) -> list[Outcome]:
@@ -318,9 +409,12 @@ async def ask_all(services: Services, items: Sequence[Labelled], k: int) -> list
             services.searcher.search(WARMUP_QUERY, limit=k, sources=sources)
             warmed.add(corpus)
         o = await ask(services, item, k)
-        print(f"[{i:2}/{len(items)}] {corpus}: chat {'hit' if hit(o.cited, o.gold) else 'miss'} "
-              f"({len(o.cited)} cited, {o.chat_ms:.0f} ms), search {'hit' if hit(o.searched, o.gold) else 'miss'} "
-              f"- {o.question}", flush=True)  # fmt: skip
+        print(
+            f"[{i:2}/{len(items)}] {corpus}: chat {'hit' if hit(o.cited, o.gold) else 'miss'} "
+            f"({len(o.cited)} cited, {o.chat_ms:.0f} ms), search {'hit' if hit(o.searched, o.gold) else 'miss'} "
+            f"- {o.question}",
+            flush=True,
+        )
         outcomes.append(o)
     return outcomes
 
@@ -361,9 +455,10 @@ def summary_rows(outcomes: Sequence[Outcome], k: int) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     sides: tuple[tuple[str, list[tuple[list[str], list[str]]], list[float]], ...] = (
-             ("chat: cited", [(o.cited, o.gold) for o in outcomes], chat_lat),
-             ("chat: packed into the prompt", [(o.packed, o.gold) for o in outcomes], []),
-             (f"plain search, top {k}", [(o.searched, o.gold) for o in outcomes], search_lat))  # fmt: skip
+        ("chat: cited", [(o.cited, o.gold) for o in outcomes], chat_lat),
+        ("chat: packed into the prompt", [(o.packed, o.gold) for o in outcomes], []),
+        (f"plain search, top {k}", [(o.searched, o.gold) for o in outcomes], search_lat),
+    )
     for label, lists, lat in sides:
         rows.append(
             f"| {label} | {_rate([hit(p, g) for p, g in lists])} | {_rate([all_gold(p, g) for p, g in lists])} "
@@ -378,8 +473,10 @@ def slice_rows(outcomes: Sequence[Outcome], key: str) -> list[str]:
     groups: dict[str, list[Outcome]] = {}
     for o in outcomes:
         groups.setdefault(str(getattr(o, key)), []).append(o)
-    rows = [f"| {key} | questions | chat hit | search hit | chat all-gold | search all-gold |",
-            "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    rows = [
+        f"| {key} | questions | chat hit | search hit | chat all-gold | search all-gold |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, group in groups.items():
         rows.append(
             f"| {name} | {len(group)} | {sum(hit(o.cited, o.gold) for o in group)} "
@@ -408,8 +505,9 @@ def question_rows(outcomes: Sequence[Outcome]) -> list[str]:
     return rows
 
 
-def write_report(path: Path, command: str, outcomes: Sequence[Outcome], k: int, services: Services,
-                 indexed: dict[str, tuple[int, float]]) -> None:  # fmt: skip
+def write_report(
+    path: Path, command: str, outcomes: Sequence[Outcome], k: int, services: Services, indexed: dict[str, tuple[int, float]]
+) -> None:
     """The Markdown report: how it was made, the summary, the slices, then every question."""
     settings = services.settings
     embedder = services.embedder.name if services.embedder is not None else "none (lexical only)"
@@ -421,8 +519,12 @@ def write_report(path: Path, command: str, outcomes: Sequence[Outcome], k: int, 
     lost = sum(len(set(o.gold) & (set(o.searched) - set(o.cited))) for o in outcomes)
     same_files = sum(set(o.cited) == set(o.searched) for o in outcomes)
     # Gold files a model had in front of it but the answer did not cite, by where the engine got them.
-    uncited = [(i, o.packed.index(g) + 1, o.engine_hits) for i, o in enumerate(outcomes, 1)
-               for g in o.gold if g in o.packed and g not in o.cited]  # fmt: skip
+    uncited = [
+        (i, o.packed.index(g) + 1, o.engine_hits)
+        for i, o in enumerate(outcomes, 1)
+        for g in o.gold
+        if g in o.packed and g not in o.cited
+    ]
     uncited_at = sorted({i for i, _, _ in uncited})
     index_s = sum(s for _, s in indexed.values())
     plural = "corpus" if len(corpora) == 1 else "corpora"

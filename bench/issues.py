@@ -121,8 +121,13 @@ def _run_config(
                 plain = PlainBM25((p, (corpora_dir / name / p).read_text(errors="replace")) for p in paths)
             by_id = {f.id: f.path for f in store.files([source.id])}
 
-            def ranked_files(text: str, name: str = name, plain: PlainBM25 | None = plain,
-                             by_id: dict[int, str] = by_id, source_id: int = source.id) -> list[str]:  # fmt: skip
+            def ranked_files(
+                text: str,
+                name: str = name,
+                plain: PlainBM25 | None = plain,
+                by_id: dict[int, str] = by_id,
+                source_id: int = source.id,
+            ) -> list[str]:
                 if plain is not None:
                     return plain.search(text, TOP_K)
                 if label == FILES:
@@ -146,10 +151,20 @@ def _run_config(
                 out.write(json.dumps({"corpus": name, "query": q["query"], "paths": ranked}) + "\n")
     json_out = results_dir / f"issues-{label.split()[0]}.scores.json"
     subprocess.run(
-        [sys.executable, str(BENCH / "score.py"), "--queries", str(BENCH / "issues"), "--results", str(out_path),
-         "--json-out", str(json_out), *(["--only", ",".join(only)] if only else [])],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(BENCH / "score.py"),
+            "--queries",
+            str(BENCH / "issues"),
+            "--results",
+            str(out_path),
+            "--json-out",
+            str(json_out),
+            *(["--only", ",".join(only)] if only else []),
+        ],
+        check=True,
+        capture_output=True,
+    )
     scores = json.loads(json_out.read_text())
     return SliceResult(
         label=label,
@@ -208,8 +223,7 @@ def run_slice(
     """Every configuration on the issue queries, then the exact-symbol rate of the default."""
     results_dir.mkdir(parents=True, exist_ok=True)
     results = [
-        _run_config(label, store, searcher, corpora, corpora_dir, results_dir, mode, only)
-        for label in (OURS, PLAIN, FILES)
+        _run_config(label, store, searcher, corpora, corpora_dir, results_dir, mode, only) for label in (OURS, PLAIN, FILES)
     ]
     return results, exact_symbol_rate(store, searcher, corpora, mode)
 

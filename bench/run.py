@@ -87,8 +87,9 @@ SHELL_RUNS = 10  # `repolens search` from the shell: median of this many runs
 SHELL_QUERY = "how are connection pool checkouts recycled"  # a question, so hybrid mode embeds it
 
 
-def index_corpus(store: SqliteStore, settings: Settings, embedder: Embedder | None, root: Path, name: str,
-                 *, incremental: bool) -> dict[str, object]:  # fmt: skip
+def index_corpus(
+    store: SqliteStore, settings: Settings, embedder: Embedder | None, root: Path, name: str, *, incremental: bool
+) -> dict[str, object]:
     """Cold index (phases timed by the pipeline), then the vector backfill, then re-index timings."""
     t0 = time.perf_counter()
     source, report = index_source(store, settings, str(root), name=name)
@@ -162,10 +163,19 @@ def main() -> int:
     parser.add_argument("--only", default="")
     parser.add_argument("--embedders", default=",".join(EMBEDDERS), help="comma-separated REPOLENS_EMBEDDER values")
     parser.add_argument("--no-vectors", action="store_true", help="same as --embedders none")
-    parser.add_argument("--big", type=int, default=0, metavar="COPIES",
-                        help="also index COPIES copies of the corpora as one repository (3 = ~56 MB)")
-    parser.add_argument("--semble-python", type=Path, default=REPO / ".build" / "semble-venv" / "bin" / "python",
-                        help="a venv's python with semble==0.7.0 installed: adds the peer row (skipped if missing)")
+    parser.add_argument(
+        "--big",
+        type=int,
+        default=0,
+        metavar="COPIES",
+        help="also index COPIES copies of the corpora as one repository (3 = ~56 MB)",
+    )
+    parser.add_argument(
+        "--semble-python",
+        type=Path,
+        default=REPO / ".build" / "semble-venv" / "bin" / "python",
+        help="a venv's python with semble==0.7.0 installed: adds the peer row (skipped if missing)",
+    )
     parser.add_argument("--report", type=Path, default=HERE / "REPORT.md")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--home", type=Path, default=None, help="keep the index dirs here (one per embedder)")
@@ -199,8 +209,11 @@ def main() -> int:
             row = index_corpus(store, settings, embedder, args.corpora / corpus["name"], corpus["name"], incremental=first)
             row["language"] = corpus["language"]
             rows.append(row)
-            print(f"[index {spec}] {row['corpus']}: {row['source_mb']:.2f} MB lexical in {row['cold_index_s']:.2f}s, "
-                  f"{row['vectors']} vectors in {row['embed_s']:.2f}s", flush=True)  # fmt: skip
+            print(
+                f"[index {spec}] {row['corpus']}: {row['source_mb']:.2f} MB lexical in {row['cold_index_s']:.2f}s, "
+                f"{row['vectors']} vectors in {row['embed_s']:.2f}s",
+                flush=True,
+            )
         store.compact()  # as `repolens index` does after every run
         largest = str(max(rows, key=lambda r: float(r["source_mb"]))["corpus"])  # type: ignore[arg-type]
         searcher = Searcher(store, embedder)
@@ -241,16 +254,27 @@ def main() -> int:
                         out.write(json.dumps({"corpus": name, "query": q["query"], "paths": paths}) + "\n")
             json_out = out_path.with_suffix(".scores.json")
             subprocess.run(
-                [sys.executable, str(BENCH / "score.py"), "--queries", str(BENCH / "queries"), "--results",
-                 str(out_path), "--json-out", str(json_out), *(["--only", ",".join(only)] if only else [])],
-                check=True, capture_output=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    str(BENCH / "score.py"),
+                    "--queries",
+                    str(BENCH / "queries"),
+                    "--results",
+                    str(out_path),
+                    "--json-out",
+                    str(json_out),
+                    *(["--only", ",".join(only)] if only else []),
+                ],
+                check=True,
+                capture_output=True,
+            )
             scores[key] = json.loads(json_out.read_text())
             print(f"[score] {key}: NDCG@10 {_ndcg(scores, key):.3f}", flush=True)
         # The issue-report slice and the exact-symbol rate on the same index (bench/issues.py).
         issue_mode: Mode = "auto" if embedder is not None else "lexical"
-        slice_results, exact = issues.run_slice(store, searcher, corpora, args.corpora, args.results / spec,
-                                                mode=issue_mode, only=only)  # fmt: skip
+        slice_results, exact = issues.run_slice(
+            store, searcher, corpora, args.corpora, args.results / spec, mode=issue_mode, only=only
+        )
         issue_sections += [f"\n### Issue slice, embedder `{spec}`", *issues.section(slice_results, exact, mode=issue_mode)]
         runs[spec] = {
             "name": embedder.name if embedder is not None else "none",
@@ -269,22 +293,53 @@ def main() -> int:
             settings = Settings(home=base / f"big-{spec}", embedder=spec)
             store = SqliteStore(settings.db_path)
             row = index_corpus(store, settings, load_embedder(settings), repo, "big", incremental=False)
-            big[spec] = {"mb": float(row["source_mb"]), "lexical_s": float(row["cold_index_s"]),  # type: ignore[arg-type]
-                         "embed_s": float(row["embed_s"]), "vectors": float(row["vectors"])}  # type: ignore[arg-type]
+            big[spec] = {
+                "mb": float(row["source_mb"]),
+                "lexical_s": float(row["cold_index_s"]),  # type: ignore[arg-type]
+                "embed_s": float(row["embed_s"]),
+                "vectors": float(row["vectors"]),
+            }  # type: ignore[arg-type]
             print(f"[big {spec}] {big[spec]}", flush=True)
             store.close()
 
     peer: dict[str, object] = {}
     if args.semble_python.exists():
         out_path, timings = args.results / "semble.jsonl", args.results / "semble.json"
-        subprocess.run([str(args.semble_python), str(HERE / "semble_peer.py"), "--corpora", str(args.corpora),
-                        "--names", ",".join(c["name"] for c in corpora), "--model", str(STATIC_MODEL),
-                        "--queries", str(BENCH / "queries"), "--out", str(out_path), "--timings", str(timings)],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [
+                str(args.semble_python),
+                str(HERE / "semble_peer.py"),
+                "--corpora",
+                str(args.corpora),
+                "--names",
+                ",".join(c["name"] for c in corpora),
+                "--model",
+                str(STATIC_MODEL),
+                "--queries",
+                str(BENCH / "queries"),
+                "--out",
+                str(out_path),
+                "--timings",
+                str(timings),
+            ],
+            check=True,
+        )
         json_out = out_path.with_suffix(".scores.json")
-        subprocess.run([sys.executable, str(BENCH / "score.py"), "--queries", str(BENCH / "queries"), "--results",
-                        str(out_path), "--json-out", str(json_out), *(["--only", ",".join(only)] if only else [])],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                str(BENCH / "score.py"),
+                "--queries",
+                str(BENCH / "queries"),
+                "--results",
+                str(out_path),
+                "--json-out",
+                str(json_out),
+                *(["--only", ",".join(only)] if only else []),
+            ],
+            check=True,
+            capture_output=True,
+        )
         scores[PEER] = json.loads(json_out.read_text())
         peer = json.loads(timings.read_text())
         print(f"[score] {PEER}: NDCG@10 {_ndcg(scores, PEER):.3f}", flush=True)
@@ -449,8 +504,10 @@ def write_report(
         for spec, b in big.items():
             ratio = (b["lexical_s"] + b["embed_s"]) / b["lexical_s"]
             rate = b["vectors"] / b["embed_s"] if b["embed_s"] else float("nan")
-            lines.append(f"- `{spec}`: {b['mb']:.1f} MB, lexical index {b['lexical_s']:.1f} s, embed {b['embed_s']:.1f} s "
-                         f"({b['vectors']:.0f} units, {rate:.0f}/s): with vectors {ratio:.2f}x lexical-only.")  # fmt: skip
+            lines.append(
+                f"- `{spec}`: {b['mb']:.1f} MB, lexical index {b['lexical_s']:.1f} s, embed {b['embed_s']:.1f} s "
+                f"({b['vectors']:.0f} units, {rate:.0f}/s): with vectors {ratio:.2f}x lexical-only."
+            )
     for spec, run in runs.items():
         rows = run["rows"]
         assert isinstance(rows, list)
@@ -474,8 +531,11 @@ def write_report(
         if "reindex_unchanged_s" in rows[0]:
             worst_u = max(float(r["reindex_unchanged_s"]) for r in rows) * 1000
             worst_c = max(float(r["reindex_one_changed_s"]) for r in rows) * 1000
-            lines += ["", f"Re-index: unchanged at most {worst_u:.0f} ms per corpus; one changed file at most "
-                          f"{worst_c:.0f} ms (re-embedding included)."]  # fmt: skip
+            lines += [
+                "",
+                f"Re-index: unchanged at most {worst_u:.0f} ms per corpus; one changed file at most "
+                f"{worst_c:.0f} ms (re-embedding included).",
+            ]
     default_key = f"{DEFAULT} [{DEFAULT_EMBEDDER}]" if f"{DEFAULT} [{DEFAULT_EMBEDDER}]" in scores else DEFAULT_LEX
     for key, title in (("per_category", "category"), ("per_language", "language"), ("per_corpus", "corpus")):
         lines += ["", f"## NDCG@10 by {title}", "", *_metric_table(scores, key)]

@@ -106,9 +106,23 @@ from pgcluster import PgCluster  # noqa: E402
 # queued last would leave N-1 workers idle at the end; largest first is what an operator
 # filling a queue at once would do, and it is stated in the report.
 ALL_CORPORA = (
-    "sqlalchemy", "doctrine-dbal", "rxjs", "knex", "pytest", "rich", "rayon", "werkzeug",
-    "grape", "typer", "jinja2", "penlight", "raft", "attrs", "marshmallow", "ws",
-)  # fmt: skip
+    "sqlalchemy",
+    "doctrine-dbal",
+    "rxjs",
+    "knex",
+    "pytest",
+    "rich",
+    "rayon",
+    "werkzeug",
+    "grape",
+    "typer",
+    "jinja2",
+    "penlight",
+    "raft",
+    "attrs",
+    "marshmallow",
+    "ws",
+)
 # The vectors runs embed every unit with MiniLM on the CPU (~200 units/s on both cores): all 16
 # corpora would take ~5 min per worker count, so a fixed subset of about a third of the units.
 VECTOR_CORPORA = ("pytest", "rich", "rayon", "werkzeug", "grape", "typer", "jinja2", "raft", "attrs", "ws")
@@ -183,8 +197,9 @@ class CpuMark:
     @staticmethod
     def take(pg_pid: int, pids: Sequence[int]) -> CpuMark:
         times = os.times()
-        return CpuMark(machine_cpu_s(), times.user + times.system, process_cpu_s(pg_pid),
-                       {pid: process_cpu_s(pid) for pid in pids})  # fmt: skip
+        return CpuMark(
+            machine_cpu_s(), times.user + times.system, process_cpu_s(pg_pid), {pid: process_cpu_s(pid) for pid in pids}
+        )
 
 
 @dataclass
@@ -410,8 +425,12 @@ def start_replica(home: Path, url: str, *, read_key: bool) -> Server:
     """``repolens serve`` on ``url`` that only serves (``REPOLENS_INDEX_WORKERS=0``), with the default
     embedder for the queries; the first one reads the admin key it mints; wait for /ready."""
     home.mkdir(parents=True)
-    env = base_env() | {"REPOLENS_HOME": str(home), "REPOLENS_DATABASE_URL": url, "REPOLENS_INDEX_WORKERS": "0",
-                        "REPOLENS_EMBEDDER": EMBEDDER_VECTORS}  # fmt: skip
+    env = base_env() | {
+        "REPOLENS_HOME": str(home),
+        "REPOLENS_DATABASE_URL": url,
+        "REPOLENS_INDEX_WORKERS": "0",
+        "REPOLENS_EMBEDDER": EMBEDDER_VECTORS,
+    }
     return launch_server(home, env, read_key=read_key)
 
 
@@ -496,8 +515,13 @@ def enqueue(url: str, home: Path, roots: Sequence[Path]) -> list[str]:
     env = base_env() | {"REPOLENS_HOME": str(home), "REPOLENS_DATABASE_URL": url, "REPOLENS_EMBEDDER": "none"}
     ids = []
     for root in roots:
-        done = subprocess.run([*server_command(), "index", str(root), "--name", root.name, "--json"], env=env,
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        done = subprocess.run(
+            [*server_command(), "index", str(root), "--name", root.name, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"repolens index {root} failed ({done.returncode}): {done.stderr.strip()}")
         queued = json.loads(done.stdout)
@@ -532,8 +556,24 @@ def read_jobs(url: str) -> list[Job]:
             "(SELECT count(*) FROM artifacts a JOIN vectors v ON v.embed_key = a.embed_key WHERE a.source_id = s.id) "
             "FROM jobs j JOIN sources s ON s.id = j.source_id ORDER BY j.id"
         ).fetchall()
-    return [Job(str(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), str(r[5]), float(r[6] or 0), float(r[7]),
-                float(r[8]), int(r[9]), int(r[10]), int(r[11]), int(r[12])) for r in rows]  # fmt: skip
+    return [
+        Job(
+            str(r[0]),
+            str(r[1]),
+            str(r[2]),
+            int(r[3]),
+            str(r[4]),
+            str(r[5]),
+            float(r[6] or 0),
+            float(r[7]),
+            float(r[8]),
+            int(r[9]),
+            int(r[10]),
+            int(r[11]),
+            int(r[12]),
+        )
+        for r in rows
+    ]
 
 
 def check_exactly_once(run: IndexRun, job_ids: Sequence[str], names: Sequence[str]) -> None:
@@ -557,12 +597,23 @@ def check_exactly_once(run: IndexRun, job_ids: Sequence[str], names: Sequence[st
         if run.mode == "vectors" and j.vectors != j.units:
             problems.append(f"{j.source}: {j.vectors} of {j.units} units have vectors")
     if problems:
-        raise RuntimeError(f"{run.mode} run with {run.workers} workers: not every job ran exactly once:\n  "
-                           + "\n  ".join(problems))  # fmt: skip
+        raise RuntimeError(
+            f"{run.mode} run with {run.workers} workers: not every job ran exactly once:\n  " + "\n  ".join(problems)
+        )
 
 
-def index_run(cluster: PgCluster, pg_pid: int, tmp: Path, roots: Sequence[Path], *, mode: str, embedder: str,
-              workers: int, round_no: int = 1, attempt: int = 1) -> tuple[IndexRun, str]:  # fmt: skip
+def index_run(
+    cluster: PgCluster,
+    pg_pid: int,
+    tmp: Path,
+    roots: Sequence[Path],
+    *,
+    mode: str,
+    embedder: str,
+    workers: int,
+    round_no: int = 1,
+    attempt: int = 1,
+) -> tuple[IndexRun, str]:
     """Queue every corpus in a fresh database, start ``workers`` workers at once, wait for every job."""
     url = cluster.new_database()
     tag = f"{mode}{workers}" + (f"r{round_no}" if round_no > 1 else "") + (f"a{attempt}" if attempt > 1 else "")
@@ -600,14 +651,28 @@ def index_run(cluster: PgCluster, pg_pid: int, tmp: Path, roots: Sequence[Path],
         pool.stop()
     jobs = read_jobs(url)
     wall_s = max(j.finished_at for j in jobs) - t0
-    run = IndexRun(mode, embedder, workers, pool.names, jobs, wall_s, min(j.started_at for j in jobs) - t0, enqueue_s,
-                   cpu_between(start_mark, end_mark, wall_m), pool.log_problems(), sampler.activity,
-                   round_no)  # fmt: skip
+    run = IndexRun(
+        mode,
+        embedder,
+        workers,
+        pool.names,
+        jobs,
+        wall_s,
+        min(j.started_at for j in jobs) - t0,
+        enqueue_s,
+        cpu_between(start_mark, end_mark, wall_m),
+        pool.log_problems(),
+        sampler.activity,
+        round_no,
+    )
     check_exactly_once(run, job_ids, [r.name for r in roots])
     print(f"[{tag}] job processes gone {exit_lag:.2f}s after the last job was seen Ready", flush=True)
-    print(f"[{tag}] {run.mb:.1f} MB, {run.files} files in {wall_s:.1f}s: {run.mb / wall_s:.2f} MB/s; "
-          f"jobs per worker {run.per_worker()}; CPU workers {run.cpu.cores(run.cpu.ours)} / postgres "
-          f"{run.cpu.cores(run.cpu.postgres)} / others {run.cpu.cores(run.cpu.others)} cores", flush=True)  # fmt: skip
+    print(
+        f"[{tag}] {run.mb:.1f} MB, {run.files} files in {wall_s:.1f}s: {run.mb / wall_s:.2f} MB/s; "
+        f"jobs per worker {run.per_worker()}; CPU workers {run.cpu.cores(run.cpu.ours)} / postgres "
+        f"{run.cpu.cores(run.cpu.postgres)} / others {run.cpu.cores(run.cpu.others)} cores",
+        flush=True,
+    )
     return run, url
 
 
@@ -641,8 +706,12 @@ def server_times(server: Server, offset: int, clients: int) -> list[float]:
                 record = json.loads(raw)
             except ValueError:
                 continue
-            if (isinstance(record, dict) and record.get("msg") == "request" and record.get("status") == 200
-                    and str(record.get("request_id") or "").startswith(f"m{clients}-")):  # fmt: skip
+            if (
+                isinstance(record, dict)
+                and record.get("msg") == "request"
+                and record.get("status") == 200
+                and str(record.get("request_id") or "").startswith(f"m{clients}-")
+            ):
                 out.append(float(record["ms"]))
     return out
 
@@ -653,19 +722,34 @@ async def drive(servers: Sequence[Server], key: str, source_id: str, queries: Se
     shares = [len(range(i, result.clients, len(servers))) for i in range(len(servers))]
     async with contextlib.AsyncExitStack() as stack:
         pools = [
-            await stack.enter_async_context(httpx.AsyncClient(
-                base_url=s.url, headers=headers, timeout=REQUEST_TIMEOUT_S,
-                limits=httpx.Limits(max_connections=max(1, n), max_keepalive_connections=max(1, n))))
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=s.url,
+                    headers=headers,
+                    timeout=REQUEST_TIMEOUT_S,
+                    limits=httpx.Limits(max_connections=max(1, n), max_keepalive_connections=max(1, n)),
+                )
+            )
             for s, n in zip(servers, shares, strict=True)
-        ]  # fmt: skip
+        ]
         start = time.perf_counter() + WARMUP_S
         window = Window(start, start + result.seconds)
-        await asyncio.gather(*(client_loop(pools[w % len(pools)], w, queries, source_id, window, result)
-                               for w in range(result.clients)))  # fmt: skip
+        await asyncio.gather(
+            *(client_loop(pools[w % len(pools)], w, queries, source_id, window, result) for w in range(result.clients))
+        )
 
 
-def search_level(servers: Sequence[Server], url: str, pg_pid: int, key: str, source_id: str, queries: Sequence[str],
-                 clients: int, seconds: float, round_no: int) -> SearchLevel:  # fmt: skip
+def search_level(
+    servers: Sequence[Server],
+    url: str,
+    pg_pid: int,
+    key: str,
+    source_id: str,
+    queries: Sequence[str],
+    clients: int,
+    seconds: float,
+    round_no: int,
+) -> SearchLevel:
     """Warm-up, then ``seconds`` of ``clients`` clients over the replicas; CPU over the whole level."""
     result = LevelResult(clients, seconds)
     offsets = [log_size(s) for s in servers]
@@ -680,10 +764,13 @@ def search_level(servers: Sequence[Server], url: str, pg_pid: int, key: str, sou
     per_server = [server_times(s, o, clients) for s, o in zip(servers, offsets, strict=True)]
     all_ms = [ms for times in per_server for ms in times]
     level = SearchLevel(len(servers), result, cpu, all_ms, [len(x) for x in per_server], sampler.activity, round_no)
-    print(f"[search] {len(servers)} replica(s), {clients} clients: {ok_rps(result):.1f} answered req/s, p50 "
-          f"{percentile(result.latencies_ms, 50):.1f} ms, p95 {percentile(result.latencies_ms, 95):.1f} ms, "
-          f"{result.errors} errors; CPU replicas {cpu.cores(cpu.ours)} / postgres {cpu.cores(cpu.postgres)} / "
-          f"client {cpu.cores(cpu.bench)} / others {cpu.cores(cpu.others)} cores", flush=True)  # fmt: skip
+    print(
+        f"[search] {len(servers)} replica(s), {clients} clients: {ok_rps(result):.1f} answered req/s, p50 "
+        f"{percentile(result.latencies_ms, 50):.1f} ms, p95 {percentile(result.latencies_ms, 95):.1f} ms, "
+        f"{result.errors} errors; CPU replicas {cpu.cores(cpu.ours)} / postgres {cpu.cores(cpu.postgres)} / "
+        f"client {cpu.cores(cpu.bench)} / others {cpu.cores(cpu.others)} cores",
+        flush=True,
+    )
     return level
 
 
@@ -717,8 +804,17 @@ class SearchInfo:
     problems: list[str]
 
 
-def search_runs(url: str, pg_pid: int, tmp: Path, corpus: str, replicas: Sequence[int], clients: Sequence[int],
-                seconds: float, rounds: int, repeated: list[str]) -> tuple[list[SearchLevel], SearchInfo]:  # fmt: skip
+def search_runs(
+    url: str,
+    pg_pid: int,
+    tmp: Path,
+    corpus: str,
+    replicas: Sequence[int],
+    clients: Sequence[int],
+    seconds: float,
+    rounds: int,
+    repeated: list[str],
+) -> tuple[list[SearchLevel], SearchInfo]:
     """Every (replicas, clients) level ``rounds`` times on the indexed database. Every replica starts
     first (an idle replica costs no CPU) and each level drives the first ``replicas`` of them; the
     replica counts alternate order between rounds (1, 2, then 2, 1) so a drift does not favour one."""
@@ -731,8 +827,9 @@ def search_runs(url: str, pg_pid: int, tmp: Path, corpus: str, replicas: Sequenc
     try:
         first = start_replica(tmp / "replica1", url, read_key=True)
         servers.append(first)
-        with httpx.Client(base_url=first.url, headers={"Authorization": f"Bearer {first.admin_key}"},
-                          timeout=REQUEST_TIMEOUT_S) as admin:  # fmt: skip
+        with httpx.Client(
+            base_url=first.url, headers={"Authorization": f"Bearer {first.admin_key}"}, timeout=REQUEST_TIMEOUT_S
+        ) as admin:
             key = create_bench_key(admin)
             listed = {d["name"]: d for d in admin.get("/api/datasources/all").json()}
             source_id = str(listed[corpus]["id"])
@@ -753,16 +850,20 @@ def search_runs(url: str, pg_pid: int, tmp: Path, corpus: str, replicas: Sequenc
                     servers.append(start_replica(tmp / f"replica{i + 1}-r{round_no}", url, read_key=False))
             for n in replicas if round_no % 2 else list(reversed(replicas)):
                 for c in clients:
-                    print(f"[search] round {round_no}, {n} replica(s), {c} clients: {WARMUP_S:.0f}s warm-up + "
-                          f"{seconds:.0f}s", flush=True)  # fmt: skip
+                    print(
+                        f"[search] round {round_no}, {n} replica(s), {c} clients: {WARMUP_S:.0f}s warm-up + {seconds:.0f}s",
+                        flush=True,
+                    )
                     for attempt in range(1, MAX_ATTEMPTS + 1):
                         wait_quiet()
                         level = search_level(servers[:n], url, pg_pid, key, source_id, queries, c, seconds, round_no)
                         if attempt == MAX_ATTEMPTS or not too_busy(level.cpu):
                             break
-                        repeated.append(f"search, {n} replica{'s' if n > 1 else ''}, {c} clients, round {round_no}: "
-                                        f"{ok_rps(level.result):.1f} req/s with {level.cpu.cores(level.cpu.others)} "
-                                        "cores of other load")  # fmt: skip
+                        repeated.append(
+                            f"search, {n} replica{'s' if n > 1 else ''}, {c} clients, round {round_no}: "
+                            f"{ok_rps(level.result):.1f} req/s with {level.cpu.cores(level.cpu.others)} "
+                            "cores of other load"
+                        )
                     levels.append(level)
     finally:
         for s in servers:
@@ -926,8 +1027,10 @@ def activity_table(runs: Sequence[IndexRun], levels: Sequence[SearchLevel]) -> l
         "|---|---:|---:|---:|---|",
     ]
     rows = [(f"{r.mode}, {r.workers} worker{'s' if r.workers > 1 else ''}", r.activity) for r in runs]
-    rows += [(f"search, {lv.replicas} replica{'s' if lv.replicas > 1 else ''}, {lv.result.clients} clients", lv.activity)
-             for lv in levels]  # fmt: skip
+    rows += [
+        (f"search, {lv.replicas} replica{'s' if lv.replicas > 1 else ''}, {lv.result.clients} clients", lv.activity)
+        for lv in levels
+    ]
     for label, a in rows:
         lines.append(f"| {label} | {a.samples} | {a.mean_active:.2f} | {a.lock_share:.1%} | {a.top_waits()} |")
     return lines
@@ -1021,9 +1124,12 @@ def interpretation(runs: Sequence[IndexRun], levels: Sequence[SearchLevel], all_
                 f"{b.wall_s:.0f} s and {rs[-1].wall_s:.0f} s. A worker embeds a repository's units before it takes "
                 "the next job, so with one worker the last repository in the queue waits for every embedding before "
                 "it; more workers start more repositories at once"
-                + (", so the queue becomes searchable sooner even when the total does not shrink." if last < 0.9 * first
-                   else ", which on these cores barely moves when the queue becomes searchable.")
-            )  # fmt: skip
+                + (
+                    ", so the queue becomes searchable sooner even when the total does not shrink."
+                    if last < 0.9 * first
+                    else ", which on these cores barely moves when the queue becomes searchable."
+                )
+            )
     by_clients: dict[int, list[SearchLevel]] = {}
     for lv in levels:
         by_clients.setdefault(lv.result.clients, []).append(lv)
@@ -1072,8 +1178,9 @@ def interpretation(runs: Sequence[IndexRun], levels: Sequence[SearchLevel], all_
     return out
 
 
-def report_lines(ctx: Context, runs: Sequence[IndexRun], levels: Sequence[SearchLevel], info: SearchInfo | None,
-                 notes: Sequence[str]) -> list[str]:  # fmt: skip
+def report_lines(
+    ctx: Context, runs: Sequence[IndexRun], levels: Sequence[SearchLevel], info: SearchInfo | None, notes: Sequence[str]
+) -> list[str]:
     lexical = ctx.corpora.get("lexical", ())
     vectors = ctx.corpora.get("vectors", ())
     embedder_run = next((r for r in runs if r.mode == "vectors"), None)
@@ -1229,8 +1336,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lexical-corpora", type=parse_names, default=None, help="corpora of the lexical runs (all 16)")
     parser.add_argument("--vector-corpora", type=parse_names, default=None, help="corpora of the vectors runs")
     parser.add_argument("--search-corpus", default=None, help=f"corpus the searches are scoped to ({SEARCH_CORPUS})")
-    parser.add_argument("--skip", choices=["lexical", "vectors", "search"], action="append", default=[],
-                        help="leave out a part (repeatable); search needs the vectors runs")  # fmt: skip
+    parser.add_argument(
+        "--skip",
+        choices=["lexical", "vectors", "search"],
+        action="append",
+        default=[],
+        help="leave out a part (repeatable); search needs the vectors runs",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "SCALE.md", help="Markdown report")
     parser.add_argument("--quick", action="store_true", help="a small subset and 5 s levels: a smoke run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (worker and replica logs)")
@@ -1259,8 +1371,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     signal.signal(signal.SIGTERM, _terminate)
     script = Path(__file__).resolve().relative_to(REPO)
-    ctx = Context(shlex.join(["python", str(script), *(sys.argv[1:] if argv is None else argv)]),
-                  datetime.datetime.now(), load_average())  # fmt: skip
+    ctx = Context(
+        shlex.join(["python", str(script), *(sys.argv[1:] if argv is None else argv)]),
+        datetime.datetime.now(),
+        load_average(),
+    )
     corpora = args.corpora.resolve()
     roots = {name: corpora / name for name in {*args.lexical_corpora, *args.vector_corpora}}
     missing = [name for name, root in roots.items() if not root.is_dir()]
@@ -1295,12 +1410,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             queue = largest_first([roots[x] for x in names])
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 wait_quiet()
-                run, url = index_run(cluster, pg_pid, tmp, queue, mode=mode, embedder=embedder, workers=n,
-                                     round_no=round_no, attempt=attempt)  # fmt: skip
+                run, url = index_run(
+                    cluster, pg_pid, tmp, queue, mode=mode, embedder=embedder, workers=n, round_no=round_no, attempt=attempt
+                )
                 if attempt == MAX_ATTEMPTS or not too_busy(run.cpu):
                     break
-                ctx.repeated.append(f"{mode}, {n} worker{'s' if n > 1 else ''}, round {round_no}: {run.wall_s:.1f} s "
-                                    f"with {run.cpu.others / run.cpu.wall_s:.2f} cores of other load")  # fmt: skip
+                ctx.repeated.append(
+                    f"{mode}, {n} worker{'s' if n > 1 else ''}, round {round_no}: {run.wall_s:.1f} s "
+                    f"with {run.cpu.others / run.cpu.wall_s:.2f} cores of other load"
+                )
                 drop_database(cluster, url)
             runs.append(run)
             if mode == "vectors" and not search_url and "search" not in args.skip:
@@ -1311,8 +1429,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # Dropped at once: autovacuum would otherwise process it during the next run.
                 drop_database(cluster, url)
         if "search" not in args.skip:
-            levels, info = search_runs(search_url, pg_pid, tmp, args.search_corpus, args.replicas, args.clients,
-                                       args.seconds, args.search_rounds, ctx.repeated)  # fmt: skip
+            levels, info = search_runs(
+                search_url,
+                pg_pid,
+                tmp,
+                args.search_corpus,
+                args.replicas,
+                args.clients,
+                args.seconds,
+                args.search_rounds,
+                ctx.repeated,
+            )
     finally:
         if cluster is not None:
             print("[postgres] stopping", flush=True)

@@ -77,8 +77,11 @@ def main() -> int:
                 paths = list(dict.fromkeys(h.chunk.file_path for h in hits))[:TOP_K]
                 out.write(json.dumps({"corpus": name, "query": q["query"], "paths": paths}) + "\n")
             latencies.extend(per_query)
-            timings[name] = {"cold_index_s": cold, "query_p50_ms": statistics.median(per_query),
-                             "chunks": float(len(index.chunks))}  # fmt: skip
+            timings[name] = {
+                "cold_index_s": cold,
+                "query_p50_ms": statistics.median(per_query),
+                "chunks": float(len(index.chunks)),
+            }
             print(f"[semble] {name}: cold index {cold:.2f}s, {len(index.chunks)} chunks", flush=True)
     args.timings.write_text(json.dumps({"corpora": timings, "latencies_ms": latencies}, indent=2))
     return 0

@@ -111,8 +111,11 @@ def main() -> int:
                 setattr(module, name, value)
                 got = evaluate()
                 better = got["a"] > best["a"] and got["b"] > best["b"] and got["all"] >= best["all"] + MIN_GAIN
-                print(f"  {name}={value}: all {got['all']:.4f} (a {got['a']:.4f}, b {got['b']:.4f})"
-                      f"{'  <- taken' if better else ''}", flush=True)  # fmt: skip
+                print(
+                    f"  {name}={value}: all {got['all']:.4f} (a {got['a']:.4f}, b {got['b']:.4f})"
+                    f"{'  <- taken' if better else ''}",
+                    flush=True,
+                )
                 if better:
                     best, current, moved = got, value, True
                 setattr(module, name, current)

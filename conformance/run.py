@@ -107,15 +107,26 @@ def main() -> int:
             created.raise_for_status()
             wait_for_job(client, created.json()["job"]["id"], timeout=600)
         proxy_port = free_port()
-        proxy = uvicorn.Server(uvicorn.Config(KeyProxy(server.url, server.admin_key), host="127.0.0.1",
-                                              port=proxy_port, log_level="warning"))  # fmt: skip
+        proxy = uvicorn.Server(
+            uvicorn.Config(KeyProxy(server.url, server.admin_key), host="127.0.0.1", port=proxy_port, log_level="warning")
+        )
         threading.Thread(target=proxy.run, daemon=True).start()
         while not proxy.started:
             time.sleep(0.05)
         bin_dir = node_bin()
         env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-        command = ["npx", "--yes", CONFORMANCE, "server", "--url", f"http://localhost:{proxy_port}/mcp",
-                   "--expected-failures", str(EXPECTED_FAILURES), "-o", str(work / "results")]  # fmt: skip
+        command = [
+            "npx",
+            "--yes",
+            CONFORMANCE,
+            "server",
+            "--url",
+            f"http://localhost:{proxy_port}/mcp",
+            "--expected-failures",
+            str(EXPECTED_FAILURES),
+            "-o",
+            str(work / "results"),
+        ]
         if args.scenario:
             command += ["--scenario", args.scenario]
         print("$", " ".join(command), flush=True)

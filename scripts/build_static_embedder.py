@@ -111,9 +111,14 @@ def _words(tokenizer: Any, text: str) -> list[str]:
 
 
 def choose_vocabulary(
-    base: Any, texts: Sequence[str], groups: Sequence[str], *, limit: int = EXTRA_VOCAB,
-    min_count: int = MIN_WORD_COUNT, min_groups: int = MIN_PACKAGES,
-) -> list[str]:  # fmt: skip
+    base: Any,
+    texts: Sequence[str],
+    groups: Sequence[str],
+    *,
+    limit: int = EXTRA_VOCAB,
+    min_count: int = MIN_WORD_COUNT,
+    min_groups: int = MIN_PACKAGES,
+) -> list[str]:
     """Frequent words of ``texts`` missing from ``base``'s vocabulary, used by ``min_groups`` groups."""
     counts: Counter[str] = Counter()
     where: dict[str, set[str]] = {}
@@ -186,8 +191,16 @@ class _Design:
         order = np.argsort(doc_tok, kind="stable")
         sorted_tok = doc_tok[order]
         tok_ids, tok_starts = np.unique(sorted_tok, return_index=True)
-        return cls(len(docs), n_tokens, np.asarray(starts, dtype=np.int64), doc_tok, np.concatenate(vals),
-                   order, tok_starts.astype(np.int64), tok_ids)  # fmt: skip
+        return cls(
+            len(docs),
+            n_tokens,
+            np.asarray(starts, dtype=np.int64),
+            doc_tok,
+            np.concatenate(vals),
+            order,
+            tok_starts.astype(np.int64),
+            tok_ids,
+        )
 
     def apply(self, table: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """``A @ table``: each doc's mean of its token rows."""
@@ -217,9 +230,13 @@ class _Design:
 
 
 def fit_table(
-    table: npt.NDArray[np.float32], docs: Sequence[Sequence[int]], targets: npt.NDArray[np.float32],
-    *, ridge: float = RIDGE, iterations: int = CG_ITERATIONS,
-) -> tuple[npt.NDArray[np.float32], dict[str, float]]:  # fmt: skip
+    table: npt.NDArray[np.float32],
+    docs: Sequence[Sequence[int]],
+    targets: npt.NDArray[np.float32],
+    *,
+    ridge: float = RIDGE,
+    iterations: int = CG_ITERATIONS,
+) -> tuple[npt.NDArray[np.float32], dict[str, float]]:
     """Rows moved so each doc's mean row points along its target: ridge least squares by CG.
 
     Minimises ``sum_d |A_d T - s_d t_d|^2 + lam sum_k |T_k - T0_k|^2`` where ``A_d`` mean-pools doc d,
@@ -254,8 +271,12 @@ def fit_table(
         rs = rs_new
     before = _cosines(start, goal)
     after = _cosines(design.apply(x), goal)
-    return x, {"lambda": lam, "residual": float(np.sqrt(rs.sum() / rs0.sum())),
-               "fit_cos_before": float(before.mean()), "fit_cos_after": float(after.mean())}  # fmt: skip
+    return x, {
+        "lambda": lam,
+        "residual": float(np.sqrt(rs.sum() / rs0.sum())),
+        "fit_cos_before": float(before.mean()),
+        "fit_cos_after": float(after.mean()),
+    }
 
 
 def _cosines(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -274,10 +295,18 @@ def quantize(table: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int8], npt.
 
 
 def distill(
-    texts: Sequence[str], groups: Sequence[str], *, base_tokenizer_json: str, teacher: Teacher,
-    dims: int = DIMS, fit: bool = True, fit_texts: int = FIT_TEXTS, seed: int = SEED,
-    min_count: int = MIN_WORD_COUNT, min_groups: int = MIN_PACKAGES,
-) -> Built:  # fmt: skip
+    texts: Sequence[str],
+    groups: Sequence[str],
+    *,
+    base_tokenizer_json: str,
+    teacher: Teacher,
+    dims: int = DIMS,
+    fit: bool = True,
+    fit_texts: int = FIT_TEXTS,
+    seed: int = SEED,
+    min_count: int = MIN_WORD_COUNT,
+    min_groups: int = MIN_PACKAGES,
+) -> Built:
     """Distil a static model from ``teacher`` on ``texts`` (each from package ``groups[i]``)."""
     from tokenizers import Tokenizer
 
@@ -315,8 +344,9 @@ def distill(
 
     # SIF weights from the training texts' token frequencies.
     ids = _encode_ids(tokenizer, texts)
-    freq = np.bincount(np.concatenate([np.asarray(i, dtype=np.int64) for i in ids if i] or [np.zeros(0, np.int64)]),
-                       minlength=len(vocab)).astype(np.float64)  # fmt: skip
+    freq = np.bincount(
+        np.concatenate([np.asarray(i, dtype=np.int64) for i in ids if i] or [np.zeros(0, np.int64)]), minlength=len(vocab)
+    ).astype(np.float64)
     prob = freq / max(1.0, freq.sum())
     table *= (SIF_A / (SIF_A + prob)).astype(np.float32)[:, None]
 
@@ -364,8 +394,9 @@ def _pool(table: npt.NDArray[np.float32], docs: Sequence[Sequence[int]]) -> npt.
     return normed
 
 
-def _agreement(static: npt.NDArray[np.float32], teacher_projected: npt.NDArray[np.float32],
-               teacher_full: npt.NDArray[np.float32]) -> dict[str, float]:  # fmt: skip
+def _agreement(
+    static: npt.NDArray[np.float32], teacher_projected: npt.NDArray[np.float32], teacher_full: npt.NDArray[np.float32]
+) -> dict[str, float]:
     """How close the static vectors are to the teacher's, on texts neither was fitted on.
 
     ``cosine``: per text, static vs the teacher's (centred, projected) vector. ``nn@10``: the share
@@ -391,8 +422,13 @@ def write_model(dest: Path, built: Built) -> dict[str, Any]:
     np.save(dest / "embeddings.npy", built.codes, allow_pickle=False)
     np.save(dest / "scales.npy", built.scales, allow_pickle=False)
     digest = hashlib.sha256(built.codes.tobytes() + built.scales.tobytes()).hexdigest()
-    config = {"format": FORMAT_VERSION, "dim": int(built.codes.shape[1]), "vocab_size": int(built.codes.shape[0]),
-              "checksum": digest, "max_tokens": MAX_TOKENS}  # fmt: skip
+    config = {
+        "format": FORMAT_VERSION,
+        "dim": int(built.codes.shape[1]),
+        "vocab_size": int(built.codes.shape[0]),
+        "checksum": digest,
+        "max_tokens": MAX_TOKENS,
+    }
     (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return config
 
@@ -413,8 +449,7 @@ class OnnxTeacher:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 2
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(model_dir / "model_int8.onnx"), options,
-                                             providers=["CPUExecutionProvider"])  # fmt: skip
+        self._session = ort.InferenceSession(str(model_dir / "model_int8.onnx"), options, providers=["CPUExecutionProvider"])
         self._documents = MiniLMEmbedder()
         vocab = json.loads((model_dir / "tokenizer.json").read_text())["model"]["vocab"]
         self._cls, self._sep = vocab["[CLS]"], vocab["[SEP]"]
@@ -507,15 +542,23 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_provenance(dest: Path, built: Built, config: dict[str, Any], corpora: list[dict[str, str]],
-                     args: argparse.Namespace, seconds: float, n_texts: int) -> None:  # fmt: skip
+def write_provenance(
+    dest: Path,
+    built: Built,
+    config: dict[str, Any],
+    corpora: list[dict[str, str]],
+    args: argparse.Namespace,
+    seconds: float,
+    n_texts: int,
+) -> None:
     """PROVENANCE.md: sources, licences, sizes, checksums, the fidelity check."""
     r = built.report
     files = ["tokenizer.json", "embeddings.npy", "scales.npy", "config.json", "LICENSE"]
     rows = "\n".join(f"| `{f}` | {(dest / f).stat().st_size:,} | `{_sha256(dest / f)}` |" for f in files)
     corpus_rows = "\n".join(
         f"| {c['name']} | {c['language']} | {c['registry']} | `{c['package']}` | {c['version']} |"
-        f"{' held out' if c['name'] in r['held_out_packages'] else ''} |" for c in corpora
+        f"{' held out' if c['name'] in r['held_out_packages'] else ''} |"
+        for c in corpora
     )
     fit = r.get("fit", {})
     chk = r["check"]
@@ -540,8 +583,8 @@ the script (it rewrites this file and the model files).
 see its PROVENANCE.md) |
 | teacher licence | Apache-2.0; the table derives from its weights and vocabulary, under the same licence \
 (`LICENSE` here) |
-| base vocabulary | MiniLM's WordPiece vocabulary ({r['base_vocab']:,} entries, uncased), copied into `tokenizer.json` |
-| code words added | {r['code_words']:,}: words of the training texts (after camelCase/snake_case splitting and \
+| base vocabulary | MiniLM's WordPiece vocabulary ({r["base_vocab"]:,} entries, uncased), copied into `tokenizer.json` |
+| code words added | {r["code_words"]:,}: words of the training texts (after camelCase/snake_case splitting and \
 lower-casing) missing from the base vocabulary, {picked} |
 | training texts | {n_texts:,} embedding texts (what the indexer embeds: path, name, signature, docstring, first \
 lines of each unit; file summaries) from the packages below; they are only read, {never} |
@@ -566,42 +609,42 @@ Teacher files read (sha256):
 | --- | --- | --- |
 {rows}
 
-Table: {config['vocab_size']:,} rows x {config['dim']} dimensions, int8 with one float32 scale per row
-(the SIF weight folded into the scale). `config.json` checksum (sha256 of codes + scales): `{config['checksum']}`;
+Table: {config["vocab_size"]:,} rows x {config["dim"]} dimensions, int8 with one float32 scale per row
+(the SIF weight folded into the scale). `config.json` checksum (sha256 of codes + scales): `{config["checksum"]}`;
 its first 8 hex digits are in the embedder's name, so vectors of another build are never compared with these.
 
 ## How it was built
 
-`python scripts/build_static_embedder.py --seed {args.seed}{' --no-fit' if args.no_fit else ''}` with Python
-{platform.python_version()}, numpy {np.__version__}, tokenizers {_version('tokenizers')}, onnxruntime
-{_version('onnxruntime')}; {seconds:.0f} s on {os.cpu_count()} cores (shared with other work), of which the teacher's
-sentence vectors took {r.get('teacher_seconds', 0.0):.0f} s (near 0: read from the `--cache` file an earlier run wrote).
+`python scripts/build_static_embedder.py --seed {args.seed}{" --no-fit" if args.no_fit else ""}` with Python
+{platform.python_version()}, numpy {np.__version__}, tokenizers {_version("tokenizers")}, onnxruntime
+{_version("onnxruntime")}; {seconds:.0f} s on {os.cpu_count()} cores (shared with other work), of which the teacher's
+sentence vectors took {r.get("teacher_seconds", 0.0):.0f} s (near 0: read from the `--cache` file an earlier run wrote).
 
 1. Texts: each package indexed by repolens (lexical only); the texts `indexing.vectors.backfill` hands an
    embedder were recorded.
 2. Vocabulary: base word pieces + the code words above (most frequent first, at most {EXTRA_VOCAB:,}).
 3. Token vectors: the teacher's last hidden states at the token's positions inside `[CLS] … [SEP]`, averaged
-   (a code word's own word pieces for an added word) — {r['token_seconds']:.0f} s. PCA to {config['dim']} dims
+   (a code word's own word pieces for an added word) — {r["token_seconds"]:.0f} s. PCA to {config["dim"]} dims
    (signs fixed), then SIF weights a/(a+p) with a = {SIF_A} and p the token's frequency in the texts.
-4. Fit{' (skipped: --no-fit)' if args.no_fit else ''}: {r['fit_texts']:,} texts from the non-held-out packages, embedded by
+4. Fit{" (skipped: --no-fit)" if args.no_fit else ""}: {r["fit_texts"]:,} texts from the non-held-out packages, embedded by
    the teacher (the minilm document embedder, 128 word pieces; the static side pools its first {FIT_TOKENS} tokens);
    ridge least squares by {CG_ITERATIONS} conjugate-gradient
    steps (lambda = {lam:.3g}, relative residual {resid:.3f}); mean cosine to the targets on the fit texts
    {cos0:.3f} before, {cos1:.3f} after.
 5. int8 quantisation per row.
 
-## Fidelity check (held-out packages: {', '.join(r['held_out_packages'])})
+## Fidelity check (held-out packages: {", ".join(r["held_out_packages"])})
 
-{r['check_texts']:,} texts from packages used neither for the fit nor for choosing the seed. Cosine: static
-vector vs the teacher's (centred, in the same {config['dim']} PCA dimensions). nn@10: share of each text's ten
+{r["check_texts"]:,} texts from packages used neither for the fit nor for choosing the seed. Cosine: static
+vector vs the teacher's (centred, in the same {config["dim"]} PCA dimensions). nn@10: share of each text's ten
 nearest neighbours by the teacher that the static model also ranks in its ten nearest.
 
 | model | cosine mean | cosine p10 | nn@10 overlap |
 | --- | ---: | ---: | ---: |
-| distilled (steps 1-3) | {d['cosine_mean']:.3f} | {d['cosine_p10']:.3f} | {d['nn10_overlap']:.3f} |
-| shipped (fit + int8) | {sh['cosine_mean']:.3f} | {sh['cosine_p10']:.3f} | {sh['nn10_overlap']:.3f} |
+| distilled (steps 1-3) | {d["cosine_mean"]:.3f} | {d["cosine_p10"]:.3f} | {d["nn10_overlap"]:.3f} |
+| shipped (fit + int8) | {sh["cosine_mean"]:.3f} | {sh["cosine_p10"]:.3f} | {sh["nn10_overlap"]:.3f} |
 
-Sample of the added code words (most frequent first): {', '.join(f'`{w}`' for w in r['code_words_sample'])}.
+Sample of the added code words (most frequent first): {", ".join(f"`{w}`" for w in r["code_words_sample"])}.
 
 Retrieval quality and speed in the whole search stack: `bench/REPORT.md`.
 """
@@ -621,19 +664,39 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--no-fit", action="store_true", help="distillation only (steps 1-3)")
     parser.add_argument("--fit-texts", type=int, default=FIT_TEXTS)
-    parser.add_argument("--cache", type=Path, default=REPO / ".build" / "teacher-vectors.npz",
-                        help="the teacher's sentence vectors, kept between builds (delete to recompute)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=REPO / ".build" / "teacher-vectors.npz",
+        help="the teacher's sentence vectors, kept between builds (delete to recompute)",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
     corpora: list[dict[str, str]] = json.loads(CORPORA_LIST.read_text())
-    subprocess.run([sys.executable, str(SHARED / "bench" / "fetch_corpora.py"), "--dest", str(args.corpora),
-                    "--corpora", str(CORPORA_LIST)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            str(SHARED / "bench" / "fetch_corpora.py"),
+            "--dest",
+            str(args.corpora),
+            "--corpora",
+            str(CORPORA_LIST),
+        ],
+        check=True,
+    )
     texts, groups = corpus_texts(args.corpora, [c["name"] for c in corpora])
     print(f"[texts] {len(texts):,} embedding texts from {len(corpora)} packages", flush=True)
     teacher = CachedTeacher(OnnxTeacher(), args.cache)
-    built = distill(texts, groups, base_tokenizer_json=(TEACHER_DIR / "tokenizer.json").read_text(), teacher=teacher,
-                    fit=not args.no_fit, fit_texts=args.fit_texts, seed=args.seed)  # fmt: skip
+    built = distill(
+        texts,
+        groups,
+        base_tokenizer_json=(TEACHER_DIR / "tokenizer.json").read_text(),
+        teacher=teacher,
+        fit=not args.no_fit,
+        fit_texts=args.fit_texts,
+        seed=args.seed,
+    )
     if args.out.exists():
         shutil.rmtree(args.out)
     config = write_model(args.out, built)

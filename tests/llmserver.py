@@ -112,8 +112,11 @@ class _Handler(BaseHTTPRequestHandler):
             end = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             prompt_chars = sum(len(str(m["content"])) for m in body["messages"])
             # vLLM-style usage chunk with "choices": null, which the engine must parse leniently.
-            usage = {**base, "choices": None,
-                     "usage": {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(chunks)}}  # fmt: skip
+            usage = {
+                **base,
+                "choices": None,
+                "usage": {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(chunks)},
+            }
             self.wfile.write(f"data: {json.dumps(end)}\n\ndata: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
             self.wfile.flush()
             if slow:
@@ -141,18 +144,37 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         prompt_chars = sum(len(str(m["content"])) for m in messages)
         events: list[tuple[str, dict[str, Any]]] = [
-            ("message_start", {"type": "message_start", "message": {"id": "msg_standin", "role": "assistant",
-                               "content": [], "usage": {"input_tokens": prompt_chars // 4, "output_tokens": 1}}}),
-            ("content_block_start", {"type": "content_block_start", "index": 0,
-                                     "content_block": {"type": "text", "text": ""}}),
+            (
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_standin",
+                        "role": "assistant",
+                        "content": [],
+                        "usage": {"input_tokens": prompt_chars // 4, "output_tokens": 1},
+                    },
+                },
+            ),
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            ),
             ("ping", {"type": "ping"}),
-            *[("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                       "delta": {"type": "text_delta", "text": text}}) for text in chunks],
+            *[
+                (
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+                )
+                for text in chunks
+            ],
             ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                               "usage": {"output_tokens": len(chunks)}}),
+            (
+                "message_delta",
+                {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": len(chunks)}},
+            ),
             ("message_stop", {"type": "message_stop"}),
-        ]  # fmt: skip
+        ]
         for name, data in events:
             self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
         self.wfile.flush()

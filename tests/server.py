@@ -84,8 +84,13 @@ def start_server(
     full_env = server_env(home, env)
     exe = Path(sys.executable).with_name("repolens")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "repolens"]
-    process = subprocess.Popen([*cmd, "serve", "--port", str(port), "--log-level", "warning"], env=full_env,
-                               stdout=subprocess.PIPE, stderr=stderr or subprocess.DEVNULL, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [*cmd, "serve", "--port", str(port), "--log-level", "warning"],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=stderr or subprocess.DEVNULL,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     key = admin_key

@@ -65,9 +65,16 @@ def test_health_ready_and_openapi_need_no_key(world: tuple[Server, dict[str, str
         assert anon.get("/health").json()["status"] == "healthy"
         assert anon.get("/ready").status_code == 200
         doc = anon.get("/openapi.json").json()
-    for path in ("/api/datasources/all", "/api/search", "/api/search/semantic", "/api/search/grep",
-                 "/api/search/artifacts", "/api/search/artifact-relationships",
-                 "/api/knowledge-retrieval/dify/retrieval", "/api/tools/semantic_search"):  # fmt: skip
+    for path in (
+        "/api/datasources/all",
+        "/api/search",
+        "/api/search/semantic",
+        "/api/search/grep",
+        "/api/search/artifacts",
+        "/api/search/artifact-relationships",
+        "/api/knowledge-retrieval/dify/retrieval",
+        "/api/tools/semantic_search",
+    ):
         assert path in doc["paths"], path
     # each tool's arguments are documented from the model MCP derives its schema from
     body = doc["paths"]["/api/tools/semantic_search"]["post"]["requestBody"]["content"]["application/json"]["schema"]
@@ -123,8 +130,16 @@ def test_search_routes_return_codealive_shapes(world: tuple[Server, dict[str, st
     """Legacy, POST, semantic: ranked artifacts with identifiers, ranges, scores, descriptions."""
     server, ids = world
     with server.client() as c:
-        r = c.get("/api/search", params={"Query": "total area of shapes", "Names": "geo", "Mode": "auto",
-                                         "IncludeContent": "true", "DescriptionDetail": "Full"})  # fmt: skip
+        r = c.get(
+            "/api/search",
+            params={
+                "Query": "total area of shapes",
+                "Names": "geo",
+                "Mode": "auto",
+                "IncludeContent": "true",
+                "DescriptionDetail": "Full",
+            },
+        )
         assert r.status_code == 200, r.text
         results = r.json()["results"]
         top = results[0]
@@ -135,16 +150,22 @@ def test_search_routes_return_codealive_shapes(world: tuple[Server, dict[str, st
         assert 0 < top["score"] <= 1
         posted = c.post("/api/search", json={"query": "total area of shapes", "datasource_ids": [ids["geo"]]}).json()
         assert posted["results"][0]["identifier"] == top["identifier"] and "content" not in posted["results"][0]
-        sem = c.get("/api/search/semantic", params=[("Query", "invoice tax"), ("Names", "everything"),
-                                                    ("Extensions", ".py"), ("MaxResults", "3")]).json()  # fmt: skip
+        sem = c.get(
+            "/api/search/semantic",
+            params=[("Query", "invoice tax"), ("Names", "everything"), ("Extensions", ".py"), ("MaxResults", "3")],
+        ).json()
         assert sem["results"][0]["identifier"] == "billing::billing/invoice.py::compute_invoice_total"
         assert len(sem["results"]) <= 3
         only_paths = c.get("/api/search/semantic", params={"Query": "report", "Paths": "geo/"}).json()["results"]
         assert only_paths and all(x["location"]["path"].startswith("geo/") for x in only_paths)
         no_md = c.get("/api/search/semantic", params={"Query": "usage", "Names": "geo", "ExcludeMarkdown": "true"})
         assert all(not x["location"]["path"].endswith(".md") for x in no_md.json()["results"])
-        for bad in ({"Query": ""}, {"Query": "x", "MaxResults": "0"}, {"Query": "x", "Mode": "psychic"},
-                    {"Query": "x", "Names": "ghost"}):  # fmt: skip
+        for bad in (
+            {"Query": ""},
+            {"Query": "x", "MaxResults": "0"},
+            {"Query": "x", "Mode": "psychic"},
+            {"Query": "x", "Names": "ghost"},
+        ):
             r = c.get("/api/search", params=bad)
             assert r.status_code in (400, 404), (bad, r.status_code)
             assert r.json()["error"]["code"] in ("BAD_REQUEST", "NOT_FOUND")
@@ -197,12 +218,15 @@ def test_relationships_follow_calls_and_inheritance(world: tuple[Server, dict[st
     """Callers and callees, ancestors and descendants, with counts; unknown ids are found:false."""
     server, _ = world
     with server.client() as c:
-        calls = c.post("/api/search/artifact-relationships",
-                       json={"identifier": "geo::geo/report.py::report", "profile": "CallsOnly"}).json()  # fmt: skip
+        calls = c.post(
+            "/api/search/artifact-relationships", json={"identifier": "geo::geo/report.py::report", "profile": "CallsOnly"}
+        ).json()
         out = next(g for g in calls["relationships"] if g["relationType"] == "OutgoingCalls")
         assert {i["identifier"] for i in out["items"]} >= {"geo::geo/shapes.py::total_area", "geo::geo/shapes.py::Circle"}
-        inh = c.post("/api/search/artifact-relationships",
-                     json={"identifier": "geo::geo/shapes.py::Shape", "profile": "InheritanceOnly"}).json()  # fmt: skip
+        inh = c.post(
+            "/api/search/artifact-relationships",
+            json={"identifier": "geo::geo/shapes.py::Shape", "profile": "InheritanceOnly"},
+        ).json()
         desc = next(g for g in inh["relationships"] if g["relationType"] == "Descendants")
         assert [i["identifier"] for i in desc["items"]] == ["geo::geo/shapes.py::Circle"]
         assert inh["availableRelationshipCounts"]["descendants"] == 1
@@ -246,8 +270,9 @@ def test_rate_limit_is_per_key_with_retry_after(world: tuple[Server, dict[str, s
     """A custom plan of 3 requests per hour: the 4th is a 429; another key is unaffected."""
     server, _ = world
     with server.client() as admin:
-        token = admin.post("/api/admin/keys", json={"name": "tiny", "plan": "custom", "requestsPerHour": 3,
-                                                    "concurrency": 2}).json()["key"]  # fmt: skip
+        token = admin.post(
+            "/api/admin/keys", json={"name": "tiny", "plan": "custom", "requestsPerHour": 3, "concurrency": 2}
+        ).json()["key"]
     with server.client(key=token) as c:
         seen = [c.get("/api/datasources/ready") for _ in range(4)]
     assert [r.status_code for r in seen] == [200, 200, 200, 429]
@@ -265,16 +290,29 @@ def test_dify_retrieval_probe_errors_and_filters(world: tuple[Server, dict[str, 
     with server.client() as c:
         probe = c.post(path)
         assert probe.status_code == 400 and probe.json()["error_code"] == 1001
-        ok = c.post(path, json={"knowledge_id": ids["geo"], "query": "total area",
-                                "retrieval_setting": {"top_k": 2, "score_threshold": 0.0}})  # fmt: skip
+        ok = c.post(
+            path,
+            json={
+                "knowledge_id": ids["geo"],
+                "query": "total area",
+                "retrieval_setting": {"top_k": 2, "score_threshold": 0.0},
+            },
+        )
         assert ok.status_code == 200, ok.text
         records = ok.json()["records"]
         assert 1 <= len(records) <= 2
         assert records[0]["title"] == "shapes.py" and records[0]["metadata"]["file_extension"] == ".py"
         assert records[0]["metadata"]["artifact_kind"] == "symbol" and records[0]["metadata"]["start_line"] >= 1
         only_md = {"conditions": [{"name": ["file_extension"], "comparison_operator": "is", "value": ".md"}]}
-        md = c.post(path, json={"knowledge_id": ids["geo"], "query": "usage report", "retrieval_setting": {"top_k": 5},
-                                "metadata_condition": only_md})  # fmt: skip
+        md = c.post(
+            path,
+            json={
+                "knowledge_id": ids["geo"],
+                "query": "usage report",
+                "retrieval_setting": {"top_k": 5},
+                "metadata_condition": only_md,
+            },
+        )
         assert md.json()["records"] and all(r["title"] == "README.md" for r in md.json()["records"])
         nope = c.post(path, json={"knowledge_id": "0" * 24, "query": "x", "retrieval_setting": {"top_k": 1}})
         assert nope.status_code == 404 and nope.json()["error_code"] == 2001
@@ -288,12 +326,18 @@ def test_dify_retrieval_probe_errors_and_filters(world: tuple[Server, dict[str, 
 def test_dify_metadata_filters_apply_before_the_top_k_cut(world: tuple[Server, dict[str, str]]) -> None:
     """Three guides match an extension filter that 40 better-ranked modules fail: all three come back."""
     server, _ = world
-    repo = commit_tree(Path(server.env["REPOLENS_ALLOWED_ROOTS"]) / "invoices", {
-        **{f"billing/invoice_{i:02d}.py": f"def invoice_total_{i}(invoice: list[float]) -> float:\n"
-                                          f'    """Total of invoice {i}: the invoice lines summed."""\n'
-                                          "    return sum(invoice)\n" for i in range(40)},
-        **{f"docs/guide_{j}.md": f"# Guide {j}\n\nOne paragraph that mentions an invoice.\n" for j in range(3)},
-    })  # fmt: skip
+    repo = commit_tree(
+        Path(server.env["REPOLENS_ALLOWED_ROOTS"]) / "invoices",
+        {
+            **{
+                f"billing/invoice_{i:02d}.py": f"def invoice_total_{i}(invoice: list[float]) -> float:\n"
+                f'    """Total of invoice {i}: the invoice lines summed."""\n'
+                "    return sum(invoice)\n"
+                for i in range(40)
+            },
+            **{f"docs/guide_{j}.md": f"# Guide {j}\n\nOne paragraph that mentions an invoice.\n" for j in range(3)},
+        },
+    )
     path = "/api/knowledge-retrieval/dify/retrieval"
     with server.client() as c:
         made = c.post("/api/datasources", json={"path": str(repo)})
@@ -309,10 +353,13 @@ def test_dify_metadata_filters_apply_before_the_top_k_cut(world: tuple[Server, d
             assert filtered.status_code == 200, filtered.text
             titles = sorted(r["title"] for r in filtered.json()["records"])
             assert titles == ["guide_0.md", "guide_1.md", "guide_2.md"]
-            either = {"logical_operator": "or", "conditions": [
-                {"name": ["path"], "comparison_operator": "start with", "value": "docs/guide_1"},
-                {"name": ["path"], "comparison_operator": "end with", "value": "guide_2.md"},
-            ]}  # fmt: skip
+            either = {
+                "logical_operator": "or",
+                "conditions": [
+                    {"name": ["path"], "comparison_operator": "start with", "value": "docs/guide_1"},
+                    {"name": ["path"], "comparison_operator": "end with", "value": "guide_2.md"},
+                ],
+            }
             two = c.post(path, json={**ask, "metadata_condition": either}).json()["records"]
             assert sorted(r["title"] for r in two) == ["guide_1.md", "guide_2.md"]
         finally:
@@ -327,8 +374,9 @@ def test_tool_api_envelope(world: tuple[Server, dict[str, str]]) -> None:
         assert {d["name"] for d in sources["obj"]["data_sources"]} == {"geo", "billing", "everything"}
         found = c.post("/api/tools/semantic_search", json={"question": "sum of areas", "data_sources": '["geo"]'}).json()
         assert "geo::geo/shapes.py::total_area" in found["rendered"]
-        read = c.post("/api/tools/read_file", json={"data_source": "geo", "path": "geo/shapes.py", "start_line": 21,
-                                                    "end_line": 23}).json()  # fmt: skip
+        read = c.post(
+            "/api/tools/read_file", json={"data_source": "geo", "path": "geo/shapes.py", "start_line": 21, "end_line": 23}
+        ).json()
         assert read["obj"]["content"].startswith("def total_area") and "21 | def total_area" in read["rendered"]
         escape = c.post("/api/tools/read_file", json={"data_source": "geo", "path": "../../etc/passwd"}).json()
         assert escape["obj"]["error"]["code"] == "invalid_path"
@@ -340,8 +388,10 @@ def test_tool_api_envelope(world: tuple[Server, dict[str, str]]) -> None:
         assert onto["languages"]["python"] == 2 and any(m["name"] == "Circle" for m in onto["mostReferenced"])
         fetched = c.post("/api/tools/fetch_artifacts", json={"identifiers": "geo::geo/shapes.py::Circle"}).json()
         assert "class Circle(Shape)" in fetched["rendered"]
-        rel = c.post("/api/tools/get_artifact_relationships", json={"identifier": "geo::geo/shapes.py::Shape",
-                                                                    "profile": "inheritance_only"}).json()  # fmt: skip
+        rel = c.post(
+            "/api/tools/get_artifact_relationships",
+            json={"identifier": "geo::geo/shapes.py::Shape", "profile": "inheritance_only"},
+        ).json()
         assert "geo::geo/shapes.py::Circle" in rel["rendered"]
         missing = c.post("/api/tools/semantic_search", json={}).json()
         assert missing["obj"]["error"]["code"] == "invalid_tool_arguments"
@@ -358,14 +408,20 @@ def test_cli_keys_create_prints_the_key_once_on_its_own_line(world: tuple[Server
     server, _ = world
     exe = Path(sys.executable).with_name("repolens")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "repolens"]
-    made = subprocess.run([*cmd, "keys", "create", "--name", "cli", "--plan", "team", "--scope", "geo"],
-                          env=server.env, capture_output=True, text=True, check=True)  # fmt: skip
+    made = subprocess.run(
+        [*cmd, "keys", "create", "--name", "cli", "--plan", "team", "--scope", "geo"],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lines = made.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ca_")
     with server.client(key=lines[0]) as c:
         assert [d["name"] for d in c.get("/api/datasources/all").json()] == ["geo"]
-    listed = json.loads(subprocess.run([*cmd, "keys", "list", "--json"], env=server.env, capture_output=True,
-                                       text=True, check=True).stdout)  # fmt: skip
+    listed = json.loads(
+        subprocess.run([*cmd, "keys", "list", "--json"], env=server.env, capture_output=True, text=True, check=True).stdout
+    )
     assert any(k["name"] == "cli" and k["requestsPerHour"] == 5000 and k["concurrency"] == 50 for k in listed)
     assert lines[0] not in json.dumps(listed)
 

@@ -97,8 +97,9 @@ def test_streamed_answer_cites_what_was_retrieved_within_the_budget(chat_world: 
     server, recorder = chat_world
     question = "How is the total area of shapes computed?"
     with server.client() as c:
-        with c.stream("POST", "/api/chat/completions",
-                      json={"messages": [{"role": "user", "content": question}], "names": ["geo"]}) as r:  # fmt: skip
+        with c.stream(
+            "POST", "/api/chat/completions", json={"messages": [{"role": "user", "content": question}], "names": ["geo"]}
+        ) as r:
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
             frames = sse_frames(r.iter_lines())
         event, meta = frames[0]
@@ -106,8 +107,7 @@ def test_streamed_answer_cites_what_was_retrieved_within_the_budget(chat_world: 
         assert re.fullmatch(r"[0-9a-f]{24}", json.loads(meta)["conversationId"])
         assert frames[-1] == ("", "[DONE]")
         content = [json.loads(d) for e, d in frames[1:-2]]
-        assert content and all(f["type"] == "content" and f["chunk"] == f["choices"][0]["delta"]["content"]
-                               for f in content)  # fmt: skip
+        assert content and all(f["type"] == "content" and f["chunk"] == f["choices"][0]["delta"]["content"] for f in content)
         done = json.loads(frames[-2][1])
         assert done["type"] == "done" and done["done"] is True
         answer = "".join(f["chunk"] for f in content)
@@ -132,14 +132,26 @@ def test_streamed_answer_cites_what_was_retrieved_within_the_budget(chat_world: 
 def test_follow_ups_see_the_history_and_conversations_can_be_managed(chat_world: tuple[Server, Recorder]) -> None:
     server, recorder = chat_world
     with server.client() as c:
-        first = c.post("/api/chat/completions", json={"messages": [{"role": "user", "content": "What does report do?"}],
-                                                      "dataSources": [{"id": "geo"}], "stream": False})  # fmt: skip
+        first = c.post(
+            "/api/chat/completions",
+            json={
+                "messages": [{"role": "user", "content": "What does report do?"}],
+                "dataSources": [{"id": "geo"}],
+                "stream": False,
+            },
+        )
         assert first.status_code == 200, first.text
         body = first.json()
         conversation = body["conversationId"]
         assert body["choices"][0]["message"]["content"] == body["content"] and body["citations"]
-        second = c.post("/api/chat/completions", json={"messages": [{"role": "user", "content": "And Circle?"}],
-                                                       "conversation_id": conversation, "stream": False})  # fmt: skip
+        second = c.post(
+            "/api/chat/completions",
+            json={
+                "messages": [{"role": "user", "content": "And Circle?"}],
+                "conversation_id": conversation,
+                "stream": False,
+            },
+        )
         assert second.json()["conversationId"] == conversation
         roles = [m["role"] for m in recorder.requests[-1]["messages"]]
         assert roles == ["system", "user", "assistant", "user"]
@@ -209,18 +221,21 @@ def test_the_openai_sdk_completes_and_streams_with_citations(chat_world: tuple[S
     models = {m.id for m in client.models.list()}
     assert {"repolens", "repolens/geo", "repolens/ledger"} <= models
 
-    done = client.chat.completions.create(model="repolens/geo",
-                                          messages=[{"role": "user", "content": "Where is Circle defined?"}])  # fmt: skip
+    done = client.chat.completions.create(
+        model="repolens/geo", messages=[{"role": "user", "content": "Where is Circle defined?"}]
+    )
     assert done.object == "chat.completion" and done.choices[0].finish_reason == "stop"
     assert "[1]" in (done.choices[0].message.content or "")
     assert done.usage is not None and done.usage.total_tokens > 0
     cites = (done.model_extra or {})["x_citations"]
     assert cites and all(x["identifier"].startswith("geo::") for x in cites)
 
-    stream = client.chat.completions.create(model="repolens/geo", stream=True, stream_options={"include_usage": True},
-                                            messages=[{"role": "system", "content": "be brief"},
-                                                      {"role": "user", "content": "What does total_area return?"}],
-                                            )  # fmt: skip
+    stream = client.chat.completions.create(
+        model="repolens/geo",
+        stream=True,
+        stream_options={"include_usage": True},
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "What does total_area return?"}],
+    )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
@@ -243,15 +258,19 @@ def test_a_429_from_the_model_is_retried_before_the_first_token(chat_world: tupl
     server, recorder = chat_world
     question = "What is Shape? RATE_LIMITED_ONCE"
     with server.client() as c:
-        r = c.post("/api/chat/completions", json={"messages": [{"role": "user", "content": question}],
-                                                  "names": ["geo"], "stream": False})  # fmt: skip
+        r = c.post(
+            "/api/chat/completions",
+            json={"messages": [{"role": "user", "content": question}], "names": ["geo"], "stream": False},
+        )
     assert r.status_code == 200 and r.json()["citations"], r.text
     assert sum(question in req["messages"][-1]["content"] for req in recorder.requests) == 2
 
 
 def _plan(c: httpx.Client, source: str, question: str) -> list[str]:
-    r = c.post("/api/chat/completions", json={"messages": [{"role": "user", "content": question}], "names": [source],
-                                              "stream": False, "debug": True})  # fmt: skip
+    r = c.post(
+        "/api/chat/completions",
+        json={"messages": [{"role": "user", "content": question}], "names": [source], "stream": False, "debug": True},
+    )
     assert r.status_code == 200, r.text
     return [step.split(" -> ")[0] for step in r.json()["plan"]]
 
@@ -263,8 +282,9 @@ def test_injected_instructions_change_no_step_and_leak_no_secret(chat_world: tup
         plan = _plan(c, "ledger", question)
         assert plan == _plan(c, "ledger-clean", question)  # same searches and graph walks, injection or not
         assert all(step.startswith(("search ", "calls graph of ", "packed ")) for step in plan)
-        with c.stream("POST", "/api/chat/completions",
-                      json={"messages": [{"role": "user", "content": question}], "names": ["ledger"]}) as r:  # fmt: skip
+        with c.stream(
+            "POST", "/api/chat/completions", json={"messages": [{"role": "user", "content": question}], "names": ["ledger"]}
+        ) as r:
             frames = sse_frames(r.iter_lines())
     answer = "".join(json.loads(d).get("chunk", "") for e, d in frames[1:-1] if e != "error")
     prompt = next(req for req in reversed(recorder.requests) if "ledger" in req["messages"][-1]["content"])
@@ -283,8 +303,11 @@ def test_chat_has_its_own_lower_limit_and_usage_is_counted(chat_world: tuple[Ser
     with server.client() as admin:
         made = admin.post("/api/admin/keys", json={"name": "free-chatter", "plan": "free"}).json()
     with server.client(made["key"]) as c:
-        ask: dict[str, Any] = {"messages": [{"role": "user", "content": "What is Circle?"}], "names": ["geo"],
-                               "stream": False}  # fmt: skip
+        ask: dict[str, Any] = {
+            "messages": [{"role": "user", "content": "What is Circle?"}],
+            "names": ["geo"],
+            "stream": False,
+        }
         statuses = [c.post("/api/chat/completions", json=ask).status_code for _ in range(11)]
         assert statuses == [200] * 10 + [429]  # free plan: 100 requests/h, of which 10 may be answers
         refused = c.post("/api/chat/completions", json=ask)
@@ -300,17 +323,21 @@ def test_another_keys_conversation_answers_404_like_a_missing_one(chat_world: tu
     """GET, DELETE and a follow-up on another key's conversation are 404s: nothing reveals that it exists."""
     server, _ = chat_world
     with server.client() as c:
-        asked = c.post("/api/chat/completions", json={"messages": [{"role": "user", "content": "What is Circle?"}],
-                                                      "names": ["geo"], "stream": False})  # fmt: skip
+        asked = c.post(
+            "/api/chat/completions",
+            json={"messages": [{"role": "user", "content": "What is Circle?"}], "names": ["geo"], "stream": False},
+        )
         conversation = asked.json()["conversationId"]
         stranger_key = c.post("/api/admin/keys", json={"name": "stranger"}).json()["key"]
     missing = "0" * 24
     with server.client(stranger_key) as stranger:
         for target in (conversation, missing):
             follow = {"messages": [{"role": "user", "content": "and Shape?"}], "conversationId": target, "stream": False}
-            answers = [stranger.get(f"/api/chat/conversations/{target}"),
-                       stranger.delete(f"/api/chat/conversations/{target}"),
-                       stranger.post("/api/chat/completions", json=follow)]  # fmt: skip
+            answers = [
+                stranger.get(f"/api/chat/conversations/{target}"),
+                stranger.delete(f"/api/chat/conversations/{target}"),
+                stranger.post("/api/chat/completions", json=follow),
+            ]
             assert [r.status_code for r in answers] == [404, 404, 404], [r.text for r in answers]
             assert all(r.json()["detail"] == f"conversation {target!r} not found" for r in answers)
     with server.client() as c:
@@ -345,10 +372,13 @@ def test_refused_chats_cost_no_chat_quota_and_a_chat_429_reports_the_chat_quota(
     server, _ = chat_world
     per_hour = 30  # a tenth of it, 3 answers an hour, may be chat
     with server.client() as admin:
-        made = admin.post("/api/admin/keys", json={"name": "thrifty", "plan": "custom", "requestsPerHour": per_hour,
-                                                   "concurrency": 10}).json()  # fmt: skip
-        foreign = admin.post("/api/chat/completions", json={"messages": [{"role": "user", "content": "What is Shape?"}],
-                                                            "names": ["geo"], "stream": False}).json()  # fmt: skip
+        made = admin.post(
+            "/api/admin/keys", json={"name": "thrifty", "plan": "custom", "requestsPerHour": per_hour, "concurrency": 10}
+        ).json()
+        foreign = admin.post(
+            "/api/chat/completions",
+            json={"messages": [{"role": "user", "content": "What is Shape?"}], "names": ["geo"], "stream": False},
+        ).json()
     ask = {"messages": [{"role": "user", "content": "What is Circle?"}], "names": ["geo"], "stream": False}
     with server.client(made["key"]) as c:
         refusals = [

@@ -80,8 +80,12 @@ def test_ask_streams_from_an_anthropic_model(indexed: tuple[Path, Run]) -> None:
     """REPOLENS_LLM_PROVIDER=anthropic speaks the Messages API: system apart, named SSE events, usage."""
     _, run = indexed
     with standin_llm() as (url, recorder):
-        env = {"REPOLENS_LLM_PROVIDER": "anthropic", "REPOLENS_LLM_BASE_URL": url.removesuffix("/v1"),
-               "REPOLENS_LLM_API_KEY": "sk-ant-test", "REPOLENS_LLM_MODEL": "claude-standin"}  # fmt: skip
+        env = {
+            "REPOLENS_LLM_PROVIDER": "anthropic",
+            "REPOLENS_LLM_BASE_URL": url.removesuffix("/v1"),
+            "REPOLENS_LLM_API_KEY": "sk-ant-test",
+            "REPOLENS_LLM_MODEL": "claude-standin",
+        }
         data = json.loads(run("ask", "how is the total area of shapes computed?", "--json", env=env, check=True).stdout)
     assert data["mode"] == "llm" and data["model"] == "claude-standin"
     assert "[1]" in data["content"] and "[99]" in data["content"] and data["finishReason"] == "stop"
@@ -145,12 +149,14 @@ def test_relations_cover_calls_and_inheritance(indexed: tuple[Path, Run]) -> Non
     calls = json.loads(run("relations", "acme/geo::svc/shapes.py::square", "--json", check=True).stdout)
     groups = {g["relationType"]: g for g in calls["relationships"]}
     assert [i["identifier"] for i in groups["IncomingCalls"]["items"]] == ["acme/geo::svc/shapes.py::Square.area"]
-    inh = json.loads(run("relations", "acme/geo::svc/shapes.py::Shape", "--profile", "inheritance", "--json",
-                         check=True).stdout)  # fmt: skip
+    inh = json.loads(
+        run("relations", "acme/geo::svc/shapes.py::Shape", "--profile", "inheritance", "--json", check=True).stdout
+    )
     groups = {g["relationType"]: g for g in inh["relationships"]}
     assert [i["identifier"] for i in groups["Descendants"]["items"]] == ["acme/geo::svc/shapes.py::Square"]
-    up = json.loads(run("relations", "acme/geo::svc/shapes.py::Square", "--profile", "inheritance", "--json",
-                        check=True).stdout)  # fmt: skip
+    up = json.loads(
+        run("relations", "acme/geo::svc/shapes.py::Square", "--profile", "inheritance", "--json", check=True).stdout
+    )
     assert {g["relationType"]: g for g in up["relationships"]}["Ancestors"]["items"][0]["identifier"].endswith("::Shape")
     callers = json.loads(run("relations", "acme/geo::svc/shapes.py::total_area", "--json", check=True).stdout)
     incoming = {g["relationType"]: g for g in callers["relationships"]}["IncomingCalls"]
@@ -252,8 +258,9 @@ def test_serve_on_a_taken_port_says_so_before_serving(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         env = {**os.environ, "REPOLENS_HOME": str(tmp_path / "home"), "REPOLENS_EMBEDDER": "hash"}
         exe = Path(sys.executable).with_name("repolens")
-        result = subprocess.run([str(exe), "serve", "--port", str(port)], env=env, capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run(
+            [str(exe), "serve", "--port", str(port)], env=env, capture_output=True, text=True, timeout=60
+        )
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is taken" in result.stderr and "--port" in result.stderr
     assert "serving on" not in result.stderr and "Traceback" not in result.stderr

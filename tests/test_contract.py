@@ -37,8 +37,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Pa
     base = tmp_path_factory.mktemp("contract")
     allowed = base / "allowed"
     commit_tree(allowed / "geo", GEO_CODE)
-    env = {"REPOLENS_ALLOWED_ROOTS": str(allowed), "REPOLENS_GIT_SCHEMES": "https,http",
-           "REPOLENS_GIT_ALLOW_HOSTS": "127.0.0.1"}
+    env = {
+        "REPOLENS_ALLOWED_ROOTS": str(allowed),
+        "REPOLENS_GIT_SCHEMES": "https,http",
+        "REPOLENS_GIT_ALLOW_HOSTS": "127.0.0.1",
+    }
     with running_server(base / "home", env=env) as server, server.client() as c:
         created = c.post("/api/datasources", json={"path": str(allowed / "geo")})
         assert created.status_code == 202, created.text
@@ -49,8 +52,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Pa
 
 def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("repolens")
-    return subprocess.run([str(exe), *args], env={**os.environ, **server.env}, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([str(exe), *args], env={**os.environ, **server.env}, capture_output=True, text=True, timeout=120)
 
 
 def mcp(server: Server, tool: str, arguments: dict[str, Any]) -> tuple[bool, str]:
@@ -95,8 +97,11 @@ def test_grep_takes_the_same_scope_and_finds_the_same_lines(world: tuple[Server,
     for scope in ("geo", source_id):
         result = cli(server, "grep", "total_area", "-s", scope, "--json")
         assert result.returncode == 0, result.stderr
-        lines.add(frozenset((r["location"]["path"], m["lineNumber"]) for r in json.loads(result.stdout)["results"]
-                            for m in r["matches"]))
+        lines.add(
+            frozenset(
+                (r["location"]["path"], m["lineNumber"]) for r in json.loads(result.stdout)["results"] for m in r["matches"]
+            )
+        )
     with server.client() as c:
         rest = c.get("/api/search/grep", params={"Query": "total_area", "Names": "geo"}).json()["results"]
     lines.add(frozenset((r["location"]["path"], m["lineNumber"]) for r in rest for m in r["matches"]))
@@ -132,12 +137,16 @@ def test_an_unknown_source_is_refused_in_the_same_words(world: tuple[Server, Pat
         result = cli(server, *args)
         assert result.returncode == 1 and message in result.stderr, result.stderr
     with server.client() as c:
-        for route, params in (("/api/search", {"Query": "x", "Names": "ghost"}),
-                              ("/api/search/grep", {"Query": "x", "Names": "ghost"})):
+        for route, params in (
+            ("/api/search", {"Query": "x", "Names": "ghost"}),
+            ("/api/search/grep", {"Query": "x", "Names": "ghost"}),
+        ):
             answer = c.get(route, params=params)
             assert answer.status_code == 404 and message in answer.json()["detail"]
-    for tool, arguments in (("semantic_search", {"question": "x", "data_sources": ["ghost"]}),
-                            ("grep_search", {"query": "x", "data_sources": ["ghost"]})):
+    for tool, arguments in (
+        ("semantic_search", {"question": "x", "data_sources": ["ghost"]}),
+        ("grep_search", {"query": "x", "data_sources": ["ghost"]}),
+    ):
         error, text = mcp(server, tool, arguments)
         assert error and message in text, text
 

@@ -105,7 +105,10 @@ def test_a_real_clone_over_http_indexes_and_updates(make_repo: MakeRepo, tmp_pat
 def test_clone_errors_do_not_leak_credentials(tmp_path: Path) -> None:
     """A token passed out of band (a setting, never in the URL) never shows up in an error message."""
     settings = Settings(
-        home=tmp_path / "home", embedder="none", allowed_git_schemes=("http",), git_allow_hosts=("127.0.0.1",),
+        home=tmp_path / "home",
+        embedder="none",
+        allowed_git_schemes=("http",),
+        git_allow_hosts=("127.0.0.1",),
         git_token="tok-SECRET-123",
     )
     svc = build_services(settings)

@@ -215,8 +215,9 @@ def test_a_repository_with_a_backtracking_gitignore_pattern_indexes_promptly(wor
     long_name = "a" * 60 + "c.py"
     # A plain folder, not a git repository: git's own wildmatch backtracks on this pattern too
     # (``git add`` in such a folder spins), and git is not what is under test here.
-    write_tree(allowed / "ignores", {".gitignore": "*".join("a" * 12) + "*b\n*.log\n", long_name: "X = 1\n",
-                                     "debug.log": "noise\n"})  # fmt: skip
+    write_tree(
+        allowed / "ignores", {".gitignore": "*".join("a" * 12) + "*b\n*.log\n", long_name: "X = 1\n", "debug.log": "noise\n"}
+    )
     with HealthWatch(server) as watch, server.client() as c:
         created = c.post("/api/datasources", json={"path": str(allowed / "ignores")})
         assert created.status_code == 202, created.text
@@ -281,9 +282,17 @@ def test_key_listing_survives_bad_expiries_stored_before_validation(world: tuple
     try:
         for label, value in (("huge", 1e308), ("inf", float("inf")), ("nan", float("nan"))):
             key_id, secret = str(secrets.randbelow(9 * 10**12) + 10**12), secrets.token_urlsafe(32)
-            services.store.create_key(key_id=key_id, digest=digest(secret), name=f"legacy-{label}", role="member",
-                                      plan="free", requests_per_hour=100, concurrency=5, scopes=(),
-                                      expires_at=value)  # fmt: skip
+            services.store.create_key(
+                key_id=key_id,
+                digest=digest(secret),
+                name=f"legacy-{label}",
+                role="member",
+                plan="free",
+                requests_per_hour=100,
+                concurrency=5,
+                scopes=(),
+                expires_at=value,
+            )
             tokens[label] = f"{KEY_PREFIX}{key_id}_{secret}"
         stored_nan = next(k for k in services.store.list_keys() if k.name == "legacy-nan").expires_at
     finally:
@@ -315,8 +324,10 @@ def test_names_and_descriptions_with_control_characters_are_refused_before_savin
             assert repo.status_code == 400, (name, repo.text)
             ws = c.post("/api/datasources", json={"type": "Workspace", "name": name, "repositoryIds": ["victims"]})
             assert ws.status_code == 400, (name, ws.text)
-        bad_description = c.post("/api/datasources", json={"path": str(allowed / "victims"), "name": "described",
-                                                           "description": "line one\nline\x00two"})  # fmt: skip
+        bad_description = c.post(
+            "/api/datasources",
+            json={"path": str(allowed / "victims"), "name": "described", "description": "line one\nline\x00two"},
+        )
         assert bad_description.status_code == 400, bad_description.text
         assert counts(c) == before
 
@@ -360,8 +371,10 @@ def test_a_chunked_body_over_the_cap_is_413_problem_json_like_a_sized_one(world:
     """Transfer-Encoding: chunked without Content-Length: over 1 MB is 413; under it is served as usual."""
     server, _ = world
     host = server.url.removeprefix("http://")
-    head = (f"POST /api/search HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {server.admin_key}\r\n"
-            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")  # fmt: skip
+    head = (
+        f"POST /api/search HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {server.admin_key}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
     big = json.dumps({"query": "greet", "padding": "x" * (BODY_CAP_BYTES + 10_000)}).encode()
     status, headers, body = raw_request(server, head, chunked(big))
     assert status == 413, body[:300]
@@ -377,8 +390,9 @@ def test_open_mcp_streams_do_not_hold_a_keys_concurrency_slots(world: tuple[Serv
     """Two open GET /mcp streams on a concurrency-2 key leave it free for other requests."""
     server, _ = world
     with server.client() as admin:
-        created = admin.post("/api/admin/keys", json={"name": "streams", "plan": "custom", "requestsPerHour": 1000,
-                                                      "concurrency": 2})  # fmt: skip
+        created = admin.post(
+            "/api/admin/keys", json={"name": "streams", "plan": "custom", "requestsPerHour": 1000, "concurrency": 2}
+        )
         assert created.status_code == 201, created.text
     key = created.json()["key"]
     stream_headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}

@@ -30,9 +30,11 @@ def test_a_name_shaped_like_an_id_is_refused_so_no_source_can_take_over_another_
             first = c.post("/api/datasources", json={"path": str(allowed / "first")}).json()
             first_id = first["dataSource"]["id"]
             assert wait_for_job(c, first["job"]["id"])["state"] == "Ready"
-            for body in ({"path": str(allowed / "second"), "name": first_id},
-                         {"path": str(allowed / "second"), "name": first_id.upper()},
-                         {"type": "Workspace", "name": first_id, "repositoryIds": [first_id]}):  # fmt: skip
+            for body in (
+                {"path": str(allowed / "second"), "name": first_id},
+                {"path": str(allowed / "second"), "name": first_id.upper()},
+                {"type": "Workspace", "name": first_id, "repositoryIds": [first_id]},
+            ):
                 refused = c.post("/api/datasources", json=body)
                 assert refused.status_code == 400, refused.text
                 assert "id" in refused.json()["message"]
@@ -106,16 +108,17 @@ def test_a_folder_gets_the_same_default_name_from_the_cli_up_and_the_api(tmp_pat
     (plain / "n.md").write_text("# notes\n")
     expected = {with_remote: "flask-checkout", from_path: "click-work", plain: "notes"}
 
-    cli = {folder: json.loads(run_cli("index", str(folder), "--json", check=True).stdout)["source"]
-           for folder in expected}  # fmt: skip
+    cli = {folder: json.loads(run_cli("index", str(folder), "--json", check=True).stdout)["source"] for folder in expected}
     up_home = {"REPOLENS_HOME": str(tmp_path / "up-home")}
     run_cli("up", str(with_remote), env=up_home, check=True)
     up = [s["name"] for s in json.loads(run_cli("sources", "list", "--json", env=up_home, check=True).stdout)]
     server = start_server(tmp_path / "home", env={"REPOLENS_ALLOWED_ROOTS": str(allowed)})
     try:
         with server.client() as c:
-            api = {folder: c.post("/api/datasources", json={"path": str(folder)}).json()["dataSource"]["name"]
-                   for folder in expected}  # fmt: skip
+            api = {
+                folder: c.post("/api/datasources", json={"path": str(folder)}).json()["dataSource"]["name"]
+                for folder in expected
+            }
     finally:
         server.stop()
     assert cli == expected

@@ -24,11 +24,14 @@ SECOND_RUN_TIMEOUT_S = 90.0  # the whole second index run, including the work th
 
 
 def _many_files(root: Path, n: int) -> None:
-    write_tree(root, {
-        f"pkg/m{i // 100:03d}/f{i:05d}.py": f"def compute_{i}(x: int) -> int:\n    return x + {i}\n\n\n"
-                                            f"class Holder{i}:\n    def get(self) -> int:\n        return compute_{i}(1)\n"
-        for i in range(n)
-    })  # fmt: skip
+    write_tree(
+        root,
+        {
+            f"pkg/m{i // 100:03d}/f{i:05d}.py": f"def compute_{i}(x: int) -> int:\n    return x + {i}\n\n\n"
+            f"class Holder{i}:\n    def get(self) -> int:\n        return compute_{i}(1)\n"
+            for i in range(n)
+        },
+    )
     commit_tree(root, {"pkg/special.py": "def zebra_crossing_guard():\n    return 'stripes'\n"})
 
 
@@ -88,8 +91,9 @@ def test_a_second_index_run_completes_after_the_first_was_killed_mid_parse(tmp_p
     repo = tmp_path / "big"
     _many_files(repo, N_FILES)
     cmd, env = _cli(tmp_path / "home")
-    first = subprocess.Popen([*cmd, "index", str(repo), "--quiet"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)  # fmt: skip
+    first = subprocess.Popen(
+        [*cmd, "index", str(repo), "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     workers: list[int] = []
     while time.monotonic() < deadline and first.poll() is None:
@@ -107,8 +111,9 @@ def test_a_second_index_run_completes_after_the_first_was_killed_mid_parse(tmp_p
         time.sleep(0.05)
     assert not any(_alive(p) for p in workers), "parse workers outlived their killed parent"
 
-    second = subprocess.run([*cmd, "index", str(repo), "--json"], env=env, capture_output=True, text=True,
-                            timeout=SECOND_RUN_TIMEOUT_S)  # fmt: skip
+    second = subprocess.run(
+        [*cmd, "index", str(repo), "--json"], env=env, capture_output=True, text=True, timeout=SECOND_RUN_TIMEOUT_S
+    )
     assert second.returncode == 0, second.stderr
     assert '"filesSeen": 3001' in second.stdout
 

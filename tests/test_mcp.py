@@ -46,13 +46,24 @@ BILLING = {
     ),
 }
 TOOL_NAMES = {
-    "get_data_sources", "semantic_search", "grep_search", "get_repository_ontology", "get_file_tree", "read_file",
-    "fetch_artifacts", "get_artifact_relationships", "chat", "codebase_search", "codebase_consultant",
-}  # fmt: skip
+    "get_data_sources",
+    "semantic_search",
+    "grep_search",
+    "get_repository_ontology",
+    "get_file_tree",
+    "read_file",
+    "fetch_artifacts",
+    "get_artifact_relationships",
+    "chat",
+    "codebase_search",
+    "codebase_consultant",
+}
 INIT = {
-    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
-}  # fmt: skip
+}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -63,8 +74,11 @@ def world(tmp_path_factory: pytest.TempPathFactory, module_backend: str) -> Iter
     allowed = base / "allowed"
     commit_tree(allowed / "geo", GEO)
     commit_tree(allowed / "billing", BILLING)
-    env = {"REPOLENS_ALLOWED_ROOTS": str(allowed), "REPOLENS_MCP_MAX_TOKENS": str(BUDGET_TOKENS),
-           "REPOLENS_PUBLIC_URL": "https://code.example.com"}  # fmt: skip
+    env = {
+        "REPOLENS_ALLOWED_ROOTS": str(allowed),
+        "REPOLENS_MCP_MAX_TOKENS": str(BUDGET_TOKENS),
+        "REPOLENS_PUBLIC_URL": "https://code.example.com",
+    }
     with running_server(base / "home", env=env) as server, server.client() as c:
         keys: dict[str, str] = {}
         for name in ("geo", "billing"):
@@ -178,18 +192,23 @@ def test_discover_search_read_expand_on_a_real_repository(world: tuple[Server, d
 
         fetched = await ok(client, "fetch_artifacts", {"identifiers": ["geo::geo/shapes.py::total_area"]})
         assert "return sum(s.area() for s in shapes)" in fetched
-        callers = await ok(client, "get_artifact_relationships",
-                           {"identifier": "geo::geo/shapes.py::total_area", "profile": "calls_only"})  # fmt: skip
+        callers = await ok(
+            client, "get_artifact_relationships", {"identifier": "geo::geo/shapes.py::total_area", "profile": "calls_only"}
+        )
         assert "geo::geo/report.py::report" in callers
-        family = await ok(client, "get_artifact_relationships",
-                          {"identifier": "geo::geo/shapes.py::Shape", "profile": "inheritance_only"})  # fmt: skip
+        family = await ok(
+            client, "get_artifact_relationships", {"identifier": "geo::geo/shapes.py::Shape", "profile": "inheritance_only"}
+        )
         assert "geo::geo/shapes.py::Circle" in family
 
         for name in ("chat", "codebase_consultant"):  # no model configured: a labelled retrieval-only answer
             answer = await ok(client, name, {"question": "what does report do?", "data_sources": ["geo"]})
             assert "Retrieval-only answer" in answer and 'identifier="geo::geo/report.py::report"' in answer, answer
-            follow = await ok(client, name, {"question": "and total_area?",
-                                             "conversation_id": re.search(r'conversation_id="(\w+)"', answer)[1]})  # type: ignore[index]  # fmt: skip
+            follow = await ok(
+                client,
+                name,
+                {"question": "and total_area?", "conversation_id": re.search(r'conversation_id="(\w+)"', answer)[1]},
+            )  # type: ignore[index]
             assert "geo::geo/shapes.py::total_area" in follow
 
     run(server, transport, body)
@@ -264,21 +283,37 @@ def test_argument_errors_come_back_in_the_documented_codealive_form(
     async def body(client: Client) -> None:
         cases: list[tuple[str, dict[str, Any], str, str]] = [
             ("semantic_search", {}, "400", "question is required"),
-            ("semantic_search", {"question": "area", "max_results": -5}, "400",
-             "max_results must be an integer between 1 and 500"),
-            ("semantic_search", {"question": "area", "max_results": "many"}, "400",
-             "max_results must be an integer between 1 and 500"),
+            (
+                "semantic_search",
+                {"question": "area", "max_results": -5},
+                "400",
+                "max_results must be an integer between 1 and 500",
+            ),
+            (
+                "semantic_search",
+                {"question": "area", "max_results": "many"},
+                "400",
+                "max_results must be an integer between 1 and 500",
+            ),
             ("semantic_search", {"question": "x" * 20_000}, "400", "question must be a string of 1 to 10000 characters"),
             ("grep_search", {"query": 42}, "400", "query must be a string of 1 to 1000 characters"),
-            ("grep_search", {"query": "area", "data_sources": 5}, "400",
-             "data_sources must be a string or an array of strings"),
+            (
+                "grep_search",
+                {"query": "area", "data_sources": 5},
+                "400",
+                "data_sources must be a string or an array of strings",
+            ),
             ("grep_search", {"query": "area", "regex": "maybe"}, "400", "regex must be true or false"),
-            ("get_artifact_relationships", {"identifier": "geo::geo/shapes.py::Shape", "profile": "sideways"}, "400",
-             "profile must be one of calls_only, inheritance_only, all_relevant, references_only"),
+            (
+                "get_artifact_relationships",
+                {"identifier": "geo::geo/shapes.py::Shape", "profile": "sideways"},
+                "400",
+                "profile must be one of calls_only, inheritance_only, all_relevant, references_only",
+            ),
             ("read_file", {}, "400", "path is required"),
             ("fetch_artifacts", {"identifiers": []}, "400", "identifiers is required"),  # the core's own check
             ("read_file", {"path": "geo/missing.py", "data_source": "geo"}, "404", "no file 'geo/missing.py' in geo"),
-        ]  # fmt: skip
+        ]
         for name, args, status, what in cases:
             result = await client.call_tool(name, args)
             message = text(result)
@@ -341,8 +376,9 @@ def test_long_calls_report_progress(world: tuple[Server, dict[str, str]], transp
 
 
 def _raw(server: Server, headers: dict[str, str], body: Any = None) -> httpx.Response:
-    return httpx.post(f"{server.url}/mcp", headers={**MCP_HEADERS, **headers}, json=INIT if body is None else body,
-                      timeout=30)  # fmt: skip
+    return httpx.post(
+        f"{server.url}/mcp", headers={**MCP_HEADERS, **headers}, json=INIT if body is None else body, timeout=30
+    )
 
 
 def test_http_needs_a_valid_key(world: tuple[Server, dict[str, str]]) -> None:
@@ -370,9 +406,11 @@ def test_http_scoped_key_sees_only_its_data_source(world: tuple[Server, dict[str
             assert 'name="billing"' in sources and 'name="geo"' not in sources
             hidden = await client.call_tool("semantic_search", {"question": "area of shapes", "data_sources": "geo"})
             assert hidden.is_error and "geo" in text(hidden)
-            for name, args in (("read_file", {"path": "geo/shapes.py", "data_source": "geo"}),
-                               ("fetch_artifacts", {"identifiers": ["geo::geo/shapes.py::total_area"]}),
-                               ("grep_search", {"query": "3.14159"})):  # fmt: skip
+            for name, args in (
+                ("read_file", {"path": "geo/shapes.py", "data_source": "geo"}),
+                ("fetch_artifacts", {"identifiers": ["geo::geo/shapes.py::total_area"]}),
+                ("grep_search", {"query": "3.14159"}),
+            ):
                 result = await client.call_tool(name, args)
                 assert "3.14159" not in text(result) and "sum(s.area()" not in text(result), (name, text(result))
             own = await ok(client, "semantic_search", {"question": "invoice total with tax"})
@@ -395,8 +433,12 @@ def test_http_refuses_wrong_host_and_origin(world: tuple[Server, dict[str, str]]
 def test_http_oversize_and_malformed_requests_get_clear_errors(world: tuple[Server, dict[str, str]]) -> None:
     server, _ = world
     auth = {"Authorization": f"Bearer {server.admin_key}"}
-    huge = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-            "params": {"name": "semantic_search", "arguments": {"question": "x" * 1_200_000}}}  # fmt: skip
+    huge = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "semantic_search", "arguments": {"question": "x" * 1_200_000}},
+    }
     assert _raw(server, auth, huge).status_code == 413
     broken = httpx.post(f"{server.url}/mcp", headers={**MCP_HEADERS, **auth}, content=b"{not json", timeout=30)
     assert broken.status_code == 400

@@ -13,8 +13,9 @@ from server import start_server
 from test_cli import PROJECT, Run
 
 
-def test_an_embedded_install_moves_to_postgres_intact(make_repo: MakeRepo, run_cli: Run, pg_cluster: PgCluster,
-                                                       tmp_path: Path) -> None:  # fmt: skip
+def test_an_embedded_install_moves_to_postgres_intact(
+    make_repo: MakeRepo, run_cli: Run, pg_cluster: PgCluster, tmp_path: Path
+) -> None:
     root = make_repo(PROJECT)
     run_cli("index", str(root), "--name", "acme/geo", check=True)
     token = run_cli("keys", "create", "--name", "ci", "--plan", "team", check=True).stdout.strip()
@@ -36,8 +37,9 @@ def test_an_embedded_install_moves_to_postgres_intact(make_repo: MakeRepo, run_c
     for b, a in zip(before, after, strict=True):
         assert [r["identifier"] for r in a["results"]] == [r["identifier"] for r in b["results"]]
         assert a["results"][0]["dataSource"] == b["results"][0]["dataSource"]  # same public id
-    follow = json.loads(run_cli("ask", "and Square?", "--conversation", conversation[1], "--json", env=on_pg,
-                                check=True).stdout)  # fmt: skip
+    follow = json.loads(
+        run_cli("ask", "and Square?", "--conversation", conversation[1], "--json", env=on_pg, check=True).stdout
+    )
     assert follow["conversationId"] == conversation[1]
 
     # The key issued by the embedded install opens the PostgreSQL deployment's API.

@@ -75,10 +75,14 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
 
 
 def _migrate_cli(target: Target) -> subprocess.Popen[str]:
-    env = {"REPOLENS_HOME": str(target.settings.home), "REPOLENS_DATABASE_URL": target.settings.database_url,
-           "PATH": "/usr/bin:/bin"}  # fmt: skip
-    return subprocess.Popen([sys.executable, "-m", "repolens", "migrate"], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    env = {
+        "REPOLENS_HOME": str(target.settings.home),
+        "REPOLENS_DATABASE_URL": target.settings.database_url,
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "repolens", "migrate"], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def test_head_is_the_newest_revision() -> None:

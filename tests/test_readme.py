@@ -144,23 +144,39 @@ def test_every_readme_example_runs_as_written(tmp_path: Path) -> None:
                 skipped.append(f"README:{example.line} ({reason})")
                 continue
             if example.language == "python":
-                result = subprocess.run([sys.executable, "-c", f"KEY = {server.admin_key!r}\n{text}"], cwd=checkout,
-                                        env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+                result = subprocess.run(
+                    [sys.executable, "-c", f"KEY = {server.admin_key!r}\n{text}"],
+                    cwd=checkout,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=COMMAND_TIMEOUT_S,
+                )
             else:
                 # curl fails on a 4xx/5xx; variables an earlier command set keep their values (the
                 # command itself is not run again), read back with `declare -p` after it ran
                 names = re.findall(r"(?:^|;\s*)([A-Za-z_]\w*)=", text)
                 declared = tmp_path / "declared.sh"
                 declared.write_text("")
-                script = "\n".join(["set -o pipefail", 'curl() { command curl --fail-with-body "$@"; }', *assignments,
-                                    text, *([f"declare -p {' '.join(names)} > {declared}"] if names else [])])
-                result = subprocess.run(["bash", "-c", script], cwd=checkout, env=env, capture_output=True, text=True,
-                                        timeout=COMMAND_TIMEOUT_S)
+                script = "\n".join(
+                    [
+                        "set -o pipefail",
+                        'curl() { command curl --fail-with-body "$@"; }',
+                        *assignments,
+                        text,
+                        *([f"declare -p {' '.join(names)} > {declared}"] if names else []),
+                    ]
+                )
+                result = subprocess.run(
+                    ["bash", "-c", script], cwd=checkout, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+                )
                 assignments.extend(line for line in declared.read_text().splitlines() if line.startswith("declare "))
             ran += 1
             if result.returncode != 0:
-                failures.append(f"README:{example.line}: {text}\n  exit {result.returncode}: "
-                                f"{(result.stdout + result.stderr).strip()[-600:]}")
+                failures.append(
+                    f"README:{example.line}: {text}\n  exit {result.returncode}: "
+                    f"{(result.stdout + result.stderr).strip()[-600:]}"
+                )
         assert not failures, f"{len(failures)} README examples failed:\n" + "\n".join(failures)
         assert ran >= MIN_COMMANDS_RUN, f"only {ran} examples ran; skipped: {skipped}"
     finally:

@@ -14,8 +14,10 @@ from repolens.storage.sqlite.store import SqliteStore
 from server import start_server, wait_for_job
 
 INSIDE = {"app.py": "def inside_marker():\n    return 'inside'\n"}
-OUTSIDE = {"app.py": "def outside_marker():\n    return 'OUTSIDE_SECRET_TOKEN'\n",
-           "secret.py": "OUTSIDE_SECRET_TOKEN = 'leaked'\n"}  # fmt: skip
+OUTSIDE = {
+    "app.py": "def outside_marker():\n    return 'OUTSIDE_SECRET_TOKEN'\n",
+    "secret.py": "OUTSIDE_SECRET_TOKEN = 'leaked'\n",
+}
 
 
 def _swap_for_symlink(folder: Path, target: Path) -> None:
@@ -91,8 +93,9 @@ def test_a_folder_swapped_between_the_walk_and_the_read_is_not_followed(tmp_path
     write_tree(root, {"top.py": "def top_level():\n    return 1\n", "pkg/app.py": INSIDE["app.py"]})
     outside = tmp_path / "outside"
     write_tree(outside, OUTSIDE)
-    source, report = index_source(services.store, services.settings, str(root), name="raced",
-                                  progress=_SwapBeforeRead(root / "pkg", outside))  # fmt: skip
+    source, report = index_source(
+        services.store, services.settings, str(root), name="raced", progress=_SwapBeforeRead(root / "pkg", outside)
+    )
     contents = {f.path: content for f, content in services.store.iter_contents([source.id])}
     assert "top.py" in contents
     assert all("OUTSIDE_SECRET_TOKEN" not in text for text in contents.values()), contents

@@ -32,11 +32,15 @@ def _small(i: int) -> dict[str, str]:
 
 
 def _big(root: Path) -> None:
-    write_tree(root, {
-        f"big/m{i // 100:03d}/f{i:05d}.py": f"def compute_{i}(x: int) -> int:\n    return x * {i}\n\n\n"
-                                            f"class Box{i}:\n    def get(self) -> int:\n        return compute_{i}(2)\n"
-        for i in range(N_BIG_FILES)
-    } | {"big/special.py": "def zebra_crossing_guard() -> str:\n    return 'stripes'\n"})  # fmt: skip
+    write_tree(
+        root,
+        {
+            f"big/m{i // 100:03d}/f{i:05d}.py": f"def compute_{i}(x: int) -> int:\n    return x * {i}\n\n\n"
+            f"class Box{i}:\n    def get(self) -> int:\n        return compute_{i}(2)\n"
+            for i in range(N_BIG_FILES)
+        }
+        | {"big/special.py": "def zebra_crossing_guard() -> str:\n    return 'stripes'\n"},
+    )
     commit_tree(root, {}, message="big")
 
 
@@ -54,8 +58,9 @@ class Workers:
         for _ in range(n):
             log = open(self.log_dir / f"worker{len(self.procs)}.log", "wb")  # noqa: SIM115  # closed in stop()
             self.logs.append(log)
-            self.procs.append(subprocess.Popen([str(exe), "worker", "--log-level", "info"], env=self.env,
-                                               stdout=log, stderr=log))  # fmt: skip
+            self.procs.append(
+                subprocess.Popen([str(exe), "worker", "--log-level", "info"], env=self.env, stdout=log, stderr=log)
+            )
 
     def stop(self) -> None:
         for p in self.procs:
@@ -73,8 +78,11 @@ class Workers:
 @pytest.fixture
 def cluster_env(pg_cluster: PgCluster, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     url = pg_cluster.new_database()
-    env = {"REPOLENS_DATABASE_URL": url, "REPOLENS_JOB_LEASE": str(LEASE_S),
-           "REPOLENS_ALLOWED_ROOTS": str(tmp_path / "repos")}  # fmt: skip
+    env = {
+        "REPOLENS_DATABASE_URL": url,
+        "REPOLENS_JOB_LEASE": str(LEASE_S),
+        "REPOLENS_ALLOWED_ROOTS": str(tmp_path / "repos"),
+    }
     yield url, env
 
 
@@ -94,8 +102,9 @@ def test_replicas_and_workers_share_one_database_and_survive_kill_9(
     _big(repos / "big")
     serve_only = {**env, "REPOLENS_INDEX_WORKERS": "0"}
     replicas: list[Server] = []
-    workers = Workers({**os.environ, **env, "REPOLENS_HOME": str(tmp_path / "home-w"), "REPOLENS_EMBEDDER": "hash"},
-                      tmp_path)  # fmt: skip
+    workers = Workers(
+        {**os.environ, **env, "REPOLENS_HOME": str(tmp_path / "home-w"), "REPOLENS_EMBEDDER": "hash"}, tmp_path
+    )
     try:
         a = start_server(tmp_path / "home-a", env=serve_only)
         replicas.append(a)
@@ -129,8 +138,9 @@ def test_replicas_and_workers_share_one_database_and_survive_kill_9(
                 jobs.append(made.json()["job"]["id"])
 
             # A key's hourly quota holds across replicas: 4 requests, alternating, on a plan of 3.
-            token = ca.post("/api/admin/keys", json={"name": "tiny", "plan": "custom", "requestsPerHour": 3,
-                                                     "concurrency": 2}).json()["key"]  # fmt: skip
+            token = ca.post(
+                "/api/admin/keys", json={"name": "tiny", "plan": "custom", "requestsPerHour": 3, "concurrency": 2}
+            ).json()["key"]
             seen = []
             for i in range(4):
                 with (a if i % 2 == 0 else b).client(key=token) as limited:
@@ -169,8 +179,9 @@ def test_replicas_and_workers_share_one_database_and_survive_kill_9(
             found = ca.post("/api/search", json={"query": "zebra_crossing_guard", "names": ["big"]}).json()
             assert found["results"][0]["identifier"] == "big::big/special.py::zebra_crossing_guard"
             with psycopg.connect(url) as conn:
-                files = conn.execute("SELECT count(*) FROM files f JOIN sources s ON s.id = f.source_id "
-                                     "WHERE s.name = 'big'").fetchone()  # fmt: skip
+                files = conn.execute(
+                    "SELECT count(*) FROM files f JOIN sources s ON s.id = f.source_id WHERE s.name = 'big'"
+                ).fetchone()
             assert files is not None and files[0] == N_BIG_FILES + 1
             for i in range(N_SMALL):
                 hit = ca.post("/api/search", json={"query": f"handler_{i}", "names": [f"small{i}"]}).json()

@@ -113,8 +113,9 @@ def create_repository(
     return source, job
 
 
-def queue_location(db: Database, settings: Settings, location: str, *, name: str | None = None,
-                   branch: str | None = None) -> tuple[SourceRow, JobRow]:  # fmt: skip
+def queue_location(
+    db: Database, settings: Settings, location: str, *, name: str | None = None, branch: str | None = None
+) -> tuple[SourceRow, JobRow]:
     """The CLI on a shared database: register (or find) the source at ``location`` and queue its
     indexing for the workers, without cloning or reading anything here. The operator is trusted
     (no allowed-roots check), but a local path must be one the workers can read too."""
@@ -189,12 +190,19 @@ def _repository_ids(db: Database, names: list[str]) -> list[int]:
 
 def create_workspace(db: Database, *, name: str, description: str | None, repositories: list[str]) -> WorkspaceRow:
     """A workspace over existing repositories (by name or id)."""
-    return db.create_workspace(name=check_name(name), description=_check_description(description),
-                               source_ids=_repository_ids(db, repositories))  # fmt: skip
+    return db.create_workspace(
+        name=check_name(name), description=_check_description(description), source_ids=_repository_ids(db, repositories)
+    )
 
 
-def update_workspace(db: Database, workspace: WorkspaceRow, *, name: str | None = None, description: str | None = None,
-                     repositories: list[str] | None = None) -> WorkspaceRow:  # fmt: skip
+def update_workspace(
+    db: Database,
+    workspace: WorkspaceRow,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    repositories: list[str] | None = None,
+) -> WorkspaceRow:
     """Rename a workspace, change its description or its repositories."""
     db.update_workspace(
         workspace.id,

@@ -58,8 +58,9 @@ class RateLimited(RepolensError):
     when it is not the one the access layer already reports (chat has its own).
     """
 
-    def __init__(self, message: str, retry_after: int, *, limit: int | None = None, remaining: int = 0,
-                 reset: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, message: str, retry_after: int, *, limit: int | None = None, remaining: int = 0, reset: int | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.limit = limit
@@ -110,10 +111,16 @@ class ToolError(RepolensError):
 
 # The HTTP status of each tool error code (what a tool's caller would have got over REST).
 TOOL_ERROR_STATUS: dict[str, int] = {
-    "invalid_tool_arguments": 400, "invalid_path": 400, "data_source_required": 400,
-    "not_found": 404, "data_source_not_found": 404, "artifact_not_found": 404, "file_not_found": 404,
-    "path_not_found": 404, "ambiguous_identifier": 409,
-}  # fmt: skip
+    "invalid_tool_arguments": 400,
+    "invalid_path": 400,
+    "data_source_required": 400,
+    "not_found": 404,
+    "data_source_not_found": 404,
+    "artifact_not_found": 404,
+    "file_not_found": 404,
+    "path_not_found": 404,
+    "ambiguous_identifier": 409,
+}
 
 # Most specific first: the first class an error is an instance of gives its status.
 _STATUS: tuple[tuple[type[RepolensError], int], ...] = (

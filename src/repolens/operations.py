@@ -27,22 +27,39 @@ if TYPE_CHECKING:
 MARKDOWN_EXTENSIONS = frozenset({"md", "markdown", "mdx", "rst", "txt", "adoc"})
 MAX_IDENTIFIERS_HARD = 1_000  # even a raised per-request cap stops here
 PROFILE_ALIASES: dict[str, graph.Profile] = {
-    "callsonly": "calls", "calls": "calls", "calls_only": "calls",
-    "inheritanceonly": "inheritance", "inheritance": "inheritance", "inheritance_only": "inheritance",
-    "allrelevant": "all", "all": "all", "all_relevant": "all",
-    "referencesonly": "references", "references": "references", "references_only": "references",
-}  # fmt: skip
+    "callsonly": "calls",
+    "calls": "calls",
+    "calls_only": "calls",
+    "inheritanceonly": "inheritance",
+    "inheritance": "inheritance",
+    "inheritance_only": "inheritance",
+    "allrelevant": "all",
+    "all": "all",
+    "all_relevant": "all",
+    "referencesonly": "references",
+    "references": "references",
+    "references_only": "references",
+}
 PROFILE_NAMES: dict[graph.Profile, str] = {
-    "calls": "CallsOnly", "inheritance": "InheritanceOnly", "all": "AllRelevant", "references": "ReferencesOnly",
-}  # fmt: skip
+    "calls": "CallsOnly",
+    "inheritance": "InheritanceOnly",
+    "all": "AllRelevant",
+    "references": "ReferencesOnly",
+}
 
 
 # CodeAlive's modes are about how hard its backend thinks; ours answer in milliseconds, so
 # every one of them runs the full hybrid search. lexical/semantic/hybrid pick an index.
 SEARCH_MODES: dict[str, Mode] = {
-    "auto": "auto", "fast": "auto", "fast_deeper": "auto", "deep": "auto", "deeper": "auto",
-    "lexical": "lexical", "semantic": "semantic", "hybrid": "hybrid",
-}  # fmt: skip
+    "auto": "auto",
+    "fast": "auto",
+    "fast_deeper": "auto",
+    "deep": "auto",
+    "deeper": "auto",
+    "lexical": "lexical",
+    "semantic": "semantic",
+    "hybrid": "hybrid",
+}
 
 
 def search_mode(value: str | None, *, param: str) -> Mode:
@@ -100,8 +117,7 @@ def run_search(services: Services, principal: Principal | None, request: SearchR
     limit = _check_limit(request.limit)
     # Dropping prose afterwards must still leave ``limit`` results when there are enough.
     fetch_limit = min(MAX_LIMIT, limit * 3) if request.exclude_markdown else limit
-    outcome = services.searcher.search(request.query, filters=filters, limit=fetch_limit, mode=request.mode,
-                                       sources=sources)  # fmt: skip
+    outcome = services.searcher.search(request.query, filters=filters, limit=fetch_limit, mode=request.mode, sources=sources)
     if request.exclude_markdown:
         kept = [h for h in outcome.hits if _extension(h.artifact.path) not in MARKDOWN_EXTENSIONS][:limit]
         outcome = dataclasses.replace(outcome, hits=kept)
@@ -120,12 +136,15 @@ def hit_contents(services: Services, outcome: SearchOutcome) -> dict[int, str]:
         row = hit.artifact
         last_line[row.file_id] = max(last_line.get(row.file_id, 0), row.end_line)
     lines = {fid: services.store.file_content(fid).split("\n", end) for fid, end in last_line.items()}
-    return {hit.artifact.id: "\n".join(lines[hit.artifact.file_id][hit.artifact.start_line - 1 : hit.artifact.end_line])
-            for hit in outcome.hits}  # fmt: skip
+    return {
+        hit.artifact.id: "\n".join(lines[hit.artifact.file_id][hit.artifact.start_line - 1 : hit.artifact.end_line])
+        for hit in outcome.hits
+    }
 
 
-def search_with_contents(services: Services, principal: Principal | None, request: SearchRequest
-                         ) -> tuple[SearchOutcome, dict[int, str]]:  # fmt: skip
+def search_with_contents(
+    services: Services, principal: Principal | None, request: SearchRequest
+) -> tuple[SearchOutcome, dict[int, str]]:
     """The ranked hits and their text, read from one state of the index (a re-index committing
     meanwhile cannot remove a hit's file between the two)."""
     with services.store.snapshot():
@@ -154,19 +173,31 @@ def grep(
 ) -> dict[str, Any]:
     """``{"results": [GrepResult]}`` within the key's scope."""
     sources = catalog.resolve_scope(services.store, principal, list(names))
-    filters = SearchFilters(paths=tuple(p.strip().strip("/") for p in paths if p.strip()),
-                            extensions=normalize_extensions(list(extensions)))  # fmt: skip
-    hits = run_grep(services.store, sources, pattern, regex=regex, filters=filters, limit=_check_limit(limit),
-                    case_sensitive=case_sensitive)  # fmt: skip
+    filters = SearchFilters(
+        paths=tuple(p.strip().strip("/") for p in paths if p.strip()), extensions=normalize_extensions(list(extensions))
+    )
+    hits = run_grep(
+        services.store,
+        sources,
+        pattern,
+        regex=regex,
+        filters=filters,
+        limit=_check_limit(limit),
+        case_sensitive=case_sensitive,
+    )
     if exclude_markdown:
         hits = [h for h in hits if _extension(h.file.path) not in MARKDOWN_EXTENSIONS]
     return views.grep_response(hits)
 
 
 def fetch_items(
-    services: Services, principal: Principal | None, identifiers: list[str], *, data_source: str | None = None,
+    services: Services,
+    principal: Principal | None,
+    identifiers: list[str],
+    *,
+    data_source: str | None = None,
     max_identifiers: int | None = None,
-) -> list[FetchedArtifact]:  # fmt: skip
+) -> list[FetchedArtifact]:
     """Artifacts by identifier within the key's scope (unknown or hidden ones: found=False)."""
     cap = min(max_identifiers or services.settings.max_artifacts_per_request, MAX_IDENTIFIERS_HARD)
     cleaned = [i for i in identifiers if isinstance(i, str) and i.strip()]
@@ -194,9 +225,13 @@ def call_preview(services: Services, item: FetchedArtifact) -> dict[str, Any] | 
 
 
 def fetch_artifacts(
-    services: Services, principal: Principal | None, identifiers: list[str], *, data_source: str | None = None,
+    services: Services,
+    principal: Principal | None,
+    identifiers: list[str],
+    *,
+    data_source: str | None = None,
     max_identifiers: int | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """``{"artifacts": [...]}`` with a call preview for functions."""
     items = fetch_items(services, principal, identifiers, data_source=data_source, max_identifiers=max_identifiers)
     previews = {i.identifier: call_preview(services, i) for i in items if i.found}
@@ -212,9 +247,14 @@ def parse_profile(profile: str | None) -> graph.Profile:
 
 
 def relationships(
-    services: Services, principal: Principal | None, identifier: str, *, profile: str | None = None,
-    max_count: int = 50, data_source: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    services: Services,
+    principal: Principal | None,
+    identifier: str,
+    *,
+    profile: str | None = None,
+    max_count: int = 50,
+    data_source: str | None = None,
+) -> dict[str, Any]:
     """The ``artifact-relationships`` response (found:false for unknown or hidden identifiers)."""
     chosen = parse_profile(profile)
     if not 1 <= max_count <= 1000:
@@ -222,8 +262,9 @@ def relationships(
     if data_source:
         catalog.get_repository(services.store, principal, data_source)
     try:
-        source, artifact = find_artifact(services.store, identifier, data_source=data_source,
-                                         visible=catalog.visible_ids(services.store, principal))  # fmt: skip
+        source, artifact = find_artifact(
+            services.store, identifier, data_source=data_source, visible=catalog.visible_ids(services.store, principal)
+        )
     except NotFound:
         return {"sourceIdentifier": identifier, "profile": PROFILE_NAMES[chosen], "found": False}
     groups = graph.relations(services.store, source, artifact, profile=chosen, max_per_type=max_count)
@@ -241,9 +282,17 @@ class KnowledgeRecord:
     content: str
 
 
-def retrieve_knowledge(services: Services, principal: Principal | None, query: str, data_source: str, *, top_k: int,
-                       score_threshold: float = 0.0, conditions: Sequence[Condition] = (),
-                       match_all: bool = True) -> list[KnowledgeRecord]:
+def retrieve_knowledge(
+    services: Services,
+    principal: Principal | None,
+    query: str,
+    data_source: str,
+    *,
+    top_k: int,
+    score_threshold: float = 0.0,
+    conditions: Sequence[Condition] = (),
+    match_all: bool = True,
+) -> list[KnowledgeRecord]:
     """The best ``top_k`` artifacts of one data source whose metadata meets the conditions (all of
     them, or any with ``match_all=False``) and whose relative score reaches the threshold."""
     for condition in conditions:

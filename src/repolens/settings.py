@@ -43,8 +43,9 @@ def _meta(env: str, minimum: int | None = 1, check: Callable[[str, Any], Any] | 
     return {"env": env, "minimum": minimum, "check": check}
 
 
-def setting(env: str, default: Any, *, minimum: int | None = 1, secret: bool = False,
-            check: Callable[[str, Any], Any] | None = None) -> Any:
+def setting(
+    env: str, default: Any, *, minimum: int | None = 1, secret: bool = False, check: Callable[[str, Any], Any] | None = None
+) -> Any:
     """A settings field read from ``env``: ints below ``minimum`` and values ``check`` refuses are
     errors; a ``secret`` never shows in a repr."""
     return field(default=default, repr=not secret, metadata=_meta(env, minimum, check))

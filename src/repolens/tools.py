@@ -39,11 +39,37 @@ MAX_READ_LINES = 1000  # per read_file call, as CodeAlive's tool documents
 MAX_TREE_NODES = 300
 MAX_TREE_DEPTH = 8
 MAX_TOOL_IDENTIFIERS = 50  # the MCP tool's cap (the REST route's default is 20)
-ENTRY_POINT_NAMES = frozenset({
-    "main.py", "__main__.py", "cli.py", "app.py", "server.py", "manage.py", "wsgi.py", "asgi.py", "main.go",
-    "main.rs", "lib.rs", "index.js", "index.ts", "main.ts", "main.js", "server.js", "server.ts", "app.js", "app.ts",
-    "Program.cs", "Main.java", "Application.java", "main.c", "main.cpp", "main.swift", "main.kt", "main.zig",
-})  # fmt: skip
+ENTRY_POINT_NAMES = frozenset(
+    {
+        "main.py",
+        "__main__.py",
+        "cli.py",
+        "app.py",
+        "server.py",
+        "manage.py",
+        "wsgi.py",
+        "asgi.py",
+        "main.go",
+        "main.rs",
+        "lib.rs",
+        "index.js",
+        "index.ts",
+        "main.ts",
+        "main.js",
+        "server.js",
+        "server.ts",
+        "app.js",
+        "app.ts",
+        "Program.cs",
+        "Main.java",
+        "Application.java",
+        "main.c",
+        "main.cpp",
+        "main.swift",
+        "main.kt",
+        "main.zig",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +84,10 @@ def error_result(tool: str, exc: ToolError) -> ToolResult:
     """The repairable-error envelope (HTTP 200, ``obj.error``)."""
     retry = "yes - repair the tool arguments and call the tool again"
     obj = {"error": {"code": exc.code, "message": str(exc), "retry": retry, "try": exc.try_}}
-    rendered = (f"<tool_error tool={quoteattr(tool)}><code>{exc.code}</code><message>{_esc(str(exc))}</message>"
-                f"<try>{_esc(exc.try_)}</try></tool_error>")  # fmt: skip
+    rendered = (
+        f"<tool_error tool={quoteattr(tool)}><code>{exc.code}</code><message>{_esc(str(exc))}</message>"
+        f"<try>{_esc(exc.try_)}</try></tool_error>"
+    )
     return ToolResult(obj, rendered)
 
 
@@ -90,8 +118,12 @@ def _string_list(value: Any) -> Any:
 def _list_schema(description: str, **array: int) -> WithJsonSchema:
     """The schema agents read for a list argument: one string, or an array (with ``minItems``/
     ``maxItems`` if given), or nothing."""
-    return WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, **array},
-                                     {"type": "null"}], "description": description})
+    return WithJsonSchema(
+        {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, **array}, {"type": "null"}],
+            "description": description,
+        }
+    )
 
 
 StringList = Annotated[
@@ -100,13 +132,19 @@ StringList = Annotated[
     _list_schema("An array of strings; a JSON-array string or a single string also works."),
 ]
 DataSource = Annotated[
-    str | None, Field(max_length=4096,
-                      description="One repository name or id (from get_data_sources); optional when only one is visible.")
+    str | None,
+    Field(
+        max_length=4096, description="One repository name or id (from get_data_sources); optional when only one is visible."
+    ),
 ]
 Question = Annotated[
     str,
-    Field(min_length=1, max_length=10_000, validation_alias=AliasChoices("question", "query"),
-          description="A natural-language question (`query` is accepted as an alias)."),
+    Field(
+        min_length=1,
+        max_length=10_000,
+        validation_alias=AliasChoices("question", "query"),
+        description="A natural-language question (`query` is accepted as an alias).",
+    ),
 ]
 Paths = Annotated[StringList, Field(description="Repository-relative path prefixes.")]
 Extensions = Annotated[StringList, Field(description="File extensions, e.g. py, ts, cs.")]
@@ -117,8 +155,9 @@ class ToolArgs(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    output_offset: int = Field(0, ge=0, description="Continue a truncated answer: the offset its truncation notice "
-                                                    "gives. Default 0.")
+    output_offset: int = Field(
+        0, ge=0, description="Continue a truncated answer: the offset its truncation notice gives. Default 0."
+    )
 
 
 class GetDataSourcesArgs(ToolArgs):
@@ -162,13 +201,23 @@ class ReadFileArgs(RepositoryArgs):
 
 
 class FetchArtifactsArgs(RepositoryArgs):
-    identifiers: Annotated[StringList, Field(min_length=1, max_length=MAX_TOOL_IDENTIFIERS),
-                           _list_schema(f"1-{MAX_TOOL_IDENTIFIERS} identifiers from search, read or relationship "
-                                        "results.", minItems=1, maxItems=MAX_TOOL_IDENTIFIERS)]
+    identifiers: Annotated[
+        StringList,
+        Field(min_length=1, max_length=MAX_TOOL_IDENTIFIERS),
+        _list_schema(
+            f"1-{MAX_TOOL_IDENTIFIERS} identifiers from search, read or relationship results.",
+            minItems=1,
+            maxItems=MAX_TOOL_IDENTIFIERS,
+        ),
+    ]
 
 
-_PROFILE_ARGS = {"calls": "calls_only", "inheritance": "inheritance_only", "all": "all_relevant",
-                 "references": "references_only"}
+_PROFILE_ARGS = {
+    "calls": "calls_only",
+    "inheritance": "inheritance_only",
+    "all": "all_relevant",
+    "references": "references_only",
+}
 
 
 def _profile(value: Any) -> Any:
@@ -181,24 +230,34 @@ def _profile(value: Any) -> Any:
 
 class RelationshipsArgs(RepositoryArgs):
     identifier: str = Field(min_length=1, max_length=4096, description="An exact artifact identifier.")
-    profile: Annotated[Literal["calls_only", "inheritance_only", "all_relevant", "references_only"],
-                       BeforeValidator(_profile)] = "calls_only"
+    profile: Annotated[
+        Literal["calls_only", "inheritance_only", "all_relevant", "references_only"], BeforeValidator(_profile)
+    ] = "calls_only"
     max_count_per_type: int = Field(50, ge=1, le=1000)
 
 
 class ChatArgs(ToolArgs):
     question: Question
     data_sources: StringList = []
-    conversation_id: str | None = Field(None, max_length=64,
-                                        description="The conversation_id of an earlier chat answer, for a follow-up.")
+    conversation_id: str | None = Field(
+        None, max_length=64, description="The conversation_id of an earlier chat answer, for a follow-up."
+    )
 
 
 class CodebaseSearchArgs(ToolArgs):
-    query: str = Field(min_length=1, max_length=10_000, validation_alias=AliasChoices("query", "question"),
-                       description="What to look for (`question` is accepted as an alias).")
+    query: str = Field(
+        min_length=1,
+        max_length=10_000,
+        validation_alias=AliasChoices("query", "question"),
+        description="What to look for (`question` is accepted as an alias).",
+    )
     data_sources: StringList = []
-    mode: str | None = Field(None, max_length=20, description="auto (the default), fast and deep run the full hybrid "
-                                                              "search; lexical, semantic or hybrid pick the index.")
+    mode: str | None = Field(
+        None,
+        max_length=20,
+        description="auto (the default), fast and deep run the full hybrid "
+        "search; lexical, semantic or hybrid pick the index.",
+    )
     description_detail: str | None = Field(None, max_length=10, description="Short (default) or Full.")
 
 
@@ -242,8 +301,9 @@ def argument_error(errors: Sequence[ErrorDetails], schema: Mapping[str, Any]) ->
         else:
             expected = expectation(properties.get(name, {}))
             problems[name] = (f"{name} must be {expected}", f"Pass {name} as {expected}.")
-    return ToolError("invalid_tool_arguments", "; ".join(p for p, _ in problems.values()),
-                     " ".join(t for _, t in problems.values()))
+    return ToolError(
+        "invalid_tool_arguments", "; ".join(p for p, _ in problems.values()), " ".join(t for _, t in problems.values())
+    )
 
 
 # -- the tools ----------------------------------------------------------------------------------
@@ -255,13 +315,19 @@ def _one_repository(services: Services, principal: Principal | None, name: str |
         try:
             return catalog.get_repository(db, principal, name)
         except NotFound:
-            raise ToolError("data_source_not_found", f"no repository named {name!r} is visible to this key",
-                            "Call get_data_sources and pass one of the listed names.") from None  # fmt: skip
+            raise ToolError(
+                "data_source_not_found",
+                f"no repository named {name!r} is visible to this key",
+                "Call get_data_sources and pass one of the listed names.",
+            ) from None
     visible = catalog.list_data_sources(db, principal, type_filter="Repository")
     if len(visible) == 1 and visible[0].repository is not None:
         return visible[0].repository
-    raise ToolError("data_source_required", "data_source is required when the key sees several repositories",
-                    "Call get_data_sources and pass one repository name as data_source.")  # fmt: skip
+    raise ToolError(
+        "data_source_required",
+        "data_source is required when the key sees several repositories",
+        "Call get_data_sources and pass one repository name as data_source.",
+    )
 
 
 def get_data_sources(services: Services, principal: Principal | None, args: GetDataSourcesArgs) -> ToolResult:
@@ -273,8 +339,12 @@ def get_data_sources(services: Services, principal: Principal | None, args: GetD
     for d in found:
         item: dict[str, Any] = {"id": d.public_id, "name": d.name, "type": d.type}
         if d.repository is not None:
-            item.update(state=d.repository.state, description=d.repository.description, branch=d.repository.branch,
-                        files=d.repository.file_count)  # fmt: skip
+            item.update(
+                state=d.repository.state,
+                description=d.repository.description,
+                branch=d.repository.branch,
+                files=d.repository.file_count,
+            )
         elif d.workspace is not None:
             item.update(description=d.workspace.description, repositories=len(d.workspace.source_ids))
         items.append(item)
@@ -304,8 +374,11 @@ def _search_results_text(results: list[dict[str, Any]], tag: str) -> str:
             body = "\n".join(f"{m['lineNumber']}: {m['lineText'].strip()[:200]}" for m in r["matches"][:5])
         lines.append(f"  <result {attrs}>{_esc(body)}</result>")
     lines.append(f"</{tag}>")
-    hint = ("Load the real source with fetch_artifacts or read_file before relying on a result."
-            if results else "No results: try other words, fewer filters, or grep_search for exact text.")  # fmt: skip
+    hint = (
+        "Load the real source with fetch_artifacts or read_file before relying on a result."
+        if results
+        else "No results: try other words, fewer filters, or grep_search for exact text."
+    )
     lines.append(f"<hint>{hint}</hint>")
     return "\n".join(lines)
 
@@ -319,35 +392,63 @@ def semantic_search(services: Services, principal: Principal | None, args: Seman
     """Search indexed code by meaning (hybrid: identifiers, text and embeddings). Returns
     identifiers with paths, line ranges and short descriptions; load the real source with
     fetch_artifacts."""
-    return _search(services, principal, operations.SearchRequest(
-        args.question, names=tuple(args.data_sources), paths=tuple(args.paths), extensions=tuple(args.extensions),
-        limit=args.max_results, exclude_markdown=args.exclude_markdown))
+    return _search(
+        services,
+        principal,
+        operations.SearchRequest(
+            args.question,
+            names=tuple(args.data_sources),
+            paths=tuple(args.paths),
+            extensions=tuple(args.extensions),
+            limit=args.max_results,
+            exclude_markdown=args.exclude_markdown,
+        ),
+    )
 
 
 def codebase_search(services: Services, principal: Principal | None, args: CodebaseSearchArgs) -> ToolResult:
     """Deprecated alias of semantic_search, kept for prompts written for older CodeAlive servers."""
-    return _search(services, principal, operations.SearchRequest(
-        args.query, names=tuple(args.data_sources), mode=operations.search_mode(args.mode, param="mode"),
-        detail=operations.description_detail(args.description_detail, param="description_detail")))
+    return _search(
+        services,
+        principal,
+        operations.SearchRequest(
+            args.query,
+            names=tuple(args.data_sources),
+            mode=operations.search_mode(args.mode, param="mode"),
+            detail=operations.description_detail(args.description_detail, param="description_detail"),
+        ),
+    )
 
 
 def grep_search(services: Services, principal: Principal | None, args: GrepSearchArgs) -> ToolResult:
     """Exact literal or regex search over file contents, with matching lines and columns. Literal
     mode also matches file names and paths."""
-    data = operations.grep(services, principal, args.query, names=tuple(args.data_sources), paths=tuple(args.paths),
-                           extensions=tuple(args.extensions), regex=args.regex, limit=args.max_results,
-                           exclude_markdown=args.exclude_markdown)
+    data = operations.grep(
+        services,
+        principal,
+        args.query,
+        names=tuple(args.data_sources),
+        paths=tuple(args.paths),
+        extensions=tuple(args.extensions),
+        regex=args.regex,
+        limit=args.max_results,
+        exclude_markdown=args.exclude_markdown,
+    )
     return ToolResult(data, _search_results_text(data["results"], "grep_results"))
 
 
 def fetch_artifacts(services: Services, principal: Principal | None, args: FetchArtifactsArgs) -> ToolResult:
     """Full source of artifacts by identifier, with line numbers and a preview of their calls."""
     try:
-        data = operations.fetch_artifacts(services, principal, args.identifiers, data_source=args.data_source,
-                                          max_identifiers=MAX_TOOL_IDENTIFIERS)
+        data = operations.fetch_artifacts(
+            services, principal, args.identifiers, data_source=args.data_source, max_identifiers=MAX_TOOL_IDENTIFIERS
+        )
     except Conflict as exc:
-        raise ToolError("ambiguous_identifier", f"{exc}: {', '.join(exc.candidates[:10])}",
-                        "Retry once with data_source set to the repository you mean.") from None  # fmt: skip
+        raise ToolError(
+            "ambiguous_identifier",
+            f"{exc}: {', '.join(exc.candidates[:10])}",
+            "Retry once with data_source set to the repository you mean.",
+        ) from None
     lines = ["<artifacts>"]
     missing = []
     for a in data["artifacts"]:
@@ -362,12 +463,17 @@ def fetch_artifacts(services: Services, principal: Principal | None, args: Fetch
         lines.append(f"    <content>\n{numbered}\n    </content>")
         rel = a.get("relationships")
         if rel:
-            lines.append(f"    <relationships outgoing_calls=\"{rel['outgoingCallsCount']}\" "
-                         f"incoming_calls=\"{rel['incomingCallsCount']}\"/>")  # fmt: skip
+            lines.append(
+                f'    <relationships outgoing_calls="{rel["outgoingCallsCount"]}" '
+                f'incoming_calls="{rel["incomingCallsCount"]}"/>'
+            )
         lines.append("  </artifact>")
     if missing:
-        lines.append(f"  <not_found count=\"{len(missing)}\">"
-                     + "".join(f"<artifact identifier={quoteattr(m)}/>" for m in missing) + "</not_found>")  # fmt: skip
+        lines.append(
+            f'  <not_found count="{len(missing)}">'
+            + "".join(f"<artifact identifier={quoteattr(m)}/>" for m in missing)
+            + "</not_found>"
+        )
         lines.append("  <hint>Identifiers come from search results; check the spelling or search again.</hint>")
     lines.append("</artifacts>")
     return ToolResult(data, "\n".join(lines))
@@ -378,19 +484,30 @@ def get_artifact_relationships(services: Services, principal: Principal | None, 
     one artifact."""
     identifier = args.identifier
     try:
-        data = operations.relationships(services, principal, identifier, profile=args.profile,
-                                        max_count=args.max_count_per_type, data_source=args.data_source)
+        data = operations.relationships(
+            services,
+            principal,
+            identifier,
+            profile=args.profile,
+            max_count=args.max_count_per_type,
+            data_source=args.data_source,
+        )
     except Conflict as exc:
-        raise ToolError("ambiguous_identifier", f"{exc}: {', '.join(exc.candidates[:10])}",
-                        "Retry once with data_source set to the repository you mean.") from None  # fmt: skip
+        raise ToolError(
+            "ambiguous_identifier",
+            f"{exc}: {', '.join(exc.candidates[:10])}",
+            "Retry once with data_source set to the repository you mean.",
+        ) from None
     if not data["found"]:
-        raise ToolError("artifact_not_found", f"no artifact {identifier!r}",
-                        "Use an exact identifier from a search or fetch result.")  # fmt: skip
+        raise ToolError(
+            "artifact_not_found", f"no artifact {identifier!r}", "Use an exact identifier from a search or fetch result."
+        )
     lines = [f'<relationships identifier={quoteattr(data["sourceIdentifier"])} profile="{data["profile"]}">']
     for g in data["relationships"]:
         lines.append(f'  <{g["relationType"]} total="{g["totalCount"]}" returned="{g["returnedCount"]}">')
-        lines.extend(f"    <item identifier={quoteattr(i['identifier'])} line=\"{i.get('startLine', '')}\"/>"
-                     for i in g["items"])  # fmt: skip
+        lines.extend(
+            f'    <item identifier={quoteattr(i["identifier"])} line="{i.get("startLine", "")}"/>' for i in g["items"]
+        )
         lines.append(f"  </{g['relationType']}>")
     lines.append("</relationships>")
     return ToolResult(data, "\n".join(lines))
@@ -401,8 +518,9 @@ def _safe_path(raw: str) -> str:
         raise ToolError("invalid_path", "path contains forbidden characters", "Pass a repository-relative path.")
     cleaned = posixpath.normpath(raw.strip().lstrip("/")) if raw.strip() else "."
     if cleaned.startswith("..") or posixpath.isabs(cleaned):
-        raise ToolError("invalid_path", "path must stay inside the repository",
-                        "Pass a repository-relative path such as src/app.py.")  # fmt: skip
+        raise ToolError(
+            "invalid_path", "path must stay inside the repository", "Pass a repository-relative path such as src/app.py."
+        )
     return "" if cleaned == "." else cleaned
 
 
@@ -412,8 +530,11 @@ def read_file(services: Services, principal: Principal | None, args: ReadFileArg
     source = _one_repository(services, principal, args.data_source)
     rows = services.store.find_artifacts([source.id], path, "") if path else []
     if not rows:
-        raise ToolError("file_not_found", f"no file {path!r} in {source.name}",
-                        "Call get_file_tree or grep_search to find the right path.")  # fmt: skip
+        raise ToolError(
+            "file_not_found",
+            f"no file {path!r} in {source.name}",
+            "Call get_file_tree or grep_search to find the right path.",
+        )
     lines = services.store.file_content(rows[0].file_id).split("\n")
     start = args.start_line
     end = args.end_line or min(len(lines), start + MAX_READ_LINES - 1)
@@ -424,11 +545,21 @@ def read_file(services: Services, principal: Principal | None, args: ReadFileArg
     width = len(str(end))
     numbered = "\n".join(f"{start + i:>{width}} | {line}" for i, line in enumerate(chunk))
     more = end < len(lines)
-    obj = {"dataSource": source.name, "path": path, "startLine": start, "endLine": end, "totalLines": len(lines),
-           "content": "\n".join(chunk), "truncated": more, "commit": source.commit}  # fmt: skip
+    obj = {
+        "dataSource": source.name,
+        "path": path,
+        "startLine": start,
+        "endLine": end,
+        "totalLines": len(lines),
+        "content": "\n".join(chunk),
+        "truncated": more,
+        "commit": source.commit,
+    }
     hint = f"\n<hint>{len(lines) - end} more lines: call read_file with start_line={end + 1}.</hint>" if more else ""
-    rendered = (f"<file path={quoteattr(path)} data_source={quoteattr(source.name)} lines=\"{start}-{end}\" "
-                f"total_lines=\"{len(lines)}\">\n{numbered}\n</file>{hint}")  # fmt: skip
+    rendered = (
+        f'<file path={quoteattr(path)} data_source={quoteattr(source.name)} lines="{start}-{end}" '
+        f'total_lines="{len(lines)}">\n{numbered}\n</file>{hint}'
+    )
     return ToolResult(obj, rendered)
 
 
@@ -440,8 +571,11 @@ def get_file_tree(services: Services, principal: Principal | None, args: FileTre
     prefix = f"{base}/" if base else ""
     paths = [f.path for f in services.store.files([source.id]) if not base or f.path == base or f.path.startswith(prefix)]
     if base and not paths:
-        raise ToolError("path_not_found", f"no folder or file {base!r} in {source.name}",
-                        "Call get_file_tree without path to see the top level.")  # fmt: skip
+        raise ToolError(
+            "path_not_found",
+            f"no folder or file {base!r} in {source.name}",
+            "Call get_file_tree without path to see the top level.",
+        )
     counts: Counter[str] = Counter()
     nodes: dict[str, str] = {}
     for p in paths:
@@ -494,8 +628,10 @@ def get_repository_ontology(services: Services, principal: Principal | None, arg
         "entryPoints": entry_points,
         "mostReferenced": [{"name": n, "references": c} for n, c in referenced],
     }
-    lines = [f"<repository_ontology data_source={quoteattr(source.name)} files=\"{len(files)}\" "
-             f"commit=\"{short_commit(source.commit)}\">"]  # fmt: skip
+    lines = [
+        f'<repository_ontology data_source={quoteattr(source.name)} files="{len(files)}" '
+        f'commit="{short_commit(source.commit)}">'
+    ]
     if source.description:
         lines.append(f"<description>{_esc(source.description)}</description>")
     lines.append("<languages>" + ", ".join(f"{k} ({v})" for k, v in languages.most_common(10)) + "</languages>")
@@ -519,13 +655,22 @@ def chat(services: Services, principal: Principal | None, args: ChatArgs) -> Too
     request = ChatRequest(question=args.question, names=tuple(args.data_sources), conversation_id=args.conversation_id)
     # Tools run in a worker thread (MCP and the REST tool route both), which has no event loop.
     started, finished = asyncio.run(services.answers.complete(principal, request))
-    obj = {"answer": finished.answer, "conversation_id": started.conversation_id, "mode": started.mode,
-           "model": started.model, "citations": finished.citations}  # fmt: skip
-    cites = "\n".join(f"  <citation n=\"{c['n']}\" identifier={quoteattr(c['identifier'])} "
-                      f"lines=\"{c['startLine']}-{c['endLine']}\"/>" for c in finished.citations)  # fmt: skip
-    rendered = (f"<answer conversation_id=\"{started.conversation_id}\" mode=\"{started.mode}\">\n"
-                f"{_esc(finished.answer)}\n</answer>\n<citations>\n{cites}\n</citations>\n"
-                "<hint>Fetch a citation with fetch_artifacts; pass conversation_id to ask a follow-up.</hint>")  # fmt: skip
+    obj = {
+        "answer": finished.answer,
+        "conversation_id": started.conversation_id,
+        "mode": started.mode,
+        "model": started.model,
+        "citations": finished.citations,
+    }
+    cites = "\n".join(
+        f'  <citation n="{c["n"]}" identifier={quoteattr(c["identifier"])} lines="{c["startLine"]}-{c["endLine"]}"/>'
+        for c in finished.citations
+    )
+    rendered = (
+        f'<answer conversation_id="{started.conversation_id}" mode="{started.mode}">\n'
+        f"{_esc(finished.answer)}\n</answer>\n<citations>\n{cites}\n</citations>\n"
+        "<hint>Fetch a citation with fetch_artifacts; pass conversation_id to ask a follow-up.</hint>"
+    )
     return ToolResult(obj, rendered)
 
 
@@ -539,8 +684,12 @@ class Tool:
     description: str
 
 
-def _tool(args: type[ToolArgs], run: Callable[[Services, Principal | None, Any], ToolResult], title: str,
-          description: str | None = None) -> Tool:
+def _tool(
+    args: type[ToolArgs],
+    run: Callable[[Services, Principal | None, Any], ToolResult],
+    title: str,
+    description: str | None = None,
+) -> Tool:
     return Tool(args, run, title, " ".join((description or run.__doc__ or "").split()))
 
 
@@ -574,5 +723,11 @@ def call_tool(services: Services, principal: Principal | None, name: str, args: 
     except ToolError as exc:
         return error_result(name, exc)
     except (InvalidInput, NotFound) as exc:
-        return error_result(name, ToolError("invalid_tool_arguments" if isinstance(exc, InvalidInput) else "not_found",
-                                            str(exc), "Repair the arguments and call the tool again."))
+        return error_result(
+            name,
+            ToolError(
+                "invalid_tool_arguments" if isinstance(exc, InvalidInput) else "not_found",
+                str(exc),
+                "Repair the arguments and call the tool again.",
+            ),
+        )

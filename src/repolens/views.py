@@ -34,8 +34,9 @@ def description(row: ArtifactRow, detail: Detail = "Short") -> str:
     return f"{head}\n{doc}".strip() if doc else head
 
 
-def search_result(hit: ScoredArtifact, *, top_score: float, content: str | None, detail: Detail = "Short",
-                  snippet: str = "") -> dict[str, Any]:  # fmt: skip
+def search_result(
+    hit: ScoredArtifact, *, top_score: float, content: str | None, detail: Detail = "Short", snippet: str = ""
+) -> dict[str, Any]:
     """One ``SearchResult``."""
     row = hit.artifact
     out: dict[str, Any] = {
@@ -59,16 +60,16 @@ def _range(start: int, end: int) -> dict[str, dict[str, int]]:
     return {"start": {"line": start, "character": 0}, "end": {"line": end, "character": 0}}
 
 
-def search_response(outcome: SearchOutcome, contents: dict[int, str], *, include_content: bool,
-                    detail: Detail = "Short") -> dict[str, Any]:  # fmt: skip
+def search_response(
+    outcome: SearchOutcome, contents: dict[int, str], *, include_content: bool, detail: Detail = "Short"
+) -> dict[str, Any]:
     """The ``SearchResponse``, plus an ``index`` block saying what the search could use."""
     top = outcome.hits[0].score if outcome.hits else 0.0
     results = []
     for hit in outcome.hits:
         text = contents.get(hit.artifact.id, "")
         snippet = "\n".join(text.split("\n")[:_SNIPPET_LINES])
-        item = search_result(hit, top_score=top, content=text if include_content else None, detail=detail,
-                             snippet=snippet)  # fmt: skip
+        item = search_result(hit, top_score=top, content=text if include_content else None, detail=detail, snippet=snippet)
         item["contentByteSize"] = len(text.encode("utf-8"))
         results.append(item)
     return {
@@ -139,8 +140,14 @@ def relation_item(row: ArtifactRow, source: SourceRow, line: int) -> dict[str, A
     }
 
 
-def relationships_response(source: SourceRow, artifact: ArtifactRow | None, identifier: str, profile: str,
-                           groups: list[RelationGroup], available: dict[str, int]) -> dict[str, Any]:  # fmt: skip
+def relationships_response(
+    source: SourceRow,
+    artifact: ArtifactRow | None,
+    identifier: str,
+    profile: str,
+    groups: list[RelationGroup],
+    available: dict[str, int],
+) -> dict[str, Any]:
     """The ``artifact-relationships`` response."""
     if artifact is None:
         return {"sourceIdentifier": identifier, "profile": profile, "found": False}

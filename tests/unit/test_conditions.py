@@ -9,8 +9,15 @@ import pytest
 from repolens.errors import InvalidInput
 from repolens.retrieval.conditions import Condition, holds
 
-META: dict[str, Any] = {"path": "src/App/Pool.py", "file_extension": ".py", "artifact_kind": "symbol",
-                        "language": "python", "start_line": 40, "end_line": 60, "title": "Pool.py"}
+META: dict[str, Any] = {
+    "path": "src/App/Pool.py",
+    "file_extension": ".py",
+    "artifact_kind": "symbol",
+    "language": "python",
+    "start_line": 40,
+    "end_line": 60,
+    "title": "Pool.py",
+}
 
 
 @pytest.mark.parametrize(

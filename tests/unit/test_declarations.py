@@ -30,24 +30,48 @@ class Context:
     ("language", "source", "declared", "implemented"),
     [
         ("python", CLICK, ["Context.invoke", "Context.invoke"], ["Context", "Context.invoke"]),
-        ("python", "class B:\n    @abc.abstractmethod\n    def run(self):\n        '''Run.'''\n"
-         "        raise NotImplementedError\n    @abstractmethod\n    def stop(self):\n        return self.close()\n",
-         ["B.run"], ["B", "B.stop"]),  # an abstract method with a default body is code
+        (
+            "python",
+            "class B:\n    @abc.abstractmethod\n    def run(self):\n        '''Run.'''\n"
+            "        raise NotImplementedError\n    @abstractmethod\n    def stop(self):\n        return self.close()\n",
+            ["B.run"],
+            ["B", "B.stop"],
+        ),  # an abstract method with a default body is code
         ("python", "@property\ndef name(self): ...\n", [], ["name"]),  # an empty body alone declares nothing
-        ("typescript", "export function map(a: string): string;\nexport function map(a: any): any { return a }\n",
-         ["map"], ["map"]),
-        ("typescript", "interface Store { get(k: string): number }\nabstract class A { abstract run(): void; go() {} }\n",
-         ["Store.get", "A.run"], ["Store", "A", "A.go"]),
+        (
+            "typescript",
+            "export function map(a: string): string;\nexport function map(a: any): any { return a }\n",
+            ["map"],
+            ["map"],
+        ),
+        (
+            "typescript",
+            "interface Store { get(k: string): number }\nabstract class A { abstract run(): void; go() {} }\n",
+            ["Store.get", "A.run"],
+            ["Store", "A", "A.go"],
+        ),
         ("java", "interface I { void run(); default void go() { } }", ["I.run"], ["I", "I.go"]),
         ("rust", "trait T { fn a(&self); fn b(&self) { } }", ["T.a"], ["T", "T.b"]),
-        ("go", "package x\ntype R interface { Read(p []byte) int }\nfunc (x *X) Read(p []byte) int { return 0 }",
-         ["R.Read"], ["R", "X.Read"]),
-        ("cpp", "class Foo { void bar(); int baz() { return 1; } };\nvoid Foo::bar() {}\n", ["Foo.bar"],
-         ["Foo", "Foo.baz", "Foo.bar"]),
+        (
+            "go",
+            "package x\ntype R interface { Read(p []byte) int }\nfunc (x *X) Read(p []byte) int { return 0 }",
+            ["R.Read"],
+            ["R", "X.Read"],
+        ),
+        (
+            "cpp",
+            "class Foo { void bar(); int baz() { return 1; } };\nvoid Foo::bar() {}\n",
+            ["Foo.bar"],
+            ["Foo", "Foo.baz", "Foo.bar"],
+        ),
         ("kotlin", "interface I { fun a(): Int\n fun b(): Int { return 1 } }", ["I.a"], ["I", "I.b"]),
         ("csharp", "interface I { void A(); }\nclass C : I { public void A() { } }", ["I.A"], ["I", "C", "C.A"]),
-        ("php", "<?php interface I { public function a(); } class C { function a() { return 1; } }", ["I.a"],
-         ["I", "C", "C.a"]),
+        (
+            "php",
+            "<?php interface I { public function a(); } class C { function a() { return 1; } }",
+            ["I.a"],
+            ["I", "C", "C.a"],
+        ),
         ("swift", "protocol P { func a() }\nclass C: P { func a() { } }", ["P.a"], ["P", "C", "C.a"]),
         ("scala", "trait T { def a: Int\n def b: Int = 1 }", ["T.a"], ["T", "T.b"]),
     ],

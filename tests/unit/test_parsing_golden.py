@@ -10,9 +10,27 @@ from golden import FIXTURES, parse_sample, render
 
 LANGS = sorted(p.name for p in FIXTURES.iterdir() if (p / "expected.json").exists())
 REQUIRED = {
-    "python", "javascript", "typescript", "tsx", "go", "java", "kotlin", "scala", "c", "cpp",
-    "csharp", "rust", "ruby", "php", "swift", "elixir", "haskell", "lua", "zig", "bash",
-}  # fmt: skip
+    "python",
+    "javascript",
+    "typescript",
+    "tsx",
+    "go",
+    "java",
+    "kotlin",
+    "scala",
+    "c",
+    "cpp",
+    "csharp",
+    "rust",
+    "ruby",
+    "php",
+    "swift",
+    "elixir",
+    "haskell",
+    "lua",
+    "zig",
+    "bash",
+}
 
 
 def test_every_required_language_has_a_golden_file() -> None:

@@ -20,13 +20,43 @@ def symbol(
     """A Symbol row; the file id defaults to one per path."""
     name = qualified.rsplit(".", 1)[-1]
     parent = qualified.rsplit(".", 1)[0] if "." in qualified else ""
-    return ArtifactRow(aid, 1, file_id if file_id is not None else hash(path) % 10_000, path, "Symbol", qualified,
-                       name, qualified, kind, parent, 1, 10, signature or f"def {name}()", "", "python")
+    return ArtifactRow(
+        aid,
+        1,
+        file_id if file_id is not None else hash(path) % 10_000,
+        path,
+        "Symbol",
+        qualified,
+        name,
+        qualified,
+        kind,
+        parent,
+        1,
+        10,
+        signature or f"def {name}()",
+        "",
+        "python",
+    )
 
 
 def chunk(aid: int, path: str, *, file_id: int | None = None, chunk_kind: str = "") -> ArtifactRow:
-    return ArtifactRow(aid, 1, file_id if file_id is not None else hash(path) % 10_000, path, "Chunk", f"{aid:04d}",
-                       "", "", chunk_kind, "", 1, 40, "", "", "python")
+    return ArtifactRow(
+        aid,
+        1,
+        file_id if file_id is not None else hash(path) % 10_000,
+        path,
+        "Chunk",
+        f"{aid:04d}",
+        "",
+        "",
+        chunk_kind,
+        "",
+        1,
+        40,
+        "",
+        "",
+        "python",
+    )
 
 
 @pytest.mark.parametrize(
@@ -149,15 +179,29 @@ def test_diverse_top_decays_further_hits_from_one_file() -> None:
 # -- the exact symbol -------------------------------------------------------------------------
 # Rows for click's `Context.invoke`: two `@overload` stubs (the parser ends a declaration's
 # signature with its mark) before the implementation, all in one file.
-STUB_1 = symbol(1, "click/core.py", "Context.invoke", kind="method", file_id=1,
-                signature="def invoke(self, callback: Callable[..., V], *args, **kwargs) -> V: ...")
-STUB_2 = symbol(2, "click/core.py", "Context.invoke", kind="method", file_id=1,
-                signature="def invoke(self, callback: Command, *args, **kwargs) -> Any: ...")
-IMPL = symbol(3, "click/core.py", "Context.invoke", kind="method", file_id=1,
-              signature="def invoke(self, callback, *args, **kwargs)")
+STUB_1 = symbol(
+    1,
+    "click/core.py",
+    "Context.invoke",
+    kind="method",
+    file_id=1,
+    signature="def invoke(self, callback: Callable[..., V], *args, **kwargs) -> V: ...",
+)
+STUB_2 = symbol(
+    2,
+    "click/core.py",
+    "Context.invoke",
+    kind="method",
+    file_id=1,
+    signature="def invoke(self, callback: Command, *args, **kwargs) -> Any: ...",
+)
+IMPL = symbol(
+    3, "click/core.py", "Context.invoke", kind="method", file_id=1, signature="def invoke(self, callback, *args, **kwargs)"
+)
 # An interface method and the class method that implements it, in two files (TypeScript).
-IFACE_GET = symbol(4, "web/types.ts", "HttpClient.get", kind="method", file_id=2,
-                   signature="get(url: string): Promise<string>;")
+IFACE_GET = symbol(
+    4, "web/types.ts", "HttpClient.get", kind="method", file_id=2, signature="get(url: string): Promise<string>;"
+)
 CLASS_GET = symbol(5, "web/fetch.ts", "FetchClient.get", kind="method", file_id=3, signature="async get(url: string)")
 # A `.d.ts` declaration and the JavaScript it describes.
 DTS = symbol(6, "types/index.d.ts", "createServer", file_id=4, signature="function createServer(options: Options): Server")
@@ -171,29 +215,74 @@ IMPORTS = chunk(10, "web/views.py", file_id=7, chunk_kind=IMPORTS_CHUNK)
 @pytest.mark.parametrize(
     ("case", "query", "rows", "lexical", "definitions", "first"),
     [
-        ("overload stubs before the implementation", "Context.invoke",
-         [STUB_1, STUB_2, IMPL], [1, 2, 3], [STUB_1, STUB_2, IMPL], IMPL),
+        (
+            "overload stubs before the implementation",
+            "Context.invoke",
+            [STUB_1, STUB_2, IMPL],
+            [1, 2, 3],
+            [STUB_1, STUB_2, IMPL],
+            IMPL,
+        ),
         ("...also without lexical help", "Context.invoke", [STUB_1, STUB_2, IMPL], [1, 2], [STUB_1, STUB_2, IMPL], IMPL),
-        ("a query that asks for the overloads gets them", "Context.invoke overloads",
-         [STUB_1, STUB_2, IMPL], [1, 2, 3], [STUB_1, STUB_2, IMPL], STUB_1),
-        ("an interface signature below the method implementing it", "get", [IFACE_GET, CLASS_GET], [4, 5],
-         [IFACE_GET, CLASS_GET], CLASS_GET),
-        ("...unless the query asks for the interface", "interface get", [IFACE_GET, CLASS_GET], [4, 5],
-         [IFACE_GET, CLASS_GET], IFACE_GET),
+        (
+            "a query that asks for the overloads gets them",
+            "Context.invoke overloads",
+            [STUB_1, STUB_2, IMPL],
+            [1, 2, 3],
+            [STUB_1, STUB_2, IMPL],
+            STUB_1,
+        ),
+        (
+            "an interface signature below the method implementing it",
+            "get",
+            [IFACE_GET, CLASS_GET],
+            [4, 5],
+            [IFACE_GET, CLASS_GET],
+            CLASS_GET,
+        ),
+        (
+            "...unless the query asks for the interface",
+            "interface get",
+            [IFACE_GET, CLASS_GET],
+            [4, 5],
+            [IFACE_GET, CLASS_GET],
+            IFACE_GET,
+        ),
         ("a .d.ts declaration below the JavaScript it describes", "createServer", [DTS, JS], [6, 7], [DTS, JS], JS),
-        ("the method answering a question before its class", "check that a signed token is still valid",
-         [SERVICE, VALIDATE], [8, 9], [], VALIDATE),
+        (
+            "the method answering a question before its class",
+            "check that a signed token is still valid",
+            [SERVICE, VALIDATE],
+            [8, 9],
+            [],
+            VALIDATE,
+        ),
         ("the class when it is the queried symbol", "TokenService", [SERVICE, VALIDATE], [9, 8], [SERVICE], SERVICE),
-        ("an import chunk below the definition it names", "TokenService", [IMPORTS, SERVICE], [10, 8], [SERVICE],
-         SERVICE),
-        ("...even when only the import chunk matched lexically", "TokenService", [IMPORTS, SERVICE], [10], [SERVICE],
-         SERVICE),
-        ("an import chunk below the definition a question names", "where does TokenService sign tokens",
-         [IMPORTS, SERVICE], [10, 8], [SERVICE], SERVICE),
+        ("an import chunk below the definition it names", "TokenService", [IMPORTS, SERVICE], [10, 8], [SERVICE], SERVICE),
+        (
+            "...even when only the import chunk matched lexically",
+            "TokenService",
+            [IMPORTS, SERVICE],
+            [10],
+            [SERVICE],
+            SERVICE,
+        ),
+        (
+            "an import chunk below the definition a question names",
+            "where does TokenService sign tokens",
+            [IMPORTS, SERVICE],
+            [10, 8],
+            [SERVICE],
+            SERVICE,
+        ),
     ],
 )
 def test_the_exact_symbol_comes_first(
-    case: str, query: str, rows: list[ArtifactRow], lexical: list[int], definitions: list[ArtifactRow],
+    case: str,
+    query: str,
+    rows: list[ArtifactRow],
+    lexical: list[int],
+    definitions: list[ArtifactRow],
     first: ArtifactRow,
 ) -> None:
     """Implementations over declarations, the specific member over its container, definitions over imports."""
@@ -206,7 +295,8 @@ def test_the_exact_symbol_comes_first(
 
 def test_a_declaration_is_marked_and_ranked_down_with_the_reason() -> None:
     """The signal says why a stub lost: it is a declaration, and declarations count half."""
-    scored = rr.score(analyze("Context.invoke"), {1: STUB_1, 3: IMPL}, [(1, 2.0), (3, 1.0)], [], [], [],
-                      [STUB_1, IMPL], rerank=True)
+    scored = rr.score(
+        analyze("Context.invoke"), {1: STUB_1, 3: IMPL}, [(1, 2.0), (3, 1.0)], [], [], [], [STUB_1, IMPL], rerank=True
+    )
     assert scored[1][1]["declaration"] == rr.DECLARATION_PENALTY
     assert "declaration" not in scored[3][1]

@@ -41,18 +41,26 @@ def test_a_python_report_is_taken_apart() -> None:
 @pytest.mark.parametrize(
     ("line", "frame"),
     [
-        ('  File "/app/venv/lib/jinja2/loaders.py", line 204, in get_source',
-         Frame("/app/venv/lib/jinja2/loaders.py", "get_source")),
-        ("    at Sender.close (/app/node_modules/ws/lib/sender.js:128:13)",
-         Frame("/app/node_modules/ws/lib/sender.js", "close")),
+        (
+            '  File "/app/venv/lib/jinja2/loaders.py", line 204, in get_source',
+            Frame("/app/venv/lib/jinja2/loaders.py", "get_source"),
+        ),
+        (
+            "    at Sender.close (/app/node_modules/ws/lib/sender.js:128:13)",
+            Frame("/app/node_modules/ws/lib/sender.js", "close"),
+        ),
         ("/gems/grape-1.6.2/lib/grape/path.rb:12:in `suffix'", Frame("/gems/grape-1.6.2/lib/grape/path.rb", "suffix")),
-        ("#0 /vendor/dbal/src/Connection.php(1234): Doctrine\\DBAL\\Connection->commit()",
-         Frame("/vendor/dbal/src/Connection.php", "commit")),
+        (
+            "#0 /vendor/dbal/src/Connection.php(1234): Doctrine\\DBAL\\Connection->commit()",
+            Frame("/vendor/dbal/src/Connection.php", "commit"),
+        ),
         ("pl/utils.lua:123: in function 'pl.utils.split'", Frame("pl/utils.lua", "split")),
         ("\tat org.acme.Pool.borrow(Pool.java:42)", Frame("Pool.java", "borrow")),
         ("\t/go/src/raft/raft.go:123 +0x1f", Frame("/go/src/raft/raft.go", "")),
-        ("   at /cargo/rayon-1.6.1/src/iter/collect/consumer.rs:67:9",
-         Frame("/cargo/rayon-1.6.1/src/iter/collect/consumer.rs", "")),
+        (
+            "   at /cargo/rayon-1.6.1/src/iter/collect/consumer.rs:67:9",
+            Frame("/cargo/rayon-1.6.1/src/iter/collect/consumer.rs", ""),
+        ),
     ],
 )
 def test_stack_trace_frames_of_eight_languages(line: str, frame: Frame) -> None:
@@ -64,16 +72,18 @@ def test_stack_trace_frames_of_eight_languages(line: str, frame: Frame) -> None:
     ("messages", "fragments"),
     [
         (["closing tag '[/x]' at position 8 doesn't match any open tag"], ("doesn't match any open tag",)),
-        (["unable to get the total number of bytes, please specify 'total'"],
-         ("unable to get the total number of bytes, please specify",)),
-        (["Invalid value for '--region': 'eu-wset' is not one of 'eu-west', 'us-east'."],
-         ("invalid value for", "is not one of")),
+        (
+            ["unable to get the total number of bytes, please specify 'total'"],
+            ("unable to get the total number of bytes, please specify",),
+        ),
+        (
+            ["Invalid value for '--region': 'eu-wset' is not one of 'eu-west', 'us-east'."],
+            ("invalid value for", "is not one of"),
+        ),
         (["URI malformed"], ()),  # two words occur everywhere
     ],
 )
-def test_message_fragments_are_the_constant_words_between_values(
-    messages: list[str], fragments: tuple[str, ...]
-) -> None:
+def test_message_fragments_are_the_constant_words_between_values(messages: list[str], fragments: tuple[str, ...]) -> None:
     """Quoted values, paths and numbers split a message; runs of three words or more are kept."""
     assert message_fragments(messages) == fragments
 

@@ -108,8 +108,9 @@ def test_a_model_built_by_the_script_from_a_tiny_corpus_is_what_the_loader_reads
             groups.append(package)
     base = MINILM_TOKENIZER.read_text()
     teacher = HashTeacher(json.loads(base)["model"]["vocab"])
-    built = script.distill(texts, groups, base_tokenizer_json=base, teacher=teacher, dims=16, fit_texts=40, seed=1,
-                           min_count=2, min_groups=3)  # fmt: skip
+    built = script.distill(
+        texts, groups, base_tokenizer_json=base, teacher=teacher, dims=16, fit_texts=40, seed=1, min_count=2, min_groups=3
+    )
     assert "kwargs" in built.report["code_words_sample"], "a word every package uses joins the vocabulary"
     assert built.report["fit"]["fit_cos_after"] >= built.report["fit"]["fit_cos_before"]
     config = script.write_model(tmp_path / "tiny", built)
@@ -122,8 +123,9 @@ def test_a_model_built_by_the_script_from_a_tiny_corpus_is_what_the_loader_reads
     assert vectors.shape == (2, 16)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
 
-    again = script.distill(texts, groups, base_tokenizer_json=base, teacher=teacher, dims=16, fit_texts=40, seed=1,
-                           min_count=2, min_groups=3)  # fmt: skip
+    again = script.distill(
+        texts, groups, base_tokenizer_json=base, teacher=teacher, dims=16, fit_texts=40, seed=1, min_count=2, min_groups=3
+    )
     assert again.codes.tobytes() == built.codes.tobytes(), "same inputs and seed, same bytes"
     with pytest.raises(InvalidInput, match="no static embedder"):
         load_embedder(Settings(home=tmp_path / "home", embedder=f"static:{tmp_path / 'missing'}"))
@@ -157,8 +159,9 @@ def test_switching_embedders_re_embeds_in_the_background_while_search_keeps_answ
         during.extend(result)
 
     embedder = new.embedder
-    filler = threading.Thread(target=backfill, args=(new.store, source.id, embedder),
-                              kwargs={"on_progress": search_while_embedding})  # fmt: skip
+    filler = threading.Thread(
+        target=backfill, args=(new.store, source.id, embedder), kwargs={"on_progress": search_while_embedding}
+    )
     filler.start()
     filler.join(timeout=60)
     assert not filler.is_alive()

@@ -61,8 +61,9 @@ def test_a_scoped_key_sees_only_its_sources_and_others_read_as_unknown(indexed: 
         operations.run_search(indexed, geo_only, operations.SearchRequest("total", names=("billing",)))
     grep = operations.grep(indexed, geo_only, "total_area")
     assert {r["dataSource"]["name"] for r in grep["results"]} == {"geo"}
-    fetched = operations.fetch_items(indexed, geo_only, ["billing::billing/invoice.py::total_area_of_invoice",
-                                                         "geo::geo/shapes.py::total_area"])
+    fetched = operations.fetch_items(
+        indexed, geo_only, ["billing::billing/invoice.py::total_area_of_invoice", "geo::geo/shapes.py::total_area"]
+    )
     assert [item.found for item in fetched] == [False, True]
     hidden = operations.relationships(indexed, geo_only, "billing::billing/invoice.py::total_area_of_invoice")
     assert hidden["found"] is False
@@ -122,9 +123,19 @@ def test_settings_travel_whole_to_a_child_process(monkeypatch: pytest.MonkeyPatc
 
     from repolens.settings import load_settings, settings_env
 
-    original = Settings(home=tmp_path, embedder="none", allowed_git_schemes=("https", "ssh"), git_token="t0k",
-                        allowed_roots=(tmp_path,), git_allow_hosts=("git.internal",), llm_provider="anthropic",
-                        llm_model="m", chat_system_prompt="be brief", index_workers=0, job_lease_s=7)
+    original = Settings(
+        home=tmp_path,
+        embedder="none",
+        allowed_git_schemes=("https", "ssh"),
+        git_token="t0k",
+        allowed_roots=(tmp_path,),
+        git_allow_hosts=("git.internal",),
+        llm_provider="anthropic",
+        llm_model="m",
+        chat_system_prompt="be brief",
+        index_workers=0,
+        job_lease_s=7,
+    )
     env = settings_env(original)
     assert len(env) == len(fields(Settings))
     for name in [k for k in __import__("os").environ if k.startswith("REPOLENS_")]:
@@ -145,8 +156,9 @@ def test_settings_travel_whole_to_a_child_process(monkeypatch: pytest.MonkeyPatc
         ("REPOLENS_ALLOWED_ROOTS", "relative/dir", "must be absolute paths"),
     ],
 )
-def test_a_bad_setting_is_refused_at_start_by_name(monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
-                                                   message: str) -> None:
+def test_a_bad_setting_is_refused_at_start_by_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
     """Each setting is validated when loaded, and the error names its variable."""
     from repolens.settings import load_settings
 

@@ -89,9 +89,17 @@ def create_key(
     scope_ids = tuple(_scope_id(db, s) for s in scopes)
     key_id = str(secrets.randbelow(9 * 10 ** (_KEY_ID_DIGITS - 1)) + 10 ** (_KEY_ID_DIGITS - 1))
     secret = secrets.token_urlsafe(_SECRET_BYTES)
-    row = db.create_key(key_id=key_id, digest=digest(secret), name=name, role=role, plan=plan.name,
-                        requests_per_hour=plan.requests_per_hour, concurrency=plan.concurrency,
-                        scopes=scope_ids, expires_at=expires_at)  # fmt: skip
+    row = db.create_key(
+        key_id=key_id,
+        digest=digest(secret),
+        name=name,
+        role=role,
+        plan=plan.name,
+        requests_per_hour=plan.requests_per_hour,
+        concurrency=plan.concurrency,
+        scopes=scope_ids,
+        expires_at=expires_at,
+    )
     return MintedKey(f"{KEY_PREFIX}{key_id}_{secret}", row)
 
 

@@ -54,8 +54,9 @@ class _Window:
 class RateLimiter:
     """Counts requests per key; thread-safe."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time, shared: SharedQuota | None = None,
-                 bucket: str = "api") -> None:  # fmt: skip
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, shared: SharedQuota | None = None, bucket: str = "api"
+    ) -> None:
         self._lock = threading.Lock()
         self._windows: dict[str, _Window] = {}
         self._now = clock
@@ -77,8 +78,14 @@ class RateLimiter:
                 retry = max(1, math.ceil(window.start + WINDOW_S - now))
                 return Decision(False, per_hour, 0, reset, retry, f"rate limit of {per_hour} requests per hour reached")
             if window.in_flight >= concurrency:
-                return Decision(False, per_hour, per_hour - window.used, reset, CONCURRENCY_RETRY_S,
-                                f"more than {concurrency} concurrent requests for this key")  # fmt: skip
+                return Decision(
+                    False,
+                    per_hour,
+                    per_hour - window.used,
+                    reset,
+                    CONCURRENCY_RETRY_S,
+                    f"more than {concurrency} concurrent requests for this key",
+                )
             window.used += 1
             window.in_flight += 1
             return Decision(True, per_hour, per_hour - window.used, reset, 0)
@@ -90,8 +97,14 @@ class RateLimiter:
         with self._lock:
             window = self._windows.setdefault(key_id, _Window(start, 0, 0))
             if window.in_flight >= concurrency:
-                return Decision(False, per_hour, max(0, per_hour - window.used), reset, CONCURRENCY_RETRY_S,
-                                f"more than {concurrency} concurrent requests for this key")  # fmt: skip
+                return Decision(
+                    False,
+                    per_hour,
+                    max(0, per_hour - window.used),
+                    reset,
+                    CONCURRENCY_RETRY_S,
+                    f"more than {concurrency} concurrent requests for this key",
+                )
             window.in_flight += 1  # held while the database is asked, so a burst cannot overshoot
         try:
             used = self._shared.take_quota(f"{self._bucket}:{key_id}", start, per_hour)

@@ -178,8 +178,11 @@ def split_turns(turns: Sequence[tuple[str, str]]) -> tuple[str, tuple[ChatMessag
     if not users:
         raise InvalidInput("messages must contain a user message (the question)")
     last = users[-1]
-    history = tuple(ChatMessage("assistant" if role == "assistant" else "user", text)
-                    for role, text in turns[:last] if role in ("user", "assistant"))  # fmt: skip
+    history = tuple(
+        ChatMessage("assistant" if role == "assistant" else "user", text)
+        for role, text in turns[:last]
+        if role in ("user", "assistant")
+    )
     return turns[last][1], history
 
 
@@ -224,9 +227,13 @@ class AnswerEngine:
         if not decision.allowed:
             # The refusal carries the chat quota's numbers: the search quota's would tell the
             # client it has requests left when its chat allowance is what ran out.
-            raise RateLimited(f"chat {decision.reason} (chat allows {per_hour} answers per hour on this key)",
-                              decision.retry_after, limit=decision.limit, remaining=decision.remaining,
-                              reset=decision.reset)  # fmt: skip
+            raise RateLimited(
+                f"chat {decision.reason} (chat allows {per_hour} answers per hour on this key)",
+                decision.retry_after,
+                limit=decision.limit,
+                remaining=decision.remaining,
+                reset=decision.reset,
+            )
         try:
             yield
         finally:
@@ -257,13 +264,13 @@ class AnswerEngine:
             guard = LeakGuard(prepared.messages[0].content if prepared.messages else "")
             asked = recorded = False
             try:
-                yield Started(conversation_id, message_id, self.model_name, mode, tuple(prepared.plan),
-                              len(prepared.items))  # fmt: skip
+                yield Started(conversation_id, message_id, self.model_name, mode, tuple(prepared.plan), len(prepared.items))
                 if mode == "llm":
                     assert self.llm is not None
                     asked = True
-                    stream = self.llm.stream(prepared.messages, max_tokens=self.services.settings.llm_answer_tokens,
-                                             done=done)  # fmt: skip
+                    stream = self.llm.stream(
+                        prepared.messages, max_tokens=self.services.settings.llm_answer_tokens, done=done
+                    )
                     async with contextlib.aclosing(stream) as deltas:
                         async for text in deltas:
                             safe = guard.feed(text)
@@ -284,9 +291,17 @@ class AnswerEngine:
                 prompt_tokens = done.usage.prompt_tokens or (message_tokens(prepared.messages) if mode == "llm" else 0)
                 completion_tokens = done.usage.completion_tokens or (estimate_tokens(answer) if mode == "llm" else 0)
                 await anyio.to_thread.run_sync(
-                    self._record, principal, prepared, request, question, message_id, answer, cites,
-                    prompt_tokens, completion_tokens,
-                )  # fmt: skip
+                    self._record,
+                    principal,
+                    prepared,
+                    request,
+                    question,
+                    message_id,
+                    answer,
+                    cites,
+                    prompt_tokens,
+                    completion_tokens,
+                )
                 recorded = True
                 yield Finished(answer, cites, prompt_tokens, completion_tokens, done.finish_reason, guard.redactions)
             finally:
@@ -327,10 +342,14 @@ class AnswerEngine:
 
         history = list(request.history)
         if conversation is not None:
-            history += [ChatMessage("user" if m.role == "user" else "assistant", m.content)
-                        for m in store.messages(conversation.id)]  # fmt: skip
-        history = [ChatMessage(m.role, _strip_citations(m.content) if m.role == "assistant" else m.content)
-                   for m in history if m.role in ("user", "assistant") and m.content.strip()]  # fmt: skip
+            history += [
+                ChatMessage("user" if m.role == "user" else "assistant", m.content) for m in store.messages(conversation.id)
+            ]
+        history = [
+            ChatMessage(m.role, _strip_citations(m.content) if m.role == "assistant" else m.content)
+            for m in history
+            if m.role in ("user", "assistant") and m.content.strip()
+        ]
         kept: list[ChatMessage] = []
         allowance = int(settings.llm_context_tokens * HISTORY_SHARE)
         for message in reversed(history):  # the newest turns matter most
@@ -366,8 +385,9 @@ class AnswerEngine:
             created = True
         return _Prepared(conversation, items, plan, messages, created)
 
-    def _retrieve(self, question: str, history: Sequence[ChatMessage], sources: Sequence[SourceRow]
-                  ) -> tuple[list[str], list[tuple[ArtifactRow, SourceRow, str]]]:  # fmt: skip
+    def _retrieve(
+        self, question: str, history: Sequence[ChatMessage], sources: Sequence[SourceRow]
+    ) -> tuple[list[str], list[tuple[ArtifactRow, SourceRow, str]]]:
         store = self.services.store
         queries = [question]
         earlier = [m.content for m in history if m.role == "user"]
@@ -408,8 +428,10 @@ class AnswerEngine:
             a = item.artifact
             what = a.symbol_kind if a.kind == "Symbol" else a.kind.lower()
             name = a.qualified_name if a.kind == "Symbol" else a.path
-            lines.append(f"{item.number}. `{name}` ({what}) in {item.source.name}: {a.path}, "
-                         f"lines {a.start_line}-{a.end_line} [{item.number}]")  # fmt: skip
+            lines.append(
+                f"{item.number}. `{name}` ({what}) in {item.source.name}: {a.path}, "
+                f"lines {a.start_line}-{a.end_line} [{item.number}]"
+            )
             summary = " - ".join(p for p in (a.signature.strip(), a.doc.strip().split("\n", 1)[0]) if p)
             if summary:
                 lines.append(f"   {summary[:200]}")
@@ -424,18 +446,33 @@ class AnswerEngine:
                 store.delete_conversation(prepared.conversation.id)  # it holds no turn: nothing to continue
             if principal is not None and spent is not None:
                 # The tokens the model spent still count against the key.
-                store.record_usage(principal.key.key_id, prompt_tokens=message_tokens(prepared.messages),
-                                   completion_tokens=spent)  # fmt: skip
+                store.record_usage(
+                    principal.key.key_id, prompt_tokens=message_tokens(prepared.messages), completion_tokens=spent
+                )
         except RepolensError as exc:  # the answer's own error is the one to report
             log.warning("could not clean up an unfinished answer: %s", exc)
 
-    def _record(self, principal: Principal | None, prepared: _Prepared, request: ChatRequest, question: str,
-                message_id: str, answer: str, cites: list[dict[str, Any]], prompt_tokens: int,
-                completion_tokens: int) -> None:  # fmt: skip
+    def _record(
+        self,
+        principal: Principal | None,
+        prepared: _Prepared,
+        request: ChatRequest,
+        question: str,
+        message_id: str,
+        answer: str,
+        cites: list[dict[str, Any]],
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
         store = self.services.store
         if prepared.conversation is not None:
             store.add_message(prepared.conversation.id, message_id=secrets.token_hex(12), role="user", content=question)
-            store.add_message(prepared.conversation.id, message_id=message_id, role="assistant", content=answer,
-                              citations=json.dumps(cites))  # fmt: skip
+            store.add_message(
+                prepared.conversation.id,
+                message_id=message_id,
+                role="assistant",
+                content=answer,
+                citations=json.dumps(cites),
+            )
         if principal is not None:
             store.record_usage(principal.key.key_id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)

@@ -259,7 +259,15 @@ def load_llm(settings: Settings) -> LLM | None:
     if settings.llm_provider == "anthropic":
         if not settings.llm_api_key:
             raise InvalidInput("REPOLENS_LLM_API_KEY is required for the anthropic provider")
-        return Anthropic(base_url=settings.llm_base_url or ANTHROPIC_DEFAULT_URL, api_key=settings.llm_api_key,
-                         model=settings.llm_model, timeout_s=settings.llm_timeout_s)  # fmt: skip
-    return OpenAICompatible(base_url=settings.llm_base_url or OPENAI_DEFAULT_URL, api_key=settings.llm_api_key,
-                            model=settings.llm_model, timeout_s=settings.llm_timeout_s)  # fmt: skip
+        return Anthropic(
+            base_url=settings.llm_base_url or ANTHROPIC_DEFAULT_URL,
+            api_key=settings.llm_api_key,
+            model=settings.llm_model,
+            timeout_s=settings.llm_timeout_s,
+        )
+    return OpenAICompatible(
+        base_url=settings.llm_base_url or OPENAI_DEFAULT_URL,
+        api_key=settings.llm_api_key,
+        model=settings.llm_model,
+        timeout_s=settings.llm_timeout_s,
+    )

@@ -25,8 +25,10 @@ def load_embedder(settings: Settings) -> Embedder | None:
 
         folder = Path(spec.split(":", 1)[1]).expanduser()
         if not static_available(folder):
-            raise InvalidInput(f"no static embedder in {str(folder)!r} (expected config.json; build one with "
-                               "scripts/build_static_embedder.py --out FOLDER)")
+            raise InvalidInput(
+                f"no static embedder in {str(folder)!r} (expected config.json; build one with "
+                "scripts/build_static_embedder.py --out FOLDER)"
+            )
         return StaticEmbedder(folder)
     if spec == "minilm":
         from repolens.embeddings.minilm import MiniLMEmbedder, model_available
@@ -44,5 +46,7 @@ def load_embedder(settings: Settings) -> Embedder | None:
         from repolens.embeddings.remote import OpenAIEmbedder
 
         return OpenAIEmbedder(base_url=settings.embed_base_url, model=spec.split(":", 1)[1], api_key=settings.embed_api_key)
-    raise InvalidInput(f"unknown REPOLENS_EMBEDDER {spec!r}: use static, minilm, none, hash, "
-                       "static:<model folder>, st:<model folder> or openai:<model>")
+    raise InvalidInput(
+        f"unknown REPOLENS_EMBEDDER {spec!r}: use static, minilm, none, hash, "
+        "static:<model folder>, st:<model folder> or openai:<model>"
+    )

@@ -110,8 +110,9 @@ def load_static_model(folder: Path) -> StaticModel:
     codes = np.load(folder / "embeddings.npy", mmap_mode="r", allow_pickle=False)
     scales = np.load(folder / "scales.npy", allow_pickle=False).astype(np.float32)
     if codes.dtype != np.int8 or codes.ndim != 2 or scales.shape != (codes.shape[0],):
-        raise ProviderError(f"static embedder in {str(folder)!r} is damaged: table {codes.shape} {codes.dtype}, "
-                            f"scales {scales.shape}")  # fmt: skip
+        raise ProviderError(
+            f"static embedder in {str(folder)!r} is damaged: table {codes.shape} {codes.dtype}, scales {scales.shape}"
+        )
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=MAX_TOKENS)

@@ -53,14 +53,23 @@ RETRY_BACKOFF_MAX_S = 60.0
 # Share of the overall percentage per phase (sums to 100); measured proportions of a cold
 # index with vectors on this machine kind, rounded.
 PHASE_WEIGHTS: dict[str, float] = {
-    "fetch": 5, "walk": 2, "read": 5, "parse": 25, "write": 8, "vectors": 55,
-}  # fmt: skip
+    "fetch": 5,
+    "walk": 2,
+    "read": 5,
+    "parse": 25,
+    "write": 8,
+    "vectors": 55,
+}
 _PHASES = tuple(PHASE_WEIGHTS)
 # What a phase's done/total count: files while the tree is walked, read, parsed and written,
 # then search units (symbols, chunks, file summaries) while their vectors are computed.
 PHASE_UNITS: dict[str, Literal["files", "units"]] = {
-    "walk": "files", "read": "files", "parse": "files", "write": "files", "vectors": "units",
-}  # fmt: skip
+    "walk": "files",
+    "read": "files",
+    "parse": "files",
+    "write": "files",
+    "vectors": "units",
+}
 # 100 % means done: a running job stops short of what any client would round up to 100.
 _MAX_RUNNING_PERCENT = 99.0
 # Phases whose items are reported from inside the store's write transaction: the job row
@@ -106,8 +115,9 @@ class JobProgress:
         if not force and now - self._last_write < _PROGRESS_EVERY_S:
             return
         self._last_write = now
-        self.db.update_job(self.job.id, phase=self.phase, done=self.done, total=self.total, percent=self._percent(),
-                           heartbeat_at=now)  # fmt: skip
+        self.db.update_job(
+            self.job.id, phase=self.phase, done=self.done, total=self.total, percent=self._percent(), heartbeat_at=now
+        )
 
     def start(self, phase: str, total: int | None) -> None:
         """A phase begins."""
@@ -161,8 +171,7 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
             raise RepolensError("the data source was deleted")
         index_stored(db, settings, source, progress=progress)
         embed_and_compact(db, source.id, load_embedder(settings), on_progress=progress.vectors)
-        db.update_job(job.id, state="Ready", phase="done", percent=100.0, finished_at=time.time(),
-                      heartbeat_at=time.time())  # fmt: skip
+        db.update_job(job.id, state="Ready", phase="done", percent=100.0, finished_at=time.time(), heartbeat_at=time.time())
         _OUTCOME_RECORDED.set()
         return 0
     except _Orphaned:

@@ -171,8 +171,15 @@ def _open_source(settings: Settings, source: SourceRow) -> Iterator[tuple[Source
         _adopt_legacy_clone(settings, source, dest)
         if dest.exists() and _origin(dest) != url:
             shutil.rmtree(dest)  # the operator pointed the source at another URL: start over
-        commit = git.clone_or_update(url, dest, branch=source.branch, timeout=settings.git_timeout_s, pin=pin,
-                                     max_bytes=settings.max_repo_mb * 1_000_000, token=settings.git_token)  # fmt: skip
+        commit = git.clone_or_update(
+            url,
+            dest,
+            branch=source.branch,
+            timeout=settings.git_timeout_s,
+            pin=pin,
+            max_bytes=settings.max_repo_mb * 1_000_000,
+            token=settings.git_token,
+        )
         # A fetch leaves HEAD detached: the branch cloned by default is remembered from the first clone.
         branch = source.branch or git.local_branch(dest)
         tree = SourceTree.open_trusted(dest)
@@ -300,8 +307,9 @@ def index_source(
     return _fresh(store, source), report
 
 
-def index_stored(store: Store, settings: Settings, source: SourceRow, *,
-                 progress: Progress | None = None) -> tuple[SourceRow, IndexReport]:  # fmt: skip
+def index_stored(
+    store: Store, settings: Settings, source: SourceRow, *, progress: Progress | None = None
+) -> tuple[SourceRow, IndexReport]:
     """Re-index a registered source from its stored location (the job runner's entry point).
 
     The stored location is never rewritten: a local folder must still be exactly where it was
@@ -321,8 +329,9 @@ def _fresh(store: Store, source: SourceRow) -> SourceRow:
     return row
 
 
-def _index_locked(store: Store, settings: Settings, source: SourceRow, progress: Progress, t0: float, *,
-                  created: bool) -> IndexReport:  # fmt: skip
+def _index_locked(
+    store: Store, settings: Settings, source: SourceRow, progress: Progress, t0: float, *, created: bool
+) -> IndexReport:
     store.ensure_index_version(index_version())
     # A source with a good index stays Ready while it is refreshed: searches keep
     # answering from the last commit until the new one lands.
@@ -344,8 +353,14 @@ def _index_locked(store: Store, settings: Settings, source: SourceRow, progress:
         raise
     # Any other BaseException is a job told to stop: its job resumes later, so the source stays as
     # it is (Processing, or Ready while refreshed), like the job.
-    store.update_source(source.id, state="Ready", state_reason="", commit_sha=commit, indexed_at=time.time(),
-                        **({"branch": branch} if branch else {}))  # fmt: skip
+    store.update_source(
+        source.id,
+        state="Ready",
+        state_reason="",
+        commit_sha=commit,
+        indexed_at=time.time(),
+        **({"branch": branch} if branch else {}),
+    )
     return report
 
 
@@ -454,8 +469,9 @@ def _parse_all(files: list[SourceFile], progress: Progress) -> list[NewFile]:
     # threads at this point, and its source lock is a record lock, which children do not inherit.
     ctx = mp.get_context("fork")
     results: list[NewFile] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent,
-                             initargs=(os.getpid(),)) as pool:  # fmt: skip
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         for new in pool.map(_parse_one, files, chunksize=8):
             results.append(new)
             progress.advance("parse")

@@ -53,8 +53,9 @@ def _one(cursor: Any) -> int:
     return int(row[0])
 
 
-def migrate_data(sqlite_path: Path, target: PostgresStore, *,
-                 on_progress: Callable[[str], None] = lambda _: None) -> TransferReport:  # fmt: skip
+def migrate_data(
+    sqlite_path: Path, target: PostgresStore, *, on_progress: Callable[[str], None] = lambda _: None
+) -> TransferReport:
     """Copy the SQLite install at ``sqlite_path`` into the (empty) PostgreSQL ``target``."""
     if not sqlite_path.is_file():
         raise NotFound(f"no SQLite database at {sqlite_path}")
@@ -66,8 +67,10 @@ def migrate_data(sqlite_path: Path, target: PostgresStore, *,
         meta = dict(_rows(src, "SELECT key, value FROM meta WHERE key IN ('org_id', 'org_name', 'index_version')"))
         with target._write(content=False) as conn:
             for key, value in meta.items():
-                conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
-                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))  # fmt: skip
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
         source_ids = _sources(src, target, report, on_progress)
         _vectors(src, target, report, on_progress)
         _registry(src, target, source_ids, report)
@@ -76,18 +79,24 @@ def migrate_data(sqlite_path: Path, target: PostgresStore, *,
     return report
 
 
-def _sources(src: sqlite3.Connection, target: PostgresStore, report: TransferReport,
-             on_progress: Callable[[str], None]) -> dict[int, int]:  # fmt: skip
-    columns = ("public_id, name, location, branch, commit_sha, state, state_reason, description, created_at, "
-               "indexed_at, file_count, artifact_count")  # fmt: skip
+def _sources(
+    src: sqlite3.Connection, target: PostgresStore, report: TransferReport, on_progress: Callable[[str], None]
+) -> dict[int, int]:
+    columns = (
+        "public_id, name, location, branch, commit_sha, state, state_reason, description, created_at, "
+        "indexed_at, file_count, artifact_count"
+    )
     mapping: dict[int, int] = {}
     for row in _rows(src, f"SELECT id, {columns} FROM sources ORDER BY id"):
         with target._write() as conn:
             marks = ", ".join("?" * (len(row) - 1))
             new_id = _one(conn.execute(f"INSERT INTO sources({columns}) VALUES ({marks}) RETURNING id", row[1:]))
         mapping[row[0]] = new_id
-        files = _rows(src, "SELECT id, path, language, sha, size, n_lines, parser, content FROM files "
-                           "WHERE source_id = ? ORDER BY id", (row[0],))  # fmt: skip
+        files = _rows(
+            src,
+            "SELECT id, path, language, sha, size, n_lines, parser, content FROM files WHERE source_id = ? ORDER BY id",
+            (row[0],),
+        )
         for start in range(0, len(files), FILE_BATCH):
             batch = files[start : start + FILE_BATCH]
             target.replace_files(new_id, upserts=list(_new_files(src, batch)), deletes=[], tokenize=file_tokens)
@@ -103,30 +112,62 @@ def _sources(src: sqlite3.Connection, target: PostgresStore, report: TransferRep
 def _new_files(src: sqlite3.Connection, files: list[tuple[Any, ...]]) -> Iterator[NewFile]:
     for file_id, path, language, sha, size, n_lines, parser, blob in files:
         content = unpack(blob)
-        rows = _rows(src, f"SELECT {ARTIFACT_COLUMNS}, a.embed_key FROM artifacts a JOIN files f ON f.id = a.file_id "
-                          "WHERE a.file_id = ? ORDER BY a.id", (file_id,))  # fmt: skip
+        rows = _rows(
+            src,
+            f"SELECT {ARTIFACT_COLUMNS}, a.embed_key FROM artifacts a JOIN files f ON f.id = a.file_id "
+            "WHERE a.file_id = ? ORDER BY a.id",
+            (file_id,),
+        )
         arts = [ArtifactRow(*r[:-1]) for r in rows]
         keys = {r[0]: r[-1] for r in rows}
         by_id = {a.id: a for a in arts}
         relations = [
-            Relation(by_id[from_id].qualified_name if by_id[from_id].kind == "Symbol" else None,
-                     RELATION_KINDS[kind], target, line)
+            Relation(
+                by_id[from_id].qualified_name if by_id[from_id].kind == "Symbol" else None,
+                RELATION_KINDS[kind],
+                target,
+                line,
+            )
             for from_id, kind, target, line in _rows(
-                src, "SELECT r.from_id, r.kind, r.target, r.line FROM relations r JOIN artifacts a ON a.id = r.from_id "
-                     "WHERE a.file_id = ? ORDER BY r.from_id, r.line", (file_id,))
+                src,
+                "SELECT r.from_id, r.kind, r.target, r.line FROM relations r JOIN artifacts a ON a.id = r.from_id "
+                "WHERE a.file_id = ? ORDER BY r.from_id, r.line",
+                (file_id,),
+            )
             if from_id in by_id
-        ]  # fmt: skip
+        ]
         yield NewFile(
-            path=path, language=language, sha=sha, size=size, n_lines=n_lines, parser=parser, content=content,
+            path=path,
+            language=language,
+            sha=sha,
+            size=size,
+            n_lines=n_lines,
+            parser=parser,
+            content=content,
             tokens=file_tokens(path, content.split("\n"), arts),
-            artifacts=[NewArtifact(a.kind, a.ident, a.name, a.qualified_name, a.symbol_kind, a.parent, a.start_line,
-                                   a.end_line, a.signature, a.doc) for a in arts],
-            relations=relations, embed_keys=[keys.get(a.id) for a in arts],
-        )  # fmt: skip
+            artifacts=[
+                NewArtifact(
+                    a.kind,
+                    a.ident,
+                    a.name,
+                    a.qualified_name,
+                    a.symbol_kind,
+                    a.parent,
+                    a.start_line,
+                    a.end_line,
+                    a.signature,
+                    a.doc,
+                )
+                for a in arts
+            ],
+            relations=relations,
+            embed_keys=[keys.get(a.id) for a in arts],
+        )
 
 
-def _vectors(src: sqlite3.Connection, target: PostgresStore, report: TransferReport,
-             on_progress: Callable[[str], None]) -> None:  # fmt: skip
+def _vectors(
+    src: sqlite3.Connection, target: PostgresStore, report: TransferReport, on_progress: Callable[[str], None]
+) -> None:
     for model_id, name in _rows(src, "SELECT id, name FROM models"):
         cursor = src.execute("SELECT embed_key, vec FROM vectors WHERE model = ? ORDER BY id", (model_id,))
         while batch := cursor.fetchmany(VECTOR_BATCH):
@@ -135,10 +176,11 @@ def _vectors(src: sqlite3.Connection, target: PostgresStore, report: TransferRep
         on_progress(f"vectors of {name}: {report.vectors}")
 
 
-def _registry(src: sqlite3.Connection, target: PostgresStore, source_ids: dict[int, int],
-              report: TransferReport) -> None:  # fmt: skip
-    key_columns = ("key_id, digest, name, role, plan, requests_per_hour, concurrency, scopes, created_at, "
-                   "expires_at, revoked_at, last_used_at")  # fmt: skip
+def _registry(src: sqlite3.Connection, target: PostgresStore, source_ids: dict[int, int], report: TransferReport) -> None:
+    key_columns = (
+        "key_id, digest, name, role, plan, requests_per_hour, concurrency, scopes, created_at, "
+        "expires_at, revoked_at, last_used_at"
+    )
     with target._write(content=False) as conn:
         for row in _rows(src, f"SELECT {key_columns} FROM api_keys ORDER BY id"):
             conn.execute(f"INSERT INTO api_keys({key_columns}) VALUES ({', '.join('?' * len(row))})", row)
@@ -156,8 +198,9 @@ def _registry(src: sqlite3.Connection, target: PostgresStore, source_ids: dict[i
             members = [(new_ws, source_ids[m]) for (m,) in old_members if m in source_ids]
             conn.executemany("INSERT INTO workspace_members(workspace_id, source_id) VALUES (?, ?)", members)
             report.workspaces += 1
-        for conv in _rows(src, "SELECT id, public_id, key_id, title, scope, created_at, updated_at "
-                               "FROM conversations ORDER BY id"):  # fmt: skip
+        for conv in _rows(
+            src, "SELECT id, public_id, key_id, title, scope, created_at, updated_at FROM conversations ORDER BY id"
+        ):
             new_conv = _one(
                 conn.execute(
                     "INSERT INTO conversations(public_id, key_id, title, scope, created_at, "
@@ -168,13 +211,21 @@ def _registry(src: sqlite3.Connection, target: PostgresStore, source_ids: dict[i
             conn.executemany(
                 "INSERT INTO messages(conversation_id, message_id, role, content, citations, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [(new_conv, *m) for m in _rows(src, "SELECT message_id, role, content, citations, created_at "
-                                                    "FROM messages WHERE conversation_id = ? ORDER BY id", (conv[0],))],
-            )  # fmt: skip
+                [
+                    (new_conv, *m)
+                    for m in _rows(
+                        src,
+                        "SELECT message_id, role, content, citations, created_at "
+                        "FROM messages WHERE conversation_id = ? ORDER BY id",
+                        (conv[0],),
+                    )
+                ],
+            )
             report.conversations += 1
         for row in _rows(src, "SELECT key_id, chat_requests, prompt_tokens, completion_tokens FROM key_usage"):
-            conn.execute("INSERT INTO key_usage(key_id, chat_requests, prompt_tokens, completion_tokens) "
-                         "VALUES (?, ?, ?, ?)", row)  # fmt: skip
+            conn.execute(
+                "INSERT INTO key_usage(key_id, chat_requests, prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?)", row
+            )
 
 
 def report_json(report: TransferReport) -> str:

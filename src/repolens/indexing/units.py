@@ -63,9 +63,10 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
     for index, section in enumerate(_chunk_sections(parsed, lines), start=1):
         kind = IMPORTS_CHUNK if not parsed.sections and import_only(lines, section, import_lines) else ""
         artifacts.append(
-            NewArtifact("Chunk", f"{index:04d}", section.title, section.title, kind, "",
-                        section.start_line, section.end_line, "", "")
-        )  # fmt: skip
+            NewArtifact(
+                "Chunk", f"{index:04d}", section.title, section.title, kind, "", section.start_line, section.end_line, "", ""
+            )
+        )
     tokens = file_tokens(file.path, lines, artifacts)
     keys = [embed_key(embedding_text_for(file.path, a, lines, artifacts)) if worth_embedding(a) else None for a in artifacts]
     return NewFile(
@@ -175,9 +176,11 @@ def _implementation_first(symbols: Sequence[Symbol], idents: list[str]) -> list[
         first_at.setdefault(sym.qualified_name, index)
     order = sorted(
         range(len(pairs)),
-        key=lambda i: (first_at[pairs[i][0].qualified_name] if pairs[i][1] == pairs[i][0].qualified_name else i,
-                       pairs[i][1] != pairs[i][0].qualified_name),
-    )  # fmt: skip
+        key=lambda i: (
+            first_at[pairs[i][0].qualified_name] if pairs[i][1] == pairs[i][0].qualified_name else i,
+            pairs[i][1] != pairs[i][0].qualified_name,
+        ),
+    )
     return [pairs[i] for i in order]
 
 
@@ -194,8 +197,16 @@ def import_only(lines: list[str], section: Section, import_lines: set[int]) -> b
         code += 1
         if number in import_lines or depth > 0 or _IMPORT_SCAFFOLD.match(text):
             imported += 1
-            depth = max(0, depth + text.count("(") + text.count("{") + text.count("[")
-                        - text.count(")") - text.count("}") - text.count("]"))  # fmt: skip
+            depth = max(
+                0,
+                depth
+                + text.count("(")
+                + text.count("{")
+                + text.count("[")
+                - text.count(")")
+                - text.count("}")
+                - text.count("]"),
+            )
     has_import = any(section.start_line <= n <= section.end_line for n in import_lines)
     return has_import and code > 0 and imported >= _IMPORT_ONLY_SHARE * code
 

@@ -78,8 +78,14 @@ def backfill(
     return embedded
 
 
-def embed_and_compact(store: Store, source_id: int, embedder: Embedder | None, *, embed: bool = True,
-                      on_progress: Callable[[int, int], None] | None = None) -> tuple[int, int, int]:
+def embed_and_compact(
+    store: Store,
+    source_id: int,
+    embedder: Embedder | None,
+    *,
+    embed: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int, int]:
     """What follows the lexical index for every caller (``repolens index``, an indexing job):
     embed the units that lack a vector (unless ``embed`` is False or there is no embedder),
     reporting the exact counts first and last, then compact the store. Returns (embedded now,

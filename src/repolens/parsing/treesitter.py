@@ -83,9 +83,25 @@ _BODY_FIELDS = ("body", "class_body", "block", "declaration_list", "members")
 _COMMENT_TYPES = frozenset({"haddock"})
 # Line prefixes of comments, longest first among those that share a start.
 _COMMENT_MARKERS = (
-    "/**", "/*!", "/*", "*/", "///", "//!", "//", "--[[", "]]", "---", "-- |", "-- ^", "--",
-    "{- |", "{-|", "{-", "#", "*",
-)  # fmt: skip
+    "/**",
+    "/*!",
+    "/*",
+    "*/",
+    "///",
+    "//!",
+    "//",
+    "--[[",
+    "]]",
+    "---",
+    "-- |",
+    "-- ^",
+    "--",
+    "{- |",
+    "{-|",
+    "{-",
+    "#",
+    "*",
+)
 # XML doc comments (C#'s `/// <summary>`): the wrapping tags are markup, not text
 _XML_DOC_TAG = re.compile(r"</?(?:summary|remarks|returns|value|para)>")
 
@@ -95,10 +111,19 @@ _XML_DOC_TAG = re.compile(r"</?(?:summary|remarks|returns|value|para)>")
 # - always declarations: TypeScript overload, interface and abstract signatures, Rust trait
 #   items without a default body, Go interface methods, Swift protocol requirements, Haskell
 #   type signatures, C++ methods declared in a class body and C/C++ prototypes;
-_DECLARATION_NODES = frozenset({
-    "function_signature", "method_signature", "abstract_method_signature", "function_signature_item",
-    "method_elem", "protocol_function_declaration", "signature", "field_declaration", "declaration",
-})  # fmt: skip
+_DECLARATION_NODES = frozenset(
+    {
+        "function_signature",
+        "method_signature",
+        "abstract_method_signature",
+        "function_signature_item",
+        "method_elem",
+        "protocol_function_declaration",
+        "signature",
+        "field_declaration",
+        "declaration",
+    }
+)
 # - declarations when they have no body: Java, C# and PHP interface and abstract methods,
 #   Kotlin interface funs, Scala abstract defs (these grammars use the same node for both);
 _BODILESS_DECLARATION_NODES = frozenset({"method_declaration", "function_declaration"})
@@ -106,9 +131,15 @@ _BODILESS_DECLARATION_NODES = frozenset({"method_declaration", "function_declara
 _BODY_NODES = frozenset({"block", "function_body", "constructor_body", "arrow_expression_clause", "compound_statement"})
 # - Python: a function decorated as an overload stub or an abstract method whose body only
 #   documents it (docstring, ``...``, ``pass``, ``raise NotImplementedError``).
-_DECLARING_DECORATORS = frozenset({
-    "overload", "abstractmethod", "abstractproperty", "abstractclassmethod", "abstractstaticmethod",
-})  # fmt: skip
+_DECLARING_DECORATORS = frozenset(
+    {
+        "overload",
+        "abstractmethod",
+        "abstractproperty",
+        "abstractclassmethod",
+        "abstractstaticmethod",
+    }
+)
 _TRIVIAL_STATEMENTS = frozenset({"pass_statement", "expression_statement", "raise_statement", "comment"})
 # The mark a declaration's signature ends with: the form the languages themselves give a
 # declaration without a body (`int f(int);`, a stub's `def f(x) -> int: ...`). Implementation

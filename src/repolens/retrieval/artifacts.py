@@ -59,8 +59,9 @@ def resolve_source(
     if exact is not None and (visible is None or exact.id in visible):
         return exact
     tail = name.rsplit("/", 1)[-1].lower()
-    matches = [s for s in store.list_sources() if s.name.lower().rsplit("/", 1)[-1] == tail
-               and (visible is None or s.id in visible)]  # fmt: skip
+    matches = [
+        s for s in store.list_sources() if s.name.lower().rsplit("/", 1)[-1] == tail and (visible is None or s.id in visible)
+    ]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
@@ -77,8 +78,11 @@ def find_artifact(
     rows = store.find_artifacts([source.id], parsed.path, parsed.ident)
     if not rows and parsed.ident:
         # Accept a plain name or a qualified name without the ~N suffix of duplicates.
-        rows = [r for r in store.artifacts_in_path(source.id, parsed.path)
-                if r.kind == "Symbol" and parsed.ident in (r.qualified_name, r.name)]  # fmt: skip
+        rows = [
+            r
+            for r in store.artifacts_in_path(source.id, parsed.path)
+            if r.kind == "Symbol" and parsed.ident in (r.qualified_name, r.name)
+        ]
     if not rows:
         raise NotFound(f"no artifact {identifier!r}")
     if len(rows) > 1:

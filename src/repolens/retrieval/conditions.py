@@ -14,10 +14,42 @@ from typing import Any
 from repolens.errors import InvalidInput
 from repolens.retrieval.search import ScoredArtifact
 
-FIELDS = ("file_extension", "path", "artifact_kind", "data_source_name", "data_source_id", "language", "start_line",
-          "end_line", "title")
-OPERATORS = frozenset({"contains", "not contains", "start with", "end with", "is", "is not", "empty", "not empty",
-                       "=", "≠", "!=", ">", "<", "≥", ">=", "≤", "<=", "before", "after", "null", "not null"})
+FIELDS = (
+    "file_extension",
+    "path",
+    "artifact_kind",
+    "data_source_name",
+    "data_source_id",
+    "language",
+    "start_line",
+    "end_line",
+    "title",
+)
+OPERATORS = frozenset(
+    {
+        "contains",
+        "not contains",
+        "start with",
+        "end with",
+        "is",
+        "is not",
+        "empty",
+        "not empty",
+        "=",
+        "≠",
+        "!=",
+        ">",
+        "<",
+        "≥",
+        ">=",
+        "≤",
+        "<=",
+        "before",
+        "after",
+        "null",
+        "not null",
+    }
+)
 _NO_VALUE = frozenset({"empty", "not empty", "null", "not null"})
 
 

@@ -19,10 +19,28 @@ _EMBEDDED = re.compile(
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]+")
 # Words with which a query asks for declarations rather than the code that runs: then
 # overload stubs, abstract and interface methods and prototypes are not ranked down.
-DECLARATION_WORDS = frozenset({
-    "overload", "overloads", "overloaded", "abstract", "interface", "interfaces", "declaration", "declarations",
-    "declare", "declared", "signature", "signatures", "stub", "stubs", "prototype", "prototypes", "protocol", "trait",
-})  # fmt: skip
+DECLARATION_WORDS = frozenset(
+    {
+        "overload",
+        "overloads",
+        "overloaded",
+        "abstract",
+        "interface",
+        "interfaces",
+        "declaration",
+        "declarations",
+        "declare",
+        "declared",
+        "signature",
+        "signatures",
+        "stub",
+        "stubs",
+        "prototype",
+        "prototypes",
+        "protocol",
+        "trait",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +108,9 @@ def _analyze_report(text: str) -> QueryAnalysis:
     # Names a report shows: exception classes, the functions of its trace, the API it calls.
     names = [*report.exceptions, *(f.function for f in report.frames if f.function), *report.calls]
     identifiers = [_last_segment(n) for n in names if _looks_like_code(_last_segment(n))]
-    focus = " ".join([report.title, *report.messages, *report.exceptions, *(f.function for f in report.frames),
-                      *report.calls])  # fmt: skip
+    focus = " ".join(
+        [report.title, *report.messages, *report.exceptions, *(f.function for f in report.frames), *report.calls]
+    )
     focus_terms = query_terms(focus)
     prose = [t for t in identifier_tokens(f"{report.prose}\n{report.code}") if t not in REPORT_STOPWORDS]
     counts = Counter(prose)

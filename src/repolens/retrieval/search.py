@@ -236,12 +236,16 @@ class Searcher:
                 ready += r
                 total += t
         if mode == "semantic" and self.embedder is None:
-            raise InvalidInput("semantic search needs vectors, and no embedder is configured (REPOLENS_EMBEDDER=none): "
-                               "set REPOLENS_EMBEDDER=static (the default) and re-index, or search in lexical or auto mode")
+            raise InvalidInput(
+                "semantic search needs vectors, and no embedder is configured (REPOLENS_EMBEDDER=none): "
+                "set REPOLENS_EMBEDDER=static (the default) and re-index, or search in lexical or auto mode"
+            )
         if mode == "semantic" and ready == 0:
-            raise InvalidInput("semantic search needs vectors, and none are ready for these sources yet: they are built "
-                               "after the lexical index (re-index without --no-vectors, or wait for the indexing job's "
-                               "vectors phase); lexical and auto mode work meanwhile")
+            raise InvalidInput(
+                "semantic search needs vectors, and none are ready for these sources yet: they are built "
+                "after the lexical index (re-index without --no-vectors, or wait for the indexing job's "
+                "vectors phase); lexical and auto mode work meanwhile"
+            )
 
         pending = None
         vector_text = analysis.vector_text or analysis.text

@@ -37,13 +37,19 @@ _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _SAFE_HOST = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:]+\]$")
 MAX_PORT = 65_535  # TCP ports are 16-bit; 0 means "any" to the OS, never a server to clone from
 _GIT_SAFETY = (
-    "-c", "core.hooksPath=/dev/null",
-    "-c", "protocol.file.allow=never",
-    "-c", "protocol.ext.allow=never",
-    "-c", "submodule.recurse=false",
-    "-c", "core.symlinks=false",
-    "-c", "advice.detachedHead=false",
-)  # fmt: skip
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "protocol.file.allow=never",
+    "-c",
+    "protocol.ext.allow=never",
+    "-c",
+    "submodule.recurse=false",
+    "-c",
+    "core.symlinks=false",
+    "-c",
+    "advice.detachedHead=false",
+)
 
 
 def scrub(text: str) -> str:
@@ -204,8 +210,9 @@ def _git_env(token: str = "") -> dict[str, str]:
     return env
 
 
-def run_git(args: list[str], *, cwd: Path | None = None, timeout: float = 60, pin: HostPin | None = None,
-            token: str = "") -> str:
+def run_git(
+    args: list[str], *, cwd: Path | None = None, timeout: float = 60, pin: HostPin | None = None, token: str = ""
+) -> str:
     """Run ``git`` with safety options (and ``token`` as a bearer header for http(s) remotes);
     return stdout or raise ``SourceError``."""
     pinned = ["-c", f"http.curloptResolve={pin.curl_resolve()}"] if pin is not None else []
@@ -246,8 +253,13 @@ def clone_or_update(
         raise UnsafeSource(f"refusing branch name {branch!r}")
     if (dest / ".git").is_dir():
         ref = branch or "HEAD"
-        run_git(["fetch", "--depth", "1", "--no-recurse-submodules", "origin", "--", ref], cwd=dest, timeout=timeout,
-                pin=pin, token=token)
+        run_git(
+            ["fetch", "--depth", "1", "--no-recurse-submodules", "origin", "--", ref],
+            cwd=dest,
+            timeout=timeout,
+            pin=pin,
+            token=token,
+        )
         run_git(["checkout", "--force", "--detach", "FETCH_HEAD"], cwd=dest, timeout=timeout)
     else:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -274,8 +274,9 @@ class NativeVectorSearch(Protocol):
     """A store with its own nearest-neighbour index (pgvector); others are searched exactly in
     memory by the searcher, from ``Store.vectors``."""
 
-    def nearest_units(self, source_ids: Sequence[int], model: str, query: npt.NDArray[np.float32],
-                      limit: int) -> list[tuple[int, float]]:  # fmt: skip
+    def nearest_units(
+        self, source_ids: Sequence[int], model: str, query: npt.NDArray[np.float32], limit: int
+    ) -> list[tuple[int, float]]:
         """(artifact id, cosine similarity) of the units nearest to ``query``, nearest first."""
         ...
 
@@ -376,8 +377,19 @@ class Registry(Protocol):
     """
 
     # keys
-    def create_key(self, *, key_id: str, digest: str, name: str, role: str, plan: str, requests_per_hour: int,
-                   concurrency: int, scopes: Sequence[str], expires_at: float | None) -> KeyRow:  # fmt: skip
+    def create_key(
+        self,
+        *,
+        key_id: str,
+        digest: str,
+        name: str,
+        role: str,
+        plan: str,
+        requests_per_hour: int,
+        concurrency: int,
+        scopes: Sequence[str],
+        expires_at: float | None,
+    ) -> KeyRow:
         """Store a new key."""
         ...
 
@@ -410,8 +422,14 @@ class Registry(Protocol):
         """All workspaces, by name."""
         ...
 
-    def update_workspace(self, workspace_id: int, *, name: str | None = None, description: str | None = None,
-                         source_ids: Sequence[int] | None = None) -> None:  # fmt: skip
+    def update_workspace(
+        self,
+        workspace_id: int,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        source_ids: Sequence[int] | None = None,
+    ) -> None:
         """Change a workspace."""
         ...
 
@@ -461,8 +479,7 @@ class Registry(Protocol):
         """Remove a conversation and its messages."""
         ...
 
-    def add_message(self, conversation_id: int, *, message_id: str, role: str, content: str,
-                    citations: str = "[]") -> None:  # fmt: skip
+    def add_message(self, conversation_id: int, *, message_id: str, role: str, content: str, citations: str = "[]") -> None:
         """Append a turn (and touch the conversation's ``updated_at``)."""
         ...
 

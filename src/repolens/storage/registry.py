@@ -75,8 +75,19 @@ class RegistryMixin:
 
     # -- keys -----------------------------------------------------------------------------
 
-    def create_key(self, *, key_id: str, digest: str, name: str, role: str, plan: str, requests_per_hour: int,
-                   concurrency: int, scopes: Sequence[str], expires_at: float | None) -> KeyRow:  # fmt: skip
+    def create_key(
+        self,
+        *,
+        key_id: str,
+        digest: str,
+        name: str,
+        role: str,
+        plan: str,
+        requests_per_hour: int,
+        concurrency: int,
+        scopes: Sequence[str],
+        expires_at: float | None,
+    ) -> KeyRow:
         """Store a new key."""
         with self._write(content=False) as conn:
             conn.execute(
@@ -124,8 +135,10 @@ class RegistryMixin:
                 return rows["org_id"], rows.get("org_name", default_name), False
             public_id = secrets.token_hex(12)
             # Replicas starting together race here: exactly one insert wins, the others read it.
-            conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                             [("org_id", public_id), ("org_name", default_name)])  # fmt: skip
+            conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                [("org_id", public_id), ("org_name", default_name)],
+            )
             rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('org_id', 'org_name')").fetchall())
         return rows["org_id"], rows.get("org_name", default_name), rows["org_id"] == public_id
 
@@ -133,9 +146,11 @@ class RegistryMixin:
 
     def _workspace(self, row: tuple[Any, ...]) -> WorkspaceRow:
         members = tuple(
-            r[0] for r in self._conn.execute(
-                "SELECT source_id FROM workspace_members WHERE workspace_id = ? ORDER BY source_id", (row[0],))
-        )  # fmt: skip
+            r[0]
+            for r in self._conn.execute(
+                "SELECT source_id FROM workspace_members WHERE workspace_id = ? ORDER BY source_id", (row[0],)
+            )
+        )
         return WorkspaceRow(row[0], row[1], row[2], row[3], row[4], members)
 
     def create_workspace(self, *, name: str, description: str, source_ids: Sequence[int]) -> WorkspaceRow:
@@ -190,8 +205,14 @@ class RegistryMixin:
         ).fetchall()
         return [self._workspace(r) for r in rows]
 
-    def update_workspace(self, workspace_id: int, *, name: str | None = None, description: str | None = None,
-                         source_ids: Sequence[int] | None = None) -> None:  # fmt: skip
+    def update_workspace(
+        self,
+        workspace_id: int,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        source_ids: Sequence[int] | None = None,
+    ) -> None:
         """Change a workspace."""
         with self._write(content=False) as conn:
             if name is not None:
@@ -274,8 +295,9 @@ class RegistryMixin:
         """Set state, reason, phase, done, total, percent, heartbeat_at or finished_at."""
         self._update_row("jobs", _UPDATABLE_JOB_FIELDS, job_id, fields, content=False)
 
-    def _update_row(self, table: str, allowed: frozenset[str], row_id: int, fields: dict[str, object], *,
-                    content: bool) -> None:  # fmt: skip
+    def _update_row(
+        self, table: str, allowed: frozenset[str], row_id: int, fields: dict[str, object], *, content: bool
+    ) -> None:
         """``UPDATE table SET ... WHERE id = row_id`` for ``fields``, whose names must be in ``allowed``
         (they become SQL: never a caller's free text)."""
         unknown = set(fields) - allowed
@@ -337,8 +359,7 @@ class RegistryMixin:
         with self._write(content=False) as conn:
             conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
-    def add_message(self, conversation_id: int, *, message_id: str, role: str, content: str,
-                    citations: str = "[]") -> None:  # fmt: skip
+    def add_message(self, conversation_id: int, *, message_id: str, role: str, content: str, citations: str = "[]") -> None:
         """Append a turn (and touch the conversation's ``updated_at``)."""
         now = time.time()
         with self._write(content=False) as conn:

@@ -41,9 +41,18 @@ ARTIFACT_COLUMNS = (
     "a.symbol_kind, a.parent, a.start_line, a.end_line, a.signature, a.doc, f.language"
 )
 _UPDATABLE_SOURCE_FIELDS = frozenset(
-    {"commit_sha", "state", "state_reason", "description", "indexed_at", "file_count", "artifact_count",
-     "branch", "location"}
-)  # fmt: skip
+    {
+        "commit_sha",
+        "state",
+        "state_reason",
+        "description",
+        "indexed_at",
+        "file_count",
+        "artifact_count",
+        "branch",
+        "location",
+    }
+)
 
 
 class Cursor(Protocol):

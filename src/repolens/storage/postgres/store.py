@@ -337,10 +337,24 @@ class PostgresStore(SqlStore):
             file_artifact = 0
             for art, (unit_name, unit_body), key in zip(new.artifacts, t.units, new.embed_keys, strict=True):
                 art_id = next(art_ids)
-                artifacts.append((art_id, source_id, file_id, art.kind,
-                                  None if art.ident == art.qualified_name else art.ident, art.name,
-                                  art.qualified_name, art.symbol_kind, art.parent, art.start_line, art.end_line,
-                                  art.signature, art.doc, key))  # fmt: skip
+                artifacts.append(
+                    (
+                        art_id,
+                        source_id,
+                        file_id,
+                        art.kind,
+                        None if art.ident == art.qualified_name else art.ident,
+                        art.name,
+                        art.qualified_name,
+                        art.symbol_kind,
+                        art.parent,
+                        art.start_line,
+                        art.end_line,
+                        art.signature,
+                        art.doc,
+                        key,
+                    )
+                )
                 if art.kind == "File":
                     file_artifact = art_id
                     continue
@@ -355,8 +369,22 @@ class PostgresStore(SqlStore):
                     (term, source_id, art_id, file_id, name_tf.get(term, 0), ubody_tf.get(term, 0), unit_len)
                     for term in name_tf.keys() | ubody_tf.keys()
                 )
-            files.append((file_id, source_id, new.path, new.language, new.sha, new.size, new.n_lines, new.parser,
-                          pack(new.content), file_len, unit_docs, unit_tokens))  # fmt: skip
+            files.append(
+                (
+                    file_id,
+                    source_id,
+                    new.path,
+                    new.language,
+                    new.sha,
+                    new.size,
+                    new.n_lines,
+                    new.parser,
+                    pack(new.content),
+                    file_len,
+                    unit_docs,
+                    unit_tokens,
+                )
+            )
             seen: set[tuple[int, int, str, int]] = set()
             for r in new.relations:
                 from_id = ids_by_name.get(r.source, file_artifact) if r.source else file_artifact
@@ -364,14 +392,22 @@ class PostgresStore(SqlStore):
                 if edge not in seen:  # the primary key: SQLite's INSERT OR IGNORE
                     seen.add(edge)
                     relations.append((*edge, source_id))
-        self._copy(conn, "files", "id, source_id, path, language, sha, size, n_lines, parser, content, "
-                   "lex_tokens, unit_docs, unit_tokens", files)  # fmt: skip
-        self._copy(conn, "artifacts", "id, source_id, file_id, kind, ident, name, qualified_name, symbol_kind, "
-                   "parent, start_line, end_line, signature, doc, embed_key", artifacts)  # fmt: skip
+        self._copy(
+            conn,
+            "files",
+            "id, source_id, path, language, sha, size, n_lines, parser, content, lex_tokens, unit_docs, unit_tokens",
+            files,
+        )
+        self._copy(
+            conn,
+            "artifacts",
+            "id, source_id, file_id, kind, ident, name, qualified_name, symbol_kind, "
+            "parent, start_line, end_line, signature, doc, embed_key",
+            artifacts,
+        )
         self._copy(conn, "relations", "from_id, kind, target, line, source_id", relations)
         self._copy(conn, "unit_terms", "term, source_id, unit_id, file_id, tf_name, tf_body, doc_len", units)
-        self._copy(conn, "file_terms", "term, source_id, file_id, tf_path, tf_symbols, tf_body, doc_len",
-                   file_terms)  # fmt: skip
+        self._copy(conn, "file_terms", "term, source_id, file_id, tf_path, tf_symbols, tf_body, doc_len", file_terms)
 
     @staticmethod
     def _copy(conn: PgConn, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
@@ -404,8 +440,17 @@ class PostgresStore(SqlStore):
         self._stats_cache.put(key, stats, generation)
         return stats
 
-    def _bm25(self, table: str, doc: str, tf: str, terms: Sequence[str], source_ids: Sequence[int],
-              n_docs: float, avgdl: float, limit: int) -> list[tuple[int, float]]:  # fmt: skip
+    def _bm25(
+        self,
+        table: str,
+        doc: str,
+        tf: str,
+        terms: Sequence[str],
+        source_ids: Sequence[int],
+        n_docs: float,
+        avgdl: float,
+        limit: int,
+    ) -> list[tuple[int, float]]:
         stems = query_stems(terms)
         if not stems or not source_ids or n_docs <= 0:
             return []
@@ -418,8 +463,16 @@ class PostgresStore(SqlStore):
             "/ (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.doc_len / %(avgdl)s))) AS score "
             "FROM p JOIN df USING (term) JOIN q USING (term) GROUP BY p.doc ORDER BY score DESC, p.doc LIMIT %(limit)s"
         )
-        params = {"terms": list(stems), "weights": [float(w) for w in stems.values()], "sources": list(source_ids),
-                  "n": n_docs, "k1": BM25_K1, "b": BM25_B, "avgdl": max(avgdl, 1.0), "limit": limit}  # fmt: skip
+        params = {
+            "terms": list(stems),
+            "weights": [float(w) for w in stems.values()],
+            "sources": list(source_ids),
+            "n": n_docs,
+            "k1": BM25_K1,
+            "b": BM25_B,
+            "avgdl": max(avgdl, 1.0),
+            "limit": limit,
+        }
         try:
             rows = self._conn.raw.execute(query, params).fetchall()
         except psycopg.Error as exc:
@@ -461,10 +514,12 @@ class PostgresStore(SqlStore):
             model_id, stored = int(row[0]), int(row[1])
             if stored != dim:
                 raise StorageError(f"embedding model {name!r} is stored with {stored} dimensions, not {dim}")
-            conn.execute(pgsql.SQL(
-                "CREATE INDEX IF NOT EXISTS {} ON vectors USING hnsw ((vec::halfvec({})) halfvec_cosine_ops) "
-                "WHERE model = {}"
-            ).format(pgsql.Identifier(f"vectors_hnsw_{model_id}"), pgsql.Literal(dim), pgsql.Literal(model_id)))  # fmt: skip
+            conn.execute(
+                pgsql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {} ON vectors USING hnsw ((vec::halfvec({})) halfvec_cosine_ops) "
+                    "WHERE model = {}"
+                ).format(pgsql.Identifier(f"vectors_hnsw_{model_id}"), pgsql.Literal(dim), pgsql.Literal(model_id))
+            )
         self._model_ids[name] = model_id
         self._dims[model_id] = dim
         return model_id
@@ -501,8 +556,9 @@ class PostgresStore(SqlStore):
         blobs = [encode(r[1].to_numpy().astype(np.float32)) for r in rows]
         return np.array([r[0] for r in rows], dtype=np.int64), blobs
 
-    def nearest_units(self, source_ids: Sequence[int], model: str, query: npt.NDArray[np.float32],
-                      limit: int) -> list[tuple[int, float]]:  # fmt: skip
+    def nearest_units(
+        self, source_ids: Sequence[int], model: str, query: npt.NDArray[np.float32], limit: int
+    ) -> list[tuple[int, float]]:
         """(artifact id, cosine similarity) of the units nearest to ``query`` (HNSW, approximate)."""
         from pgvector import HalfVector
 
@@ -521,8 +577,9 @@ class PostgresStore(SqlStore):
         # Iterative scans return neighbours in relaxed order; fusion uses ranks, so sort exactly.
         return sorted(((int(r[0]), float(r[1])) for r in rows), key=lambda hit: -hit[1])
 
-    def exact_nearest_units(self, source_ids: Sequence[int], model: str, query: npt.NDArray[np.float32],
-                            limit: int) -> list[tuple[int, float]]:  # fmt: skip
+    def exact_nearest_units(
+        self, source_ids: Sequence[int], model: str, query: npt.NDArray[np.float32], limit: int
+    ) -> list[tuple[int, float]]:
         """``nearest_units`` without the index (the ground truth its recall is measured against)."""
         conn = self._conn.raw
         with conn.transaction():

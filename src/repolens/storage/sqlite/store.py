@@ -218,10 +218,22 @@ class SqliteStore(SqlStore):
             cur = conn.execute(
                 "INSERT INTO artifacts(source_id, file_id, kind, ident, name, qualified_name, symbol_kind, parent, "
                 "start_line, end_line, signature, doc, embed_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (source_id, file_id, art.kind, None if art.ident == art.qualified_name else art.ident, art.name,
-                 art.qualified_name, art.symbol_kind, art.parent,
-                 art.start_line, art.end_line, art.signature, art.doc, key),
-            )  # fmt: skip
+                (
+                    source_id,
+                    file_id,
+                    art.kind,
+                    None if art.ident == art.qualified_name else art.ident,
+                    art.name,
+                    art.qualified_name,
+                    art.symbol_kind,
+                    art.parent,
+                    art.start_line,
+                    art.end_line,
+                    art.signature,
+                    art.doc,
+                    key,
+                ),
+            )
             art_id = cast(int, cur.lastrowid)
             if art.kind == "File":
                 file_artifact = art_id
@@ -235,11 +247,16 @@ class SqliteStore(SqlStore):
         conn.executemany(
             "INSERT OR IGNORE INTO relations(from_id, source_id, kind, target, line) VALUES (?, ?, ?, ?, ?)",
             [
-                (ids_by_name.get(r.source, file_artifact) if r.source else file_artifact, source_id,
-                 RELATION_CODES[r.kind], r.target, r.line)
+                (
+                    ids_by_name.get(r.source, file_artifact) if r.source else file_artifact,
+                    source_id,
+                    RELATION_CODES[r.kind],
+                    r.target,
+                    r.line,
+                )
                 for r in new.relations
             ],
-        )  # fmt: skip
+        )
 
     def _delete_paths(self, conn: sqlite3.Connection, source_id: int, paths: list[str], tokenize: Tokenize) -> None:
         src = _src_token(source_id)
@@ -276,8 +293,9 @@ class SqliteStore(SqlStore):
 
     # -- lexical search -------------------------------------------------------------------
 
-    def _fts(self, table: str, weights: tuple[float, ...], terms: Sequence[str], source_ids: Sequence[int],
-             limit: int) -> list[tuple[int, float]]:  # fmt: skip
+    def _fts(
+        self, table: str, weights: tuple[float, ...], terms: Sequence[str], source_ids: Sequence[int], limit: int
+    ) -> list[tuple[int, float]]:
         query = fts_query(terms)
         if not query or not source_ids:
             return []

@@ -33,8 +33,9 @@ from repolens.surfaces.cli.query import ask, search
 @click.option("--wait", is_flag=True, help="Shared database: follow the queued job to its end; fail if it fails.")
 @json_option
 @handle_errors
-def index(location: str, name: str | None, branch: str | None, no_vectors: bool, quiet: bool, wait: bool,
-          as_json: bool) -> None:  # fmt: skip
+def index(
+    location: str, name: str | None, branch: str | None, no_vectors: bool, quiet: bool, wait: bool, as_json: bool
+) -> None:
     """Index a local directory or a git URL (https), incrementally.
 
     With the SQLite file, indexing runs here. With a shared PostgreSQL database
@@ -57,8 +58,12 @@ def index(location: str, name: str | None, branch: str | None, no_vectors: bool,
                 services.store, services.settings, location, name=name, branch=branch, progress=progress
             )
             report.vectors_embedded, report.vectors_ready, report.vectors_total = embed_and_compact(
-                services.store, source.id, services.embedder, embed=not no_vectors,
-                on_progress=progress.vectors if progress is not None else None)
+                services.store,
+                source.id,
+                services.embedder,
+                embed=not no_vectors,
+                on_progress=progress.vectors if progress is not None else None,
+            )
         finally:
             if progress is not None:
                 progress.close()
@@ -88,8 +93,9 @@ def index(location: str, name: str | None, branch: str | None, no_vectors: bool,
 JOB_POLL_S = 0.5  # how often --wait reads the job row
 
 
-def _queue_index(services: Services, location: str, *, name: str | None, branch: str | None, wait: bool,
-                 quiet: bool, as_json: bool) -> None:  # fmt: skip
+def _queue_index(
+    services: Services, location: str, *, name: str | None, branch: str | None, wait: bool, quiet: bool, as_json: bool
+) -> None:
     from repolens import catalog
     from repolens.indexing.jobs import phase_counts
 
@@ -115,8 +121,15 @@ def _queue_index(services: Services, location: str, *, name: str | None, branch:
             break
         time.sleep(JOB_POLL_S)
     if as_json:
-        emit_json({"source": source.name, "id": source.public_id, "job": current.public_id, "state": current.state,
-                    "reason": current.reason})  # fmt: skip
+        emit_json(
+            {
+                "source": source.name,
+                "id": source.public_id,
+                "job": current.public_id,
+                "state": current.state,
+                "reason": current.reason,
+            }
+        )
     if current.state == "Failed":
         raise RepolensError(f"indexing {source.name} failed: {current.reason}")
     if not as_json:

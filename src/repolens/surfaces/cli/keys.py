@@ -34,8 +34,15 @@ def keys() -> None:
 @click.option("--expires-days", type=click.FloatRange(min=0, min_open=True), help="Expire after this many days.")
 @click.option("--admin", is_flag=True, help="May manage keys and data sources.")
 @handle_errors
-def keys_create(name: str, scopes: tuple[str, ...], plan: str, requests_per_hour: int | None, concurrency: int | None,
-                expires_days: float | None, admin: bool) -> None:  # fmt: skip
+def keys_create(
+    name: str,
+    scopes: tuple[str, ...],
+    plan: str,
+    requests_per_hour: int | None,
+    concurrency: int | None,
+    expires_days: float | None,
+    admin: bool,
+) -> None:
     """Create a key and print it once, on its own line."""
 
     from repolens.access.keys import create_key, plan_for
@@ -43,11 +50,15 @@ def keys_create(name: str, scopes: tuple[str, ...], plan: str, requests_per_hour
     with open_services() as services:
         chosen = plan_for(plan, requests_per_hour=requests_per_hour, concurrency=concurrency)
         expires = time.time() + expires_days * 86400 if expires_days else None
-        minted = create_key(services.store, name=name, plan=chosen, role="admin" if admin else "member",
-                            scopes=scopes, expires_at=expires)  # fmt: skip
+        minted = create_key(
+            services.store, name=name, plan=chosen, role="admin" if admin else "member", scopes=scopes, expires_at=expires
+        )
         row = minted.row
-        click.echo(f"key {row.key_id} ({row.name}, plan {row.plan}: {row.requests_per_hour}/h, "
-                   f"{row.concurrency} concurrent; shown once):", err=True)  # fmt: skip
+        click.echo(
+            f"key {row.key_id} ({row.name}, plan {row.plan}: {row.requests_per_hour}/h, "
+            f"{row.concurrency} concurrent; shown once):",
+            err=True,
+        )
         click.echo(minted.token)
 
 
@@ -64,11 +75,16 @@ def keys_list(as_json: bool) -> None:
             emit_json([views.key_json(k) for k in rows])
             return
         for k in rows:
-            status = "revoked" if k.revoked_at else ("expired" if k.expires_at and k.expires_at < __import__("time").time()
-                                                      else "active")  # fmt: skip
+            status = (
+                "revoked"
+                if k.revoked_at
+                else ("expired" if k.expires_at and k.expires_at < __import__("time").time() else "active")
+            )
             scope = ",".join(k.scopes) or "all"
-            click.echo(f"{k.key_id}  {k.name:<24} {k.role:<6} {k.plan:<6} {k.requests_per_hour:>7}/h "
-                       f"{k.concurrency:>4} conc  {status:<8} scope={scope}")  # fmt: skip
+            click.echo(
+                f"{k.key_id}  {k.name:<24} {k.role:<6} {k.plan:<6} {k.requests_per_hour:>7}/h "
+                f"{k.concurrency:>4} conc  {status:<8} scope={scope}"
+            )
 
 
 @keys.command("revoke")

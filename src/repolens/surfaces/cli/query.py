@@ -35,16 +35,25 @@ if TYPE_CHECKING:
 @click.option("--content", is_flag=True, help="Include full content in --json output.")
 @json_option
 @handle_errors
-def search(query: str, sources: tuple[str, ...], paths: tuple[str, ...], exts: tuple[str, ...], limit: int,
-           mode: str, content: bool, as_json: bool) -> None:  # fmt: skip
+def search(
+    query: str,
+    sources: tuple[str, ...],
+    paths: tuple[str, ...],
+    exts: tuple[str, ...],
+    limit: int,
+    mode: str,
+    content: bool,
+    as_json: bool,
+) -> None:
     """Hybrid code search: symbols, chunks and files ranked for QUERY."""
     from repolens import operations, views
     from repolens.retrieval.search import Mode
 
     with open_services() as services:
         mode_value: Mode = mode  # type: ignore[assignment]  # click.Choice guarantees the literal
-        request = operations.SearchRequest(query, names=sources, paths=paths, extensions=exts, limit=limit,
-                                           mode=mode_value, include_content=content)  # fmt: skip
+        request = operations.SearchRequest(
+            query, names=sources, paths=paths, extensions=exts, limit=limit, mode=mode_value, include_content=content
+        )
         outcome, contents = operations.search_with_contents(services, None, request)
         if as_json:
             emit_json(views.search_response(outcome, contents, include_content=content))
@@ -83,16 +92,31 @@ def search(query: str, sources: tuple[str, ...], paths: tuple[str, ...], exts: t
 @click.option("--case-sensitive/--ignore-case", default=None, help="Default: smart case.")
 @json_option
 @handle_errors
-def grep(pattern: str, regex: bool, sources: tuple[str, ...], paths: tuple[str, ...], exts: tuple[str, ...],
-         limit: int, case_sensitive: bool | None, as_json: bool) -> None:  # fmt: skip
+def grep(
+    pattern: str,
+    regex: bool,
+    sources: tuple[str, ...],
+    paths: tuple[str, ...],
+    exts: tuple[str, ...],
+    limit: int,
+    case_sensitive: bool | None,
+    as_json: bool,
+) -> None:
     """Literal (or regex) search in file contents; literal patterns also match file names."""
     from repolens import catalog, views
     from repolens.retrieval.grep import grep as run_grep
 
     with open_services() as services:
         chosen = catalog.resolve_scope(services.store, None, list(sources))
-        hits = run_grep(services.store, chosen, pattern, regex=regex, filters=search_filters((), paths, exts), limit=limit,
-                        case_sensitive=case_sensitive)  # fmt: skip
+        hits = run_grep(
+            services.store,
+            chosen,
+            pattern,
+            regex=regex,
+            filters=search_filters((), paths, exts),
+            limit=limit,
+            case_sensitive=case_sensitive,
+        )
         if as_json:
             emit_json(views.grep_response(hits))
             return
@@ -121,15 +145,18 @@ def fetch(identifiers: tuple[str, ...], data_source: str | None, as_json: bool) 
 
     with open_services() as services:
         if as_json:
-            response = operations.fetch_artifacts(services, None, list(identifiers), data_source=data_source,
-                                                  max_identifiers=operations.MAX_IDENTIFIERS_HARD)
+            response = operations.fetch_artifacts(
+                services, None, list(identifiers), data_source=data_source, max_identifiers=operations.MAX_IDENTIFIERS_HARD
+            )
             emit_json(response)
             missing = [a["identifier"] for a in response["artifacts"] if not a.get("found", True)]
         else:
             missing = _print_artifacts(services, list(identifiers), data_source)
         if missing:
-            raise NotFound(f"not found: {', '.join(missing)} (identifiers look like owner/repo::path[::Symbol]; "
-                           "`repolens search` lists them)")
+            raise NotFound(
+                f"not found: {', '.join(missing)} (identifiers look like owner/repo::path[::Symbol]; "
+                "`repolens search` lists them)"
+            )
 
 
 def _print_artifacts(services: Services, identifiers: list[str], data_source: str | None) -> list[str]:
@@ -137,14 +164,16 @@ def _print_artifacts(services: Services, identifiers: list[str], data_source: st
     from repolens import operations
 
     missing: list[str] = []
-    items = operations.fetch_items(services, None, identifiers, data_source=data_source,
-                                   max_identifiers=operations.MAX_IDENTIFIERS_HARD)
+    items = operations.fetch_items(
+        services, None, identifiers, data_source=data_source, max_identifiers=operations.MAX_IDENTIFIERS_HARD
+    )
     for item in items:
         if not item.found or item.artifact is None or item.content is None:
             missing.append(item.identifier)
             continue
-        click.echo(click.style(f"# {item.identifier}  (lines {item.artifact.start_line}-{item.artifact.end_line})",
-                               bold=True))  # fmt: skip
+        click.echo(
+            click.style(f"# {item.identifier}  (lines {item.artifact.start_line}-{item.artifact.end_line})", bold=True)
+        )
         width = len(str(item.artifact.end_line))
         for offset, line in enumerate(item.content.split("\n")):
             click.echo(f"{item.artifact.start_line + offset:>{width}}  {line}")
@@ -156,10 +185,17 @@ def _print_artifacts(services: Services, identifiers: list[str], data_source: st
 
 @cli.command()
 @click.argument("identifier")
-@click.option("--profile", type=click.Choice(["calls", "inheritance", "references", "all"]), default="calls",
-              show_default=True)  # fmt: skip
-@click.option("--max", "max_count", default=50, show_default=True, type=click.IntRange(1, MAX_RELATIONS_PER_TYPE),
-              help="Per relation type.")
+@click.option(
+    "--profile", type=click.Choice(["calls", "inheritance", "references", "all"]), default="calls", show_default=True
+)
+@click.option(
+    "--max",
+    "max_count",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1, MAX_RELATIONS_PER_TYPE),
+    help="Per relation type.",
+)
 @click.option("--source", "data_source", help="Data source name or id to resolve the identifier in.")
 @json_option
 @handle_errors
@@ -171,12 +207,16 @@ def relations(identifier: str, profile: str, max_count: int, data_source: str | 
 
     with open_services() as services:
         if as_json:
-            emit_json(operations.relationships(services, None, identifier, profile=profile, max_count=max_count,
-                                                data_source=data_source))  # fmt: skip
+            emit_json(
+                operations.relationships(
+                    services, None, identifier, profile=profile, max_count=max_count, data_source=data_source
+                )
+            )
             return
         source, artifact = find_artifact(services.store, identifier, data_source=data_source)
-        groups = graph.relations(services.store, source, artifact, profile=operations.parse_profile(profile),
-                                 max_per_type=max_count)  # fmt: skip
+        groups = graph.relations(
+            services.store, source, artifact, profile=operations.parse_profile(profile), max_per_type=max_count
+        )
         click.echo(click.style(artifact.identifier(source.name), bold=True))
         for g in groups:
             suffix = f" (showing {len(g.items)})" if g.total > len(g.items) else ""
@@ -214,21 +254,34 @@ def ask(question: str, sources: tuple[str, ...], conversation_id: str | None, fo
             elif isinstance(event, Finished):
                 assert started is not None
                 if as_json:
-                    emit_json({"content": event.answer, "conversationId": started.conversation_id,
-                                "messageId": started.message_id, "model": started.model, "mode": started.mode,
-                                "citations": event.citations, "finishReason": event.finish_reason,
-                                "usage": {"promptTokens": event.prompt_tokens,
-                                          "completionTokens": event.completion_tokens}})  # fmt: skip
+                    emit_json(
+                        {
+                            "content": event.answer,
+                            "conversationId": started.conversation_id,
+                            "messageId": started.message_id,
+                            "model": started.model,
+                            "mode": started.mode,
+                            "citations": event.citations,
+                            "finishReason": event.finish_reason,
+                            "usage": {"promptTokens": event.prompt_tokens, "completionTokens": event.completion_tokens},
+                        }
+                    )
                     return
                 if not event.answer.endswith("\n"):
                     click.echo()
                 for c in event.citations:
-                    click.echo(click.style(f"[{c['n']}] {c['identifier']}  ({c['path']}:{c['startLine']}-{c['endLine']})",
-                                           dim=True))  # fmt: skip
+                    click.echo(
+                        click.style(f"[{c['n']}] {c['identifier']}  ({c['path']}:{c['startLine']}-{c['endLine']})", dim=True)
+                    )
                 if started.conversation_id:
-                    click.echo(click.style(f"conversation {started.conversation_id} ({started.model}); "
-                                           f"follow up with --conversation {started.conversation_id}", dim=True),
-                               err=True)  # fmt: skip
+                    click.echo(
+                        click.style(
+                            f"conversation {started.conversation_id} ({started.model}); "
+                            f"follow up with --conversation {started.conversation_id}",
+                            dim=True,
+                        ),
+                        err=True,
+                    )
 
     with open_services() as services:
         asyncio.run(run(services))

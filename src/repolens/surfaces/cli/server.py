@@ -49,8 +49,14 @@ def serve(host: str, port: int, log_level: str, no_jobs: bool) -> None:
         click.echo("Created the admin API key (shown once; store it now):", err=True)
         click.echo(minted.token)
     app = create_app(settings, run_jobs=not no_jobs)
-    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=10,
-                            server_header=False, http=ProblemHttpToolsProtocol)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+        http=ProblemHttpToolsProtocol,
+    )
     click.echo(f"repolens serving on http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
     uvicorn.Server(config).run(sockets=[listener])
 
@@ -69,8 +75,10 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise RepolensError(f"port {port} on {host} is taken (another repolens serve?): "
-                                f"stop that process or choose another port with --port") from None
+            raise RepolensError(
+                f"port {port} on {host} is taken (another repolens serve?): "
+                f"stop that process or choose another port with --port"
+            ) from None
         raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
@@ -89,8 +97,9 @@ def migrate() -> None:
         where = "PostgreSQL" if services.settings.uses_postgres else str(services.settings.db_path)
         done = store.schema_migration if isinstance(store, SqlStore) else None
         change = f"upgraded from {done.before or 'nothing'} to" if done else "already at"
-        click.echo(f"schema {change} revision {done.after if done else HEAD} in {where} "
-                   f"({len(store.list_sources())} data sources)")  # fmt: skip
+        click.echo(
+            f"schema {change} revision {done.after if done else HEAD} in {where} ({len(store.list_sources())} data sources)"
+        )
 
 
 @cli.command("migrate-data")
@@ -122,9 +131,11 @@ def migrate_data_command(source_url: str | None, target_url: str | None, as_json
     if as_json:
         click.echo(report_json(report))
     else:
-        click.echo(f"moved {report.sources} data sources ({report.files} files, {report.artifacts} artifacts, "
-                   f"{report.vectors} vectors), {report.keys} keys, {report.workspaces} workspaces, "
-                   f"{report.conversations} conversations")  # fmt: skip
+        click.echo(
+            f"moved {report.sources} data sources ({report.files} files, {report.artifacts} artifacts, "
+            f"{report.vectors} vectors), {report.keys} keys, {report.workspaces} workspaces, "
+            f"{report.conversations} conversations"
+        )
 
 
 @cli.command()

@@ -133,12 +133,17 @@ class AccessMiddleware:
         finally:
             access_log.info(
                 "request",
-                extra={"fields": {
-                    "method": scope.get("method"), "path": path, "status": status_box[0],
-                    "ms": round((time.perf_counter() - started) * 1000, 1), "request_id": rid,
-                    "key_id": principal.key.key_id if principal else None,
-                }},
-            )  # fmt: skip
+                extra={
+                    "fields": {
+                        "method": scope.get("method"),
+                        "path": path,
+                        "status": status_box[0],
+                        "ms": round((time.perf_counter() - started) * 1000, 1),
+                        "request_id": rid,
+                        "key_id": principal.key.key_id if principal else None,
+                    }
+                },
+            )
 
     def _admit(self, token: str | None) -> tuple[Principal, Decision]:
         principal = authenticate(self.db(), token)

@@ -53,8 +53,12 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
                 runner.stop()
             services.close()
 
-    app = FastAPI(title="repolens", version=__version__, lifespan=lifespan,
-                  description="Self-hosted code intelligence: CodeAlive-compatible REST API; MCP at /mcp.")  # fmt: skip
+    app = FastAPI(
+        title="repolens",
+        version=__version__,
+        lifespan=lifespan,
+        description="Self-hosted code intelligence: CodeAlive-compatible REST API; MCP at /mcp.",
+    )
     app.state.services = services
     errors.install(app)
     for module in (health, datasources, search, chat, dify, tools, admin, openai):
@@ -62,8 +66,12 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
-                           allow_headers=["Authorization", "Content-Type", "X-Api-Key"])  # fmt: skip
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "X-Api-Key"],
+        )
     mcp_http.mount(app, mcp_server, settings)
     store = services.store
     shared = store if isinstance(store, SharedQuota) else None  # replicas of one PostgreSQL share quotas

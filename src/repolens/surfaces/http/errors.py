@@ -54,8 +54,15 @@ def request_id(request: Request) -> str:
     return str(getattr(request.state, "request_id", "") or "")
 
 
-def problem(status: int, detail: str, *, rid: str = "", errors: dict[str, list[str]] | None = None,
-            extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+def problem(
+    status: int,
+    detail: str,
+    *,
+    rid: str = "",
+    errors: dict[str, list[str]] | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """A problem-details response that every CodeAlive client can read."""
     body = problem_body(status, detail)
     if rid:
@@ -102,12 +109,21 @@ def openai_error_body(status: int, message: str) -> dict[str, Any]:
 
 def dify_error(status: int, message: str, *, code: int | None = None) -> JSONResponse:
     """Dify's error body."""
-    return JSONResponse({"error_code": code or DIFY_CODES.get(status, 2001 if status == 404 else 1001),
-                         "error_msg": message}, status_code=status)  # fmt: skip
+    return JSONResponse(
+        {"error_code": code or DIFY_CODES.get(status, 2001 if status == 404 else 1001), "error_msg": message},
+        status_code=status,
+    )
 
 
-def error_response(request: Request, status: int, detail: str, *, errors: dict[str, list[str]] | None = None,
-                   extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+def error_response(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """The error in the dialect of the route that was asked."""
     if request.url.path.startswith(DIFY_PREFIX):
         response = dify_error(status, detail)
@@ -142,8 +158,13 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
             if exc.limit is not None:  # a quota of its own (chat): these replace the access layer's
-                headers.update({"X-RateLimit-Limit": str(exc.limit), "X-RateLimit-Remaining": str(max(0, exc.remaining)),
-                                "X-RateLimit-Reset": str(exc.reset or 0)})  # fmt: skip
+                headers.update(
+                    {
+                        "X-RateLimit-Limit": str(exc.limit),
+                        "X-RateLimit-Remaining": str(max(0, exc.remaining)),
+                        "X-RateLimit-Reset": str(exc.reset or 0),
+                    }
+                )
         if status >= 500:
             log.error("request %s failed: %s", request_id(request), exc)
         return error_response(request, status, str(exc), extra=extra, headers=headers)
@@ -165,8 +186,9 @@ def install(app: FastAPI) -> None:
     async def _unpaired_surrogate(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
         # JSON lets a string carry an unpaired surrogate (\ud800); no database can store or
         # search it, and the driver refuses to encode it: the caller's text is at fault.
-        return error_response(request, 400, "text must be valid Unicode: unpaired surrogate code points "
-                                            "(\\ud800-\\udfff escapes) are refused")
+        return error_response(
+            request, 400, "text must be valid Unicode: unpaired surrogate code points (\\ud800-\\udfff escapes) are refused"
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

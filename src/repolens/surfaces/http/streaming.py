@@ -17,6 +17,8 @@ SSE_EVENT_SCHEMA: dict[str, Any] = {
     "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
     "required": ["data"],
 }
+
+
 def sse(data: dict[str, Any] | str, *, event: str | None = None) -> str:
     """One server-sent event."""
     payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)

@@ -123,8 +123,9 @@ def error_text(tool: str, exc: RepolensError) -> str:
 def error_result(tool: str, obj: dict[str, Any]) -> CallToolResult:
     """A repairable tool error (``obj.error`` of the tool envelope) as an MCP error result."""
     error = obj["error"]
-    text = codealive_error(tool, TOOL_ERROR_STATUS.get(error["code"], 400), error["message"], retry=error["retry"],
-                           tries=[error["try"]])  # fmt: skip
+    text = codealive_error(
+        tool, TOOL_ERROR_STATUS.get(error["code"], 400), error["message"], retry=error["retry"], tries=[error["try"]]
+    )
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=obj, is_error=True)
 
 
@@ -136,8 +137,9 @@ class ToolServer(MCPServer):
     faster from the documented form, the same one the core's own checks produce.
     """
 
-    async def call_tool(self, name: str, arguments: dict[str, Any],
-                        context: Context[Any, Any] | None = None) -> CallToolResult | InputRequiredResult:  # fmt: skip
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
         """Call a tool; arguments that do not fit its schema come back as a tool error result."""
         try:
             return await super().call_tool(name, arguments, context)
@@ -199,8 +201,14 @@ def tool_handler(run: ToolRunner, name: str, model: type[tools.ToolArgs]) -> Cal
         constraints = copy.copy(info)
         constraints.default = PydanticUndefined  # the default goes on the parameter, not inside Annotated
         default = inspect.Parameter.empty if info.is_required() else info.default
-        params.append(inspect.Parameter(field_name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=Annotated[info.annotation, constraints]))
+        params.append(
+            inspect.Parameter(
+                field_name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=Annotated[info.annotation, constraints],
+            )
+        )
     handler.__signature__ = inspect.Signature(params, return_annotation=CallToolResult)  # type: ignore[attr-defined]
     handler.__name__ = name
     return handler
@@ -211,6 +219,11 @@ def build_server(services: Callable[[], Services], *, max_tokens: int, version: 
     server = ToolServer(SERVER_NAME, version=version, instructions=INSTRUCTIONS, website_url="https://github.com/repolens")
     run = ToolRunner(services, max_tokens)
     for name, tool in tools.TOOLS.items():
-        server.add_tool(tool_handler(run, name, tool.args), name=name, title=tool.title, description=tool.description,
-                        annotations=READ_ONLY)
+        server.add_tool(
+            tool_handler(run, name, tool.args),
+            name=name,
+            title=tool.title,
+            description=tool.description,
+            annotations=READ_ONLY,
+        )
     return server

@@ -366,9 +366,23 @@ CREATE TABLE IF NOT EXISTS rate_windows(
 """
 
 SQLITE_TABLES = (
-    "units_fts", "files_fts", "vectors", "models", "relations", "artifacts", "files", "messages",
-    "conversations", "key_usage", "jobs", "workspace_members", "workspaces", "api_keys", "sources", "meta",
-)  # fmt: skip
+    "units_fts",
+    "files_fts",
+    "vectors",
+    "models",
+    "relations",
+    "artifacts",
+    "files",
+    "messages",
+    "conversations",
+    "key_usage",
+    "jobs",
+    "workspace_members",
+    "workspaces",
+    "api_keys",
+    "sources",
+    "meta",
+)
 POSTGRES_TABLES = ("unit_terms", "file_terms", "rate_windows", *SQLITE_TABLES[2:])
 
 

@@ -21,16 +21,30 @@ def list_keys(services: ServicesDep, principal: AdminDep) -> list[dict[str, Any]
     out = []
     for key in services.store.list_keys():
         use = services.store.usage(key.key_id)
-        out.append(views.key_json(key) | {"usage": {"chatRequests": use.chat_requests, "promptTokens": use.prompt_tokens,
-                                                    "completionTokens": use.completion_tokens}})  # fmt: skip
+        out.append(
+            views.key_json(key)
+            | {
+                "usage": {
+                    "chatRequests": use.chat_requests,
+                    "promptTokens": use.prompt_tokens,
+                    "completionTokens": use.completion_tokens,
+                }
+            }
+        )
     return out
 
 
 @router.post("/keys", status_code=201, response_model=KeyCreated, summary="Create a key; the response shows it once")
 def create(body: KeyCreate, services: ServicesDep, principal: AdminDep) -> JSONResponse:
     plan = plan_for(body.plan, requests_per_hour=body.requestsPerHour, concurrency=body.concurrency)
-    minted = create_key(services.store, name=body.name, plan=plan, role="admin" if body.admin else "member",
-                        scopes=tuple(body.scopes), expires_at=body.expiresAt)  # fmt: skip
+    minted = create_key(
+        services.store,
+        name=body.name,
+        plan=plan,
+        role="admin" if body.admin else "member",
+        scopes=tuple(body.scopes),
+        expires_at=body.expiresAt,
+    )
     return JSONResponse(views.key_json(minted.row) | {"key": minted.token}, status_code=201)
 
 

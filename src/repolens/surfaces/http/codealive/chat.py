@@ -40,17 +40,29 @@ def chat_request(body: ChatBody) -> ChatRequest:
     question, history = split_turns([(m.role, m.content) for m in body.messages])
     names = [*(body.names or ()), *(ref.id for ref in body.dataSources or ()), *(body.datasource_ids or ())]
     conversation = body.conversationId or body.conversation_id
-    return ChatRequest(question=question, names=tuple(n for n in names if n.strip()),
-                       conversation_id=conversation or None, history=history, debug=body.debug)  # fmt: skip
+    return ChatRequest(
+        question=question,
+        names=tuple(n for n in names if n.strip()),
+        conversation_id=conversation or None,
+        history=history,
+        debug=body.debug,
+    )
 
 
 def _usage(finished: Finished) -> dict[str, int]:
-    return {"prompt_tokens": finished.prompt_tokens, "completion_tokens": finished.completion_tokens,
-            "total_tokens": finished.prompt_tokens + finished.completion_tokens}  # fmt: skip
+    return {
+        "prompt_tokens": finished.prompt_tokens,
+        "completion_tokens": finished.completion_tokens,
+        "total_tokens": finished.prompt_tokens + finished.completion_tokens,
+    }
 
 
-@router.post("/completions", summary="Ask a question about the code (CodeAlive chat)", response_model=ChatResponse,
-             responses=_STREAM_DOC)  # fmt: skip
+@router.post(
+    "/completions",
+    summary="Ask a question about the code (CodeAlive chat)",
+    response_model=ChatResponse,
+    responses=_STREAM_DOC,
+)
 async def completions(body: ChatBody, request: Request, services: ServicesDep, principal: PrincipalDep) -> Any:
     engine = services.answers
     chat = chat_request(body)
@@ -81,8 +93,13 @@ async def completions(body: ChatBody, request: Request, services: ServicesDep, p
     rid = request_id(request)
 
     async def frames() -> AsyncIterator[str]:
-        meta: dict[str, Any] = {"event": "metadata", "conversationId": started.conversation_id,
-                                "messageId": started.message_id, "model": started.model, "mode": started.mode}  # fmt: skip
+        meta: dict[str, Any] = {
+            "event": "metadata",
+            "conversationId": started.conversation_id,
+            "messageId": started.message_id,
+            "model": started.model,
+            "mode": started.mode,
+        }
         if body.debug:
             meta["plan"] = list(started.plan)
         yield sse(meta, event="message")
@@ -90,11 +107,25 @@ async def completions(body: ChatBody, request: Request, services: ServicesDep, p
             async with contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, Delta):
-                        yield sse({"event": "content", "type": "content", "chunk": event.text,
-                                   "choices": [{"index": 0, "delta": {"content": event.text}}]})  # fmt: skip
+                        yield sse(
+                            {
+                                "event": "content",
+                                "type": "content",
+                                "chunk": event.text,
+                                "choices": [{"index": 0, "delta": {"content": event.text}}],
+                            }
+                        )
                     elif isinstance(event, Finished):
-                        yield sse({"event": "done", "type": "done", "done": True, "citations": event.citations,
-                                   "usage": _usage(event), "finishReason": event.finish_reason})  # fmt: skip
+                        yield sse(
+                            {
+                                "event": "done",
+                                "type": "done",
+                                "done": True,
+                                "citations": event.citations,
+                                "usage": _usage(event),
+                                "finishReason": event.finish_reason,
+                            }
+                        )
         except RepolensError as exc:
             problem = problem_body(status_of(exc), str(exc))
             problem["requestId"] = rid
@@ -105,8 +136,13 @@ async def completions(body: ChatBody, request: Request, services: ServicesDep, p
 
 
 def _conversation_out(row: Any) -> dict[str, Any]:
-    return {"id": row.public_id, "title": row.title, "dataSources": list(row.scope),
-            "createdAt": iso(row.created_at), "updatedAt": iso(row.updated_at)}  # fmt: skip
+    return {
+        "id": row.public_id,
+        "title": row.title,
+        "dataSources": list(row.scope),
+        "createdAt": iso(row.created_at),
+        "updatedAt": iso(row.updated_at),
+    }
 
 
 @router.get("/conversations", response_model=ConversationList, summary="This key's conversations, newest first")
@@ -118,8 +154,16 @@ def list_conversations(services: ServicesDep, principal: PrincipalDep) -> JSONRe
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetail, summary="A conversation's turns")
 def get_conversation(conversation_id: str, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
     row = services.answers.owned_conversation(principal, conversation_id)
-    turns = [{"messageId": m.message_id, "role": m.role, "content": m.content, "citations": json.loads(m.citations),
-              "createdAt": iso(m.created_at)} for m in services.store.messages(row.id)]  # fmt: skip
+    turns = [
+        {
+            "messageId": m.message_id,
+            "role": m.role,
+            "content": m.content,
+            "citations": json.loads(m.citations),
+            "createdAt": iso(m.created_at),
+        }
+        for m in services.store.messages(row.id)
+    ]
     return JSONResponse({**_conversation_out(row), "messages": turns})
 
 

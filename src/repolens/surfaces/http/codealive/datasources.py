@@ -23,17 +23,26 @@ def _json(services: Services, ds: catalog.DataSource, *, with_job: bool = False)
     db = services.store
     if ds.repository is not None:
         jobs = db.jobs_for_source(ds.repository.id, limit=1) if with_job else []
-        return views.repository_json(ds.repository, job=jobs[0] if jobs else None,
-                                     remote=looks_like_url(ds.repository.location))  # fmt: skip
+        return views.repository_json(
+            ds.repository, job=jobs[0] if jobs else None, remote=looks_like_url(ds.repository.location)
+        )
     assert ds.workspace is not None
     every = {s.id: s for s in db.list_sources()}
     return views.workspace_json(ds.workspace, [every[i] for i in ds.workspace.source_ids if i in every])
 
 
-def _listing(services: Services, principal: PrincipalDep, *, ready_only: bool, type_: str | None,
-             search_term: str | None, query: str | None) -> JSONResponse:  # fmt: skip
-    found = catalog.list_data_sources(services.store, principal, type_filter=type_, search_term=search_term,
-                                      ready_only=ready_only)  # fmt: skip
+def _listing(
+    services: Services,
+    principal: PrincipalDep,
+    *,
+    ready_only: bool,
+    type_: str | None,
+    search_term: str | None,
+    query: str | None,
+) -> JSONResponse:
+    found = catalog.list_data_sources(
+        services.store, principal, type_filter=type_, search_term=search_term, ready_only=ready_only
+    )
     items = [_json(services, d) for d in found]
     if query and query.strip():
         items = catalog.relevance_filter(items, query)
@@ -51,31 +60,39 @@ def list_all(services: ServicesDep, principal: PrincipalDep, type_: TypeQ = None
 
 
 @router.get("/datasources/ready", response_model=list[DataSourceOut], summary="Data sources ready for search")
-def list_ready(services: ServicesDep, principal: PrincipalDep, type_: TypeQ = None, search_term: TermQ = None,
-               query: QueryQ = None) -> Response:  # fmt: skip
+def list_ready(
+    services: ServicesDep, principal: PrincipalDep, type_: TypeQ = None, search_term: TermQ = None, query: QueryQ = None
+) -> Response:
     return _listing(services, principal, ready_only=True, type_=type_, search_term=search_term, query=query)
 
 
 @router.get("/datasources/alive", response_model=list[DataSourceOut], summary="Legacy name of /datasources/ready")
-def list_alive(services: ServicesDep, principal: PrincipalDep, type_: TypeQ = None, search_term: TermQ = None,
-               query: QueryQ = None) -> Response:  # fmt: skip
+def list_alive(
+    services: ServicesDep, principal: PrincipalDep, type_: TypeQ = None, search_term: TermQ = None, query: QueryQ = None
+) -> Response:
     return _listing(services, principal, ready_only=True, type_=type_, search_term=search_term, query=query)
 
 
-@router.post("/datasources", status_code=202, response_model=CreatedOut,
-             responses={201: {"model": CreatedOut, "description": "Workspace created (no indexing job)"}},
-             summary="Add a repository (git URL or allowed local path) or a workspace")  # fmt: skip
+@router.post(
+    "/datasources",
+    status_code=202,
+    response_model=CreatedOut,
+    responses={201: {"model": CreatedOut, "description": "Workspace created (no indexing job)"}},
+    summary="Add a repository (git URL or allowed local path) or a workspace",
+)
 def create(body: DataSourceCreate, services: ServicesDep, principal: AdminDep) -> JSONResponse:
     db = services.store
     if body.type == "Workspace":
         if not body.name:
             raise InvalidInput("a workspace needs a name")
-        ws = catalog.create_workspace(db, name=body.name, description=body.description,
-                                      repositories=body.repositoryIds or [])  # fmt: skip
+        ws = catalog.create_workspace(
+            db, name=body.name, description=body.description, repositories=body.repositoryIds or []
+        )
         ds = catalog.DataSource("Workspace", workspace=ws)
         return JSONResponse({"dataSource": _json(services, ds), "job": None}, status_code=201)
-    source, job = catalog.create_repository(db, services.settings, url=body.url, path=body.path, name=body.name,
-                                            branch=body.branch, description=body.description)  # fmt: skip
+    source, job = catalog.create_repository(
+        db, services.settings, url=body.url, path=body.path, name=body.name, branch=body.branch, description=body.description
+    )
     ds = catalog.DataSource("Repository", repository=source)
     return JSONResponse({"dataSource": _json(services, ds), "job": views.job_json(job)}, status_code=202)
 
@@ -90,15 +107,18 @@ def update(data_source_id: str, body: DataSourceUpdate, services: ServicesDep, p
     db = services.store
     ds = catalog.get_data_source(db, principal, data_source_id)
     if ds.workspace is not None:
-        ws = catalog.update_workspace(db, ds.workspace, name=body.name, description=body.description,
-                                      repositories=body.repositoryIds)  # fmt: skip
+        ws = catalog.update_workspace(
+            db, ds.workspace, name=body.name, description=body.description, repositories=body.repositoryIds
+        )
         return {"dataSource": _json(services, catalog.DataSource("Workspace", workspace=ws)), "job": None}
     assert ds.repository is not None
     if body.name is not None and body.name != ds.repository.name:
         raise InvalidInput("a repository cannot be renamed: its name is part of every identifier")
     source, job = catalog.update_repository(db, ds.repository, description=body.description, branch=body.branch)
-    return {"dataSource": _json(services, catalog.DataSource("Repository", repository=source)),
-            "job": views.job_json(job) if job else None}  # fmt: skip
+    return {
+        "dataSource": _json(services, catalog.DataSource("Repository", repository=source)),
+        "job": views.job_json(job) if job else None,
+    }
 
 
 @router.delete("/datasources/{data_source_id}", status_code=204, summary="Delete a data source and its index")
@@ -113,8 +133,12 @@ def delete(data_source_id: str, services: ServicesDep, principal: AdminDep) -> R
     return Response(status_code=204)
 
 
-@router.post("/datasources/{data_source_id}/sync", status_code=202, response_model=JobOut,
-             summary="Re-index a repository (every repository of a workspace)")  # fmt: skip
+@router.post(
+    "/datasources/{data_source_id}/sync",
+    status_code=202,
+    response_model=JobOut,
+    summary="Re-index a repository (every repository of a workspace)",
+)
 def sync(data_source_id: str, services: ServicesDep, principal: AdminDep) -> JSONResponse:
     db = services.store
     ds = catalog.get_data_source(db, principal, data_source_id)

@@ -58,9 +58,14 @@ def search_legacy(
     description_detail: Annotated[str | None, Query(alias="DescriptionDetail", max_length=10)] = None,
     max_results: MaxParam = None,
 ) -> JSONResponse:
-    request = operations.SearchRequest(query, names=_names(data_source_ids, names), limit=max_results or DEFAULT_RESULTS,
-                                       mode=_mode(mode), include_content=include_content,
-                                       detail=_detail(description_detail))  # fmt: skip
+    request = operations.SearchRequest(
+        query,
+        names=_names(data_source_ids, names),
+        limit=max_results or DEFAULT_RESULTS,
+        mode=_mode(mode),
+        include_content=include_content,
+        detail=_detail(description_detail),
+    )
     data = operations.search(services, principal, request)
     return JSONResponse(data)
 
@@ -93,9 +98,15 @@ def search_semantic(
     exclude_markdown: ExcludeMdParam = False,
     include_content: Annotated[bool, Query(alias="IncludeContent")] = False,
 ) -> JSONResponse:
-    request = operations.SearchRequest(query, names=_names(data_source_ids, names), paths=tuple(paths or ()),
-                                       extensions=tuple(extensions or ()), limit=max_results or DEFAULT_RESULTS,
-                                       include_content=include_content, exclude_markdown=exclude_markdown)  # fmt: skip
+    request = operations.SearchRequest(
+        query,
+        names=_names(data_source_ids, names),
+        paths=tuple(paths or ()),
+        extensions=tuple(extensions or ()),
+        limit=max_results or DEFAULT_RESULTS,
+        include_content=include_content,
+        exclude_markdown=exclude_markdown,
+    )
     data = operations.search(services, principal, request)
     return JSONResponse(data)
 
@@ -114,9 +125,18 @@ def search_grep(
     regex: Annotated[bool, Query(alias="Regex")] = False,
     case_sensitive: Annotated[bool | None, Query(alias="CaseSensitive")] = None,
 ) -> JSONResponse:
-    data = operations.grep(services, principal, query, names=_names(data_source_ids, names), paths=tuple(paths or ()),
-                           extensions=tuple(extensions or ()), regex=regex, limit=max_results or 50,
-                           case_sensitive=case_sensitive, exclude_markdown=exclude_markdown)  # fmt: skip
+    data = operations.grep(
+        services,
+        principal,
+        query,
+        names=_names(data_source_ids, names),
+        paths=tuple(paths or ()),
+        extensions=tuple(extensions or ()),
+        regex=regex,
+        limit=max_results or 50,
+        case_sensitive=case_sensitive,
+        exclude_markdown=exclude_markdown,
+    )
     return JSONResponse(data)
 
 
@@ -126,9 +146,18 @@ def artifacts(body: ArtifactsBody, services: ServicesDep, principal: PrincipalDe
     return JSONResponse(data)
 
 
-@router.post("/artifact-relationships", response_model=RelationshipsResponse,
-             summary="Calls, inheritance or references of one artifact")  # fmt: skip
+@router.post(
+    "/artifact-relationships",
+    response_model=RelationshipsResponse,
+    summary="Calls, inheritance or references of one artifact",
+)
 def artifact_relationships(body: RelationshipsBody, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
-    data = operations.relationships(services, principal, body.identifier, profile=body.profile,
-                                    max_count=body.maxCountPerType, data_source=body.dataSource)  # fmt: skip
+    data = operations.relationships(
+        services,
+        principal,
+        body.identifier,
+        profile=body.profile,
+        max_count=body.maxCountPerType,
+        data_source=body.dataSource,
+    )
     return JSONResponse(data)

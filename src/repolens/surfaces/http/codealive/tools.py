@@ -34,8 +34,13 @@ def _route(name: str, tool: tools.Tool) -> None:
 
     schema = tool.args.model_json_schema(by_alias=True)
     router.add_api_route(
-        f"/{name}", call, methods=["POST"], response_model=ToolEnvelope, summary=tool.title,
-        description=f"{tool.description} (CodeAlive Tool API v3)", operation_id=f"tool_{name}",
+        f"/{name}",
+        call,
+        methods=["POST"],
+        response_model=ToolEnvelope,
+        summary=tool.title,
+        description=f"{tool.description} (CodeAlive Tool API v3)",
+        operation_id=f"tool_{name}",
         openapi_extra={"requestBody": {"content": {"application/json": {"schema": schema}}, "required": False}},
     )
 

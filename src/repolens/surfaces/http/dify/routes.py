@@ -32,9 +32,15 @@ router = APIRouter(prefix="/api/knowledge-retrieval/dify", tags=["dify"])
     response_model=DifyResponse,
     responses={400: {"model": DifyError}, 403: {"model": DifyError}, 404: {"model": DifyError}},
     summary="Dify external knowledge retrieval",
-    openapi_extra={"requestBody": {"required": False, "content": {"application/json": {
-        "schema": DifyRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
-)  # fmt: skip
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {"schema": DifyRequest.model_json_schema(ref_template="#/components/schemas/{model}")}
+            },
+        }
+    },
+)
 async def retrieval(request: Request) -> JSONResponse:
     principal = get_principal(request)
     services = get_services(request)
@@ -62,9 +68,15 @@ def _retrieve(services: Services, principal: Principal, body: DifyRequest) -> li
     given = condition.conditions if condition else []
     conditions = [Condition(tuple(c.name), c.comparison_operator, c.value) for c in given]
     records = operations.retrieve_knowledge(
-        services, principal, body.query, body.knowledge_id, top_k=body.retrieval_setting.top_k,
-        score_threshold=body.retrieval_setting.score_threshold, conditions=conditions,
-        match_all=(condition.logical_operator if condition else "and") == "and")
+        services,
+        principal,
+        body.query,
+        body.knowledge_id,
+        top_k=body.retrieval_setting.top_k,
+        score_threshold=body.retrieval_setting.score_threshold,
+        conditions=conditions,
+        match_all=(condition.logical_operator if condition else "and") == "and",
+    )
     out: list[dict[str, Any]] = []
     for record in records:
         meta = dict(record.metadata)

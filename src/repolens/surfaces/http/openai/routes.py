@@ -65,8 +65,12 @@ def models(services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
     return JSONResponse({"object": "list", "data": data})
 
 
-@router.post("/chat/completions", response_model=OpenAIChatCompletion, responses=_STREAM_DOC,
-             summary="OpenAI-compatible chat completion, grounded in the indexed code")  # fmt: skip
+@router.post(
+    "/chat/completions",
+    response_model=OpenAIChatCompletion,
+    responses=_STREAM_DOC,
+    summary="OpenAI-compatible chat completion, grounded in the indexed code",
+)
 async def chat_completions(body: OpenAIChatBody, services: ServicesDep, principal: PrincipalDep) -> Any:
     question, history = split_turns([(m.role, _text(m.content)) for m in body.messages])
     names = _names_for(body.model, services, principal)
@@ -84,21 +88,41 @@ async def chat_completions(body: OpenAIChatBody, services: ServicesDep, principa
     if not body.stream:
         async with contextlib.aclosing(events):
             finished = await finished_event(events)
-        return JSONResponse({
-            "id": completion_id, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": finished.answer, "refusal": None},
-                         "logprobs": None, "finish_reason": finished.finish_reason}],
-            "usage": {"prompt_tokens": finished.prompt_tokens, "completion_tokens": finished.completion_tokens,
-                      "total_tokens": finished.prompt_tokens + finished.completion_tokens},
-            "x_citations": finished.citations,
-        })  # fmt: skip
+        return JSONResponse(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": finished.answer, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": finished.finish_reason,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": finished.prompt_tokens,
+                    "completion_tokens": finished.completion_tokens,
+                    "total_tokens": finished.prompt_tokens + finished.completion_tokens,
+                },
+                "x_citations": finished.citations,
+            }
+        )
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        frame: dict[str, Any] = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                                 "model": model, "system_fingerprint": None, "choices": [choice]}  # fmt: skip
+        frame: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": None,
+            "choices": [choice],
+        }
         if include_usage:
             frame["usage"] = None
         frame.update(extra)
@@ -114,10 +138,20 @@ async def chat_completions(body: OpenAIChatBody, services: ServicesDep, principa
                     elif isinstance(event, Finished):
                         yield chunk({}, event.finish_reason, x_citations=event.citations)
                         if include_usage:
-                            usage = {"prompt_tokens": event.prompt_tokens, "completion_tokens": event.completion_tokens,
-                                     "total_tokens": event.prompt_tokens + event.completion_tokens}  # fmt: skip
-                            last = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                                    "model": model, "system_fingerprint": None, "choices": [], "usage": usage}  # fmt: skip
+                            usage = {
+                                "prompt_tokens": event.prompt_tokens,
+                                "completion_tokens": event.completion_tokens,
+                                "total_tokens": event.prompt_tokens + event.completion_tokens,
+                            }
+                            last = {
+                                "id": completion_id,
+                                "object": "chat.completion.chunk",
+                                "created": created,
+                                "model": model,
+                                "system_fingerprint": None,
+                                "choices": [],
+                                "usage": usage,
+                            }
                             yield sse(last)
         except RepolensError as exc:
             yield sse(openai_error_body(status_of(exc), str(exc)))  # OpenAI's in-stream error frame
