@@ -13,7 +13,7 @@ from repolens.retrieval.artifacts import FetchedArtifact
 from repolens.retrieval.graph import RelationGroup
 from repolens.retrieval.grep import GrepHit
 from repolens.retrieval.search import ScoredArtifact, SearchOutcome
-from repolens.storage.base import ArtifactRow, JobRow, KeyRow, SourceRow, WorkspaceRow
+from repolens.storage.base import ArtifactRow, JobRow, KeyRow, SourceRow, UserRow, WorkspaceRow
 from repolens.validation import MAX_TIMESTAMP_S
 
 Detail = Literal["Short", "Full"]
@@ -257,4 +257,19 @@ def key_json(key: KeyRow) -> dict[str, Any]:
         "createdAt": iso(key.created_at),
         "expiresAt": iso(key.expires_at),
         "revokedAt": iso(key.revoked_at),
+    }
+
+
+def user_json(user: UserRow) -> dict[str, Any]:
+    """A user's metadata (never the password hash)."""
+    return {
+        "id": user.public_id,
+        "email": user.email,
+        "name": user.name,
+        "role": user.role,
+        "scopes": list(user.scopes),
+        "disabled": user.disabled_at is not None,
+        "createdAt": iso(user.created_at),
+        "disabledAt": iso(user.disabled_at),
+        "lastLoginAt": iso(user.last_login_at),
     }

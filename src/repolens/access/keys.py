@@ -86,7 +86,7 @@ def create_key(
     name = validation.require_name(name, what="key name", max_chars=MAX_KEY_NAME_CHARS)
     if expires_at is not None:
         validation.require_future_timestamp(expires_at, what="expiresAt")
-    scope_ids = tuple(_scope_id(db, s) for s in scopes)
+    scope_ids = tuple(scope_id(db, s) for s in scopes)
     key_id = str(secrets.randbelow(9 * 10 ** (_KEY_ID_DIGITS - 1)) + 10 ** (_KEY_ID_DIGITS - 1))
     secret = secrets.token_urlsafe(_SECRET_BYTES)
     row = db.create_key(
@@ -103,7 +103,8 @@ def create_key(
     return MintedKey(f"{KEY_PREFIX}{key_id}_{secret}", row)
 
 
-def _scope_id(db: Database, name_or_id: str) -> str:
+def scope_id(db: Database, name_or_id: str) -> str:
+    """The public id of the repository or workspace a key or user may be scoped to."""
     source = db.get_source(name_or_id)
     if source is not None:
         return source.public_id
@@ -113,11 +114,32 @@ def _scope_id(db: Database, name_or_id: str) -> str:
     raise NotFound(f"cannot scope a key to {name_or_id!r}: no such repository or workspace")
 
 
+SignIn = Literal["password", "oidc", "dev"]
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Who signed in, when a request runs as a person rather than as an API key."""
+
+    subject: str  # the user's public id (local users) or the issuer's ``sub`` (OIDC)
+    email: str
+    name: str
+    via: SignIn
+    projects: tuple[str, ...]  # the organization's projects this person belongs to
+    admin_projects: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The key a request runs as, and what it may see."""
+    """The key a request runs as, and what it may see.
+
+    A signed-in person runs under a key-shaped account (``access.identity.account_for``): its
+    ``key_id`` is ``user-...``/``oidc-...``, so quotas, conversation ownership and usage work
+    the same for a person as for a key; ``person`` says who it is.
+    """
 
     key: KeyRow
+    person: Person | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -301,6 +301,36 @@ class KeyRow:
 
 
 @dataclass(frozen=True, slots=True)
+class UserRow:
+    """A local user as stored: never the password, only its Argon2id hash."""
+
+    id: int
+    public_id: str  # 24-hex: what tokens and APIs name the user by
+    email: str
+    name: str
+    password_hash: str
+    role: str  # admin | member, as a key's
+    scopes: tuple[str, ...]  # data source public ids; empty = every data source, as a key's
+    created_at: float
+    disabled_at: float | None
+    last_login_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRow:
+    """An uploaded file, owned by the account (key or person) that sent it."""
+
+    id: int
+    public_id: str
+    owner: str  # the uploader's account id (``Principal.key.key_id``)
+    name: str
+    content_type: str
+    size: int
+    data: bytes
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class WorkspaceRow:
     """A named group of repositories."""
 
@@ -407,6 +437,37 @@ class Registry(Protocol):
 
     def organization(self, default_name: str) -> tuple[str, str, bool]:
         """(public id, name, created now) of the install's organization, created on first call."""
+        ...
+
+    def install_secret(self, name: str) -> str:
+        """A random secret of this install (e.g. the key that signs sign-in tokens), made on
+        first use and shared by every replica of the database."""
+        ...
+
+    # users
+    def create_user(self, *, email: str, name: str, password_hash: str, role: str, scopes: Sequence[str]) -> UserRow:
+        """Store a new user (Conflict if the email is taken, whatever its case)."""
+        ...
+
+    def get_user(self, email_or_id: str) -> UserRow | None:
+        """A user by public id, else by email (case-insensitive); disabled ones included."""
+        ...
+
+    def list_users(self) -> list[UserRow]:
+        """Every user, oldest first."""
+        ...
+
+    def update_user(self, user_id: int, **fields: object) -> None:
+        """Change ``password_hash``, ``name``, ``role``, ``scopes``, ``disabled_at`` or ``last_login_at``."""
+        ...
+
+    # uploads
+    def create_upload(self, *, owner: str, name: str, content_type: str, data: bytes) -> UploadRow:
+        """Store an uploaded file."""
+        ...
+
+    def get_upload(self, public_id: str) -> UploadRow | None:
+        """An uploaded file by its public id."""
         ...
 
     # workspaces

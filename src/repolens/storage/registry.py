@@ -13,10 +13,10 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from repolens.errors import Conflict, InvalidInput
-from repolens.storage.base import ConversationRow, JobRow, KeyRow, MessageRow, UsageRow, WorkspaceRow
+from repolens.storage.base import ConversationRow, JobRow, KeyRow, MessageRow, UploadRow, UsageRow, UserRow, WorkspaceRow
 
 if TYPE_CHECKING:
     from repolens.storage.relational import Conn
@@ -44,6 +44,16 @@ def _key(row: tuple[Any, ...]) -> KeyRow:
 
 def _job(row: tuple[Any, ...]) -> JobRow:
     return JobRow(*row)
+
+
+_USER_COLUMNS = "id, public_id, email, name, password_hash, role, scopes, created_at, disabled_at, last_login_at"
+_UPDATABLE_USER_FIELDS = frozenset({"password_hash", "name", "role", "scopes", "disabled_at", "last_login_at"})
+
+
+def _user(row: tuple[Any, ...]) -> UserRow:
+    values = list(row)
+    values[6] = tuple(json.loads(values[6] or "[]"))
+    return UserRow(*values)
 
 
 _CONVERSATION_COLUMNS = "id, public_id, key_id, title, scope, created_at, updated_at"
@@ -141,6 +151,89 @@ class RegistryMixin:
             )
             rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('org_id', 'org_name')").fetchall())
         return rows["org_id"], rows.get("org_name", default_name), rows["org_id"] == public_id
+
+    def install_secret(self, name: str) -> str:
+        """A random secret of this install, made on first use and shared by every replica."""
+        key = f"secret:{name}"
+        with self._write(content=False) as conn:
+            # Replicas asking together race here: exactly one insert wins, the others read it.
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, secrets.token_hex(32))
+            )
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0])
+
+    # -- users ----------------------------------------------------------------------------
+
+    def create_user(self, *, email: str, name: str, password_hash: str, role: str, scopes: Sequence[str]) -> UserRow:
+        """Store a new user (Conflict if the email is taken, whatever its case)."""
+        public_id = secrets.token_hex(12)
+        with self._write(content=False) as conn:
+            # Checked first rather than caught: PostgreSQL aborts the whole transaction on a violation.
+            if conn.execute("SELECT 1 FROM users WHERE email = ? COLLATE NOCASE", (email,)).fetchone():
+                raise Conflict(f"a user with email {email!r} already exists", [email])
+            try:
+                conn.execute(
+                    "INSERT INTO users(public_id, email, name, password_hash, role, scopes, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (public_id, email, name, password_hash, role, json.dumps(list(scopes)), time.time()),
+                )
+            except self._integrity_errors:  # a concurrent create of the same email won the race
+                raise Conflict(f"a user with email {email!r} already exists", [email]) from None
+        user = self.get_user(public_id)
+        assert user is not None
+        return user
+
+    def get_user(self, email_or_id: str) -> UserRow | None:
+        """A user by public id, else by email (case-insensitive); disabled ones included."""
+        columns = f"SELECT {_USER_COLUMNS} FROM users"
+        row = self._conn.execute(f"{columns} WHERE public_id = ?", (email_or_id,)).fetchone()
+        if row is None:
+            row = self._conn.execute(f"{columns} WHERE email = ? COLLATE NOCASE", (email_or_id,)).fetchone()
+        return _user(row) if row else None
+
+    def list_users(self) -> list[UserRow]:
+        """Every user, oldest first."""
+        return [_user(r) for r in self._conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")]
+
+    def update_user(self, user_id: int, **fields: object) -> None:
+        """Change ``password_hash``, ``name``, ``role``, ``scopes``, ``disabled_at`` or ``last_login_at``."""
+        unknown = set(fields) - _UPDATABLE_USER_FIELDS
+        if unknown:
+            raise ValueError(f"not user fields: {sorted(unknown)}")
+        if not fields:
+            return
+        values = [json.dumps(list(cast("Sequence[str]", v))) if k == "scopes" else v for k, v in fields.items()]
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        with self._write(content=False) as conn:
+            conn.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*values, user_id))
+
+    # -- uploads --------------------------------------------------------------------------
+
+    def create_upload(self, *, owner: str, name: str, content_type: str, data: bytes) -> UploadRow:
+        """Store an uploaded file."""
+        public_id = secrets.token_hex(12)
+        with self._write(content=False) as conn:
+            conn.execute(
+                "INSERT INTO uploads(public_id, owner, name, content_type, size, data, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (public_id, owner, name, content_type, len(data), data, time.time()),
+            )
+        row = self.get_upload(public_id)
+        assert row is not None
+        return row
+
+    def get_upload(self, public_id: str) -> UploadRow | None:
+        """An uploaded file by its public id."""
+        row = self._conn.execute(
+            "SELECT id, public_id, owner, name, content_type, size, data, created_at FROM uploads WHERE public_id = ?",
+            (public_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        values[6] = bytes(values[6])  # PostgreSQL hands BYTEA back as memoryview
+        return UploadRow(*values)
 
     # -- workspaces -----------------------------------------------------------------------
 

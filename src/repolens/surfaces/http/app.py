@@ -21,6 +21,8 @@ from repolens.surfaces.http import errors, health
 from repolens.surfaces.http import mcp as mcp_http
 from repolens.surfaces.http.access import AccessMiddleware
 from repolens.surfaces.http.codealive import admin, chat, datasources, search, tools
+from repolens.surfaces.http.codemie import errors as codemie_errors
+from repolens.surfaces.http.codemie import routes as codemie
 from repolens.surfaces.http.dify import routes as dify
 from repolens.surfaces.http.openai import routes as openai
 from repolens.surfaces.http.schemas import DifyError, OpenAIError, Problem
@@ -60,8 +62,9 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
         description="Self-hosted code intelligence: CodeAlive-compatible REST API; MCP at /mcp.",
     )
     app.state.services = services
-    errors.install(app)
-    for module in (health, datasources, search, chat, dify, tools, admin, openai):
+    dialects = (codemie_errors.DIALECT,)  # the dialects that own their error shape
+    errors.install(app, dialects)
+    for module in (health, datasources, search, chat, dify, tools, admin, openai, codemie):
         app.include_router(module.router)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -75,7 +78,13 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     mcp_http.mount(app, mcp_server, settings)
     store = services.store
     shared = store if isinstance(store, SharedQuota) else None  # replicas of one PostgreSQL share quotas
-    app.add_middleware(AccessMiddleware, db=lambda: services.store, limiter=RateLimiter(shared=shared, bucket="api"))
+    app.add_middleware(
+        AccessMiddleware,
+        db=lambda: services.store,
+        limiter=RateLimiter(shared=shared, bucket="api"),
+        authenticator=services.authenticator,
+        dialects=dialects,
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
 
