@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile  # what Request.form() holds (FastAPI's is a subclass)
 
 from repolens import uploads
 from repolens.access.keys import Principal
@@ -53,7 +54,7 @@ async def upload(request: Request, services: ServicesDep, principal: PrincipalDe
 @router.post("/files/bulk", summary="Upload several files (multipart parts 'files')")
 async def upload_bulk(request: Request, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     urls = [await _store(services, principal, part) for part in await _parts(request, "files")]
-    return {"files": [{"file_url": u} for u in urls], "failed_files": {}}
+    return {"files": [{"file_url": u} for u in urls], "failed_files": []}  # the SDK reads a list here
 
 
 @router.get("/files/{file_id}", summary="Read an uploaded file back")

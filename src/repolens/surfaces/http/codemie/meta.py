@@ -57,14 +57,14 @@ def user_data(principal: PrincipalDep) -> dict[str, Any]:
 
 @router.get("/config", summary="Feature switches the CodeMie UI and SDK read")
 def config(services: ServicesDep, principal: PrincipalDep) -> list[dict[str, Any]]:
-    llm = bool(services.settings.llm_provider)
-    return [
-        {"id": "features:datasources", "settings": {"enabled": True}},
-        {"id": "features:assistants", "settings": {"enabled": True}},
-        {"id": "features:llm", "settings": {"enabled": llm}},
-        {"id": "features:workflows", "settings": {"enabled": False}},
-        {"id": "features:localAuth", "settings": {"enabled": True}},
-    ]
+    # CodeMie lists the enabled components only: a component's presence is the switch.
+    switches = {
+        "features:datasources": True,
+        "features:assistants": True,
+        "features:llm": bool(services.settings.llm_provider),
+        "features:localAuth": True,
+    }
+    return [{"id": name, "settings": {"enabled": True}} for name, on in switches.items() if on]
 
 
 def _features(*, tools: bool) -> dict[str, bool]:
