@@ -17,12 +17,14 @@ from repolens import __version__
 from repolens.access.ratelimit import RateLimiter, SharedQuota
 from repolens.services import Services, build_services
 from repolens.settings import Settings
+from repolens.surfaces.http import codemie as codemie_api
 from repolens.surfaces.http import errors, health
 from repolens.surfaces.http import mcp as mcp_http
 from repolens.surfaces.http.access import AccessMiddleware
 from repolens.surfaces.http.codealive import admin, chat, datasources, search, tools
 from repolens.surfaces.http.codemie import errors as codemie_errors
 from repolens.surfaces.http.codemie import routes as codemie
+from repolens.surfaces.http.codemie.errors import CodeMieError
 from repolens.surfaces.http.dify import routes as dify
 from repolens.surfaces.http.openai import routes as openai
 from repolens.surfaces.http.schemas import DifyError, OpenAIError, Problem
@@ -107,8 +109,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "bearer": {"type": "http", "scheme": "bearer", "description": "API key: Authorization: Bearer ca_..."},
         "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
     }
+    schemas["CodeMieError"] = CodeMieError.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schemas["CodeMieError"].pop("$defs", {}).items():
+        schemas.setdefault(name, sub)
     for path, item in doc.get("paths", {}).items():
         public = path in ("/health", "/ready")
+        signs_in = path == codemie_api.LOGIN_PATH  # no credentials needed, a wrong password is a 401
         for op in item.values():
             if not isinstance(op, dict) or "responses" not in op:
                 continue
@@ -116,6 +122,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 ref, media = "DifyError", "application/json"
             elif path.startswith(errors.OPENAI_PREFIX):
                 ref, media = "OpenAIError", "application/json"
+            elif path.startswith(codemie_api.PREFIX):
+                ref, media = "CodeMieError", "application/json"
             else:
                 ref, media = "Problem", errors.PROBLEM_JSON
             for status in _ERROR_STATUSES:
@@ -125,7 +133,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     "description": errors.CODES[int(status)][1],
                     "content": {media: {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
                 }
-            if not public:
+            if not public and not signs_in:
                 op["security"] = [{"bearer": []}, {"apiKey": []}]
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)

@@ -12,9 +12,9 @@ data source routes.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -35,6 +35,11 @@ MAX_PER_PAGE = 1_000
 # The filter keys the SDK and the datasources MCP server send (specs/clients.md §3.4).
 FILTER_KEYS = frozenset({"index_type", "project", "status", "created_by", "name", "search"})
 STATUSES = ("completed", "failed", "fetching", "in_progress")
+# The longest JSON ``filters`` a client sends is a few lists of names; the bound keeps a URL well
+# under the HTTP parser's 80 KB limit, so an oversized one is this route's 422, not a parser error.
+MAX_FILTERS_CHARS = 2_000
+MAX_ID_CHARS = 200  # a datasource id (24 hex) or name (sources/naming.py caps names at 100)
+IdPath = Annotated[str, Path(max_length=MAX_ID_CHARS)]
 
 
 class CodeIndexIn(BaseModel):
@@ -199,7 +204,7 @@ def _matches(item: dict[str, Any], filters: dict[str, Any]) -> bool:
     status_code=201,
     summary="Create a code datasource from a git repository and start indexing it",
 )
-def create(project_name: str, body: CodeIndexIn, services: ServicesDep, principal: PrincipalDep) -> dict[str, str]:
+def create(project_name: IdPath, body: CodeIndexIn, services: ServicesDep, principal: PrincipalDep) -> dict[str, str]:
     db = services.store
     require_project(db, principal, project_name)
     principal.require_admin()
@@ -212,8 +217,8 @@ def create(project_name: str, body: CodeIndexIn, services: ServicesDep, principa
 
 @router.put("/application/{project_name}/index/{repo_name}", summary="Update a code datasource, re-indexing it")
 def update(
-    project_name: str,
-    repo_name: str,
+    project_name: IdPath,
+    repo_name: IdPath,
     body: CodeIndexIn,
     services: ServicesDep,
     principal: PrincipalDep,
@@ -246,7 +251,7 @@ def list_index(
     per_page: int = Query(10, ge=1, le=MAX_PER_PAGE),
     sort_key: Literal["date", "update_date"] = "update_date",
     sort_order: Literal["asc", "desc"] = "desc",
-    filters: str | None = Query(None, max_length=10_000),
+    filters: str | None = Query(None, max_length=MAX_FILTERS_CHARS),
     full_response: bool = False,
 ) -> list[dict[str, Any]]:
     wanted = _parse_filters(filters)
@@ -260,14 +265,14 @@ def list_index(
 
 
 @router.get("/index/{datasource_id}", summary="One code datasource")
-def get_index(datasource_id: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_index(datasource_id: IdPath, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     db = services.store
     source = catalog.get_repository(db, principal, datasource_id)
     return _datasource_json(services, principal, source, projects_of(db, principal)[0])
 
 
 @router.delete("/index/{datasource_id}", summary="Delete a code datasource and its index")
-def delete_index(datasource_id: str, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
+def delete_index(datasource_id: IdPath, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
     db = services.store
     source = catalog.get_repository(db, principal, datasource_id)
     principal.require_admin()

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from repolens.surfaces.http.codemie import PREFIX, PUBLIC_PATHS
 from repolens.surfaces.http.errors import Dialect
@@ -37,6 +38,20 @@ MESSAGES: dict[int, tuple[str, str]] = {
     503: ("Service unavailable", "Try again later."),
 }
 NOT_READY = ("Datasource not ready", "Wait until the datasource has finished indexing, then try again.")
+
+
+class CodeMieErrorInfo(BaseModel):
+    """What went wrong: a title, the specifics (a list of field errors for a 422), what to do."""
+
+    message: str
+    details: str | list[dict[str, Any]]
+    help: str
+
+
+class CodeMieError(BaseModel):
+    """CodeMie's error body (documented for every CodeMie route in /openapi.json)."""
+
+    error: CodeMieErrorInfo
 
 
 def codemie_error_body(status: int, details: str | list[dict[str, Any]], *, message: str = "") -> dict[str, Any]:

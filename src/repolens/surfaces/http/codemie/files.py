@@ -5,9 +5,9 @@ slash: a redirect would make the client send the multipart body again) and ``POS
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile  # what Request.form() holds (FastAPI's is a subclass)
@@ -58,7 +58,7 @@ async def upload_bulk(request: Request, services: ServicesDep, principal: Princi
 
 
 @router.get("/files/{file_id}", summary="Read an uploaded file back")
-def read(file_id: str, services: ServicesDep, principal: PrincipalDep) -> Response:
+def read(file_id: Annotated[str, Path(max_length=200)], services: ServicesDep, principal: PrincipalDep) -> Response:
     row = uploads.fetch(services.store, principal, file_id)
     safe = row.name.replace('"', "")
     return Response(row.data, media_type=row.content_type, headers={"Content-Disposition": f'attachment; filename="{safe}"'})

@@ -7,9 +7,9 @@ organization's (``default`` unless renamed).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 
 from repolens.access.identity import admin_projects_of, projects_of, require_project
 from repolens.access.keys import Principal
@@ -141,12 +141,16 @@ def projects(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
 
 
 @router.get("/projects/{project_name}", summary="One project")
-def project(project_name: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+def project(
+    project_name: Annotated[str, Path(max_length=200)], services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
     name = require_project(services.store, principal, project_name)
     return {**_project_json(name, created_at=None), "members": []}
 
 
 @router.get("/admin/applications", summary="The applications (projects) the caller belongs to")
-def applications(services: ServicesDep, principal: PrincipalDep, search: str | None = None) -> dict[str, Any]:
+def applications(
+    services: ServicesDep, principal: PrincipalDep, search: Annotated[str | None, Query(max_length=200)] = None
+) -> dict[str, Any]:
     names = [n for n in projects_of(services.store, principal) if not search or search.lower() in n.lower()]
     return {"applications": [{"name": n, "display_name": n} for n in names]}
