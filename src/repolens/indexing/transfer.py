@@ -4,10 +4,10 @@ Everything a user or a client can name survives with the same public ids: data s
 keys (their digests, so every issued key keeps working), local users (their password hashes, and
 the secret that signs their sign-in tokens, so issued tokens keep working), uploaded files,
 workspaces, conversations with their messages, usage, the organization. The index moves too:
-files, artifacts and relations are re-written through the PostgreSQL write path (which builds its postings from the same tokens),
-and vectors are copied by content key, so nothing is re-parsed from the repositories and
-nothing is re-embedded. Job history stays behind. The target must hold no data sources yet:
-merging two installs is not a migration.
+files, artifacts and relations are re-written through the PostgreSQL write path (which builds
+its postings from the same tokens), and vectors are copied by content key, so nothing is
+re-parsed from the repositories and nothing is re-embedded. Job history stays behind. The
+target must hold no data sources yet: merging two installs is not a migration.
 """
 
 from __future__ import annotations
