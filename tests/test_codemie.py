@@ -372,9 +372,10 @@ def test_oidc_tokens_are_checked_against_the_issuers_jwks(world: World) -> None:
 def test_users_and_sign_in_without_http(tmp_path: Path, backend: str) -> None:
     """The core use cases on both backends: a user's token names the user, disabling ends it,
     and the dev header means nothing unless the operator enabled it."""
+    from repolens import catalog
     from repolens.access import users
-    from repolens.access.identity import Authenticator
-    from repolens.errors import Conflict, Forbidden, Unauthorized
+    from repolens.access.identity import MAX_FAILED_SIGN_INS, Authenticator
+    from repolens.errors import Conflict, Forbidden, RateLimited, Unauthorized
     from repolens.services import build_services
     from repolens.settings import Settings
 
@@ -401,5 +402,18 @@ def test_users_and_sign_in_without_http(tmp_path: Path, backend: str) -> None:
             auth.login(db, user.email, "eve password")
         users.set_disabled(db, user.email, disabled=False)
         assert auth.principal(db, f"Bearer {session.token}", None).person is not None
+        # Guessing is throttled per email: after the allowance even the right password waits.
+        for _ in range(MAX_FAILED_SIGN_INS):
+            with pytest.raises(Unauthorized):
+                auth.login(db, "EVE@example.com", "a wrong guess")
+        with pytest.raises(RateLimited):
+            auth.login(db, "eve@example.com", "eve password")
+        assert Authenticator(services.settings).login(db, "eve@example.com", "eve password").user.id == user.id
+        # A scoped user sees what its scope names, through the same visibility rule as a key.
+        other = db.create_source(name="other", location="/srv/other", branch=None)
+        mine = db.create_source(name="mine", location="/srv/mine", branch=None)
+        scoped = users.create_user(db, email="sam@example.com", password="sam password", scopes=("mine",))
+        sam = auth.principal(db, f"Bearer {auth.login(db, scoped.email, 'sam password').token}", None)
+        assert catalog.visible_ids(db, sam) == frozenset({mine.id}) and other.id not in catalog.visible_ids(db, sam)  # type: ignore[operator]
     finally:
         services.close()

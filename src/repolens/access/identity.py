@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 from repolens.access.keys import KEY_PATTERN, PLANS, Person, Principal, authenticate, bearer_token
-from repolens.access.users import verify_credentials
-from repolens.errors import Forbidden, NotFound, ProviderError, Unauthorized
+from repolens.access.users import MAX_EMAIL_CHARS, verify_credentials
+from repolens.errors import Forbidden, NotFound, ProviderError, RateLimited, Unauthorized
 from repolens.settings import Settings
 from repolens.storage.base import Database, KeyRow, UserRow
 
@@ -48,6 +48,12 @@ OIDC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256"
 CLOCK_LEEWAY_S = 30  # clock skew tolerated between the identity provider and this host
 JWKS_CACHE_S = 300  # keys are re-read this often (and at once for an unknown ``kid``: key rotation)
 DISCOVERY_TIMEOUT_S = 10
+# Failed sign-ins tolerated per email and window before the email is refused until the window
+# ends: ten guesses a quarter hour leave a password of MIN_PASSWORD_CHARS out of reach, and a
+# person mistyping is not locked out for long. Counted per server process. Successful sign-ins
+# are not counted: CodeMie's MCP servers sign in again before every tool call.
+MAX_FAILED_SIGN_INS = 10
+SIGN_IN_WINDOW_S = 15 * 60
 # A person's quota: a pro plan's 1,000 requests an hour is ~17 a minute sustained, more than a
 # person at a client makes; each person has their own.
 PERSON_PLAN = PLANS["pro"]
@@ -99,6 +105,7 @@ class Authenticator:
         self._jwks: PyJWKClient | None = None
         self._secret = ""
         self._lock = threading.Lock()
+        self._failures: dict[str, tuple[float, int]] = {}  # email -> (window start, failed sign-ins)
 
     def _session_secret(self, db: Database) -> str:
         # Read once: the secret never changes, and reading it is a write transaction.
@@ -129,7 +136,13 @@ class Authenticator:
 
     def login(self, db: Database, email: str, password: str) -> SessionToken:
         """Check a user's email and password and issue a sign-in token."""
-        user = verify_credentials(db, email, password)
+        who = email.strip().lower()[:MAX_EMAIL_CHARS]
+        self._check_failures(who)
+        try:
+            user = verify_credentials(db, email, password)
+        except Unauthorized:
+            self._count_failure(who)
+            raise
         now = int(time.time())
         claims = {
             "iss": SESSION_ISSUER,
@@ -141,6 +154,25 @@ class Authenticator:
         }
         token = jwt.encode(claims, self._session_secret(db), algorithm=SESSION_ALGORITHM)
         return SessionToken(token, self.settings.session_ttl_s, user)
+
+    def _check_failures(self, who: str) -> None:
+        now = time.time()
+        with self._lock:
+            start, failed = self._failures.get(who, (now, 0))
+            if now - start >= SIGN_IN_WINDOW_S:
+                self._failures.pop(who, None)
+                return
+        if failed >= MAX_FAILED_SIGN_INS:
+            wait = int(start + SIGN_IN_WINDOW_S - now) + 1
+            raise RateLimited(f"too many failed sign-ins for this email; try again in {wait} s", wait)
+
+    def _count_failure(self, who: str) -> None:
+        now = time.time()
+        with self._lock:
+            start, failed = self._failures.get(who, (now, 0))
+            if now - start >= SIGN_IN_WINDOW_S:
+                start, failed = now, 0
+            self._failures[who] = (start, failed + 1)
 
     def _session(self, db: Database, token: str) -> Principal:
         try:
