@@ -27,10 +27,11 @@ import traceback
 from collections.abc import Sequence
 from typing import Literal
 
+from repolens.domain import Job
 from repolens.errors import RepolensError
 from repolens.settings import Settings, settings_env
 from repolens.sources.git import scrub
-from repolens.storage.base import Database, JobRow
+from repolens.storage.base import Database
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ _OUTCOME_RECORDED = threading.Event()
 class JobProgress:
     """``indexing.pipeline.Progress`` that writes phase, counts and percent to the job row."""
 
-    def __init__(self, db: Database, job: JobRow, *, parent_pid: int | None) -> None:
+    def __init__(self, db: Database, job: Job, *, parent_pid: int | None) -> None:
         self.db = db
         self.job = job
         self.parent_pid = parent_pid
@@ -146,7 +147,7 @@ class JobProgress:
         self._write(force=first or done >= total)
 
 
-def phase_counts(job: JobRow) -> tuple[Literal["files", "units"], int, int] | None:
+def phase_counts(job: Job) -> tuple[Literal["files", "units"], int, int] | None:
     """What the job's current phase has counted: (unit, done, total); None when it counts nothing."""
     unit = PHASE_UNITS.get(job.phase)
     return None if unit is None else (unit, job.done, job.total)
@@ -204,7 +205,7 @@ class JobRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._child: subprocess.Popen[bytes] | None = None
-        self._job: JobRow | None = None
+        self._job: Job | None = None
         self._last_sweep = 0.0
 
     def start(self) -> None:
@@ -256,7 +257,7 @@ class JobRunner:
             if fresh is not None and fresh.state == "Processing":
                 self.db.update_job(job.id, state="New")  # hand it to another worker now
 
-    def _unfinished(self, job: JobRow) -> bool:
+    def _unfinished(self, job: Job) -> bool:
         try:
             fresh = self.db.get_job(job.public_id)
         except RepolensError:
@@ -276,7 +277,7 @@ class JobRunner:
                 continue
             self._run_child(job)
 
-    def _run_child(self, job: JobRow) -> None:
+    def _run_child(self, job: Job) -> None:
         log.info("job %s: started by %s (attempt %d)", job.public_id, self.worker_name, job.attempts)
         cmd: Sequence[str] = [sys.executable, "-m", "repolens.indexing.jobs", job.public_id, str(os.getpid())]
         env = {**os.environ, **settings_env(self.settings)}
@@ -303,7 +304,7 @@ class JobRunner:
             self._job = None
         log.info("job %s: %s", job.public_id, fresh.state if fresh else "deleted")
 
-    def _after_death(self, job: JobRow, code: int) -> None:
+    def _after_death(self, job: Job, code: int) -> None:
         """Retry a job whose process died, after a backoff, up to ``MAX_JOB_ATTEMPTS``; then fail
         it and its source. The job stays Processing (and beating) while it waits, so no other
         worker takes it; a stop during the wait leaves it to be resumed like any running job."""
