@@ -99,7 +99,8 @@ class JobProgress:
         self.total = 0
         self._last_write = 0.0
 
-    def _check_parent(self) -> None:
+    def check_parent(self) -> None:
+        """Raise ``_Orphaned`` once the process that started this job is gone."""
         if self.parent_pid is not None and os.getppid() != self.parent_pid:
             raise _Orphaned
 
@@ -111,7 +112,7 @@ class JobProgress:
         return round(min(_MAX_RUNNING_PERCENT, before + PHASE_WEIGHTS[self.phase] * min(1.0, share)), 1)
 
     def _write(self, *, force: bool = False) -> None:
-        self._check_parent()
+        self.check_parent()
         now = time.time()
         if not force and now - self._last_write < _PROGRESS_EVERY_S:
             return
@@ -129,7 +130,7 @@ class JobProgress:
         """More items done."""
         self.done += n
         if phase in _IN_TRANSACTION:
-            self._check_parent()
+            self.check_parent()
             return
         self._write()
 
@@ -172,6 +173,9 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
             raise RepolensError("the data source was deleted")
         index_stored(db, settings, source, progress=progress)
         embed_and_compact(db, source.id, load_embedder(settings), on_progress=progress.vectors)
+        # An orphan does not record the outcome: its job may already be leased to another worker,
+        # whose run would be marked Ready under it. The next run finds the index current and ends.
+        progress.check_parent()
         db.update_job(job.id, state="Ready", phase="done", percent=100.0, finished_at=time.time(), heartbeat_at=time.time())
         _OUTCOME_RECORDED.set()
         return 0
