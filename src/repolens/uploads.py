@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from repolens import validation
 from repolens.access.keys import Principal
+from repolens.domain import Upload
 from repolens.errors import InvalidInput, NotFound
-from repolens.storage.base import Database, UploadRow
+from repolens.storage.base import UploadStore
 
 # The HTTP layer caps a whole request body at 1 MB (surfaces/http/access.py); a file is that
 # less the multipart framing, so this bound is only reached by callers other than HTTP.
@@ -19,7 +20,7 @@ MAX_FILE_NAME_CHARS = 255  # a file name on every common file system
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
-def store(db: Database, principal: Principal, *, name: str, content_type: str | None, data: bytes) -> UploadRow:
+def store(db: UploadStore, principal: Principal, *, name: str, content_type: str | None, data: bytes) -> Upload:
     """Keep an uploaded file for ``principal``."""
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
     base = validation.require_name(base, what="file name", max_chars=MAX_FILE_NAME_CHARS)
@@ -31,7 +32,7 @@ def store(db: Database, principal: Principal, *, name: str, content_type: str | 
     return db.create_upload(owner=principal.key.key_id, name=base, content_type=kind, data=data)
 
 
-def fetch(db: Database, principal: Principal, public_id: str) -> UploadRow:
+def fetch(db: UploadStore, principal: Principal, public_id: str) -> Upload:
     """An upload of ``principal`` (anyone else's, or none, is NotFound)."""
     row = db.get_upload(public_id.strip())
     if row is None or row.owner != principal.key.key_id:

@@ -29,9 +29,10 @@ import jwt
 
 from repolens.access.keys import KEY_PATTERN, PLANS, Person, Principal, authenticate, bearer_token
 from repolens.access.users import MAX_EMAIL_CHARS, verify_credentials
+from repolens.domain import ApiKey, KeyRole, User
 from repolens.errors import Forbidden, NotFound, ProviderError, RateLimited, Unauthorized
 from repolens.settings import Settings
-from repolens.storage.base import Database, KeyRow, UserRow
+from repolens.storage.base import Database
 
 if TYPE_CHECKING:
     from jwt import PyJWKClient
@@ -65,12 +66,12 @@ class SessionToken:
 
     token: str
     expires_in: int
-    user: UserRow
+    user: User
 
 
-def account_for(subject: str, *, name: str, role: str, scopes: tuple[str, ...], created_at: float) -> KeyRow:
+def account_for(subject: str, *, name: str, role: KeyRole, scopes: tuple[str, ...], created_at: float) -> ApiKey:
     """The key-shaped account a person's requests are metered and owned under."""
-    return KeyRow(
+    return ApiKey(
         id=0,
         key_id=subject,
         digest="",
@@ -87,7 +88,7 @@ def account_for(subject: str, *, name: str, role: str, scopes: tuple[str, ...], 
     )
 
 
-def user_principal(user: UserRow, projects: tuple[str, ...]) -> Principal:
+def user_principal(user: User, projects: tuple[str, ...]) -> Principal:
     """The principal of a local user."""
     account = account_for(
         f"user-{user.public_id}", name=user.email, role=user.role, scopes=user.scopes, created_at=user.created_at

@@ -16,9 +16,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from repolens import validation
-from repolens.access.keys import Role, scope_id
+from repolens.access.keys import scope_id
+from repolens.domain import KeyRole, User
 from repolens.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from repolens.storage.base import Database, UserRow
+from repolens.storage.base import Database, UserStore
 
 # Long enough that a guess per Argon2 hash (~50 ms here) cannot walk the space; NIST SP 800-63B's
 # floor for a memorized secret chosen by the user.
@@ -59,9 +60,9 @@ def create_user(
     email: str,
     password: str,
     name: str = "",
-    role: Role = "member",
+    role: KeyRole = "member",
     scopes: tuple[str, ...] = (),
-) -> UserRow:
+) -> User:
     """A new user; ``scopes`` are data source names or ids (repositories or workspaces)."""
     email = check_email(email)
     name = validation.require_name(name, what="user name", max_chars=MAX_USER_NAME_CHARS) if name.strip() else ""
@@ -70,7 +71,7 @@ def create_user(
     return db.create_user(email=email, name=name, password_hash=digest, role=role, scopes=scope_ids)
 
 
-def get_user(db: Database, email_or_id: str) -> UserRow:
+def get_user(db: UserStore, email_or_id: str) -> User:
     """A user by email or id, or NotFound."""
     user = db.get_user(email_or_id.strip())
     if user is None:
@@ -78,7 +79,7 @@ def get_user(db: Database, email_or_id: str) -> UserRow:
     return user
 
 
-def set_disabled(db: Database, email_or_id: str, *, disabled: bool) -> UserRow:
+def set_disabled(db: UserStore, email_or_id: str, *, disabled: bool) -> User:
     """Turn a user off (sign-in and every token of the user stop at once) or back on."""
     user = get_user(db, email_or_id)
     if disabled and user.disabled_at is None:
@@ -88,14 +89,14 @@ def set_disabled(db: Database, email_or_id: str, *, disabled: bool) -> UserRow:
     return get_user(db, user.public_id)
 
 
-def set_password(db: Database, email_or_id: str, password: str) -> UserRow:
+def set_password(db: UserStore, email_or_id: str, password: str) -> User:
     """Replace a user's password."""
     user = get_user(db, email_or_id)
     db.update_user(user.id, password_hash=_hasher.hash(check_password(password)))
     return get_user(db, user.public_id)
 
 
-def verify_credentials(db: Database, email: str, password: str) -> UserRow:
+def verify_credentials(db: UserStore, email: str, password: str) -> User:
     """The user whose email and password these are: Unauthorized for a wrong pair (the same
     answer for an unknown email), Forbidden for a disabled user."""
     user = db.get_user(email.strip()) if email and len(email) <= MAX_EMAIL_CHARS else None

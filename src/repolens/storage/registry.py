@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, cast
 
+from repolens.domain import ApiKey, Conversation, Job, KeyRole, Message, MessageRole, Upload, Usage, User, Workspace
 from repolens.errors import Conflict, InvalidInput
-from repolens.storage.base import ConversationRow, JobRow, KeyRow, MessageRow, UploadRow, UsageRow, UserRow, WorkspaceRow
 
 if TYPE_CHECKING:
     from repolens.storage.relational import Conn
@@ -36,33 +36,33 @@ _UPDATABLE_JOB_FIELDS = frozenset(
 UNFINISHED = ("New", "Processing")
 
 
-def _key(row: tuple[Any, ...]) -> KeyRow:
+def _key(row: tuple[Any, ...]) -> ApiKey:
     values = list(row)
     values[8] = tuple(json.loads(values[8] or "[]"))
-    return KeyRow(*values)
+    return ApiKey(*values)
 
 
-def _job(row: tuple[Any, ...]) -> JobRow:
-    return JobRow(*row)
+def _job(row: tuple[Any, ...]) -> Job:
+    return Job(*row)
 
 
 _USER_COLUMNS = "id, public_id, email, name, password_hash, role, scopes, created_at, disabled_at, last_login_at"
 _UPDATABLE_USER_FIELDS = frozenset({"password_hash", "name", "role", "scopes", "disabled_at", "last_login_at"})
 
 
-def _user(row: tuple[Any, ...]) -> UserRow:
+def _user(row: tuple[Any, ...]) -> User:
     values = list(row)
     values[6] = tuple(json.loads(values[6] or "[]"))
-    return UserRow(*values)
+    return User(*values)
 
 
 _CONVERSATION_COLUMNS = "id, public_id, key_id, title, scope, created_at, updated_at"
 
 
-def _conversation(row: tuple[Any, ...]) -> ConversationRow:
+def _conversation(row: tuple[Any, ...]) -> Conversation:
     values = list(row)
     values[4] = tuple(json.loads(values[4] or "[]"))
-    return ConversationRow(*values)
+    return Conversation(*values)
 
 
 class RegistryMixin:
@@ -91,13 +91,13 @@ class RegistryMixin:
         key_id: str,
         digest: str,
         name: str,
-        role: str,
+        role: KeyRole,
         plan: str,
         requests_per_hour: int,
         concurrency: int,
         scopes: Sequence[str],
         expires_at: float | None,
-    ) -> KeyRow:
+    ) -> ApiKey:
         """Store a new key."""
         with self._write(content=False) as conn:
             conn.execute(
@@ -120,12 +120,12 @@ class RegistryMixin:
         assert key is not None
         return key
 
-    def get_key(self, key_id: str) -> KeyRow | None:
+    def get_key(self, key_id: str) -> ApiKey | None:
         """A key by its public id (revoked ones included)."""
         row = self._conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
         return _key(row) if row else None
 
-    def list_keys(self) -> list[KeyRow]:
+    def list_keys(self) -> list[ApiKey]:
         """Every key, oldest first."""
         return [_key(r) for r in self._conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id")]
 
@@ -165,7 +165,7 @@ class RegistryMixin:
 
     # -- users ----------------------------------------------------------------------------
 
-    def create_user(self, *, email: str, name: str, password_hash: str, role: str, scopes: Sequence[str]) -> UserRow:
+    def create_user(self, *, email: str, name: str, password_hash: str, role: KeyRole, scopes: Sequence[str]) -> User:
         """Store a new user (Conflict if the email is taken, whatever its case)."""
         public_id = secrets.token_hex(12)
         with self._write(content=False) as conn:
@@ -184,7 +184,7 @@ class RegistryMixin:
         assert user is not None
         return user
 
-    def get_user(self, email_or_id: str) -> UserRow | None:
+    def get_user(self, email_or_id: str) -> User | None:
         """A user by public id, else by email (case-insensitive); disabled ones included."""
         columns = f"SELECT {_USER_COLUMNS} FROM users"
         row = self._conn.execute(f"{columns} WHERE public_id = ?", (email_or_id,)).fetchone()
@@ -192,7 +192,7 @@ class RegistryMixin:
             row = self._conn.execute(f"{columns} WHERE email = ? COLLATE NOCASE", (email_or_id,)).fetchone()
         return _user(row) if row else None
 
-    def list_users(self) -> list[UserRow]:
+    def list_users(self) -> list[User]:
         """Every user, oldest first."""
         return [_user(r) for r in self._conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")]
 
@@ -210,7 +210,7 @@ class RegistryMixin:
 
     # -- uploads --------------------------------------------------------------------------
 
-    def create_upload(self, *, owner: str, name: str, content_type: str, data: bytes) -> UploadRow:
+    def create_upload(self, *, owner: str, name: str, content_type: str, data: bytes) -> Upload:
         """Store an uploaded file."""
         public_id = secrets.token_hex(12)
         with self._write(content=False) as conn:
@@ -223,7 +223,7 @@ class RegistryMixin:
         assert row is not None
         return row
 
-    def get_upload(self, public_id: str) -> UploadRow | None:
+    def get_upload(self, public_id: str) -> Upload | None:
         """An uploaded file by its public id."""
         row = self._conn.execute(
             "SELECT id, public_id, owner, name, content_type, size, data, created_at FROM uploads WHERE public_id = ?",
@@ -233,20 +233,20 @@ class RegistryMixin:
             return None
         values = list(row)
         values[6] = bytes(values[6])  # PostgreSQL hands BYTEA back as memoryview
-        return UploadRow(*values)
+        return Upload(*values)
 
     # -- workspaces -----------------------------------------------------------------------
 
-    def _workspace(self, row: tuple[Any, ...]) -> WorkspaceRow:
+    def _workspace(self, row: tuple[Any, ...]) -> Workspace:
         members = tuple(
             r[0]
             for r in self._conn.execute(
                 "SELECT source_id FROM workspace_members WHERE workspace_id = ? ORDER BY source_id", (row[0],)
             )
         )
-        return WorkspaceRow(row[0], row[1], row[2], row[3], row[4], members)
+        return Workspace(row[0], row[1], row[2], row[3], row[4], members)
 
-    def create_workspace(self, *, name: str, description: str, source_ids: Sequence[int]) -> WorkspaceRow:
+    def create_workspace(self, *, name: str, description: str, source_ids: Sequence[int]) -> Workspace:
         """A new workspace (Conflict if the name is taken by a workspace or a repository)."""
         public_id = secrets.token_hex(12)
         with self._write(content=False) as conn:
@@ -282,7 +282,7 @@ class RegistryMixin:
             [(workspace_id, sid) for sid in wanted],
         )
 
-    def get_workspace(self, name_or_id: str) -> WorkspaceRow | None:
+    def get_workspace(self, name_or_id: str) -> Workspace | None:
         """A workspace by public id, else by name (case-insensitive): an id never finds another
         workspace named like it."""
         columns = "SELECT id, public_id, name, description, created_at FROM workspaces"
@@ -291,7 +291,7 @@ class RegistryMixin:
             row = self._conn.execute(f"{columns} WHERE name = ? COLLATE NOCASE", (name_or_id,)).fetchone()
         return self._workspace(row) if row else None
 
-    def list_workspaces(self) -> list[WorkspaceRow]:
+    def list_workspaces(self) -> list[Workspace]:
         """All workspaces, by name."""
         rows = self._conn.execute(
             "SELECT id, public_id, name, description, created_at FROM workspaces ORDER BY name COLLATE NOCASE"
@@ -329,7 +329,7 @@ class RegistryMixin:
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def enqueue_job(self, *, kind: str, source_id: int) -> JobRow:
+    def enqueue_job(self, *, kind: str, source_id: int) -> Job:
         """A new job in state New, or the source's unfinished job of that kind if there is one."""
         with self._write(content=False) as conn:
             row = conn.execute(
@@ -349,19 +349,19 @@ class RegistryMixin:
         assert job is not None
         return job
 
-    def get_job(self, job_id: str) -> JobRow | None:
+    def get_job(self, job_id: str) -> Job | None:
         """A job by public id."""
         row = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE public_id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
 
-    def jobs_for_source(self, source_id: int, limit: int = 20) -> list[JobRow]:
+    def jobs_for_source(self, source_id: int, limit: int = 20) -> list[Job]:
         """The source's jobs, newest first."""
         rows = self._conn.execute(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE source_id = ? ORDER BY id DESC LIMIT ?", (source_id, limit)
         )
         return [_job(r) for r in rows]
 
-    def claim_job(self, worker: str) -> JobRow | None:
+    def claim_job(self, worker: str) -> Job | None:
         """Atomically move the oldest New job to Processing for ``worker``."""
         if self._conn.execute("SELECT 1 FROM jobs WHERE state = 'New' LIMIT 1").fetchone() is None:
             return None  # the idle poll: a read, no write lock
@@ -411,14 +411,14 @@ class RegistryMixin:
             )
         return cur.rowcount
 
-    def iter_unfinished_jobs(self) -> Iterator[JobRow]:
+    def iter_unfinished_jobs(self) -> Iterator[Job]:
         """Jobs still New or Processing, oldest first."""
         rows = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN (?, ?) ORDER BY id", UNFINISHED)
         yield from (_job(r) for r in rows.fetchall())
 
     # -- conversations and usage ----------------------------------------------------------
 
-    def create_conversation(self, *, key_id: str, title: str, scope: Sequence[str]) -> ConversationRow:
+    def create_conversation(self, *, key_id: str, title: str, scope: Sequence[str]) -> Conversation:
         """A new, empty conversation."""
         now = time.time()
         public_id = secrets.token_hex(12)
@@ -432,14 +432,14 @@ class RegistryMixin:
         assert made is not None
         return made
 
-    def get_conversation(self, public_id: str) -> ConversationRow | None:
+    def get_conversation(self, public_id: str) -> Conversation | None:
         """A conversation by its public id."""
         row = self._conn.execute(
             f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE public_id = ?", (public_id,)
         ).fetchone()
         return _conversation(row) if row else None
 
-    def list_conversations(self, key_id: str, limit: int = 100) -> list[ConversationRow]:
+    def list_conversations(self, key_id: str, limit: int = 100) -> list[Conversation]:
         """The key's conversations, most recently updated first."""
         rows = self._conn.execute(
             f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE key_id = ? ORDER BY updated_at DESC, id DESC LIMIT ?",
@@ -452,7 +452,9 @@ class RegistryMixin:
         with self._write(content=False) as conn:
             conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
-    def add_message(self, conversation_id: int, *, message_id: str, role: str, content: str, citations: str = "[]") -> None:
+    def add_message(
+        self, conversation_id: int, *, message_id: str, role: MessageRole, content: str, citations: str = "[]"
+    ) -> None:
         """Append a turn (and touch the conversation's ``updated_at``)."""
         now = time.time()
         with self._write(content=False) as conn:
@@ -463,13 +465,13 @@ class RegistryMixin:
             )
             conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
 
-    def messages(self, conversation_id: int) -> list[MessageRow]:
+    def messages(self, conversation_id: int) -> list[Message]:
         """Every turn of a conversation, oldest first."""
         rows = self._conn.execute(
             "SELECT message_id, role, content, citations, created_at FROM messages WHERE conversation_id = ? ORDER BY id",
             (conversation_id,),
         )
-        return [MessageRow(*r) for r in rows]
+        return [Message(*r) for r in rows]
 
     def record_usage(self, key_id: str, *, prompt_tokens: int, completion_tokens: int) -> None:
         """Count one chat request and its tokens against the key."""
@@ -482,9 +484,9 @@ class RegistryMixin:
                 (key_id, prompt_tokens, completion_tokens),
             )
 
-    def usage(self, key_id: str) -> UsageRow:
+    def usage(self, key_id: str) -> Usage:
         """The key's chat use so far (zeros if none)."""
         row = self._conn.execute(
             "SELECT key_id, chat_requests, prompt_tokens, completion_tokens FROM key_usage WHERE key_id = ?", (key_id,)
         ).fetchone()
-        return UsageRow(*row) if row else UsageRow(key_id, 0, 0, 0)
+        return Usage(*row) if row else Usage(key_id, 0, 0, 0)

@@ -21,9 +21,9 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from repolens import catalog
 from repolens.access.identity import projects_of, require_project
 from repolens.access.keys import Principal
+from repolens.domain import Job, Source
 from repolens.errors import InvalidInput
 from repolens.services import Services
-from repolens.storage.base import JobRow, SourceRow
 from repolens.surfaces.http.deps import PrincipalDep, ServicesDep
 from repolens.views import iso
 
@@ -98,7 +98,7 @@ def _creator(services: Services) -> dict[str, str]:
     return {"id": org_id, "username": org_name, "name": org_name}
 
 
-def _flags(source: SourceRow, job: JobRow | None) -> dict[str, Any]:
+def _flags(source: Source, job: Job | None) -> dict[str, Any]:
     running = job is not None and job.state in ("New", "Processing")
     return {
         "error": source.state == "Failed" and not running,
@@ -117,14 +117,14 @@ def _status(flags: dict[str, Any]) -> str:
     return "fetching" if flags["is_fetching"] else "in_progress"
 
 
-def _updated(source: SourceRow, job: JobRow | None) -> float:
+def _updated(source: Source, job: Job | None) -> float:
     times = [source.created_at, source.indexed_at or 0.0]
     if job is not None:
         times += [job.created_at, job.finished_at or 0.0, job.heartbeat_at or 0.0]
     return max(times)
 
 
-def _datasource_json(services: Services, principal: Principal, source: SourceRow, project: str) -> dict[str, Any]:
+def _datasource_json(services: Services, principal: Principal, source: Source, project: str) -> dict[str, Any]:
     jobs = services.store.jobs_for_source(source.id, limit=1)
     job = jobs[0] if jobs else None
     flags = _flags(source, job)
