@@ -137,7 +137,7 @@ def test_sdk_creates_a_code_datasource_sees_it_index_lists_gets_and_deletes_it(w
     got = sdk_script(
         world,
         f"""
-from codemie_sdk.models.datasource import CodeDataSourceRequest, DataSourceStatus
+from codemie_sdk.models.datasource import CodeDataSourceRequest, DataSourceStatus, UpdateCodeDataSourceRequest
 created = client.datasources.create(CodeDataSourceRequest(
     name="shapes", project_name={PROJECT!r}, description="Shapes service", link={link!r}, branch="main",
     index_type="code", embeddings_model="hash"))
@@ -151,6 +151,10 @@ while ds.status not in (DataSourceStatus.COMPLETED, DataSourceStatus.FAILED) and
     ds = client.datasources.get(ds.id)
 done = client.datasources.list(status=DataSourceStatus.COMPLETED, projects=[{PROJECT!r}])
 failed = client.datasources.list(status=DataSourceStatus.FAILED)
+updated = client.datasources.update(ds.id, UpdateCodeDataSourceRequest(
+    name="shapes", project_name={PROJECT!r}, description="Shapes service, v2", link={link!r}, branch="main",
+    full_reindex=True))
+described = client.datasources.get(ds.id).description
 deleted = client.datasources.delete(ds.id)
 try:
     client.datasources.get(ds.id)
@@ -161,6 +165,7 @@ print(json.dumps({{"created": created, "first_status": first_status, "status": d
     "error": ds.error_message, "name": ds.name, "type": ds.type.value, "link": ds.code.link,
     "branch": ds.code.branch, "project": ds.project_name, "files": ds.processing_info.processed_documents_count,
     "done": [d.name for d in done], "failed": [d.name for d in failed], "deleted": deleted, "after": after,
+    "updated": updated, "described": described,
     "listed_after": [d.name for d in client.datasources.list()]}}))
 """,
     )
@@ -176,6 +181,7 @@ print(json.dumps({{"created": created, "first_status": first_status, "status": d
     )
     assert got["files"] == 2
     assert got["done"] == ["shapes"] and got["failed"] == []
+    assert "shapes" in got["updated"]["message"] and got["described"] == "Shapes service, v2"
     assert "shapes" in got["deleted"]["message"]
     assert got["after"] == 404 and got["listed_after"] == []
 

@@ -105,6 +105,7 @@ class Authenticator:
         self.settings = settings
         self._jwks: PyJWKClient | None = None
         self._secret = ""
+        self._org_projects: tuple[str, ...] = ()
         self._lock = threading.Lock()
         self._failures: dict[str, tuple[float, int]] = {}  # email -> (window start, failed sign-ins)
 
@@ -255,9 +256,12 @@ class Authenticator:
         account = account_for(f"user-{DEV_SUBJECT}", name=DEV_SUBJECT, role="admin", scopes=(), created_at=0.0)
         return Principal(account, Person(DEV_SUBJECT, "", DEV_SUBJECT, "dev", projects, projects))
 
-    @staticmethod
-    def _projects(db: Database) -> tuple[str, ...]:
-        return organization_projects(db)
+    def _projects(self, db: Database) -> tuple[str, ...]:
+        # Read once: the organization never changes while the server runs, and reading it is a
+        # write transaction (it is created on first use).
+        if not self._org_projects:
+            self._org_projects = organization_projects(db)
+        return self._org_projects
 
 
 def organization_projects(db: Database) -> tuple[str, ...]:
