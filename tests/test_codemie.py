@@ -342,10 +342,8 @@ def test_wrong_password_and_disabled_user_are_refused(world: World) -> None:
     listed = json.loads(world.cli("users", "list", "--json").stdout)
     carol = next(u for u in listed if u["email"] == "carol@example.com")
     assert carol["disabled"] is True and "password" not in json.dumps(carol).lower()
-    short = world.cli("users", "create", "dan@example.com", "--password-stdin", stdin="short\n")
-    assert short.returncode != 0 and "at least 8" in short.stderr
     dup = world.cli("users", "create", "ADA@example.com", "--password-stdin", stdin="another password\n")
-    assert dup.returncode != 0 and "already exists" in dup.stderr
+    assert dup.returncode != 0 and "already exists" in dup.stderr  # emails are unique whatever their case
 
 
 def test_oidc_tokens_are_checked_against_the_issuers_jwks(world: World) -> None:
@@ -373,53 +371,3 @@ def test_oidc_tokens_are_checked_against_the_issuers_jwks(world: World) -> None:
         with world.http(token) as c:
             err = _codemie_error(c.get("/user"), status)
             assert err["details"], what
-
-
-def test_users_and_sign_in_without_http(tmp_path: Path, backend: str) -> None:
-    """The core use cases on both backends: a user's token names the user, disabling ends it,
-    and the dev header means nothing unless the operator enabled it."""
-    from repolens import catalog
-    from repolens.access import users
-    from repolens.access.identity import MAX_FAILED_SIGN_INS, Authenticator
-    from repolens.errors import Conflict, Forbidden, RateLimited, Unauthorized
-    from repolens.services import build_services
-    from repolens.settings import Settings
-
-    services = build_services(Settings(home=tmp_path / "home", embedder="hash", database_url=backend))
-    try:
-        db = services.store
-        user = users.create_user(db, email="Eve@Example.com", password="eve password", role="member")
-        with pytest.raises(Conflict):
-            users.create_user(db, email="eve@example.com", password="eve password")
-        auth = services.authenticator
-        session = auth.login(db, "eve@example.com", "eve password")
-        principal = auth.principal(db, f"Bearer {session.token}", None)
-        assert principal.person is not None and principal.person.subject == user.public_id
-        assert principal.key.key_id == f"user-{user.public_id}" and not principal.is_admin
-        assert db.get_user(user.public_id).last_login_at is not None  # type: ignore[union-attr]
-        with pytest.raises(Unauthorized):
-            auth.principal(db, "dev-codemie-user", None)
-        with pytest.raises(Unauthorized):
-            Authenticator(services.settings).principal(db, f"Bearer {session.token[:-2]}xx", None)
-        users.set_disabled(db, user.email, disabled=True)
-        with pytest.raises(Unauthorized):
-            auth.principal(db, f"Bearer {session.token}", None)
-        with pytest.raises(Forbidden):
-            auth.login(db, user.email, "eve password")
-        users.set_disabled(db, user.email, disabled=False)
-        assert auth.principal(db, f"Bearer {session.token}", None).person is not None
-        # Guessing is throttled per email: after the allowance even the right password waits.
-        for _ in range(MAX_FAILED_SIGN_INS):
-            with pytest.raises(Unauthorized):
-                auth.login(db, "EVE@example.com", "a wrong guess")
-        with pytest.raises(RateLimited):
-            auth.login(db, "eve@example.com", "eve password")
-        assert Authenticator(services.settings).login(db, "eve@example.com", "eve password").user.id == user.id
-        # A scoped user sees what its scope names, through the same visibility rule as a key.
-        other = db.create_source(name="other", location="/srv/other", branch=None)
-        mine = db.create_source(name="mine", location="/srv/mine", branch=None)
-        scoped = users.create_user(db, email="sam@example.com", password="sam password", scopes=("mine",))
-        sam = auth.principal(db, f"Bearer {auth.login(db, scoped.email, 'sam password').token}", None)
-        assert catalog.visible_ids(db, sam) == frozenset({mine.id}) and other.id not in catalog.visible_ids(db, sam)  # type: ignore[operator]
-    finally:
-        services.close()

@@ -112,7 +112,7 @@ def scope_id(db: Database, name_or_id: str) -> str:
     workspace = db.get_workspace(name_or_id)
     if workspace is not None:
         return workspace.public_id
-    raise NotFound(f"cannot scope a key to {name_or_id!r}: no such repository or workspace")
+    raise NotFound(f"cannot scope to {name_or_id!r}: no such repository or workspace")
 
 
 SignIn = Literal["password", "oidc", "dev"]
