@@ -116,7 +116,11 @@ def test_sdk_logs_in_and_reads_user_config_and_models(world: World) -> None:
 me = client.users.about_me()
 models = client.llms.list()
 embeddings = client.llms.list_embeddings()
+projects = client.projects.list_projects()
 print(json.dumps({"me": me.model_dump(), "config": client.customer_config.get_config(),
+                  "applications": client.admin.list_applications(),
+                  "projects": [p.name for p in projects.data],
+                  "project": client.projects.get_project_detail("default").project_type,
                   "models": [m.model_dump(mode="json") for m in models],
                   "embeddings": [m.base_name for m in embeddings], "token": client.token}))
 """,
@@ -127,6 +131,7 @@ print(json.dumps({"me": me.model_dump(), "config": client.customer_config.get_co
     assert {"id": "features:datasources", "settings": {"enabled": True}} in got["config"]
     assert [m["base_name"] for m in got["models"]] == ["retrieval-only"] and got["models"][0]["default"] is True
     assert got["embeddings"] == ["hash"]
+    assert got["applications"] == [PROJECT] and got["projects"] == [PROJECT] and got["project"] == "shared"
     # The token the SDK logged in with is ours: a JWT naming the user, accepted as Bearer.
     with world.http(got["token"]) as c:
         assert c.get("/user").json()["email"] == ADMIN_EMAIL
