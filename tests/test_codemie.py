@@ -327,6 +327,8 @@ def test_refusals_are_codemie_shaped(world: World) -> None:
         _codemie_error(c.get("/index", params={"filters": "{not json"}), 400)
         _codemie_error(c.get("/files/ffffffffffffffffffffffff"), 404)
         _codemie_error(c.get("/no/such/route"), 404)
+        jira = c.post("/index/knowledge_base/jira", json={"name": "tickets", "jql": "project = X"})
+        assert "not supported" in _codemie_error(jira, 400)["details"]
         assert c.get("/index").json() == []  # nothing refused was half-written
 
 

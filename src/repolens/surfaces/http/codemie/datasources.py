@@ -243,6 +243,14 @@ def update(
     return {"message": f"Datasource {source.name} has been updated"}
 
 
+@router.post("/index/knowledge_base/{kind}", summary="Knowledge-base datasources: not supported (refused by name)")
+@router.put("/index/knowledge_base/{kind}", summary="Knowledge-base datasources: not supported (refused by name)")
+def knowledge_base(kind: IdPath, principal: PrincipalDep) -> dict[str, str]:
+    # Jira, Confluence, files, git FAQs...: repolens indexes code. Said plainly rather than as a
+    # missing route, so that a client (the datasources MCP server's git FAQ tool) shows why.
+    raise InvalidInput(f"knowledge-base datasources ({kind!r}) are not supported; create a code datasource instead")
+
+
 @router.get("/index", summary="Code datasources the caller may see")
 def list_index(
     services: ServicesDep,
