@@ -44,6 +44,10 @@ def test_a_sign_in_token_names_its_user_until_the_user_is_disabled(local: Servic
         auth.login(db, user.email, "eve password")
     users.set_disabled(db, user.email, disabled=False)
     assert auth.principal(db, f"Bearer {session.token}", None).person is not None
+    users.set_password(db, user.email, "a new password")
+    with pytest.raises(Unauthorized):
+        auth.login(db, user.email, "eve password")
+    assert auth.login(db, user.email, "a new password").user.id == user.id
 
 
 def test_bad_users_are_refused(local: Services) -> None:
