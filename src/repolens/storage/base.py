@@ -361,6 +361,17 @@ class MessageRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A web UI sign-in: ``principal`` is ``key:<key id>`` (or, later, ``user:<id>``)."""
+
+    digest: str  # sha256 of the cookie's secret
+    principal: str
+    csrf: str  # the token every form of the session carries
+    created_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class UsageRow:
     """Chat use of one key since it was created."""
 
@@ -485,6 +496,22 @@ class Registry(Protocol):
 
     def messages(self, conversation_id: int) -> list[MessageRow]:
         """Every turn of a conversation, oldest first."""
+        ...
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        """Give a conversation a new title."""
+        ...
+
+    def create_session(self, *, digest: str, principal: str, csrf: str, expires_at: float) -> SessionRow:
+        """Store a web sign-in (and drop expired ones)."""
+        ...
+
+    def get_session(self, digest: str) -> SessionRow | None:
+        """A web sign-in by the digest of its cookie secret (expired ones included)."""
+        ...
+
+    def delete_session(self, digest: str) -> None:
+        """Sign a web session out."""
         ...
 
     def record_usage(self, key_id: str, *, prompt_tokens: int, completion_tokens: int) -> None:

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from repolens.errors import Conflict, InvalidInput
-from repolens.storage.base import ConversationRow, JobRow, KeyRow, MessageRow, UsageRow, WorkspaceRow
+from repolens.storage.base import ConversationRow, JobRow, KeyRow, MessageRow, SessionRow, UsageRow, WorkspaceRow
 
 if TYPE_CHECKING:
     from repolens.storage.relational import Conn
@@ -377,6 +377,36 @@ class RegistryMixin:
             (conversation_id,),
         )
         return [MessageRow(*r) for r in rows]
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        """Give a conversation a new title."""
+        with self._write(content=False) as conn:
+            conn.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+
+    # -- web sessions -----------------------------------------------------------------------
+
+    def create_session(self, *, digest: str, principal: str, csrf: str, expires_at: float) -> SessionRow:
+        """Store a web sign-in; expired sessions are swept here, the only place rows are added."""
+        now = time.time()
+        with self._write(content=False) as conn:
+            conn.execute("DELETE FROM web_sessions WHERE expires_at < ?", (now,))
+            conn.execute(
+                "INSERT INTO web_sessions(digest, principal, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                (digest, principal, csrf, now, expires_at),
+            )
+        return SessionRow(digest, principal, csrf, now, expires_at)
+
+    def get_session(self, digest: str) -> SessionRow | None:
+        """A web sign-in by the digest of its cookie secret (expired ones included)."""
+        row = self._conn.execute(
+            "SELECT digest, principal, csrf, created_at, expires_at FROM web_sessions WHERE digest = ?", (digest,)
+        ).fetchone()
+        return SessionRow(*row) if row else None
+
+    def delete_session(self, digest: str) -> None:
+        """Sign a web session out."""
+        with self._write(content=False) as conn:
+            conn.execute("DELETE FROM web_sessions WHERE digest = ?", (digest,))
 
     def record_usage(self, key_id: str, *, prompt_tokens: int, completion_tokens: int) -> None:
         """Count one chat request and its tokens against the key."""

@@ -23,6 +23,7 @@ from repolens.access.ratelimit import Decision, RateLimiter
 from repolens.errors import BodyTooLarge, StorageError, Unauthorized
 from repolens.storage.base import Database
 from repolens.surfaces.http.errors import DIFY_PREFIX, OPENAI_PREFIX, PROBLEM_JSON, openai_error_body, problem_body
+from repolens.surfaces.web import WEB_PREFIX
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -89,7 +90,7 @@ class AccessMiddleware:
                     await self._refuse(scope, send_with_headers, 413, f"request body over {MAX_BODY_BYTES} bytes")
                     return
                 receive = _replay(body, receive)
-            if path in PUBLIC_PATHS:
+            if path in PUBLIC_PATHS or _is_web(path):
                 await self.app(scope, _capped(receive), send_with_headers)
                 return
             token = bearer_token(_header(scope, b"authorization"), _header(scope, b"x-api-key"))
@@ -180,6 +181,12 @@ def _rate_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
         (b"x-ratelimit-remaining", str(max(0, decision.remaining)).encode()),
         (b"x-ratelimit-reset", str(decision.reset).encode()),
     ]
+
+
+def _is_web(path: str) -> bool:
+    """The web UI and ``/`` (its redirect): browsers there authenticate with the UI's session
+    cookie, which the UI checks itself, not with a key header."""
+    return path == "/" or path == WEB_PREFIX or path.startswith(WEB_PREFIX + "/")
 
 
 def _is_idle_stream(scope: Scope) -> bool:

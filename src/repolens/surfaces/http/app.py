@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
 
 from repolens import __version__
 from repolens.access.ratelimit import RateLimiter, SharedQuota
@@ -25,6 +26,8 @@ from repolens.surfaces.http.dify import routes as dify
 from repolens.surfaces.http.openai import routes as openai
 from repolens.surfaces.http.schemas import DifyError, OpenAIError, Problem
 from repolens.surfaces.mcp.server import build_server
+from repolens.surfaces.web import WEB_PREFIX
+from repolens.surfaces.web.app import CONTENT_SECURITY_POLICY, create_web_app
 
 _ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "429", "500", "503")
 
@@ -73,6 +76,15 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Api-Key"],
         )
     mcp_http.mount(app, mcp_server, settings)
+    app.mount(WEB_PREFIX, create_web_app(services))
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        """The web UI: ``/`` is not an API route, so a browser pointed at the server lands there."""
+        return RedirectResponse(
+            f"{WEB_PREFIX}/", status_code=302, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY}
+        )
+
     store = services.store
     shared = store if isinstance(store, SharedQuota) else None  # replicas of one PostgreSQL share quotas
     app.add_middleware(AccessMiddleware, db=lambda: services.store, limiter=RateLimiter(shared=shared, bucket="api"))
