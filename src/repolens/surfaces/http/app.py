@@ -27,7 +27,7 @@ from repolens.surfaces.http.openai import routes as openai
 from repolens.surfaces.http.schemas import DifyError, OpenAIError, Problem
 from repolens.surfaces.mcp.server import build_server
 from repolens.surfaces.web import WEB_PREFIX
-from repolens.surfaces.web.app import CONTENT_SECURITY_POLICY, create_web_app
+from repolens.surfaces.web.app import SECURITY_HEADER_DICT, create_web_app
 
 _ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "429", "500", "503")
 
@@ -81,9 +81,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         """The web UI: ``/`` is not an API route, so a browser pointed at the server lands there."""
-        return RedirectResponse(
-            f"{WEB_PREFIX}/", status_code=302, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY}
-        )
+        return RedirectResponse(f"{WEB_PREFIX}/", status_code=302, headers=SECURITY_HEADER_DICT)
 
     store = services.store
     shared = store if isinstance(store, SharedQuota) else None  # replicas of one PostgreSQL share quotas

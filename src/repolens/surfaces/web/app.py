@@ -36,6 +36,8 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+# The same headers for responses outside the UI's app (the server's ``/`` redirect).
+SECURITY_HEADER_DICT = {k.decode(): v.decode() for k, v in SECURITY_HEADERS}
 TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Ambiguous", 429: "Slow down"}
 
 Scope = MutableMapping[str, Any]
