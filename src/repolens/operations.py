@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from repolens import catalog, validation, views
-from repolens.domain import SearchFilters
+from repolens.domain import Artifact, SearchFilters, Source
 from repolens.errors import InvalidInput, NotFound
 from repolens.retrieval import graph
 from repolens.retrieval.artifacts import FetchedArtifact, fetch, find_artifact
@@ -20,7 +20,6 @@ from repolens.retrieval.conditions import Condition, holds, metadata
 from repolens.retrieval.grep import grep as run_grep
 from repolens.retrieval.search import MAX_LIMIT, Mode, ScoredArtifact, SearchOutcome
 from repolens.sources.languages import EXTENSIONS
-from repolens.storage.base import ArtifactRow, SourceRow
 
 if TYPE_CHECKING:
     from repolens.access.keys import Principal
@@ -332,10 +331,10 @@ class CodeView:
     """A file or symbol to read: the whole file it sits in, the range it covers, and the file's
     symbols (its outline)."""
 
-    source: SourceRow
-    artifact: ArtifactRow  # what the identifier named (a File artifact for a file)
+    source: Source
+    artifact: Artifact  # what the identifier named (a File artifact for a file)
     content: str  # the whole file
-    outline: list[ArtifactRow]  # the file's symbols, in line order
+    outline: list[Artifact]  # the file's symbols, in line order
 
 
 def read_code(services: Services, principal: Principal | None, identifier: str) -> CodeView:
@@ -350,7 +349,7 @@ def read_code(services: Services, principal: Principal | None, identifier: str) 
     return CodeView(source, artifact, content, outline)
 
 
-def file_identifier(source: SourceRow, path: str) -> str:
+def file_identifier(source: Source, path: str) -> str:
     """The identifier of a whole file."""
     return f"{source.name}::{path}"
 

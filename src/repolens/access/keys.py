@@ -14,11 +14,11 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 from repolens import validation
+from repolens.domain import ApiKey, KeyRole, Source, Usage
 from repolens.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from repolens.storage.base import Database, KeyRow, SourceRow, UsageRow
+from repolens.storage.base import Database, KeyStore, Registry
 
 KEY_PREFIX = "ca_"
 KEY_PATTERN = re.compile(r"^ca_(?P<id>[0-9]{10,16})_(?P<secret>[A-Za-z0-9_-]{43})$")
@@ -26,7 +26,7 @@ _KEY_ID_DIGITS = 13
 _SECRET_BYTES = 32  # 256 bits -> 43 url-safe characters
 MAX_KEY_NAME_CHARS = 200
 
-Role = Literal["admin", "member"]
+Role = KeyRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ class MintedKey:
     """A new key: ``token`` is shown once and never stored."""
 
     token: str
-    row: KeyRow
+    row: ApiKey
 
 
 def create_key(
@@ -117,7 +117,7 @@ def _scope_id(db: Database, name_or_id: str) -> str:
 class Principal:
     """The key a request runs as, and what it may see."""
 
-    key: KeyRow
+    key: ApiKey
 
     @property
     def is_admin(self) -> bool:
@@ -139,7 +139,7 @@ class Principal:
                 ids.update(workspace.source_ids)
         return frozenset(ids)
 
-    def can_see(self, db: Database, source: SourceRow) -> bool:
+    def can_see(self, db: Database, source: Source) -> bool:
         """Whether ``source`` is within the key's scope."""
         visible = self.visible_source_ids(db)
         return visible is None or source.id in visible
@@ -150,7 +150,7 @@ class Principal:
             raise Forbidden("this needs an admin API key")
 
 
-def authenticate(db: Database, token: str | None, *, now: float | None = None) -> Principal:
+def authenticate(db: KeyStore, token: str | None, *, now: float | None = None) -> Principal:
     """The principal for a presented key, or ``Unauthorized``."""
     if not token:
         raise Unauthorized("Invalid or missing API key")
@@ -163,7 +163,7 @@ def authenticate(db: Database, token: str | None, *, now: float | None = None) -
     return _usable(row, now)
 
 
-def principal_for_key(db: Database, key_id: str, *, now: float | None = None) -> Principal:
+def principal_for_key(db: KeyStore, key_id: str, *, now: float | None = None) -> Principal:
     """The principal of a key already proven once (a web session signed in with it): still
     ``Unauthorized`` if it has since been revoked, has expired or is gone."""
     row = db.get_key(key_id)
@@ -172,7 +172,7 @@ def principal_for_key(db: Database, key_id: str, *, now: float | None = None) ->
     return _usable(row, now)
 
 
-def _usable(row: KeyRow, now: float | None) -> Principal:
+def _usable(row: ApiKey, now: float | None) -> Principal:
     if row.revoked_at is not None:
         raise Unauthorized("API key has been revoked")
     # Written as "not later than now" so that a NaN stored before expiries were validated counts
@@ -202,6 +202,6 @@ def bootstrap_admin(db: Database) -> MintedKey | None:
     return create_key(db, name="admin", plan=ADMIN_PLAN, role="admin")
 
 
-def keys_with_usage(db: Database) -> list[tuple[KeyRow, UsageRow]]:
+def keys_with_usage(db: Registry) -> list[tuple[ApiKey, Usage]]:
     """Every key (metadata only) with its chat use so far."""
     return [(key, db.usage(key.key_id)) for key in db.list_keys()]

@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass
 
 from repolens.access.keys import Principal, authenticate, principal_for_key
+from repolens.domain import WebSession
 from repolens.errors import Unauthorized
-from repolens.storage.base import Database, SessionRow
+from repolens.storage.base import Registry
 
 SESSION_TTL_S = 12 * 3600  # one working day: a browser left open overnight signs in again
 _SECRET_BYTES = 32  # 256 bits, like an API key's secret
@@ -31,14 +32,14 @@ class Session:
 
     principal: Principal
     csrf: str
-    row: SessionRow
+    row: WebSession
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
 
 
-def sign_in_with_key(db: Database, token: str, *, ttl_s: float = SESSION_TTL_S) -> tuple[str, Session]:
+def sign_in_with_key(db: Registry, token: str, *, ttl_s: float = SESSION_TTL_S) -> tuple[str, Session]:
     """Check an API key and open a session for it: (the cookie secret, shown to the browser once;
     the session)."""
     principal = authenticate(db, token.strip())
@@ -52,7 +53,7 @@ def sign_in_with_key(db: Database, token: str, *, ttl_s: float = SESSION_TTL_S) 
     return secret, Session(principal, row.csrf, row)
 
 
-def resume(db: Database, secret: str | None, *, now: float | None = None) -> Session:
+def resume(db: Registry, secret: str | None, *, now: float | None = None) -> Session:
     """The session a cookie secret belongs to, or ``Unauthorized`` (unknown, expired, or its
     principal no longer valid)."""
     if not secret or len(secret) > 200:
@@ -68,7 +69,7 @@ def resume(db: Database, secret: str | None, *, now: float | None = None) -> Ses
     return Session(principal, row.csrf, row)
 
 
-def sign_out(db: Database, secret: str | None) -> None:
+def sign_out(db: Registry, secret: str | None) -> None:
     """End the session of a cookie secret (nothing if there is none)."""
     if secret and len(secret) <= 200:
         db.delete_session(_digest(secret))
