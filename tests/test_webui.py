@@ -164,7 +164,7 @@ def test_search_and_open_a_result_at_its_lines(world: tuple[Server, Path], page:
     expect(marked.first).to_be_in_viewport()
 
 
-def test_grep_mode_with_a_regex(world: tuple[Server, Path], page: Page) -> None:
+def test_grep_mode_with_a_regex(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
     server, _ = world
     sign_in(page, server)
     page.goto(f"{server.url}/ui/search?q=def%20%5Cw%2B_area&mode=grep&regex=true")
@@ -172,6 +172,7 @@ def test_grep_mode_with_a_regex(world: tuple[Server, Path], page: Page) -> None:
     expect(results.first.locator(".ident")).to_have_text("geo::geo/shapes.py")
     expect(results.first.locator(".line.hit")).to_contain_text("def total_area")
     expect(results.first).to_contain_text("geo/shapes.py:21")
+    shot(page, tmp_path / "grep.png")
 
 
 def test_follow_a_caller_in_the_relations_panel(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
@@ -309,7 +310,7 @@ def test_layout_at_phone_width_and_in_dark_mode(world: tuple[Server, Path], brow
     context.close()
 
 
-def test_first_page_is_small(world: tuple[Server, Path], browser: Browser) -> None:
+def test_first_page_is_small(world: tuple[Server, Path], browser: Browser, tmp_path: Path) -> None:
     server, _ = world
     context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
@@ -325,6 +326,7 @@ def test_first_page_is_small(world: tuple[Server, Path], browser: Browser) -> No
     )
     assert all(size > 0 for size in sizes.values()), sizes
     assert sum(sizes.values()) < FIRST_PAGE_BUDGET, sizes
+    shot(page, tmp_path / "login.png")
     context.close()
 
 
@@ -388,11 +390,12 @@ def test_no_serious_accessibility_violations(
 # -- security ---------------------------------------------------------------------------------------
 
 
-def test_repository_text_renders_inert(world: tuple[Server, Path], page: Page) -> None:
+def test_repository_text_renders_inert(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
     server, _ = world
     sign_in(page, server, to="/ui/code?id=geo%3A%3Aweb%2Fevil.js")
     expect(page.locator("#code")).to_contain_text('<img src=x onerror="window.__pwned = 1">')
     expect(page.locator("#code")).to_contain_text("<script>window.__pwned = 2</script>")
+    shot(page, tmp_path / "xss.png")
     page.goto(f"{server.url}/ui/search?q=pwned&mode=grep")
     expect(page.locator("#results .result").first).to_contain_text("<script>")
     page.goto(f"{server.url}/ui/code?id=geo%3A%3Aweb%2FREADME.md")
@@ -489,6 +492,11 @@ def test_another_scope_source_is_404(world: tuple[Server, Path]) -> None:
         assert 'value="vault"' not in listing and "secret.py" not in listing
         assert client.get("/ui/search", params={"q": "launch", "source": "vault"}).status_code == 404
         assert client.get("/ui/admin/keys").status_code == 403  # a member key manages nothing
+        # Revoking the key ends its sessions at once: the next page asks to sign in again.
+        with server.client() as admin:
+            assert admin.delete(f"/api/admin/keys/{scoped.split('_')[1]}").status_code == 204
+        gone = client.get("/ui/code", params={"id": "geo::geo/shapes.py"})
+        assert gone.status_code == 303 and gone.headers["location"].startswith("/ui/login?next=")
 
 
 def test_csp_and_security_headers_on_every_page(world: tuple[Server, Path]) -> None:

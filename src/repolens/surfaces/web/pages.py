@@ -4,17 +4,21 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from repolens import catalog, operations, views
 from repolens.access import keys, sessions
+from repolens.access.keys import Principal
 from repolens.access.sessions import Session
-from repolens.errors import Forbidden, InvalidInput
+from repolens.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from repolens.retrieval.search import MAX_LIMIT
+from repolens.services import Services
 from repolens.sources.git import looks_like_url
 from repolens.surfaces.web import WEB_PREFIX
 from repolens.surfaces.web.render import highlight_lines, render
@@ -91,10 +95,6 @@ def login_page(request: Request, next: Field = "", error: Field = "") -> HTMLRes
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
-    from repolens.errors import Unauthorized
-
     form = await read_form(request)
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not sessions.csrf_matches(expected, form.get(CSRF_FIELD)):
@@ -303,8 +303,8 @@ def search_page(
 
 
 def _search_results(
-    services: Any,
-    principal: Any,
+    services: Services,
+    principal: Principal,
     q: str,
     names: tuple[str, ...],
     paths: tuple[str, ...],
@@ -349,8 +349,8 @@ def _search_results(
 
 
 def _grep_results(
-    services: Any,
-    principal: Any,
+    services: Services,
+    principal: Principal,
     q: str,
     names: tuple[str, ...],
     paths: tuple[str, ...],
@@ -464,15 +464,12 @@ def _keys_page(request: Request, session: Session, *, minted: str = "", status: 
 
 @router.get("/admin/keys", response_class=HTMLResponse)
 def keys_page(request: Request, session: SessionDep) -> HTMLResponse:
-    response = _keys_page(request, session)
-    return response
+    return _keys_page(request, session)
 
 
 @router.post("/admin/keys", response_class=HTMLResponse)
 def create_key(request: Request, session: SessionDep, form: FormDep) -> HTMLResponse:
     session.principal.require_admin()
-    import time
-
     plan_name = form.get("plan", "free")
     numbers = {k: int(v) for k in ("requests_per_hour", "concurrency") if (v := form.get(k).strip()).isdigit()}
     plan = keys.plan_for(plan_name, **numbers)
@@ -488,15 +485,12 @@ def create_key(request: Request, session: SessionDep, form: FormDep) -> HTMLResp
         expires_at=time.time() + int(days) * 86400 if days else None,
     )
     # Shown in this response only: the page is not cached and a reload does not show it again.
-    response = _keys_page(request, session, minted=minted.token, status=201)
-    return response
+    return _keys_page(request, session, minted=minted.token, status=201)
 
 
 @router.post("/admin/keys/{key_id}/revoke")
 def revoke_key(key_id: str, request: Request, session: SessionDep, form: FormDep) -> Response:
     session.principal.require_admin()
-    from repolens.errors import NotFound
-
     if not services_of(request).store.revoke_key(key_id):
         raise NotFound(f"unknown key {key_id!r}")
     return see_other(f"{WEB_PREFIX}/admin/keys")

@@ -19,7 +19,7 @@ from fastapi import Depends, Request, Response
 
 from repolens.access import sessions
 from repolens.access.sessions import Session
-from repolens.errors import Forbidden, InvalidInput
+from repolens.errors import Forbidden, InvalidInput, Unauthorized
 from repolens.services import Services
 
 SESSION_COOKIE = "repolens_session"
@@ -48,8 +48,6 @@ def secure(request: Request) -> bool:
 
 def current_session(request: Request) -> Session:
     """The signed-in session, or ``SignInRequired``."""
-    from repolens.errors import Unauthorized
-
     try:
         return sessions.resume(services_of(request).store, request.cookies.get(SESSION_COOKIE))
     except Unauthorized as exc:
