@@ -115,6 +115,20 @@ function setupCode() {
 }
 
 // -- chat: stream the answer, then show the server's rendering -------------------------------
+function listConversation(url, title) {
+  // A conversation this page just started joins the list (a reload shows the server's titles).
+  const list = document.querySelector(".conversations ul");
+  if (!list || list.querySelector("li.current")) return;
+  list.querySelectorAll("li.muted").forEach((li) => li.remove());
+  const item = document.createElement("li");
+  item.className = "current";
+  const link = document.createElement("a");
+  link.href = url;
+  link.textContent = title;
+  item.appendChild(link);
+  list.prepend(item);
+}
+
 function setupChat() {
   const form = document.getElementById("ask");
   const turns = document.getElementById("turns");
@@ -173,6 +187,7 @@ function setupChat() {
             answer.classList.add("markdown");
             answer.innerHTML = event.html; // the server's sanitised rendering
             history.replaceState(null, "", event.url);
+            listConversation(event.url, question);
           } else if (name === "error") {
             answer.textContent += "\n" + event.message;
             answer.classList.add("error");
