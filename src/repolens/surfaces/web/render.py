@@ -29,9 +29,9 @@ from pygments.util import ClassNotFound
 from repolens.surfaces.web import WEB_PREFIX
 
 TEMPLATES = Path(__file__).parent / "templates"
-# Highlighting is linear but not free (~1 s per MB in Pygments): past this, a file is shown as
-# escaped plain text, still with line numbers and marks.
-MAX_HIGHLIGHT_CHARS = 300_000
+# Highlighting is linear but not free (Pygments: ~0.1 s per 10 KB of Python on a busy 2-core
+# machine): past this, a file is shown as escaped plain text, still with line numbers and marks.
+MAX_HIGHLIGHT_CHARS = 150_000
 LIGHT_STYLE = "default"
 DARK_STYLE = "github-dark"
 CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
@@ -59,15 +59,30 @@ def code_url(identifier: str, *, lines: tuple[int, int] | None = None, commit: s
 env.globals["code_url"] = code_url
 
 
-def _lexer(path: str) -> Lexer:
+def _lexer_key(path: str) -> str:
+    """What picks a lexer: the extension, or the whole name for files without one (Makefile)."""
+    name = path.rsplit("/", 1)[-1]
+    return "*." + name.rsplit(".", 1)[-1].lower() if "." in name else name
+
+
+@lru_cache(maxsize=256)
+def _lexer_for(key: str, language: str) -> Lexer:
+    # Looking a lexer up scans every lexer's patterns (~2 ms): once per extension is enough.
     # stripnl/ensurenl off: Pygments would otherwise drop leading blank lines and shift every
     # line number after them.
+    options: dict[str, Any] = {"stripnl": False, "ensurenl": False}
+    lexer: Lexer
     try:
-        lexer: Lexer = get_lexer_for_filename(path, stripnl=False, ensurenl=False)
-        return lexer
+        if language:
+            lexer = get_lexer_by_name(language, **options)
+            return lexer
     except ClassNotFound:
-        plain: Lexer = TextLexer(stripnl=False, ensurenl=False)
-        return plain
+        pass
+    try:
+        lexer = get_lexer_for_filename("x" + key[1:] if key.startswith("*.") else key, **options)
+    except ClassNotFound:
+        lexer = TextLexer(**options)
+    return lexer
 
 
 def _css_class(ttype: _TokenType) -> str:
@@ -77,21 +92,11 @@ def _css_class(ttype: _TokenType) -> str:
     return str(STANDARD_TYPES[current]) if current is not None else ""
 
 
-def highlight_lines(text: str, path: str = "", *, language: str = "") -> list[Markup]:
-    """``text`` as one HTML fragment per line (tokens in Pygments' CSS classes, every value
-    escaped), so a page can number and mark lines itself."""
+def _highlight(text: str, key: str, language: str) -> tuple[Markup, ...]:
     if len(text) > MAX_HIGHLIGHT_CHARS:
-        return [Markup(escape(line)) for line in text.split("\n")]
-    lexer: Lexer
-    if language:
-        try:
-            lexer = get_lexer_by_name(language, stripnl=False, ensurenl=False)
-        except ClassNotFound:
-            lexer = _lexer(path)
-    else:
-        lexer = _lexer(path)
+        return tuple(Markup(escape(line)) for line in text.split("\n"))
     lines: list[list[str]] = [[]]
-    for ttype, value in lexer.get_tokens(text):
+    for ttype, value in _lexer_for(key, language).get_tokens(text):
         css = _css_class(ttype)
         for i, piece in enumerate(value.split("\n")):
             if i:
@@ -101,7 +106,22 @@ def highlight_lines(text: str, path: str = "", *, language: str = "") -> list[Ma
     # get_tokens leaves a trailing newline of its own at the end of the text
     if len(lines) > text.count("\n") + 1:
         lines = lines[: text.count("\n") + 1]
-    return [Markup("".join(parts)) for parts in lines]
+    return tuple(Markup("".join(parts)) for parts in lines)
+
+
+# Highlighting costs ~0.1 s per 10 KB, so recent results are kept: a file read while following
+# its relations, or a hit shown again on the next search. Two sizes of cache bound the memory
+# (about 16 MB at most: HTML is ~5x the text).
+_whole_files = lru_cache(maxsize=16)(_highlight)
+_snippets = lru_cache(maxsize=512)(_highlight)
+SNIPPET_CHARS = 4_000
+
+
+def highlight_lines(text: str, path: str = "", *, language: str = "") -> list[Markup]:
+    """``text`` as one HTML fragment per line (tokens in Pygments' CSS classes, every value
+    escaped), so a page can number and mark lines itself."""
+    cache = _snippets if len(text) <= SNIPPET_CHARS else _whole_files
+    return list(cache(text, _lexer_key(path), language))
 
 
 @lru_cache(maxsize=1)
