@@ -425,12 +425,12 @@ def _sign_in_client(client: httpx.Client, server: Server, key: str | None) -> st
     return csrf.group(1)
 
 
-def _login_cookie(client: httpx.Client, key: str) -> httpx.Response:
+def _login_cookie(client: httpx.Client, key: str, *, also: str = "") -> httpx.Response:
     login = client.get("/ui/login")
     token = re.search(r'name="csrf" value="([^"]+)"', login.text)
     assert token
     # sent by hand: over plain http a client keeps a Secure cookie to itself, as it should
-    cookie = {"Cookie": f"repolens_login={token.group(1)}"}
+    cookie = {"Cookie": "; ".join(c for c in (f"repolens_login={token.group(1)}", also) if c)}
     return client.post("/ui/login", data={"csrf": token.group(1), "key": key}, headers=cookie)
 
 
@@ -442,6 +442,11 @@ def test_session_cookie_is_httponly_and_samesite(world: tuple[Server, Path]) -> 
     server, _ = world
     with httpx.Client(base_url=server.url) as client:
         cookie = _session_cookie(_login_cookie(client, server.admin_key))
+        first = cookie.split(";", 1)[0]
+        _login_cookie(client, server.admin_key, also=first)  # signing in again ends the session before
+        stale = client.get("/ui/sources", headers={"Cookie": first})
+        assert stale.status_code == 303 and stale.headers["location"].startswith("/ui/login")
+        assert client.get("/ui/sources").status_code == 200
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie  # plain http on loopback
     # Behind a TLS proxy that uvicorn trusts (loopback), the cookie is Secure.
     with httpx.Client(base_url=server.url, headers={"X-Forwarded-Proto": "https"}) as behind:

@@ -105,6 +105,9 @@ async def login(request: Request) -> Response:
     except Unauthorized as exc:
         query = urlencode({"next": target, "error": str(exc)})
         return see_other(f"{WEB_PREFIX}/login?{query}")
+    # A browser that signs in again leaves its previous session behind: end it rather than let
+    # it live on beside the new one.
+    await run_in_threadpool(sessions.sign_out, services_of(request).store, request.cookies.get(SESSION_COOKIE))
     response = see_other(target)
     set_session_cookie(response, request, secret)
     response.delete_cookie(LOGIN_COOKIE, path=LOGIN_PATH)
