@@ -118,7 +118,7 @@ async def login(request: Request) -> Response:
 def logout(request: Request, session: SessionDep, form: FormDep) -> Response:
     sessions.sign_out(services_of(request).store, request.cookies.get(SESSION_COOKIE))
     response = see_other(f"{WEB_PREFIX}/login")
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path=WEB_PREFIX)
     return response
 
 

@@ -21,12 +21,13 @@ from repolens.access import sessions
 from repolens.access.sessions import Session
 from repolens.errors import Forbidden, InvalidInput, Unauthorized
 from repolens.services import Services
+from repolens.surfaces.web import WEB_PREFIX
 
 SESSION_COOKIE = "repolens_session"
 LOGIN_COOKIE = "repolens_login"  # the sign-in form's CSRF token (double submit: no session yet)
 CSRF_FIELD = "csrf"
 FORM_TYPE = "application/x-www-form-urlencoded"
-LOGIN_PATH = "/ui/login"
+LOGIN_PATH = f"{WEB_PREFIX}/login"
 MAX_FORM_FIELDS = 200  # a workspace form lists every repository; nothing legitimate sends more
 
 
@@ -106,7 +107,7 @@ def set_session_cookie(response: Response, request: Request, secret: str) -> Non
         httponly=True,
         samesite="lax",
         secure=secure(request),
-        path="/",
+        path=WEB_PREFIX,  # only the UI reads it: the API takes keys, never cookies
     )
 
 
