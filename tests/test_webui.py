@@ -99,12 +99,23 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     ctx.close()
 
 
+CONSOLES: dict[int, Console] = {}
+
+
 @pytest.fixture
 def page(context: BrowserContext) -> Iterator[Page]:
     page = context.new_page()
-    console = Console(page)
+    console = CONSOLES[id(page)] = Console(page)
     yield page
+    del CONSOLES[id(page)]
     assert console.problems == [], console.problems
+
+
+def expect_error_page(page: Page, status: int) -> None:
+    """The browser logs an error page's status as a console error: this one was asked for."""
+    problems = CONSOLES[id(page)].problems
+    wanted = f"status of {status}"
+    problems[:] = [p for p in problems if wanted not in p]
 
 
 def sign_in(page: Page, server: Server, key: str | None = None, *, to: str = "/ui/search") -> None:
@@ -135,6 +146,31 @@ def test_sign_in_add_a_repository_and_watch_it_index(world: tuple[Server, Path],
     expect(row.locator('[data-field="progress"]')).to_contain_text("100")
     expect(row.locator('[data-field="files"]')).to_have_text("1")
     shot(page, tmp_path / "sources.png")
+    # a workspace over it
+    page.get_by_label("Name", exact=True).last.fill("tools-and-geo")
+    page.get_by_label("extra", exact=True).check()
+    page.get_by_label("geo", exact=True).check()
+    page.get_by_role("button", name="Create workspace").click()
+    expect(page.locator("main")).to_contain_text("tools-and-geo")
+    # re-sync queues a second job, which the jobs page lists
+    row.get_by_role("button", name="Re-sync extra").click()
+    expect(row.locator('[data-field="state"]')).to_have_text("Ready")
+    page.goto(page.url.replace("/ui/sources", "/ui/admin/jobs"))
+    expect(page.locator("table.jobs tr", has_text="extra")).to_have_count(2)
+    # remove, after typing the name; a wrong name removes nothing
+    page.go_back()
+    row.get_by_role("link", name="Remove extra").click()
+    expect(page.locator("h1")).to_contain_text("Remove repository")
+    page.get_by_label("to confirm").fill("not-extra")
+    page.get_by_role("button", name="Remove").click()
+    expect(page.locator(".error")).to_contain_text("type the name")
+    expect_error_page(page, 400)
+    page.go_back()
+    page.get_by_label("to confirm").fill("extra")
+    page.get_by_role("button", name="Remove").click()
+    expect(page).to_have_url(re.compile(r"/ui/sources$"))
+    expect(page.locator("tr[data-source]", has_text="extra")).to_have_count(0)
+    expect(page.locator("tr[data-source]", has_text="geo")).to_have_count(1)
 
 
 def test_search_and_open_a_result_at_its_lines(world: tuple[Server, Path], page: Page) -> None:
@@ -267,6 +303,18 @@ def test_chat_with_a_model_streams_markdown_and_citations(tmp_path: Path, browse
             expect(page.locator(".conversations")).not_to_contain_text("Areas")
             assert console.problems == [], console.problems
             context.close()
+
+
+def test_chat_works_without_script(world: tuple[Server, Path]) -> None:
+    server, _ = world
+    with signed_in_client(server) as (client, csrf):
+        asked = client.post("/ui/chat/ask", data={"csrf": csrf, "question": "where is total_area?", "source": "geo"})
+        assert asked.status_code == 303 and re.fullmatch(r"/ui/chat/[0-9a-f]{24}", asked.headers["location"])
+        page = client.get(asked.headers["location"])
+        assert page.status_code == 200 and "Retrieval-only answer" in page.text and 'class="cite"' in page.text
+        assert client.post("/ui/chat/ask", data={"question": "no token"}).status_code == 403
+        other = client.get("/ui/chat/0123456789abcdef01234567")
+        assert other.status_code == 404
 
 
 def test_create_and_revoke_a_key_then_sign_out(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
