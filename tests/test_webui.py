@@ -552,6 +552,22 @@ def test_another_scope_source_is_404(world: tuple[Server, Path]) -> None:
         assert gone.status_code == 303 and gone.headers["location"].startswith("/ui/login?next=")
 
 
+def test_pages_count_against_the_keys_plan(world: tuple[Server, Path]) -> None:
+    server, _ = world
+    with server.client() as admin:
+        made = admin.post("/api/admin/keys", json={"name": "tiny", "plan": "custom", "requestsPerHour": 4, "concurrency": 2})
+        assert made.status_code == 201, made.text
+        tiny = made.json()["key"]
+    with signed_in_client(server, tiny) as (client, _):  # signing in is free; its landing page is 1 of 4
+        assert [client.get("/ui/search", params={"q": "area"}).status_code for _ in range(3)] == [200] * 3
+        refused = client.get("/ui/search", params={"q": "area"})
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+        assert "default-src 'none'" in refused.headers["content-security-policy"]
+        assert client.get("/ui/static/app.css").status_code == 200  # assets are not counted
+    # one plan wherever the requests come from: the API is over it too
+    assert httpx.get(f"{server.url}/api/datasources/all", headers={"Authorization": f"Bearer {tiny}"}).status_code == 429
+
+
 def test_csp_and_security_headers_on_every_page(world: tuple[Server, Path]) -> None:
     server, _ = world
     with server.client() as api:

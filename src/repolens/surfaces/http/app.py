@@ -75,17 +75,19 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type", "X-Api-Key"],
         )
+    store = services.store
+    shared = store if isinstance(store, SharedQuota) else None  # replicas of one PostgreSQL share quotas
+    # One limiter for the API and the web UI: a key's plan counts its requests wherever they come from.
+    limiter = RateLimiter(shared=shared, bucket="api")
     mcp_http.mount(app, mcp_server, settings)
-    app.mount(WEB_PREFIX, create_web_app(services))
+    app.mount(WEB_PREFIX, create_web_app(services, limiter=limiter))
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         """The web UI: ``/`` is not an API route, so a browser pointed at the server lands there."""
         return RedirectResponse(f"{WEB_PREFIX}/", status_code=302, headers=SECURITY_HEADER_DICT)
 
-    store = services.store
-    shared = store if isinstance(store, SharedQuota) else None  # replicas of one PostgreSQL share quotas
-    app.add_middleware(AccessMiddleware, db=lambda: services.store, limiter=RateLimiter(shared=shared, bucket="api"))
+    app.add_middleware(AccessMiddleware, db=lambda: services.store, limiter=limiter)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
 

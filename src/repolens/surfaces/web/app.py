@@ -15,14 +15,17 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
-from repolens.errors import RepolensError, status_of
+from repolens.access import sessions
+from repolens.access.ratelimit import RateLimiter
+from repolens.errors import RepolensError, Unauthorized, status_of
 from repolens.services import Services
 from repolens.surfaces.web import WEB_PREFIX, chat, pages
 from repolens.surfaces.web.render import pygments_css, render
-from repolens.surfaces.web.session import SignInRequired
+from repolens.surfaces.web.session import SESSION_COOKIE, SESSION_STATE, SignInRequired
 
 STATIC = Path(__file__).parent / "static"
 CONTENT_SECURITY_POLICY = (
@@ -73,6 +76,49 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+# What a page view costs nothing for: the assets, signing in and out, and the progress poll of the
+# sources page (one request a second while something indexes would eat a small plan in minutes).
+UNCOUNTED = ("/static/", "/pygments.css", "/login", "/logout", "/sources/progress")
+
+
+class Quota:
+    """Counts each page and form post of a signed-in browser against its key's plan (the same
+    limiter as the API's, so the UI is no way around a plan), and answers 429 over it."""
+
+    def __init__(self, app: ASGIApp, *, services: Services, limiter: RateLimiter) -> None:
+        self.app = app
+        self.services = services
+        self.limiter = limiter
+
+    async def __call__(
+        self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+    ) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or path.removeprefix(WEB_PREFIX).startswith(UNCOUNTED):
+            await self.app(scope, receive, send)
+            return
+        secret = Request(scope).cookies.get(SESSION_COOKIE)
+        try:
+            session = await run_in_threadpool(sessions.resume, self.services.store, secret)
+        except Unauthorized:
+            await self.app(scope, receive, send)  # the page itself sends the browser to sign in
+            return
+        key = session.principal.key
+        decision = await run_in_threadpool(
+            self.limiter.acquire, key.key_id, per_hour=key.requests_per_hour, concurrency=key.concurrency
+        )
+        if not decision.allowed:
+            page = _error_page(Request(scope), 429, f"{decision.reason}. Try again in {decision.retry_after} s.")
+            page.headers["Retry-After"] = str(decision.retry_after)
+            await page(scope, receive, send)
+            return
+        scope.setdefault("state", {})[SESSION_STATE] = session  # resolved once per request
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.limiter.release(key.key_id)
+
+
 def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
     html = render(
         "error.html",
@@ -87,8 +133,8 @@ def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
-def create_web_app(services: Services) -> FastAPI:
-    """The UI over ``services`` (the server's own)."""
+def create_web_app(services: Services, *, limiter: RateLimiter | None = None) -> FastAPI:
+    """The UI over ``services`` (the server's own), counting requests with the API's ``limiter``."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.include_router(pages.router)
@@ -119,5 +165,6 @@ def create_web_app(services: Services) -> FastAPI:
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return _error_page(request, exc.status_code, str(exc.detail))
 
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(Quota, services=services, limiter=limiter or RateLimiter(bucket="api"))
+    app.add_middleware(SecurityHeaders)  # outermost: the 429 page carries the policy too
     return app

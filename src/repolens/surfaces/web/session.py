@@ -24,6 +24,7 @@ from repolens.services import Services
 from repolens.surfaces.web import WEB_PREFIX
 
 SESSION_COOKIE = "repolens_session"
+SESSION_STATE = "web_session"  # where the quota check leaves the session it resolved
 LOGIN_COOKIE = "repolens_login"  # the sign-in form's CSRF token (double submit: no session yet)
 CSRF_FIELD = "csrf"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -49,6 +50,9 @@ def secure(request: Request) -> bool:
 
 def current_session(request: Request) -> Session:
     """The signed-in session, or ``SignInRequired``."""
+    known = getattr(request.state, SESSION_STATE, None)
+    if isinstance(known, Session):
+        return known
     try:
         return sessions.resume(services_of(request).store, request.cookies.get(SESSION_COOKIE))
     except Unauthorized as exc:
