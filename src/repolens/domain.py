@@ -363,3 +363,14 @@ class Upload:
     size: int
     data: bytes
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A web UI sign-in: ``principal`` is ``key:<key id>`` (or, once local users exist, ``user:<id>``)."""
+
+    digest: str  # sha256 of the cookie's secret, never the secret
+    principal: str
+    csrf: str  # the token every form of the session carries
+    created_at: float
+    expires_at: float

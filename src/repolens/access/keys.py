@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from repolens import validation
-from repolens.domain import ApiKey, KeyRole, Source
+from repolens.domain import ApiKey, KeyRole, Source, Usage
 from repolens.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from repolens.storage.base import Database, KeyStore
+from repolens.storage.base import Database, KeyStore, Registry
 
 KEY_PREFIX = "ca_"
 KEY_PATTERN = re.compile(r"^ca_(?P<id>[0-9]{10,16})_(?P<secret>[A-Za-z0-9_-]{43})$")
@@ -183,6 +183,19 @@ def authenticate(db: KeyStore, token: str | None, *, now: float | None = None) -
     row = db.get_key(match.group("id"))
     if row is None or not hmac.compare_digest(row.digest, digest(match.group("secret"))):
         raise Unauthorized("Invalid or missing API key")
+    return _usable(row, now)
+
+
+def principal_for_key(db: KeyStore, key_id: str, *, now: float | None = None) -> Principal:
+    """The principal of a key already proven once (a web session signed in with it): still
+    ``Unauthorized`` if it has since been revoked, has expired or is gone."""
+    row = db.get_key(key_id)
+    if row is None:
+        raise Unauthorized("API key no longer exists")
+    return _usable(row, now)
+
+
+def _usable(row: ApiKey, now: float | None) -> Principal:
     if row.revoked_at is not None:
         raise Unauthorized("API key has been revoked")
     # Written as "not later than now" so that a NaN stored before expiries were validated counts
@@ -210,3 +223,8 @@ def bootstrap_admin(db: Database) -> MintedKey | None:
     if db.list_keys():
         return None
     return create_key(db, name="admin", plan=ADMIN_PLAN, role="admin")
+
+
+def keys_with_usage(db: Registry) -> list[tuple[ApiKey, Usage]]:
+    """Every key (metadata only) with its chat use so far."""
+    return [(key, db.usage(key.key_id)) for key in db.list_keys()]

@@ -27,6 +27,7 @@ from repolens.domain import (
     Upload,
     Usage,
     User,
+    WebSession,
     Workspace,
 )
 
@@ -360,6 +361,10 @@ class ConversationStore(Protocol):
         """Remove a conversation and its messages."""
         ...
 
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        """Give a conversation a new title."""
+        ...
+
     def add_message(
         self, conversation_id: int, *, message_id: str, role: MessageRole, content: str, citations: str = "[]"
     ) -> None:
@@ -376,6 +381,22 @@ class ConversationStore(Protocol):
 
     def usage(self, key_id: str) -> Usage:
         """The key's chat use so far (zeros if none)."""
+        ...
+
+
+class SessionStore(Protocol):
+    """Web UI sign-ins (the digest of each cookie's secret, never the secret)."""
+
+    def create_session(self, *, digest: str, principal: str, csrf: str, expires_at: float) -> WebSession:
+        """Store a web sign-in (and drop expired ones)."""
+        ...
+
+    def get_session(self, digest: str) -> WebSession | None:
+        """A web sign-in by the digest of its cookie secret (expired ones included)."""
+        ...
+
+    def delete_session(self, digest: str) -> None:
+        """Sign a web session out."""
         ...
 
 
@@ -416,8 +437,9 @@ class UploadStore(Protocol):
         ...
 
 
-class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore, UploadStore, Protocol):
-    """Keys, users, uploads, workspaces, jobs, conversations and usage: the control data beside the index."""
+class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore, UploadStore, SessionStore, Protocol):
+    """Keys, users, uploads, web sessions, workspaces, jobs, conversations and usage: the control data
+    beside the index."""
 
 
 class Database(Store, Registry, Protocol):

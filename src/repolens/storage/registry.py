@@ -15,7 +15,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, cast
 
-from repolens.domain import ApiKey, Conversation, Job, KeyRole, Message, MessageRole, Upload, Usage, User, Workspace
+from repolens.domain import (
+    ApiKey,
+    Conversation,
+    Job,
+    KeyRole,
+    Message,
+    MessageRole,
+    Upload,
+    Usage,
+    User,
+    WebSession,
+    Workspace,
+)
 from repolens.errors import Conflict, InvalidInput
 
 if TYPE_CHECKING:
@@ -473,6 +485,11 @@ class RegistryMixin:
         )
         return [Message(*r) for r in rows]
 
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        """Give a conversation a new title."""
+        with self._write(content=False) as conn:
+            conn.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+
     def record_usage(self, key_id: str, *, prompt_tokens: int, completion_tokens: int) -> None:
         """Count one chat request and its tokens against the key."""
         with self._write(content=False) as conn:
@@ -490,3 +507,28 @@ class RegistryMixin:
             "SELECT key_id, chat_requests, prompt_tokens, completion_tokens FROM key_usage WHERE key_id = ?", (key_id,)
         ).fetchone()
         return Usage(*row) if row else Usage(key_id, 0, 0, 0)
+
+    # -- web sessions -----------------------------------------------------------------------
+
+    def create_session(self, *, digest: str, principal: str, csrf: str, expires_at: float) -> WebSession:
+        """Store a web sign-in; expired sessions are swept here, the only place rows are added."""
+        now = time.time()
+        with self._write(content=False) as conn:
+            conn.execute("DELETE FROM web_sessions WHERE expires_at < ?", (now,))
+            conn.execute(
+                "INSERT INTO web_sessions(digest, principal, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                (digest, principal, csrf, now, expires_at),
+            )
+        return WebSession(digest, principal, csrf, now, expires_at)
+
+    def get_session(self, digest: str) -> WebSession | None:
+        """A web sign-in by the digest of its cookie secret (expired ones included)."""
+        row = self._conn.execute(
+            "SELECT digest, principal, csrf, created_at, expires_at FROM web_sessions WHERE digest = ?", (digest,)
+        ).fetchone()
+        return WebSession(*row) if row else None
+
+    def delete_session(self, digest: str) -> None:
+        """Sign a web session out."""
+        with self._write(content=False) as conn:
+            conn.execute("DELETE FROM web_sessions WHERE digest = ?", (digest,))

@@ -32,6 +32,7 @@ from repolens.surfaces.http.errors import (
     openai_error_body,
     problem_body,
 )
+from repolens.surfaces.web import WEB_PREFIX
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -109,7 +110,7 @@ class AccessMiddleware:
                     await self._refuse(scope, send_with_headers, 413, f"request body over {MAX_BODY_BYTES} bytes")
                     return
                 receive = _replay(body, receive)
-            if path in self.public_paths:
+            if path in self.public_paths or _is_web(path):
                 await self.app(scope, _capped(receive), send_with_headers)
                 return
             authorization, api_key = _header(scope, b"authorization"), _header(scope, b"x-api-key")
@@ -205,6 +206,12 @@ def _rate_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
         (b"x-ratelimit-remaining", str(max(0, decision.remaining)).encode()),
         (b"x-ratelimit-reset", str(decision.reset).encode()),
     ]
+
+
+def _is_web(path: str) -> bool:
+    """The web UI and ``/`` (its redirect): browsers there authenticate with the UI's session
+    cookie, which the UI checks itself, not with a key header."""
+    return path == "/" or path == WEB_PREFIX or path.startswith(WEB_PREFIX + "/")
 
 
 def _is_idle_stream(scope: Scope) -> bool:

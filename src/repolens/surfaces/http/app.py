@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
 
 from repolens import __version__
 from repolens.access.ratelimit import RateLimiter, SharedQuota
@@ -29,6 +30,8 @@ from repolens.surfaces.http.dify import routes as dify
 from repolens.surfaces.http.openai import routes as openai
 from repolens.surfaces.http.schemas import DifyError, OpenAIError, Problem
 from repolens.surfaces.mcp.server import build_server
+from repolens.surfaces.web import WEB_PREFIX
+from repolens.surfaces.web.app import SECURITY_HEADER_DICT, create_web_app
 
 _ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "429", "500", "503")
 
@@ -80,10 +83,19 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     mcp_http.mount(app, mcp_server, settings)
     store = services.store
     shared = store if isinstance(store, SharedQuota) else None  # replicas of one PostgreSQL share quotas
+    # One limiter for the API and the web UI: a key's plan counts its requests wherever they come from.
+    limiter = RateLimiter(shared=shared, bucket="api")
+    app.mount(WEB_PREFIX, create_web_app(services, limiter=limiter))
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        """The web UI: ``/`` is not an API route, so a browser pointed at the server lands there."""
+        return RedirectResponse(f"{WEB_PREFIX}/", status_code=302, headers=SECURITY_HEADER_DICT)
+
     app.add_middleware(
         AccessMiddleware,
         db=lambda: services.store,
-        limiter=RateLimiter(shared=shared, bucket="api"),
+        limiter=limiter,
         authenticator=services.authenticator,
         dialects=dialects,
     )
