@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from repolens.settings import Settings
 
 if TYPE_CHECKING:
+    from repolens.agents.runtime import AgentRuntime
     from repolens.chat.engine import AnswerEngine
     from repolens.embeddings.base import Embedder
     from repolens.retrieval.search import Searcher
@@ -24,6 +25,7 @@ class Services:
     _embedder_loaded: bool = field(default=False, init=False)
     _searcher: Searcher | None = field(default=None, init=False)
     _answers: AnswerEngine | None = field(default=None, init=False)
+    _agents: AgentRuntime | None = field(default=None, init=False)
 
     @property
     def store(self) -> Database:
@@ -62,6 +64,15 @@ class Services:
 
             self._answers = AnswerEngine(self, load_llm(self.settings))
         return self._answers
+
+    @property
+    def agents(self) -> AgentRuntime:
+        """The assistant runtime (the same model as chat)."""
+        if self._agents is None:
+            from repolens.agents.runtime import AgentRuntime
+
+            self._agents = AgentRuntime(self, self.answers.llm)
+        return self._agents
 
     def close(self) -> None:
         """Release the database."""

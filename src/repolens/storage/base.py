@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from repolens.domain import ArtifactKind, Relation
+from repolens.storage.agents import AgentRegistry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -496,5 +497,5 @@ class Registry(Protocol):
         ...
 
 
-class Database(Store, Registry, Protocol):
-    """A backend: the index (``Store``) and the control data (``Registry``) in one database."""
+class Database(Store, Registry, AgentRegistry, Protocol):
+    """A backend: the index (``Store``) and the control data (``Registry``, ``AgentRegistry``) in one database."""
