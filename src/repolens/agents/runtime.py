@@ -51,8 +51,8 @@ from repolens.errors import BodyTooLarge, InvalidInput, NotFound, ProviderError,
 
 if TYPE_CHECKING:
     from repolens.access.keys import Principal
+    from repolens.domain import Conversation, Source
     from repolens.services import Services
-    from repolens.storage.base import ConversationRow, SourceRow
 
 log = logging.getLogger(__name__)
 
@@ -235,9 +235,9 @@ class _Turn:
     owner: str
     assistant: Assistant
     request: TurnRequest
-    conversation: ConversationRow | None
+    conversation: Conversation | None
     conversation_id: str
-    sources: Sequence[SourceRow]
+    sources: Sequence[Source]
     subs: Mapping[str, Assistant]
     started_at: float
 
@@ -399,7 +399,7 @@ class AgentRuntime:
 
     def _check(
         self, principal: Principal | None, owner: str, assistant: Assistant, request: TurnRequest
-    ) -> tuple[ConversationRow | None, list[SourceRow]]:
+    ) -> tuple[Conversation | None, list[Source]]:
         store = self.services.store
         conversation = None
         if request.conversation_id:
@@ -510,7 +510,7 @@ class AgentRuntime:
         request: TurnRequest,
         subs: Mapping[str, Assistant],
         guard: LeakGuard | None,
-        sources: Sequence[SourceRow],
+        sources: Sequence[Source],
     ) -> AsyncGenerator[TurnEvent, None]:
         """Model steps until an answer or a budget; yields tokens (top loop only) and thoughts."""
         assert self.llm is not None
@@ -586,7 +586,7 @@ class AgentRuntime:
         request: TurnRequest,
         offered: _Tools,
         call: ToolCall,
-        sources: Sequence[SourceRow],
+        sources: Sequence[Source],
     ) -> AsyncGenerator[TurnEvent, None]:
         """Run one tool call: a thought before and after, the result into the transcript."""
         sub = offered.subs.get(call.name)
@@ -664,7 +664,7 @@ class AgentRuntime:
         loop: _Loop,
         name: str,
         arguments: dict[str, Any],
-        sources: Sequence[SourceRow],
+        sources: Sequence[Source],
     ) -> tuple[str, bool]:
         context = loop.assistant.definition.context
         args = dict(arguments)
@@ -701,7 +701,7 @@ class AgentRuntime:
         owner: str,
         assistant: Assistant,
         request: TurnRequest,
-        conversation: ConversationRow | None,
+        conversation: Conversation | None,
         conversation_id: str,
         finished: TurnFinished,
         count_usage: bool,

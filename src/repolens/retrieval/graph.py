@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from repolens.domain import Artifact, Source
 from repolens.errors import InvalidInput
-from repolens.storage.base import ArtifactRow, SourceRow, Store
+from repolens.storage.base import Store
 
 Profile = Literal["calls", "inheritance", "references", "all"]
 Direction = Literal["OutgoingCalls", "IncomingCalls", "Ancestors", "Descendants", "References"]
@@ -33,11 +34,11 @@ class RelationGroup:
     """One direction of relations for an artifact."""
 
     direction: Direction
-    items: list[tuple[ArtifactRow, int]] = field(default_factory=list)  # (related artifact, line)
+    items: list[tuple[Artifact, int]] = field(default_factory=list)  # (related artifact, line)
     total: int = 0
 
 
-def _resolve(store: Store, source: SourceRow, name: str, near: ArtifactRow, kinds: frozenset[str]) -> list[ArtifactRow]:
+def _resolve(store: Store, source: Source, name: str, near: Artifact, kinds: frozenset[str]) -> list[Artifact]:
     rows = [r for r in store.symbols_named([name], [source.id]) if r.name == name and r.symbol_kind in kinds]
     same_file = [r for r in rows if r.file_id == near.file_id]
     if same_file:
@@ -46,7 +47,7 @@ def _resolve(store: Store, source: SourceRow, name: str, near: ArtifactRow, kind
 
 
 def relations(
-    store: Store, source: SourceRow, artifact: ArtifactRow, *, profile: Profile, max_per_type: int
+    store: Store, source: Source, artifact: Artifact, *, profile: Profile, max_per_type: int
 ) -> list[RelationGroup]:
     """Related artifacts in each direction of ``profile``, at most ``max_per_type`` each."""
     if profile not in PROFILES:
@@ -56,7 +57,7 @@ def relations(
     return [_direction(store, source, artifact, d, max_per_type) for d in PROFILES[profile]]
 
 
-def counts(store: Store, source: SourceRow, artifact: ArtifactRow) -> dict[str, int]:
+def counts(store: Store, source: Source, artifact: Artifact) -> dict[str, int]:
     """How many related artifacts exist in every direction."""
     pairs: tuple[tuple[str, Direction], ...] = (
         ("outgoingCalls", "OutgoingCalls"),
@@ -68,9 +69,9 @@ def counts(store: Store, source: SourceRow, artifact: ArtifactRow) -> dict[str, 
     return {key: _direction(store, source, artifact, direction, 1_000_000).total for key, direction in pairs}
 
 
-def _direction(store: Store, source: SourceRow, art: ArtifactRow, direction: Direction, limit: int) -> RelationGroup:
+def _direction(store: Store, source: Source, art: Artifact, direction: Direction, limit: int) -> RelationGroup:
     group = RelationGroup(direction)
-    found: dict[int, tuple[ArtifactRow, int]] = {}
+    found: dict[int, tuple[Artifact, int]] = {}
     if direction in ("OutgoingCalls", "Ancestors"):
         kind = "calls" if direction == "OutgoingCalls" else "inherits"
         targets = _TYPES if kind == "inherits" else _CALLABLE

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from repolens.errors import Conflict
 
 if TYPE_CHECKING:
-    from repolens.storage.base import ConversationRow
+    from repolens.domain import Conversation
     from repolens.storage.relational import Conn
 
 _ASSISTANT_COLUMNS = (
@@ -104,7 +104,7 @@ class AgentRegistry(Protocol):
 
     def create_agent_conversation(
         self, *, public_id: str, key_id: str, title: str, scope: Sequence[str], assistant_id: str
-    ) -> ConversationRow:
+    ) -> Conversation:
         """A new conversation with a caller-chosen id, started with an assistant."""
         ...
 
@@ -155,7 +155,7 @@ class AgentRegistryMixin:
     def _write(self, *, content: bool = True) -> AbstractContextManager[Conn]:  # provided by the backend
         raise NotImplementedError
 
-    def get_conversation(self, public_id: str) -> ConversationRow | None:  # provided by RegistryMixin
+    def get_conversation(self, public_id: str) -> Conversation | None:  # provided by RegistryMixin
         raise NotImplementedError
 
     # -- assistants -----------------------------------------------------------------------
@@ -240,7 +240,7 @@ class AgentRegistryMixin:
 
     def create_agent_conversation(
         self, *, public_id: str, key_id: str, title: str, scope: Sequence[str], assistant_id: str
-    ) -> ConversationRow:
+    ) -> Conversation:
         now = time.time()
         try:
             with self._write(content=False) as conn:
