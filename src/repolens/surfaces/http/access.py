@@ -22,7 +22,15 @@ from repolens.access.keys import Principal, authenticate, bearer_token
 from repolens.access.ratelimit import Decision, RateLimiter
 from repolens.errors import BodyTooLarge, StorageError, Unauthorized
 from repolens.storage.base import Database
-from repolens.surfaces.http.errors import DIFY_PREFIX, OPENAI_PREFIX, PROBLEM_JSON, openai_error_body, problem_body
+from repolens.surfaces.http.errors import (
+    CODEMIE_PREFIX,
+    DIFY_PREFIX,
+    OPENAI_PREFIX,
+    PROBLEM_JSON,
+    codemie_error_body,
+    openai_error_body,
+    problem_body,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -161,6 +169,9 @@ class AccessMiddleware:
             media = "application/json"
         elif path.startswith(OPENAI_PREFIX):
             body = openai_error_body(status, detail)
+            media = "application/json"
+        elif path.startswith(CODEMIE_PREFIX):
+            body = codemie_error_body(status, detail)
             media = "application/json"
         else:
             body = problem_body(status, detail)

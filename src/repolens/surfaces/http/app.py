@@ -21,6 +21,7 @@ from repolens.surfaces.http import errors, health
 from repolens.surfaces.http import mcp as mcp_http
 from repolens.surfaces.http.access import AccessMiddleware
 from repolens.surfaces.http.codealive import admin, chat, datasources, search, tools
+from repolens.surfaces.http.codemie import agents as codemie_agents
 from repolens.surfaces.http.dify import routes as dify
 from repolens.surfaces.http.openai import routes as openai
 from repolens.surfaces.http.schemas import DifyError, OpenAIError, Problem
@@ -61,7 +62,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
-    for module in (health, datasources, search, chat, dify, tools, admin, openai):
+    for module in (health, datasources, search, chat, dify, tools, admin, openai, codemie_agents):
         app.include_router(module.router)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

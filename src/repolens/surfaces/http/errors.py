@@ -5,6 +5,8 @@
 * The Dify route: ``{"error_code": int, "error_msg": str}`` with Dify's own codes.
 * The OpenAI-compatible routes (``/v1/``): ``{"error": {message, type, param, code}}`` as
   OpenAI sends it, so the ``openai`` SDK raises its usual typed exceptions.
+* CodeMie's routes (``/code-assistant-api/``): ``{"error": {message, details, help}}``, 422 with
+  pydantic's error list for an invalid body.
 
 Bad input is a 4xx, never a 500; an unexpected exception becomes a 500 with a request id and
 no trace (the trace goes to the log).
@@ -107,6 +109,36 @@ def openai_error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
+CODEMIE_PREFIX = "/code-assistant-api/"
+
+CODEMIE_MESSAGES: dict[int, tuple[str, str]] = {
+    400: ("Bad request", "Please check the request parameters and try again."),
+    401: ("Unauthorized", "Please provide a valid API key as 'Authorization: Bearer <key>'."),
+    403: ("Access denied", "You do not have access to this resource. Contact its owner or an administrator."),
+    404: ("Not found", "Please verify the ID and try again. If you believe this is an error, contact support."),
+    409: ("Conflict", "Choose another name or slug and try again."),
+    413: ("Payload too large", "Send less text at once, or index the material as a data source."),
+    422: ("Validation error", "Please correct the request body as the details say and try again."),
+    429: ("Too many requests", "Wait for the Retry-After interval and try again."),
+    500: ("Internal error", "Please try again later; the server log has details under the request id."),
+    502: ("Bad gateway", "An upstream service (the language model or an MCP server) failed; try again later."),
+    503: ("Service unavailable", "Please try again later."),
+}
+
+
+def codemie_error_body(status: int, details: str | list[dict[str, Any]], *, message: str | None = None) -> dict[str, Any]:
+    """CodeMie's error body: ``message`` a short title per status (its clients show it), ``details``
+    what was wrong (for validation, the list of pydantic errors, as CodeMie returns it), ``help``
+    what to do."""
+    title, help_text = CODEMIE_MESSAGES.get(status, ("Error", "Please try again."))
+    return {"error": {"message": message or title, "details": details, "help": help_text}}
+
+
+def codemie_validation_details(errors: list[Any]) -> list[dict[str, Any]]:
+    """Pydantic's errors as CodeMie returns them: ``msg``, ``loc``, ``type`` (inputs left out)."""
+    return [{"msg": str(e.get("msg", "")), "loc": list(e.get("loc", ())), "type": str(e.get("type", ""))} for e in errors]
+
+
 def dify_error(status: int, message: str, *, code: int | None = None) -> JSONResponse:
     """Dify's error body."""
     return JSONResponse(
@@ -132,6 +164,8 @@ def error_response(
         return response
     if request.url.path.startswith(OPENAI_PREFIX):
         return JSONResponse(openai_error_body(status, detail), status_code=status, headers=headers)
+    if request.url.path.startswith(CODEMIE_PREFIX):
+        return JSONResponse(codemie_error_body(status, detail), status_code=status, headers=headers)
     return problem(status, detail, rid=request_id(request), errors=errors, extra=extra, headers=headers)
 
 
@@ -171,6 +205,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if request.url.path.startswith(CODEMIE_PREFIX):  # CodeMie answers bad bodies with 422
+            return JSONResponse(codemie_error_body(422, codemie_validation_details(list(exc.errors()))), status_code=422)
         detail, fields = _validation_errors(exc)
         return error_response(request, 400, detail, errors=fields)
 
