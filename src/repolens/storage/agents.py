@@ -20,12 +20,10 @@ if TYPE_CHECKING:
     from repolens.domain import Conversation
     from repolens.storage.relational import Conn
 
-_ASSISTANT_COLUMNS = (
+ASSISTANT_COLUMNS = (
     "public_id, organization, owner, owner_name, name, slug, project, shared, definition, version, created_at, updated_at"
 )
-_TASK_COLUMNS = (
-    "public_id, owner, owner_name, assistant_id, task, status, final_output, current_step, created_at, updated_at"
-)
+TASK_COLUMNS = "public_id, owner, owner_name, assistant_id, task, status, final_output, current_step, created_at, updated_at"
 _UPDATABLE_TASK_FIELDS = frozenset({"status", "final_output", "current_step"})
 
 
@@ -183,7 +181,7 @@ class AgentRegistryMixin:
         )
         try:
             with self._write(content=False) as conn:
-                conn.execute(f"INSERT INTO assistants({_ASSISTANT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values)
+                conn.execute(f"INSERT INTO assistants({ASSISTANT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values)
         except self._integrity_errors:
             raise Conflict(
                 f"an assistant with the slug {row.slug!r} already exists in project {row.project!r}", []
@@ -191,11 +189,11 @@ class AgentRegistryMixin:
         return row
 
     def get_assistant(self, public_id: str) -> AssistantRow | None:
-        row = self._conn.execute(f"SELECT {_ASSISTANT_COLUMNS} FROM assistants WHERE public_id = ?", (public_id,)).fetchone()
+        row = self._conn.execute(f"SELECT {ASSISTANT_COLUMNS} FROM assistants WHERE public_id = ?", (public_id,)).fetchone()
         return self._assistant(row) if row else None
 
     def assistant_by_slug(self, organization: str, slug: str, project: str | None = None) -> list[AssistantRow]:
-        sql = f"SELECT {_ASSISTANT_COLUMNS} FROM assistants WHERE organization = ? AND slug = ?"
+        sql = f"SELECT {ASSISTANT_COLUMNS} FROM assistants WHERE organization = ? AND slug = ?"
         params: tuple[Any, ...] = (organization, slug)
         if project is not None:
             sql += " AND project = ?"
@@ -204,7 +202,7 @@ class AgentRegistryMixin:
 
     def list_assistants(self, organization: str) -> list[AssistantRow]:
         rows = self._conn.execute(
-            f"SELECT {_ASSISTANT_COLUMNS} FROM assistants WHERE organization = ? ORDER BY updated_at DESC, id DESC",
+            f"SELECT {ASSISTANT_COLUMNS} FROM assistants WHERE organization = ? ORDER BY updated_at DESC, id DESC",
             (organization,),
         ).fetchall()
         return [self._assistant(r) for r in rows]
@@ -310,7 +308,7 @@ class AgentRegistryMixin:
     def create_agent_task(self, row: AgentTaskRow) -> None:
         with self._write(content=False) as conn:
             conn.execute(
-                f"INSERT INTO agent_tasks({_TASK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO agent_tasks({TASK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     row.public_id,
                     row.owner,
@@ -326,7 +324,7 @@ class AgentRegistryMixin:
             )
 
     def get_agent_task(self, public_id: str) -> AgentTaskRow | None:
-        row = self._conn.execute(f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE public_id = ?", (public_id,)).fetchone()
+        row = self._conn.execute(f"SELECT {TASK_COLUMNS} FROM agent_tasks WHERE public_id = ?", (public_id,)).fetchone()
         return AgentTaskRow(*row) if row else None
 
     def update_agent_task(self, public_id: str, **fields: str) -> None:
