@@ -23,7 +23,7 @@ from conftest import GEO_CODE, commit_tree
 from llmserver import Recorder, standin_llm
 from mcpserver import mcp_server
 from repolens.agents import mcp
-from repolens.agents.model import Assistant, Definition, McpServer, validate
+from repolens.agents.model import Assistant, Definition, McpServer, PromptVariable, validate
 from repolens.agents.runtime import ThoughtChanged, Token, TurnEvent, TurnFinished, TurnRequest, TurnStarted
 from repolens.chat.engine import RETRIEVAL_ONLY_HEADER
 from repolens.errors import BodyTooLarge, Forbidden, InvalidInput
@@ -141,6 +141,18 @@ def test_a_turn_searches_fetches_and_answers_with_citations(world: tuple[Service
     assert len(steps) == 3
     last = json.dumps(steps[-1]["messages"])
     assert '<tool_result tool=\\"fetch_artifacts\\"' in last
+    # Repository text inside a result is escaped: no tag in it can close the result element.
+    tool_messages = [m["content"] for m in steps[-1]["messages"] if m["role"] == "tool"]
+    if provider == "anthropic":
+        tool_messages = [
+            b["content"]
+            for m in steps[-1]["messages"]
+            if isinstance(m["content"], list)
+            for b in m["content"]
+            if b.get("type") == "tool_result"
+        ]
+    assert len(tool_messages) == 2
+    assert all(m.count("</tool_result>") == 1 for m in tool_messages) and "&lt;artifact identifier=" in tool_messages[1]
     assert "Prefer short answers." in json.dumps(steps[0].get("system") or steps[0]["messages"][0])
     # The assistant's context was searched even though the model named no data source.
     assert recorder.tool_calls[-2:][0][0] == "semantic_search"
@@ -292,6 +304,20 @@ def test_a_client_that_goes_away_cancels_the_mcp_tool_in_flight(world: tuple[Ser
         while time.monotonic() < deadline and not seen.slow_cancelled:
             time.sleep(0.05)
         assert seen.slow_cancelled == 1 and seen.slow_finished == 0
+
+
+def test_prompt_variables_fill_the_system_prompt(world: tuple[Services, Recorder]) -> None:
+    services, recorder = world
+    who = assistant(
+        system_prompt="Answer for the {{team}} team in {{ language }}; {{unknown}} stays.",
+        prompt_variables=(
+            PromptVariable("team", default_value="payments"),
+            PromptVariable("language", default_value="English"),
+        ),
+    )
+    run_turn(services, who, "Hi", prompt_values={"language": "French"})
+    system = recorder.requests[-1]["messages"][0]["content"]
+    assert "Answer for the payments team in French; {{unknown}} stays." in system
 
 
 def test_sub_assistants_nest_their_thoughts(world: tuple[Services, Recorder]) -> None:

@@ -280,6 +280,41 @@ def test_sync_stream_and_background_calls(world: Any) -> None:
         c.delete(f"{API}/assistants/{made}")
 
 
+def test_a_turn_counts_against_the_callers_key_and_a_client_that_leaves_stops_it(world: Any) -> None:
+    server, recorder, _, _, keys = world
+    member_id = keys["member"].split("_")[1]
+
+    def usage() -> dict[str, int]:
+        with server.client() as admin:
+            listed = admin.get("/api/admin/keys").json()
+        return dict(next(k["usage"] for k in listed if k["id"] == member_id))
+
+    with server.client() as admin:
+        made = create(admin, body("Shared helper"))
+    before = usage()
+    with server.client(keys["member"]) as member:
+        answer = member.post(f"{API}/assistants/{made}/model", json={"text": SEARCH_THEN_FETCH})
+        assert answer.status_code == 200, answer.text
+        after = usage()
+        assert after["chatRequests"] == before["chatRequests"] + 1
+        assert after["promptTokens"] > before["promptTokens"] and after["completionTokens"] > before["completionTokens"]
+        # The model sampled with the assistant's settings.
+        assert recorder.requests[-1]["temperature"] == 0
+        aborted, conversation = recorder.slow_aborted, str(uuid.uuid4())
+        stream = {"text": "Explain SLOWLY", "stream": True, "conversation_id": conversation}
+        with member.stream("POST", f"{API}/assistants/{made}/model", json=stream) as streamed:
+            lines = streamed.iter_lines()
+            assert json.loads(next(lines))["generated_chunk"].startswith("wo")  # tokens are flowing
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and recorder.slow_aborted == aborted:
+            time.sleep(0.05)
+        assert recorder.slow_aborted == aborted + 1, "the model kept generating for a client that left"
+        codemie_error(member.get(f"{API}/conversations/{conversation}"), 404)  # nothing stored
+        assert usage()["completionTokens"] > after["completionTokens"]  # what the model spent still counts
+    with server.client() as admin:
+        admin.delete(f"{API}/assistants/{made}")
+
+
 def test_headers_reach_the_mcp_server_minus_the_blocklist_only_when_asked(world: Any) -> None:
     server, _, mcp_url, seen, keys = world
     mcp = [{"name": "desk", "enabled": True, "description": None, "config": {"url": mcp_url, "type": "streamable-http"}}]

@@ -612,7 +612,8 @@ class AgentRuntime:
             if arguments is None:
                 pass
             elif call.name in offered.code:
-                output, failed = await self._code_tool(principal, loop, call.name, arguments, sources)
+                with anyio.fail_after(max(budget.left_s(), 0.001)):
+                    output, failed = await self._code_tool(principal, loop, call.name, arguments, sources)
             elif call.name in offered.remote:
                 with anyio.fail_after(max(budget.left_s(), 0.001)):
                     output, failed = await mcp.call(offered.remote[call.name], arguments)
