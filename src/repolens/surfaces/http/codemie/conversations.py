@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from repolens.agents import assistants as registry
 from repolens.errors import NotFound
 from repolens.surfaces.http.codemie.assistants import thought_json, viewer_of
-from repolens.surfaces.http.codemie.errors import error_body
+from repolens.surfaces.http.codemie.errors import codemie_error_body
 from repolens.surfaces.http.deps import PrincipalDep, ServicesDep
 from repolens.views import iso
 
@@ -24,7 +24,7 @@ REMOVED = "Specified conversation removed"
 
 def _not_found(conversation_id: str) -> JSONResponse:
     """CodeMie's own 404 for a conversation, word for word."""
-    body = error_body(
+    body = codemie_error_body(
         404,
         f"The conversation with ID [{conversation_id}] could not be found in the system.",
         message="Conversation not found",

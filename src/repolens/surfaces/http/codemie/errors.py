@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from repolens.surfaces.http.errors import CODEMIE_PREFIX, codemie_error_body, codemie_validation_details
 
-error_body = codemie_error_body
 validation_details = codemie_validation_details
 
-__all__ = ["CODEMIE_PREFIX", "error_body", "validation_details"]
+__all__ = ["CODEMIE_PREFIX", "codemie_error_body", "validation_details"]
