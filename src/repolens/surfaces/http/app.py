@@ -92,6 +92,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for name, sub in schemas["Problem"].pop("$defs", {}).items():
         schemas.setdefault(name, sub)
     schemas["DifyError"] = DifyError.model_json_schema()
+    schemas["CodeMieError"] = errors.CodeMieError.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schemas["CodeMieError"].pop("$defs", {}).items():
+        schemas.setdefault(name, sub)
     schemas["OpenAIError"] = OpenAIError.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, sub in schemas["OpenAIError"].pop("$defs", {}).items():
         schemas.setdefault(name, sub)
@@ -108,6 +111,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 ref, media = "DifyError", "application/json"
             elif path.startswith(errors.OPENAI_PREFIX):
                 ref, media = "OpenAIError", "application/json"
+            elif path.startswith(errors.CODEMIE_PREFIX):
+                ref, media = "CodeMieError", "application/json"
             else:
                 ref, media = "Problem", errors.PROBLEM_JSON
             for status in _ERROR_STATUSES:

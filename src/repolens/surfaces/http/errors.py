@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from repolens.errors import Conflict, RateLimited, RepolensError, status_of
@@ -124,6 +125,20 @@ CODEMIE_MESSAGES: dict[int, tuple[str, str]] = {
     502: ("Bad gateway", "An upstream service (the language model or an MCP server) failed; try again later."),
     503: ("Service unavailable", "Please try again later."),
 }
+
+
+class CodeMieErrorInfo(BaseModel):
+    """What went wrong: a title, the specifics (a list of field errors for a 422), what to do."""
+
+    message: str
+    details: str | list[dict[str, Any]]
+    help: str
+
+
+class CodeMieError(BaseModel):
+    """CodeMie's error body (documented for every CodeMie route in /openapi.json)."""
+
+    error: CodeMieErrorInfo
 
 
 def codemie_error_body(status: int, details: str | list[dict[str, Any]], *, message: str | None = None) -> dict[str, Any]:

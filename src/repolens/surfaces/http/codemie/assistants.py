@@ -64,7 +64,13 @@ ATTRIBUTE_FIELDS = (
     "enabled_builtin_subagents",
     "tool_permissions",
 )
-MASKED = "********"  # header values of another owner's MCP server are not shown
+MASKED = "********"
+_CALL_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The answer: JSON, or newline-delimited JSON chunks with `stream: true`.",
+        "content": {"application/json": {"schema": {"type": "object"}}, NDJSON: {"schema": {"type": "string"}}},
+    }
+}  # header values of another owner's MCP server are not shown
 
 
 # -- request bodies ------------------------------------------------------------------------------
@@ -623,7 +629,7 @@ async def _respond(
     return JSONResponse(_result(finished, include_tool_errors))
 
 
-@router.post("/assistants/virtual/model", summary="Call an inline assistant (never stored)")
+@router.post("/assistants/virtual/model", summary="Call an inline assistant (never stored)", responses=_CALL_DOC)
 async def ask_virtual(
     body: VirtualChatBody,
     request: Request,
@@ -647,7 +653,7 @@ async def ask_virtual(
     return await _respond(request, services, principal, viewer, virtual, body, include_tool_errors)
 
 
-@router.post("/assistants/slug/{slug}/model", summary="Call an assistant by slug")
+@router.post("/assistants/slug/{slug}/model", summary="Call an assistant by slug", responses=_CALL_DOC)
 async def chat_by_slug(
     slug: str,
     body: ChatBody,
@@ -661,8 +667,10 @@ async def chat_by_slug(
     return await _respond(request, services, principal, viewer, found, body, include_tool_errors)
 
 
-@router.post("/assistants/{assistant_id}/model", summary="Call an assistant")
-@router.post("/assistants/{assistant_id}/chat", summary="Call an assistant (the docs' spelling of /model)")
+@router.post("/assistants/{assistant_id}/model", summary="Call an assistant", responses=_CALL_DOC)
+@router.post(
+    "/assistants/{assistant_id}/chat", summary="Call an assistant (the docs' spelling of /model)", responses=_CALL_DOC
+)
 async def chat(
     assistant_id: str,
     body: ChatBody,
