@@ -33,7 +33,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -270,7 +270,7 @@ class AgentRuntime:
         assistant: Assistant,
         request: TurnRequest,
         *,
-        load_assistant: Any = None,
+        load_assistant: Callable[[str], Assistant] | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """The events of one turn: ``TurnStarted``, then ``Token``s and ``ThoughtChanged``s,
         ``TurnFinished`` last. ``owner`` owns the conversation; ``load_assistant(id)`` returns a
@@ -411,7 +411,7 @@ class AgentRuntime:
         sources = catalog.resolve_scope(store, principal, list(assistant.definition.context))
         return conversation, sources
 
-    async def _subs(self, assistant: Assistant, load: Any) -> dict[str, Assistant]:
+    async def _subs(self, assistant: Assistant, load: Callable[[str], Assistant]) -> dict[str, Assistant]:
         found: dict[str, Assistant] = {}
         for sub_id in assistant.definition.sub_assistants:
             sub = await anyio.to_thread.run_sync(load, sub_id)
