@@ -28,6 +28,8 @@ from repolens.domain import (
     Workspace,
 )
 
+from repolens.storage.knowledge import KnowledgeStore
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -381,5 +383,6 @@ class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, Protocol):
     """Keys, workspaces, jobs, conversations and usage: the control data beside the index."""
 
 
-class Database(Store, Registry, Protocol):
-    """A backend: the index (``Store``) and the control data (``Registry``) in one database."""
+class Database(Store, Registry, KnowledgeStore, Protocol):
+    """A backend: the index (``Store``), the control data (``Registry``) and the knowledge bases
+    (``KnowledgeStore``) in one database."""

@@ -17,13 +17,13 @@ from repolens import __version__
 from repolens.access.ratelimit import RateLimiter, SharedQuota
 from repolens.services import Services, build_services
 from repolens.settings import Settings
-from repolens.surfaces.http import errors, health
+from repolens.surfaces.http import codeer, errors, health
 from repolens.surfaces.http import mcp as mcp_http
 from repolens.surfaces.http.access import AccessMiddleware
 from repolens.surfaces.http.codealive import admin, chat, datasources, search, tools
 from repolens.surfaces.http.dify import routes as dify
 from repolens.surfaces.http.openai import routes as openai
-from repolens.surfaces.http.schemas import DifyError, OpenAIError, Problem
+from repolens.surfaces.http.schemas import CodeerError, DifyError, OpenAIError, Problem
 from repolens.surfaces.mcp.server import build_server
 
 _ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "429", "500", "503")
@@ -61,7 +61,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
-    for module in (health, datasources, search, chat, dify, tools, admin, openai):
+    for module in (health, datasources, search, chat, dify, tools, admin, openai, codeer):
         app.include_router(module.router)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -91,6 +91,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for name, sub in schemas["Problem"].pop("$defs", {}).items():
         schemas.setdefault(name, sub)
     schemas["DifyError"] = DifyError.model_json_schema()
+    schemas["CodeerError"] = CodeerError.model_json_schema()
     schemas["OpenAIError"] = OpenAIError.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, sub in schemas["OpenAIError"].pop("$defs", {}).items():
         schemas.setdefault(name, sub)
@@ -107,6 +108,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 ref, media = "DifyError", "application/json"
             elif path.startswith(errors.OPENAI_PREFIX):
                 ref, media = "OpenAIError", "application/json"
+            elif errors.is_codeer(path):
+                ref, media = "CodeerError", "application/json"
             else:
                 ref, media = "Problem", errors.PROBLEM_JSON
             for status in _ERROR_STATUSES:

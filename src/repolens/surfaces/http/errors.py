@@ -5,6 +5,8 @@
 * The Dify route: ``{"error_code": int, "error_msg": str}`` with Dify's own codes.
 * The OpenAI-compatible routes (``/v1/``): ``{"error": {message, type, param, code}}`` as
   OpenAI sends it, so the ``openai`` SDK raises its usual typed exceptions.
+* The Codeer routes (``/api/v1/``, ``/api/v2/``): Codeer's envelope ``{data: null, message,
+  error_code, pagination: null}`` with its numeric codes.
 
 Bad input is a 4xx, never a 500; an unexpected exception becomes a 500 with a request id and
 no trace (the trace goes to the log).
@@ -20,13 +22,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from repolens.errors import Conflict, RateLimited, RepolensError, status_of
+from repolens.errors import ClientNotAllowed, Conflict, RateLimited, RepolensError, status_of
 
 log = logging.getLogger("repolens.surfaces.http")
 
 PROBLEM_JSON = "application/problem+json"
 DIFY_PREFIX = "/api/knowledge-retrieval/dify"
 OPENAI_PREFIX = "/v1/"
+CODEER_PREFIXES = ("/api/v1/", "/api/v2/")
 
 
 CODES: dict[int, tuple[str, str, str]] = {  # status -> (code, title, type slug)
@@ -47,6 +50,33 @@ CODES: dict[int, tuple[str, str, str]] = {  # status -> (code, title, type slug)
 # Dify's external-knowledge codes (specs/codealive.md §4): 1001 bad request or header,
 # 1002 authorization failed, 2001 the knowledge does not exist.
 DIFY_CODES: dict[int, int] = {400: 1001, 401: 1002, 403: 1002, 404: 2001, 409: 1001, 422: 1001, 429: 1002}
+
+
+# Codeer's error codes (specs/codemie_codeer.md §2.1) by HTTP status. Codeer names 10001
+# (permission denied: a missing or bad key, or no access), 10003 (not found), 10005 (server
+# error) and 10006 (bad request); every other refusal of the caller's request is a bad request
+# to it, and every server-side failure a server error.
+CODEER_CODES: dict[int, int] = {400: 10006, 401: 10001, 403: 10001, 404: 10003}
+CODEER_BAD_REQUEST = 10006
+CODEER_SERVER_ERROR = 10005
+CODEER_CLIENT_NOT_ALLOWED = 14103  # WORKSPACE_CLIENT_NOT_ALLOWED: whitelist mode refused the external user
+
+
+def codeer_code(status: int, exc: Exception | None = None) -> int:
+    """Codeer's ``error_code`` for a status (and, for whitelist refusals, the error)."""
+    if isinstance(exc, ClientNotAllowed):
+        return CODEER_CLIENT_NOT_ALLOWED
+    return CODEER_CODES.get(status, CODEER_SERVER_ERROR if status >= 500 else CODEER_BAD_REQUEST)
+
+
+def codeer_body(status: int, message: str, exc: Exception | None = None) -> dict[str, Any]:
+    """Codeer's error envelope."""
+    return {"data": None, "message": message, "error_code": codeer_code(status, exc), "pagination": None}
+
+
+def is_codeer(path: str) -> bool:
+    """Whether a path is one of Codeer's routes."""
+    return path.startswith(CODEER_PREFIXES)
 
 
 def request_id(request: Request) -> str:
@@ -123,8 +153,11 @@ def error_response(
     errors: dict[str, list[str]] | None = None,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    exc: Exception | None = None,
 ) -> JSONResponse:
     """The error in the dialect of the route that was asked."""
+    if is_codeer(request.url.path):
+        return JSONResponse(codeer_body(status, detail, exc), status_code=status, headers=headers)
     if request.url.path.startswith(DIFY_PREFIX):
         response = dify_error(status, detail)
         if headers:
@@ -167,7 +200,7 @@ def install(app: FastAPI) -> None:
                 )
         if status >= 500:
             log.error("request %s failed: %s", request_id(request), exc)
-        return error_response(request, status, str(exc), extra=extra, headers=headers)
+        return error_response(request, status, str(exc), extra=extra, headers=headers, exc=exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
