@@ -33,7 +33,7 @@ from repolens.access.keys import Principal
 from repolens.domain import CrawlTarget, Faq, Job, KnowledgeNode, Workspace
 from repolens.errors import ClientNotAllowed, Conflict, Forbidden, InvalidInput, NotFound, RepolensError, StorageError
 from repolens.settings import Settings
-from repolens.sources import filters, web
+from repolens.sources import filters, git, web
 from repolens.sources.languages import language_of
 from repolens.storage.base import Database
 from repolens.storage.knowledge import NewNode, ranges_json
@@ -169,7 +169,9 @@ def create_node(
 ) -> KnowledgeNode:
     """A new knowledge base (no parent) or a folder in one."""
     name = check_node_name(name)
-    text = validation.require_description(description if isinstance(description, str) else "", max_chars=MAX_DESCRIPTION_CHARS)
+    text = validation.require_description(
+        description if isinstance(description, str) else "", max_chars=MAX_DESCRIPTION_CHARS
+    )
     if parent_id is None:
         return _create_base(db, settings, principal, name=name, description=text)
     parent = _folder(db, principal, parent_id)
@@ -576,7 +578,7 @@ def create_crawl(
         raise InvalidInput("start_url must be a string")
     web.check_url(start_url, allow_hosts=settings.git_allow_hosts)
     crawl_plan(config)
-    name = folder_name if folder_name is not None else (web.git.split_url(start_url).hostname or "website")
+    name = folder_name if folder_name is not None else (git.split_url(start_url).hostname or "website")
     root = create_node(db, settings, principal, name=name)
     target = db.create_crawl_target(folder_id=root.id, start_url=start_url, config=json.dumps(config or {}))
     return root, target
@@ -608,7 +610,7 @@ def update_crawl(
 
 
 def _page_name(url: str, used: set[str]) -> str:
-    parts = web.git.split_url(url)
+    parts = git.split_url(url)
     stem = "-".join(p for p in (parts.path or "/").strip("/").split("/") if p) or "index"
     stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:120].strip("-") or "index"
     name = f"{stem}.md"
@@ -630,8 +632,8 @@ def sync_crawl(db: Database, settings: Settings, principal: Principal, target_id
     try:
         result = web.crawl(target.start_url, plan, allow_hosts=settings.git_allow_hosts)
     except RepolensError as exc:
-        failures = json.dumps([{"url": target.start_url, "status": "FAILED", "reason": str(exc)}])
-        db.update_crawl_target(target.id, state="failed", pages=0, failures=failures, updated_at=time.time())
+        failed = json.dumps([{"url": target.start_url, "status": "FAILED", "reason": str(exc)}])
+        db.update_crawl_target(target.id, state="failed", pages=0, failures=failed, updated_at=time.time())
         raise
     old = [n for n in db.child_nodes(folder.id) if n.kind == "file" and n.origin == "crawl"]
     folder_path = _folder_of(db, settings, folder)

@@ -27,7 +27,6 @@ from repolens.domain import (
     Usage,
     Workspace,
 )
-
 from repolens.storage.knowledge import KnowledgeStore
 
 if TYPE_CHECKING:

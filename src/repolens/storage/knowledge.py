@@ -210,9 +210,7 @@ class KnowledgeMixin:
             ).fetchone()
             where = "this workspace"
         else:
-            taken = conn.execute(
-                "SELECT 1 FROM kb_nodes WHERE parent_id = ? AND name = ?", (parent_id, name)
-            ).fetchone()
+            taken = conn.execute("SELECT 1 FROM kb_nodes WHERE parent_id = ? AND name = ?", (parent_id, name)).fetchone()
             where = "this folder"
         if taken:
             raise Conflict(f"{where} already holds a node named {name!r}", [name])
@@ -304,8 +302,7 @@ class KnowledgeMixin:
         now = time.time()
         with self._write(content=False) as conn:
             row = conn.execute(
-                "INSERT INTO kb_faqs(node_id, question, ranges, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
-                "RETURNING id",
+                "INSERT INTO kb_faqs(node_id, question, ranges, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (node_id, question, ranges, now, now),
             ).fetchone()
         faq = self.get_faq(int(row[0]))
@@ -360,9 +357,7 @@ class KnowledgeMixin:
 
     def get_crawl_target(self, target_id: int) -> CrawlTarget | None:
         """A crawl target by id."""
-        row = self._conn.execute(
-            f"SELECT {_CRAWL_COLUMNS} FROM kb_crawl_targets WHERE id = ?", (target_id,)
-        ).fetchone()
+        row = self._conn.execute(f"SELECT {_CRAWL_COLUMNS} FROM kb_crawl_targets WHERE id = ?", (target_id,)).fetchone()
         return _crawl(row) if row else None
 
     def crawl_target_of(self, folder_id: int) -> CrawlTarget | None:

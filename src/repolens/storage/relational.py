@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from repolens.domain import Artifact, IndexedFile, Relation, RelationKind, Source
 from repolens.errors import Conflict, StorageError
 from repolens.storage.cache import GenerationCache
-from repolens.storage.migrations import Migration
 from repolens.storage.knowledge import KnowledgeMixin
+from repolens.storage.migrations import Migration
 from repolens.storage.registry import RegistryMixin
 
 # Relation kinds are stored as small integers: the table has tens of thousands of rows per repo.

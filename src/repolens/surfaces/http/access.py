@@ -52,6 +52,8 @@ UPLOAD_PATHS = frozenset({"/api/v1/external/knowledge-bases/files:upload"})
 def body_cap(path: str) -> int:
     """The largest request body a path accepts."""
     return UPLOAD_BODY_BYTES if path in UPLOAD_PATHS else MAX_BODY_BYTES
+
+
 MCP_PATH = "/mcp"  # where mcpserver.http mounts MCP (it imports this module, so the path lives here)
 
 

@@ -214,7 +214,7 @@ def _form_parent(form: str | None) -> str | None:
     try:
         value = json.loads(form)
     except ValueError:
-        raise InvalidInput("form must be a JSON object such as {\"parent_id\": \"...\"}") from None
+        raise InvalidInput('form must be a JSON object such as {"parent_id": "..."}') from None
     parent = value.get("parent_id") if isinstance(value, dict) else None
     return parent if isinstance(parent, str) else None
 
@@ -224,7 +224,12 @@ def status(body: NodeIds, services: ServicesDep, principal: PrincipalDep) -> dic
     rows = knowledge.statuses(services.store, principal, body.node_ids)
     return ok(
         [
-            {"node_id": n.public_id, "id": n.public_id, "status": s, "snapshot_object_id": n.id if n.kind == "file" else None}
+            {
+                "node_id": n.public_id,
+                "id": n.public_id,
+                "status": s,
+                "snapshot_object_id": n.id if n.kind == "file" else None,
+            }
             for n, s in rows
         ]
     )
