@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from repolens import validation
 from repolens.access.keys import Principal
+from repolens.catalog import delete_repository
 from repolens.domain import CrawlTarget, Faq, Job, KnowledgeNode, Workspace
 from repolens.errors import ClientNotAllowed, Conflict, Forbidden, InvalidInput, NotFound, RepolensError, StorageError
 from repolens.settings import Settings
@@ -213,8 +214,6 @@ def source_name(base_id: str) -> str:
 
 
 def _drop_base(db: Database, settings: Settings, base_id: str) -> None:
-    from repolens.catalog import delete_repository
-
     source = db.get_source(source_name(base_id))
     if source is not None:
         delete_repository(db, settings, source)
@@ -537,6 +536,11 @@ _CRAWL_KEYS = frozenset(
 )
 
 
+# A run still marked running after the longest a crawl can take died with its server: syncing
+# again is allowed then (a crawl runs inside its request, so nothing else would clear the mark).
+CRAWL_STALE_S = web.MAX_CRAWL_PAGES * web.FETCH_TIMEOUT_S
+
+
 def crawl_plan(config: object) -> web.CrawlPlan:
     """A crawl plan from Codeer-style ``crawl_config`` (camelCase keys)."""
     if config is None:
@@ -625,7 +629,7 @@ def _page_name(url: str, used: set[str]) -> str:
 def sync_crawl(db: Database, settings: Settings, principal: Principal, target_id: int) -> CrawlTarget:
     """Crawl the target's site now and replace the folder's crawled pages with what was fetched."""
     target, folder = crawl_target(db, principal, target_id)
-    if target.state == "running":
+    if target.state == "running" and time.time() - target.updated_at < CRAWL_STALE_S:
         raise Conflict(f"website crawl {target_id} is already running", [str(target_id)])
     plan = crawl_plan(json.loads(target.config or "{}"))
     db.update_crawl_target(target.id, state="running", runs=target.runs + 1, updated_at=time.time())
