@@ -469,6 +469,29 @@ def test_the_whitelist_check_chats_will_call(services: Services) -> None:
             knowledge.check_client(db, ws, who)
 
 
+def test_a_base_is_a_data_source_searchable_by_its_id(services: Services) -> None:
+    # What an agent's knowledge-base tool will do: resolve the base to its source, search only it.
+    from repolens import operations
+    from repolens.indexing.jobs import run_job
+
+    db = services.store
+    admin = Principal(create_key(db, name="a", plan=plan_for("free"), role="admin").row)
+    root = knowledge.create_node(db, services.settings, admin, name="Agent base")
+    (node,) = knowledge.upload_files(
+        db, services.settings, admin, parent_id=root.public_id, uploads=[knowledge.Upload("zanzibar.md", ZANZIBAR.encode())]
+    )
+    source = knowledge.source_of(db, admin, node.public_id)
+    assert source.name == knowledge.source_name(root.public_id)
+    assert knowledge.file_status(db, node)[0] == "PENDING"
+    job = db.claim_job("test")
+    assert job is not None and job.source_id == source.id
+    assert run_job(services.settings, job.public_id) == 0
+    assert knowledge.file_status(db, node) == ("READY", "")
+    request = operations.SearchRequest(query="quokka colonies", names=(source.public_id,))
+    outcome = operations.run_search(services, admin, request)
+    assert [h.artifact.path for h in outcome.hits][:1] == ["zanzibar.md"], outcome
+
+
 def test_bases_survive_a_restart(tmp_path: Path) -> None:
     home = tmp_path / "home"
     first = start_server(home)

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from repolens import validation
 from repolens.access.keys import Principal
 from repolens.catalog import delete_repository
-from repolens.domain import CrawlTarget, Faq, Job, KnowledgeNode, Workspace
+from repolens.domain import CrawlTarget, Faq, Job, KnowledgeNode, Source, Workspace
 from repolens.errors import ClientNotAllowed, Conflict, Forbidden, InvalidInput, NotFound, RepolensError, StorageError
 from repolens.settings import Settings
 from repolens.sources import filters, git, web
@@ -211,6 +211,17 @@ def _create_base(db: Database, settings: Settings, principal: Principal, *, name
 def source_name(base_id: str) -> str:
     """The data source name of the knowledge base with root ``base_id``."""
     return f"kb/{base_id}"
+
+
+def source_of(db: Database, principal: Principal, node_id: str) -> Source:
+    """The data source holding a knowledge base's files (any node of it names the base): what a
+    search over the base, such as an agent's knowledge-base tool, is scoped to."""
+    node = get_node(db, principal, node_id)
+    root = node if node.parent_id is None else db.get_node_by_id(node.root_id)
+    source = db.get_source(source_name(root.public_id)) if root is not None else None
+    if source is None:
+        raise NotFound(f"the knowledge base of node {node_id!r} has no data source")
+    return source
 
 
 def _drop_base(db: Database, settings: Settings, base_id: str) -> None:
