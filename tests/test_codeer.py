@@ -175,6 +175,11 @@ def test_error_table_route_by_route(client: httpx.Client, server: Server) -> Non
     refused(client.get(f"{KB}/nodes", params={"limit": 0}), 400, BAD_REQUEST)
     refused(client.get(FAQS, params={"limit": "many"}), 400, BAD_REQUEST)
     refused(client.get(f"{KB}/files/{kb}/content"), 400, BAD_REQUEST)  # a folder has no content
+    # ids past a 64-bit row id are bad requests, not driver overflows
+    refused(client.get(f"{FAQS}/{2**64}"), 400, BAD_REQUEST)
+    refused(client.post(f"{KB}/website-crawls/{2**64}:sync", json={}), 400, BAD_REQUEST)
+    refused(client.post(FAQS, json={"context_object_id": 2**64, "question": "x"}), 400, BAD_REQUEST)
+    refused(client.get(FAQS, params={"offset": 2**64}), 400, BAD_REQUEST)
     # 409 (a conflict is the caller's to fix: 10006): a taken name
     refused(client.post(f"{KB}/nodes", json={"name": "Errors"}), 409, BAD_REQUEST)
     # 403 / 10001: an admin route with a member key

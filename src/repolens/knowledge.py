@@ -2,7 +2,7 @@
 same engine as repositories and searchable like any data source. Dialect-free use cases.
 
 A knowledge base is a root node that owns a data source: its location is a folder under the
-data dir (``<home>/knowledge/<source id>``), its files sit there at their tree paths, and the
+data dir (``<home>/knowledge/<root id>``), its files sit there at their tree paths, and the
 ordinary job queue and pipeline index them (markdown split by headings, code by symbols).
 A file's status is read off the index, not stored: READY once the index holds the file's
 bytes, FAILED once a run after the upload finished without them, PENDING or PROCESSING before.
@@ -51,6 +51,7 @@ TEXT_EXTENSIONS = frozenset({"md", "markdown", "txt", "text", "csv", "tsv", "rst
 MAX_FAQ_QUESTION_CHARS = 2_000
 MAX_FAQ_RANGES = 100
 MAX_PAGE_LIMIT = 200  # FAQ pages (the CLI asks 1-200)
+MAX_ROW_ID = 2**63 - 1  # integer ids are signed 64-bit row ids in both backends
 
 
 # -- workspaces of a key ---------------------------------------------------------------------
@@ -72,10 +73,14 @@ def default_workspace(db: Database) -> Workspace:
     if ws is None:
         try:
             ws = db.create_workspace(name=DEFAULT_WORKSPACE, description="Knowledge bases of unscoped keys", source_ids=())
-        except Conflict:  # another request made it first
+        except Conflict:  # another request made it first, or a repository has the name
             ws = db.get_workspace(DEFAULT_WORKSPACE)
     if ws is None:
-        raise StorageError("the default workspace could not be made")
+        raise Conflict(
+            f"the {DEFAULT_WORKSPACE!r} workspace cannot be made: a repository has that name; "
+            "use a key scoped to a workspace",
+            [DEFAULT_WORKSPACE],
+        )
     return ws
 
 
@@ -201,7 +206,7 @@ def _create_base(db: Database, settings: Settings, principal: Principal, *, name
             source_id=source.id,
             nodes=[NewNode(kind="folder", name=name, path="", description=description, public_id=base_id)],
         )
-        db.update_workspace(workspace.id, source_ids=[*workspace.source_ids, source.id])
+        db.add_workspace_source(workspace.id, source.id)
     except BaseException:
         _drop_base(db, settings, base_id)
         raise
@@ -448,8 +453,12 @@ def export_revision(node: KnowledgeNode, faqs: Sequence[Faq]) -> str:
 
 
 def _faq_file(db: Database, principal: Principal, context_object_id: object) -> KnowledgeNode:
-    if not isinstance(context_object_id, int) or isinstance(context_object_id, bool):
-        raise InvalidInput("context_object_id must be an integer (a file's snapshot_object_id)")
+    if (
+        not isinstance(context_object_id, int)
+        or isinstance(context_object_id, bool)
+        or not 1 <= context_object_id <= MAX_ROW_ID
+    ):
+        raise InvalidInput("context_object_id must be a positive integer (a file's snapshot_object_id)")
     node = db.get_node_by_id(context_object_id)
     if node is None or node.kind != "file" or not _visible(db, principal, node):
         raise NotFound(f"no knowledge-base file with snapshot_object_id {context_object_id}")
@@ -515,8 +524,8 @@ def list_faqs(
     db: Database, principal: Principal, *, context_object_id: int | None, limit: int, offset: int
 ) -> tuple[list[Faq], int]:
     """(one page of FAQs, their total) of one file, or of every file the key sees."""
-    if not 1 <= limit <= MAX_PAGE_LIMIT or offset < 0:
-        raise InvalidInput(f"limit must be 1 to {MAX_PAGE_LIMIT} and offset at least 0")
+    if not 1 <= limit <= MAX_PAGE_LIMIT or not 0 <= offset <= MAX_ROW_ID:
+        raise InvalidInput(f"limit must be 1 to {MAX_PAGE_LIMIT} and offset 0 to {MAX_ROW_ID}")
     if context_object_id is not None:
         ids = [_faq_file(db, principal, context_object_id).id]
     else:

@@ -123,6 +123,11 @@ class KnowledgeStore(Protocol):
         """Set start_url, config, state, runs, pages, failures or updated_at."""
         ...
 
+    def add_workspace_source(self, workspace_id: int, source_id: int) -> None:
+        """Make a knowledge base's source a member of its workspace (one row: no read-modify-write
+        of the member list, which two bases made at once would race on)."""
+        ...
+
     def client_whitelist(self, workspace_id: int) -> tuple[bool, tuple[str, ...]]:
         """(whitelist mode on, the external user ids allowed) of a workspace."""
         ...
@@ -377,6 +382,15 @@ class KnowledgeMixin:
         assignments = ", ".join(f"{k} = ?" for k in fields)  # names from the allow-list above only
         with self._write(content=False) as conn:
             conn.execute(f"UPDATE kb_crawl_targets SET {assignments} WHERE id = ?", (*fields.values(), target_id))
+
+    def add_workspace_source(self, workspace_id: int, source_id: int) -> None:
+        """Make a knowledge base's source a member of its workspace (one row: no read-modify-write
+        of the member list, which two bases made at once would race on)."""
+        with self._write(content=False) as conn:
+            conn.execute(
+                "INSERT INTO workspace_members(workspace_id, source_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (workspace_id, source_id),
+            )
 
     # -- client whitelists ----------------------------------------------------------------
 

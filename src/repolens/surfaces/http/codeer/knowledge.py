@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,10 @@ BASE = "/knowledge-bases"
 # The CLI lists a folder in one call and reads no pagination, so a folder listing defaults to
 # Codeer's largest page rather than its usual 50.
 NODE_PAGE = 1000
+# Integer ids are row ids: positive and within a signed 64-bit column, so any other number is a
+# 400 here instead of an overflow in the database driver.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 class _Body(BaseModel):
@@ -330,7 +334,7 @@ def list_faqs(
     request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
-    context_object_id: int | None = None,
+    context_object_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     limit: int = 100,
     offset: int = 0,
 ) -> dict[str, Any]:
@@ -349,18 +353,18 @@ def create_faq(body: FaqIn, services: ServicesDep, principal: PrincipalDep) -> d
 
 
 @router.get("/context-object-faqs/{faq_id}", summary="One FAQ")
-def get_faq(faq_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_faq(faq_id: RowId, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     return ok(faq_json(knowledge.get_faq(services.store, principal, faq_id)))
 
 
 @router.patch("/context-object-faqs/{faq_id}", summary="Change an FAQ")
-def update_faq(faq_id: int, body: FaqIn, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+def update_faq(faq_id: RowId, body: FaqIn, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     return ok(faq_json(knowledge.update_faq(services.store, principal, faq_id, changes)))
 
 
 @router.delete("/context-object-faqs/{faq_id}", summary="Delete an FAQ")
-def delete_faq(faq_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+def delete_faq(faq_id: RowId, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     knowledge.delete_faq(services.store, principal, faq_id)
     return ok({"id": faq_id, "deleted": True})
 
@@ -408,7 +412,7 @@ def create_crawl(body: CrawlIn, services: ServicesDep, principal: PrincipalDep) 
 
 
 @router.patch(f"{BASE}/website-crawls/{{target_id}}", summary="Change a crawl target's URL or settings")
-def update_crawl(target_id: int, body: CrawlIn, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+def update_crawl(target_id: RowId, body: CrawlIn, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     db = services.store
     target = knowledge.update_crawl(
         db, services.settings, principal, target_id, start_url=body.start_url, config=body.crawl_config
@@ -417,14 +421,14 @@ def update_crawl(target_id: int, body: CrawlIn, services: ServicesDep, principal
 
 
 @router.post(f"{BASE}/website-crawls/{{target_id}}:sync", summary="Crawl the site now and index its pages")
-def sync_crawl(target_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+def sync_crawl(target_id: RowId, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     db = services.store
     target = knowledge.sync_crawl(db, services.settings, principal, target_id)
     return ok(crawl_json(target, knowledge.crawl_target(db, principal, target.id)[1]))
 
 
 @router.post(f"{BASE}/website-crawls/{{target_id}}:cancel", summary="Cancel a crawl target's runs")
-def cancel_crawl(target_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+def cancel_crawl(target_id: RowId, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     db = services.store
     target = knowledge.cancel_crawl(db, principal, target_id)
     return ok(crawl_json(target, knowledge.crawl_target(db, principal, target.id)[1]))
@@ -441,7 +445,7 @@ def crawl_state(folder_id: str, services: ServicesDep, principal: PrincipalDep) 
 @router.get(f"{BASE}/website-crawl-jobs/{{job_id}}/failures", summary="Pages a crawl's latest run could not store")
 def crawl_failures(
     request: Request,
-    job_id: int,
+    job_id: RowId,
     services: ServicesDep,
     principal: PrincipalDep,
     status: str = "DOWNLOAD_FAILED,FAILED",
