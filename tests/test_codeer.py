@@ -10,30 +10,37 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from codeer_api import (
+    BAD_REQUEST,
+    CLIENT_NOT_ALLOWED,
+    CODE,
+    FAQS,
+    GUIDE,
+    KB,
+    MAX_FILE_BYTES,
+    NOT_FOUND,
+    PERMISSION_DENIED,
+    SERVER_ERROR,
+    ZANZIBAR,
+    children,
+    data,
+    new_kb,
+    refused,
+    upload,
+    wait_ready,
+)
 from repolens import knowledge
-from repolens.access.keys import Principal, create_key, plan_for
 from repolens.errors import ClientNotAllowed
-from repolens.services import Services
 from repolens.surfaces.http.errors import codeer_body
-from server import Server, running_server, start_server
+from server import Server, running_server
 
 pytestmark = pytest.mark.backends
 
-KB = "/api/v1/external/knowledge-bases"
-FAQS = "/api/v1/external/context-object-faqs"
-MAX_FILE_BYTES = 20_000  # the server's per-file cap in this module (REPOLENS_MAX_FILE_BYTES)
-# Codeer's error codes (specs/codemie_codeer.md §2.1).
-PERMISSION_DENIED, NOT_FOUND, SERVER_ERROR, BAD_REQUEST, CLIENT_NOT_ALLOWED = 10001, 10003, 10005, 10006, 14103
-
-GUIDE = "# Handbook\n\nIntro.\n\n## Deploys\n\nDeploys run on Tuesdays after review.\n\n## Holidays\n\nAsk your lead.\n"
-CODE = 'class Invoice:\n    """A bill."""\n\n    def settle_balance(self) -> int:\n        return 0\n'
-ZANZIBAR = "# Zanzibar\n\nAn island.\n\n## Wildlife\n\nNo quokka lives on Zanzibar; quokka colonies are in Australia.\n"
 PAGES = {
     "/": "<html><head><title>Acme docs</title></head><body><h1>Welcome</h1><p>Start here.</p>"
     '<a href="/install">Install</a> <a href="/missing">Broken</a> <a href="https://example.invalid/x">Away</a>'
@@ -87,47 +94,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, module_backend: str) -> Ite
 def client(server: Server) -> Iterator[httpx.Client]:
     with server.client() as c:
         yield c
-
-
-def data(response: httpx.Response) -> Any:
-    """The ``data`` of a success envelope."""
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["error_code"] == 0 and body["message"] is None and "pagination" in body, body
-    return body["data"]
-
-
-def refused(response: httpx.Response, status: int, code: int) -> str:
-    """The message of an error envelope with this status and code."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"data", "message", "error_code", "pagination"}, body
-    assert body["data"] is None and body["pagination"] is None and body["error_code"] == code, body
-    assert isinstance(body["message"], str) and body["message"]
-    return str(body["message"])
-
-
-def new_kb(client: httpx.Client, name: str) -> str:
-    return str(data(client.post(f"{KB}/nodes", json={"name": name, "description": "test base"}))["id"])
-
-
-def upload(client: httpx.Client, parent: str, files: dict[str, bytes]) -> httpx.Response:
-    parts = [("files", (name, body, "text/plain")) for name, body in files.items()]
-    return client.post(f"{KB}/files:upload", files=parts, data={"parent_id": parent})
-
-
-def wait_ready(client: httpx.Client, node_ids: list[str], timeout: float = 60) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows: list[dict[str, Any]] = data(client.post(f"{KB}/files:status", json={"node_ids": node_ids}))
-        if all(r["status"] in ("READY", "FAILED") for r in rows) or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.2)
-
-
-def children(client: httpx.Client, parent: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = data(client.get(f"{KB}/nodes", params={"parent_id": parent}))
-    return rows
 
 
 # -- identity, models, auth ---------------------------------------------------------------------
@@ -460,60 +426,3 @@ def test_admins_manage_the_client_whitelist(client: httpx.Client) -> None:
     refused(client.put(path, json={"enabled": True, "external_user_ids": [1]}), 400, BAD_REQUEST)
     refused(client.get("/api/v1/external/workspaces/nope/client-whitelist"), 404, NOT_FOUND)
     data(client.put(path, json={"enabled": False, "external_user_ids": []}))
-
-
-def test_the_whitelist_check_chats_will_call(services: Services) -> None:
-    db = services.store
-    admin = Principal(create_key(db, name="a", plan=plan_for("free"), role="admin").row)
-    ws = knowledge.home_workspace(db, admin)
-    knowledge.check_client(db, ws, None)  # mode off: anyone
-    knowledge.set_whitelist(db, admin, ws.public_id, enabled=True, external_user_ids=["user-1"])
-    knowledge.check_client(db, ws, "user-1")
-    for who in (None, "", "user-2", 7):
-        with pytest.raises(ClientNotAllowed):
-            knowledge.check_client(db, ws, who)
-
-
-def test_a_base_is_a_data_source_searchable_by_its_id(services: Services) -> None:
-    # What an agent's knowledge-base tool will do: resolve the base to its source, search only it.
-    from repolens import operations
-    from repolens.indexing.jobs import run_job
-
-    db = services.store
-    admin = Principal(create_key(db, name="a", plan=plan_for("free"), role="admin").row)
-    root = knowledge.create_node(db, services.settings, admin, name="Agent base")
-    (node,) = knowledge.upload_files(
-        db, services.settings, admin, parent_id=root.public_id, uploads=[knowledge.Upload("zanzibar.md", ZANZIBAR.encode())]
-    )
-    source = knowledge.source_of(db, admin, node.public_id)
-    assert source.name == knowledge.source_name(root.public_id)
-    assert knowledge.file_status(db, node)[0] == "PENDING"
-    job = db.claim_job("test")
-    assert job is not None and job.source_id == source.id
-    assert run_job(services.settings, job.public_id) == 0
-    assert knowledge.file_status(db, node) == ("READY", "")
-    request = operations.SearchRequest(query="quokka colonies", names=(source.public_id,))
-    outcome = operations.run_search(services, admin, request)
-    assert [h.artifact.path for h in outcome.hits][:1] == ["zanzibar.md"], outcome
-
-
-def test_bases_survive_a_restart(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    first = start_server(home)
-    try:
-        with first.client() as c:
-            kb = new_kb(c, "Durable")
-            (node,) = data(upload(c, kb, {"keep.md": b"# Keep\n\nme\n"}))["nodes"]
-            wait_ready(c, [node["node_id"]])
-            snapshot = data(c.get(f"{KB}/files/{node['node_id']}"))["snapshot_object_id"]
-            data(c.post(FAQS, json={"context_object_id": snapshot, "question": "kept?"}))
-    finally:
-        first.stop()
-    second = start_server(home, admin_key=first.admin_key)
-    try:
-        with second.client() as c:
-            assert [n["name"] for n in children(c, kb)] == ["keep.md"]
-            assert data(c.get(f"{KB}/files/{node['node_id']}/content"))["content"] == "# Keep\n\nme\n"
-            assert [f["question"] for f in data(c.get(FAQS, params={"context_object_id": snapshot}))] == ["kept?"]
-    finally:
-        second.stop()
