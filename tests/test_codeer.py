@@ -36,7 +36,7 @@ from codeer_api import (
 )
 from repolens import knowledge
 from repolens.errors import ClientNotAllowed
-from repolens.surfaces.http.errors import codeer_body
+from repolens.surfaces.http.codeer.errors import codeer_body
 from server import Server, running_server
 
 pytestmark = pytest.mark.backends

@@ -1,7 +1,7 @@
 """codeer-cli 0.1.17, unchanged, against a real ``repolens serve``: scope, models and knowledge
 bases (upload a folder, list, files, export; the vendor's own export and download checks).
 
-The CLI is installed by the suite in a venv of its own (Python 3.12, ``tests/client_venvs.py``).
+The CLI is installed by the suite in a venv of its own (Python 3.12, ``tests/clients.py``).
 Agents, chats and histories are not served yet, so their commands are not run here.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from client_venvs import client_venv
+from clients import client_venv
 from server import Server, running_server
 
 pytestmark = pytest.mark.backends
@@ -36,7 +36,7 @@ FOLDER = {
 @pytest.fixture(scope="module")
 def codeer() -> Path:
     """The ``codeer`` executable of the client's venv."""
-    return client_venv(CLIENT, python=CLIENT_PYTHON, probe="codeer_cli") / "bin" / "codeer"
+    return client_venv("codeer-cli", [CLIENT], python=CLIENT_PYTHON) / "codeer"
 
 
 @pytest.fixture(scope="module")

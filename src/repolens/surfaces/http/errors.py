@@ -5,8 +5,11 @@
 * The Dify route: ``{"error_code": int, "error_msg": str}`` with Dify's own codes.
 * The OpenAI-compatible routes (``/v1/``): ``{"error": {message, type, param, code}}`` as
   OpenAI sends it, so the ``openai`` SDK raises its usual typed exceptions.
-* The Codeer routes (``/api/v1/``, ``/api/v2/``): Codeer's envelope ``{data: null, message,
-  error_code, pagination: null}`` with its numeric codes.
+* A dialect package that owns its error shape (CodeMie: ``codemie/errors.py``; Codeer:
+  ``codeer/errors.py``) hands a ``Dialect`` to ``install``; its routes' errors, validation
+  failures and the access layer's refusals then take its shape. (Dialect packages may not import
+  each other, nor anything that imports one, so this module cannot import them: app.py passes
+  them in.)
 
 Bad input is a 4xx, never a 500; an unexpected exception becomes a 500 with a request id and
 no trace (the trace goes to the log).
@@ -15,6 +18,8 @@ no trace (the trace goes to the log).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,14 +27,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from repolens.errors import ClientNotAllowed, Conflict, RateLimited, RepolensError, status_of
+from repolens.errors import Conflict, RateLimited, RepolensError, status_of
 
 log = logging.getLogger("repolens.surfaces.http")
 
 PROBLEM_JSON = "application/problem+json"
 DIFY_PREFIX = "/api/knowledge-retrieval/dify"
 OPENAI_PREFIX = "/v1/"
-CODEER_PREFIXES = ("/api/v1/", "/api/v2/")
 
 
 CODES: dict[int, tuple[str, str, str]] = {  # status -> (code, title, type slug)
@@ -52,31 +56,26 @@ CODES: dict[int, tuple[str, str, str]] = {  # status -> (code, title, type slug)
 DIFY_CODES: dict[int, int] = {400: 1001, 401: 1002, 403: 1002, 404: 2001, 409: 1001, 422: 1001, 429: 1002}
 
 
-# Codeer's error codes (specs/codemie_codeer.md §2.1) by HTTP status. Codeer names 10001
-# (permission denied: a missing or bad key, or no access), 10003 (not found), 10005 (server
-# error) and 10006 (bad request); every other refusal of the caller's request is a bad request
-# to it, and every server-side failure a server error.
-CODEER_CODES: dict[int, int] = {400: 10006, 401: 10001, 403: 10001, 404: 10003}
-CODEER_BAD_REQUEST = 10006
-CODEER_SERVER_ERROR = 10005
-CODEER_CLIENT_NOT_ALLOWED = 14103  # WORKSPACE_CLIENT_NOT_ALLOWED: whitelist mode refused the external user
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """A dialect's own error shape, for the routes under ``prefix``."""
+
+    prefix: str
+    body: Callable[[int, str], dict[str, Any]]  # (status, message) -> error body
+    validation: Callable[[RequestValidationError], JSONResponse]  # a body or query that failed validation
+    public_paths: frozenset[str] = frozenset()  # routes reached without credentials (a sign-in)
+    # The body for a core error, when the dialect tells some errors of one status apart (Codeer's
+    # whitelist refusal is a 403 with a code of its own); ``body`` otherwise.
+    error_body: Callable[[int, str, RepolensError], dict[str, Any]] | None = None
 
 
-def codeer_code(status: int, exc: Exception | None = None) -> int:
-    """Codeer's ``error_code`` for a status (and, for whitelist refusals, the error)."""
-    if isinstance(exc, ClientNotAllowed):
-        return CODEER_CLIENT_NOT_ALLOWED
-    return CODEER_CODES.get(status, CODEER_SERVER_ERROR if status >= 500 else CODEER_BAD_REQUEST)
+def dialect_for(dialects: tuple[Dialect, ...], path: str) -> Dialect | None:
+    """The dialect whose routes ``path`` belongs to, if one owns its errors."""
+    return next((d for d in dialects if path.startswith(d.prefix)), None)
 
 
-def codeer_body(status: int, message: str, exc: Exception | None = None) -> dict[str, Any]:
-    """Codeer's error envelope."""
-    return {"data": None, "message": message, "error_code": codeer_code(status, exc), "pagination": None}
-
-
-def is_codeer(path: str) -> bool:
-    """Whether a path is one of Codeer's routes."""
-    return path.startswith(CODEER_PREFIXES)
+def _dialects(request: Request) -> tuple[Dialect, ...]:
+    return tuple(getattr(request.app.state, "error_dialects", ()))
 
 
 def request_id(request: Request) -> str:
@@ -153,11 +152,9 @@ def error_response(
     errors: dict[str, list[str]] | None = None,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
-    exc: Exception | None = None,
+    exc: RepolensError | None = None,
 ) -> JSONResponse:
     """The error in the dialect of the route that was asked."""
-    if is_codeer(request.url.path):
-        return JSONResponse(codeer_body(status, detail, exc), status_code=status, headers=headers)
     if request.url.path.startswith(DIFY_PREFIX):
         response = dify_error(status, detail)
         if headers:
@@ -165,7 +162,17 @@ def error_response(
         return response
     if request.url.path.startswith(OPENAI_PREFIX):
         return JSONResponse(openai_error_body(status, detail), status_code=status, headers=headers)
+    dialect = dialect_for(_dialects(request), request.url.path)
+    if dialect is not None:
+        if exc is not None and dialect.error_body is not None:
+            return JSONResponse(dialect.error_body(status, detail, exc), status_code=status, headers=headers)
+        return JSONResponse(dialect.body(status, detail), status_code=status, headers=headers)
     return problem(status, detail, rid=request_id(request), errors=errors, extra=extra, headers=headers)
+
+
+def validation_summary(exc: RequestValidationError) -> str:
+    """One line saying which fields failed validation and why (for a dialect's own body)."""
+    return _validation_errors(exc)[0]
 
 
 def _validation_errors(exc: RequestValidationError) -> tuple[str, dict[str, list[str]]]:
@@ -178,8 +185,9 @@ def _validation_errors(exc: RequestValidationError) -> tuple[str, dict[str, list
     return f"invalid request: {summary}"[:2000], fields
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, dialects: tuple[Dialect, ...] = ()) -> None:
     """Register the handlers that turn every exception into its dialect's error."""
+    app.state.error_dialects = dialects
 
     @app.exception_handler(RepolensError)
     async def _core(request: Request, exc: RepolensError) -> JSONResponse:
@@ -204,6 +212,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        dialect = dialect_for(_dialects(request), request.url.path)
+        if dialect is not None:
+            return dialect.validation(exc)
         detail, fields = _validation_errors(exc)
         return error_response(request, 400, detail, errors=fields)
 
