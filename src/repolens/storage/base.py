@@ -30,6 +30,7 @@ from repolens.domain import (
     WebSession,
     Workspace,
 )
+from repolens.storage.agents import AgentRegistry
 from repolens.storage.knowledge import KnowledgeStore
 
 if TYPE_CHECKING:
@@ -443,6 +444,6 @@ class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore,
     beside the index."""
 
 
-class Database(Store, Registry, KnowledgeStore, Protocol):
-    """A backend: the index (``Store``), the control data (``Registry``) and the knowledge bases
-    (``KnowledgeStore``) in one database."""
+class Database(Store, Registry, AgentRegistry, KnowledgeStore, Protocol):
+    """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``) and the
+    knowledge bases (``KnowledgeStore``) in one database."""

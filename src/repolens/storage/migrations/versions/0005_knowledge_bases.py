@@ -13,8 +13,8 @@ from alembic import op
 
 from repolens.storage.migrations import run_script
 
-revision = "0004"
-down_revision: str | None = "0003"
+revision = "0005"
+down_revision: str | None = "0004"
 branch_labels = None
 depends_on = None
 
