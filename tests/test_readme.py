@@ -34,7 +34,7 @@ SKIPS: tuple[tuple[str, str], ...] = (
     (r"\bpytest\b", "the test suite itself"),
     (r"https?://(?!127\.0\.0\.1)[\w.-]+", "needs the network"),
     (r"REPOLENS_DATABASE_URL|postgresql://|repolens (migrate-data|worker)\b", "needs PostgreSQL (tests/test_scaleout.py)"),
-    (r"^(claude|codex)\b", "another program"),
+    (r"^(claude|codex|codeer)\b", "another program"),
     (r"^export REPOLENS_LLM|REPOLENS_LLM_\w+=", "configures a remote model"),
     (r"^(REPOLENS_\w+=\S+ )*repolens (serve|mcp)\b", "a long-running server (the test runs its own)"),
     (r"<[a-z][a-z ]*>", "a placeholder the README says to fill in"),

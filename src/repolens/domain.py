@@ -374,3 +374,67 @@ class WebSession:
     csrf: str  # the token every form of the session carries
     created_at: float
     expires_at: float
+
+
+# -- knowledge bases: uploaded files and crawled pages, indexed like any source -------------
+
+NodeKind = Literal["folder", "file"]
+# Where a file came from: uploaded over the API, or fetched by a website crawl.
+FileOrigin = Literal["upload", "crawl"]
+CrawlState = Literal["idle", "running", "completed", "failed", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeNode:
+    """A knowledge base root, a folder in one, or a file in one.
+
+    A root owns a ``Source`` (``source_id``) whose location is a folder under the data dir; its
+    files sit there at ``path`` and are indexed by the ordinary pipeline. ``id`` is also the
+    file's content object: an uploaded file's bytes never change, so one id names both.
+    """
+
+    id: int
+    public_id: str  # a UUID, as knowledge-base clients expect
+    root_id: int  # the root node's id (its own id for a root)
+    parent_id: int | None
+    workspace_id: int  # the workspace whose keys see it
+    source_id: int  # the root's data source, shared by every node of the base
+    kind: NodeKind
+    name: str
+    path: str  # '/'-separated, relative to the base's folder; '' for a root
+    description: str
+    size: int  # bytes of a file; 0 for a folder
+    sha256: str  # of a file's bytes; '' for a folder
+    index_sha: str  # the content key the index stores for the file (``filters.content_hash``)
+    origin: FileOrigin
+    origin_url: str  # the page a crawled file came from
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Faq:
+    """A question a knowledge-base file answers, with the line ranges that answer it."""
+
+    id: int
+    node_id: int  # the file (its content object)
+    question: str
+    ranges: str  # JSON list of {start_line, start_column, end_line, end_column}
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlTarget:
+    """A website crawled into a knowledge-base folder, and its latest run."""
+
+    id: int
+    folder_id: int  # the node the pages go into
+    start_url: str
+    config: str  # JSON object: limit, maxDepth, includePaths, excludePaths, allowSubdomains
+    state: CrawlState
+    runs: int  # runs so far; the latest one is the target's crawl job
+    pages: int  # pages stored by the latest run
+    failures: str  # JSON list of {url, status, reason} from the latest run
+    created_at: float
+    updated_at: float

@@ -10,6 +10,7 @@ Surfaces translate these into their own error shapes in one place each::
                             try (HTTP 400, 404 or 409 by its code; an error result, not a failure)
       + Unauthorized        no key, an unknown, revoked or expired key (HTTP 401)
       + Forbidden           a valid key asking for what it may not see or do (HTTP 403)
+        - ClientNotAllowed  a workspace in whitelist mode refused the request's external user
       + RateLimited         a key over its plan; ``retry_after`` seconds (HTTP 429)
       + NotFound            a source, file or artifact that does not exist (HTTP 404)
       + NotReady            a data source that has no index yet (HTTP 422)
@@ -49,6 +50,10 @@ class Unauthorized(RepolensError):
 
 class Forbidden(RepolensError):
     """The key is valid but may not see or do this."""
+
+
+class ClientNotAllowed(Forbidden):
+    """A workspace in whitelist mode refused the request's ``external_user_id``."""
 
 
 class RateLimited(RepolensError):

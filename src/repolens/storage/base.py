@@ -31,6 +31,7 @@ from repolens.domain import (
     Workspace,
 )
 from repolens.storage.agents import AgentRegistry
+from repolens.storage.knowledge import KnowledgeStore
 
 if TYPE_CHECKING:
     import numpy as np
@@ -443,5 +444,6 @@ class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore,
     beside the index."""
 
 
-class Database(Store, Registry, AgentRegistry, Protocol):
-    """A backend: the index (``Store``) and the control data (``Registry``, ``AgentRegistry``) in one database."""
+class Database(Store, Registry, AgentRegistry, KnowledgeStore, Protocol):
+    """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``) and the
+    knowledge bases (``KnowledgeStore``) in one database."""

@@ -45,6 +45,17 @@ log = logging.getLogger("repolens.surfaces.http")
 
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 MAX_BODY_BYTES = 1_000_000  # no request of this API needs more (10,000 identifiers fit in ~1 MB)
+# File uploads (a knowledge-base folder in one multipart request): files are capped one by one
+# at the indexer's file size (1 MB by default), the request as a whole here.
+UPLOAD_BODY_BYTES = 25_000_000
+UPLOAD_PATHS = frozenset({"/api/v1/external/knowledge-bases/files:upload"})
+
+
+def body_cap(path: str) -> int:
+    """The largest request body a path accepts."""
+    return UPLOAD_BODY_BYTES if path in UPLOAD_PATHS else MAX_BODY_BYTES
+
+
 MCP_PATH = "/mcp"  # where mcpserver.http mounts MCP (it imports this module, so the path lives here)
 
 
@@ -97,21 +108,22 @@ class AccessMiddleware:
             await send(message)
 
         principal: Principal | None = None
+        cap = body_cap(path)
         try:
             length = _header(scope, b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-                await self._refuse(scope, send_with_headers, 413, f"request body over {MAX_BODY_BYTES} bytes")
+            if length is not None and (not length.isdigit() or int(length) > cap):
+                await self._refuse(scope, send_with_headers, 413, f"request body over {cap} bytes")
                 return
             if length is None and "chunked" in (_header(scope, b"transfer-encoding") or "").lower():
                 # No length up front: read the body here, under the cap, so that an oversized one
                 # is the same 413 as above (once a route has started parsing it, it is a 400).
-                body = await _read_capped(receive)
+                body = await _read_capped(receive, cap)
                 if body is None:
-                    await self._refuse(scope, send_with_headers, 413, f"request body over {MAX_BODY_BYTES} bytes")
+                    await self._refuse(scope, send_with_headers, 413, f"request body over {cap} bytes")
                     return
                 receive = _replay(body, receive)
             if path in self.public_paths or _is_web(path):
-                await self.app(scope, _capped(receive), send_with_headers)
+                await self.app(scope, _capped(receive, cap), send_with_headers)
                 return
             authorization, api_key = _header(scope, b"authorization"), _header(scope, b"x-api-key")
             try:
@@ -149,7 +161,7 @@ class AccessMiddleware:
                 await send_with_headers(message)
 
             try:
-                await self.app(scope, _capped(receive), send_releasing_streams)
+                await self.app(scope, _capped(receive, cap), send_releasing_streams)
             finally:
                 if held[0]:
                     self.limiter.release(key.key_id)
@@ -219,8 +231,8 @@ def _is_idle_stream(scope: Scope) -> bool:
     return scope.get("method") == "GET" and str(scope.get("path", "")).rstrip("/") == MCP_PATH
 
 
-async def _read_capped(receive: Receive) -> bytes | None:
-    """The whole request body, or None as soon as it grows past ``MAX_BODY_BYTES``."""
+async def _read_capped(receive: Receive, cap: int) -> bytes | None:
+    """The whole request body, or None as soon as it grows past ``cap`` bytes."""
     parts: list[bytes] = []
     size = 0
     while True:
@@ -229,7 +241,7 @@ async def _read_capped(receive: Receive) -> bytes | None:
             break
         chunk = bytes(message.get("body", b""))
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > cap:
             return None
         parts.append(chunk)
         if not message.get("more_body", False):
@@ -251,7 +263,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def _capped(receive: Receive) -> Receive:
+def _capped(receive: Receive, cap: int) -> Receive:
     """``receive`` that stops a chunked body from growing past the cap."""
     seen = [0]
 
@@ -259,8 +271,8 @@ def _capped(receive: Receive) -> Receive:
         message = await receive()
         if message["type"] == "http.request":
             seen[0] += len(message.get("body", b""))
-            if seen[0] > MAX_BODY_BYTES:
-                raise BodyTooLarge(f"request body over {MAX_BODY_BYTES} bytes")
+            if seen[0] > cap:
+                raise BodyTooLarge(f"request body over {cap} bytes")
         return message
 
     return wrapped

@@ -18,17 +18,19 @@ from repolens import __version__
 from repolens.access.ratelimit import RateLimiter, SharedQuota
 from repolens.services import Services, build_services
 from repolens.settings import Settings
+from repolens.surfaces.http import codeer as codeer_api
 from repolens.surfaces.http import codemie as codemie_api
 from repolens.surfaces.http import errors, health
 from repolens.surfaces.http import mcp as mcp_http
 from repolens.surfaces.http.access import AccessMiddleware
 from repolens.surfaces.http.codealive import admin, chat, datasources, search, tools
+from repolens.surfaces.http.codeer import errors as codeer_errors
 from repolens.surfaces.http.codemie import errors as codemie_errors
 from repolens.surfaces.http.codemie import routes as codemie
 from repolens.surfaces.http.codemie.errors import CodeMieError
 from repolens.surfaces.http.dify import routes as dify
 from repolens.surfaces.http.openai import routes as openai
-from repolens.surfaces.http.schemas import DifyError, OpenAIError, Problem
+from repolens.surfaces.http.schemas import CodeerError, DifyError, OpenAIError, Problem
 from repolens.surfaces.mcp.server import build_server
 from repolens.surfaces.web import WEB_PREFIX
 from repolens.surfaces.web.app import SECURITY_HEADER_DICT, create_web_app
@@ -67,9 +69,9 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
         description="Self-hosted code intelligence: CodeAlive-compatible REST API; MCP at /mcp.",
     )
     app.state.services = services
-    dialects = (codemie_errors.DIALECT,)  # the dialects that own their error shape
+    dialects = (codemie_errors.DIALECT, *codeer_errors.DIALECTS)  # the dialects that own their error shape
     errors.install(app, dialects)
-    for module in (health, datasources, search, chat, dify, tools, admin, openai, codemie):
+    for module in (health, datasources, search, chat, dify, tools, admin, openai, codemie, codeer_api):
         app.include_router(module.router)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -114,6 +116,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for name, sub in schemas["Problem"].pop("$defs", {}).items():
         schemas.setdefault(name, sub)
     schemas["DifyError"] = DifyError.model_json_schema()
+    schemas["CodeerError"] = CodeerError.model_json_schema()
     schemas["OpenAIError"] = OpenAIError.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, sub in schemas["OpenAIError"].pop("$defs", {}).items():
         schemas.setdefault(name, sub)
@@ -136,6 +139,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 ref, media = "OpenAIError", "application/json"
             elif path.startswith(codemie_api.PREFIX):
                 ref, media = "CodeMieError", "application/json"
+            elif path.startswith(codeer_errors.PREFIXES):
+                ref, media = "CodeerError", "application/json"
             else:
                 ref, media = "Problem", errors.PROBLEM_JSON
             for status in _ERROR_STATUSES:

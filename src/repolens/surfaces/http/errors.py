@@ -5,10 +5,11 @@
 * The Dify route: ``{"error_code": int, "error_msg": str}`` with Dify's own codes.
 * The OpenAI-compatible routes (``/v1/``): ``{"error": {message, type, param, code}}`` as
   OpenAI sends it, so the ``openai`` SDK raises its usual typed exceptions.
-* A dialect package that owns its error shape (CodeMie: ``codemie/errors.py``) hands a
-  ``Dialect`` to ``install``; its routes' errors, validation failures and the access layer's
-  refusals then take its shape. (Dialect packages may not import each other, nor anything that
-  imports one, so this module cannot import them: app.py passes them in.)
+* A dialect package that owns its error shape (CodeMie: ``codemie/errors.py``; Codeer:
+  ``codeer/errors.py``) hands a ``Dialect`` to ``install``; its routes' errors, validation
+  failures and the access layer's refusals then take its shape. (Dialect packages may not import
+  each other, nor anything that imports one, so this module cannot import them: app.py passes
+  them in.)
 
 Bad input is a 4xx, never a 500; an unexpected exception becomes a 500 with a request id and
 no trace (the trace goes to the log).
@@ -63,6 +64,9 @@ class Dialect:
     body: Callable[[int, str], dict[str, Any]]  # (status, message) -> error body
     validation: Callable[[RequestValidationError], JSONResponse]  # a body or query that failed validation
     public_paths: frozenset[str] = frozenset()  # routes reached without credentials (a sign-in)
+    # The body for a core error, when the dialect tells some errors of one status apart (Codeer's
+    # whitelist refusal is a 403 with a code of its own); ``body`` otherwise.
+    error_body: Callable[[int, str, RepolensError], dict[str, Any]] | None = None
 
 
 def dialect_for(dialects: tuple[Dialect, ...], path: str) -> Dialect | None:
@@ -148,6 +152,7 @@ def error_response(
     errors: dict[str, list[str]] | None = None,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    exc: RepolensError | None = None,
 ) -> JSONResponse:
     """The error in the dialect of the route that was asked."""
     if request.url.path.startswith(DIFY_PREFIX):
@@ -159,8 +164,15 @@ def error_response(
         return JSONResponse(openai_error_body(status, detail), status_code=status, headers=headers)
     dialect = dialect_for(_dialects(request), request.url.path)
     if dialect is not None:
+        if exc is not None and dialect.error_body is not None:
+            return JSONResponse(dialect.error_body(status, detail, exc), status_code=status, headers=headers)
         return JSONResponse(dialect.body(status, detail), status_code=status, headers=headers)
     return problem(status, detail, rid=request_id(request), errors=errors, extra=extra, headers=headers)
+
+
+def validation_summary(exc: RequestValidationError) -> str:
+    """One line saying which fields failed validation and why (for a dialect's own body)."""
+    return _validation_errors(exc)[0]
 
 
 def _validation_errors(exc: RequestValidationError) -> tuple[str, dict[str, list[str]]]:
@@ -196,7 +208,7 @@ def install(app: FastAPI, dialects: tuple[Dialect, ...] = ()) -> None:
                 )
         if status >= 500:
             log.error("request %s failed: %s", request_id(request), exc)
-        return error_response(request, status, str(exc), extra=extra, headers=headers)
+        return error_response(request, status, str(exc), extra=extra, headers=headers, exc=exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

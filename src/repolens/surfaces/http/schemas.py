@@ -47,6 +47,15 @@ class DifyError(_Out):
     error_msg: str
 
 
+class CodeerError(_Out):
+    """Codeer's envelope on an error: ``data`` is null and ``error_code`` non-zero."""
+
+    data: None = None
+    message: str
+    error_code: int
+    pagination: None = None
+
+
 # -- data sources -------------------------------------------------------------------------
 
 
