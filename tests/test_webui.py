@@ -455,6 +455,45 @@ def test_the_access_log_names_the_account_a_ui_request_ran_as(world: tuple[Serve
     assert _access_log_line(server, "ui-user-login")["key_id"] is None  # not signed in yet when it arrived
 
 
+def test_open_an_assistant_and_stream_a_conversation_with_it(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
+    server, _ = world
+    assistant = {
+        "name": "Geo <b>helper</b>",  # escaped like everything else on the page
+        "description": "Answers about geo",
+        "system_prompt": "Prefer short answers.",
+        "context": [{"context_type": "code", "name": "geo"}],
+        "toolkits": [{"toolkit": "Code", "tools": [{"name": "semantic_search"}, {"name": "fetch_artifacts"}]}],
+        "shared": True,
+    }
+    with server.client() as api:
+        made = api.post("/code-assistant-api/v1/assistants", json=assistant)
+        assert made.status_code == 200, made.text
+        assistant_id = made.json()["assistantId"]
+    sign_in(page, server, to="/ui/assistants")
+    row = page.locator(f'tr[data-assistant="{assistant_id}"]')
+    expect(row).to_contain_text("Answers about geo")
+    row.get_by_role("link", name="Geo <b>helper</b>").click()
+    expect(page.locator("h1")).to_have_text("Geo <b>helper</b>")
+    page.get_by_label("Message").fill("total_area of shapes")
+    page.get_by_role("button", name="Send").click()
+    # Retrieval-only here (no model configured): the turn still streams and ends with citations.
+    answer = page.locator("#turns .turn.assistant .answer").last
+    expect(answer).to_have_class(re.compile("markdown"))
+    expect(page).to_have_url(re.compile(rf"/ui/assistants/{assistant_id}\?conversation=[0-9a-f-]+$"))
+    cite = page.locator("#turns a.cite").filter(has_text="total_area").first
+    expect(cite).to_be_visible()
+    shot(page, tmp_path / "assistant.png")
+    page.reload()  # the conversation is stored: the page shows it again
+    expect(page.locator("#turns .turn.user .said")).to_have_text("total_area of shapes")
+    page.locator("#turns a.cite").filter(has_text="total_area").first.click()
+    expect(page).to_have_url(re.compile(r"/ui/code\?id=geo"))
+    with server.client() as api:
+        assert api.delete(f"/code-assistant-api/v1/assistants/{assistant_id}").status_code == 200
+    page.goto(f"{server.url}/ui/assistants/{assistant_id}")
+    expect_error_page(page, 404)
+    expect(page.locator("h1")).to_have_text("404 · Not found")
+
+
 def test_layout_at_phone_width_and_in_dark_mode(world: tuple[Server, Path], browser: Browser, tmp_path: Path) -> None:
     server, _ = world
     context = browser.new_context(viewport=PHONE, color_scheme="dark")
@@ -539,6 +578,7 @@ def test_no_serious_accessibility_violations(
         "/ui/code?id=geo%3A%3Ageo%2Fshapes.py%3A%3Atotal_area",
         "/ui/sources",
         "/ui/chat",
+        "/ui/assistants",
         "/ui/admin/keys",
         "/ui/admin/jobs",
     ]
@@ -700,6 +740,7 @@ def test_csp_and_security_headers_on_every_page(world: tuple[Server, Path]) -> N
         "/ui/sources/progress",
         "/ui/chat",
         f"/ui/chat/{convo}",
+        "/ui/assistants",
         "/ui/admin/keys",
         "/ui/admin/jobs",
         "/ui/no-such-page",
