@@ -10,9 +10,12 @@ it blocks every inline script).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,11 +27,15 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 
 from conftest import GEO_CODE, REPO_ROOT, commit_tree
 from llmserver import standin_llm
-from server import Server, running_server, wait_for_job
+from repolens.access.identity import MAX_FAILED_SIGN_INS
+from server import Server, running_server, start_server, wait_for_job
 
 CHROMIUM = "/usr/bin/chromium"
 AXE_VERSION = "4.14.1"
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"  # the two the README shows
+# The two screenshots the README shows are rewritten only when asked for (they differ on every
+# run: the fixture's commit hash and times); otherwise they go to a temp dir like the others.
+UPDATE_SCREENSHOTS = os.environ.get("REPOLENS_UPDATE_SCREENSHOTS") == "1"
+README_SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 FIRST_PAGE_BUDGET = 150_000  # bytes transferred for the first page, everything it loads included
 TIMEOUT_MS = 20_000  # per Playwright wait: generous for a loaded 2-core CI machine
 PHONE = {"width": 390, "height": 844}
@@ -59,13 +66,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Pa
     commit_tree(repos / "geo", {**GEO_CODE, **XSS_CODE})
     commit_tree(repos / "vault", OTHER_CODE)
     commit_tree(repos / "extra", {"extra/tool.py": "def helper() -> int:\n    return 42\n"})
-    with running_server(base / "home", env={"REPOLENS_ALLOWED_ROOTS": str(repos)}) as server:
-        with server.client() as c:
-            for name in ("geo", "vault"):
-                made = c.post("/api/datasources", json={"path": str(repos / name), "name": name})
-                assert made.status_code == 202, made.text
-                assert wait_for_job(c, made.json()["job"]["id"])["state"] == "Ready"
-        yield server, repos
+    with (base / "server.log").open("w") as log:  # its JSON log, the access log with it
+        server = start_server(base / "home", env={"REPOLENS_ALLOWED_ROOTS": str(repos)}, stderr=log)
+        try:
+            with server.client() as c:
+                for name in ("geo", "vault"):
+                    made = c.post("/api/datasources", json={"path": str(repos / name), "name": name})
+                    assert made.status_code == 202, made.text
+                    assert wait_for_job(c, made.json()["job"]["id"])["state"] == "Ready"
+            yield server, repos
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -122,13 +133,18 @@ def sign_in(page: Page, server: Server, key: str | None = None, *, to: str = "/u
     page.goto(f"{server.url}{to}")
     expect(page).to_have_url(re.compile(r"/ui/login\?next="))
     page.get_by_label("API key").fill(key or server.admin_key)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in with the key").click()
     expect(page).to_have_url(re.compile(re.escape(to)))
 
 
 def shot(page: Page, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=False)
+
+
+def readme_shot(page: Page, name: str, tmp_path: Path) -> None:
+    """A screenshot the README shows: into docs/ with REPOLENS_UPDATE_SCREENSHOTS=1, else a temp dir."""
+    shot(page, (README_SCREENSHOTS if UPDATE_SCREENSHOTS else tmp_path) / name)
 
 
 # -- the flows -------------------------------------------------------------------------------------
@@ -173,7 +189,7 @@ def test_sign_in_add_a_repository_and_watch_it_index(world: tuple[Server, Path],
     expect(page.locator("tr[data-source]", has_text="geo")).to_have_count(1)
 
 
-def test_search_and_open_a_result_at_its_lines(world: tuple[Server, Path], page: Page) -> None:
+def test_search_and_open_a_result_at_its_lines(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
     server, _ = world
     sign_in(page, server)
     page.evaluate("() => document.activeElement.blur()")  # the box has autofocus; "/" must find it anyway
@@ -188,7 +204,7 @@ def test_search_and_open_a_result_at_its_lines(world: tuple[Server, Path], page:
     expect(first).to_contain_text("geo/shapes.py:21-23")
     expect(first.locator(".line.hit").first).to_contain_text("total_area")  # matched line marked
     page.locator("#results .result").nth(1).scroll_into_view_if_needed()
-    shot(page, SCREENSHOTS / "search.png")
+    readme_shot(page, "search.png", tmp_path)
     page.keyboard.press("j")  # select the first result, then open it
     expect(first).to_have_class(re.compile("selected"))
     page.keyboard.press("Enter")
@@ -218,7 +234,7 @@ def test_follow_a_caller_in_the_relations_panel(world: tuple[Server, Path], page
     expect(callers.locator("h3")).to_contain_text("Callers")
     expect(page.locator(".outline")).to_contain_text("Circle")
     expect(page.locator(".code-head")).to_contain_text("commit")
-    shot(page, SCREENSHOTS / "code.png")
+    readme_shot(page, "code.png", tmp_path)
     callers.get_by_role("link", name="report").click()
     expect(page).to_have_url(re.compile(r"geo%2Freport.py%3A%3Areport"))
     call_site = page.locator("#code tr.hit")
@@ -340,6 +356,144 @@ def test_create_and_revoke_a_key_then_sign_out(world: tuple[Server, Path], page:
     expect(page).to_have_url(re.compile(r"/ui/login\?next="))
 
 
+def cli(server: Server, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``repolens ARGS`` on the server's data (its environment)."""
+    exe = Path(sys.executable).with_name("repolens")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "repolens"]
+    return subprocess.run([*cmd, *args], env=server.env, input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def sign_in_as(page: Page, email: str, password: str) -> None:
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def test_a_local_user_signs_in_searches_and_signs_out(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
+    server, _ = world
+    made = cli(server, "users", "create", "ada@example.com", "--password-stdin", stdin="ada's password\n")
+    assert made.returncode == 0, made.stderr
+    page.goto(f"{server.url}/ui/search?q=total_area")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+    sign_in_as(page, "ada@example.com", "not ada's password")
+    expect(page.get_by_role("alert")).to_have_text("Invalid email or password")
+    expect(page.get_by_label("Email")).to_have_value("ada@example.com")  # kept: only the password is retyped
+    sign_in_as(page, "ada@example.com", "ada's password")
+    expect(page).to_have_url(re.compile(r"/ui/search\?q=total_area$"))  # back where the link pointed
+    expect(page.locator(".who")).to_have_text("ada@example.com")
+    expect(page.locator("#results .result").first.locator(".ident")).to_have_text("geo::geo/shapes.py::total_area")
+    expect(page.get_by_role("link", name="Keys")).to_have_count(0)  # a member, not an admin
+    shot(page, tmp_path / "user-search.png")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/ui/login$"))
+    page.goto(f"{server.url}/ui/search")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+
+
+def test_disabling_a_user_ends_the_session_and_refuses_sign_in(world: tuple[Server, Path], page: Page) -> None:
+    server, _ = world
+    made = cli(server, "users", "create", "bob@example.com", "--password-stdin", stdin="bob's password\n")
+    assert made.returncode == 0, made.stderr
+    page.goto(f"{server.url}/ui/sources")
+    sign_in_as(page, "bob@example.com", "bob's password")
+    expect(page).to_have_url(re.compile(r"/ui/sources$"))
+    assert cli(server, "users", "disable", "bob@example.com").returncode == 0
+    page.goto(f"{server.url}/ui/search")  # the very next page: the user row is read on every request
+    expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+    sign_in_as(page, "bob@example.com", "bob's password")
+    expect(page.get_by_role("alert")).to_contain_text("disabled")
+    expect(page).to_have_url(re.compile(r"/ui/login\?"))
+
+
+def test_failed_sign_ins_are_throttled_with_a_readable_message(world: tuple[Server, Path]) -> None:
+    server, _ = world
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/ui/login").text)
+        assert token
+        form = {"csrf": token.group(1), "email": "mallory@example.com", "password": "guess guess", "next": "/ui/search"}
+        answers = [client.post("/ui/login", data=form) for _ in range(MAX_FAILED_SIGN_INS + 1)]
+    assert [a.status_code for a in answers[:-1]] == [303] * MAX_FAILED_SIGN_INS
+    refused = answers[-1]
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+    assert "Too many failed sign-ins for mallory@example.com. Try again in 15 minutes." in refused.text
+    assert 'role="alert"' in refused.text and 'id="email"' in refused.text  # the form, not a bare error
+    assert "repolens_session" not in refused.headers.get("set-cookie", "")
+
+
+def _access_log_line(server: Server, request_id: str) -> dict[str, Any]:
+    """The access log's line for ``request_id`` (written just after the response: waited for)."""
+    log = server.home.parent / "server.log"
+    deadline = time.monotonic() + 10
+    while True:
+        for line in log.read_text().splitlines():
+            if line.startswith("{") and (entry := json.loads(line)).get("request_id") == request_id:
+                return dict(entry)
+        assert time.monotonic() < deadline, f"no access log line for {request_id}"
+        time.sleep(0.05)
+
+
+def test_the_access_log_names_the_account_a_ui_request_ran_as(world: tuple[Server, Path]) -> None:
+    server, _ = world
+    made = cli(server, "users", "create", "carol@example.com", "--password-stdin", stdin="carol's password\n")
+    assert made.returncode == 0, made.stderr
+    user_id = re.search(r"id (\S+)\)", made.stdout)
+    assert user_id, made.stdout
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/ui/login").text)
+        assert token
+        form = {"csrf": token.group(1), "email": "carol@example.com", "password": "carol's password"}
+        assert client.post("/ui/login", data=form, headers={"x-request-id": "ui-user-login"}).status_code == 303
+        assert client.get("/ui/search", params={"q": "area"}, headers={"x-request-id": "ui-user-page"}).status_code == 200
+        progress = client.get("/ui/sources/progress", headers={"x-request-id": "ui-user-poll"})  # not counted, still named
+        assert progress.status_code == 200
+    with signed_in_client(server) as (client, _):
+        assert client.get("/ui/search", headers={"x-request-id": "ui-key-page"}).status_code == 200
+    for request_id in ("ui-user-page", "ui-user-poll"):
+        entry = _access_log_line(server, request_id)
+        assert entry["key_id"] == f"user-{user_id.group(1)}" and entry["status"] == 200, entry
+    assert _access_log_line(server, "ui-key-page")["key_id"] == server.admin_key.split("_")[1]
+    assert _access_log_line(server, "ui-user-login")["key_id"] is None  # not signed in yet when it arrived
+
+
+def test_open_an_assistant_and_stream_a_conversation_with_it(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
+    server, _ = world
+    assistant = {
+        "name": "Geo <b>helper</b>",  # escaped like everything else on the page
+        "description": "Answers about geo",
+        "system_prompt": "Prefer short answers.",
+        "context": [{"context_type": "code", "name": "geo"}],
+        "toolkits": [{"toolkit": "Code", "tools": [{"name": "semantic_search"}, {"name": "fetch_artifacts"}]}],
+        "shared": True,
+    }
+    with server.client() as api:
+        made = api.post("/code-assistant-api/v1/assistants", json=assistant)
+        assert made.status_code == 200, made.text
+        assistant_id = made.json()["assistantId"]
+    sign_in(page, server, to="/ui/assistants")
+    row = page.locator(f'tr[data-assistant="{assistant_id}"]')
+    expect(row).to_contain_text("Answers about geo")
+    row.get_by_role("link", name="Geo <b>helper</b>").click()
+    expect(page.locator("h1")).to_have_text("Geo <b>helper</b>")
+    page.get_by_label("Message").fill("total_area of shapes")
+    page.get_by_role("button", name="Send").click()
+    # Retrieval-only here (no model configured): the turn still streams and ends with citations.
+    answer = page.locator("#turns .turn.assistant .answer").last
+    expect(answer).to_have_class(re.compile("markdown"))
+    expect(page).to_have_url(re.compile(rf"/ui/assistants/{assistant_id}\?conversation=[0-9a-f-]+$"))
+    cite = page.locator("#turns a.cite").filter(has_text="total_area").first
+    expect(cite).to_be_visible()
+    shot(page, tmp_path / "assistant.png")
+    page.reload()  # the conversation is stored: the page shows it again
+    expect(page.locator("#turns .turn.user .said")).to_have_text("total_area of shapes")
+    page.locator("#turns a.cite").filter(has_text="total_area").first.click()
+    expect(page).to_have_url(re.compile(r"/ui/code\?id=geo"))
+    with server.client() as api:
+        assert api.delete(f"/code-assistant-api/v1/assistants/{assistant_id}").status_code == 200
+    page.goto(f"{server.url}/ui/assistants/{assistant_id}")
+    expect_error_page(page, 404)
+    expect(page.locator("h1")).to_have_text("404 · Not found")
+
+
 def test_layout_at_phone_width_and_in_dark_mode(world: tuple[Server, Path], browser: Browser, tmp_path: Path) -> None:
     server, _ = world
     context = browser.new_context(viewport=PHONE, color_scheme="dark")
@@ -424,6 +578,7 @@ def test_no_serious_accessibility_violations(
         "/ui/code?id=geo%3A%3Ageo%2Fshapes.py%3A%3Atotal_area",
         "/ui/sources",
         "/ui/chat",
+        "/ui/assistants",
         "/ui/admin/keys",
         "/ui/admin/jobs",
     ]
@@ -585,6 +740,7 @@ def test_csp_and_security_headers_on_every_page(world: tuple[Server, Path]) -> N
         "/ui/sources/progress",
         "/ui/chat",
         f"/ui/chat/{convo}",
+        "/ui/assistants",
         "/ui/admin/keys",
         "/ui/admin/jobs",
         "/ui/no-such-page",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from repolens.access import keys, sessions
-from repolens.errors import Unauthorized
+from repolens.access import keys, sessions, users
+from repolens.errors import Forbidden, Unauthorized
 from repolens.services import Services, build_services
 from repolens.settings import Settings
 from repolens.surfaces.web.render import highlight_lines, render_answer
@@ -71,3 +71,23 @@ def test_a_session_lives_until_sign_out_expiry_or_revocation(services: Services)
         sessions.sign_in_with_key(db, minted.token)
     with pytest.raises(Unauthorized):
         sessions.resume(db, "not-a-session")
+
+
+def test_a_users_session_ends_when_the_user_is_disabled(services: Services) -> None:
+    db = services.store
+    people = services.authenticator
+    users.create_user(db, email="ada@example.com", password="ada's password")
+    with pytest.raises(Unauthorized):
+        sessions.sign_in_with_user(db, people, "ada@example.com", "wrong password")
+    secret, session = sessions.sign_in_with_user(db, people, "ADA@example.com ", "ada's password")
+    assert session.row.principal == f"user:{users.get_user(db, 'ada@example.com').public_id}"
+    for resumed in (sessions.resume(db, secret, people), sessions.resume(db, secret)):
+        assert resumed.principal.person is not None and resumed.principal.person.email == "ada@example.com"
+        assert resumed.principal.key.key_id == session.principal.key.key_id and not resumed.principal.is_admin
+    users.set_disabled(db, "ada@example.com", disabled=True)
+    with pytest.raises(Unauthorized, match="disabled"):
+        sessions.resume(db, secret, people)  # at once: the user row is read on every request
+    with pytest.raises(Forbidden, match="disabled"):
+        sessions.sign_in_with_user(db, people, "ada@example.com", "ada's password")
+    users.set_disabled(db, "ada@example.com", disabled=False)
+    assert sessions.resume(db, secret, people).principal.person is not None  # the session itself was not lost

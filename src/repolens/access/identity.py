@@ -32,7 +32,7 @@ from repolens.access.users import MAX_EMAIL_CHARS, verify_credentials
 from repolens.domain import ApiKey, KeyRole, User
 from repolens.errors import Forbidden, NotFound, ProviderError, RateLimited, Unauthorized
 from repolens.settings import Settings
-from repolens.storage.base import Database
+from repolens.storage.base import Database, UserStore
 
 if TYPE_CHECKING:
     from jwt import PyJWKClient
@@ -98,6 +98,17 @@ def user_principal(user: User, projects: tuple[str, ...]) -> Principal:
     return Principal(account, person)
 
 
+def principal_for_user(db: UserStore, user_id: str, projects: tuple[str, ...]) -> Principal:
+    """The principal of the user ``user_id`` as the database has it now: Unauthorized if the user
+    no longer exists or is disabled."""
+    user = db.get_user(user_id)
+    if user is None:
+        raise Unauthorized("the user of this sign-in no longer exists")
+    if user.disabled_at is not None:
+        raise Unauthorized(f"user {user.email!r} is disabled")
+    return user_principal(user, projects)
+
+
 class Authenticator:
     """Resolves a request's credentials into its ``Principal`` (one per server)."""
 
@@ -136,15 +147,27 @@ class Authenticator:
 
     # -- local users ------------------------------------------------------------------------
 
-    def login(self, db: Database, email: str, password: str) -> SessionToken:
-        """Check a user's email and password and issue a sign-in token."""
+    def check_password(self, db: Database, email: str, password: str) -> User:
+        """The user whose email and password these are (``verify_credentials``), throttled per
+        email: RateLimited after MAX_FAILED_SIGN_INS failures in a window. Every way a person
+        signs in with a password (the API's ``login``, the web UI's form) comes through here, so
+        they share one count."""
         who = email.strip().lower()[:MAX_EMAIL_CHARS]
         self._check_failures(who)
         try:
-            user = verify_credentials(db, email, password)
+            return verify_credentials(db, email, password)
         except Unauthorized:
             self._count_failure(who)
             raise
+
+    def user(self, db: Database, user_id: str) -> Principal:
+        """The principal of the user ``user_id`` (a public id), read afresh: Unauthorized if the
+        user is gone or disabled, so that every sign-in of the user ends at once."""
+        return principal_for_user(db, user_id, self.projects(db))
+
+    def login(self, db: Database, email: str, password: str) -> SessionToken:
+        """Check a user's email and password and issue a sign-in token."""
+        user = self.check_password(db, email, password)
         now = int(time.time())
         claims = {
             "iss": SESSION_ISSUER,
@@ -190,12 +213,7 @@ class Authenticator:
             raise Unauthorized("sign-in token has expired; sign in again") from None
         except jwt.InvalidTokenError:
             raise Unauthorized("invalid sign-in token") from None
-        user = db.get_user(str(claims["sub"]))
-        if user is None:
-            raise Unauthorized("the user of this token no longer exists")
-        if user.disabled_at is not None:
-            raise Unauthorized(f"user {user.email!r} is disabled")
-        return user_principal(user, self._projects(db))
+        return self.user(db, str(claims["sub"]))
 
     # -- OIDC -------------------------------------------------------------------------------
 
@@ -221,7 +239,7 @@ class Authenticator:
             raise Unauthorized("token has expired") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"invalid token: {exc}") from None
-        ours = self._projects(db)
+        ours = self.projects(db)
         accepted = set(settings.oidc_projects or ours)
         claim = settings.oidc_project_claim
         member = [p for p in _strings(claims.get(claim)) if p in accepted]
@@ -252,11 +270,12 @@ class Authenticator:
     # -- the rest ---------------------------------------------------------------------------
 
     def _dev(self, db: Database) -> Principal:
-        projects = self._projects(db)
+        projects = self.projects(db)
         account = account_for(f"user-{DEV_SUBJECT}", name=DEV_SUBJECT, role="admin", scopes=(), created_at=0.0)
         return Principal(account, Person(DEV_SUBJECT, "", DEV_SUBJECT, "dev", projects, projects))
 
-    def _projects(self, db: Database) -> tuple[str, ...]:
+    def projects(self, db: Database) -> tuple[str, ...]:
+        """The organization's projects (``organization_projects``), read once."""
         # Read once: the organization never changes while the server runs, and reading it is a
         # write transaction (it is created on first use).
         if not self._org_projects:
@@ -321,6 +340,7 @@ __all__ = [
     "account_for",
     "admin_projects_of",
     "organization_projects",
+    "principal_for_user",
     "projects_of",
     "require_project",
     "user_principal",

@@ -4,8 +4,9 @@ The cookie holds a 256-bit random secret; the database holds only its SHA-256 di
 API keys: a random secret of that size needs no slow hash), the principal it signed in as and
 the session's CSRF token. The principal is stored as a reference, ``key:<key id>``, and resolved
 again on every request, so revoking the key (or its expiry) ends its sessions at once. A sign-in
-with a local user (email and password) is another kind of reference, ``user:<id>``, resolved the
-same way; only ``key:`` exists so far.
+with a local user (email and password) is another kind of reference, ``user:<public id>``,
+resolved the same way: the user row is read on every request, as the API's sign-in tokens do, so
+disabling (or deleting) the user ends the user's sessions at once.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from repolens.access.identity import Authenticator, organization_projects, principal_for_user, user_principal
 from repolens.access.keys import Principal, authenticate, principal_for_key
-from repolens.domain import WebSession
+from repolens.domain import User, WebSession
 from repolens.errors import Unauthorized
-from repolens.storage.base import Registry
+from repolens.storage.base import Database, Registry
 
 SESSION_TTL_S = 12 * 3600  # one working day: a browser left open overnight signs in again
 _SECRET_BYTES = 32  # 256 bits, like an API key's secret
 KEY_PRINCIPAL = "key:"
+USER_PRINCIPAL = "user:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +46,38 @@ def sign_in_with_key(db: Registry, token: str, *, ttl_s: float = SESSION_TTL_S) 
     """Check an API key and open a session for it: (the cookie secret, shown to the browser once;
     the session)."""
     principal = authenticate(db, token.strip())
+    return _open(db, principal, KEY_PRINCIPAL + principal.key.key_id, ttl_s)
+
+
+def sign_in_with_user(
+    db: Database, authenticator: Authenticator, email: str, password: str, *, ttl_s: float = SESSION_TTL_S
+) -> tuple[str, Session]:
+    """Check a local user's email and password (throttled per email by ``authenticator``, the
+    server's one, so the API's ``login`` and this form share a count) and open a session for the
+    user: Unauthorized for a wrong pair, Forbidden for a disabled user, RateLimited when the
+    email has failed too often."""
+    user: User = authenticator.check_password(db, email, password)
+    principal = user_principal(user, authenticator.projects(db))
+    return _open(db, principal, USER_PRINCIPAL + user.public_id, ttl_s)
+
+
+def _open(db: Registry, principal: Principal, reference: str, ttl_s: float) -> tuple[str, Session]:
     secret = secrets.token_urlsafe(_SECRET_BYTES)
     row = db.create_session(
         digest=_digest(secret),
-        principal=KEY_PRINCIPAL + principal.key.key_id,
+        principal=reference,
         csrf=secrets.token_urlsafe(_SECRET_BYTES),
         expires_at=time.time() + ttl_s,
     )
     return secret, Session(principal, row.csrf, row)
 
 
-def resume(db: Registry, secret: str | None, *, now: float | None = None) -> Session:
+def resume(
+    db: Database, secret: str | None, authenticator: Authenticator | None = None, *, now: float | None = None
+) -> Session:
     """The session a cookie secret belongs to, or ``Unauthorized`` (unknown, expired, or its
-    principal no longer valid)."""
+    principal no longer valid: a revoked key, a disabled user). ``authenticator`` (the server's)
+    saves reading the organization on every request of a user's session."""
     if not secret or len(secret) > 200:
         raise Unauthorized("not signed in")
     row = db.get_session(_digest(secret))
@@ -64,6 +86,12 @@ def resume(db: Registry, secret: str | None, *, now: float | None = None) -> Ses
         raise Unauthorized("the session has expired; sign in again")
     if row.principal.startswith(KEY_PRINCIPAL):
         principal = principal_for_key(db, row.principal.removeprefix(KEY_PRINCIPAL), now=moment)
+    elif row.principal.startswith(USER_PRINCIPAL):
+        user_id = row.principal.removeprefix(USER_PRINCIPAL)
+        if authenticator is not None:
+            principal = authenticator.user(db, user_id)
+        else:
+            principal = principal_for_user(db, user_id, organization_projects(db))
     else:
         raise Unauthorized("the session's sign-in method is not available")
     return Session(principal, row.csrf, row)

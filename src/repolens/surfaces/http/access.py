@@ -59,6 +59,11 @@ def body_cap(path: str) -> int:
 MCP_PATH = "/mcp"  # where mcpserver.http mounts MCP (it imports this module, so the path lives here)
 
 
+def _principal_in(state: MutableMapping[str, Any]) -> Principal | None:
+    found = state.get("principal")
+    return found if isinstance(found, Principal) else None
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
@@ -166,6 +171,9 @@ class AccessMiddleware:
                 if held[0]:
                     self.limiter.release(key.key_id)
         finally:
+            # The UI authenticates with its session cookie behind this middleware and leaves
+            # the principal it resolved in the same place.
+            principal = principal or _principal_in(state)
             access_log.info(
                 "request",
                 extra={

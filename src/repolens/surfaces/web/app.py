@@ -23,9 +23,9 @@ from repolens.access import sessions
 from repolens.access.ratelimit import RateLimiter
 from repolens.errors import RepolensError, Unauthorized, status_of
 from repolens.services import Services
-from repolens.surfaces.web import WEB_PREFIX, chat, pages
+from repolens.surfaces.web import WEB_PREFIX, assistants, chat, pages
 from repolens.surfaces.web.render import pygments_css, render
-from repolens.surfaces.web.session import SESSION_COOKIE, SESSION_STATE, SignInRequired
+from repolens.surfaces.web.session import PRINCIPAL_STATE, SESSION_COOKIE, SESSION_STATE, SignInRequired
 
 STATIC = Path(__file__).parent / "static"
 CONTENT_SECURITY_POLICY = (
@@ -99,10 +99,12 @@ class Quota:
             return
         secret = Request(scope).cookies.get(SESSION_COOKIE)
         try:
-            session = await run_in_threadpool(sessions.resume, self.services.store, secret)
+            session = await run_in_threadpool(sessions.resume, self.services.store, secret, self.services.authenticator)
         except Unauthorized:
             await self.app(scope, receive, send)  # the page itself sends the browser to sign in
             return
+        state = scope.setdefault("state", {})
+        state[PRINCIPAL_STATE] = session.principal  # for the access log, even when refused below
         key = session.principal.key
         decision = await run_in_threadpool(
             self.limiter.acquire, key.key_id, per_hour=key.requests_per_hour, concurrency=key.concurrency
@@ -112,7 +114,7 @@ class Quota:
             page.headers["Retry-After"] = str(decision.retry_after)
             await page(scope, receive, send)
             return
-        scope.setdefault("state", {})[SESSION_STATE] = session  # resolved once per request
+        state[SESSION_STATE] = session  # resolved once per request
         try:
             await self.app(scope, receive, send)
         finally:
@@ -139,6 +141,7 @@ def create_web_app(services: Services, *, limiter: RateLimiter | None = None) ->
     app.state.services = services
     app.include_router(pages.router)
     app.include_router(chat.router)
+    app.include_router(assistants.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/pygments.css", include_in_schema=False)

@@ -79,7 +79,7 @@ async def ask(request: Request, session: SessionDep, form: FormDep) -> Response:
     return see_other(f"{WEB_PREFIX}/chat/{started.conversation_id}")
 
 
-def _event(name: str, data: dict[str, Any]) -> str:
+def event_frame(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
@@ -96,15 +96,15 @@ async def stream(request: Request, session: SessionDep, form: FormDep) -> Stream
     assert isinstance(started, Started)
 
     async def frames() -> AsyncIterator[str]:
-        yield _event("start", {"conversationId": started.conversation_id, "mode": started.mode})
+        yield event_frame("start", {"conversationId": started.conversation_id, "mode": started.mode})
         try:
             async with contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, Delta):
-                        yield _event("delta", {"text": event.text})
+                        yield event_frame("delta", {"text": event.text})
                     elif isinstance(event, Finished):
                         html = await run_in_threadpool(render_answer, event.answer, event.citations)
-                        yield _event(
+                        yield event_frame(
                             "done",
                             {
                                 "conversationId": started.conversation_id,
@@ -113,7 +113,7 @@ async def stream(request: Request, session: SessionDep, form: FormDep) -> Stream
                             },
                         )
         except RepolensError as exc:
-            yield _event("error", {"message": str(exc)})
+            yield event_frame("error", {"message": str(exc)})
 
     return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
 

@@ -16,7 +16,8 @@ from repolens import catalog, operations, views
 from repolens.access import keys, sessions
 from repolens.access.keys import Principal
 from repolens.access.sessions import Session
-from repolens.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from repolens.access.users import MAX_EMAIL_CHARS
+from repolens.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized
 from repolens.retrieval.search import MAX_LIMIT
 from repolens.services import Services
 from repolens.sources.git import looks_like_url
@@ -70,6 +71,14 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+def _duration(seconds: int) -> str:
+    """A wait as a person reads it: "14 minutes", "40 seconds"."""
+    if seconds >= 90:
+        minutes = round(seconds / 60)
+        return f"{minutes} minutes"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
 def _safe_next(target: str) -> str:
     # Only our own pages: an absolute or protocol-relative URL would make sign-in an open redirect.
     if target.startswith(WEB_PREFIX + "/") and not target.startswith("//") and "\\" not in target:
@@ -86,9 +95,11 @@ def home() -> RedirectResponse:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: Field = "", error: Field = "") -> HTMLResponse:
+def login_page(request: Request, next: Field = "", error: Field = "", email: Field = "") -> HTMLResponse:
     token = login_token(request)
-    response = page(request, None, "login.html", next=_safe_next(next), error=error[:200], token=token)
+    response = page(
+        request, None, "login.html", next=_safe_next(next), error=error[:200], token=token, email=email[:MAX_EMAIL_CHARS]
+    )
     set_login_cookie(response, request, token)
     return response
 
@@ -100,11 +111,31 @@ async def login(request: Request) -> Response:
     if not expected or not sessions.csrf_matches(expected, form.get(CSRF_FIELD)):
         raise Forbidden("the sign-in form's security token is missing or stale; reload the page and try again")
     target = _safe_next(form.get("next"))
+    services = services_of(request)
+    email = form.get("email")
     try:
-        secret, _ = await run_in_threadpool(sessions.sign_in_with_key, services_of(request).store, form.get("key"))
-    except Unauthorized as exc:
-        query = urlencode({"next": target, "error": str(exc)})
-        return see_other(f"{WEB_PREFIX}/login?{query}")
+        if "email" in form.fields:  # the email and password form; the other one pastes a key
+            secret, _ = await run_in_threadpool(
+                sessions.sign_in_with_user, services.store, services.authenticator, email, form.get("password")
+            )
+        else:
+            secret, _ = await run_in_threadpool(sessions.sign_in_with_key, services.store, form.get("key"))
+    except RateLimited as exc:
+        # Shown on the form itself (not a bare error page), with the wait, and as a 429 with
+        # Retry-After for anything scripted.
+        wait = f"Too many failed sign-ins for {email[:MAX_EMAIL_CHARS]}. Try again in {_duration(exc.retry_after)}."
+        token = login_token(request)
+        refusal = page(
+            request, None, "login.html", status=429, next=target, error=wait, token=token, email=email[:MAX_EMAIL_CHARS]
+        )
+        refusal.headers["Retry-After"] = str(exc.retry_after)
+        set_login_cookie(refusal, request, token)
+        return refusal
+    except (Unauthorized, Forbidden) as exc:
+        fields = {"next": target, "error": str(exc)}
+        if email:
+            fields["email"] = email[:MAX_EMAIL_CHARS]
+        return see_other(f"{WEB_PREFIX}/login?{urlencode(fields)}")
     # A browser that signs in again leaves its previous session behind: end it rather than let
     # it live on beside the new one.
     await run_in_threadpool(sessions.sign_out, services_of(request).store, request.cookies.get(SESSION_COOKIE))

@@ -25,6 +25,8 @@ from repolens.surfaces.web import WEB_PREFIX
 
 SESSION_COOKIE = "repolens_session"
 SESSION_STATE = "web_session"  # where the quota check leaves the session it resolved
+# Where the access log finds who a request ran as: the key the API's own middleware puts there.
+PRINCIPAL_STATE = "principal"
 LOGIN_COOKIE = "repolens_login"  # the sign-in form's CSRF token (double submit: no session yet)
 CSRF_FIELD = "csrf"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -53,10 +55,13 @@ def current_session(request: Request) -> Session:
     known = getattr(request.state, SESSION_STATE, None)
     if isinstance(known, Session):
         return known
+    services = services_of(request)
     try:
-        return sessions.resume(services_of(request).store, request.cookies.get(SESSION_COOKIE))
+        session = sessions.resume(services.store, request.cookies.get(SESSION_COOKIE), services.authenticator)
     except Unauthorized as exc:
         raise SignInRequired(str(exc)) from exc
+    setattr(request.state, PRINCIPAL_STATE, session.principal)
+    return session
 
 
 @dataclass(frozen=True, slots=True)
