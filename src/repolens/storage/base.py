@@ -30,6 +30,7 @@ from repolens.domain import (
     WebSession,
     Workspace,
 )
+from repolens.storage.agents import AgentRegistry
 from repolens.storage.workflow_store import WorkflowStore
 
 if TYPE_CHECKING:
@@ -443,5 +444,6 @@ class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore,
     beside the index."""
 
 
-class Database(Store, Registry, WorkflowStore, Protocol):
-    """A backend: the index (``Store``) and the control data (``Registry``) in one database."""
+class Database(Store, Registry, AgentRegistry, WorkflowStore, Protocol):
+    """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``) and the
+    workflows (``WorkflowStore``) in one database."""

@@ -5,8 +5,8 @@ fan-out groups); it is rewritten in the same transaction that records a finished
 killed process resumes exactly where the last committed state left it. ``job_id`` is the
 public id of the job-queue row that currently runs the execution (a resume queues a new one).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from alembic import op
 
 from repolens.storage.migrations import run_script
 
-revision = "0004"
-down_revision: str | None = "0003"
+revision = "0005"
+down_revision: str | None = "0004"
 branch_labels = None
 depends_on = None
 
