@@ -256,3 +256,21 @@ def test_abort_stops_the_running_call_and_stays_aborted(services: Services) -> N
     # An aborted execution never resumes and is never overwritten.
     assert Engine(db, Scripted(_answers("{}")), EchoTools()).run(ex.public_id) == ABORTED
     assert not service.abort(db, db.get_execution(ex.public_id))  # type: ignore[arg-type]
+
+
+def test_cli_creates_lists_runs_and_aborts_a_workflow(run_cli: Any, tmp_path: Any) -> None:
+    good = tmp_path / "colors.yaml"
+    good.write_text(THREE_STATES)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(THREE_STATES.replace("{state_id: merge}", "{state_id: mrge}"))
+    refused = run_cli("workflow", "create", "bad", "--file", str(bad))
+    assert refused.returncode != 0 and "line 17, states[1].next.state_id" in refused.stderr
+    run_cli("workflow", "create", "colors", "--file", str(good), check=True)
+    assert "colors" in run_cli("workflow", "list", check=True).stdout
+    started = run_cli("workflow", "run", "colors", "--input", "go", "--json", check=True)
+    execution = json.loads(started.stdout)
+    assert execution["overall_status"] == "Not Started"  # no server here: queued for one
+    aborted = run_cli("workflow", "abort", execution["execution_id"], check=True)
+    assert "aborted" in aborted.stdout
+    again = run_cli("workflow", "abort", execution["execution_id"])
+    assert again.returncode != 0 and "already Aborted" in again.stderr
