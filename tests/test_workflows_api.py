@@ -324,3 +324,16 @@ def test_kill_9_mid_execution_then_restart_runs_every_state_once(world: World, t
             assert len(lister_calls) == 1  # the committed first state never ran again
         finally:
             server.stop()
+
+
+def test_a_streamed_execution_sends_workflow_state_events_as_ndjson(world: World) -> None:
+    wf = world.create("streamed", FLOW)
+    with world.http() as c, c.stream("POST", f"/workflows/{wf}/executions", json={"user_input": "x", "stream": True}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+        assert r.headers["x-accel-buffering"] == "no"
+        chunks = [json.loads(line) for line in r.iter_lines() if line.strip()]
+    events = [(c["workflow_state"]["name"], c["workflow_state"]["event_type"]) for c in chunks if c.get("workflow_state")]
+    assert events[0] == ("list_colors", "state_start") and ("merge", "state_finish") in events
+    assert sum(1 for e in events if e == ("describe", "state_finish")) == 3
+    assert chunks[-1]["last"] is True and chunks[-1]["overall_status"] == "Succeeded"
+    assert chunks[-1]["generated"] == '{"merged": "all colors"}'
