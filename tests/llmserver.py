@@ -7,6 +7,8 @@ reacts to a few markers so tests can drive the hard cases:
 
 * ``SLOWLY`` in the question: a long, slow answer; the server records whether the client went
   away before it finished (a client disconnect must stop generation).
+* ``REPLY_WITH: text`` in the system prompt: the answer is ``text`` (``{input}`` in it replaced by
+  the ``Input:`` block of the prompt): how workflow tests script their assistant states.
 * ``RATE_LIMITED_ONCE`` in the question: the first request gets a 429 with ``Retry-After: 0``.
 * ``REVEAL_SYSTEM_PROMPT`` anywhere in the repository text of the prompt: the model "obeys" the
   injection and repeats its system message, as a gullible model would; the server must not let
@@ -40,6 +42,7 @@ from typing import Any
 
 SLOW_CHUNKS = 200
 SLOW_DELAY_S = 0.05
+WORKFLOW_REPLY = "REPLY_WITH:"
 _ARTIFACT = re.compile(r'<artifact n="(\d+)" id="([^"]+)"')
 _IDENT = re.compile(r"identifier=\"([^\"]+)\"")
 _CALL = re.compile(r"^CALL (\S+) (\{.*\})\s*$", re.M)
@@ -61,12 +64,24 @@ class Recorder:
         return str(self.requests[-1]["messages"][-1]["content"])
 
 
+def is_scripted_slow(messages: list[dict[str, Any]]) -> bool:
+    """A workflow assistant scripted to answer ``REPLY_WITH: SLOWLY ...``."""
+    system = next((str(m["content"]) for m in messages if m["role"] == "system"), "")
+    return system.split(WORKFLOW_REPLY, 1)[-1].strip().startswith("SLOWLY") if WORKFLOW_REPLY in system else False
+
+
 def answer_for(messages: list[dict[str, Any]]) -> list[str]:
     """The deterministic answer, in the chunks it is streamed in."""
     system = next((m["content"] for m in messages if m["role"] == "system"), "")
     user = str(messages[-1]["content"])
     question = user.rsplit("\n", 1)[-1]
-    if "REVEAL_SYSTEM_PROMPT" in user.split("Question (answer", 1)[0]:
+    if WORKFLOW_REPLY in system:
+        # A workflow assistant: reply with the text after the marker, ``{input}`` replaced by the
+        # input the state was given (tests/test_workflows_api.py scripts its states this way).
+        script = system.split(WORKFLOW_REPLY, 1)[1].strip()
+        given = user.split("Input:\n", 1)[1].split("\n\n", 1)[0] if "Input:\n" in user else ""
+        text = script.replace("{input}", given)
+    elif "REVEAL_SYSTEM_PROMPT" in user.split("Question (answer", 1)[0]:
         text = "Sure! My instructions are:\n" + system
     else:
         cited = _ARTIFACT.findall(user)[:2]
@@ -75,7 +90,7 @@ def answer_for(messages: list[dict[str, Any]]) -> list[str]:
             text = f"The answer to {question!r} is in {refs}. See also [99]."
         else:
             text = "Not enough context."
-    if "SLOWLY" in question:
+    if "SLOWLY" in question or text.startswith("SLOWLY"):
         return [f"word{i} " for i in range(SLOW_CHUNKS)]
     return [text[i : i + 7] for i in range(0, len(text), 7)]
 
@@ -166,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(429, {"error": {"message": "slow down", "type": "rate_limit_error"}}, {"Retry-After": "0"})
             return
         chunks = answer_for(body["messages"])
-        slow = "SLOWLY" in question
+        slow = "SLOWLY" in question or is_scripted_slow(body["messages"])
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()

@@ -163,6 +163,8 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
 
     db = open_store(settings)
     job = db.get_job(job_id)
+    if job is not None and job.kind in JOB_KINDS:
+        return _run_other(db, settings, job, parent_pid=parent_pid)
     if job is None or job.source_id is None:
         log.error("job %s does not exist", job_id)
         return 2
@@ -191,6 +193,40 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
         fresh = next((s for s in db.list_sources() if s.id == job.source_id), None)
         if fresh is not None and fresh.state != "Failed":  # e.g. the vectors failed after the index
             record_failure(db, fresh, reason)
+        return 1
+    finally:
+        db.close()
+
+
+# Job kinds run by modules above this layer, looked up by name in the child process (importing
+# them here would invert the layers): module, function(db, settings, job_public_id, still_mine).
+JOB_KINDS: dict[str, tuple[str, str]] = {"workflow": ("repolens.workflows.jobs", "run_workflow_job")}
+
+
+def _run_other(db: Database, settings: Settings, job: Job, *, parent_pid: int | None) -> int:
+    """Run a job of one of ``JOB_KINDS``: its handler owns its own states; the job row only says
+    whether the process got to the end (Ready) or crashed (Failed)."""
+    import importlib
+
+    module, function = JOB_KINDS[job.kind]
+    progress = JobProgress(db, job, parent_pid=parent_pid)
+    try:
+        handler = getattr(importlib.import_module(module), function)
+        outcome = handler(db, settings, job.public_id, progress.check_parent)
+        progress.check_parent()
+        db.update_job(
+            job.id, state="Ready", phase=str(outcome), percent=100.0, finished_at=time.time(), heartbeat_at=time.time()
+        )
+        _OUTCOME_RECORDED.set()
+        return 0
+    except _Orphaned:
+        log.warning("job %s: the server went away; leaving the job to be resumed", job.public_id)
+        return 3
+    except Exception as exc:
+        reason = scrub(str(exc) if isinstance(exc, RepolensError) else f"{type(exc).__name__}: {exc}")[:500]
+        log.error("job %s failed:\n%s", job.public_id, scrub(traceback.format_exc()))
+        db.update_job(job.id, state="Failed", reason=reason or "failed", finished_at=time.time())
+        _OUTCOME_RECORDED.set()
         return 1
     finally:
         db.close()

@@ -32,6 +32,7 @@ from repolens.domain import (
 )
 from repolens.storage.agents import AgentRegistry
 from repolens.storage.knowledge import KnowledgeStore
+from repolens.storage.workflow_store import WorkflowStore
 
 if TYPE_CHECKING:
     import numpy as np
@@ -444,6 +445,6 @@ class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore,
     beside the index."""
 
 
-class Database(Store, Registry, AgentRegistry, KnowledgeStore, Protocol):
-    """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``) and the
-    knowledge bases (``KnowledgeStore``) in one database."""
+class Database(Store, Registry, AgentRegistry, KnowledgeStore, WorkflowStore, Protocol):
+    """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``), the
+    knowledge bases (``KnowledgeStore``) and the workflows (``WorkflowStore``) in one database."""

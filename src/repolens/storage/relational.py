@@ -22,6 +22,7 @@ from repolens.storage.cache import GenerationCache
 from repolens.storage.knowledge import KnowledgeMixin
 from repolens.storage.migrations import Migration
 from repolens.storage.registry import RegistryMixin
+from repolens.storage.workflow_store import WorkflowStoreMixin
 
 # Relation kinds are stored as small integers: the table has tens of thousands of rows per repo.
 RELATION_KINDS: tuple[RelationKind, ...] = ("calls", "references", "imports", "inherits")
@@ -93,7 +94,7 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
-class SqlStore(RegistryMixin, AgentRegistryMixin, KnowledgeMixin):
+class SqlStore(RegistryMixin, AgentRegistryMixin, KnowledgeMixin, WorkflowStoreMixin):
     """The shared read side; subclasses set ``_integrity_errors`` and call ``_init_caches``."""
 
     # What opening the store did to the schema (``repolens migrate`` reports it); None: nothing.

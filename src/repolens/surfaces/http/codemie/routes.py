@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from repolens.surfaces.http.codemie import API, assistants, auth, conversations, datasources, files, meta, tasks
+from repolens.surfaces.http.codemie import (
+    API,
+    assistants,
+    auth,
+    conversations,
+    datasources,
+    files,
+    meta,
+    tasks,
+    workflows,
+)
 
 router = APIRouter(prefix=API, tags=["CodeMie"])
-for _module in (auth, meta, datasources, files, assistants, conversations, tasks):
+for _module in (auth, meta, datasources, files, assistants, conversations, tasks, workflows):
     router.include_router(_module.router)

@@ -1,0 +1,318 @@
+"""Workflow definitions: CodeMie's YAML, parsed safely and validated with errors that name the line.
+
+The YAML is composed by PyYAML's safe loader into a node graph (no tags that build objects), then
+turned into plain values here, counting every node visited: an alias re-visits its anchor's
+nodes, so a "billion laughs" document is refused after ``MAX_YAML_NODES`` instead of expanding.
+Every key's line is remembered, so a validation error says ``line 12, states[1].next.state_id``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from repolens.errors import InvalidInput
+from repolens.workflows.expressions import ExpressionError, check
+
+# A workflow definition is a page or two of YAML; CodeMie's biggest templates are ~20 KB.
+MAX_YAML_BYTES = 1_000_000
+# Nodes visited while building values, aliases counted each time they are expanded.
+MAX_YAML_NODES = 50_000
+MAX_YAML_DEPTH = 50
+END = "end"
+MODES = ("Sequential", "Autonomous")
+
+
+class ConfigError(InvalidInput):
+    """A workflow definition that cannot be used; ``details`` lists ``{line, key, msg}``."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or []
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RetryPolicy(_Strict):
+    initial_interval: float = Field(default=1.0, ge=0, le=60)
+    backoff_factor: float = Field(default=2.0, ge=1, le=10)
+    max_interval: float = Field(default=30.0, ge=0, le=600)
+    max_attempts: int = Field(default=1, ge=1, le=10)
+
+
+class WorkflowAssistant(_Strict):
+    id: str
+    assistant_id: str | None = None
+    name: str | None = None
+    model: str | None = None
+    temperature: float | None = None
+    system_prompt: str | None = None
+    limit_tool_output_tokens: int = 10000
+    tools: list[dict[str, Any]] = []
+    datasource_ids: list[str] = []
+    exclude_extra_context_tools: bool = False
+    mcp_servers: list[dict[str, Any]] = []
+    skill_ids: list[str] = []
+
+
+class WorkflowTool(_Strict):
+    id: str
+    tool: str
+    tool_args: dict[str, Any] = {}
+    integration_alias: str | None = None
+    tool_result_json_pointer: str | None = None
+    trace: bool = False
+    mcp_server: dict[str, Any] | None = None
+    resolve_dynamic_values_in_response: bool = False
+    input_key: str | None = None
+    tokens_size_limit: int | None = None
+
+
+class Condition(_Strict):
+    expression: str
+    then: str
+    otherwise: str
+
+
+class SwitchCase(_Strict):
+    condition: str
+    state_id: str
+
+
+class Switch(_Strict):
+    cases: list[SwitchCase]
+    default: str
+
+
+class NextState(_Strict):
+    state_id: str | None = None
+    state_ids: list[str] | None = None
+    iter_key: str | None = None
+    condition: Condition | None = None
+    switch: Switch | None = None
+    output_key: str | None = None
+    store_in_context: bool = True
+    include_in_llm_history: bool = True
+    clear_prior_messages: bool = False
+    clear_context_store: bool | Literal["keep_current"] = False
+    reset_keys_in_context_store: list[str] = []
+    include_in_iterator_context: list[str] = ["*"]
+    append_to_context: bool = False
+    override_task: bool = False
+    keep_history: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_route(self) -> NextState:
+        routes = [self.state_id is not None, bool(self.state_ids), self.condition is not None, self.switch is not None]
+        if sum(routes) != 1:
+            raise ValueError("next needs exactly one of state_id, state_ids, condition or switch")
+        if self.iter_key is not None and self.state_id is None:
+            raise ValueError("iter_key needs a state_id to run for each item")
+        return self
+
+
+class WorkflowState(_Strict):
+    id: str
+    assistant_id: str | None = None
+    tool_id: str | None = None
+    custom_node_id: str | None = None
+    task: str = ""
+    output_schema: str | None = None
+    retry_policy: RetryPolicy | None = None
+    interrupt_before: bool = False
+    finish_iteration: bool = False
+    tool_args: dict[str, Any] = {}
+    resolve_dynamic_values_in_prompt: bool = False
+    result_as_human_message: bool = False
+    next: NextState | None = None
+
+    @model_validator(mode="after")
+    def _one_actor(self) -> WorkflowState:
+        if sum(x is not None for x in (self.assistant_id, self.tool_id, self.custom_node_id)) != 1:
+            raise ValueError("a state needs exactly one of assistant_id, tool_id or custom_node_id")
+        return self
+
+
+class WorkflowConfig(_Strict):
+    assistants: list[WorkflowAssistant] = []
+    tools: list[WorkflowTool] = []
+    custom_nodes: list[dict[str, Any]] = []
+    states: list[WorkflowState]
+    retry_policy: RetryPolicy = RetryPolicy()
+    messages_limit_before_summarization: int = 25
+    tokens_limit_before_summarization: int = 50000
+    enable_summarization_node: bool = True
+    recursion_limit: int = Field(default=50, ge=1, le=1000)
+    max_concurrency: int | None = Field(default=None, ge=1, le=32)
+    verbose: bool = False
+    max_iteration_key_output_limit: int = Field(default=200, ge=1, le=10_000)
+
+    def state(self, state_id: str) -> WorkflowState:
+        return next(s for s in self.states if s.id == state_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    """The line of each key path (tuples of str keys and int indexes), 1-based."""
+
+    by_path: dict[tuple[str | int, ...], int]
+
+    def line(self, path: tuple[str | int, ...]) -> int | None:
+        while path:
+            if path in self.by_path:
+                return self.by_path[path]
+            path = path[:-1]
+        return None
+
+
+def _plain(
+    node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int], budget: list[int], depth: int
+) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(
+            f"the YAML expands to more than {MAX_YAML_NODES} values (anchors and aliases included); "
+            "write it out or make it smaller"
+        )
+    if depth > MAX_YAML_DEPTH:
+        raise ConfigError(f"the YAML nests deeper than {MAX_YAML_DEPTH} levels")
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: mapping keys must be plain strings")
+            key = str(key_node.value)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _plain(value_node, (*path, key), lines, budget, depth + 1)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(item, (*path, i), lines, budget, depth + 1) for i, item in enumerate(node.value)]
+    return yaml.SafeLoader(" ").construct_object(node, deep=False) if node.tag != "tag:yaml.org,2002:str" else node.value
+
+
+def _compose(text: str) -> yaml.Node | None:
+    loader = yaml.SafeLoader(text)
+    try:
+        return loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}the YAML is not valid: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def _path_text(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse(yaml_config: str) -> WorkflowConfig:
+    """Parse and validate a workflow's YAML; raise ``ConfigError`` naming the line and key."""
+    if len(yaml_config.encode("utf-8", "replace")) > MAX_YAML_BYTES:
+        raise ConfigError(f"the YAML configuration is larger than {MAX_YAML_BYTES // 1000} KB")
+    node = _compose(yaml_config)
+    if node is None:
+        raise ConfigError("the YAML configuration is empty: it needs at least `states`")
+    lines: dict[tuple[str | int, ...], int] = {}
+    value = _plain(node, (), lines, [MAX_YAML_NODES], 0)
+    if isinstance(value, dict) and isinstance(value.get("execution_config"), dict):
+        # CodeMie's templates wrap the body; user configs put it at the top level. Both work.
+        value = value["execution_config"]
+        lines = {p[1:]: n for p, n in lines.items() if p[:1] == ("execution_config",)}
+    if not isinstance(value, dict):
+        raise ConfigError("the YAML configuration must be a mapping with `states`")
+    where = _Lines(lines)
+    try:
+        config = WorkflowConfig.model_validate(value)
+    except ValidationError as exc:
+        details = []
+        for err in exc.errors():
+            path = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown key {path[-1]!r}"
+            details.append({"line": where.line(path), "key": _path_text(path), "msg": msg})
+        first = details[0]
+        raise ConfigError(f"line {first['line']}, {first['key']}: {first['msg']}", details) from None
+    _check_references(config, where)
+    return config
+
+
+def _fail(where: _Lines, path: tuple[str | int, ...], msg: str) -> ConfigError:
+    line = where.line(path)
+    return ConfigError(f"line {line}, {_path_text(path)}: {msg}", [{"line": line, "key": _path_text(path), "msg": msg}])
+
+
+def _check_references(config: WorkflowConfig, where: _Lines) -> None:
+    if not config.states:
+        raise _fail(where, ("states",), "a workflow needs at least one state")
+    assistants = {a.id for a in config.assistants}
+    tools = {t.id for t in config.tools}
+    states: set[str] = set()
+    for i, state in enumerate(config.states):
+        if state.id in states or state.id == END:
+            raise _fail(where, ("states", i, "id"), f"the state id {state.id!r} is used twice or reserved")
+        states.add(state.id)
+    for i, state in enumerate(config.states):
+        if state.assistant_id is not None and state.assistant_id not in assistants:
+            raise _fail(where, ("states", i, "assistant_id"), f"no assistant with id {state.assistant_id!r} in `assistants`")
+        if state.tool_id is not None and state.tool_id not in tools:
+            raise _fail(where, ("states", i, "tool_id"), f"no tool with id {state.tool_id!r} in `tools`")
+        if state.custom_node_id is not None:
+            raise _fail(where, ("states", i, "custom_node_id"), "custom nodes are not supported by this server")
+        if state.output_schema is not None:
+            try:
+                json.loads(state.output_schema)
+            except ValueError:
+                raise _fail(where, ("states", i, "output_schema"), "output_schema must be a JSON document") from None
+        nxt = state.next
+        if nxt is None:
+            continue
+        base: tuple[str | int, ...] = ("states", i, "next")
+        targets: list[tuple[tuple[str | int, ...], str]] = []
+        if nxt.state_id is not None:
+            targets.append(((*base, "state_id"), nxt.state_id))
+        for j, target in enumerate(nxt.state_ids or []):
+            targets.append(((*base, "state_ids", j), target))
+        if nxt.condition is not None:
+            _check_expression(where, (*base, "condition", "expression"), nxt.condition.expression)
+            targets += [
+                ((*base, "condition", "then"), nxt.condition.then),
+                ((*base, "condition", "otherwise"), nxt.condition.otherwise),
+            ]
+        if nxt.switch is not None:
+            for j, case in enumerate(nxt.switch.cases):
+                _check_expression(where, (*base, "switch", "cases", j, "condition"), case.condition)
+                targets.append(((*base, "switch", "cases", j, "state_id"), case.state_id))
+            targets.append(((*base, "switch", "default"), nxt.switch.default))
+        for path, target in targets:
+            if target != END and target not in states:
+                raise _fail(where, path, f"no state with id {target!r} (or `end`)")
+
+
+def _check_expression(where: _Lines, path: tuple[str | int, ...], expression: str) -> None:
+    try:
+        check(expression)
+    except ExpressionError as exc:
+        raise _fail(where, path, str(exc)) from None
+
+
+def check_mode(mode: str | None) -> str:
+    """The workflow mode, ``Sequential`` by default; ``Autonomous`` is refused as CodeMie does."""
+    mode = mode or "Sequential"
+    if mode == "Autonomous":
+        raise ConfigError("Autonomous workflows are no longer supported; use mode Sequential")
+    if mode not in MODES:
+        raise ConfigError(f"unknown workflow mode {mode!r}; use Sequential")
+    return mode

@@ -1,0 +1,461 @@
+"""The workflow engine: runs an execution's states one at a time, committing each before the next.
+
+Durability. The execution row holds a *frontier*: the tasks (state + input) still to run, the
+fan-out groups waiting for their members, the context store and a step count. A task is taken
+from the frontier only in the transaction that records its state as finished (``commit_state``),
+together with the tasks it schedules and the transitions it makes. A process killed mid-state
+leaves the task in the frontier and its state row In Progress; the job queue runs the execution
+again, the task runs again into the same row, and no finished state ever runs twice.
+
+Assistants and tools are reached through two narrow protocols (``AssistantRunner``,
+``ToolRunner``), so the engine knows nothing of models or MCP; the job entry point
+(``workflows/jobs.py``) wires the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from repolens.errors import InvalidInput, RepolensError
+from repolens.storage.workflow_store import (
+    ABORTED,
+    FAILED,
+    IN_PROGRESS,
+    INTERRUPTED,
+    SUCCEEDED,
+    ExecutionRecord,
+    NewThought,
+    WorkflowStore,
+)
+from repolens.workflows.config import (
+    END,
+    NextState,
+    RetryPolicy,
+    WorkflowAssistant,
+    WorkflowConfig,
+    WorkflowState,
+    WorkflowTool,
+    parse,
+)
+from repolens.workflows.expressions import ExpressionError, evaluate
+
+log = logging.getLogger(__name__)
+
+# How often a running state looks for an abort in the database: the in-flight model or tool
+# call is cancelled within this delay of ``PUT .../abort``.
+ABORT_POLL_S = 0.3
+# A state's output kept in the frontier and the transitions' context is cut at this size: the
+# full output lives in the state row.
+MAX_CONTEXT_CHARS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantCall:
+    """One assistant state's turn: who, what, and the input from the previous state."""
+
+    assistant: WorkflowAssistant
+    task: str
+    input: str
+    user_input: str
+    context: dict[str, Any]
+    output_schema: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class AssistantReply:
+    text: str
+    thoughts: list[NewThought] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class AssistantRunner(Protocol):
+    """The agent runtime as the engine sees it. ``cancel`` is set on abort: stop the model call."""
+
+    def run(self, call: AssistantCall, cancel: threading.Event) -> AssistantReply: ...
+
+
+class ToolRunner(Protocol):
+    """A tool state's tool. Raise ``RepolensError`` (or any exception) on failure."""
+
+    def run(self, tool: WorkflowTool, args: dict[str, Any], input: str, cancel: threading.Event) -> str: ...
+
+
+class Aborted(Exception):
+    """The execution was aborted while a state ran."""
+
+
+def initial_frontier(config: WorkflowConfig, yaml_config: str, user_input: str) -> dict[str, Any]:
+    """The frontier of a new execution: the first state, fed the user's input."""
+    first = config.states[0].id
+    return {
+        "yaml_config": yaml_config,
+        "tasks": [{"key": "1", "state": first, "input": user_input, "iteration": 0, "preceding": [], "group": None}],
+        "groups": {},
+        "seq": 1,
+        "steps": 0,
+        "context": {},
+        "user_input": user_input,
+        "last_output": None,
+    }
+
+
+def _parsed(output: str) -> Any:
+    try:
+        return json.loads(output)
+    except ValueError:
+        text = output.strip()
+        if text.startswith("```"):  # models like to fence their JSON
+            inner = text.strip("`").removeprefix("json").strip()
+            try:
+                return json.loads(inner)
+            except ValueError:
+                return output
+        return output
+
+
+class Engine:
+    """Runs one execution until it ends, pauses or is aborted."""
+
+    def __init__(
+        self,
+        db: WorkflowStore,
+        assistants: AssistantRunner,
+        tools: ToolRunner,
+        *,
+        headers: dict[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        still_mine: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.assistants = assistants
+        self.tools = tools
+        self.headers = headers or {}
+        self.sleep = sleep
+        self.still_mine = still_mine or (lambda: None)
+
+    def run(self, execution_public_id: str) -> str:
+        """Run the execution's frontier to its end; its final status."""
+        while True:
+            self.still_mine()
+            ex = self.db.get_execution(execution_public_id)
+            if ex is None:
+                return ABORTED
+            if ex.status in (ABORTED, SUCCEEDED, FAILED):
+                return ex.status
+            workflow = self._workflow(ex)
+            if workflow is None:
+                self.db.update_execution(ex.id, status=FAILED, error="the workflow was deleted")
+                return FAILED
+            outcome = self._step(ex, workflow)
+            if outcome is not None:
+                return outcome
+
+    def _workflow(self, ex: ExecutionRecord) -> WorkflowConfig | None:
+        # An execution runs the definition it started with: editing the workflow changes the next one.
+        yaml_config = ex.frontier.get("yaml_config")
+        return parse(yaml_config) if isinstance(yaml_config, str) else None
+
+    def _step(self, ex: ExecutionRecord, config: WorkflowConfig) -> str | None:
+        frontier = ex.frontier
+        tasks: list[dict[str, Any]] = frontier["tasks"]
+        if not tasks:
+            last = frontier.get("last_output")
+            self.db.update_execution(ex.id, status=SUCCEEDED, output=last if isinstance(last, str) else None)
+            return SUCCEEDED
+        task = tasks[0]
+        state = config.state(task["state"])
+        if state.interrupt_before and not task.get("approved"):
+            self.db.start_state(
+                ex.id,
+                task_key=task["key"],
+                state_id=state.id,
+                task=state.task,
+                iteration=task["iteration"],
+                preceding=task["preceding"],
+                status=INTERRUPTED,
+            )
+            self.db.update_execution(ex.id, status=INTERRUPTED)
+            return INTERRUPTED
+        if frontier["steps"] >= config.recursion_limit:
+            row = self.db.start_state(
+                ex.id,
+                task_key=task["key"],
+                state_id=state.id,
+                task=state.task,
+                iteration=task["iteration"],
+                preceding=task["preceding"],
+                status=IN_PROGRESS,
+            )
+            error = f"the workflow ran {config.recursion_limit} states (recursion_limit) without reaching `end`"
+            self.db.commit_state(
+                row.id,
+                status=FAILED,
+                output=None,
+                error=error,
+                thoughts=[],
+                transitions=[],
+                execution={"status": FAILED, "error": error},
+            )
+            return FAILED
+        row = self.db.start_state(
+            ex.id,
+            task_key=task["key"],
+            state_id=state.id,
+            task=state.task,
+            iteration=task["iteration"],
+            preceding=task["preceding"],
+            status=IN_PROGRESS,
+        )
+        if ex.status != IN_PROGRESS:
+            self.db.update_execution(ex.id, status=IN_PROGRESS)
+        try:
+            reply = self._run_with_retry(ex, config, state, task)
+        except Aborted:
+            return ABORTED
+        except Exception as exc:  # the state's failure is the execution's: recorded, not raised
+            error = str(exc) if isinstance(exc, RepolensError) else f"{type(exc).__name__}: {exc}"
+            rest = {**frontier, "tasks": tasks[1:]}
+            done = self.db.commit_state(
+                row.id,
+                status=FAILED,
+                output=None,
+                error=error[:4000],
+                thoughts=[],
+                transitions=[],
+                execution={"status": FAILED, "error": f"state {state.id}: {error}"[:4000], "frontier": rest},
+            )
+            return FAILED if done else ABORTED
+        new_frontier, transitions = self._advance(config, state, task, reply.text, frontier)
+        done = self.db.commit_state(
+            row.id,
+            status=SUCCEEDED,
+            output=reply.text,
+            error="",
+            thoughts=reply.thoughts,
+            transitions=transitions,
+            execution={
+                "frontier": new_frontier,
+                "input_tokens": ex.input_tokens + reply.input_tokens,
+                "output_tokens": ex.output_tokens + reply.output_tokens,
+            },
+        )
+        return None if done else ABORTED
+
+    def _run_with_retry(
+        self, ex: ExecutionRecord, config: WorkflowConfig, state: WorkflowState, task: dict[str, Any]
+    ) -> AssistantReply:
+        policy: RetryPolicy = state.retry_policy or config.retry_policy
+        cancel = threading.Event()
+        stop_watch = threading.Event()
+        watcher = threading.Thread(target=self._watch_abort, args=(ex.public_id, cancel, stop_watch), daemon=True)
+        watcher.start()
+        try:
+            delay = policy.initial_interval
+            for attempt in range(1, policy.max_attempts + 1):
+                try:
+                    return self._run_once(config, state, task, cancel)
+                except Exception as exc:
+                    if cancel.is_set():
+                        raise Aborted from exc
+                    if attempt >= policy.max_attempts:
+                        raise
+                    log.info("state %s: attempt %d failed (%s); retrying in %.1f s", state.id, attempt, exc, delay)
+                    if cancel.wait(delay):
+                        raise Aborted from exc
+                    delay = min(policy.max_interval, delay * policy.backoff_factor)
+            raise AssertionError("unreachable")
+        finally:
+            stop_watch.set()
+            if cancel.is_set():
+                raise Aborted
+
+    def _watch_abort(self, execution_public_id: str, cancel: threading.Event, stop: threading.Event) -> None:
+        while not stop.wait(ABORT_POLL_S):
+            try:
+                ex = self.db.get_execution(execution_public_id)
+            except RepolensError:
+                continue
+            if ex is None or ex.status == ABORTED:
+                cancel.set()
+                return
+
+    def _run_once(
+        self, config: WorkflowConfig, state: WorkflowState, task: dict[str, Any], cancel: threading.Event
+    ) -> AssistantReply:
+        text_input = task["input"] if isinstance(task["input"], str) else json.dumps(task["input"])
+        if state.tool_id is not None:
+            tool = next(t for t in config.tools if t.id == state.tool_id)
+            args = {**tool.tool_args, **state.tool_args}
+            output = self.tools.run(tool, args, text_input, cancel)
+            return AssistantReply(
+                text=output,
+                thoughts=[
+                    NewThought(
+                        author_name=tool.tool,
+                        author_type="Tool",
+                        input_text=json.dumps(args),
+                        content=output[:MAX_CONTEXT_CHARS],
+                    )
+                ],
+            )
+        assistant = next(a for a in config.assistants if a.id == state.assistant_id)
+        call = AssistantCall(
+            assistant=assistant,
+            task=state.task,
+            input=text_input,
+            user_input=task.get("user_input") or "",
+            context=dict(task.get("context") or {}),
+            output_schema=state.output_schema,
+            headers=self.headers,
+        )
+        return self.assistants.run(call, cancel)
+
+    def _advance(
+        self, config: WorkflowConfig, state: WorkflowState, task: dict[str, Any], output: str, frontier: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[tuple[str | None, str, dict[str, Any]]]]:
+        """The frontier after ``task`` finished with ``output``, and the transitions it made."""
+        tasks = list(frontier["tasks"][1:])
+        groups = dict(frontier["groups"])
+        context = dict(frontier["context"])
+        seq = int(frontier["seq"])
+        parsed = _parsed(output)
+        nxt = state.next
+        if nxt is not None and nxt.store_in_context:
+            if nxt.clear_context_store is True:
+                context = {}
+            for key in nxt.reset_keys_in_context_store:
+                context.pop(key, None)
+            if nxt.output_key:
+                context[nxt.output_key] = parsed
+            elif isinstance(parsed, dict):
+                context.update(parsed)
+        feed: Any = output
+        group_id = task.get("group")
+        if group_id is not None:
+            group = dict(groups[group_id])
+            group["outputs"] = [*group["outputs"], output]
+            group["left"] = int(group["left"]) - 1
+            groups[group_id] = group
+            if group["left"] > 0:
+                # Wait for the group's other members: the join runs the next state once.
+                return {**frontier, "tasks": tasks, "groups": groups, "context": context, "steps": frontier["steps"] + 1}, []
+            del groups[group_id]
+            feed = json.dumps(group["outputs"])
+            parsed = group["outputs"]
+        targets, fan_items = self._route(config, nxt, parsed)
+        transitions: list[tuple[str | None, str, dict[str, Any]]] = []
+        snapshot = {"context_store": context, "user_input": frontier.get("user_input", "")}
+        if not targets:
+            transitions.append((state.id, END, snapshot))
+        for target in targets:
+            transitions.append((state.id, target, snapshot))
+            if target == END:
+                continue
+            if fan_items is not None:
+                seq += 1
+                gid = f"g{seq}"
+                groups[gid] = {"left": len(fan_items), "outputs": []}
+                for i, item in enumerate(fan_items):
+                    seq += 1
+                    tasks.append(
+                        {
+                            "key": str(seq),
+                            "state": target,
+                            "input": item if isinstance(item, str) else json.dumps(item),
+                            "iteration": i + 1,
+                            "preceding": [state.id],
+                            "group": gid,
+                            "context": context,
+                        }
+                    )
+                if not fan_items:
+                    del groups[gid]
+            else:
+                seq += 1
+                tasks.append(
+                    {
+                        "key": str(seq),
+                        "state": target,
+                        "input": feed[:MAX_CONTEXT_CHARS],
+                        "iteration": 0,
+                        "preceding": [state.id],
+                        "group": None,
+                        "context": context,
+                    }
+                )
+        return (
+            {
+                **frontier,
+                "tasks": tasks,
+                "groups": groups,
+                "context": context,
+                "seq": seq,
+                "steps": frontier["steps"] + 1,
+                "last_output": output[:MAX_CONTEXT_CHARS],
+            },
+            transitions,
+        )
+
+    def _route(self, config: WorkflowConfig, nxt: NextState | None, parsed: Any) -> tuple[list[str], list[Any] | None]:
+        """The next states and, for an ``iter_key`` fan-out, the items to map over."""
+        if nxt is None:
+            return [], None
+        if nxt.state_id is not None and nxt.iter_key is not None:
+            items = parsed.get(nxt.iter_key) if isinstance(parsed, dict) else None
+            if not isinstance(items, list):
+                raise_route(f"iter_key {nxt.iter_key!r}: the output has no list under that key")
+            return [nxt.state_id], list(items)[: config.max_iteration_key_output_limit]  # type: ignore[arg-type]
+        if nxt.state_id is not None:
+            return [nxt.state_id], None
+        if nxt.state_ids:
+            return list(nxt.state_ids), None
+        try:
+            if nxt.condition is not None:
+                return [nxt.condition.then if evaluate(nxt.condition.expression, parsed) else nxt.condition.otherwise], None
+            assert nxt.switch is not None
+            for case in nxt.switch.cases:
+                if evaluate(case.condition, parsed):
+                    return [case.state_id], None
+            return [nxt.switch.default], None
+        except ExpressionError as exc:
+            raise_route(str(exc))
+            raise  # unreachable
+
+
+def raise_route(message: str) -> None:
+    raise RepolensError(f"routing failed: {message}")
+
+
+def resume_frontier(ex: ExecutionRecord, *, user_input: str | None) -> dict[str, Any]:
+    """The frontier of an Interrupted execution with its paused task approved (and given the
+    user's input, if any)."""
+    if ex.status != INTERRUPTED:
+        raise InvalidInput(f"the execution is {ex.status}, not Interrupted: only a paused execution resumes")
+    frontier = dict(ex.frontier)
+    tasks = [dict(t) for t in frontier["tasks"]]
+    tasks[0]["approved"] = True
+    if user_input:
+        tasks[0]["user_input"] = user_input
+    frontier["tasks"] = tasks
+    return frontier
+
+
+def edit_output(frontier: dict[str, Any], state_id: str, output: str) -> dict[str, Any]:
+    """The frontier with the paused task fed ``output`` instead of ``state_id``'s output."""
+    tasks = [dict(t) for t in frontier["tasks"]]
+    changed = False
+    for t in tasks:
+        if state_id in t.get("preceding", []):
+            t["input"] = output
+            changed = True
+    if not changed:
+        raise InvalidInput(f"no waiting state takes the output of {state_id!r}")
+    return {**frontier, "tasks": tasks}

@@ -1,0 +1,276 @@
+"""Workflows in the core: the YAML and expression guards, and the durable engine on a real store
+(SQLite, and PostgreSQL for the tests marked ``backends``) with a scripted assistant runner."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from repolens.errors import InvalidInput
+from repolens.services import Services
+from repolens.storage.workflow_store import ABORTED, FAILED, INTERRUPTED, SUCCEEDED
+from repolens.workflows import service
+from repolens.workflows.config import ConfigError, parse
+from repolens.workflows.engine import AssistantCall, AssistantReply, Engine
+from repolens.workflows.expressions import ExpressionError, check, evaluate
+
+# -- the expression evaluator ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "__import__('os').system('true')",
+        "().__class__.__bases__",
+        "keys.__len__()",
+        "[x for x in range(10**9)]",
+        "(lambda: 1)()",
+        "open('/etc/passwd')",
+        "_secret",
+    ],
+)
+def test_hostile_expressions_are_refused_before_running(expression: str) -> None:
+    with pytest.raises(ExpressionError):
+        check(expression)
+
+
+@pytest.mark.parametrize("expression", ["'a' * 10**9", "9 ** 9 ** 9", "[1] * 10**8"])
+def test_expressions_that_would_build_huge_values_stop_fast(expression: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ExpressionError):
+        evaluate(expression, {})
+    assert time.monotonic() - started < 0.5
+
+
+def test_expressions_see_the_previous_output() -> None:
+    out = {"error": "x", "count": 3, "items": ["a", "b"]}
+    assert evaluate("'error' in keys", out) is True
+    assert evaluate("count > 2 and len(items) == 2", out) is True
+    assert evaluate("items[0] == 'a' or missing_is_never_reached", out) is True
+    assert evaluate("'ok' in keys", out) is False
+    with pytest.raises(ExpressionError, match="not in the previous output"):
+        evaluate("nope == 1", out)
+
+
+# -- the YAML guard --------------------------------------------------------------------------
+
+THREE_STATES = """\
+assistants:
+  - id: generic
+    model: gpt-4.1-mini
+    system_prompt: Answer user queries
+tools:
+  - id: tree
+    tool: get_file_tree
+states:
+  - id: generate_colors
+    assistant_id: generic
+    task: Generate a list of 3 colors
+    output_schema: '{"colors": ["orange","blue"]}'
+    next: {state_id: describe, iter_key: colors}
+  - id: describe
+    assistant_id: generic
+    task: Generate a text about a color
+    next: {state_id: merge}
+  - id: merge
+    assistant_id: generic
+    task: Merge all texts into one
+    next:
+      condition: {expression: "'error' in keys", then: fix, otherwise: end}
+  - id: fix
+    tool_id: tree
+    next: {state_id: end}
+"""
+
+
+def test_the_spec_example_parses() -> None:
+    config = parse(THREE_STATES)
+    assert [s.id for s in config.states] == ["generate_colors", "describe", "merge", "fix"]
+
+
+def test_unknown_keys_and_bad_references_name_the_line_and_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(THREE_STATES.replace("    task: Merge all", "    colour: red\n    task: Merge all"))
+    assert "line 20" in str(err.value) and "states[2].colour" in str(err.value) and "unknown key" in str(err.value)
+    with pytest.raises(ConfigError, match=r"line 17, states\[1\].next.state_id: no state with id 'mrge'"):
+        parse(THREE_STATES.replace("{state_id: merge}", "{state_id: mrge}"))
+    with pytest.raises(ConfigError, match=r"line 22, states\[2\].next.condition.expression: attribute access"):
+        parse(THREE_STATES.replace("'error' in keys", "keys.__class__"))
+
+
+def test_yaml_bombs_and_huge_yaml_are_refused() -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(8)
+    )
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="expands to more than"):
+        parse(bomb)
+    assert time.monotonic() - started < 2
+    with pytest.raises(ConfigError, match="larger than"):
+        parse("states: []\n" + "# padding\n" * 500_000)
+    with pytest.raises(ConfigError, match="not valid"):
+        parse("states: [\n")
+    with pytest.raises(ConfigError, match="Autonomous"):
+        service.check_mode("Autonomous")
+
+
+# -- the engine ------------------------------------------------------------------------------
+
+
+class Scripted:
+    """A stand-in agent runtime: answers by state task; records every call."""
+
+    def __init__(self, answers: dict[str, Any], *, block: threading.Event | None = None) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, str]] = []
+        self.block = block
+
+    def run(self, call: AssistantCall, cancel: threading.Event) -> AssistantReply:
+        self.calls.append((call.task, call.input))
+        if self.block is not None:
+            self.block.set()
+            cancel.wait(10)
+            raise RuntimeError("cancelled")
+        answer = self.answers[call.task]
+        text = answer(call) if callable(answer) else answer
+        return AssistantReply(text=text, input_tokens=10, output_tokens=5)
+
+
+class FailingTools:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def run(self, tool: Any, args: dict[str, Any], input: str, cancel: threading.Event) -> str:
+        self.calls += 1
+        raise InvalidInput(f"{tool.tool} broke")
+
+
+class EchoTools:
+    def run(self, tool: Any, args: dict[str, Any], input: str, cancel: threading.Event) -> str:
+        return f"tool {tool.tool} saw {input}"
+
+
+def _answers(merged: str) -> dict[str, Any]:
+    return {
+        "Generate a list of 3 colors": json.dumps({"colors": ["red", "green", "blue"]}),
+        "Generate a text about a color": lambda call: f"text about {call.input}",
+        "Merge all texts into one": merged,
+    }
+
+
+@pytest.mark.backends
+def test_fan_out_condition_and_tool_state_make_the_expected_transitions(services: Services) -> None:
+    db = services.store
+    wf = service.create_workflow(db, name="colors", project="demo", yaml_config=THREE_STATES)
+    ex = service.start_execution(db, wf, user_input="go", created_by={"user_id": "u"})
+    runner = Scripted(_answers(json.dumps({"error": "too short"})))
+    assert Engine(db, runner, EchoTools()).run(ex.public_id) == SUCCEEDED
+    done = db.get_execution(ex.public_id)
+    assert done is not None and done.status == SUCCEEDED
+    assert done.input_tokens == 50 and done.output_tokens == 25  # 5 assistant turns
+    assert [(t.from_state_id, t.to_state_id) for t in db.transitions(ex.id)] == [
+        ("generate_colors", "describe"),
+        ("describe", "merge"),  # once, after the last of the three iterations
+        ("merge", "fix"),
+        ("fix", "end"),
+    ]
+    states = db.states(ex.id)
+    assert [(s.state_id, s.iteration, s.status, s.runs) for s in states] == [
+        ("generate_colors", 0, SUCCEEDED, 1),
+        ("describe", 1, SUCCEEDED, 1),
+        ("describe", 2, SUCCEEDED, 1),
+        ("describe", 3, SUCCEEDED, 1),
+        ("merge", 0, SUCCEEDED, 1),
+        ("fix", 0, SUCCEEDED, 1),
+    ]
+    assert json.loads(runner.calls[4][1]) == ["text about red", "text about green", "text about blue"]
+    assert done.output is not None and done.output.startswith("tool get_file_tree saw")
+    # The other branch of the condition ends the execution at merge.
+    ex2 = service.start_execution(db, wf, user_input="go", created_by={})
+    assert Engine(db, Scripted(_answers('{"ok": true}')), EchoTools()).run(ex2.public_id) == SUCCEEDED
+    assert [t.to_state_id for t in db.transitions(ex2.id)][-1] == "end"
+    assert [s.state_id for s in db.states(ex2.id)][-1] == "merge"
+
+
+def test_a_failing_tool_is_retried_then_fails_with_the_error_in_its_state(services: Services) -> None:
+    db = services.store
+    yaml_config = THREE_STATES.replace(
+        "  - id: fix\n    tool_id: tree\n",
+        "  - id: fix\n    tool_id: tree\n    retry_policy: {max_attempts: 3, initial_interval: 0.01, backoff_factor: 2}\n",
+    )
+    wf = service.create_workflow(db, name="fails", project="demo", yaml_config=yaml_config)
+    ex = service.start_execution(db, wf, user_input="go", created_by={})
+    tools = FailingTools()
+    assert Engine(db, Scripted(_answers('{"error": 1}')), tools).run(ex.public_id) == FAILED
+    assert tools.calls == 3
+    failed = db.get_state(ex.id, "fix")
+    assert failed is not None and failed.status == FAILED and "get_file_tree broke" in failed.error
+    done = db.get_execution(ex.public_id)
+    assert done is not None and done.status == FAILED and "get_file_tree broke" in done.error
+
+
+def test_interrupt_before_pauses_and_resume_continues_with_user_input(services: Services) -> None:
+    db = services.store
+    yaml_config = THREE_STATES.replace("    task: Merge all texts", "    interrupt_before: true\n    task: Merge all texts")
+    wf = service.create_workflow(db, name="pause", project="demo", yaml_config=yaml_config)
+    ex = service.start_execution(db, wf, user_input="go", created_by={})
+    runner = Scripted(_answers('{"ok": 1}'))
+    assert Engine(db, runner, EchoTools()).run(ex.public_id) == INTERRUPTED
+    paused = db.get_execution(ex.public_id)
+    assert paused is not None and paused.status == INTERRUPTED
+    assert db.get_state(ex.id, "merge").status == INTERRUPTED  # type: ignore[union-attr]
+    with pytest.raises(InvalidInput):
+        service.set_output(db, paused, state_id="generate_colors", output="x")  # not what merge reads
+    service.set_output(db, paused, state_id="describe", output="edited by a human")
+    paused = db.get_execution(ex.public_id)
+    assert paused is not None
+    service.resume(db, paused, user_input="be brief")
+    assert Engine(db, runner, EchoTools()).run(ex.public_id) == SUCCEEDED
+    assert runner.calls[-1] == ("Merge all texts into one", "edited by a human")
+    assert [s.runs for s in db.states(ex.id) if s.state_id == "merge"] == [1]
+
+
+def test_abort_stops_the_running_call_and_stays_aborted(services: Services) -> None:
+    db = services.store
+    wf = service.create_workflow(db, name="abort", project="demo", yaml_config=THREE_STATES)
+    ex = service.start_execution(db, wf, user_input="go", created_by={})
+    started = threading.Event()
+    result: list[str] = []
+    thread = threading.Thread(
+        target=lambda: result.append(Engine(db, Scripted({}, block=started), EchoTools()).run(ex.public_id))
+    )
+    thread.start()
+    assert started.wait(5)
+    t0 = time.monotonic()
+    assert service.abort(db, db.get_execution(ex.public_id))  # type: ignore[arg-type]
+    thread.join(10)
+    assert result == [ABORTED] and time.monotonic() - t0 < 3
+    assert db.get_execution(ex.public_id).status == ABORTED  # type: ignore[union-attr]
+    assert [s.status for s in db.states(ex.id)] == [ABORTED]
+    # An aborted execution never resumes and is never overwritten.
+    assert Engine(db, Scripted(_answers("{}")), EchoTools()).run(ex.public_id) == ABORTED
+    assert not service.abort(db, db.get_execution(ex.public_id))  # type: ignore[arg-type]
+
+
+def test_cli_creates_lists_runs_and_aborts_a_workflow(run_cli: Any, tmp_path: Any) -> None:
+    good = tmp_path / "colors.yaml"
+    good.write_text(THREE_STATES)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(THREE_STATES.replace("{state_id: merge}", "{state_id: mrge}"))
+    refused = run_cli("workflow", "create", "bad", "--file", str(bad))
+    assert refused.returncode != 0 and "line 17, states[1].next.state_id" in refused.stderr
+    run_cli("workflow", "create", "colors", "--file", str(good), check=True)
+    assert "colors" in run_cli("workflow", "list", check=True).stdout
+    started = run_cli("workflow", "run", "colors", "--input", "go", "--json", check=True)
+    execution = json.loads(started.stdout)
+    assert execution["overall_status"] == "Not Started"  # no server here: queued for one
+    aborted = run_cli("workflow", "abort", execution["execution_id"], check=True)
+    assert "aborted" in aborted.stdout
+    again = run_cli("workflow", "abort", execution["execution_id"])
+    assert again.returncode != 0 and "already Aborted" in again.stderr
