@@ -44,7 +44,9 @@ def render(parsed: ParsedFile, *, with_relations: bool) -> dict[str, Any]:
         "docs": {s.qualified_name: s.doc.split("\n", 1)[0] for s in parsed.symbols if s.doc},
     }
     if with_relations:
-        out["relations"] = sorted([r.source or "", r.kind, r.target] for r in parsed.relations if r.kind != "references")
+        # one row per (source, kind, target): calls on different receivers differ only in their hint
+        rows = {(r.source or "", r.kind, r.target) for r in parsed.relations if r.kind != "references"}
+        out["relations"] = sorted(list(row) for row in rows)
     return out
 
 
