@@ -23,10 +23,11 @@ deleted row. A hint is one of:
     a builtin, a global): the call is kept, named, and linked to nothing.
 ``"QUAL@LOC;LOC|QUAL@LOC"``
     alternatives tried in order: the definition whose qualified name is ``QUAL`` in a file
-    that one of the locators matches (see ``graph.matches``). Locators: ``.`` the same file,
-    ``d:DIR`` a file directly in DIR, ``p:MOD`` a module path (``a/b`` matches ``a/b.py``,
-    ``src/a/b/__init__.py``, ``a/b/index.ts``), ``g:IMPORT`` a Go import path (a directory it
-    ends with). A member ``Type.m`` not found where ``Type`` lives is looked up through
+    that one of the locators matches (see ``graph.matches``). ``f().m`` in ``QUAL`` is member
+    ``m`` of the type ``f``'s signature declares it returns (``c := MakeCluster(); c.Close()``).
+    Locators: ``.`` the same file, ``d:DIR`` a file directly in DIR, ``p:MOD`` a module path
+    (``a/b`` matches ``a/b.py``, ``src/a/b/__init__.py``, ``a/b/index.ts``), ``g:IMPORT`` a Go
+    import path (a directory it ends with). A member ``Type.m`` not found where ``Type`` lives is looked up through
     ``Type``'s base classes (their edges carry hints too).
 """
 
@@ -35,7 +36,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
     import tree_sitter as ts
@@ -77,6 +78,12 @@ _CLASSES: dict[str, frozenset[str]] = {
 _FAMILY = {"typescript": "javascript", "tsx": "javascript"}
 
 
+# What a variable holds, as written: a type name, or the call whose result it is (its type is
+# the callee's declared result type, looked up at query time: the callee may be in another file).
+Written: TypeAlias = "str | ts.Node"
+_CALLS = frozenset({"call", "call_expression", "method_invocation"})
+
+
 @dataclass(frozen=True, slots=True)
 class Place:
     """Where a name is defined: its qualified name in a module and the locators of that module."""
@@ -115,8 +122,8 @@ class Resolver:
     imports: dict[str, Place] = field(default_factory=dict)
     wildcards: list[str] = field(default_factory=list)  # Java on-demand imports, as module paths
     _by_node: dict[tuple[int, int], Definition] = field(default_factory=dict)
-    _locals: dict[tuple[int, int], dict[str, str]] = field(default_factory=dict)
-    _fields: dict[tuple[int, int], dict[str, str]] = field(default_factory=dict)
+    _locals: dict[tuple[int, int], dict[str, Written]] = field(default_factory=dict)
+    _fields: dict[tuple[int, int], dict[str, Written]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.family = _FAMILY.get(self.language, self.language)
@@ -323,14 +330,12 @@ class Resolver:
         if kind in ("identifier", "field_identifier"):
             declared = self._local_type(text, at)
             if declared is not None:
-                place = self._type_place(declared)
-                return [place] if place is not None else []
-            if self.family == "java" or self.family == "javascript":
+                return self._written_places(declared)
+            if self.family == "java":
                 owner = self._enclosing_class(at)
-                typed = self._field_type(owner, text) if owner is not None and self.family == "java" else None
+                typed = self._field_type(owner, text) if owner is not None else None
                 if typed is not None:
-                    place = self._type_place(typed)
-                    return [place] if place is not None else []
+                    return self._written_places(typed)
             return self._name_places(text)
         if kind in ("attribute", "member_expression", "field_access", "selector_expression"):
             obj, prop = _object_and_property(receiver)
@@ -339,22 +344,46 @@ class Resolver:
                 for owner_place in owners:
                     typed = self._member_type(owner_place, prop)
                     if typed is not None:
-                        place = self._type_place(typed)
-                        return [place] if place is not None else []
+                        return self._written_places(typed)
             if _IDENTIFIER_CHAIN.match(text):
                 return self._name_places(text)
             return []
-        if kind in ("call", "new_expression", "object_creation_expression"):
+        if kind in ("new_expression", "object_creation_expression") or (
+            kind == "call" and _looks_like_type(_text(receiver.child_by_field_name("function")))
+        ):
             callee = receiver.child_by_field_name("function") or receiver.child_by_field_name("constructor")
             if callee is None:
                 callee = receiver.child_by_field_name("type")
-            if callee is not None and (kind != "call" or _looks_like_type(_text(callee))):
-                place = self._type_place(_text(callee))
-                return [place] if place is not None else []
-            return []
+            place = self._type_place(_text(callee)) if callee is not None else None
+            return [place] if place is not None else []
+        if kind in _CALLS:
+            return self._result_places(receiver)
+        if kind == "await_expression" and receiver.named_children:
+            return self._value_places(receiver.named_children[0], at)
         if kind in ("parenthesized_expression", "non_null_expression") and receiver.named_children:
             return self._value_places(receiver.named_children[0], at)
         return []
+
+    def _written_places(self, written: Written) -> list[Place]:
+        if isinstance(written, str):
+            place = self._type_place(written)
+            return [place] if place is not None else []
+        return self._result_places(written)
+
+    def _result_places(self, call: ts.Node) -> list[Place]:
+        """Where the type of ``call``'s result is: the callee's places, marked ``()`` (the graph
+        reads the callee's declared result type from its signature)."""
+        if call.type == "method_invocation":
+            name_node = call.child_by_field_name("name")
+        else:
+            callee = call.child_by_field_name("function")
+            name_node = callee
+            if callee is not None and callee.type in ("attribute", "member_expression", "selector_expression"):
+                name_node = callee.child_by_field_name("attribute") or callee.child_by_field_name("property")
+                name_node = name_node or callee.child_by_field_name("field")
+        if name_node is None or name_node.type not in ("identifier", "property_identifier", "field_identifier"):
+            return []
+        return [Place(f"{p.qual}()", p.where) for p in self._call_places(name_node) if p.qual]
 
     def _is_module(self, node: ts.Node) -> bool:
         place = self.imports.get(_text(node))
@@ -432,7 +461,7 @@ class Resolver:
                         return _text(n)
         return None
 
-    def _local_type(self, name: str, at: ts.Node) -> str | None:
+    def _local_type(self, name: str, at: ts.Node) -> Written | None:
         """The declared or constructed type of the local ``name`` in a function enclosing ``at``
         (or at the top of the file)."""
         scopes = [a for a in _ancestors(at) if a.type in _FUNCTIONS[self.family]]
@@ -454,9 +483,9 @@ class Resolver:
                 return table[name]
         return None
 
-    def _declarations(self, scope: ts.Node, *, top: bool) -> dict[str, str]:
-        """name -> written type of every typed or constructed local in ``scope``."""
-        out: dict[str, str] = {}
+    def _declarations(self, scope: ts.Node, *, top: bool) -> dict[str, Written]:
+        """name -> written type (or the call whose result it holds) of the locals in ``scope``."""
+        out: dict[str, Written] = {}
         nested = _FUNCTIONS[self.family] | _CLASSES[self.family]
         nodes = scope.named_children if top else _walk(scope, stop=nested, skip_root=True)
         if not top:
@@ -470,7 +499,7 @@ class Resolver:
                 self._declaration(node, out)
         return out
 
-    def _declaration(self, node: ts.Node, out: dict[str, str]) -> None:
+    def _declaration(self, node: ts.Node, out: dict[str, Written]) -> None:
         kind = node.type
         if self.family == "python":
             if kind in ("typed_parameter", "typed_default_parameter"):
@@ -490,6 +519,8 @@ class Resolver:
                     callee = right.child_by_field_name("function")
                     if callee is not None and _looks_like_type(_text(callee)):
                         out.setdefault(_text(left), _text(callee))
+                    else:
+                        out.setdefault(_text(left), right)
         elif self.family == "javascript":
             if kind in ("required_parameter", "optional_parameter"):
                 pattern, written = node.child_by_field_name("pattern"), node.child_by_field_name("type")
@@ -499,12 +530,16 @@ class Resolver:
                 ident, written, value = (node.child_by_field_name(f) for f in ("name", "type", "value"))
                 if ident is None or ident.type != "identifier":
                     return
+                if value is not None and value.type == "await_expression" and value.named_children:
+                    value = value.named_children[0]
                 if written is not None:
                     out.setdefault(_text(ident), _text(written).lstrip(": "))
                 elif value is not None and value.type == "new_expression":
                     ctor = value.child_by_field_name("constructor")
                     if ctor is not None:
                         out.setdefault(_text(ident), _text(ctor))
+                elif value is not None and value.type == "call_expression":
+                    out.setdefault(_text(ident), value)
         elif self.family == "go":
             if kind in ("parameter_declaration", "var_spec"):
                 written = node.child_by_field_name("type")
@@ -522,6 +557,8 @@ class Resolver:
                         written = value.child_by_field_name("type")
                         if written is not None:
                             out.setdefault(_text(ident), _text(written))
+                    elif value.type == "call_expression":  # x, err := NewX(): the first result
+                        out.setdefault(_text(ident), value)
         elif self.family == "java":
             if kind in ("formal_parameter", "catch_formal_parameter", "enhanced_for_statement", "spread_parameter"):
                 written = node.child_by_field_name("type") or next(
@@ -543,10 +580,12 @@ class Resolver:
                             ctor = value.child_by_field_name("type")
                             if ctor is not None:
                                 out.setdefault(_text(ident), _text(ctor))
+                        elif value is not None and value.type == "method_invocation":
+                            out.setdefault(_text(ident), value)
                     else:
                         out.setdefault(_text(ident), _text(written))
 
-    def _member_type(self, owner: Place, member: str) -> str | None:
+    def _member_type(self, owner: Place, member: str) -> Written | None:
         """The written type of field ``member`` of the type at ``owner``, if this file defines it."""
         for d in self.definitions:
             if (d.qualified == owner.qual and d.kind in _TYPE_KINDS and SAME_FILE in owner.where.split(";")) or (
@@ -555,15 +594,15 @@ class Resolver:
                 return self._field_type(d, member)
         return None
 
-    def _field_type(self, owner: Definition, member: str) -> str | None:
+    def _field_type(self, owner: Definition, member: str) -> Written | None:
         key = (owner.node.start_byte, owner.node.end_byte)
         table = self._fields.get(key)
         if table is None:
             table = self._fields[key] = self._class_fields(owner.node)
         return table.get(member)
 
-    def _class_fields(self, node: ts.Node) -> dict[str, str]:
-        out: dict[str, str] = {}
+    def _class_fields(self, node: ts.Node) -> dict[str, Written]:
+        out: dict[str, Written] = {}
         for n in _walk(node, stop=_CLASSES[self.family], skip_root=True):
             kind = n.type
             if self.family == "python":
@@ -585,6 +624,8 @@ class Resolver:
                         callee = right.child_by_field_name("function")
                         if callee is not None and _looks_like_type(_text(callee)):
                             out.setdefault(target, _text(callee))
+                        else:
+                            out.setdefault(target, right)
                     elif right is not None and right.type == "identifier":
                         declared = self._local_type(_text(right), right)
                         if declared is not None:

@@ -90,6 +90,54 @@ def matches(locator: str, row: ArtifactRow, near: ArtifactRow, *, under_package:
     return False
 
 
+def _after_parameters(signature: str, name: str) -> str:
+    """What follows the parameter list that comes after ``name`` in ``signature``."""
+    start = signature.find(name + "(")
+    if start < 0:
+        start = signature.find(name + "<")
+    if start < 0:
+        return ""
+    depth = 0
+    for i in range(start + len(name), len(signature)):
+        char = signature[i]
+        if char in "(<[":
+            depth += 1
+        elif char in ")>]":
+            depth -= 1
+            if depth == 0 and char == ")":
+                return signature[i + 1 :].strip()
+    return ""
+
+
+def _bare_type(written: str) -> str:
+    text = written.strip().strip("\"'").lstrip("*&?").strip()
+    for wrapper in ("Optional[", "t.Optional[", "typing.Optional[", "Promise<"):
+        if text.startswith(wrapper):
+            text = text[len(wrapper) :]
+    text = text.split("[", 1)[0].split("<", 1)[0].split("|", 1)[0].strip().rstrip(";").strip()
+    return text if text.replace("_", "a").isalnum() else ""
+
+
+def result_type(fn: ArtifactRow) -> str:
+    """The bare type name a function's signature says it returns ('' when it does not say, or
+    names a type of another package)."""
+    signature, language = fn.signature, fn.language
+    if language == "python":
+        _, arrow, written = signature.rpartition("->")
+        return _bare_type(written.removesuffix(": ...")) if arrow else ""
+    rest = _after_parameters(signature, fn.name)
+    if language == "go":
+        if rest.startswith("("):
+            rest = rest[1:].split(",", 1)[0].split(")", 1)[0]
+        return "" if "." in rest else _bare_type(rest)
+    if language in ("typescript", "tsx", "javascript"):
+        return _bare_type(rest[1:]) if rest.startswith(":") else ""
+    if language == "java":
+        words = signature.split(fn.name + "(", 1)[0].split()
+        return _bare_type(words[-1]) if words else ""
+    return ""
+
+
 class Linker:
     """Links edges to definitions for one source, with the lookups of one request cached."""
 
@@ -138,6 +186,8 @@ class Linker:
     ) -> list[ArtifactRow]:
         if not qual:
             return []
+        if "()." in qual:
+            return self._result_member(qual, locators, near, kinds, depth)
         last = qual.rsplit(".", 1)[-1]
         for under_package in (False, True):
             rows = [
@@ -161,6 +211,34 @@ class Linker:
             found = self._member(row, member, kinds, depth)
             if found:
                 return found
+        return []
+
+    def _result_member(
+        self, qual: str, locators: list[str], near: ArtifactRow, kinds: frozenset[str], depth: int
+    ) -> list[ArtifactRow]:
+        """``f().m``: member ``m`` of the type callee ``f`` declares it returns (a class called as a
+        constructor returns itself). The result type is a bare name read from ``f``'s signature,
+        so it is looked up beside ``f``: its file, then its directory (its Go or Java package)."""
+        function, _, member = qual.rpartition("().")
+        if depth >= MAX_BASE_DEPTH:
+            return []
+        for fn in self._place(function, locators, near, _CALLABLE, depth + 1):
+            result = fn.name if fn.symbol_kind in ("class", "struct") else result_type(fn)
+            if not result:
+                continue
+            directory = posixpath.dirname(fn.path)
+            types = [
+                r
+                for r in self.named(result)
+                if r.symbol_kind in _TYPES
+                and r.qualified_name == result
+                and (r.file_id == fn.file_id or posixpath.dirname(r.path) == directory)
+            ]
+            types.sort(key=lambda r: r.file_id != fn.file_id)
+            for row in types:
+                found = self._member(row, member, kinds, depth)
+                if found:
+                    return found
         return []
 
     def _member(self, owner: ArtifactRow, member: str, kinds: frozenset[str], depth: int) -> list[ArtifactRow]:
