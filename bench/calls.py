@@ -110,7 +110,7 @@ def draft(corpora: Path, spec: str) -> None:
             print(f"      candidate {candidate}")
 
 
-def score(corpora: Path, labels: list[Label]) -> dict[str, dict[str, float]]:
+def score(corpora: Path, labels: list[Label], *, verbose: bool = False) -> dict[str, dict[str, float]]:
     """Precision and recall per configuration, and per language for "after, all"."""
     tallies: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # linked, correct, gold edges, recalled
     with tempfile.TemporaryDirectory() as home:
@@ -143,7 +143,10 @@ def score(corpora: Path, labels: list[Label]) -> dict[str, dict[str, float]]:
                                 )
                                 if config == "after, resolved" and how != "resolved":
                                     continue
-                                linked.update(f"{r.path}::{r.qualified_name}" for r in rows if r.id != caller.id)
+                                linked.update(f"{r.path}::{r.qualified_name}" for r in rows)
+                        if verbose and config in ("before", "after, all") and linked != label.gold:
+                            where = f"{label.path}:{label.line} {label.callee}"
+                            print(f"{config:10} {where}: {sorted(linked)} want {sorted(label.gold)}")
                         t = tallies[config]
                         t[0] += len(linked)
                         t[1] += len(linked & label.gold)
@@ -174,7 +177,7 @@ def table(results: dict[str, dict[str, float]], labels: list[Label]) -> str:
         "| edges linked by | links | precision | recall |",
         "|---|---|---|---|",
     ]
-    order = ["before", "after, resolved", "after, all"] + sorted(k for k in results if k.startswith("after, all: "))
+    order = ["before", "after, resolved", "after, all", *sorted(k for k in results if k.startswith("after, all: "))]
     names = {"before": "bare name (before)", "after, resolved": "resolved only (after)", "after, all": "all (after)"}
     for config in order:
         r = results[config]
@@ -188,6 +191,7 @@ def main() -> None:
     parser.add_argument("--corpora", type=Path, default=HERE / "corpora")
     parser.add_argument("--labels", type=Path, default=LABELS)
     parser.add_argument("--draft", action="append", default=[], help="CORPUS:COUNT call sites to label")
+    parser.add_argument("--verbose", action="store_true", help="print every edge linked differently from its label")
     args = parser.parse_args()
     if args.draft:
         for spec in args.draft:
@@ -198,7 +202,7 @@ def main() -> None:
             f"no corpora at {args.corpora}: run python {os.path.relpath(REPO.parent / 'shared/bench/fetch_corpora.py')}"
         )
     labels = read_labels(args.labels)
-    print(table(score(args.corpora, labels), labels))
+    print(table(score(args.corpora, labels, verbose=args.verbose), labels))
 
 
 if __name__ == "__main__":

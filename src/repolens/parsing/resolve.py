@@ -82,6 +82,9 @@ _FAMILY = {"typescript": "javascript", "tsx": "javascript"}
 # the callee's declared result type, looked up at query time: the callee may be in another file).
 Written: TypeAlias = "str | ts.Node"
 _CALLS = frozenset({"call", "call_expression", "method_invocation"})
+# Receivers typed through one another (``a.b().c().d()``, a local holding a call on a local...):
+# past this depth the answer is a guess anyway, and recursion must stay bounded.
+_MAX_CHAIN = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,7 @@ class Resolver:
     _by_node: dict[tuple[int, int], Definition] = field(default_factory=dict)
     _locals: dict[tuple[int, int], dict[str, Written]] = field(default_factory=dict)
     _fields: dict[tuple[int, int], dict[str, Written]] = field(default_factory=dict)
+    _busy: set[tuple[int, int]] = field(default_factory=set)  # receivers being typed, outermost first
 
     def __post_init__(self) -> None:
         self.family = _FAMILY.get(self.language, self.language)
@@ -291,6 +295,9 @@ class Resolver:
         imported = self.imports.get(name)
         if imported is not None and imported.qual:
             return [imported]
+        if self.family == "python" and name == "cls":  # cls(...) in a classmethod constructs its class
+            owner = self._enclosing_class(at)
+            return [Place(owner.qualified, SAME_FILE)] if owner is not None else []
         if self.family == "go":
             return [Place(name, f"d:{self.directory}")]  # same package
         if self.family == "java":
@@ -317,6 +324,16 @@ class Resolver:
 
     def _value_places(self, receiver: ts.Node, at: ts.Node) -> list[Place]:
         """Where the type (or module) of the value ``receiver`` is defined."""
+        key = (receiver.start_byte, receiver.end_byte)
+        if key in self._busy or len(self._busy) >= _MAX_CHAIN:
+            return []  # `x = x.next()`: the type of x depends on itself; `a.b().c().d()...`: too deep
+        self._busy.add(key)
+        try:
+            return self._value_places_of(receiver, at)
+        finally:
+            self._busy.discard(key)
+
+    def _value_places_of(self, receiver: ts.Node, at: ts.Node) -> list[Place]:
         kind = receiver.type
         text = _text(receiver)
         if kind in ("this", "self") or (self.family == "python" and text in ("self", "cls")):
@@ -427,6 +444,10 @@ class Resolver:
             if d.name == name and d.kind in _TYPE_KINDS:
                 return Place(d.qualified, SAME_FILE)
         bound = self.imports.get(name)
+        if bound is not None and not bound.qual and self.family == "javascript":
+            # `const Foo = require('./foo')` used as a type: the module exports the class
+            # (`module.exports = Foo`), by CommonJS convention under the name it is bound to
+            return Place(name, bound.where)
         if bound is not None:
             return bound if bound.qual else None
         if self.family == "go":
@@ -540,6 +561,12 @@ class Resolver:
                         out.setdefault(_text(ident), _text(ctor))
                 elif value is not None and value.type == "call_expression":
                     out.setdefault(_text(ident), value)
+            elif kind == "assignment_expression":  # `join = new JoinClause()` after `let join;`
+                left, value = node.child_by_field_name("left"), node.child_by_field_name("right")
+                if left is not None and left.type == "identifier" and value is not None and value.type == "new_expression":
+                    ctor = value.child_by_field_name("constructor")
+                    if ctor is not None:
+                        out.setdefault(_text(left), _text(ctor))
         elif self.family == "go":
             if kind in ("parameter_declaration", "var_spec"):
                 written = node.child_by_field_name("type")
@@ -653,6 +680,10 @@ class Resolver:
                             ctor = right.child_by_field_name("constructor")
                             if ctor is not None:
                                 out.setdefault(prop, _text(ctor))
+                        elif obj is not None and obj.type == "this" and prop and right.type == "identifier":
+                            declared = self._local_type(_text(right), right)  # this.x = x, x a typed local
+                            if declared is not None:
+                                out.setdefault(prop, declared)
             elif self.family == "java":
                 if kind == "field_declaration":
                     written = n.child_by_field_name("type")

@@ -578,10 +578,13 @@ def _relations(defs: list[_Def], events: list[_Event], resolver: resolve.Resolve
         if kind == "references" and (source, target) in called:
             continue  # `Foo()` is already a call edge; a reference edge would repeat it
         hint = resolve.NAME_MATCH
-        if resolver is not None and kind == "calls":
-            hint = resolver.call(event.node)
-        elif resolver is not None and kind == "inherits":
-            hint = resolver.inherit(event.node)
+        try:
+            if resolver is not None and kind == "calls":
+                hint = resolver.call(event.node)
+            elif resolver is not None and kind == "inherits":
+                hint = resolver.inherit(event.node)
+        except RecursionError:  # a pathological nesting: the edge stays, unplaced; the file still parses
+            hint = resolve.UNRESOLVED
         key = (source, kind, target, hint)
         if kind == "calls":
             called.add((source, target))

@@ -218,7 +218,8 @@ class Linker:
     ) -> list[ArtifactRow]:
         """``f().m``: member ``m`` of the type callee ``f`` declares it returns (a class called as a
         constructor returns itself). The result type is a bare name read from ``f``'s signature,
-        so it is looked up beside ``f``: its file, then its directory (its Go or Java package)."""
+        so it is looked up beside ``f``: its file, then its directory (its Go or Java package),
+        else the one type of that name in the source."""
         function, _, member = qual.rpartition("().")
         if depth >= MAX_BASE_DEPTH:
             return []
@@ -227,14 +228,13 @@ class Linker:
             if not result:
                 continue
             directory = posixpath.dirname(fn.path)
-            types = [
-                r
-                for r in self.named(result)
-                if r.symbol_kind in _TYPES
-                and r.qualified_name == result
-                and (r.file_id == fn.file_id or posixpath.dirname(r.path) == directory)
-            ]
+            named = [r for r in self.named(result) if r.symbol_kind in _TYPES and r.qualified_name == result]
+            types = [r for r in named if r.file_id == fn.file_id or posixpath.dirname(r.path) == directory]
             types.sort(key=lambda r: r.file_id != fn.file_id)
+            if not types and len(named) == 1:
+                # imported into f's file from elsewhere (the graph does not keep f's imports):
+                # a type name defined once in the source can only be that one
+                types = named
             for row in types:
                 found = self._member(row, member, kinds, depth)
                 if found:
