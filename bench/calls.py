@@ -1,9 +1,11 @@
 """Call-edge precision and recall on a hand-labelled sample (issue 17).
 
-    python bench/calls.py                  # score bench/calls/labels.tsv: bare name vs resolved
+    python bench/calls.py                  # score the labels: bare name vs resolved, same run
     python bench/calls.py --draft rich:15  # print call sites to label (a seeded random sample)
 
-Every row of ``bench/calls/labels.tsv`` is one call site drawn at random from a bench corpus
+``bench/calls/labels.tsv`` is the sample the resolver was developed against;
+``bench/calls/heldout.tsv`` was drawn (another seed, other corpora) and labelled after it was
+frozen. Every row is one call site drawn at random from a bench corpus
 (``--draft``, seeded) and labelled by reading the code: the definition(s) in the corpus the call
 can reach (``path::Qualified.name``, several separated by ``,`` when dispatch may reach more
 than one), or ``-`` when it reaches none (a builtin, the standard library, another package).
@@ -39,7 +41,8 @@ from repolens.settings import Settings  # noqa: E402
 from repolens.sources.languages import language_of  # noqa: E402
 from repolens.storage.sqlite.store import SqliteStore  # noqa: E402
 
-LABELS = HERE / "calls" / "labels.tsv"
+LABELS = HERE / "calls" / "labels.tsv"  # the sample the resolver was developed against
+HELDOUT = HERE / "calls" / "heldout.tsv"  # drawn and labelled after the resolver was frozen
 SEED = 17  # the draft sample: fixed so that a draft can be re-drawn and checked
 CALLABLE = frozenset({"function", "method", "class", "struct"})
 COLUMNS = ("corpus", "language", "path", "line", "caller", "callee", "gold", "note")
@@ -82,8 +85,9 @@ def _files(root: Path) -> list[tuple[str, str, str]]:
     return out
 
 
-def draft(corpora: Path, spec: str) -> None:
-    """Print ``count`` random call sites of ``corpus`` with their context and candidates."""
+def draft(corpora: Path, spec: str, seed: int, exclude: set[tuple[str, str, int]]) -> None:
+    """Print ``count`` random call sites of ``corpus`` (none of ``exclude``) with their context
+    and candidates."""
     name, _, count = spec.partition(":")
     files = _files(corpora / name)
     parsed = {
@@ -99,8 +103,8 @@ def draft(corpora: Path, spec: str) -> None:
         for r in p.relations
         if r.kind == "calls" and r.source
     )
-    sites = sorted(set(sites))
-    rng = random.Random(f"{SEED}:{name}")
+    sites = sorted(s for s in set(sites) if (name, s[0], s[1]) not in exclude)
+    rng = random.Random(f"{seed}:{name}")
     for rel, line, caller, callee, language in sorted(rng.sample(sites, int(count or 20))):
         lines = parsed[rel][1].split("\n")
         print(f"=== {name}\t{language}\t{rel}\t{line}\t{caller}\t{callee}")
@@ -189,20 +193,25 @@ def table(results: dict[str, dict[str, float]], labels: list[Label]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpora", type=Path, default=HERE / "corpora")
-    parser.add_argument("--labels", type=Path, default=LABELS)
+    parser.add_argument("--labels", type=Path, action="append", help=f"default: {LABELS.name} and {HELDOUT.name}")
+    parser.add_argument("--seed", type=int, default=SEED, help="of --draft")
     parser.add_argument("--draft", action="append", default=[], help="CORPUS:COUNT call sites to label")
     parser.add_argument("--verbose", action="store_true", help="print every edge linked differently from its label")
     args = parser.parse_args()
+    files = args.labels or [LABELS, HELDOUT]
     if args.draft:
+        seen = {(x.corpus, x.path, x.line) for f in files if f.exists() for x in read_labels(f)}
         for spec in args.draft:
-            draft(args.corpora, spec)
+            draft(args.corpora, spec, args.seed, seen)
         return
     if not args.corpora.is_dir():
-        sys.exit(
-            f"no corpora at {args.corpora}: run python {os.path.relpath(REPO.parent / 'shared/bench/fetch_corpora.py')}"
-        )
-    labels = read_labels(args.labels)
-    print(table(score(args.corpora, labels, verbose=args.verbose), labels))
+        fetch = os.path.relpath(REPO.parent / "shared/bench/fetch_corpora.py")
+        sys.exit(f"no corpora at {args.corpora}: run python {fetch} --dest {args.corpora}")
+    for path in files:
+        labels = read_labels(path)
+        print(f"### {path.name}\n")
+        print(table(score(args.corpora, labels, verbose=args.verbose), labels))
+        print()
 
 
 if __name__ == "__main__":
