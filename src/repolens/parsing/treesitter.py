@@ -273,6 +273,8 @@ def _collect(
         if kind not in SYMBOL_KINDS or not names:
             return
         name = _text(names[0]).strip()
+        if name.startswith(":") and name[1:2].isidentifier():
+            name = name[1:]  # a Ruby symbol naming a method (`define_method(:name)`)
         key = (node.start_byte, node.end_byte, name)
         doc = captures.get("doc")
         if not name:
@@ -330,7 +332,8 @@ def _nest(defs: list[_Def]) -> None:
             if parent is not None:
                 d.receiver = f"{parent.qualified}.{d.receiver}"
             d.qualified = f"{d.receiver}.{d.name}"
-            d.kind = "method"
+            if d.kind == "function":  # a type with a scope (Ruby `class A::B`) keeps its kind
+                d.kind = "method"
         elif parent is not None:
             d.parent = parent
             d.qualified = f"{parent.qualified}.{d.name}"
