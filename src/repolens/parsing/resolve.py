@@ -75,7 +75,49 @@ _CLASSES: dict[str, frozenset[str]] = {
     "go": frozenset(),
     "java": frozenset({"class_declaration", "enum_declaration", "record_declaration", "interface_declaration"}),
 }
+# What holds fields besides classes: Go's struct types (``type S struct {...}``).
+_FIELD_OWNERS: dict[str, frozenset[str]] = {"go": frozenset({"type_spec"})}
 _FAMILY = {"typescript": "javascript", "tsx": "javascript"}
+# The nodes the resolver reads declarations and imports from, found by one query per file (in C:
+# walking every node from Python doubled the parse time). A type a grammar lacks is left out.
+_SCANNED: dict[str, tuple[str, ...]] = {
+    "python": ("typed_parameter", "typed_default_parameter", "assignment", "import_statement", "import_from_statement"),
+    "javascript": (
+        "required_parameter",
+        "optional_parameter",
+        "variable_declarator",
+        "assignment_expression",
+        "public_field_definition",
+        "import_statement",
+    ),
+    "go": ("parameter_declaration", "var_spec", "short_var_declaration", "field_declaration", "import_spec"),
+    "java": (
+        "formal_parameter",
+        "catch_formal_parameter",
+        "enhanced_for_statement",
+        "spread_parameter",
+        "local_variable_declaration",
+        "field_declaration",
+        "import_declaration",
+    ),
+}
+_SCAN_QUERIES: dict[str, ts.Query] = {}
+
+
+def _scan_query(language: str, grammar: ts.Language) -> ts.Query:
+    import tree_sitter as ts
+
+    query = _SCAN_QUERIES.get(language)
+    if query is None:
+        valid = []
+        for kind in _SCANNED[_FAMILY.get(language, language)]:
+            try:
+                ts.Query(grammar, f"({kind}) @n")
+            except ts.QueryError:  # this grammar has no such node (JavaScript has no typed parameters)
+                continue
+            valid.append(f"({kind})")
+        query = _SCAN_QUERIES[language] = ts.Query(grammar, f"[{' '.join(valid)}] @n")
+    return query
 
 
 # What a variable holds, as written: a type name, or the call whose result it is (its type is
@@ -120,6 +162,7 @@ class Resolver:
     path: str
     root: ts.Node
     definitions: list[Definition]
+    grammar: ts.Language
     family: str = ""
     directory: str = ""
     imports: dict[str, Place] = field(default_factory=dict)
@@ -127,12 +170,22 @@ class Resolver:
     _by_node: dict[tuple[int, int], Definition] = field(default_factory=dict)
     _locals: dict[tuple[int, int], dict[str, Written]] = field(default_factory=dict)
     _fields: dict[tuple[int, int], dict[str, Written]] = field(default_factory=dict)
+    _named: dict[str, list[Definition]] = field(default_factory=dict)
+    _qualified: dict[str, list[Definition]] = field(default_factory=dict)
     _busy: set[tuple[int, int]] = field(default_factory=set)  # receivers being typed, outermost first
+    # scanned nodes by the (start, end) of their innermost enclosing function or class (the root's
+    # key for the top level), and by their innermost enclosing class
+    _by_scope: dict[tuple[int, int], list[ts.Node]] = field(default_factory=dict)
+    _by_class: dict[tuple[int, int], list[ts.Node]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.family = _FAMILY.get(self.language, self.language)
         self.directory = posixpath.dirname(self.path)
         self._by_node = {(d.node.start_byte, d.node.end_byte): d for d in self.definitions}
+        for d in self.definitions:
+            self._named.setdefault(d.name, []).append(d)
+            self._qualified.setdefault(d.qualified, []).append(d)
+        self._scan()
         {
             "python": self._python_imports,
             "javascript": self._js_imports,
@@ -152,11 +205,35 @@ class Resolver:
         place = self._type_place(_text(node))
         return place.hint() if place is not None else UNRESOLVED
 
+    def _scan(self) -> None:
+        import tree_sitter as ts
+
+        functions, classes = _FUNCTIONS[self.family], _CLASSES[self.family] | _FIELD_OWNERS.get(self.family, frozenset())
+        root_key = (self.root.start_byte, self.root.end_byte)
+        for nodes in ts.QueryCursor(_scan_query(self.language, self.grammar)).captures(self.root).values():
+            for node in nodes:
+                scope = klass = None
+                parent = node.parent
+                while parent is not None and klass is None:
+                    if scope is None and (parent.type in functions or parent.type in classes):
+                        scope = (parent.start_byte, parent.end_byte)
+                    if parent.type in classes:
+                        klass = (parent.start_byte, parent.end_byte)
+                    parent = parent.parent
+                self._by_scope.setdefault(scope or root_key, []).append(node)
+                if klass is not None:
+                    self._by_class.setdefault(klass, []).append(node)
+        for bucket in (*self._by_scope.values(), *self._by_class.values()):
+            bucket.sort(key=lambda n: n.start_byte)
+
+    def _top(self, *kinds: str) -> list[ts.Node]:
+        return [n for n in self._by_scope.get((self.root.start_byte, self.root.end_byte), []) if n.type in kinds]
+
     # -- imports ------------------------------------------------------------------------------
 
     def _python_imports(self) -> None:
         package = self.directory
-        for node in _walk(self.root, stop=frozenset({"function_definition", "class_definition"})):
+        for node in self._top("import_statement", "import_from_statement"):
             if node.type == "import_statement":
                 for item in node.named_children:
                     dotted, alias = _aliased(item)
@@ -180,7 +257,7 @@ class Resolver:
                     self.imports.setdefault(f"{local}\0module", Place("", f"p:{module}/{dotted.replace('.', '/')}"))
 
     def _js_imports(self) -> None:
-        for node in _walk(self.root, stop=_FUNCTIONS["javascript"] | _CLASSES["javascript"]):
+        for node in self._top("import_statement", "variable_declarator"):
             if node.type == "import_statement":
                 source = node.child_by_field_name("source")
                 module = self._js_module(_string(source))
@@ -231,7 +308,7 @@ class Resolver:
         return f"p:{joined.lstrip('./') or joined}"
 
     def _go_imports(self) -> None:
-        for node in _walk(self.root, stop=_FUNCTIONS["go"]):
+        for node in self._top("import_spec"):
             if node.type == "import_spec":
                 path_node = node.child_by_field_name("path")
                 alias = node.child_by_field_name("name")
@@ -244,9 +321,7 @@ class Resolver:
                 self.imports[local] = Place("", f"g:{path}")
 
     def _java_imports(self) -> None:
-        for node in self.root.named_children:
-            if node.type != "import_declaration":
-                continue
+        for node in self._top("import_declaration"):
             is_static = any(c.type == "static" for c in node.children)
             wildcard = any(c.type == "asterisk" for c in node.children)
             name_node = next((c for c in node.named_children if c.type in ("scoped_identifier", "identifier")), None)
@@ -290,7 +365,7 @@ class Resolver:
         if self.family == "java":  # a method of this class or an outer one shadows a static import
             for a in _ancestors(at):
                 owner = self._by_node.get((a.start_byte, a.end_byte)) if a.type in _CLASSES["java"] else None
-                if owner is not None and any(d.qualified == f"{owner.qualified}.{name}" for d in self.definitions):
+                if owner is not None and f"{owner.qualified}.{name}" in self._qualified:
                     return [Place(owner.qualified, SAME_FILE).member(name)]
         imported = self.imports.get(name)
         if imported is not None and imported.qual:
@@ -309,10 +384,13 @@ class Resolver:
     def _visible_definition(self, name: str, at: ts.Node) -> Definition | None:
         """A definition of ``name`` at the top of the file or in a function enclosing ``at``
         (a method is not visible by its bare name, except in Java, handled by the caller)."""
+        candidates = self._named.get(name, [])
+        if not candidates:
+            return None
         enclosing = {(a.start_byte, a.end_byte) for a in _ancestors(at)}
         best: Definition | None = None
-        for d in self.definitions:
-            if d.name != name or d.kind in ("method", "constant"):
+        for d in candidates:
+            if d.kind in ("method", "constant"):
                 continue
             if d.parent_node is None:
                 best = best or d
@@ -430,18 +508,18 @@ class Resolver:
             bound = self.imports.get(head)
             if bound is not None:
                 return bound.member(rest)
-            for d in self.definitions:  # Outer.Inner in this file
-                if d.qualified == name:
-                    return Place(name, SAME_FILE)
+            if name in self._qualified:  # Outer.Inner in this file
+                return Place(name, SAME_FILE)
             if self.family == "java":  # a fully qualified name
                 parts = name.split(".")
                 return Place(parts[-1], f"p:{'/'.join(parts)}")
             return None
-        for d in self.definitions:
-            if d.name == name and d.kind in _TYPE_KINDS | {"function"} and d.parent_node is None:
+        local = self._named.get(name, [])
+        for d in local:
+            if d.kind in _TYPE_KINDS | {"function"} and d.parent_node is None:
                 return Place(d.qualified, SAME_FILE)
-        for d in self.definitions:
-            if d.name == name and d.kind in _TYPE_KINDS:
+        for d in local:
+            if d.kind in _TYPE_KINDS:
                 return Place(d.qualified, SAME_FILE)
         bound = self.imports.get(name)
         if bound is not None and not bound.qual and self.family == "javascript":
@@ -499,25 +577,16 @@ class Resolver:
             key = (scope.start_byte, scope.end_byte)
             table = self._locals.get(key)
             if table is None:
-                table = self._locals[key] = self._declarations(scope, top=scope is self.root)
+                table = self._locals[key] = self._declarations(scope)
             if name in table:
                 return table[name]
         return None
 
-    def _declarations(self, scope: ts.Node, *, top: bool) -> dict[str, Written]:
+    def _declarations(self, scope: ts.Node) -> dict[str, Written]:
         """name -> written type (or the call whose result it holds) of the locals in ``scope``."""
         out: dict[str, Written] = {}
-        nested = _FUNCTIONS[self.family] | _CLASSES[self.family]
-        nodes = scope.named_children if top else _walk(scope, stop=nested, skip_root=True)
-        if not top:
-            params = scope.child_by_field_name("parameters")
-            nodes = [*(_walk(params) if params is not None else []), *nodes]
-        for node in nodes:
-            if top and node.type in ("expression_statement", "lexical_declaration", "variable_declaration"):
-                for inner in _walk(node, stop=nested):
-                    self._declaration(inner, out)
-            else:
-                self._declaration(node, out)
+        for node in self._by_scope.get((scope.start_byte, scope.end_byte), []):
+            self._declaration(node, out)
         return out
 
     def _declaration(self, node: ts.Node, out: dict[str, Written]) -> None:
@@ -614,10 +683,8 @@ class Resolver:
 
     def _member_type(self, owner: Place, member: str) -> Written | None:
         """The written type of field ``member`` of the type at ``owner``, if this file defines it."""
-        for d in self.definitions:
-            if (d.qualified == owner.qual and d.kind in _TYPE_KINDS and SAME_FILE in owner.where.split(";")) or (
-                d.qualified == owner.qual and self.family == "go" and d.kind in _TYPE_KINDS
-            ):
+        for d in self._qualified.get(owner.qual, []):
+            if d.kind in _TYPE_KINDS and (SAME_FILE in owner.where.split(";") or self.family == "go"):
                 return self._field_type(d, member)
         return None
 
@@ -630,7 +697,7 @@ class Resolver:
 
     def _class_fields(self, node: ts.Node) -> dict[str, Written]:
         out: dict[str, Written] = {}
-        for n in _walk(node, stop=_CLASSES[self.family], skip_root=True):
+        for n in self._by_class.get((node.start_byte, node.end_byte), []):
             kind = n.type
             if self.family == "python":
                 if kind == "assignment":

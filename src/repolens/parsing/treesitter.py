@@ -254,7 +254,7 @@ def parse_code(text: str, language: str, path: str = "") -> ParsedFile:
             resolve.Definition(d.node, d.name, d.qualified, d.kind, d.parent.node if d.parent is not None else None)
             for d in defs
         ]
-        resolver = resolve.Resolver(language, path, tree.root_node, definitions)
+        resolver = resolve.Resolver(language, path, tree.root_node, definitions, _language(language))
     relations = _relations(defs, events, resolver)
     return ParsedFile(symbols=symbols, relations=relations, sections=(), parser="tree-sitter")
 
