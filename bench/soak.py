@@ -116,6 +116,7 @@ PHASE_WAIT_S = 30.0  # waiting for a job to reach the phase to kill it in
 NEXT_START_TARGET_S = 30.0  # a job must be Processing this soon after it is queued (no lock held)
 POLL_S = 0.05  # job and phase polling: the write phase of an incremental run lasts ~0.1 s
 KILL_SPREAD = 0.8  # the kill lands uniformly within this share of the phase's expected length
+KILL_SHARE_GROWTH = 1.25  # after a kill that landed mid-work, the share grows back by this factor
 JOB_LEASE_S = 3  # PostgreSQL workers: short, so a killed worker's job comes back within a cycle
 REQUEST_TIMEOUT_S = 10.0  # one hostile or fuzz request; a correct server answers all in < 2 s
 HEALTH_TIMEOUT_S = 3.0  # /health must answer within this for the server to count as alive
@@ -622,10 +623,28 @@ def cycle_plan(n: int, rng: random.Random) -> list[tuple[str, str]]:
     return plan
 
 
-def kill_delay(target: str, ref: Reference, rng: random.Random) -> float:
-    if target == "random":
-        return rng.uniform(0.0, ref.seconds)
-    return rng.uniform(0.0, ref.phase_s.get(target, 0.2) * KILL_SPREAD)
+class KillTimer:
+    """When to kill once the target phase has begun: uniformly within a share of the phase's length
+    in the reference run (the whole run for ``random``). The share adapts per target: a kill that
+    came after the work had finished halves it, one that landed mid-work lets it grow back, so the
+    kills land mid-work on a machine slower or faster than the one the reference ran on, and where a
+    server job's phases are shorter than the CLI's."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.share: dict[str, float] = {}
+
+    @staticmethod
+    def _full(target: str) -> float:
+        return 1.0 if target == "random" else KILL_SPREAD
+
+    def delay(self, target: str, ref: Reference) -> float:
+        base = ref.seconds if target == "random" else ref.phase_s.get(target, 0.2)
+        return self.rng.uniform(0.0, base * self.share.get(target, self._full(target)))
+
+    def landed(self, target: str, *, mid_work: bool) -> None:
+        share = self.share.get(target, self._full(target))
+        self.share[target] = min(self._full(target), share * KILL_SHARE_GROWTH) if mid_work else share / 2
 
 
 @dataclass
@@ -692,6 +711,7 @@ def section_cli(
     stats = CycleStats()
     homes = {e: tmp / f"cli-{e}" for e in ("none", "hash")}
     version = "v1"
+    timer = KillTimer(rng)
     for i, (embedder, target) in enumerate(cycle_plan(n, rng)):
         if budget.spent():
             sec.note(f"time budget spent after {i} cycles")
@@ -718,7 +738,7 @@ def section_cli(
         if target != "random":
             while target not in watch.first_seen and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.01)
-        time.sleep(kill_delay(target, ref, rng))
+        time.sleep(timer.delay(target, ref))
         phase_at_kill = watch.phase
         leftover: list[Proc] = []
         if proc.poll() is None:
@@ -727,9 +747,11 @@ def section_cli(
             proc.wait()
             stats.killed += 1
             stats.phases[phase_at_kill] += 1
+            timer.landed(target, mid_work=True)
         else:
             phase_at_kill = f"finished before the kill (exit {proc.returncode})"
             stats.phases["(finished first)"] += 1
+            timer.landed(target, mid_work=False)
         held = wait_locks_free(home, LOCK_GRACE_S)
         orphans = wait_gone(leftover, WORKER_GRACE_S)
         if held:
@@ -982,6 +1004,7 @@ def section_server(
     stats = CycleStats()
     variants: Counter[str] = Counter()
     plan = cycle_plan(n, rng)
+    timer = KillTimer(rng)
     home = tmp / "serve-kill"
     checkout(repo, "v1")
     version = "v1"
@@ -1023,9 +1046,10 @@ def section_server(
             want = PHASE_OF_JOB.get(target)
             if want:
                 wait_job(get, PHASE_WAIT_S, functools.partial(reached, phase=want))
-            time.sleep(kill_delay(target, ref, rng))
+            time.sleep(timer.delay(target, ref))
             at_kill = get() or {}
             phase = str(at_kill.get("phase") or at_kill.get("state"))
+            timer.landed(target, mid_work=not terminal(at_kill))
             if terminal(at_kill):
                 stats.phases["(finished first)"] += 1
                 phase = "finished before the kill"
@@ -1256,6 +1280,7 @@ def section_workers(
     stats = CycleStats()
     variants: Counter[str] = Counter()
     plan = cycle_plan(n, rng)
+    timer = KillTimer(rng)
     embedders = sorted({e for e, _ in plan})
     refs = pg_references(cluster, tmp, repo, embedders)
     same = all(
@@ -1305,12 +1330,14 @@ def section_workers(
             want = PHASE_OF_JOB.get(target)
             if want:
                 wait_job(get, PHASE_WAIT_S, functools.partial(reached, phase=want))
-            time.sleep(kill_delay(target, cli_refs[(embedder, version)], rng))
+            time.sleep(timer.delay(target, cli_refs[(embedder, version)]))
             at_kill = get() or {}
             phase = str(at_kill.get("phase") or at_kill.get("state"))
             victim = str(at_kill.get("worker") or "")
             proc = pool.procs.get(victim)
-            if terminal(at_kill) or proc is None or proc.poll() is not None:
+            finished = terminal(at_kill) or proc is None or proc.poll() is not None
+            timer.landed(target, mid_work=not finished)
+            if finished:
                 stats.phases["(finished first)"] += 1
                 phase = "finished before the kill"
                 below: list[Proc] = []
@@ -1474,7 +1501,14 @@ def fuzz_server(serve: Serve, backend: str, examples: int, sec: Section, budget:
             if response.status_code >= 500:
                 tally.server_errors += 1
                 tally.errors_by_dialect[dialect] += 1
-                sec.fail(f"{backend}: {response.status_code} from {curl[:500]} -> {response.text[:200]}")
+                rid = response.headers.get("x-request-id", "")
+                tail = log_tail(serve.home / "server.log", 400).splitlines()
+                first = next((i for i, line in enumerate(tail) if rid and rid in line), len(tail))
+                logged = tail[first : first + 40]  # the request's error line and the traceback after it
+                sec.fail(
+                    f"{backend}: {response.status_code} on {case.operation.label} (request {rid}) from {curl[:500]}"
+                    f" -> {response.text[:200]}; server log: {' | '.join(logged)[-1500:]}"
+                )
             for chk in conformance:
                 try:
                     case.validate_response(response, checks=[chk], headers=headers)

@@ -418,3 +418,22 @@ def test_text_with_unpaired_surrogates_is_a_400_not_a_500(world: tuple[Server, P
             payload = body if route == "/api/search" else '{"question": "a\\udc00", "data_source": "\\ud800"}'
             answer = c.post(route, content=payload, headers={"content-type": "application/json"})
             assert answer.status_code < 500, (route, answer.status_code, answer.text)
+
+
+def test_text_with_nul_characters_is_bad_input_not_a_500(world: tuple[Server, Path]) -> None:
+    """U+0000 in a name or a question (schemathesis found it 500 on PostgreSQL, whose text type
+    cannot hold it) is answered as bad input or as an unknown name, on every route that takes text."""
+    server, _ = world
+    cases = [
+        ("/api/tools/codebase_consultant", {"question": "where is greet?", "data_sources": ["victims\u0000"]}),
+        ("/api/tools/codebase_consultant", {"question": "where\u0000 is greet?", "data_sources": ["victims"]}),
+        ("/api/tools/semantic_search", {"query": "greet", "data_sources": ["\u0000"]}),
+        ("/api/search", {"query": "gre\u0000et", "names": ["victims"]}),
+        ("/api/chat/completions", {"messages": [{"role": "user", "content": "hi\u0000"}], "names": ["victims"]}),
+    ]
+    with server.client() as c:
+        for route, body in cases:
+            answer = c.post(route, json=body)
+            assert answer.status_code < 500, (route, body, answer.status_code, answer.text)
+            if answer.status_code == 400:
+                assert "NUL" in answer.text, answer.text

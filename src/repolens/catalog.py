@@ -15,11 +15,12 @@ from typing import Any, Literal
 
 from repolens import validation
 from repolens.access.keys import Principal
+from repolens.domain import Job, Source, Workspace
 from repolens.errors import Conflict, Forbidden, InvalidInput, NotFound, UnsafeSource
 from repolens.settings import Settings
 from repolens.sources import git
 from repolens.sources.naming import check_name, source_name
-from repolens.storage.base import Database, JobRow, SourceRow, WorkspaceRow
+from repolens.storage.base import Database
 
 SourceType = Literal["Repository", "Workspace"]
 MAX_DESCRIPTION_CHARS = 4_000
@@ -30,8 +31,8 @@ class DataSource:
     """A repository or a workspace, as listed."""
 
     type: SourceType
-    repository: SourceRow | None = None
-    workspace: WorkspaceRow | None = None
+    repository: Source | None = None
+    workspace: Workspace | None = None
 
     @property
     def public_id(self) -> str:
@@ -90,7 +91,7 @@ def create_repository(
     name: str | None = None,
     branch: str | None = None,
     description: str | None = None,
-) -> tuple[SourceRow, JobRow]:
+) -> tuple[Source, Job]:
     """Register a repository and queue its first indexing job."""
     if bool(url) == bool(path):
         raise InvalidInput("give exactly one of 'url' (a git URL) or 'path' (a local folder under an allowed root)")
@@ -115,7 +116,7 @@ def create_repository(
 
 def queue_location(
     db: Database, settings: Settings, location: str, *, name: str | None = None, branch: str | None = None
-) -> tuple[SourceRow, JobRow]:
+) -> tuple[Source, Job]:
     """The CLI on a shared database: register (or find) the source at ``location`` and queue its
     indexing for the workers, without cloning or reading anything here. The operator is trusted
     (no allowed-roots check), but a local path must be one the workers can read too."""
@@ -139,14 +140,14 @@ def queue_location(
     return source, db.enqueue_job(kind="index", source_id=source.id)
 
 
-def resync(db: Database, source: SourceRow) -> JobRow:
+def resync(db: Database, source: Source) -> Job:
     """Queue a refresh of a repository (an unfinished queued job is reused)."""
     return db.enqueue_job(kind="index", source_id=source.id)
 
 
 def update_repository(
-    db: Database, source: SourceRow, *, description: str | None = None, branch: str | None = None
-) -> tuple[SourceRow, JobRow | None]:
+    db: Database, source: Source, *, description: str | None = None, branch: str | None = None
+) -> tuple[Source, Job | None]:
     """Change a repository's description or branch; a new branch queues a refresh."""
     fields: dict[str, object] = {}
     if description is not None:
@@ -166,7 +167,7 @@ def update_repository(
     return fresh, job
 
 
-def delete_repository(db: Database, settings: Settings, source: SourceRow) -> None:
+def delete_repository(db: Database, settings: Settings, source: Source) -> None:
     """Remove a repository, everything indexed from it, and its clone (no other source's files)."""
     from repolens.indexing.units import file_tokens
 
@@ -188,7 +189,7 @@ def _repository_ids(db: Database, names: list[str]) -> list[int]:
     return ids
 
 
-def create_workspace(db: Database, *, name: str, description: str | None, repositories: list[str]) -> WorkspaceRow:
+def create_workspace(db: Database, *, name: str, description: str | None, repositories: list[str]) -> Workspace:
     """A workspace over existing repositories (by name or id)."""
     return db.create_workspace(
         name=check_name(name), description=_check_description(description), source_ids=_repository_ids(db, repositories)
@@ -197,12 +198,12 @@ def create_workspace(db: Database, *, name: str, description: str | None, reposi
 
 def update_workspace(
     db: Database,
-    workspace: WorkspaceRow,
+    workspace: Workspace,
     *,
     name: str | None = None,
     description: str | None = None,
     repositories: list[str] | None = None,
-) -> WorkspaceRow:
+) -> Workspace:
     """Rename a workspace, change its description or its repositories."""
     db.update_workspace(
         workspace.id,
@@ -269,7 +270,7 @@ def get_data_source(db: Database, principal: Principal | None, name_or_id: str) 
     raise NotFound(f"unknown data source {name_or_id!r}")
 
 
-def get_job(db: Database, principal: Principal | None, job_id: str) -> JobRow:
+def get_job(db: Database, principal: Principal | None, job_id: str) -> Job:
     """One indexing job of a repository the key may see (any other reads as unknown)."""
     found = db.get_job(job_id)
     visible = visible_ids(db, principal)
@@ -283,7 +284,7 @@ def visible_ids(db: Database, principal: Principal | None) -> frozenset[int] | N
     return principal.visible_source_ids(db) if principal is not None else None
 
 
-def get_repository(db: Database, principal: Principal | None, name_or_id: str) -> SourceRow:
+def get_repository(db: Database, principal: Principal | None, name_or_id: str) -> Source:
     """One repository the key may see."""
     found = get_data_source(db, principal, name_or_id)
     if found.repository is None:
@@ -291,14 +292,14 @@ def get_repository(db: Database, principal: Principal | None, name_or_id: str) -
     return found.repository
 
 
-def resolve_scope(db: Database, principal: Principal | None, names: list[str]) -> list[SourceRow]:
+def resolve_scope(db: Database, principal: Principal | None, names: list[str]) -> list[Source]:
     """The repositories a search runs over: the named ones (workspaces expanded), else all
     the key may see. Names outside the key's scope are refused, never silently dropped."""
     visible = visible_ids(db, principal)
     if not names:
         return [s for s in db.list_sources() if visible is None or s.id in visible]
-    by_id: dict[int, SourceRow] = {}
-    every: dict[int, SourceRow] | None = None
+    by_id: dict[int, Source] = {}
+    every: dict[int, Source] | None = None
     for name in names:
         found = get_data_source(db, principal, name)
         if found.repository is not None:

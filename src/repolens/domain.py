@@ -181,3 +181,158 @@ class SearchFilters:
             if ext not in self.extensions:
                 return False
         return True
+
+
+# -- what the stores hold -----------------------------------------------------------------
+# The index and the control data as every layer above storage sees them. The backends map
+# their rows onto these types (storage/relational.py, storage/registry.py) and nothing else
+# crosses the storage seam.
+
+# The lifecycle of a source and of the job that indexes it (CodeAlive's names).
+State = Literal["New", "Processing", "Ready", "Failed"]
+KeyRole = Literal["admin", "member"]
+MessageRole = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A data source (a repository) as stored."""
+
+    id: int
+    public_id: str  # 24-hex, the id that APIs show
+    name: str  # owner/repo
+    location: str  # local path or git URL
+    branch: str | None
+    commit: str
+    state: State
+    state_reason: str
+    description: str
+    created_at: float
+    indexed_at: float | None
+    file_count: int
+    artifact_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedFile:
+    """A file as stored (content included only when asked for)."""
+
+    id: int
+    source_id: int
+    path: str
+    language: str | None
+    sha: str
+    size: int
+    n_lines: int
+    parser: str
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A Symbol, File or Chunk artifact as stored."""
+
+    id: int
+    source_id: int
+    file_id: int
+    path: str
+    kind: ArtifactKind
+    ident: str  # '' for files; qualified name for symbols; 'NNNN' for chunks
+    name: str
+    qualified_name: str
+    symbol_kind: str
+    parent: str
+    start_line: int
+    end_line: int
+    signature: str
+    doc: str
+    language: str | None
+
+    def identifier(self, source_name: str) -> str:
+        """The public identifier ``owner/repo::path[::ident]``."""
+        return f"{source_name}::{self.path}::{self.ident}" if self.ident else f"{source_name}::{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: never the secret, only a digest of it."""
+
+    id: int
+    key_id: str  # the public digits of the key (``ca_<key_id>_<secret>``): listed, revoked by
+    digest: str  # sha256 of the secret part
+    name: str
+    role: KeyRole
+    plan: str
+    requests_per_hour: int
+    concurrency: int
+    scopes: tuple[str, ...]  # data source public ids; empty = every data source
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    last_used_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """A named group of repositories."""
+
+    id: int
+    public_id: str
+    name: str
+    description: str
+    created_at: float
+    source_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A durable background job (indexing a source)."""
+
+    id: int
+    public_id: str
+    source_id: int | None
+    kind: str
+    state: State
+    reason: str
+    phase: str
+    done: int
+    total: int
+    percent: float
+    attempts: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    heartbeat_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A chat conversation, owned by the key that started it."""
+
+    id: int
+    public_id: str  # 24-hex, CodeAlive's conversationId
+    key_id: str
+    title: str
+    scope: tuple[str, ...]  # the data source names or ids the first message asked for
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One turn of a conversation; ``citations`` is the JSON list the answer carried."""
+
+    message_id: str  # 24-hex
+    role: MessageRole
+    content: str
+    citations: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Chat use of one key since it was created."""
+
+    key_id: str
+    chat_requests: int
+    prompt_tokens: int
+    completion_tokens: int

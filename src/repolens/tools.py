@@ -32,8 +32,8 @@ from repolens.errors import Conflict, InvalidInput, NotFound, ToolError
 
 if TYPE_CHECKING:
     from repolens.access.keys import Principal
+    from repolens.domain import Source
     from repolens.services import Services
-    from repolens.storage.base import SourceRow
 
 MAX_READ_LINES = 1000  # per read_file call, as CodeAlive's tool documents
 MAX_TREE_NODES = 300
@@ -309,7 +309,7 @@ def argument_error(errors: Sequence[ErrorDetails], schema: Mapping[str, Any]) ->
 # -- the tools ----------------------------------------------------------------------------------
 
 
-def _one_repository(services: Services, principal: Principal | None, name: str | None) -> SourceRow:
+def _one_repository(services: Services, principal: Principal | None, name: str | None) -> Source:
     db = services.store
     if name:
         try:

@@ -8,24 +8,24 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+from repolens.domain import ApiKey, Artifact, Job, Source, Workspace
 from repolens.indexing.jobs import phase_counts
 from repolens.retrieval.artifacts import FetchedArtifact
 from repolens.retrieval.graph import RelationGroup
 from repolens.retrieval.grep import GrepHit
 from repolens.retrieval.search import ScoredArtifact, SearchOutcome
-from repolens.storage.base import ArtifactRow, JobRow, KeyRow, SourceRow, WorkspaceRow
 from repolens.validation import MAX_TIMESTAMP_S
 
 Detail = Literal["Short", "Full"]
 _SNIPPET_LINES = 6  # enough to recognise a hit without fetching it
 
 
-def data_source(source: SourceRow) -> dict[str, str]:
+def data_source(source: Source) -> dict[str, str]:
     """The ``dataSource`` object of a result."""
     return {"type": "repository", "id": source.public_id, "name": source.name}
 
 
-def description(row: ArtifactRow, detail: Detail = "Short") -> str:
+def description(row: Artifact, detail: Detail = "Short") -> str:
     """Signature plus the first docstring line (Short) or the whole docstring (Full)."""
     head = row.signature or (f"{row.kind} {row.path}" if row.kind != "Symbol" else row.qualified_name)
     if row.kind == "Chunk" and row.name:
@@ -129,7 +129,7 @@ def fetch_response(items: list[FetchedArtifact], previews: dict[str, dict[str, A
     return {"artifacts": artifacts}
 
 
-def relation_item(row: ArtifactRow, source: SourceRow, line: int, resolution: str = "name match") -> dict[str, Any]:
+def relation_item(row: Artifact, source: Source, line: int, resolution: str = "name match") -> dict[str, Any]:
     """One related artifact; ``resolution`` says how the edge was linked (``resolved`` through the
     file's imports, ``self``/``this`` or a receiver type; ``name match`` by bare name)."""
     return {
@@ -143,8 +143,8 @@ def relation_item(row: ArtifactRow, source: SourceRow, line: int, resolution: st
 
 
 def relationships_response(
-    source: SourceRow,
-    artifact: ArtifactRow | None,
+    source: Source,
+    artifact: Artifact | None,
     identifier: str,
     profile: str,
     groups: list[RelationGroup],
@@ -192,7 +192,7 @@ def iso(ts: float | None) -> str | None:
     return _dt.datetime.fromtimestamp(shown, tz=_dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def job_json(job: JobRow) -> dict[str, Any]:
+def job_json(job: Job) -> dict[str, Any]:
     """A job's state and progress: ``files*`` count the file phases, ``units*`` the vectors phase
     (null outside them), ``percent`` is 100 only when the job is done."""
     counts = phase_counts(job)
@@ -215,7 +215,7 @@ def job_json(job: JobRow) -> dict[str, Any]:
     }
 
 
-def repository_json(source: SourceRow, *, job: JobRow | None = None, remote: bool = True) -> dict[str, Any]:
+def repository_json(source: Source, *, job: Job | None = None, remote: bool = True) -> dict[str, Any]:
     """A repository as ``/api/datasources`` lists it (``url`` only for remote sources)."""
     out: dict[str, Any] = {
         "id": source.public_id,
@@ -236,7 +236,7 @@ def repository_json(source: SourceRow, *, job: JobRow | None = None, remote: boo
     return out
 
 
-def workspace_json(workspace: WorkspaceRow, members: list[SourceRow]) -> dict[str, Any]:
+def workspace_json(workspace: Workspace, members: list[Source]) -> dict[str, Any]:
     """A workspace as ``/api/datasources`` lists it."""
     ready = any(m.state == "Ready" for m in members)
     return {
@@ -249,7 +249,7 @@ def workspace_json(workspace: WorkspaceRow, members: list[SourceRow]) -> dict[st
     }
 
 
-def key_json(key: KeyRow) -> dict[str, Any]:
+def key_json(key: ApiKey) -> dict[str, Any]:
     """A key's metadata (never its secret)."""
     return {
         "id": key.key_id,

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import pytest
 
+from repolens.domain import Artifact
 from repolens.indexing.units import IMPORTS_CHUNK
 from repolens.retrieval import rerank as rr
 from repolens.retrieval.query import analyze
-from repolens.storage.base import ArtifactRow
 
 
 def symbol(
     aid: int, path: str, qualified: str, *, kind: str = "function", file_id: int | None = None, signature: str = ""
-) -> ArtifactRow:
+) -> Artifact:
     """A Symbol row; the file id defaults to one per path."""
     name = qualified.rsplit(".", 1)[-1]
     parent = qualified.rsplit(".", 1)[0] if "." in qualified else ""
-    return ArtifactRow(
+    return Artifact(
         aid,
         1,
         file_id if file_id is not None else hash(path) % 10_000,
@@ -39,8 +39,8 @@ def symbol(
     )
 
 
-def chunk(aid: int, path: str, *, file_id: int | None = None, chunk_kind: str = "") -> ArtifactRow:
-    return ArtifactRow(
+def chunk(aid: int, path: str, *, file_id: int | None = None, chunk_kind: str = "") -> Artifact:
+    return Artifact(
         aid,
         1,
         file_id if file_id is not None else hash(path) % 10_000,
@@ -280,10 +280,10 @@ IMPORTS = chunk(10, "web/views.py", file_id=7, chunk_kind=IMPORTS_CHUNK)
 def test_the_exact_symbol_comes_first(
     case: str,
     query: str,
-    rows: list[ArtifactRow],
+    rows: list[Artifact],
     lexical: list[int],
-    definitions: list[ArtifactRow],
-    first: ArtifactRow,
+    definitions: list[Artifact],
+    first: Artifact,
 ) -> None:
     """Implementations over declarations, the specific member over its container, definitions over imports."""
     table = {r.id: r for r in rows}

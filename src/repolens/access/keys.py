@@ -14,11 +14,11 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 from repolens import validation
+from repolens.domain import ApiKey, KeyRole, Source
 from repolens.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from repolens.storage.base import Database, KeyRow, SourceRow
+from repolens.storage.base import Database, KeyStore
 
 KEY_PREFIX = "ca_"
 KEY_PATTERN = re.compile(r"^ca_(?P<id>[0-9]{10,16})_(?P<secret>[A-Za-z0-9_-]{43})$")
@@ -26,7 +26,7 @@ _KEY_ID_DIGITS = 13
 _SECRET_BYTES = 32  # 256 bits -> 43 url-safe characters
 MAX_KEY_NAME_CHARS = 200
 
-Role = Literal["admin", "member"]
+Role = KeyRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ class MintedKey:
     """A new key: ``token`` is shown once and never stored."""
 
     token: str
-    row: KeyRow
+    row: ApiKey
 
 
 def create_key(
@@ -117,7 +117,7 @@ def _scope_id(db: Database, name_or_id: str) -> str:
 class Principal:
     """The key a request runs as, and what it may see."""
 
-    key: KeyRow
+    key: ApiKey
 
     @property
     def is_admin(self) -> bool:
@@ -139,7 +139,7 @@ class Principal:
                 ids.update(workspace.source_ids)
         return frozenset(ids)
 
-    def can_see(self, db: Database, source: SourceRow) -> bool:
+    def can_see(self, db: Database, source: Source) -> bool:
         """Whether ``source`` is within the key's scope."""
         visible = self.visible_source_ids(db)
         return visible is None or source.id in visible
@@ -150,7 +150,7 @@ class Principal:
             raise Forbidden("this needs an admin API key")
 
 
-def authenticate(db: Database, token: str | None, *, now: float | None = None) -> Principal:
+def authenticate(db: KeyStore, token: str | None, *, now: float | None = None) -> Principal:
     """The principal for a presented key, or ``Unauthorized``."""
     if not token:
         raise Unauthorized("Invalid or missing API key")

@@ -49,8 +49,8 @@ from repolens.retrieval import graph
 
 if TYPE_CHECKING:
     from repolens.access.keys import Principal
+    from repolens.domain import Artifact, Conversation, Source
     from repolens.services import Services
-    from repolens.storage.base import ArtifactRow, ConversationRow, SourceRow
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,8 @@ ChatEvent = Started | Delta | Finished
 class _Checked:
     """A request that passed every check; nothing has been written or counted for it yet."""
 
-    conversation: ConversationRow | None  # the stored conversation it continues
-    sources: list[SourceRow]
+    conversation: Conversation | None  # the stored conversation it continues
+    sources: list[Source]
     history: list[ChatMessage]  # the turns that fit the history share of the window
     system: str
     budget: int  # tokens left for retrieved code
@@ -137,7 +137,7 @@ class _Checked:
 
 @dataclass(slots=True)
 class _Prepared:
-    conversation: ConversationRow | None
+    conversation: Conversation | None
     items: list[ContextItem]
     plan: list[str]
     messages: list[ChatMessage] = field(default_factory=list)
@@ -317,7 +317,7 @@ class AnswerEngine:
 
     # -- steps ----------------------------------------------------------------------------
 
-    def owned_conversation(self, principal: Principal | None, conversation_id: str) -> ConversationRow:
+    def owned_conversation(self, principal: Principal | None, conversation_id: str) -> Conversation:
         """The caller's conversation ``conversation_id``.
 
         Another key's conversation is reported exactly like a missing one (``NotFound``), so a
@@ -386,15 +386,15 @@ class AnswerEngine:
         return _Prepared(conversation, items, plan, messages, created)
 
     def _retrieve(
-        self, question: str, history: Sequence[ChatMessage], sources: Sequence[SourceRow]
-    ) -> tuple[list[str], list[tuple[ArtifactRow, SourceRow, str]]]:
+        self, question: str, history: Sequence[ChatMessage], sources: Sequence[Source]
+    ) -> tuple[list[str], list[tuple[Artifact, Source, str]]]:
         store = self.services.store
         queries = [question]
         earlier = [m.content for m in history if m.role == "user"]
         if earlier and len(question.split()) < FOLLOWUP_WORDS:
             queries.append(f"{earlier[-1]} {question}")
         plan: list[str] = []
-        ranked: list[tuple[ArtifactRow, SourceRow]] = []
+        ranked: list[tuple[Artifact, Source]] = []
         seen: set[int] = set()
         for query in queries:
             outcome = self.services.searcher.search(query, limit=SEARCH_LIMIT, sources=sources)
@@ -403,7 +403,7 @@ class AnswerEngine:
                 if hit.artifact.id not in seen:
                     seen.add(hit.artifact.id)
                     ranked.append((hit.artifact, hit.source))
-        related: list[tuple[ArtifactRow, SourceRow]] = []
+        related: list[tuple[Artifact, Source]] = []
         symbols = [(a, s) for a, s in ranked if a.kind == "Symbol" and a.symbol_kind in _CALLABLE][:RELATED_FROM]
         for artifact, source in symbols:
             groups = graph.relations(store, source, artifact, profile="calls", max_per_type=RELATED_PER_DIRECTION)

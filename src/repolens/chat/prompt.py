@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from repolens.chat.llm import ChatMessage
-from repolens.domain import short_commit
-from repolens.storage.base import ArtifactRow, SourceRow
+from repolens.domain import Artifact, Source, short_commit
 
 # No tokenizer of the user's model is available offline, so tokens are estimated from characters.
 # Code averages ~3.5-4 characters per token in the GPT and Claude tokenizers; 3 overestimates,
@@ -84,8 +83,8 @@ class ContextItem:
     """One retrieved artifact as the model sees it, numbered for citations."""
 
     number: int
-    artifact: ArtifactRow
-    source: SourceRow
+    artifact: Artifact
+    source: Source
     text: str  # the (possibly cut) content that went into the prompt
     cut: bool  # True when ``text`` is a prefix of the artifact
 
@@ -104,7 +103,7 @@ class ContextItem:
         )
 
 
-def pack(candidates: Sequence[tuple[ArtifactRow, SourceRow, str]], budget_tokens: int) -> list[ContextItem]:
+def pack(candidates: Sequence[tuple[Artifact, Source, str]], budget_tokens: int) -> list[ContextItem]:
     """The best candidates that fit ``budget_tokens``, in order, numbered from 1.
 
     A candidate that does not fit whole is cut to the lines that do (when at least a few fit);

@@ -27,10 +27,11 @@ import traceback
 from collections.abc import Sequence
 from typing import Literal
 
+from repolens.domain import Job
 from repolens.errors import RepolensError
 from repolens.settings import Settings, settings_env
 from repolens.sources.git import scrub
-from repolens.storage.base import Database, JobRow
+from repolens.storage.base import Database
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ _OUTCOME_RECORDED = threading.Event()
 class JobProgress:
     """``indexing.pipeline.Progress`` that writes phase, counts and percent to the job row."""
 
-    def __init__(self, db: Database, job: JobRow, *, parent_pid: int | None) -> None:
+    def __init__(self, db: Database, job: Job, *, parent_pid: int | None) -> None:
         self.db = db
         self.job = job
         self.parent_pid = parent_pid
@@ -98,7 +99,8 @@ class JobProgress:
         self.total = 0
         self._last_write = 0.0
 
-    def _check_parent(self) -> None:
+    def check_parent(self) -> None:
+        """Raise ``_Orphaned`` once the process that started this job is gone."""
         if self.parent_pid is not None and os.getppid() != self.parent_pid:
             raise _Orphaned
 
@@ -110,7 +112,7 @@ class JobProgress:
         return round(min(_MAX_RUNNING_PERCENT, before + PHASE_WEIGHTS[self.phase] * min(1.0, share)), 1)
 
     def _write(self, *, force: bool = False) -> None:
-        self._check_parent()
+        self.check_parent()
         now = time.time()
         if not force and now - self._last_write < _PROGRESS_EVERY_S:
             return
@@ -128,7 +130,7 @@ class JobProgress:
         """More items done."""
         self.done += n
         if phase in _IN_TRANSACTION:
-            self._check_parent()
+            self.check_parent()
             return
         self._write()
 
@@ -146,7 +148,7 @@ class JobProgress:
         self._write(force=first or done >= total)
 
 
-def phase_counts(job: JobRow) -> tuple[Literal["files", "units"], int, int] | None:
+def phase_counts(job: Job) -> tuple[Literal["files", "units"], int, int] | None:
     """What the job's current phase has counted: (unit, done, total); None when it counts nothing."""
     unit = PHASE_UNITS.get(job.phase)
     return None if unit is None else (unit, job.done, job.total)
@@ -171,6 +173,9 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
             raise RepolensError("the data source was deleted")
         index_stored(db, settings, source, progress=progress)
         embed_and_compact(db, source.id, load_embedder(settings), on_progress=progress.vectors)
+        # An orphan does not record the outcome: its job may already be leased to another worker,
+        # whose run would be marked Ready under it. The next run finds the index current and ends.
+        progress.check_parent()
         db.update_job(job.id, state="Ready", phase="done", percent=100.0, finished_at=time.time(), heartbeat_at=time.time())
         _OUTCOME_RECORDED.set()
         return 0
@@ -204,7 +209,7 @@ class JobRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._child: subprocess.Popen[bytes] | None = None
-        self._job: JobRow | None = None
+        self._job: Job | None = None
         self._last_sweep = 0.0
 
     def start(self) -> None:
@@ -256,7 +261,7 @@ class JobRunner:
             if fresh is not None and fresh.state == "Processing":
                 self.db.update_job(job.id, state="New")  # hand it to another worker now
 
-    def _unfinished(self, job: JobRow) -> bool:
+    def _unfinished(self, job: Job) -> bool:
         try:
             fresh = self.db.get_job(job.public_id)
         except RepolensError:
@@ -276,7 +281,7 @@ class JobRunner:
                 continue
             self._run_child(job)
 
-    def _run_child(self, job: JobRow) -> None:
+    def _run_child(self, job: Job) -> None:
         log.info("job %s: started by %s (attempt %d)", job.public_id, self.worker_name, job.attempts)
         cmd: Sequence[str] = [sys.executable, "-m", "repolens.indexing.jobs", job.public_id, str(os.getpid())]
         env = {**os.environ, **settings_env(self.settings)}
@@ -303,7 +308,7 @@ class JobRunner:
             self._job = None
         log.info("job %s: %s", job.public_id, fresh.state if fresh else "deleted")
 
-    def _after_death(self, job: JobRow, code: int) -> None:
+    def _after_death(self, job: Job, code: int) -> None:
         """Retry a job whose process died, after a backoff, up to ``MAX_JOB_ATTEMPTS``; then fail
         it and its source. The job stays Processing (and beating) while it waits, so no other
         worker takes it; a stop during the wait leaves it to be resumed like any running job."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from repolens.domain import Skipped, SourceFile
+from repolens.domain import Skipped, Source, SourceFile
 from repolens.errors import InvalidInput, NotFound, SourceError
 from repolens.indexing.units import build_file, file_tokens
 from repolens.parsing.parse import parse_file
@@ -35,7 +35,7 @@ from repolens.sources.filters import classify_content, content_hash, make_source
 from repolens.sources.languages import language_of
 from repolens.sources.local import Candidate, SourceTree, walk
 from repolens.sources.naming import source_name
-from repolens.storage.base import NewFile, SourceRow, Store
+from repolens.storage.base import NewFile, SourceCatalog, Store
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def _safe_dir_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", name).strip("._") or "source"
 
 
-def clone_dir(settings: Settings, source: SourceRow) -> Path:
+def clone_dir(settings: Settings, source: Source) -> Path:
     """Where the clone of a remote source lives: a folder named by its id, which no other source
     shares (names such as ``o/r`` and ``o__r`` would map to one folder)."""
     return settings.clones_dir / source.public_id
@@ -133,7 +133,7 @@ def _origin(clone: Path) -> str | None:
         return None
 
 
-def _adopt_legacy_clone(settings: Settings, source: SourceRow, dest: Path) -> None:
+def _adopt_legacy_clone(settings: Settings, source: Source, dest: Path) -> None:
     """Move a clone made under the old name-keyed rule to ``dest`` when it is this source's
     (same origin URL); otherwise leave it to its owner (or to a re-clone: indexing is incremental)."""
     legacy = legacy_clone_dir(settings, source.name)
@@ -145,7 +145,7 @@ def _adopt_legacy_clone(settings: Settings, source: SourceRow, dest: Path) -> No
         log.debug("could not adopt %s for %s", legacy, source.name, exc_info=True)
 
 
-def forget_clone(settings: Settings, source: SourceRow, others: list[SourceRow]) -> None:
+def forget_clone(settings: Settings, source: Source, others: list[Source]) -> None:
     """Delete the clone of a remote source, and its legacy folder when that holds this source's
     clone and no other source's name maps to it."""
     shutil.rmtree(clone_dir(settings, source), ignore_errors=True)
@@ -156,7 +156,7 @@ def forget_clone(settings: Settings, source: SourceRow, others: list[SourceRow])
 
 
 @contextmanager
-def _open_source(settings: Settings, source: SourceRow) -> Iterator[tuple[SourceTree, str, str | None]]:
+def _open_source(settings: Settings, source: Source) -> Iterator[tuple[SourceTree, str, str | None]]:
     """The source's files as a ``SourceTree`` (cloned or updated first if remote), its commit and
     its branch (None when unknown).
 
@@ -265,7 +265,7 @@ def _parse_one(file: SourceFile) -> NewFile:
     return build_file(file, parse_file(file))
 
 
-def record_failure(store: Store, source: SourceRow, reason: str) -> None:
+def record_failure(store: SourceCatalog, source: Source, reason: str) -> None:
     """Put a failed run's reason on its source, so the source always tells what its last job did:
     one with a good index stays Ready (searches keep answering from it) and says its last refresh
     failed; one without becomes Failed."""
@@ -284,7 +284,7 @@ def index_source(
     name: str | None = None,
     branch: str | None = None,
     progress: Progress | None = None,
-) -> tuple[SourceRow, IndexReport]:
+) -> tuple[Source, IndexReport]:
     """Index (or re-index) the source at ``location``, a path or URL the operator gave (the CLI,
     the benchmarks); vectors are left to ``backfill``.
 
@@ -309,8 +309,8 @@ def index_source(
 
 
 def index_stored(
-    store: Store, settings: Settings, source: SourceRow, *, progress: Progress | None = None
-) -> tuple[SourceRow, IndexReport]:
+    store: Store, settings: Settings, source: Source, *, progress: Progress | None = None
+) -> tuple[Source, IndexReport]:
     """Re-index a registered source from its stored location (the job runner's entry point).
 
     The stored location is never rewritten: a local folder must still be exactly where it was
@@ -323,7 +323,7 @@ def index_stored(
     return _fresh(store, source), report
 
 
-def _fresh(store: Store, source: SourceRow) -> SourceRow:
+def _fresh(store: Store, source: Source) -> Source:
     row = store.get_source(source.public_id)
     if row is None:
         raise NotFound(f"the data source {source.name!r} was deleted")
@@ -331,7 +331,7 @@ def _fresh(store: Store, source: SourceRow) -> SourceRow:
 
 
 def _index_locked(
-    store: Store, settings: Settings, source: SourceRow, progress: Progress, t0: float, *, created: bool
+    store: Store, settings: Settings, source: Source, progress: Progress, t0: float, *, created: bool
 ) -> IndexReport:
     store.ensure_index_version(index_version())
     # A source with a good index stays Ready while it is refreshed: searches keep
@@ -368,7 +368,7 @@ def _index_locked(
 def _run(
     store: Store,
     settings: Settings,
-    source: SourceRow,
+    source: Source,
     tree: SourceTree,
     commit: str,
     progress: Progress,

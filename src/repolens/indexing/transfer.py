@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repolens.domain import Relation
+from repolens.domain import Artifact, Relation
 from repolens.errors import Conflict, NotFound
 from repolens.indexing.units import file_tokens
-from repolens.storage.base import ArtifactRow, NewArtifact, NewFile
+from repolens.storage.base import NewArtifact, NewFile
 from repolens.storage.postgres.store import PostgresStore
 from repolens.storage.relational import ARTIFACT_COLUMNS, RELATION_KINDS, unpack
 
@@ -118,7 +118,7 @@ def _new_files(src: sqlite3.Connection, files: list[tuple[Any, ...]]) -> Iterato
             "WHERE a.file_id = ? ORDER BY a.id",
             (file_id,),
         )
-        arts = [ArtifactRow(*r[:-1]) for r in rows]
+        arts = [Artifact(*r[:-1]) for r in rows]
         keys = {r[0]: r[-1] for r in rows}
         by_id = {a.id: a for a in arts}
         relations = [

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from repolens.embeddings.base import Embedder
 from repolens.indexing.units import embedding_text_for
-from repolens.storage.base import Store
+from repolens.storage.base import IndexStore
 from repolens.storage.codec import encode
 
 BACKFILL_BATCH = 128  # units in the first batch: MiniLM embeds them in about a second on 2 cores
@@ -22,7 +22,7 @@ MISSING_WINDOW = 16_384
 
 
 def backfill(
-    store: Store,
+    store: IndexStore,
     source_id: int,
     embedder: Embedder,
     *,
@@ -79,7 +79,7 @@ def backfill(
 
 
 def embed_and_compact(
-    store: Store,
+    store: IndexStore,
     source_id: int,
     embedder: Embedder | None,
     *,

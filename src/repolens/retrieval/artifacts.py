@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from repolens.domain import Artifact, Source
 from repolens.errors import Conflict, InvalidInput, NotFound
-from repolens.storage.base import ArtifactRow, SourceRow, Store
+from repolens.storage.base import Store
 
 MAX_IDENTIFIER_CHARS = 2048  # longer than any real path plus symbol; refuse before parsing
 
@@ -25,8 +26,8 @@ class FetchedArtifact:
 
     identifier: str
     found: bool
-    artifact: ArtifactRow | None = None
-    source: SourceRow | None = None
+    artifact: Artifact | None = None
+    source: Source | None = None
     content: str | None = None
 
 
@@ -45,7 +46,7 @@ def parse_identifier(identifier: str) -> ParsedIdentifier:
 
 def resolve_source(
     store: Store, name: str, *, data_source: str | None = None, visible: frozenset[int] | None = None
-) -> SourceRow:
+) -> Source:
     """The source an identifier names: exact name, id, or a unique ``repo`` suffix.
 
     Sources outside ``visible`` (a key's scope; None = all) do not exist for the caller.
@@ -71,7 +72,7 @@ def resolve_source(
 
 def find_artifact(
     store: Store, identifier: str, *, data_source: str | None = None, visible: frozenset[int] | None = None
-) -> tuple[SourceRow, ArtifactRow]:
+) -> tuple[Source, Artifact]:
     """Resolve one identifier to exactly one artifact (NotFound or Conflict otherwise)."""
     parsed = parse_identifier(identifier)
     source = resolve_source(store, parsed.source, data_source=data_source, visible=visible)

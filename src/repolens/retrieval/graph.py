@@ -23,9 +23,10 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Literal
 
+from repolens.domain import Artifact, Source
 from repolens.errors import InvalidInput
 from repolens.parsing.resolve import NAME_MATCH, SAME_FILE, UNRESOLVED
-from repolens.storage.base import ArtifactRow, SourceRow, Store
+from repolens.storage.base import Store
 
 Profile = Literal["calls", "inheritance", "references", "all"]
 Direction = Literal["OutgoingCalls", "IncomingCalls", "Ancestors", "Descendants", "References"]
@@ -52,7 +53,7 @@ class RelationGroup:
     """One direction of relations for an artifact."""
 
     direction: Direction
-    items: list[tuple[ArtifactRow, int]] = field(default_factory=list)  # (related artifact, line)
+    items: list[tuple[Artifact, int]] = field(default_factory=list)  # (related artifact, line)
     total: int = 0
     resolution: dict[int, Resolution] = field(default_factory=dict)  # related artifact id -> how linked
     unresolved: list[tuple[str, int]] = field(default_factory=list)  # (name, line): outgoing calls linked to nothing
@@ -70,7 +71,7 @@ def _ends_with(stem: str, module: str) -> bool:
     return stem == module or stem.endswith("/" + module)
 
 
-def matches(locator: str, row: ArtifactRow, near: ArtifactRow, *, under_package: bool = False) -> bool:
+def matches(locator: str, row: Artifact, near: Artifact, *, under_package: bool = False) -> bool:
     """Whether ``row``'s file is one the ``locator`` of a hint names (see ``parsing/resolve.py``);
     ``near`` is the artifact the edge starts in. ``under_package`` also accepts files below a
     module's package directory (names a package re-exports)."""
@@ -118,7 +119,7 @@ def _bare_type(written: str) -> str:
     return text if text.replace("_", "a").isalnum() else ""
 
 
-def result_type(fn: ArtifactRow) -> str:
+def result_type(fn: Artifact) -> str:
     """The bare type name a function's signature says it returns ('' when it does not say, or
     names a type of another package)."""
     signature, language = fn.signature, fn.language
@@ -141,13 +142,13 @@ def result_type(fn: ArtifactRow) -> str:
 class Linker:
     """Links edges to definitions for one source, with the lookups of one request cached."""
 
-    def __init__(self, store: Store, source: SourceRow) -> None:
+    def __init__(self, store: Store, source: Source) -> None:
         self.store = store
         self.source = source
-        self._named: dict[str, list[ArtifactRow]] = {}
-        self._links: dict[tuple[str, str, int, frozenset[str]], tuple[list[ArtifactRow], Resolution | None]] = {}
+        self._named: dict[str, list[Artifact]] = {}
+        self._links: dict[tuple[str, str, int, frozenset[str]], tuple[list[Artifact], Resolution | None]] = {}
 
-    def named(self, name: str) -> list[ArtifactRow]:
+    def named(self, name: str) -> list[Artifact]:
         rows = self._named.get(name)
         if rows is None:
             rows = [r for r in self.store.symbols_named([name], [self.source.id]) if r.name == name]
@@ -155,8 +156,8 @@ class Linker:
         return rows
 
     def link(
-        self, name: str, hint: str, near: ArtifactRow, kinds: frozenset[str], *, names_only: bool = False
-    ) -> tuple[list[ArtifactRow], Resolution | None]:
+        self, name: str, hint: str, near: Artifact, kinds: frozenset[str], *, names_only: bool = False
+    ) -> tuple[list[Artifact], Resolution | None]:
         """The definitions an edge to ``name`` with ``hint`` links, and how; ``names_only`` ignores
         the hint (the bare-name rule every edge followed before hints)."""
         if names_only or hint == NAME_MATCH:
@@ -173,7 +174,7 @@ class Linker:
             self._links[key] = cached
         return cached
 
-    def _resolve(self, hint: str, near: ArtifactRow, kinds: frozenset[str]) -> tuple[list[ArtifactRow], Resolution | None]:
+    def _resolve(self, hint: str, near: Artifact, kinds: frozenset[str]) -> tuple[list[Artifact], Resolution | None]:
         for alternative in hint.split("|"):
             qual, _, where = alternative.rpartition("@")
             rows = self._place(qual, where.split(";"), near, kinds, depth=0)
@@ -181,9 +182,7 @@ class Linker:
                 return rows[:MAX_RESOLUTIONS], "resolved"
         return [], None
 
-    def _place(
-        self, qual: str, locators: list[str], near: ArtifactRow, kinds: frozenset[str], depth: int
-    ) -> list[ArtifactRow]:
+    def _place(self, qual: str, locators: list[str], near: Artifact, kinds: frozenset[str], depth: int) -> list[Artifact]:
         if not qual:
             return []
         if "()." in qual:
@@ -214,8 +213,8 @@ class Linker:
         return []
 
     def _result_member(
-        self, qual: str, locators: list[str], near: ArtifactRow, kinds: frozenset[str], depth: int
-    ) -> list[ArtifactRow]:
+        self, qual: str, locators: list[str], near: Artifact, kinds: frozenset[str], depth: int
+    ) -> list[Artifact]:
         """``f().m``: member ``m`` of the type callee ``f`` declares it returns (a class called as a
         constructor returns itself). The result type is a bare name read from ``f``'s signature,
         so it is looked up beside ``f``: its file, then its directory (its Go or Java package),
@@ -241,7 +240,7 @@ class Linker:
                     return found
         return []
 
-    def _member(self, owner: ArtifactRow, member: str, kinds: frozenset[str], depth: int) -> list[ArtifactRow]:
+    def _member(self, owner: Artifact, member: str, kinds: frozenset[str], depth: int) -> list[Artifact]:
         """``member`` of the type ``owner``: in its file or package, else in its base classes."""
         qual = f"{owner.qualified_name}.{member}"
         directory = posixpath.dirname(owner.path)
@@ -265,7 +264,7 @@ class Linker:
 
 
 def relations(
-    store: Store, source: SourceRow, artifact: ArtifactRow, *, profile: Profile, max_per_type: int
+    store: Store, source: Source, artifact: Artifact, *, profile: Profile, max_per_type: int
 ) -> list[RelationGroup]:
     """Related artifacts in each direction of ``profile``, at most ``max_per_type`` each."""
     if profile not in PROFILES:
@@ -275,7 +274,7 @@ def relations(
     return [_direction(store, source, artifact, d, max_per_type) for d in PROFILES[profile]]
 
 
-def counts(store: Store, source: SourceRow, artifact: ArtifactRow) -> dict[str, int]:
+def counts(store: Store, source: Source, artifact: Artifact) -> dict[str, int]:
     """How many related artifacts exist in every direction."""
     pairs: tuple[tuple[str, Direction], ...] = (
         ("outgoingCalls", "OutgoingCalls"),
@@ -287,10 +286,10 @@ def counts(store: Store, source: SourceRow, artifact: ArtifactRow) -> dict[str, 
     return {key: _direction(store, source, artifact, direction, 1_000_000).total for key, direction in pairs}
 
 
-def _direction(store: Store, source: SourceRow, art: ArtifactRow, direction: Direction, limit: int) -> RelationGroup:
+def _direction(store: Store, source: Source, art: Artifact, direction: Direction, limit: int) -> RelationGroup:
     group = RelationGroup(direction)
     linker = Linker(store, source)
-    found: dict[int, tuple[ArtifactRow, int]] = {}
+    found: dict[int, tuple[Artifact, int]] = {}
     if direction in ("OutgoingCalls", "Ancestors"):
         kind = "calls" if direction == "OutgoingCalls" else "inherits"
         targets = _TYPES if kind == "inherits" else _CALLABLE

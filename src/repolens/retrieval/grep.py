@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from repolens.domain import SearchFilters
+from repolens.domain import IndexedFile, SearchFilters, Source
 from repolens.patterns import Deadline, UserPattern, deadline_error
-from repolens.storage.base import FileRow, SourceRow, Store
+from repolens.storage.base import Store
 
 MAX_MATCHES_PER_FILE = 20  # the count says how many more there are; the lines are the preview
 MAX_LINE_CHARS = 300  # minified or data lines are cut in the preview
@@ -35,8 +35,8 @@ class LineMatch:
 class GrepHit:
     """A file with matches (or matched by its name only)."""
 
-    source: SourceRow
-    file: FileRow
+    source: Source
+    file: IndexedFile
     match_count: int = 0
     matches: list[LineMatch] = field(default_factory=list)
     by_name: bool = False
@@ -44,7 +44,7 @@ class GrepHit:
 
 def grep(
     store: Store,
-    sources: list[SourceRow],
+    sources: list[Source],
     pattern: str,
     *,
     regex: bool = False,

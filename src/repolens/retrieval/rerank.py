@@ -21,8 +21,8 @@ from repolens.parsing.tokens import split_identifier
 from repolens.parsing.treesitter import DECLARATION_FILES, is_declaration
 
 if TYPE_CHECKING:
+    from repolens.domain import Artifact
     from repolens.retrieval.query import QueryAnalysis
-    from repolens.storage.base import ArtifactRow
 
 # Reciprocal-rank-fusion constant. Cormack et al. (2009) use 60 for long web rankings; our
 # lists are short and their heads matter most: 10 measured +0.016 NDCG@10 over 60, 5 another +0.001.
@@ -154,12 +154,12 @@ def keyword_share(path: str, keywords: tuple[str, ...], split: list[str]) -> flo
 
 def score(
     analysis: QueryAnalysis,
-    rows: dict[int, ArtifactRow],
+    rows: dict[int, Artifact],
     lex_units: list[tuple[int, float]],
     lex_files: list[tuple[int, float]],
     vec_units: list[tuple[int, float]],
     vec_files: list[tuple[int, float]],
-    definitions: list[ArtifactRow],
+    definitions: list[Artifact],
     *,
     rerank: bool,
     evidence: Evidence | None = None,
@@ -273,7 +273,7 @@ def score(
     return final
 
 
-def _imports_below_definitions(final: dict[int, tuple[float, dict[str, float]]], rows: dict[int, ArtifactRow]) -> None:
+def _imports_below_definitions(final: dict[int, tuple[float, dict[str, float]]], rows: dict[int, Artifact]) -> None:
     """Cap import-only chunks just below the weakest definition of a queried name (in place)."""
     floor = min((s for s, sig in final.values() if "definition" in sig), default=None)
     if floor is None:
@@ -285,7 +285,7 @@ def _imports_below_definitions(final: dict[int, tuple[float, dict[str, float]]],
 
 
 def _members_before_containers(
-    final: dict[int, tuple[float, dict[str, float]]], rows: dict[int, ArtifactRow], unit_score: dict[int, float]
+    final: dict[int, tuple[float, dict[str, float]]], rows: dict[int, Artifact], unit_score: dict[int, float]
 ) -> None:
     """Put a container's best member before it when the member answers the query nearly as well (in place).
 

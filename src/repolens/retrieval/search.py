@@ -21,13 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from repolens.domain import MAX_RESULTS, SearchFilters
+from repolens.domain import MAX_RESULTS, Artifact, SearchFilters, Source
 from repolens.embeddings.base import Embedder
 from repolens.errors import InvalidInput, NotFound
 from repolens.retrieval import rerank as rr
 from repolens.retrieval.query import QueryAnalysis, analyze
 from repolens.retrieval.report import frame_file_matches
-from repolens.storage.base import ArtifactRow, NativeVectorSearch, SourceRow, Store
+from repolens.storage.base import NativeVectorSearch, Store
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,8 +49,8 @@ MAX_LIMIT = MAX_RESULTS
 class ScoredArtifact:
     """An artifact in the answer, with its final score and the signals behind it."""
 
-    artifact: ArtifactRow
-    source: SourceRow
+    artifact: Artifact
+    source: Source
     score: float
     signals: dict[str, float] = field(default_factory=dict)
 
@@ -94,11 +94,11 @@ class Searcher:
 
     # -- sources --------------------------------------------------------------------------
 
-    def resolve_sources(self, names: Sequence[str]) -> list[SourceRow]:
+    def resolve_sources(self, names: Sequence[str]) -> list[Source]:
         """Sources by name or id; every source when ``names`` is empty."""
         if not names:
             return self.store.list_sources()
-        out: list[SourceRow] = []
+        out: list[Source] = []
         for name in names:
             source = self.store.get_source(name)
             if source is None:
@@ -160,7 +160,7 @@ class Searcher:
         self,
         analysis: QueryAnalysis,
         source_ids: tuple[int, ...],
-        rows: dict[int, ArtifactRow],
+        rows: dict[int, Artifact],
         lex_units: list[tuple[int, float]],
         lex_files: list[tuple[int, float]],
         filters: SearchFilters,
@@ -210,7 +210,7 @@ class Searcher:
         limit: int = 10,
         mode: Mode = "auto",
         rerank: bool = True,
-        sources: Sequence[SourceRow] | None = None,
+        sources: Sequence[Source] | None = None,
     ) -> SearchOutcome:
         """The best ``limit`` artifacts for ``query``.
 

@@ -12,69 +12,25 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from repolens.domain import ArtifactKind, Relation
+from repolens.domain import (
+    ApiKey,
+    Artifact,
+    ArtifactKind,
+    Conversation,
+    IndexedFile,
+    Job,
+    KeyRole,
+    Message,
+    MessageRole,
+    Relation,
+    Source,
+    Usage,
+    Workspace,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRow:
-    """A data source (a repository) as stored."""
-
-    id: int
-    public_id: str  # 24-hex, the id that APIs show
-    name: str  # owner/repo
-    location: str  # local path or git URL
-    branch: str | None
-    commit: str
-    state: str  # New | Processing | Ready | Failed
-    state_reason: str
-    description: str
-    created_at: float
-    indexed_at: float | None
-    file_count: int
-    artifact_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class FileRow:
-    """A file as stored (content included only when asked for)."""
-
-    id: int
-    source_id: int
-    path: str
-    language: str | None
-    sha: str
-    size: int
-    n_lines: int
-    parser: str
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactRow:
-    """A Symbol, File or Chunk artifact as stored."""
-
-    id: int
-    source_id: int
-    file_id: int
-    path: str
-    kind: ArtifactKind
-    ident: str  # '' for files; qualified name for symbols; 'NNNN' for chunks
-    name: str
-    qualified_name: str
-    symbol_kind: str
-    parent: str
-    start_line: int
-    end_line: int
-    signature: str
-    doc: str
-    language: str | None
-
-    def identifier(self, source_name: str) -> str:
-        """The public identifier ``owner/repo::path[::ident]``."""
-        return f"{source_name}::{self.path}::{self.ident}" if self.ident else f"{source_name}::{self.path}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +60,7 @@ class FileTokens:
 
 
 # Recomputes a file's tokens from its stored path, lines and artifact rows (in stored order).
-Tokenize = Callable[[str, list[str], Sequence["ArtifactRow"]], FileTokens]
+Tokenize = Callable[[str, list[str], Sequence[Artifact]], FileTokens]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,27 +80,18 @@ class NewFile:
     embed_keys: Sequence[int | None]  # per artifact: content address of its embedding text
 
 
-class Store(Protocol):
-    """Everything persisted: sources, files, artifacts, relations, lexical and vector data.
+class SourceCatalog(Protocol):
+    """The registered sources: what may be indexed, where it lives and how far indexing got."""
 
-    Writes are transactional per call: ``replace_files`` leaves readers with either the old
-    or the new state of a source. Lexical scores are "higher is better" within one answer.
-    """
-
-    def close(self) -> None:
-        """Release connections."""
-        ...
-
-    # sources
-    def get_source(self, name_or_id: str) -> SourceRow | None:
+    def get_source(self, name_or_id: str) -> Source | None:
         """A source by name (case-insensitive) or public id."""
         ...
 
-    def list_sources(self) -> list[SourceRow]:
+    def list_sources(self) -> list[Source]:
         """All sources, by name."""
         ...
 
-    def create_source(self, *, name: str, location: str, branch: str | None, description: str = "") -> SourceRow:
+    def create_source(self, *, name: str, location: str, branch: str | None, description: str = "") -> Source:
         """Register a new source in state New."""
         ...
 
@@ -154,6 +101,18 @@ class Store(Protocol):
 
     def delete_source(self, source_id: int, *, tokenize: Tokenize) -> None:
         """Remove a source and everything derived from it."""
+        ...
+
+
+class IndexStore(Protocol):
+    """What indexing wrote: files, artifacts, relations, lexical and vector data.
+
+    Writes are transactional per call: ``replace_files`` leaves readers with either the old
+    or the new state of a source. Lexical scores are "higher is better" within one answer.
+    """
+
+    def close(self) -> None:
+        """Release connections."""
         ...
 
     # files and artifacts
@@ -175,31 +134,31 @@ class Store(Protocol):
         """The stored text of a file."""
         ...
 
-    def files(self, source_ids: Sequence[int]) -> list[FileRow]:
+    def files(self, source_ids: Sequence[int]) -> list[IndexedFile]:
         """All files of the given sources."""
         ...
 
-    def iter_contents(self, source_ids: Sequence[int]) -> Iterator[tuple[FileRow, str]]:
+    def iter_contents(self, source_ids: Sequence[int]) -> Iterator[tuple[IndexedFile, str]]:
         """Every file of the given sources with its text."""
         ...
 
-    def artifacts_by_id(self, ids: Sequence[int]) -> dict[int, ArtifactRow]:
+    def artifacts_by_id(self, ids: Sequence[int]) -> dict[int, Artifact]:
         """Artifacts by row id (missing ids are absent)."""
         ...
 
-    def artifacts_in_path(self, source_id: int, path: str) -> list[ArtifactRow]:
+    def artifacts_in_path(self, source_id: int, path: str) -> list[Artifact]:
         """Every artifact of one file, in line order."""
         ...
 
-    def artifacts_in_file_by_id(self, file_id: int) -> list[ArtifactRow]:
+    def artifacts_in_file_by_id(self, file_id: int) -> list[Artifact]:
         """Every artifact of one file, in insertion order."""
         ...
 
-    def find_artifacts(self, source_ids: Sequence[int], path: str, ident: str) -> list[ArtifactRow]:
+    def find_artifacts(self, source_ids: Sequence[int], path: str, ident: str) -> list[Artifact]:
         """Artifacts at ``path`` with ``ident`` ('' for the file itself)."""
         ...
 
-    def symbols_named(self, names: Sequence[str], source_ids: Sequence[int]) -> list[ArtifactRow]:
+    def symbols_named(self, names: Sequence[str], source_ids: Sequence[int]) -> list[Artifact]:
         """Symbols whose name or qualified name is one of ``names`` (case-insensitive)."""
         ...
 
@@ -266,7 +225,8 @@ class Store(Protocol):
         ...
 
 
-# -- the registry: who may ask, what groups exist, what work is queued ---------------------
+class Store(SourceCatalog, IndexStore, Protocol):
+    """The index with the catalog of its sources: what indexing and retrieval need."""
 
 
 @runtime_checkable
@@ -281,123 +241,33 @@ class NativeVectorSearch(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class KeyRow:
-    """An API key as stored: never the secret, only a digest of it."""
-
-    id: int
-    key_id: str  # the public digits of the key (``ca_<key_id>_<secret>``): listed, revoked by
-    digest: str  # sha256 of the secret part
-    name: str
-    role: str  # admin | member
-    plan: str
-    requests_per_hour: int
-    concurrency: int
-    scopes: tuple[str, ...]  # data source public ids; empty = every data source
-    created_at: float
-    expires_at: float | None
-    revoked_at: float | None
-    last_used_at: float | None
+# -- the registry: who may ask, what groups exist, what work is queued ---------------------
 
 
-@dataclass(frozen=True, slots=True)
-class WorkspaceRow:
-    """A named group of repositories."""
+class KeyStore(Protocol):
+    """API keys (digests only) and the install's organization."""
 
-    id: int
-    public_id: str
-    name: str
-    description: str
-    created_at: float
-    source_ids: tuple[int, ...]
-
-
-JobState = str  # New | Processing | Ready | Failed
-
-
-@dataclass(frozen=True, slots=True)
-class JobRow:
-    """A durable background job (indexing a source)."""
-
-    id: int
-    public_id: str
-    source_id: int | None
-    kind: str
-    state: JobState
-    reason: str
-    phase: str
-    done: int
-    total: int
-    percent: float
-    attempts: int
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    heartbeat_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationRow:
-    """A chat conversation, owned by the key that started it."""
-
-    id: int
-    public_id: str  # 24-hex, CodeAlive's conversationId
-    key_id: str
-    title: str
-    scope: tuple[str, ...]  # the data source names or ids the first message asked for
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRow:
-    """One turn of a conversation; ``citations`` is the JSON list the answer carried."""
-
-    message_id: str  # 24-hex
-    role: str  # user | assistant
-    content: str
-    citations: str
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class UsageRow:
-    """Chat use of one key since it was created."""
-
-    key_id: str
-    chat_requests: int
-    prompt_tokens: int
-    completion_tokens: int
-
-
-class Registry(Protocol):
-    """Keys, workspaces, jobs, conversations and usage: the control data beside the index.
-
-    Job claiming is atomic: two workers calling ``claim_job`` never get the same job.
-    """
-
-    # keys
     def create_key(
         self,
         *,
         key_id: str,
         digest: str,
         name: str,
-        role: str,
+        role: KeyRole,
         plan: str,
         requests_per_hour: int,
         concurrency: int,
         scopes: Sequence[str],
         expires_at: float | None,
-    ) -> KeyRow:
+    ) -> ApiKey:
         """Store a new key."""
         ...
 
-    def get_key(self, key_id: str) -> KeyRow | None:
+    def get_key(self, key_id: str) -> ApiKey | None:
         """A key by its public id (revoked ones included)."""
         ...
 
-    def list_keys(self) -> list[KeyRow]:
+    def list_keys(self) -> list[ApiKey]:
         """Every key, oldest first."""
         ...
 
@@ -409,16 +279,19 @@ class Registry(Protocol):
         """(public id, name, created now) of the install's organization, created on first call."""
         ...
 
-    # workspaces
-    def create_workspace(self, *, name: str, description: str, source_ids: Sequence[int]) -> WorkspaceRow:
+
+class WorkspaceStore(Protocol):
+    """Named groups of sources."""
+
+    def create_workspace(self, *, name: str, description: str, source_ids: Sequence[int]) -> Workspace:
         """A new workspace (Conflict if the name is taken)."""
         ...
 
-    def get_workspace(self, name_or_id: str) -> WorkspaceRow | None:
+    def get_workspace(self, name_or_id: str) -> Workspace | None:
         """A workspace by name (case-insensitive) or public id."""
         ...
 
-    def list_workspaces(self) -> list[WorkspaceRow]:
+    def list_workspaces(self) -> list[Workspace]:
         """All workspaces, by name."""
         ...
 
@@ -437,20 +310,23 @@ class Registry(Protocol):
         """Remove a workspace (its repositories stay)."""
         ...
 
-    # jobs
-    def enqueue_job(self, *, kind: str, source_id: int) -> JobRow:
+
+class JobQueue(Protocol):
+    """Durable background jobs. Claiming is atomic: two workers never get the same job."""
+
+    def enqueue_job(self, *, kind: str, source_id: int) -> Job:
         """A new job in state New, or the source's unfinished job of that kind if there is one."""
         ...
 
-    def get_job(self, job_id: str) -> JobRow | None:
+    def get_job(self, job_id: str) -> Job | None:
         """A job by public id."""
         ...
 
-    def jobs_for_source(self, source_id: int, limit: int = 20) -> list[JobRow]:
+    def jobs_for_source(self, source_id: int, limit: int = 20) -> list[Job]:
         """The source's jobs, newest first."""
         ...
 
-    def claim_job(self, worker: str) -> JobRow | None:
+    def claim_job(self, worker: str) -> Job | None:
         """Atomically move the oldest New job to Processing for ``worker``."""
         ...
 
@@ -462,16 +338,19 @@ class Registry(Protocol):
         """Put Processing jobs whose heartbeat is older than ``older_than`` back to New."""
         ...
 
-    # conversations and usage
-    def create_conversation(self, *, key_id: str, title: str, scope: Sequence[str]) -> ConversationRow:
+
+class ConversationStore(Protocol):
+    """Chat conversations owned by keys, and each key's chat usage."""
+
+    def create_conversation(self, *, key_id: str, title: str, scope: Sequence[str]) -> Conversation:
         """A new, empty conversation."""
         ...
 
-    def get_conversation(self, public_id: str) -> ConversationRow | None:
+    def get_conversation(self, public_id: str) -> Conversation | None:
         """A conversation by its public id."""
         ...
 
-    def list_conversations(self, key_id: str, limit: int = 100) -> list[ConversationRow]:
+    def list_conversations(self, key_id: str, limit: int = 100) -> list[Conversation]:
         """The key's conversations, most recently updated first."""
         ...
 
@@ -479,11 +358,13 @@ class Registry(Protocol):
         """Remove a conversation and its messages."""
         ...
 
-    def add_message(self, conversation_id: int, *, message_id: str, role: str, content: str, citations: str = "[]") -> None:
+    def add_message(
+        self, conversation_id: int, *, message_id: str, role: MessageRole, content: str, citations: str = "[]"
+    ) -> None:
         """Append a turn (and touch the conversation's ``updated_at``)."""
         ...
 
-    def messages(self, conversation_id: int) -> list[MessageRow]:
+    def messages(self, conversation_id: int) -> list[Message]:
         """Every turn of a conversation, oldest first."""
         ...
 
@@ -491,9 +372,13 @@ class Registry(Protocol):
         """Count one chat request and its tokens against the key."""
         ...
 
-    def usage(self, key_id: str) -> UsageRow:
+    def usage(self, key_id: str) -> Usage:
         """The key's chat use so far (zeros if none)."""
         ...
+
+
+class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, Protocol):
+    """Keys, workspaces, jobs, conversations and usage: the control data beside the index."""
 
 
 class Database(Store, Registry, Protocol):

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from repolens.domain import ApiKey, Conversation, Job, KeyRole, Message, MessageRole, Usage, Workspace
 from repolens.errors import Conflict, InvalidInput
-from repolens.storage.base import ConversationRow, JobRow, KeyRow, MessageRow, UsageRow, WorkspaceRow
 
 if TYPE_CHECKING:
     from repolens.storage.relational import Conn
@@ -36,23 +36,23 @@ _UPDATABLE_JOB_FIELDS = frozenset(
 UNFINISHED = ("New", "Processing")
 
 
-def _key(row: tuple[Any, ...]) -> KeyRow:
+def _key(row: tuple[Any, ...]) -> ApiKey:
     values = list(row)
     values[8] = tuple(json.loads(values[8] or "[]"))
-    return KeyRow(*values)
+    return ApiKey(*values)
 
 
-def _job(row: tuple[Any, ...]) -> JobRow:
-    return JobRow(*row)
+def _job(row: tuple[Any, ...]) -> Job:
+    return Job(*row)
 
 
 _CONVERSATION_COLUMNS = "id, public_id, key_id, title, scope, created_at, updated_at"
 
 
-def _conversation(row: tuple[Any, ...]) -> ConversationRow:
+def _conversation(row: tuple[Any, ...]) -> Conversation:
     values = list(row)
     values[4] = tuple(json.loads(values[4] or "[]"))
-    return ConversationRow(*values)
+    return Conversation(*values)
 
 
 class RegistryMixin:
@@ -81,13 +81,13 @@ class RegistryMixin:
         key_id: str,
         digest: str,
         name: str,
-        role: str,
+        role: KeyRole,
         plan: str,
         requests_per_hour: int,
         concurrency: int,
         scopes: Sequence[str],
         expires_at: float | None,
-    ) -> KeyRow:
+    ) -> ApiKey:
         """Store a new key."""
         with self._write(content=False) as conn:
             conn.execute(
@@ -110,12 +110,12 @@ class RegistryMixin:
         assert key is not None
         return key
 
-    def get_key(self, key_id: str) -> KeyRow | None:
+    def get_key(self, key_id: str) -> ApiKey | None:
         """A key by its public id (revoked ones included)."""
         row = self._conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
         return _key(row) if row else None
 
-    def list_keys(self) -> list[KeyRow]:
+    def list_keys(self) -> list[ApiKey]:
         """Every key, oldest first."""
         return [_key(r) for r in self._conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id")]
 
@@ -144,16 +144,16 @@ class RegistryMixin:
 
     # -- workspaces -----------------------------------------------------------------------
 
-    def _workspace(self, row: tuple[Any, ...]) -> WorkspaceRow:
+    def _workspace(self, row: tuple[Any, ...]) -> Workspace:
         members = tuple(
             r[0]
             for r in self._conn.execute(
                 "SELECT source_id FROM workspace_members WHERE workspace_id = ? ORDER BY source_id", (row[0],)
             )
         )
-        return WorkspaceRow(row[0], row[1], row[2], row[3], row[4], members)
+        return Workspace(row[0], row[1], row[2], row[3], row[4], members)
 
-    def create_workspace(self, *, name: str, description: str, source_ids: Sequence[int]) -> WorkspaceRow:
+    def create_workspace(self, *, name: str, description: str, source_ids: Sequence[int]) -> Workspace:
         """A new workspace (Conflict if the name is taken by a workspace or a repository)."""
         public_id = secrets.token_hex(12)
         with self._write(content=False) as conn:
@@ -189,7 +189,7 @@ class RegistryMixin:
             [(workspace_id, sid) for sid in wanted],
         )
 
-    def get_workspace(self, name_or_id: str) -> WorkspaceRow | None:
+    def get_workspace(self, name_or_id: str) -> Workspace | None:
         """A workspace by public id, else by name (case-insensitive): an id never finds another
         workspace named like it."""
         columns = "SELECT id, public_id, name, description, created_at FROM workspaces"
@@ -198,7 +198,7 @@ class RegistryMixin:
             row = self._conn.execute(f"{columns} WHERE name = ? COLLATE NOCASE", (name_or_id,)).fetchone()
         return self._workspace(row) if row else None
 
-    def list_workspaces(self) -> list[WorkspaceRow]:
+    def list_workspaces(self) -> list[Workspace]:
         """All workspaces, by name."""
         rows = self._conn.execute(
             "SELECT id, public_id, name, description, created_at FROM workspaces ORDER BY name COLLATE NOCASE"
@@ -236,7 +236,7 @@ class RegistryMixin:
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def enqueue_job(self, *, kind: str, source_id: int) -> JobRow:
+    def enqueue_job(self, *, kind: str, source_id: int) -> Job:
         """A new job in state New, or the source's unfinished job of that kind if there is one."""
         with self._write(content=False) as conn:
             row = conn.execute(
@@ -256,19 +256,19 @@ class RegistryMixin:
         assert job is not None
         return job
 
-    def get_job(self, job_id: str) -> JobRow | None:
+    def get_job(self, job_id: str) -> Job | None:
         """A job by public id."""
         row = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE public_id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
 
-    def jobs_for_source(self, source_id: int, limit: int = 20) -> list[JobRow]:
+    def jobs_for_source(self, source_id: int, limit: int = 20) -> list[Job]:
         """The source's jobs, newest first."""
         rows = self._conn.execute(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE source_id = ? ORDER BY id DESC LIMIT ?", (source_id, limit)
         )
         return [_job(r) for r in rows]
 
-    def claim_job(self, worker: str) -> JobRow | None:
+    def claim_job(self, worker: str) -> Job | None:
         """Atomically move the oldest New job to Processing for ``worker``."""
         if self._conn.execute("SELECT 1 FROM jobs WHERE state = 'New' LIMIT 1").fetchone() is None:
             return None  # the idle poll: a read, no write lock
@@ -318,14 +318,14 @@ class RegistryMixin:
             )
         return cur.rowcount
 
-    def iter_unfinished_jobs(self) -> Iterator[JobRow]:
+    def iter_unfinished_jobs(self) -> Iterator[Job]:
         """Jobs still New or Processing, oldest first."""
         rows = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN (?, ?) ORDER BY id", UNFINISHED)
         yield from (_job(r) for r in rows.fetchall())
 
     # -- conversations and usage ----------------------------------------------------------
 
-    def create_conversation(self, *, key_id: str, title: str, scope: Sequence[str]) -> ConversationRow:
+    def create_conversation(self, *, key_id: str, title: str, scope: Sequence[str]) -> Conversation:
         """A new, empty conversation."""
         now = time.time()
         public_id = secrets.token_hex(12)
@@ -339,14 +339,14 @@ class RegistryMixin:
         assert made is not None
         return made
 
-    def get_conversation(self, public_id: str) -> ConversationRow | None:
+    def get_conversation(self, public_id: str) -> Conversation | None:
         """A conversation by its public id."""
         row = self._conn.execute(
             f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE public_id = ?", (public_id,)
         ).fetchone()
         return _conversation(row) if row else None
 
-    def list_conversations(self, key_id: str, limit: int = 100) -> list[ConversationRow]:
+    def list_conversations(self, key_id: str, limit: int = 100) -> list[Conversation]:
         """The key's conversations, most recently updated first."""
         rows = self._conn.execute(
             f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE key_id = ? ORDER BY updated_at DESC, id DESC LIMIT ?",
@@ -359,7 +359,9 @@ class RegistryMixin:
         with self._write(content=False) as conn:
             conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
-    def add_message(self, conversation_id: int, *, message_id: str, role: str, content: str, citations: str = "[]") -> None:
+    def add_message(
+        self, conversation_id: int, *, message_id: str, role: MessageRole, content: str, citations: str = "[]"
+    ) -> None:
         """Append a turn (and touch the conversation's ``updated_at``)."""
         now = time.time()
         with self._write(content=False) as conn:
@@ -370,13 +372,13 @@ class RegistryMixin:
             )
             conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
 
-    def messages(self, conversation_id: int) -> list[MessageRow]:
+    def messages(self, conversation_id: int) -> list[Message]:
         """Every turn of a conversation, oldest first."""
         rows = self._conn.execute(
             "SELECT message_id, role, content, citations, created_at FROM messages WHERE conversation_id = ? ORDER BY id",
             (conversation_id,),
         )
-        return [MessageRow(*r) for r in rows]
+        return [Message(*r) for r in rows]
 
     def record_usage(self, key_id: str, *, prompt_tokens: int, completion_tokens: int) -> None:
         """Count one chat request and its tokens against the key."""
@@ -389,9 +391,9 @@ class RegistryMixin:
                 (key_id, prompt_tokens, completion_tokens),
             )
 
-    def usage(self, key_id: str) -> UsageRow:
+    def usage(self, key_id: str) -> Usage:
         """The key's chat use so far (zeros if none)."""
         row = self._conn.execute(
             "SELECT key_id, chat_requests, prompt_tokens, completion_tokens FROM key_usage WHERE key_id = ?", (key_id,)
         ).fetchone()
-        return UsageRow(*row) if row else UsageRow(key_id, 0, 0, 0)
+        return Usage(*row) if row else Usage(key_id, 0, 0, 0)

@@ -15,9 +15,8 @@ import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from repolens.domain import Relation, RelationKind
+from repolens.domain import Artifact, IndexedFile, Relation, RelationKind, Source
 from repolens.errors import Conflict, StorageError
-from repolens.storage.base import ArtifactRow, FileRow, SourceRow
 from repolens.storage.cache import GenerationCache
 from repolens.storage.migrations import Migration
 from repolens.storage.registry import RegistryMixin
@@ -101,7 +100,7 @@ class SqlStore(RegistryMixin):
     def _init_caches(self) -> None:
         self._model_ids: dict[str, int] = {}
         self._count_cache: dict[tuple[int, str], tuple[tuple[int, int], tuple[int, int]]] = {}
-        self._artifact_cache: GenerationCache[int, ArtifactRow] = GenerationCache(ARTIFACT_CACHE_ROWS)
+        self._artifact_cache: GenerationCache[int, Artifact] = GenerationCache(ARTIFACT_CACHE_ROWS)
         self._text_cache: GenerationCache[int, str] = GenerationCache(TEXT_CACHE_CHARS, weigh=len)
 
     def generation(self) -> tuple[int, int]:  # provided by the backend
@@ -110,10 +109,10 @@ class SqlStore(RegistryMixin):
     # -- sources --------------------------------------------------------------------------
 
     @staticmethod
-    def _source(row: tuple[Any, ...]) -> SourceRow:
-        return SourceRow(*row)
+    def _source(row: tuple[Any, ...]) -> Source:
+        return Source(*row)
 
-    def get_source(self, name_or_id: str) -> SourceRow | None:
+    def get_source(self, name_or_id: str) -> Source | None:
         """A source by public id, else by name (case-insensitive): an id always finds its own
         source, even if an older database has another source named like it."""
         row = self._conn.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE public_id = ?", (name_or_id,)).fetchone()
@@ -123,12 +122,12 @@ class SqlStore(RegistryMixin):
             ).fetchone()
         return self._source(row) if row else None
 
-    def list_sources(self) -> list[SourceRow]:
+    def list_sources(self) -> list[Source]:
         """All sources, by name."""
         rows = self._conn.execute(f"SELECT {SOURCE_COLUMNS} FROM sources ORDER BY name COLLATE NOCASE")
         return [self._source(r) for r in rows]
 
-    def create_source(self, *, name: str, location: str, branch: str | None, description: str = "") -> SourceRow:
+    def create_source(self, *, name: str, location: str, branch: str | None, description: str = "") -> Source:
         """Register a new source in state New."""
         public_id = secrets.token_hex(12)  # 24 hex characters, the shape of a Mongo ObjectId
         with self._write() as conn:
@@ -168,7 +167,7 @@ class SqlStore(RegistryMixin):
         self._text_cache.put(file_id, text, generation)
         return text
 
-    def files(self, source_ids: Sequence[int]) -> list[FileRow]:
+    def files(self, source_ids: Sequence[int]) -> list[IndexedFile]:
         """All files of the given sources, by path."""
         marks = ",".join("?" * len(source_ids))
         rows = self._conn.execute(
@@ -176,9 +175,9 @@ class SqlStore(RegistryMixin):
             f"WHERE source_id IN ({marks}) ORDER BY source_id, path",
             tuple(source_ids),
         )
-        return [FileRow(*r) for r in rows]
+        return [IndexedFile(*r) for r in rows]
 
-    def iter_contents(self, source_ids: Sequence[int]) -> Iterator[tuple[FileRow, str]]:
+    def iter_contents(self, source_ids: Sequence[int]) -> Iterator[tuple[IndexedFile, str]]:
         """Every file of the given sources with its text (for grep)."""
         marks = ",".join("?" * len(source_ids))
         rows = self._conn.execute(
@@ -187,19 +186,19 @@ class SqlStore(RegistryMixin):
             tuple(source_ids),
         )
         for row in rows:
-            yield FileRow(*row[:8]), unpack(row[8])
+            yield IndexedFile(*row[:8]), unpack(row[8])
 
     # -- artifacts ------------------------------------------------------------------------
 
     @staticmethod
-    def _artifact(row: tuple[Any, ...]) -> ArtifactRow:
-        return ArtifactRow(*row)
+    def _artifact(row: tuple[Any, ...]) -> Artifact:
+        return Artifact(*row)
 
-    def artifacts_by_id(self, ids: Sequence[int]) -> dict[int, ArtifactRow]:
+    def artifacts_by_id(self, ids: Sequence[int]) -> dict[int, Artifact]:
         """Artifacts by row id (missing ids are simply absent)."""
         generation = self.generation()
         self._artifact_cache.sync(generation)
-        out: dict[int, ArtifactRow] = {}
+        out: dict[int, Artifact] = {}
         missing: list[int] = []
         for artifact_id in ids:
             cached = self._artifact_cache.get(artifact_id)
@@ -218,7 +217,7 @@ class SqlStore(RegistryMixin):
                 self._artifact_cache.put(artifact.id, artifact, generation)
         return out
 
-    def artifacts_in_path(self, source_id: int, path: str) -> list[ArtifactRow]:
+    def artifacts_in_path(self, source_id: int, path: str) -> list[Artifact]:
         """Every artifact of the file at ``path`` in a source, in line order."""
         rows = self._conn.execute(
             f"SELECT {ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id "
@@ -227,7 +226,7 @@ class SqlStore(RegistryMixin):
         )
         return [self._artifact(r) for r in rows]
 
-    def artifacts_in_file_by_id(self, file_id: int) -> list[ArtifactRow]:
+    def artifacts_in_file_by_id(self, file_id: int) -> list[Artifact]:
         """Every artifact of one file in insertion order (the order tokens were made in)."""
         rows = self._conn.execute(
             f"SELECT {ARTIFACT_COLUMNS} FROM artifacts a JOIN files f ON f.id = a.file_id WHERE a.file_id = ? ORDER BY a.id",
@@ -235,7 +234,7 @@ class SqlStore(RegistryMixin):
         )
         return [self._artifact(r) for r in rows]
 
-    def find_artifacts(self, source_ids: Sequence[int], path: str, ident: str) -> list[ArtifactRow]:
+    def find_artifacts(self, source_ids: Sequence[int], path: str, ident: str) -> list[Artifact]:
         """Artifacts at ``path`` with ``ident`` ('' for the file itself) in the given sources."""
         marks = ",".join("?" * len(source_ids))
         rows = self._conn.execute(
@@ -245,7 +244,7 @@ class SqlStore(RegistryMixin):
         )
         return [self._artifact(r) for r in rows]
 
-    def symbols_named(self, names: Sequence[str], source_ids: Sequence[int]) -> list[ArtifactRow]:
+    def symbols_named(self, names: Sequence[str], source_ids: Sequence[int]) -> list[Artifact]:
         """Symbols whose name or qualified name is one of ``names`` (case-insensitive)."""
         if not names or not source_ids:
             return []

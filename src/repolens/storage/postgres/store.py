@@ -36,7 +36,7 @@ import psycopg
 import psycopg.errors
 from psycopg import sql as pgsql
 
-from repolens.errors import StorageError
+from repolens.errors import InvalidInput, StorageError
 from repolens.storage import migrations
 from repolens.storage.base import NewFile, Tokenize
 from repolens.storage.cache import GenerationCache
@@ -80,6 +80,14 @@ def _lost(exc: psycopg.OperationalError) -> StorageError:
     return StorageError(f"lost the connection to PostgreSQL: {str(exc).strip()}")
 
 
+def _refused(exc: psycopg.DataError) -> Exception:
+    # PostgreSQL's text type cannot hold U+0000, which JSON and URLs can carry and SQLite stores:
+    # such text is the caller's to fix (a 400 in every dialect), not a server fault.
+    if "NUL (0x00)" in str(exc):
+        return InvalidInput("text must not contain NUL (\\u0000) characters")
+    return exc
+
+
 class PgConn:
     """A psycopg connection that speaks the shared dialect (``?`` placeholders)."""
 
@@ -91,6 +99,8 @@ class PgConn:
             return self.raw.execute(_translate(query), tuple(params))
         except psycopg.OperationalError as exc:
             raise _lost(exc) from exc
+        except psycopg.DataError as exc:
+            raise _refused(exc) from exc
 
     def executemany(self, query: str, params: Sequence[Sequence[Any]], /) -> None:
         if params:
@@ -99,6 +109,8 @@ class PgConn:
                     cur.executemany(_translate(query), [tuple(p) for p in params])
             except psycopg.OperationalError as exc:
                 raise _lost(exc) from exc
+            except psycopg.DataError as exc:
+                raise _refused(exc) from exc
 
     @property
     def in_transaction(self) -> bool:
