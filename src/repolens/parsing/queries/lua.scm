@@ -16,6 +16,16 @@
 (function_call
   name: (dot_index_expression table: (identifier) @_class field: (identifier) @name)
   (#eq? @_class "class")) @definition.class
+; `Date.Format = class()`: a class kept in a table field
+(assignment_statement
+  (variable_list . name: (dot_index_expression table: (identifier) @receiver field: (identifier) @name))
+  (expression_list . value: (function_call name: (identifier) @_class))
+  (#eq? @_class "class")) @definition.class
+; Penlight's `class(Base, nil, MultiMap)`: the third argument, an existing table, becomes the class
+(function_call
+  name: (identifier) @_class
+  arguments: (arguments (_) . (_) . (identifier) @name .)
+  (#eq? @_class "class")) @definition.class
 (function_declaration
   name: [(dot_index_expression table: (_) @receiver field: (identifier) @name)
          (method_index_expression table: (_) @receiver method: (identifier) @name)]) @definition.method
