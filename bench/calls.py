@@ -132,19 +132,25 @@ def score(corpora: Path, labels: list[Label], *, verbose: bool = False) -> dict[
                         and a.qualified_name == label.caller
                         and a.start_line <= label.line <= a.end_line
                     ]
-                    edges = [
+                    on_line = [
                         rel
                         for caller in callers
                         for _, rel in store.relations_from([caller.id], ["calls"])
-                        if rel.target == label.callee and rel.line == label.line
+                        if rel.line == label.line
                     ]
+                    edges = [rel for rel in on_line if rel.target == label.callee]
+                    if not edges:
+                        # a resolved call is stored under its definition's name (`wrap: wrap_`
+                        # imported, `wrap_()` called: the edge targets `wrap`)
+                        renamed = [rel for rel in on_line if rel.hint not in ("", "?")]
+                        edges = renamed if len(renamed) == 1 else []
                     for config in ("before", "after, resolved", "after, all", f"after, all: {label.language}"):
                         linked: set[str] = set()
                         for caller in callers:
                             for rel in edges:
-                                rows, how = linker.link(
-                                    rel.target, rel.hint, caller, CALLABLE, names_only=config == "before"
-                                )
+                                before = config == "before"  # the bare name as written
+                                name = label.callee if before else rel.target
+                                rows, how = linker.link(name, rel.hint, caller, CALLABLE, names_only=before)
                                 if config == "after, resolved" and how != "resolved":
                                     continue
                                 linked.update(f"{r.path}::{r.qualified_name}" for r in rows)

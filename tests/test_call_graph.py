@@ -40,6 +40,7 @@ PROJECT = {
     ),
     "app/progress.py": "class ProgressBar:\n    def update(self):\n        return 3\n",
     "app/util.py": "def tidy():\n    return 4\n",
+    "app/alias.py": "from app.util import tidy as clean\n\n\ndef sweep():\n    return clean()\n",
     "app/other.py": (
         "class Cache:\n    def update(self):\n        return 5\n\n    def refresh(self):\n        return 6\n\n\n"
         "def tidy():\n    return 7\n\n\ndef helper():\n    return 8\n"
@@ -114,6 +115,17 @@ def test_a_same_named_method_on_another_class_is_not_linked(indexed: Services) -
     assert callers.total == 0
     _, callers = _calls(indexed, "app/progress.py::ProgressBar.update")
     assert _linked(callers) == {"app/core.py::Context.run": "resolved"}  # only self.bar.update()
+
+
+def test_a_call_through_an_import_alias_is_a_caller_of_the_definition(indexed: Services) -> None:
+    """``from app.util import tidy as clean; clean()`` calls app/util.py's tidy, and tidy lists it as
+    a caller; app/other.py's tidy does not."""
+    out, _ = _calls(indexed, "app/alias.py::sweep")
+    assert _linked(out) == {"app/util.py::tidy": "resolved"}
+    _, callers = _calls(indexed, "app/util.py::tidy")
+    assert _linked(callers) == {"app/alias.py::sweep": "resolved", "app/core.py::Context.run": "resolved"}
+    _, callers = _calls(indexed, "app/other.py::tidy")
+    assert callers.total == 0
 
 
 def test_self_calls_follow_base_classes(indexed: Services) -> None:

@@ -588,6 +588,10 @@ def _relations(defs: list[_Def], events: list[_Event], resolver: resolve.Resolve
                 hint = resolver.inherit(event.node)
         except RecursionError:  # a pathological nesting: the edge stays, unplaced; the file still parses
             hint = resolve.UNRESOLVED
+        if kind == "calls" and hint not in (resolve.NAME_MATCH, resolve.UNRESOLVED):
+            # the definition's own name, not a local alias (`from m import helper as h; h()`,
+            # `cls(...)`): callers of `helper` are found by the target name
+            target = hint.split("|", 1)[0].rpartition("@")[0].rsplit(".", 1)[-1] or target
         key = (source, kind, target, hint)
         if kind == "calls":
             called.add((source, target))
