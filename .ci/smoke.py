@@ -172,6 +172,11 @@ def check_server(venv: Path, home: Path, env: dict[str, str]) -> None:
         expect(status == 200 and len(json.loads(body).get("results", [])) > 0, f"GET /api/search answered {status}")
         status, body = http("GET", f"{base}/v1/models", key=key)
         expect(status == 200 and json.loads(body)["data"], f"GET /v1/models answered {status}")
+        # urllib follows / -> /ui/ -> /ui/search -> the sign-in page: the templates and assets are in the wheel
+        status, body = http("GET", f"{base}/", accept="text/html")
+        expect(status == 200 and 'name="key"' in body, f"the web UI's sign-in page answered {status}")
+        status, body = http("GET", f"{base}/ui/static/app.js", accept="*/*")
+        expect(status == 200 and "setupSearch" in body, f"the web UI's script answered {status}")
         session: dict[str, Any] = {}
         for message in mcp_messages():
             status, body = http("POST", f"{base}/mcp", key=key, body=message, accept="application/json, text/event-stream")

@@ -170,11 +170,13 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the real ``repolens`` console script in a subprocess with its own data dir."""
     home = tmp_path / "cli-home"
 
-    def run(*args: str, env: dict[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, check: bool = False, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "REPOLENS_HOME": str(home), "REPOLENS_EMBEDDER": "hash", **(env or {})}
         exe = Path(sys.executable).with_name("repolens")
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "repolens"]
-        result = subprocess.run([*cmd, *args], env=full_env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run([*cmd, *args], env=full_env, capture_output=True, text=True, timeout=300, input=input)
         if check and result.returncode != 0:
             raise AssertionError(f"repolens {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result

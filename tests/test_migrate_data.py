@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+import httpx
+
 from conftest import MakeRepo
 from pgcluster import PgCluster
 from server import start_server
@@ -19,6 +21,8 @@ def test_an_embedded_install_moves_to_postgres_intact(
     root = make_repo(PROJECT)
     run_cli("index", str(root), "--name", "acme/geo", check=True)
     token = run_cli("keys", "create", "--name", "ci", "--plan", "team", check=True).stdout.strip()
+    made = run_cli("users", "create", "ada@example.com", "--password-stdin", input="ada's password\n")
+    assert made.returncode == 0, made.stderr
     asked = run_cli("ask", "how is the total area of shapes computed?", check=True)
     conversation = re.search(r"--conversation (\w{24})", asked.stderr)
     assert conversation, asked.stderr
@@ -28,6 +32,7 @@ def test_an_embedded_install_moves_to_postgres_intact(
     url = pg_cluster.new_database()
     moved = json.loads(run_cli("migrate-data", "--to", url, "--json", check=True).stdout)
     assert moved["sources"] == 1 and moved["files"] == 2 and moved["keys"] == 1 and moved["conversations"] == 1
+    assert moved["users"] == 1
     assert moved["vectors"] > 0
     again = run_cli("migrate-data", "--to", url)
     assert again.returncode != 0 and "already holds data sources" in again.stderr  # never merged twice
@@ -49,5 +54,11 @@ def test_an_embedded_install_moves_to_postgres_intact(
             assert [d["name"] for d in c.get("/api/datasources/all").json()] == ["acme/geo"]
             hit = c.post("/api/search", json={"query": "total_area", "names": ["acme/geo"]}).json()
             assert hit["results"][0]["identifier"] == "acme/geo::svc/shapes.py::total_area"
+        # The local user moved with the password hash: signing in works on PostgreSQL.
+        signed = httpx.post(
+            f"{server.url}/code-assistant-api/v1/local-auth/login",
+            json={"email": "ada@example.com", "password": "ada's password"},
+        )
+        assert signed.status_code == 200, signed.text
     finally:
         server.stop()

@@ -327,3 +327,21 @@ def relevance_filter(items: list[dict[str, Any]], query: str) -> list[dict[str, 
         if common:
             kept.append({**item, "relevanceReason": f"its name or description mentions {', '.join(common[:5])}"})
     return kept or items
+
+
+def recent_jobs(db: Database, principal: Principal | None, *, per_source: int = 5) -> list[tuple[Source, Job]]:
+    """The latest jobs of every repository the key may see, newest first."""
+    visible = visible_ids(db, principal)
+    pairs = [
+        (source, job)
+        for source in db.list_sources()
+        if visible is None or source.id in visible
+        for job in db.jobs_for_source(source.id, limit=per_source)
+    ]
+    return sorted(pairs, key=lambda pair: pair[1].created_at, reverse=True)
+
+
+def latest_job(db: Database, source: Source) -> Job | None:
+    """A repository's newest job (its progress while it indexes)."""
+    jobs = db.jobs_for_source(source.id, limit=1)
+    return jobs[0] if jobs else None

@@ -336,3 +336,44 @@ class Usage:
     chat_requests: int
     prompt_tokens: int
     completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A local user as stored: never the password, only its Argon2id hash."""
+
+    id: int
+    public_id: str  # 24-hex: what tokens and APIs name the user by
+    email: str
+    name: str
+    password_hash: str
+    role: KeyRole  # what a key's role means: an admin may manage data sources
+    scopes: tuple[str, ...]  # data source public ids; empty = every data source, as a key's
+    created_at: float
+    disabled_at: float | None
+    last_login_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file a client uploaded, owned by the account (key or person) that sent it."""
+
+    id: int
+    public_id: str
+    owner: str  # the uploader's account id (``Principal.key.key_id``)
+    name: str
+    content_type: str
+    size: int
+    data: bytes
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A web UI sign-in: ``principal`` is ``key:<key id>`` (or, once local users exist, ``user:<id>``)."""
+
+    digest: str  # sha256 of the cookie's secret, never the secret
+    principal: str
+    csrf: str  # the token every form of the session carries
+    created_at: float
+    expires_at: float

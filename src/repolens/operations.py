@@ -11,14 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from repolens import catalog, views
-from repolens.domain import SearchFilters
+from repolens import catalog, validation, views
+from repolens.domain import Artifact, SearchFilters, Source
 from repolens.errors import InvalidInput, NotFound
 from repolens.retrieval import graph
 from repolens.retrieval.artifacts import FetchedArtifact, fetch, find_artifact
 from repolens.retrieval.conditions import Condition, holds, metadata
 from repolens.retrieval.grep import grep as run_grep
 from repolens.retrieval.search import MAX_LIMIT, Mode, ScoredArtifact, SearchOutcome
+from repolens.sources.languages import EXTENSIONS
 
 if TYPE_CHECKING:
     from repolens.access.keys import Principal
@@ -320,3 +321,67 @@ def retrieve_knowledge(
                 break
         contents = hit_contents(services, dataclasses.replace(outcome, hits=[h for h, _, _ in chosen]))
     return [KnowledgeRecord(hit, meta, score, contents.get(hit.artifact.id, "")) for hit, meta, score in chosen]
+
+
+# -- reading code (the web UI's code view) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CodeView:
+    """A file or symbol to read: the whole file it sits in, the range it covers, and the file's
+    symbols (its outline)."""
+
+    source: Source
+    artifact: Artifact  # what the identifier named (a File artifact for a file)
+    content: str  # the whole file
+    outline: list[Artifact]  # the file's symbols, in line order
+
+
+def read_code(services: Services, principal: Principal | None, identifier: str) -> CodeView:
+    """The file an identifier (file, symbol or chunk) lies in, within the key's scope; another
+    scope's identifier is ``NotFound`` exactly like a missing one."""
+    store = services.store
+    with store.snapshot():  # the artifact, the text and the outline from one state of the index
+        source, artifact = find_artifact(store, identifier, visible=catalog.visible_ids(store, principal))
+        content = store.file_content(artifact.file_id)
+        rows = store.artifacts_in_path(source.id, artifact.path)
+    outline = sorted((r for r in rows if r.kind == "Symbol"), key=lambda r: (r.start_line, r.end_line))
+    return CodeView(source, artifact, content, outline)
+
+
+def file_identifier(source: Source, path: str) -> str:
+    """The identifier of a whole file."""
+    return f"{source.name}::{path}"
+
+
+LANGUAGE_EXTENSIONS: dict[str, tuple[str, ...]] = {}
+for _ext, _language in EXTENSIONS.items():
+    LANGUAGE_EXTENSIONS[_language] = (*LANGUAGE_EXTENSIONS.get(_language, ()), _ext)
+
+
+def extensions_for_language(language: str | None) -> tuple[str, ...]:
+    """The file extensions of a language the indexer knows (empty for none); an unknown name is
+    refused rather than matching nothing."""
+    if not language:
+        return ()
+    key = language.strip().lower()
+    if key not in LANGUAGE_EXTENSIONS:
+        raise InvalidInput(f"unknown language {language!r}; use one of {', '.join(sorted(LANGUAGE_EXTENSIONS))}")
+    return LANGUAGE_EXTENSIONS[key]
+
+
+# -- conversations ---------------------------------------------------------------------------------
+
+MAX_TITLE_CHARS = 200
+
+
+def rename_conversation(services: Services, principal: Principal | None, conversation_id: str, title: str) -> None:
+    """Give one of the caller's conversations a new title."""
+    row = services.answers.owned_conversation(principal, conversation_id)
+    services.store.rename_conversation(row.id, validation.require_name(title, what="title", max_chars=MAX_TITLE_CHARS))
+
+
+def delete_conversation(services: Services, principal: Principal | None, conversation_id: str) -> None:
+    """Delete one of the caller's conversations."""
+    row = services.answers.owned_conversation(principal, conversation_id)
+    services.store.delete_conversation(row.id)

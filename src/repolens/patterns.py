@@ -35,6 +35,11 @@ MAX_PROGRAM_SIZE = 2_000
 # RE2's own default (8 MiB per compiled pattern, most of it the lazily built DFA); written out
 # because memory per in-flight search is what it bounds.
 RE2_MAX_MEM_BYTES = 8 << 20
+# Matches inside lines already reported after which grep walks the rest of a file by lines: a
+# pattern this dense would cost one Python step per match; below it, walking matches is cheaper
+# than finding each line's start (measured on src/: 12 ms vs 20 ms for `def `, 5.3 s vs 0.3 s for
+# `(\d+)*[a-z]`).
+DENSE_AFTER_MATCHES = 64
 
 _ENGINE = "the regex engine is RE2 (linear time, no backtracking)"
 # RE2's parse errors for Perl/Python features it deliberately lacks -> what to call them.
@@ -78,7 +83,7 @@ class Deadline:
 class UserPattern:
     """A compiled user pattern: ``spans(text)`` yields ``(start, end)`` character offsets."""
 
-    __slots__ = ("_regexp", "case_sensitive", "pattern", "regex")
+    __slots__ = ("_line_regexp", "_matches_empty", "_regexp", "case_sensitive", "pattern", "regex")
 
     def __init__(self, pattern: str, *, regex: bool, case_sensitive: bool | None = None) -> None:
         if not pattern or len(pattern) > MAX_PATTERN_CHARS:
@@ -95,17 +100,56 @@ class UserPattern:
         try:
             # (?m): ^ and $ match at line boundaries, as grep users expect (re.MULTILINE before).
             self._regexp = re2.compile(f"(?m){body}", options)
+            # The same pattern, reaching from the start of a line to the end of its first match on
+            # that line: one match per matching line, however often the pattern matches within it
+            # (a pattern that can match the empty string stops at the empty match: not used then).
+            self._line_regexp = re2.compile(f"(?m)^[^\\n]*?(?:{body})", options)
         except re2.error as exc:
             raise InvalidInput(_explain(pattern, exc)) from None
         finally:
             # re2.compile keeps the last 128 patterns (up to 8 MiB of DFA each) in a module cache;
             # with user-chosen patterns that is memory an attacker could fill, so keep none.
             re2.purge()
+        self._matches_empty = self._regexp.search("") is not None
         if regex and self._regexp.programsize > MAX_PROGRAM_SIZE:
             raise InvalidInput(
                 f"regular expression is too complex: it compiles to {self._regexp.programsize} instructions, "
                 f"over the {MAX_PROGRAM_SIZE} allowed; use smaller repetition counts or fewer alternatives"
             )
+
+    def line_spans(self, text: str, *, deadline: Deadline | None = None) -> Iterator[tuple[int, int]]:
+        """The first non-empty match of each line that has one, as ``(start, end)`` offsets.
+
+        What grep reports is lines. The matches are walked one by one while they are sparse (the
+        usual identifier or phrase); once a pattern turns out dense (``[a-z]`` matches every
+        letter) the rest of the text is walked a line at a time, so such a pattern costs one step
+        per matching line instead of one per match: over a large corpus, the difference between
+        milliseconds and the deadline. Raises ``InvalidInput`` when ``deadline`` expires.
+        """
+        line_end = -1  # where the last reported line ends
+        same_line = 0  # matches skipped because their line was reported already
+        for start, end in self.spans(text, deadline=deadline):
+            if start <= line_end:
+                same_line += 1
+                if same_line > DENSE_AFTER_MATCHES and not self._matches_empty:
+                    yield from self._by_line(text, line_end + 1, deadline)
+                    return
+                continue
+            yield start, end
+            newline = text.find("\n", start)
+            line_end = len(text) if newline < 0 else newline
+
+    def _by_line(self, text: str, pos: int, deadline: Deadline | None) -> Iterator[tuple[int, int]]:
+        for match in self._line_regexp.finditer(text, pos):
+            line_start, end = match.span()
+            # Where on the line the match begins: the leftmost match within the line's matched
+            # stretch (searched in that short stretch only; a search in ``text`` re-encodes all of it).
+            inner = self._regexp.search(text[line_start:end])
+            start = line_start + (inner.start() if inner is not None else 0)
+            if start != end:
+                yield start, end
+            if deadline is not None and deadline.expired():
+                raise deadline_error(deadline)
 
     def spans(self, text: str, *, deadline: Deadline | None = None) -> Iterator[tuple[int, int]]:
         """Non-empty matches in ``text`` as ``(start, end)`` character offsets, end exclusive.

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from repolens.settings import Settings
 
 if TYPE_CHECKING:
+    from repolens.access.identity import Authenticator
     from repolens.chat.engine import AnswerEngine
     from repolens.embeddings.base import Embedder
     from repolens.retrieval.search import Searcher
@@ -24,6 +25,7 @@ class Services:
     _embedder_loaded: bool = field(default=False, init=False)
     _searcher: Searcher | None = field(default=None, init=False)
     _answers: AnswerEngine | None = field(default=None, init=False)
+    _authenticator: Authenticator | None = field(default=None, init=False)
 
     @property
     def store(self) -> Database:
@@ -62,6 +64,15 @@ class Services:
 
             self._answers = AnswerEngine(self, load_llm(self.settings))
         return self._answers
+
+    @property
+    def authenticator(self) -> Authenticator:
+        """Turns credentials (keys, sign-in tokens, OIDC tokens) into principals; signs people in."""
+        if self._authenticator is None:
+            from repolens.access.identity import Authenticator
+
+            self._authenticator = Authenticator(self.settings)
+        return self._authenticator
 
     def close(self) -> None:
         """Release the database."""

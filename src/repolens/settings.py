@@ -32,6 +32,10 @@ DEFAULT_LLM_ANSWER_TOKENS = 1_500
 DEFAULT_LLM_TIMEOUT_S = 120  # a local model on CPU can take a minute before its first token
 DEFAULT_INDEX_WORKERS = 1  # one indexing thread per server: the embedded shape needs no other process
 DEFAULT_JOB_LEASE_S = 60  # 12 missed heartbeats (every 5 s): a dead worker, not a slow one
+# A sign-in token (local users) lasts a working day; disabling the user ends it at once anyway.
+DEFAULT_SESSION_TTL_S = 12 * 3600
+# CodeMie's Keycloak tokens carry the user's projects in the ``applications`` claim.
+DEFAULT_OIDC_PROJECT_CLAIM = "applications"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -135,6 +139,17 @@ class Settings:
     index_workers: int = setting("REPOLENS_INDEX_WORKERS", DEFAULT_INDEX_WORKERS, minimum=0)
     # Shared database: a job whose worker has not beaten for this long is given to another.
     job_lease_s: int = setting("REPOLENS_JOB_LEASE", DEFAULT_JOB_LEASE_S)
+    # People: local users' sign-in tokens, and OIDC (Keycloak) bearer JWTs when an issuer is set.
+    session_ttl_s: int = setting("REPOLENS_SESSION_TTL", DEFAULT_SESSION_TTL_S)
+    oidc_issuer: str = setting("REPOLENS_OIDC_ISSUER", "", check=_trimmed_url)  # "" = OIDC off
+    oidc_audience: str = setting("REPOLENS_OIDC_AUDIENCE", "")  # "" = the audience is not checked
+    # Where the issuer's signing keys are; "" = the jwks_uri of its OpenID discovery document.
+    oidc_jwks_url: str = setting("REPOLENS_OIDC_JWKS_URL", "", check=_trimmed_url)
+    oidc_project_claim: str = setting("REPOLENS_OIDC_PROJECT_CLAIM", DEFAULT_OIDC_PROJECT_CLAIM)
+    # The claim's project names that mean this install's organization; () = the organization's name.
+    oidc_projects: tuple[str, ...] = setting("REPOLENS_OIDC_PROJECTS", ())
+    # CodeMie SDK's ``Authorization: dev-codemie-user`` as an admin: for local development only.
+    codemie_dev_auth: bool = setting("REPOLENS_CODEMIE_DEV_AUTH", False)
 
     @property
     def uses_postgres(self) -> bool:
@@ -172,12 +187,23 @@ def _parse(name: str, raw: str, kind: Any, minimum: int | None) -> Any:
         if minimum is not None and number < minimum:
             raise InvalidInput(f"{name} must be {'positive' if minimum == 1 else f'at least {minimum}'}, got {number}")
         return number
+    if kind is bool:
+        value = raw.strip().lower()
+        if value not in _TRUE + _FALSE:
+            raise InvalidInput(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}")
+        return value in _TRUE
     if kind is Path:
         return Path(raw).expanduser()
     return raw
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def _unparse(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
     if isinstance(value, tuple):
         return ",".join(_unparse(v) for v in value)
     return str(value)

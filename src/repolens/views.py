@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from repolens.domain import ApiKey, Artifact, Job, Source, Workspace
+from repolens.domain import ApiKey, Artifact, Job, Source, User, Workspace
 from repolens.indexing.jobs import phase_counts
 from repolens.retrieval.artifacts import FetchedArtifact
 from repolens.retrieval.graph import RelationGroup
@@ -262,4 +262,19 @@ def key_json(key: ApiKey) -> dict[str, Any]:
         "createdAt": iso(key.created_at),
         "expiresAt": iso(key.expires_at),
         "revokedAt": iso(key.revoked_at),
+    }
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """A user's metadata (never the password hash)."""
+    return {
+        "id": user.public_id,
+        "email": user.email,
+        "name": user.name,
+        "role": user.role,
+        "scopes": list(user.scopes),
+        "disabled": user.disabled_at is not None,
+        "createdAt": iso(user.created_at),
+        "disabledAt": iso(user.disabled_at),
+        "lastLoginAt": iso(user.last_login_at),
     }

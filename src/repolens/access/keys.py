@@ -14,11 +14,12 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from repolens import validation
-from repolens.domain import ApiKey, KeyRole, Source
+from repolens.domain import ApiKey, KeyRole, Source, Usage
 from repolens.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from repolens.storage.base import Database, KeyStore
+from repolens.storage.base import Database, KeyStore, Registry
 
 KEY_PREFIX = "ca_"
 KEY_PATTERN = re.compile(r"^ca_(?P<id>[0-9]{10,16})_(?P<secret>[A-Za-z0-9_-]{43})$")
@@ -86,7 +87,7 @@ def create_key(
     name = validation.require_name(name, what="key name", max_chars=MAX_KEY_NAME_CHARS)
     if expires_at is not None:
         validation.require_future_timestamp(expires_at, what="expiresAt")
-    scope_ids = tuple(_scope_id(db, s) for s in scopes)
+    scope_ids = tuple(scope_id(db, s) for s in scopes)
     key_id = str(secrets.randbelow(9 * 10 ** (_KEY_ID_DIGITS - 1)) + 10 ** (_KEY_ID_DIGITS - 1))
     secret = secrets.token_urlsafe(_SECRET_BYTES)
     row = db.create_key(
@@ -103,21 +104,43 @@ def create_key(
     return MintedKey(f"{KEY_PREFIX}{key_id}_{secret}", row)
 
 
-def _scope_id(db: Database, name_or_id: str) -> str:
+def scope_id(db: Database, name_or_id: str) -> str:
+    """The public id of the repository or workspace a key or user may be scoped to."""
     source = db.get_source(name_or_id)
     if source is not None:
         return source.public_id
     workspace = db.get_workspace(name_or_id)
     if workspace is not None:
         return workspace.public_id
-    raise NotFound(f"cannot scope a key to {name_or_id!r}: no such repository or workspace")
+    raise NotFound(f"cannot scope to {name_or_id!r}: no such repository or workspace")
+
+
+SignIn = Literal["password", "oidc", "dev"]
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Who signed in, when a request runs as a person rather than as an API key."""
+
+    subject: str  # the user's public id (local users) or the issuer's ``sub`` (OIDC)
+    email: str
+    name: str
+    via: SignIn
+    projects: tuple[str, ...]  # the organization's projects this person belongs to
+    admin_projects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The key a request runs as, and what it may see."""
+    """The key a request runs as, and what it may see.
+
+    A signed-in person runs under a key-shaped account (``access.identity.account_for``): its
+    ``key_id`` is ``user-...``/``oidc-...``, so quotas, conversation ownership and usage work
+    the same for a person as for a key; ``person`` says who it is.
+    """
 
     key: ApiKey
+    person: Person | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -160,6 +183,19 @@ def authenticate(db: KeyStore, token: str | None, *, now: float | None = None) -
     row = db.get_key(match.group("id"))
     if row is None or not hmac.compare_digest(row.digest, digest(match.group("secret"))):
         raise Unauthorized("Invalid or missing API key")
+    return _usable(row, now)
+
+
+def principal_for_key(db: KeyStore, key_id: str, *, now: float | None = None) -> Principal:
+    """The principal of a key already proven once (a web session signed in with it): still
+    ``Unauthorized`` if it has since been revoked, has expired or is gone."""
+    row = db.get_key(key_id)
+    if row is None:
+        raise Unauthorized("API key no longer exists")
+    return _usable(row, now)
+
+
+def _usable(row: ApiKey, now: float | None) -> Principal:
     if row.revoked_at is not None:
         raise Unauthorized("API key has been revoked")
     # Written as "not later than now" so that a NaN stored before expiries were validated counts
@@ -187,3 +223,8 @@ def bootstrap_admin(db: Database) -> MintedKey | None:
     if db.list_keys():
         return None
     return create_key(db, name="admin", plan=ADMIN_PLAN, role="admin")
+
+
+def keys_with_usage(db: Registry) -> list[tuple[ApiKey, Usage]]:
+    """Every key (metadata only) with its chat use so far."""
+    return [(key, db.usage(key.key_id)) for key in db.list_keys()]

@@ -344,6 +344,10 @@ def _child_main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s repolens.job %(message)s")
     signal.signal(signal.SIGTERM, _on_sigterm)
     parent = int(argv[1]) if len(argv) > 1 else None
+    if parent is not None:
+        from repolens.indexing.pipeline import die_with_parent
+
+        die_with_parent(parent)
     return run_job(load_settings(), argv[0], parent_pid=parent)
 
 

@@ -471,7 +471,7 @@ def _parse_all(files: list[SourceFile], progress: Progress) -> list[NewFile]:
     ctx = mp.get_context("fork")
     results: list[NewFile] = []
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),)
+        max_workers=workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
     ) as pool:
         for new in pool.map(_parse_one, files, chunksize=8):
             results.append(new)
@@ -479,10 +479,12 @@ def _parse_all(files: list[SourceFile], progress: Progress) -> list[NewFile]:
     return results
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Parse-worker initializer: a worker never outlives the process that forked it. Left behind
-    by a kill -9 of ``repolens index`` (or of a job's process), workers would wait on their task
-    queue forever, holding memory and every descriptor they inherited."""
+def die_with_parent(parent_pid: int) -> None:
+    """This process never outlives ``parent_pid``. The parse workers' initializer: left behind by a
+    kill -9 of ``repolens index`` (or of a job's process), workers would wait on their task queue
+    forever, holding memory and every descriptor they inherited. A job's process calls it too, so a
+    killed server or worker takes its job down at once, mid-transaction or not (the database rolls
+    an unfinished transaction back, and the job is resumed from its lease)."""
     if sys.platform.startswith("linux"):
         import ctypes
 

@@ -1,12 +1,13 @@
 """``repolens migrate-data``: move an embedded install (the SQLite file) into PostgreSQL.
 
 Everything a user or a client can name survives with the same public ids: data sources, API
-keys (their digests, so every issued key keeps working), workspaces, conversations with their
-messages, usage, the organization. The index moves too: files, artifacts and relations are
-re-written through the PostgreSQL write path (which builds its postings from the same tokens),
-and vectors are copied by content key, so nothing is re-parsed from the repositories and
-nothing is re-embedded. Job history stays behind. The target must hold no data sources yet:
-merging two installs is not a migration.
+keys (their digests, so every issued key keeps working), local users (their password hashes, and
+the secret that signs their sign-in tokens, so issued tokens keep working), uploaded files,
+workspaces, conversations with their messages, usage, the organization. The index moves too:
+files, artifacts and relations are re-written through the PostgreSQL write path (which builds
+its postings from the same tokens), and vectors are copied by content key, so nothing is
+re-parsed from the repositories and nothing is re-embedded. Job history stays behind. The
+target must hold no data sources yet: merging two installs is not a migration.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class TransferReport:
     artifacts: int = 0
     vectors: int = 0
     keys: int = 0
+    users: int = 0
+    uploads: int = 0
     workspaces: int = 0
     conversations: int = 0
 
@@ -64,7 +67,12 @@ def migrate_data(
     src = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
     report = TransferReport()
     try:
-        meta = dict(_rows(src, "SELECT key, value FROM meta WHERE key IN ('org_id', 'org_name', 'index_version')"))
+        meta = dict(
+            _rows(
+                src,
+                "SELECT key, value FROM meta WHERE key IN ('org_id', 'org_name', 'index_version') OR key LIKE 'secret:%'",
+            )
+        )
         with target._write(content=False) as conn:
             for key, value in meta.items():
                 conn.execute(
@@ -186,6 +194,14 @@ def _registry(src: sqlite3.Connection, target: PostgresStore, source_ids: dict[i
         for row in _rows(src, f"SELECT {key_columns} FROM api_keys ORDER BY id"):
             conn.execute(f"INSERT INTO api_keys({key_columns}) VALUES ({', '.join('?' * len(row))})", row)
             report.keys += 1
+        user_columns = "public_id, email, name, password_hash, role, scopes, created_at, disabled_at, last_login_at"
+        for row in _rows(src, f"SELECT {user_columns} FROM users ORDER BY id"):
+            conn.execute(f"INSERT INTO users({user_columns}) VALUES ({', '.join('?' * len(row))})", row)
+            report.users += 1
+        upload_columns = "public_id, owner, name, content_type, size, data, created_at"
+        for row in _rows(src, f"SELECT {upload_columns} FROM uploads ORDER BY id"):
+            conn.execute(f"INSERT INTO uploads({upload_columns}) VALUES ({', '.join('?' * len(row))})", row)
+            report.uploads += 1
         for ws_id, public_id, name, description, created in _rows(
             src, "SELECT id, public_id, name, description, created_at FROM workspaces ORDER BY id"
         ):

@@ -72,7 +72,7 @@ def grep(
         if not filters.accepts(row.path):
             continue
         hit = GrepHit(by_id[row.source_id], row)
-        for start, end in compiled.spans(text, deadline=deadline):
+        for start, end in compiled.line_spans(text, deadline=deadline):
             hit.match_count += 1
             if len(hit.matches) < MAX_MATCHES_PER_FILE:
                 line_start = text.rfind("\n", 0, start) + 1

@@ -24,7 +24,10 @@ from repolens.domain import (
     MessageRole,
     Relation,
     Source,
+    Upload,
     Usage,
+    User,
+    WebSession,
     Workspace,
 )
 
@@ -358,6 +361,10 @@ class ConversationStore(Protocol):
         """Remove a conversation and its messages."""
         ...
 
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        """Give a conversation a new title."""
+        ...
+
     def add_message(
         self, conversation_id: int, *, message_id: str, role: MessageRole, content: str, citations: str = "[]"
     ) -> None:
@@ -377,8 +384,62 @@ class ConversationStore(Protocol):
         ...
 
 
-class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, Protocol):
-    """Keys, workspaces, jobs, conversations and usage: the control data beside the index."""
+class SessionStore(Protocol):
+    """Web UI sign-ins (the digest of each cookie's secret, never the secret)."""
+
+    def create_session(self, *, digest: str, principal: str, csrf: str, expires_at: float) -> WebSession:
+        """Store a web sign-in (and drop expired ones)."""
+        ...
+
+    def get_session(self, digest: str) -> WebSession | None:
+        """A web sign-in by the digest of its cookie secret (expired ones included)."""
+        ...
+
+    def delete_session(self, digest: str) -> None:
+        """Sign a web session out."""
+        ...
+
+
+class UserStore(Protocol):
+    """Local users (password hashes only) and the install's secrets that sign their tokens."""
+
+    def create_user(self, *, email: str, name: str, password_hash: str, role: KeyRole, scopes: Sequence[str]) -> User:
+        """Store a new user (Conflict if the email is taken, whatever its case)."""
+        ...
+
+    def get_user(self, email_or_id: str) -> User | None:
+        """A user by public id, else by email (case-insensitive); disabled ones included."""
+        ...
+
+    def list_users(self) -> list[User]:
+        """Every user, oldest first."""
+        ...
+
+    def update_user(self, user_id: int, **fields: object) -> None:
+        """Change ``password_hash``, ``name``, ``role``, ``scopes``, ``disabled_at`` or ``last_login_at``."""
+        ...
+
+    def install_secret(self, name: str) -> str:
+        """A random secret of this install (the key that signs sign-in tokens), made on first
+        use and shared by every replica of the database."""
+        ...
+
+
+class UploadStore(Protocol):
+    """Files clients upload, each owned by the account that sent it."""
+
+    def create_upload(self, *, owner: str, name: str, content_type: str, data: bytes) -> Upload:
+        """Store an uploaded file."""
+        ...
+
+    def get_upload(self, public_id: str) -> Upload | None:
+        """An uploaded file by its public id."""
+        ...
+
+
+class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore, UploadStore, SessionStore, Protocol):
+    """Keys, users, uploads, web sessions, workspaces, jobs, conversations and usage: the control data
+    beside the index."""
 
 
 class Database(Store, Registry, Protocol):

@@ -13,9 +13,21 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from repolens.domain import ApiKey, Conversation, Job, KeyRole, Message, MessageRole, Usage, Workspace
+from repolens.domain import (
+    ApiKey,
+    Conversation,
+    Job,
+    KeyRole,
+    Message,
+    MessageRole,
+    Upload,
+    Usage,
+    User,
+    WebSession,
+    Workspace,
+)
 from repolens.errors import Conflict, InvalidInput
 
 if TYPE_CHECKING:
@@ -44,6 +56,16 @@ def _key(row: tuple[Any, ...]) -> ApiKey:
 
 def _job(row: tuple[Any, ...]) -> Job:
     return Job(*row)
+
+
+_USER_COLUMNS = "id, public_id, email, name, password_hash, role, scopes, created_at, disabled_at, last_login_at"
+_UPDATABLE_USER_FIELDS = frozenset({"password_hash", "name", "role", "scopes", "disabled_at", "last_login_at"})
+
+
+def _user(row: tuple[Any, ...]) -> User:
+    values = list(row)
+    values[6] = tuple(json.loads(values[6] or "[]"))
+    return User(*values)
 
 
 _CONVERSATION_COLUMNS = "id, public_id, key_id, title, scope, created_at, updated_at"
@@ -141,6 +163,89 @@ class RegistryMixin:
             )
             rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('org_id', 'org_name')").fetchall())
         return rows["org_id"], rows.get("org_name", default_name), rows["org_id"] == public_id
+
+    def install_secret(self, name: str) -> str:
+        """A random secret of this install, made on first use and shared by every replica."""
+        key = f"secret:{name}"
+        with self._write(content=False) as conn:
+            # Replicas asking together race here: exactly one insert wins, the others read it.
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, secrets.token_hex(32))
+            )
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0])
+
+    # -- users ----------------------------------------------------------------------------
+
+    def create_user(self, *, email: str, name: str, password_hash: str, role: KeyRole, scopes: Sequence[str]) -> User:
+        """Store a new user (Conflict if the email is taken, whatever its case)."""
+        public_id = secrets.token_hex(12)
+        with self._write(content=False) as conn:
+            # Checked first rather than caught: PostgreSQL aborts the whole transaction on a violation.
+            if conn.execute("SELECT 1 FROM users WHERE email = ? COLLATE NOCASE", (email,)).fetchone():
+                raise Conflict(f"a user with email {email!r} already exists", [email])
+            try:
+                conn.execute(
+                    "INSERT INTO users(public_id, email, name, password_hash, role, scopes, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (public_id, email, name, password_hash, role, json.dumps(list(scopes)), time.time()),
+                )
+            except self._integrity_errors:  # a concurrent create of the same email won the race
+                raise Conflict(f"a user with email {email!r} already exists", [email]) from None
+        user = self.get_user(public_id)
+        assert user is not None
+        return user
+
+    def get_user(self, email_or_id: str) -> User | None:
+        """A user by public id, else by email (case-insensitive); disabled ones included."""
+        columns = f"SELECT {_USER_COLUMNS} FROM users"
+        row = self._conn.execute(f"{columns} WHERE public_id = ?", (email_or_id,)).fetchone()
+        if row is None:
+            row = self._conn.execute(f"{columns} WHERE email = ? COLLATE NOCASE", (email_or_id,)).fetchone()
+        return _user(row) if row else None
+
+    def list_users(self) -> list[User]:
+        """Every user, oldest first."""
+        return [_user(r) for r in self._conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")]
+
+    def update_user(self, user_id: int, **fields: object) -> None:
+        """Change ``password_hash``, ``name``, ``role``, ``scopes``, ``disabled_at`` or ``last_login_at``."""
+        unknown = set(fields) - _UPDATABLE_USER_FIELDS
+        if unknown:
+            raise ValueError(f"not user fields: {sorted(unknown)}")
+        if not fields:
+            return
+        values = [json.dumps(list(cast("Sequence[str]", v))) if k == "scopes" else v for k, v in fields.items()]
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        with self._write(content=False) as conn:
+            conn.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*values, user_id))
+
+    # -- uploads --------------------------------------------------------------------------
+
+    def create_upload(self, *, owner: str, name: str, content_type: str, data: bytes) -> Upload:
+        """Store an uploaded file."""
+        public_id = secrets.token_hex(12)
+        with self._write(content=False) as conn:
+            conn.execute(
+                "INSERT INTO uploads(public_id, owner, name, content_type, size, data, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (public_id, owner, name, content_type, len(data), data, time.time()),
+            )
+        row = self.get_upload(public_id)
+        assert row is not None
+        return row
+
+    def get_upload(self, public_id: str) -> Upload | None:
+        """An uploaded file by its public id."""
+        row = self._conn.execute(
+            "SELECT id, public_id, owner, name, content_type, size, data, created_at FROM uploads WHERE public_id = ?",
+            (public_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        values[6] = bytes(values[6])  # PostgreSQL hands BYTEA back as memoryview
+        return Upload(*values)
 
     # -- workspaces -----------------------------------------------------------------------
 
@@ -380,6 +485,11 @@ class RegistryMixin:
         )
         return [Message(*r) for r in rows]
 
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        """Give a conversation a new title."""
+        with self._write(content=False) as conn:
+            conn.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+
     def record_usage(self, key_id: str, *, prompt_tokens: int, completion_tokens: int) -> None:
         """Count one chat request and its tokens against the key."""
         with self._write(content=False) as conn:
@@ -397,3 +507,28 @@ class RegistryMixin:
             "SELECT key_id, chat_requests, prompt_tokens, completion_tokens FROM key_usage WHERE key_id = ?", (key_id,)
         ).fetchone()
         return Usage(*row) if row else Usage(key_id, 0, 0, 0)
+
+    # -- web sessions -----------------------------------------------------------------------
+
+    def create_session(self, *, digest: str, principal: str, csrf: str, expires_at: float) -> WebSession:
+        """Store a web sign-in; expired sessions are swept here, the only place rows are added."""
+        now = time.time()
+        with self._write(content=False) as conn:
+            conn.execute("DELETE FROM web_sessions WHERE expires_at < ?", (now,))
+            conn.execute(
+                "INSERT INTO web_sessions(digest, principal, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                (digest, principal, csrf, now, expires_at),
+            )
+        return WebSession(digest, principal, csrf, now, expires_at)
+
+    def get_session(self, digest: str) -> WebSession | None:
+        """A web sign-in by the digest of its cookie secret (expired ones included)."""
+        row = self._conn.execute(
+            "SELECT digest, principal, csrf, created_at, expires_at FROM web_sessions WHERE digest = ?", (digest,)
+        ).fetchone()
+        return WebSession(*row) if row else None
+
+    def delete_session(self, digest: str) -> None:
+        """Sign a web session out."""
+        with self._write(content=False) as conn:
+            conn.execute("DELETE FROM web_sessions WHERE digest = ?", (digest,))

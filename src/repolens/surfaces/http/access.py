@@ -18,11 +18,21 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from repolens.access.keys import Principal, authenticate, bearer_token
+from repolens.access.identity import Authenticator
+from repolens.access.keys import Principal
 from repolens.access.ratelimit import Decision, RateLimiter
-from repolens.errors import BodyTooLarge, StorageError, Unauthorized
+from repolens.errors import BodyTooLarge, RepolensError, StorageError, Unauthorized, status_of
 from repolens.storage.base import Database
-from repolens.surfaces.http.errors import DIFY_PREFIX, OPENAI_PREFIX, PROBLEM_JSON, openai_error_body, problem_body
+from repolens.surfaces.http.errors import (
+    DIFY_PREFIX,
+    OPENAI_PREFIX,
+    PROBLEM_JSON,
+    Dialect,
+    dialect_for,
+    openai_error_body,
+    problem_body,
+)
+from repolens.surfaces.web import WEB_PREFIX
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -48,10 +58,21 @@ def _header(scope: Scope, name: bytes) -> str | None:
 class AccessMiddleware:
     """Authenticates, rate-limits and logs every request except the public ones."""
 
-    def __init__(self, app: ASGIApp, *, db: Callable[[], Database], limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        db: Callable[[], Database],
+        limiter: RateLimiter,
+        authenticator: Authenticator,
+        dialects: tuple[Dialect, ...] = (),
+    ) -> None:
         self.app = app
         self.db = db
         self.limiter = limiter
+        self.authenticator = authenticator
+        self.dialects = dialects
+        self.public_paths = PUBLIC_PATHS.union(*(d.public_paths for d in dialects))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,23 +110,25 @@ class AccessMiddleware:
                     await self._refuse(scope, send_with_headers, 413, f"request body over {MAX_BODY_BYTES} bytes")
                     return
                 receive = _replay(body, receive)
-            if path in PUBLIC_PATHS:
+            if path in self.public_paths or _is_web(path):
                 await self.app(scope, _capped(receive), send_with_headers)
                 return
-            token = bearer_token(_header(scope, b"authorization"), _header(scope, b"x-api-key"))
+            authorization, api_key = _header(scope, b"authorization"), _header(scope, b"x-api-key")
             try:
                 # One trip off the event loop: the key lookup and (with a shared quota) the
                 # quota upsert are database round trips.
-                admitted, decision = await run_in_threadpool(self._admit, token)
+                admitted, decision = await run_in_threadpool(self._admit, authorization, api_key)
             except Unauthorized as exc:
-                missing = token is None
+                missing = not (authorization or api_key)
                 await self._refuse(scope, send_with_headers, 401, str(exc), dify_code=1001 if missing else 1002)
                 return
-            except StorageError as exc:
+            except RepolensError as exc:
                 # Raised here, in front of the routes, it would bypass the app's error handlers
-                # and reach the client as a bare 500.
-                log.error("request %s failed: %s", rid, exc)
-                await self._refuse(scope, send_with_headers, 503, str(exc))
+                # and reach the client as a bare 500 (a database or identity-provider outage, a
+                # person outside this organization).
+                if isinstance(exc, StorageError):
+                    log.error("request %s failed: %s", rid, exc)
+                await self._refuse(scope, send_with_headers, status_of(exc), str(exc))
                 return
             state["principal"] = principal = admitted
             key = admitted.key
@@ -145,8 +168,8 @@ class AccessMiddleware:
                 },
             )
 
-    def _admit(self, token: str | None) -> tuple[Principal, Decision]:
-        principal = authenticate(self.db(), token)
+    def _admit(self, authorization: str | None, api_key: str | None) -> tuple[Principal, Decision]:
+        principal = self.authenticator.principal(self.db(), authorization, api_key)
         key = principal.key
         return principal, self.limiter.acquire(key.key_id, per_hour=key.requests_per_hour, concurrency=key.concurrency)
 
@@ -161,6 +184,9 @@ class AccessMiddleware:
             media = "application/json"
         elif path.startswith(OPENAI_PREFIX):
             body = openai_error_body(status, detail)
+            media = "application/json"
+        elif (dialect := dialect_for(self.dialects, path)) is not None:
+            body = dialect.body(status, detail)
             media = "application/json"
         else:
             body = problem_body(status, detail)
@@ -180,6 +206,12 @@ def _rate_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
         (b"x-ratelimit-remaining", str(max(0, decision.remaining)).encode()),
         (b"x-ratelimit-reset", str(decision.reset).encode()),
     ]
+
+
+def _is_web(path: str) -> bool:
+    """The web UI and ``/`` (its redirect): browsers there authenticate with the UI's session
+    cookie, which the UI checks itself, not with a key header."""
+    return path == "/" or path == WEB_PREFIX or path.startswith(WEB_PREFIX + "/")
 
 
 def _is_idle_stream(scope: Scope) -> bool:

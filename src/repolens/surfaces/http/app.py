@@ -12,19 +12,26 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
 
 from repolens import __version__
 from repolens.access.ratelimit import RateLimiter, SharedQuota
 from repolens.services import Services, build_services
 from repolens.settings import Settings
+from repolens.surfaces.http import codemie as codemie_api
 from repolens.surfaces.http import errors, health
 from repolens.surfaces.http import mcp as mcp_http
 from repolens.surfaces.http.access import AccessMiddleware
 from repolens.surfaces.http.codealive import admin, chat, datasources, search, tools
+from repolens.surfaces.http.codemie import errors as codemie_errors
+from repolens.surfaces.http.codemie import routes as codemie
+from repolens.surfaces.http.codemie.errors import CodeMieError
 from repolens.surfaces.http.dify import routes as dify
 from repolens.surfaces.http.openai import routes as openai
 from repolens.surfaces.http.schemas import DifyError, OpenAIError, Problem
 from repolens.surfaces.mcp.server import build_server
+from repolens.surfaces.web import WEB_PREFIX
+from repolens.surfaces.web.app import SECURITY_HEADER_DICT, create_web_app
 
 _ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "429", "500", "503")
 
@@ -60,8 +67,9 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
         description="Self-hosted code intelligence: CodeAlive-compatible REST API; MCP at /mcp.",
     )
     app.state.services = services
-    errors.install(app)
-    for module in (health, datasources, search, chat, dify, tools, admin, openai):
+    dialects = (codemie_errors.DIALECT,)  # the dialects that own their error shape
+    errors.install(app, dialects)
+    for module in (health, datasources, search, chat, dify, tools, admin, openai, codemie):
         app.include_router(module.router)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -75,7 +83,22 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     mcp_http.mount(app, mcp_server, settings)
     store = services.store
     shared = store if isinstance(store, SharedQuota) else None  # replicas of one PostgreSQL share quotas
-    app.add_middleware(AccessMiddleware, db=lambda: services.store, limiter=RateLimiter(shared=shared, bucket="api"))
+    # One limiter for the API and the web UI: a key's plan counts its requests wherever they come from.
+    limiter = RateLimiter(shared=shared, bucket="api")
+    app.mount(WEB_PREFIX, create_web_app(services, limiter=limiter))
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        """The web UI: ``/`` is not an API route, so a browser pointed at the server lands there."""
+        return RedirectResponse(f"{WEB_PREFIX}/", status_code=302, headers=SECURITY_HEADER_DICT)
+
+    app.add_middleware(
+        AccessMiddleware,
+        db=lambda: services.store,
+        limiter=limiter,
+        authenticator=services.authenticator,
+        dialects=dialects,
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
 
@@ -98,8 +121,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "bearer": {"type": "http", "scheme": "bearer", "description": "API key: Authorization: Bearer ca_..."},
         "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
     }
+    schemas["CodeMieError"] = CodeMieError.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schemas["CodeMieError"].pop("$defs", {}).items():
+        schemas.setdefault(name, sub)
     for path, item in doc.get("paths", {}).items():
         public = path in ("/health", "/ready")
+        signs_in = path == codemie_api.LOGIN_PATH  # no credentials needed, a wrong password is a 401
         for op in item.values():
             if not isinstance(op, dict) or "responses" not in op:
                 continue
@@ -107,6 +134,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 ref, media = "DifyError", "application/json"
             elif path.startswith(errors.OPENAI_PREFIX):
                 ref, media = "OpenAIError", "application/json"
+            elif path.startswith(codemie_api.PREFIX):
+                ref, media = "CodeMieError", "application/json"
             else:
                 ref, media = "Problem", errors.PROBLEM_JSON
             for status in _ERROR_STATUSES:
@@ -116,7 +145,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     "description": errors.CODES[int(status)][1],
                     "content": {media: {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
                 }
-            if not public:
+            if not public and not signs_in:
                 op["security"] = [{"bearer": []}, {"apiKey": []}]
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)

@@ -5,6 +5,10 @@
 * The Dify route: ``{"error_code": int, "error_msg": str}`` with Dify's own codes.
 * The OpenAI-compatible routes (``/v1/``): ``{"error": {message, type, param, code}}`` as
   OpenAI sends it, so the ``openai`` SDK raises its usual typed exceptions.
+* A dialect package that owns its error shape (CodeMie: ``codemie/errors.py``) hands a
+  ``Dialect`` to ``install``; its routes' errors, validation failures and the access layer's
+  refusals then take its shape. (Dialect packages may not import each other, nor anything that
+  imports one, so this module cannot import them: app.py passes them in.)
 
 Bad input is a 4xx, never a 500; an unexpected exception becomes a 500 with a request id and
 no trace (the trace goes to the log).
@@ -13,6 +17,8 @@ no trace (the trace goes to the log).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -47,6 +53,25 @@ CODES: dict[int, tuple[str, str, str]] = {  # status -> (code, title, type slug)
 # Dify's external-knowledge codes (specs/codealive.md §4): 1001 bad request or header,
 # 1002 authorization failed, 2001 the knowledge does not exist.
 DIFY_CODES: dict[int, int] = {400: 1001, 401: 1002, 403: 1002, 404: 2001, 409: 1001, 422: 1001, 429: 1002}
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """A dialect's own error shape, for the routes under ``prefix``."""
+
+    prefix: str
+    body: Callable[[int, str], dict[str, Any]]  # (status, message) -> error body
+    validation: Callable[[RequestValidationError], JSONResponse]  # a body or query that failed validation
+    public_paths: frozenset[str] = frozenset()  # routes reached without credentials (a sign-in)
+
+
+def dialect_for(dialects: tuple[Dialect, ...], path: str) -> Dialect | None:
+    """The dialect whose routes ``path`` belongs to, if one owns its errors."""
+    return next((d for d in dialects if path.startswith(d.prefix)), None)
+
+
+def _dialects(request: Request) -> tuple[Dialect, ...]:
+    return tuple(getattr(request.app.state, "error_dialects", ()))
 
 
 def request_id(request: Request) -> str:
@@ -132,6 +157,9 @@ def error_response(
         return response
     if request.url.path.startswith(OPENAI_PREFIX):
         return JSONResponse(openai_error_body(status, detail), status_code=status, headers=headers)
+    dialect = dialect_for(_dialects(request), request.url.path)
+    if dialect is not None:
+        return JSONResponse(dialect.body(status, detail), status_code=status, headers=headers)
     return problem(status, detail, rid=request_id(request), errors=errors, extra=extra, headers=headers)
 
 
@@ -145,8 +173,9 @@ def _validation_errors(exc: RequestValidationError) -> tuple[str, dict[str, list
     return f"invalid request: {summary}"[:2000], fields
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, dialects: tuple[Dialect, ...] = ()) -> None:
     """Register the handlers that turn every exception into its dialect's error."""
+    app.state.error_dialects = dialects
 
     @app.exception_handler(RepolensError)
     async def _core(request: Request, exc: RepolensError) -> JSONResponse:
@@ -171,6 +200,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        dialect = dialect_for(_dialects(request), request.url.path)
+        if dialect is not None:
+            return dialect.validation(exc)
         detail, fields = _validation_errors(exc)
         return error_response(request, 400, detail, errors=fields)
 

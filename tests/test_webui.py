@@ -1,0 +1,606 @@
+"""The web UI (issue 22) in a real browser: Playwright driving Debian's chromium against a real
+``repolens serve`` on an indexed fixture, plus the security properties over plain HTTP.
+
+Chromium is the system one (``/usr/bin/chromium``, installed by ``.ci/run``); Playwright's own
+browser downloads are never used. axe-core comes from the npm registry into a temp dir and is
+injected into pages of a context that bypasses the CSP (the page's own policy would block it, as
+it blocks every inline script).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+from conftest import GEO_CODE, REPO_ROOT, commit_tree
+from llmserver import standin_llm
+from server import Server, running_server, wait_for_job
+
+CHROMIUM = "/usr/bin/chromium"
+AXE_VERSION = "4.14.1"
+SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"  # the two the README shows
+FIRST_PAGE_BUDGET = 150_000  # bytes transferred for the first page, everything it loads included
+TIMEOUT_MS = 20_000  # per Playwright wait: generous for a loaded 2-core CI machine
+PHONE = {"width": 390, "height": 844}
+expect.set_options(timeout=TIMEOUT_MS)
+LAPTOP = {"width": 1366, "height": 900}
+
+# A file whose text tries every way into the page: it must show as text and run nothing.
+XSS_CODE = {
+    "web/evil.js": (
+        '// <img src=x onerror="window.__pwned = 1">\n'
+        'const payload = "<script>window.__pwned = 2</script>";\n'
+        "function render() {\n"
+        "  return '<svg onload=\"window.__pwned = 3\"></svg>';\n"
+        "}\n"
+    ),
+    "web/README.md": "# Evil\n\n<script>window.__pwned = 4</script>\n\n[click](javascript:window.__pwned=5)\n",
+}
+OTHER_CODE = {
+    "vault/secret.py": 'def launch_codes() -> str:\n    """Only the other tenant sees this."""\n    return "0000"\n'
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    """A server with ``geo`` (+ the XSS file) and ``vault`` indexed; local paths allowed under ``repos``."""
+    base = tmp_path_factory.mktemp("webui")
+    repos = base / "repos"
+    commit_tree(repos / "geo", {**GEO_CODE, **XSS_CODE})
+    commit_tree(repos / "vault", OTHER_CODE)
+    commit_tree(repos / "extra", {"extra/tool.py": "def helper() -> int:\n    return 42\n"})
+    with running_server(base / "home", env={"REPOLENS_ALLOWED_ROOTS": str(repos)}) as server:
+        with server.client() as c:
+            for name in ("geo", "vault"):
+                made = c.post("/api/datasources", json={"path": str(repos / name), "name": name})
+                assert made.status_code == 202, made.text
+                assert wait_for_job(c, made.json()["job"]["id"])["state"] == "Ready"
+        yield server, repos
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM)
+    yield browser
+    browser.close()
+
+
+class Console:
+    """What the page reported: CSP violations and script errors must stay empty."""
+
+    def __init__(self, page: Page) -> None:
+        self.problems: list[str] = []
+        page.on("console", lambda m: self.problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("dialog", lambda d: (self.problems.append(f"dialog: {d.message}"), d.dismiss()))
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport=LAPTOP)
+    ctx.set_default_timeout(TIMEOUT_MS)
+    yield ctx
+    ctx.close()
+
+
+CONSOLES: dict[int, Console] = {}
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    page = context.new_page()
+    console = CONSOLES[id(page)] = Console(page)
+    yield page
+    del CONSOLES[id(page)]
+    assert console.problems == [], console.problems
+
+
+def expect_error_page(page: Page, status: int) -> None:
+    """The browser logs an error page's status as a console error: this one was asked for."""
+    problems = CONSOLES[id(page)].problems
+    wanted = f"status of {status}"
+    problems[:] = [p for p in problems if wanted not in p]
+
+
+def sign_in(page: Page, server: Server, key: str | None = None, *, to: str = "/ui/search") -> None:
+    page.goto(f"{server.url}{to}")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+    page.get_by_label("API key").fill(key or server.admin_key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(re.escape(to)))
+
+
+def shot(page: Page, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=False)
+
+
+# -- the flows -------------------------------------------------------------------------------------
+
+
+def test_sign_in_add_a_repository_and_watch_it_index(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
+    server, repos = world
+    sign_in(page, server, to="/ui/sources")
+    page.get_by_label("Git URL or local folder").fill(str(repos / "extra"))
+    page.get_by_role("button", name="Add and index").click()
+    row = page.locator("tr[data-source]", has_text="extra")
+    expect(row).to_have_count(1)
+    # The page is not reloaded: its script polls the progress and turns the state to Ready.
+    expect(row.locator('[data-field="state"]')).to_have_text("Ready")
+    expect(row.locator('[data-field="progress"]')).to_contain_text("100")
+    expect(row.locator('[data-field="files"]')).to_have_text("1")
+    shot(page, tmp_path / "sources.png")
+    # a workspace over it
+    page.get_by_label("Name", exact=True).last.fill("tools-and-geo")
+    page.get_by_label("extra", exact=True).check()
+    page.get_by_label("geo", exact=True).check()
+    page.get_by_role("button", name="Create workspace").click()
+    expect(page.locator("main")).to_contain_text("tools-and-geo")
+    # re-sync queues a second job, which the jobs page lists
+    row.get_by_role("button", name="Re-sync extra").click()
+    expect(row.locator('[data-field="state"]')).to_have_text("Ready")
+    page.goto(page.url.replace("/ui/sources", "/ui/admin/jobs"))
+    expect(page.locator("table.jobs tr", has_text="extra")).to_have_count(2)
+    # remove, after typing the name; a wrong name removes nothing
+    page.go_back()
+    row.get_by_role("link", name="Remove extra").click()
+    expect(page.locator("h1")).to_contain_text("Remove repository")
+    page.get_by_label("to confirm").fill("not-extra")
+    page.get_by_role("button", name="Remove").click()
+    expect(page.locator(".error")).to_contain_text("type the name")
+    expect_error_page(page, 400)
+    page.go_back()
+    page.get_by_label("to confirm").fill("extra")
+    page.get_by_role("button", name="Remove").click()
+    expect(page).to_have_url(re.compile(r"/ui/sources$"))
+    expect(page.locator("tr[data-source]", has_text="extra")).to_have_count(0)
+    expect(page.locator("tr[data-source]", has_text="geo")).to_have_count(1)
+
+
+def test_search_and_open_a_result_at_its_lines(world: tuple[Server, Path], page: Page) -> None:
+    server, _ = world
+    sign_in(page, server)
+    page.evaluate("() => document.activeElement.blur()")  # the box has autofocus; "/" must find it anyway
+    page.keyboard.press("/")
+    expect(page.locator("#q")).to_be_focused()
+    page.keyboard.type("total_area")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"q=total_area"))  # the query is in the URL: shareable
+    first = page.locator("#results .result").first
+    expect(first.locator(".ident")).to_have_text("geo::geo/shapes.py::total_area")
+    expect(first.locator(".kind")).to_have_text("Symbol")
+    expect(first).to_contain_text("geo/shapes.py:21-23")
+    expect(first.locator(".line.hit").first).to_contain_text("total_area")  # matched line marked
+    page.locator("#results .result").nth(1).scroll_into_view_if_needed()
+    shot(page, SCREENSHOTS / "search.png")
+    page.keyboard.press("j")  # select the first result, then open it
+    expect(first).to_have_class(re.compile("selected"))
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/ui/code\?id=geo%3A%3Ageo%2Fshapes.py%3A%3Atotal_area"))
+    expect(page.locator("h1.path")).to_contain_text("total_area")
+    marked = page.locator("#code tr.hit")
+    expect(marked.first).to_have_attribute("id", "L21")
+    expect(marked.first).to_contain_text("def total_area")
+    expect(marked.first).to_be_in_viewport()
+
+
+def test_grep_mode_with_a_regex(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
+    server, _ = world
+    sign_in(page, server)
+    page.goto(f"{server.url}/ui/search?q=def%20%5Cw%2B_area&mode=grep&regex=true")
+    results = page.locator("#results .result")
+    expect(results.first.locator(".ident")).to_have_text("geo::geo/shapes.py")
+    expect(results.first.locator(".line.hit")).to_contain_text("def total_area")
+    expect(results.first).to_contain_text("geo/shapes.py:21")
+    shot(page, tmp_path / "grep.png")
+
+
+def test_follow_a_caller_in_the_relations_panel(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
+    server, _ = world
+    sign_in(page, server, to="/ui/code?id=geo%3A%3Ageo%2Fshapes.py%3A%3Atotal_area")
+    callers = page.locator('.rel-group[data-relation="IncomingCalls"]')
+    expect(callers.locator("h3")).to_contain_text("Callers")
+    expect(page.locator(".outline")).to_contain_text("Circle")
+    expect(page.locator(".code-head")).to_contain_text("commit")
+    shot(page, SCREENSHOTS / "code.png")
+    callers.get_by_role("link", name="report").click()
+    expect(page).to_have_url(re.compile(r"geo%2Freport.py%3A%3Areport"))
+    call_site = page.locator("#code tr.hit")
+    expect(call_site).to_have_count(1)
+    expect(call_site).to_contain_text("total_area([Circle(1.0)")
+    # A permalink for a line range: click a line, shift-click another.
+    page.locator('#code a[data-line="4"]').click()
+    page.locator('#code a[data-line="6"]').click(modifiers=["Shift"])
+    expect(page.locator("#code tr.hit")).to_have_count(3)
+    expect(page).to_have_url(re.compile(r"lines=4-6"))
+    permalink = page.locator("#permalink").get_attribute("href") or ""
+    assert "lines=4-6" in permalink and "commit=" in permalink
+    page.goto(f"{server.url}{permalink}")
+    expect(page.locator("#code tr.hit")).to_have_count(3)
+    shot(page, tmp_path / "relations.png")
+
+
+def _ask(page: Page, question: str) -> None:
+    answered = page.locator("#turns .answer.markdown")
+    before = answered.count()
+    page.get_by_label("Question").fill(question)
+    page.get_by_role("button", name="Ask").click()
+    expect(answered).to_have_count(before + 1)  # streamed as text, then replaced by the rendering
+
+
+def test_chat_retrieval_only_and_open_a_citation(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
+    server, _ = world
+    sign_in(page, server, to="/ui/chat")
+    _ask(page, "how is the total area of shapes computed?")
+    answer = page.locator("#turns .answer").last
+    expect(answer).to_contain_text("Retrieval-only answer")
+    expect(page).to_have_url(re.compile(r"/ui/chat/[0-9a-f]{24}$"))
+    shot(page, tmp_path / "chat-retrieval.png")
+    cite = answer.locator("a.cite").first
+    target = cite.get_attribute("href") or ""
+    lines = re.search(r"lines=(\d+)-(\d+)", target)
+    assert lines, target
+    cite.click()
+    expect(page).to_have_url(re.compile(r"/ui/code\?"))
+    expect(page.locator("#code tr.hit").first).to_have_attribute("id", f"L{lines.group(1)}")
+
+
+def test_chat_with_a_model_streams_markdown_and_citations(tmp_path: Path, browser: Browser) -> None:
+    repos = tmp_path / "repos"
+    commit_tree(repos / "geo", GEO_CODE)
+    with standin_llm() as (llm_url, recorder):
+        env = {"REPOLENS_ALLOWED_ROOTS": str(repos), "REPOLENS_LLM_BASE_URL": llm_url, "REPOLENS_LLM_MODEL": "standin-1"}
+        with running_server(tmp_path / "home", env=env) as server:
+            with server.client() as c:
+                made = c.post("/api/datasources", json={"path": str(repos / "geo"), "name": "geo"})
+                assert wait_for_job(c, made.json()["job"]["id"])["state"] == "Ready"
+            context = browser.new_context(viewport=LAPTOP)
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            console = Console(page)
+            sign_in(page, server, to="/ui/chat")
+            _ask(page, "Where is the total area computed?")
+            answer = page.locator("#turns .answer").last
+            expect(answer).to_contain_text("The answer to")
+            expect(answer.locator("code").first).to_be_visible()  # markdown: `identifier` became <code>
+            assert "[99]" in (answer.text_content() or "")  # a number never in the prompt is not linked
+            expect(answer.locator("a.cite")).to_have_count(2)
+            assert recorder.requests, "the model was asked"
+            # a follow-up continues the conversation
+            _ask(page, "And who calls it?")
+            expect(page.locator("#turns .turn.user")).to_have_count(2)
+            page.reload()
+            expect(page.locator("#turns .turn.user")).to_have_count(2)
+            expect(page.locator(".conversations li.current")).to_contain_text("Where is the total area computed?")
+            shot(page, tmp_path / "chat-llm.png")
+            # rename, then delete
+            page.get_by_text("Rename or delete").click()
+            page.get_by_label("New title").fill("Areas <b>bold</b>")
+            page.get_by_role("button", name="Rename").click()
+            expect(page.locator(".conversations li.current")).to_have_text("Areas <b>bold</b>")
+            page.locator("#turns .answer").last.locator("a.cite").first.click()
+            expect(page.locator("#code tr.hit").first).to_be_visible()
+            page.go_back()
+            page.get_by_text("Rename or delete").click()
+            page.get_by_role("button", name="Delete this conversation").click()
+            expect(page).to_have_url(re.compile(r"/ui/chat$"))
+            expect(page.locator(".conversations")).not_to_contain_text("Areas")
+            assert console.problems == [], console.problems
+            context.close()
+
+
+def test_chat_works_without_script(world: tuple[Server, Path]) -> None:
+    server, _ = world
+    with signed_in_client(server) as (client, csrf):
+        asked = client.post("/ui/chat/ask", data={"csrf": csrf, "question": "where is total_area?", "source": "geo"})
+        assert asked.status_code == 303 and re.fullmatch(r"/ui/chat/[0-9a-f]{24}", asked.headers["location"])
+        page = client.get(asked.headers["location"])
+        assert page.status_code == 200 and "Retrieval-only answer" in page.text and 'class="cite"' in page.text
+        assert client.post("/ui/chat/ask", data={"question": "no token"}).status_code == 403
+        other = client.get("/ui/chat/0123456789abcdef01234567")
+        assert other.status_code == 404
+
+
+def test_create_and_revoke_a_key_then_sign_out(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
+    server, _ = world
+    sign_in(page, server, to="/ui/admin/keys")
+    page.get_by_label("Name", exact=True).fill("ui-made")
+    page.get_by_label("Plan", exact=True).select_option("pro")
+    page.get_by_role("button", name="Create key").click()
+    minted = page.locator("#minted-key").input_value()
+    assert re.fullmatch(r"ca_\d+_[A-Za-z0-9_-]{43}", minted)
+    shot(page, tmp_path / "keys.png")
+    assert httpx.get(f"{server.url}/api/datasources/all", headers={"Authorization": f"Bearer {minted}"}).status_code == 200
+    key_id = minted.split("_")[1]
+    page.goto(f"{server.url}/ui/admin/keys")
+    assert page.locator("#minted-key").count() == 0  # shown once
+    row = page.locator(f'tr[data-key="{key_id}"]')
+    row.get_by_role("button", name="Revoke key ui-made").click()
+    expect(row).to_contain_text("revoked")
+    assert httpx.get(f"{server.url}/api/datasources/all", headers={"Authorization": f"Bearer {minted}"}).status_code == 401
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/ui/login$"))
+    page.goto(f"{server.url}/ui/search")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+
+
+def test_layout_at_phone_width_and_in_dark_mode(world: tuple[Server, Path], browser: Browser, tmp_path: Path) -> None:
+    server, _ = world
+    context = browser.new_context(viewport=PHONE, color_scheme="dark")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    sign_in(page, server, to="/ui/search?q=area")
+    expect(page.locator("#results .result").first).to_be_visible()
+    fits = page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits, "the search page scrolls sideways at phone width"
+    background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(13, 17, 23)", background
+    shot(page, tmp_path / "phone-dark.png")
+    page.goto(f"{server.url}/ui/code?id=geo%3A%3Ageo%2Fshapes.py%3A%3ACircle")
+    fits = page.evaluate("() => document.body.scrollWidth <= window.innerWidth")
+    assert fits, "the code page scrolls sideways at phone width (only the code itself may)"
+    context.close()
+
+
+def test_first_page_is_small(world: tuple[Server, Path], browser: Browser, tmp_path: Path) -> None:
+    server, _ = world
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    page.goto(f"{server.url}/")
+    page.wait_for_load_state("networkidle")
+    # What crossed the wire (headers and encoded bodies), as the browser measured it.
+    sizes: dict[str, int] = page.evaluate(
+        """() => Object.fromEntries([...performance.getEntriesByType('navigation'),
+                                      ...performance.getEntriesByType('resource')].map(e => [e.name, e.transferSize]))"""
+    )
+    assert any(u.endswith("/ui/static/app.css") for u in sizes) and any(u.endswith("/ui/static/app.js") for u in sizes), (
+        sizes
+    )
+    assert all(size > 0 for size in sizes.values()), sizes
+    assert sum(sizes.values()) < FIRST_PAGE_BUDGET, sizes
+    shot(page, tmp_path / "login.png")
+    context.close()
+
+
+# -- accessibility ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def axe_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    npm = shutil.which("npm")
+    assert npm, "npm is needed to fetch axe-core for the accessibility check (.ci/run installs it)"
+    where = tmp_path_factory.mktemp("axe")
+    subprocess.run(
+        [npm, "install", "--prefix", str(where), "--no-audit", "--no-fund", "--silent", f"axe-core@{AXE_VERSION}"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    script = where / "node_modules" / "axe-core" / "axe.min.js"
+    assert script.is_file()
+    return script
+
+
+def _violations(page: Page, axe: Path) -> list[dict[str, Any]]:
+    page.add_script_tag(path=str(axe))
+    found: list[dict[str, Any]] = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+             .map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.html)}))"""
+    )
+    return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_serious_accessibility_violations(
+    world: tuple[Server, Path], browser: Browser, axe_script: Path, scheme: str
+) -> None:
+    server, _ = world
+    # The page's CSP rightly refuses the injected checker, so this context bypasses it.
+    context = browser.new_context(viewport=LAPTOP, bypass_csp=True, color_scheme=scheme)  # type: ignore[arg-type]  # a Literal
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(f"{server.url}/ui/login")
+    problems = {"login": _violations(page, axe_script)}
+    sign_in(page, server, to="/ui/search?q=area")
+    pages = [
+        "/ui/search?q=area",
+        "/ui/search?q=area&mode=grep",
+        "/ui/code?id=geo%3A%3Ageo%2Fshapes.py%3A%3Atotal_area",
+        "/ui/sources",
+        "/ui/chat",
+        "/ui/admin/keys",
+        "/ui/admin/jobs",
+    ]
+    for path in pages:
+        page.goto(f"{server.url}{path}")
+        problems[path] = _violations(page, axe_script)
+    context.close()
+    serious = {k: v for k, v in problems.items() if v}
+    assert not serious, json.dumps(serious, indent=1)
+
+
+# -- security ---------------------------------------------------------------------------------------
+
+
+def test_repository_text_renders_inert(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
+    server, _ = world
+    sign_in(page, server, to="/ui/code?id=geo%3A%3Aweb%2Fevil.js")
+    expect(page.locator("#code")).to_contain_text('<img src=x onerror="window.__pwned = 1">')
+    expect(page.locator("#code")).to_contain_text("<script>window.__pwned = 2</script>")
+    shot(page, tmp_path / "xss.png")
+    page.goto(f"{server.url}/ui/search?q=pwned&mode=grep")
+    expect(page.locator("#results .result").first).to_contain_text("<script>")
+    page.goto(f"{server.url}/ui/code?id=geo%3A%3Aweb%2FREADME.md")
+    expect(page.locator("#code")).to_contain_text("javascript:window.__pwned=5")
+    for path in ("/ui/code?id=geo%3A%3Aweb%2Fevil.js", "/ui/search?q=pwned&mode=grep", "/ui/search?q=onerror"):
+        page.goto(f"{server.url}{path}")
+        assert page.evaluate("() => window.__pwned") is None
+        assert page.locator("main img, main svg, main script, main [onerror], main [onload]").count() == 0
+
+
+@contextmanager
+def signed_in_client(server: Server, key: str | None = None) -> Iterator[tuple[httpx.Client, str]]:
+    """An HTTP client holding a session, and the session's CSRF token."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client, _sign_in_client(client, server, key)
+
+
+def _sign_in_client(client: httpx.Client, server: Server, key: str | None) -> str:
+    login = client.get("/ui/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', login.text)
+    assert token
+    done = client.post("/ui/login", data={"csrf": token.group(1), "key": key or server.admin_key, "next": "/ui/sources"})
+    assert done.status_code == 303 and done.headers["location"] == "/ui/sources", done.text
+    page = client.get("/ui/sources")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    return csrf.group(1)
+
+
+def _login_cookie(client: httpx.Client, key: str, *, also: str = "") -> httpx.Response:
+    login = client.get("/ui/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', login.text)
+    assert token
+    # sent by hand: over plain http a client keeps a Secure cookie to itself, as it should
+    cookie = {"Cookie": "; ".join(c for c in (f"repolens_login={token.group(1)}", also) if c)}
+    return client.post("/ui/login", data={"csrf": token.group(1), "key": key}, headers=cookie)
+
+
+def _session_cookie(response: httpx.Response) -> str:
+    return next(v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("repolens_session="))
+
+
+def test_session_cookie_is_httponly_and_samesite(world: tuple[Server, Path]) -> None:
+    server, _ = world
+    with httpx.Client(base_url=server.url) as client:
+        cookie = _session_cookie(_login_cookie(client, server.admin_key))
+        first = cookie.split(";", 1)[0]
+        _login_cookie(client, server.admin_key, also=first)  # signing in again ends the session before
+        stale = client.get("/ui/sources", headers={"Cookie": first})
+        assert stale.status_code == 303 and stale.headers["location"].startswith("/ui/login")
+        assert client.get("/ui/sources").status_code == 200
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie  # plain http on loopback
+    # Behind a TLS proxy that uvicorn trusts (loopback), the cookie is Secure.
+    with httpx.Client(base_url=server.url, headers={"X-Forwarded-Proto": "https"}) as behind:
+        assert "Secure" in _session_cookie(_login_cookie(behind, server.admin_key))
+    # A wrong key is refused with the reason on the sign-in page, and no session.
+    with httpx.Client(base_url=server.url) as bad:
+        refused = _login_cookie(bad, "ca_1234567890123_" + "x" * 43)
+    assert refused.status_code == 303 and "error=" in refused.headers["location"]
+    assert "repolens_session" not in refused.headers.get("set-cookie", "")
+
+
+def test_form_posts_without_the_csrf_token_are_refused(world: tuple[Server, Path]) -> None:
+    server, repos = world
+    with signed_in_client(server) as (client, csrf):
+        before = client.get("/ui/sources/progress").json()["sources"]
+        for form in (
+            {"location": str(repos / "extra"), "name": "sneaky"},
+            {"csrf": "forged", "location": str(repos / "extra")},
+        ):
+            refused = client.post("/ui/sources", data=form)
+            assert refused.status_code == 403, refused.text
+            assert "security token" in refused.text
+        assert client.post("/ui/admin/keys", data={"name": "sneaky", "plan": "free"}).status_code == 403
+        assert client.post("/ui/logout", data={"other": "1"}).status_code == 403
+        assert client.get("/ui/sources/progress").json()["sources"] == before
+        assert "sneaky" not in client.get("/ui/admin/keys").text
+        # with the token the same post works
+        assert client.post("/ui/logout", data={"csrf": csrf}).status_code == 303
+        assert client.get("/ui/sources").status_code == 303  # signed out: sent to the sign-in form
+    # The sign-in form has its own token: a cross-site post cannot sign a browser in.
+    with httpx.Client(base_url=server.url) as fresh:
+        assert fresh.post("/ui/login", data={"key": server.admin_key}).status_code == 403
+
+
+def test_another_scope_source_is_404(world: tuple[Server, Path]) -> None:
+    server, _ = world
+    with server.client() as admin:
+        made = admin.post("/api/admin/keys", json={"name": "geo-only", "plan": "pro", "scopes": ["geo"]})
+        assert made.status_code == 201, made.text
+        scoped = made.json()["key"]
+    with signed_in_client(server, scoped) as (client, _):
+        assert client.get("/ui/code", params={"id": "geo::geo/shapes.py"}).status_code == 200
+        hidden = client.get("/ui/code", params={"id": "vault::vault/secret.py::launch_codes"})
+        missing = client.get("/ui/code", params={"id": "nosuch::vault/secret.py::launch_codes"})
+        assert hidden.status_code == missing.status_code == 404
+        assert "0000" not in hidden.text and "Only the other tenant" not in hidden.text
+        listing = client.get("/ui/search", params={"q": "launch codes"}).text
+        assert 'value="vault"' not in listing and "secret.py" not in listing
+        assert client.get("/ui/search", params={"q": "launch", "source": "vault"}).status_code == 404
+        assert client.get("/ui/admin/keys").status_code == 403  # a member key manages nothing
+        # Revoking the key ends its sessions at once: the next page asks to sign in again.
+        with server.client() as admin:
+            assert admin.delete(f"/api/admin/keys/{scoped.split('_')[1]}").status_code == 204
+        gone = client.get("/ui/code", params={"id": "geo::geo/shapes.py"})
+        assert gone.status_code == 303 and gone.headers["location"].startswith("/ui/login?next=")
+
+
+def test_pages_count_against_the_keys_plan(world: tuple[Server, Path]) -> None:
+    server, _ = world
+    with server.client() as admin:
+        made = admin.post("/api/admin/keys", json={"name": "tiny", "plan": "custom", "requestsPerHour": 4, "concurrency": 2})
+        assert made.status_code == 201, made.text
+        tiny = made.json()["key"]
+    with signed_in_client(server, tiny) as (client, _):  # signing in is free; its landing page is 1 of 4
+        assert [client.get("/ui/search", params={"q": "area"}).status_code for _ in range(3)] == [200] * 3
+        refused = client.get("/ui/search", params={"q": "area"})
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+        assert "default-src 'none'" in refused.headers["content-security-policy"]
+        assert client.get("/ui/static/app.css").status_code == 200  # assets are not counted
+    # one plan wherever the requests come from: the API is over it too
+    assert httpx.get(f"{server.url}/api/datasources/all", headers={"Authorization": f"Bearer {tiny}"}).status_code == 429
+
+
+def test_csp_and_security_headers_on_every_page(world: tuple[Server, Path]) -> None:
+    server, _ = world
+    with server.client() as api:
+        convo = api.post(
+            "/api/chat/completions", json={"messages": [{"role": "user", "content": "area"}], "stream": False}
+        ).json()["conversationId"]
+    paths = [
+        "/ui/login",
+        "/ui/search",
+        "/ui/search?q=area",
+        "/ui/search?q=area&mode=grep",
+        "/ui/code?id=geo%3A%3Ageo%2Fshapes.py",
+        "/ui/code?id=nosuch%3A%3Ax",
+        "/ui/sources",
+        "/ui/sources/progress",
+        "/ui/chat",
+        f"/ui/chat/{convo}",
+        "/ui/admin/keys",
+        "/ui/admin/jobs",
+        "/ui/no-such-page",
+        "/ui/static/app.js",
+        "/ui/pygments.css",
+        "/",
+    ]
+    with signed_in_client(server) as (client, _):
+        responses = {path: client.get(path) for path in paths}
+    for path, response in responses.items():
+        policy = response.headers.get("content-security-policy", "")
+        assert "script-src 'self'" in policy and "default-src 'none'" in policy, path
+        assert "unsafe-inline" not in policy and "http" not in policy, path
+        assert response.headers.get("x-content-type-options") == "nosniff", path
+        if response.headers.get("content-type", "").startswith("text/html"):
+            # no inline script or style anywhere, so the policy costs the UI nothing
+            assert not re.search(r"<script(?![^>]*\bsrc=)", response.text), path
+            assert " style=" not in response.text and "<style" not in response.text, path
+            assert not re.search(r"<[^>]+\son[a-z]+=", response.text), path
