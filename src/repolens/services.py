@@ -9,6 +9,7 @@ from repolens.settings import Settings
 
 if TYPE_CHECKING:
     from repolens.access.identity import Authenticator
+    from repolens.agents.runtime import AgentRuntime
     from repolens.chat.engine import AnswerEngine
     from repolens.embeddings.base import Embedder
     from repolens.retrieval.search import Searcher
@@ -26,6 +27,7 @@ class Services:
     _searcher: Searcher | None = field(default=None, init=False)
     _answers: AnswerEngine | None = field(default=None, init=False)
     _authenticator: Authenticator | None = field(default=None, init=False)
+    _agents: AgentRuntime | None = field(default=None, init=False)
 
     @property
     def store(self) -> Database:
@@ -73,6 +75,15 @@ class Services:
 
             self._authenticator = Authenticator(self.settings)
         return self._authenticator
+
+    @property
+    def agents(self) -> AgentRuntime:
+        """The assistant runtime (the same model as chat)."""
+        if self._agents is None:
+            from repolens.agents.runtime import AgentRuntime
+
+            self._agents = AgentRuntime(self, self.answers.llm)
+        return self._agents
 
     def close(self) -> None:
         """Release the database."""

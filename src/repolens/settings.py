@@ -30,6 +30,24 @@ DEFAULT_MCP_MAX_TOKENS = 20_000  # under Claude Code's ~25k-token ceiling per MC
 DEFAULT_LLM_CONTEXT_TOKENS = 32_000
 DEFAULT_LLM_ANSWER_TOKENS = 1_500
 DEFAULT_LLM_TIMEOUT_S = 120  # a local model on CPU can take a minute before its first token
+# Agents: one turn may call the model this many times (each step may call tools), spend this many
+# tokens (prompt + completion, summed over the steps) and take this long before it is stopped and
+# answers with what it has. 12 steps covers search -> fetch -> relations -> answer several times
+# over; a loop that needs more is a model repeating itself.
+DEFAULT_AGENT_MAX_STEPS = 12
+DEFAULT_AGENT_MAX_TOKENS = 200_000
+DEFAULT_AGENT_MAX_SECONDS = 300
+# Headers never forwarded to an assistant's MCP servers, whatever the caller sends (CodeMie's
+# FORWARDED_HEADERS_BLOCKLIST default): credentials of this server are not the MCP server's.
+DEFAULT_FORWARDED_HEADERS_BLOCKLIST = (
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-auth-token",
+    "x-internal-secret",
+    "x-internal-token",
+)
 DEFAULT_INDEX_WORKERS = 1  # one indexing thread per server: the embedded shape needs no other process
 DEFAULT_JOB_LEASE_S = 60  # 12 missed heartbeats (every 5 s): a dead worker, not a slow one
 # A sign-in token (local users) lasts a working day; disabling the user ends it at once anyway.
@@ -132,6 +150,16 @@ class Settings:
     llm_answer_tokens: int = setting("REPOLENS_LLM_ANSWER_TOKENS", DEFAULT_LLM_ANSWER_TOKENS)
     llm_timeout_s: int = setting("REPOLENS_LLM_TIMEOUT", DEFAULT_LLM_TIMEOUT_S)
     chat_system_prompt: str = setting("REPOLENS_CHAT_SYSTEM_PROMPT", "", secret=True)
+    # Agents: the budgets of one turn; the commands an assistant may start as a stdio MCP server
+    # (none by default: a stdio server runs on this host with the server's rights); the headers
+    # never forwarded to MCP servers with propagate_headers.
+    agent_max_steps: int = setting("REPOLENS_AGENT_MAX_STEPS", DEFAULT_AGENT_MAX_STEPS)
+    agent_max_tokens: int = setting("REPOLENS_AGENT_MAX_TOKENS", DEFAULT_AGENT_MAX_TOKENS)
+    agent_max_seconds: int = setting("REPOLENS_AGENT_MAX_SECONDS", DEFAULT_AGENT_MAX_SECONDS)
+    mcp_stdio_commands: tuple[str, ...] = setting("REPOLENS_MCP_STDIO_COMMANDS", ())
+    forwarded_headers_blocklist: tuple[str, ...] = setting(
+        "REPOLENS_FORWARDED_HEADERS_BLOCKLIST", DEFAULT_FORWARDED_HEADERS_BLOCKLIST, check=_lower
+    )
     # Storage: "" = the SQLite file in ``home``; postgresql://... = a shared PostgreSQL + pgvector
     # (the scale-out deployment: API replicas and ``repolens worker`` processes on other hosts).
     database_url: str = setting("REPOLENS_DATABASE_URL", "", secret=True, check=_database_url)

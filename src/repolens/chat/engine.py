@@ -217,7 +217,8 @@ class AnswerEngine:
     # -- limits ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _chat_slot(self, principal: Principal | None) -> Iterator[None]:
+    def chat_slot(self, principal: Principal | None) -> Iterator[None]:
+        """Hold one of the key's chat slots (agents share the allowance: each turn is an answer)."""
         if principal is None:  # the local CLI: no key, no plan
             yield
             return
@@ -254,7 +255,7 @@ class AnswerEngine:
         # Every refusal (unknown source or conversation, no room in the window) happens here,
         # before the chat quota is counted and before anything is written.
         checked = await anyio.to_thread.run_sync(self._check, principal, request, question)
-        with self._chat_slot(principal):
+        with self.chat_slot(principal):
             prepared = await anyio.to_thread.run_sync(self._prepare, principal, request, question, checked)
             message_id = secrets.token_hex(12)
             conversation_id = prepared.conversation.public_id if prepared.conversation else ""

@@ -12,16 +12,23 @@ Reliability rules shared by both:
 * Upstream chunks are parsed leniently (``choices: null`` on usage chunks, keep-alive comments,
   unknown events); what we emit downstream is strict.
 * Cancelling the consumer closes the HTTP stream, so the provider stops generating.
+
+Agents (``repolens.agents``) use the same providers with tool calling: ``stream_agent`` sends
+tool declarations (OpenAI ``tools``, Anthropic ``tools`` with ``input_schema``) and a transcript
+that may hold earlier tool calls and their results, streams the text deltas, and leaves the tool
+calls the model asked for in ``Completion.tool_calls`` (assembled from OpenAI's indexed
+``tool_calls`` deltas or Anthropic's ``tool_use`` blocks and ``input_json_delta`` pieces).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -47,6 +54,47 @@ class ChatMessage:
     content: str
 
 
+AgentRole = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool offered to the model: its name, what it does, and its arguments as JSON Schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call the model made; ``arguments`` is the JSON text it wrote (maybe invalid)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMessage:
+    """One message of an agent transcript: an assistant turn may carry tool calls, a ``tool``
+    message answers the call ``tool_call_id`` (``is_error`` when the tool failed)."""
+
+    role: AgentRole
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    is_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """The sampling settings an assistant may choose; None leaves the provider's default."""
+
+    temperature: float | None = 0.0  # answers about code should be reproducible
+    top_p: float | None = None
+
+
 @dataclass(slots=True)
 class StreamUsage:
     """Token counts the provider reported (0 when it did not)."""
@@ -61,6 +109,17 @@ class Completion:
 
     finish_reason: str = "stop"
     usage: StreamUsage = field(default_factory=StreamUsage)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    # Tool calls still arriving, by the provider's block/call index: [id, name, argument pieces].
+    pending: dict[int, list[Any]] = field(default_factory=dict)
+
+    def close_tool_calls(self) -> None:
+        """Turn the pieces of every streamed tool call into ``tool_calls``, in index order."""
+        for index in sorted(self.pending):
+            call_id, name, pieces = self.pending[index]
+            if name:
+                self.tool_calls.append(ToolCall(call_id or f"call_{index}", name, "".join(pieces) or "{}"))
+        self.pending.clear()
 
 
 class LLM(Protocol):
@@ -70,6 +129,19 @@ class LLM(Protocol):
 
     def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int, done: Completion) -> AsyncGenerator[str, None]:
         """Text deltas of the answer; ``done`` receives the finish reason and usage."""
+        ...
+
+    def stream_agent(
+        self,
+        messages: Sequence[AgentMessage],
+        *,
+        tools: Sequence[ToolSpec],
+        max_tokens: int,
+        sampling: Sampling,
+        done: Completion,
+    ) -> AsyncGenerator[str, None]:
+        """Text deltas of one model step with ``tools`` offered; ``done.tool_calls`` receives the
+        calls the model made (empty when it answered)."""
         ...
 
 
@@ -132,10 +204,37 @@ class _HttpLLM:
     def _parse(self, event: str, data: str, done: Completion) -> str | None:
         raise NotImplementedError
 
+    def _agent_request(
+        self, messages: Sequence[AgentMessage], tools: Sequence[ToolSpec], max_tokens: int, sampling: Sampling
+    ) -> tuple[str, dict[str, str], dict[str, object]]:
+        raise NotImplementedError
+
     async def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int, done: Completion
     ) -> AsyncGenerator[str, None]:
         url, headers, body = self._request(messages, max_tokens)
+        async with contextlib.aclosing(self._open(url, headers, body, done)) as deltas:
+            async for text in deltas:
+                yield text
+
+    async def stream_agent(
+        self,
+        messages: Sequence[AgentMessage],
+        *,
+        tools: Sequence[ToolSpec],
+        max_tokens: int,
+        sampling: Sampling,
+        done: Completion,
+    ) -> AsyncGenerator[str, None]:
+        url, headers, body = self._agent_request(messages, tools, max_tokens, sampling)
+        async with contextlib.aclosing(self._open(url, headers, body, done)) as deltas:
+            async for text in deltas:
+                yield text
+        done.close_tool_calls()
+
+    async def _open(
+        self, url: str, headers: dict[str, str], body: dict[str, object], done: Completion
+    ) -> AsyncGenerator[str, None]:
         async with httpx.AsyncClient(timeout=self.timeout) as client:
             for attempt in range(RETRIES + 1):
                 try:
@@ -182,6 +281,35 @@ class OpenAICompatible(_HttpLLM):
         }
         return f"{self.base_url}/chat/completions", headers, body
 
+    def _agent_request(
+        self, messages: Sequence[AgentMessage], tools: Sequence[ToolSpec], max_tokens: int, sampling: Sampling
+    ) -> tuple[str, dict[str, str], dict[str, object]]:
+        url, headers, body = self._request([], max_tokens)
+        wire: list[dict[str, object]] = []
+        for m in messages:
+            if m.role == "tool":
+                wire.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content})
+            elif m.tool_calls:
+                calls = [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in m.tool_calls
+                ]
+                wire.append({"role": "assistant", "content": m.content or None, "tool_calls": calls})
+            else:
+                wire.append({"role": m.role, "content": m.content})
+        body["messages"] = wire
+        if tools:
+            body["tools"] = [
+                {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+                for t in tools
+            ]
+        body.pop("temperature")
+        if sampling.temperature is not None:
+            body["temperature"] = sampling.temperature
+        if sampling.top_p is not None:
+            body["top_p"] = sampling.top_p
+        return url, headers, body
+
     def _parse(self, event: str, data: str, done: Completion) -> str | None:
         try:
             chunk = json.loads(data)
@@ -202,7 +330,21 @@ class OpenAICompatible(_HttpLLM):
         if choices[0].get("finish_reason"):
             done.finish_reason = str(choices[0]["finish_reason"])
         delta = choices[0].get("delta") or {}
-        content = delta.get("content") if isinstance(delta, dict) else None
+        if not isinstance(delta, dict):
+            return None
+        for call in delta.get("tool_calls") or ():
+            if not isinstance(call, dict):
+                continue
+            slot = done.pending.setdefault(int(call.get("index") or 0), ["", "", []])
+            function = call.get("function") or {}
+            if call.get("id"):
+                slot[0] = str(call["id"])
+            if isinstance(function, dict):
+                if function.get("name"):
+                    slot[1] = str(function["name"])
+                if function.get("arguments"):
+                    slot[2].append(str(function["arguments"]))
+        content = delta.get("content")
         return content if isinstance(content, str) else None
 
 
@@ -223,6 +365,41 @@ class Anthropic(_HttpLLM):
         }
         return f"{self.base_url}/v1/messages", headers, body
 
+    def _agent_request(
+        self, messages: Sequence[AgentMessage], tools: Sequence[ToolSpec], max_tokens: int, sampling: Sampling
+    ) -> tuple[str, dict[str, str], dict[str, object]]:
+        system = [ChatMessage("system", m.content) for m in messages if m.role == "system"]
+        url, headers, body = self._request(system, max_tokens)
+        turns: list[dict[str, Any]] = []
+        for m in messages:
+            if m.role == "system":
+                continue
+            if m.role == "tool":
+                block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content, "is_error": m.is_error}
+                # Anthropic wants all results of one step in one user message, right after the calls.
+                if turns and turns[-1]["role"] == "user" and isinstance(turns[-1]["content"], list):
+                    turns[-1]["content"].append(block)
+                else:
+                    turns.append({"role": "user", "content": [block]})
+            elif m.tool_calls:
+                content: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+                content += [
+                    {"type": "tool_use", "id": c.id, "name": c.name, "input": _json_object(c.arguments)}
+                    for c in m.tool_calls
+                ]
+                turns.append({"role": "assistant", "content": content})
+            else:
+                turns.append({"role": m.role, "content": m.content})
+        body["messages"] = turns
+        if tools:
+            body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools]
+        body.pop("temperature")
+        if sampling.temperature is not None:
+            body["temperature"] = sampling.temperature
+        if sampling.top_p is not None:
+            body["top_p"] = sampling.top_p
+        return url, headers, body
+
     def _parse(self, event: str, data: str, done: Completion) -> str | None:
         try:
             payload = json.loads(data)
@@ -242,12 +419,29 @@ class Anthropic(_HttpLLM):
             done.usage.completion_tokens = int(usage.get("output_tokens") or 0)
             reason = (payload.get("delta") or {}).get("stop_reason")
             if reason:
-                done.finish_reason = "length" if reason == "max_tokens" else "stop"
+                done.finish_reason = {"max_tokens": "length", "tool_use": "tool_calls"}.get(reason, "stop")
+        elif kind == "content_block_start":
+            block = payload.get("content_block") or {}
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                done.pending[int(payload.get("index") or 0)] = [str(block.get("id", "")), str(block.get("name", "")), []]
         elif kind == "content_block_delta":
             delta = payload.get("delta") or {}
             if delta.get("type") == "text_delta":
                 return str(delta.get("text", ""))
+            if delta.get("type") == "input_json_delta":
+                slot = done.pending.get(int(payload.get("index") or 0))
+                if slot is not None:
+                    slot[2].append(str(delta.get("partial_json", "")))
         return None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """A tool call's arguments as the object Anthropic's ``tool_use.input`` must be."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def load_llm(settings: Settings) -> LLM | None:

@@ -3,11 +3,12 @@
 Everything a user or a client can name survives with the same public ids: data sources, API
 keys (their digests, so every issued key keeps working), local users (their password hashes, and
 the secret that signs their sign-in tokens, so issued tokens keep working), uploaded files,
-workspaces, conversations with their messages, usage, the organization. The index moves too:
-files, artifacts and relations are re-written through the PostgreSQL write path (which builds
-its postings from the same tokens), and vectors are copied by content key, so nothing is
-re-parsed from the repositories and nothing is re-embedded. Job history stays behind. The
-target must hold no data sources yet: merging two installs is not a migration.
+workspaces, conversations with their messages (and the thoughts of assistant turns), assistants
+and their tasks, usage, the organization. The index moves too: files, artifacts and relations are
+re-written through the PostgreSQL write path (which builds its postings from the same tokens), and
+vectors are copied by content key, so nothing is re-parsed from the repositories and nothing is
+re-embedded. Job history stays behind. The target must hold no data sources yet: merging two
+installs is not a migration.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from repolens.domain import Artifact, Relation
 from repolens.errors import Conflict, NotFound
 from repolens.indexing.units import file_tokens
+from repolens.storage.agents import ASSISTANT_COLUMNS, TASK_COLUMNS
 from repolens.storage.base import NewArtifact, NewFile
 from repolens.storage.postgres.store import PostgresStore
 from repolens.storage.relational import ARTIFACT_COLUMNS, RELATION_KINDS, unpack
@@ -43,6 +45,7 @@ class TransferReport:
     uploads: int = 0
     workspaces: int = 0
     conversations: int = 0
+    assistants: int = 0
 
 
 def _rows(conn: sqlite3.Connection, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -238,7 +241,30 @@ def _registry(src: sqlite3.Connection, target: PostgresStore, source_ids: dict[i
                     )
                 ],
             )
+            for (assistant_id,) in _rows(
+                src, "SELECT assistant_id FROM agent_conversations WHERE conversation_id = ?", (conv[0],)
+            ):
+                conn.execute(
+                    "INSERT INTO agent_conversations(conversation_id, assistant_id) VALUES (?, ?)", (new_conv, assistant_id)
+                )
+            conn.executemany(
+                "INSERT INTO agent_turns(conversation_id, message_id, assistant_id, thoughts, elapsed_s, prompt_tokens, "
+                "completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (new_conv, *t)
+                    for t in _rows(
+                        src,
+                        "SELECT message_id, assistant_id, thoughts, elapsed_s, prompt_tokens, completion_tokens, "
+                        "created_at FROM agent_turns WHERE conversation_id = ? ORDER BY id",
+                        (conv[0],),
+                    )
+                ],
+            )
             report.conversations += 1
+        for table, columns in (("assistants", ASSISTANT_COLUMNS), ("agent_tasks", TASK_COLUMNS)):
+            for row in _rows(src, f"SELECT {columns} FROM {table} ORDER BY id"):
+                conn.execute(f"INSERT INTO {table}({columns}) VALUES ({', '.join('?' * len(row))})", row)
+                report.assistants += table == "assistants"
         for row in _rows(src, "SELECT key_id, chat_requests, prompt_tokens, completion_tokens FROM key_usage"):
             conn.execute(
                 "INSERT INTO key_usage(key_id, chat_requests, prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?)", row

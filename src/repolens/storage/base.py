@@ -30,6 +30,7 @@ from repolens.domain import (
     WebSession,
     Workspace,
 )
+from repolens.storage.agents import AgentRegistry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -442,5 +443,5 @@ class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore,
     beside the index."""
 
 
-class Database(Store, Registry, Protocol):
-    """A backend: the index (``Store``) and the control data (``Registry``) in one database."""
+class Database(Store, Registry, AgentRegistry, Protocol):
+    """A backend: the index (``Store``) and the control data (``Registry``, ``AgentRegistry``) in one database."""

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from repolens.surfaces.http.codemie import API, auth, datasources, files, meta
+from repolens.surfaces.http.codemie import API, assistants, auth, conversations, datasources, files, meta, tasks
 
 router = APIRouter(prefix=API, tags=["CodeMie"])
-for _module in (auth, meta, datasources, files):
+for _module in (auth, meta, datasources, files, assistants, conversations, tasks):
     router.include_router(_module.router)
-# The assistant runtime's routes (assistants.py, conversations.py, tasks.py: the `agents`
-# branch) are included here the same way, each module exposing its own ``router``.
