@@ -31,7 +31,9 @@ SHARED = Path(os.environ.get("REPOLENS_SHARED", REPO.parent / "shared"))
 BENCH = SHARED / "bench"
 sys.path.insert(0, str(REPO / "src"))
 
+import calls  # noqa: E402
 import issues  # noqa: E402
+import symbols  # noqa: E402
 from plain_bm25 import PlainBM25  # noqa: E402
 
 from repolens.domain import SearchFilters  # noqa: E402
@@ -347,6 +349,9 @@ def main() -> int:
     write_report(args.report, runs, scores, latencies, largest_latencies, largest, big, peer)
     with args.report.open("a") as report:
         report.write("\n".join(issue_sections) + "\n")
+        # The call graph and the parser, measured on their own labels (they do not feed ranking).
+        report.write("\n" + "\n".join(calls.section(args.corpora, only)) + "\n")
+        report.write("\n" + "\n".join(symbols.section()) + "\n")
     if args.home is None:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -44,7 +44,9 @@ def render(parsed: ParsedFile, *, with_relations: bool) -> dict[str, Any]:
         "docs": {s.qualified_name: s.doc.split("\n", 1)[0] for s in parsed.symbols if s.doc},
     }
     if with_relations:
-        out["relations"] = sorted([r.source or "", r.kind, r.target] for r in parsed.relations if r.kind != "references")
+        # one row per (source, kind, target): calls on different receivers differ only in their hint
+        rows = {(r.source or "", r.kind, r.target) for r in parsed.relations if r.kind != "references"}
+        out["relations"] = sorted(list(row) for row in rows)
     return out
 
 
@@ -57,3 +59,29 @@ if __name__ == "__main__":
         rendered = render(parsed, with_relations="relations" in previous or "--relations" in sys.argv)
         expected_file.write_text(json.dumps(rendered, indent=1) + "\n")
         print(f"wrote {expected_file}")
+
+
+AUDIT = Path(__file__).parent / "fixtures" / "audit"
+
+
+def audit(lang_dir: Path) -> tuple[int, int, list[str]]:
+    """(labelled definitions extracted with the right kind and qualified name, labelled
+    definitions, the misses) for one directory of the symbol-extraction audit: ``sample.*``
+    written in the idioms the language really uses, ``expected.tsv`` one ``kind<TAB>qualified``
+    row per definition (a name defined twice is listed twice)."""
+    _, parsed = parse_sample(lang_dir)
+    wanted = [
+        (kind, qualified)
+        for kind, qualified in (line.split("\t") for line in (lang_dir / "expected.tsv").read_text().splitlines() if line)
+    ]
+    have: dict[tuple[str, str], int] = {}
+    for s in parsed.symbols:
+        have[(s.kind, s.qualified_name)] = have.get((s.kind, s.qualified_name), 0) + 1
+    found, misses = 0, []
+    for key in wanted:
+        if have.get(key, 0) > 0:
+            have[key] -= 1
+            found += 1
+        else:
+            misses.append(f"{key[0]} {key[1]}")
+    return found, len(wanted), misses

@@ -223,6 +223,9 @@ def test_relationships_follow_calls_and_inheritance(world: tuple[Server, dict[st
         ).json()
         out = next(g for g in calls["relationships"] if g["relationType"] == "OutgoingCalls")
         assert {i["identifier"] for i in out["items"]} >= {"geo::geo/shapes.py::total_area", "geo::geo/shapes.py::Circle"}
+        # both callees are imported by name (resolved); the builtin `str` is kept by name, unlinked
+        assert {i["resolution"] for i in out["items"]} == {"resolved"}
+        assert out["unresolved"] == [{"name": "str", "line": 6}]
         inh = c.post(
             "/api/search/artifact-relationships",
             json={"identifier": "geo::geo/shapes.py::Shape", "profile": "InheritanceOnly"},

@@ -161,6 +161,9 @@ def test_relations_cover_calls_and_inheritance(indexed: tuple[Path, Run]) -> Non
     callers = json.loads(run("relations", "acme/geo::svc/shapes.py::total_area", "--json", check=True).stdout)
     incoming = {g["relationType"]: g for g in callers["relationships"]}["IncomingCalls"]
     assert incoming["items"][0]["identifier"] == "acme/geo::svc/report.py::report"
+    text = run("relations", "acme/geo::svc/report.py::report", check=True).stdout
+    # the callee comes through `from .shapes import ...`: resolved, and the text says so
+    assert "acme/geo::svc/shapes.py::total_area  (svc/shapes.py:" in text and "; resolved)" in text, text
     missing = json.loads(run("relations", "acme/geo::svc/shapes.py::Nope", "--json", check=True).stdout)
     assert missing == {"sourceIdentifier": "acme/geo::svc/shapes.py::Nope", "profile": "CallsOnly", "found": False}
 

@@ -195,7 +195,7 @@ def test_discover_search_read_expand_on_a_real_repository(world: tuple[Server, d
         callers = await ok(
             client, "get_artifact_relationships", {"identifier": "geo::geo/shapes.py::total_area", "profile": "calls_only"}
         )
-        assert "geo::geo/report.py::report" in callers
+        assert "geo::geo/report.py::report" in callers and 'resolution="resolved"' in callers
         family = await ok(
             client, "get_artifact_relationships", {"identifier": "geo::geo/shapes.py::Shape", "profile": "inheritance_only"}
         )

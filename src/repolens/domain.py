@@ -117,6 +117,9 @@ class Relation:
     kind: RelationKind
     target: str  # the name as written (last segment for calls; module path for imports)
     line: int
+    # Where the target is defined, as far as the file shows it (``parsing/resolve.py``):
+    # "" a name match, "?" unresolved, else ``QUAL@LOCATORS`` alternatives.
+    hint: str = ""
 
 
 @dataclass(frozen=True, slots=True)

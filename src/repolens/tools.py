@@ -481,7 +481,9 @@ def fetch_artifacts(services: Services, principal: Principal | None, args: Fetch
 
 def get_artifact_relationships(services: Services, principal: Principal | None, args: RelationshipsArgs) -> ToolResult:
     """Graph expansion, not search: callers and callees, ancestors and descendants, or references of
-    one artifact."""
+    one artifact. Each item says how its edge was linked: `resolved` (through the file's imports,
+    self/this or a receiver type the code states) or `name match` (by bare name, in languages
+    without a resolver); calls whose definition the code does not show are listed as `unresolved`."""
     identifier = args.identifier
     try:
         data = operations.relationships(
@@ -506,8 +508,11 @@ def get_artifact_relationships(services: Services, principal: Principal | None, 
     for g in data["relationships"]:
         lines.append(f'  <{g["relationType"]} total="{g["totalCount"]}" returned="{g["returnedCount"]}">')
         lines.extend(
-            f'    <item identifier={quoteattr(i["identifier"])} line="{i.get("startLine", "")}"/>' for i in g["items"]
+            f'    <item identifier={quoteattr(i["identifier"])} line="{i.get("startLine", "")}" '
+            f'resolution="{i["resolution"]}"/>'
+            for i in g["items"]
         )
+        lines.extend(f'    <unresolved name={quoteattr(u["name"])} line="{u["line"]}"/>' for u in g.get("unresolved", []))
         lines.append(f"  </{g['relationType']}>")
     lines.append("</relationships>")
     return ToolResult(data, "\n".join(lines))

@@ -129,14 +129,16 @@ def fetch_response(items: list[FetchedArtifact], previews: dict[str, dict[str, A
     return {"artifacts": artifacts}
 
 
-def relation_item(row: Artifact, source: Source, line: int) -> dict[str, Any]:
-    """One related artifact."""
+def relation_item(row: Artifact, source: Source, line: int, resolution: str = "name match") -> dict[str, Any]:
+    """One related artifact; ``resolution`` says how the edge was linked (``resolved`` through the
+    file's imports, ``self``/``this`` or a receiver type; ``name match`` by bare name)."""
     return {
         "identifier": row.identifier(source.name),
         "filePath": row.path,
         "startLine": row.start_line,
         "shortSummary": description(row),
         "line": line,
+        "resolution": resolution,
     }
 
 
@@ -161,7 +163,10 @@ def relationships_response(
                 "totalCount": g.total,
                 "returnedCount": len(g.items),
                 "truncated": g.total > len(g.items),
-                "items": [relation_item(row, source, line) for row, line in g.items],
+                "items": [relation_item(row, source, line, g.resolution.get(row.id, "name match")) for row, line in g.items],
+                # calls the parser saw but could not place (an untyped receiver, a builtin):
+                # named, linked to nothing
+                "unresolved": [{"name": name, "line": line} for name, line in g.unresolved],
             }
             for g in groups
         ],

@@ -102,10 +102,11 @@ UNITS_VERSION = 4
 
 def index_version() -> str:
     """Fingerprint of everything that shapes stored artifacts and tokens."""
+    from repolens.parsing.resolve import RESOLVER_VERSION
     from repolens.parsing.tokens import TOKENIZER_VERSION
     from repolens.parsing.treesitter import queries_fingerprint
 
-    return f"t{TOKENIZER_VERSION}-u{UNITS_VERSION}-q{queries_fingerprint()}"
+    return f"t{TOKENIZER_VERSION}-u{UNITS_VERSION}-q{queries_fingerprint()}-r{RESOLVER_VERSION}"
 
 
 def _safe_dir_name(name: str) -> str:

@@ -138,10 +138,11 @@ def _new_files(src: sqlite3.Connection, files: list[tuple[Any, ...]]) -> Iterato
                 RELATION_KINDS[kind],
                 target,
                 line,
+                hint,
             )
-            for from_id, kind, target, line in _rows(
+            for from_id, kind, target, line, hint in _rows(
                 src,
-                "SELECT r.from_id, r.kind, r.target, r.line FROM relations r JOIN artifacts a ON a.id = r.from_id "
+                "SELECT r.from_id, r.kind, r.target, r.line, r.hint FROM relations r JOIN artifacts a ON a.id = r.from_id "
                 "WHERE a.file_id = ? ORDER BY r.from_id, r.line",
                 (file_id,),
             )

@@ -21,7 +21,7 @@ def parse_file(file: SourceFile) -> ParsedFile:
     if treesitter.supported(language):
         assert language is not None
         try:
-            return treesitter.parse_code(file.text, language)
+            return treesitter.parse_code(file.text, language, file.path)
         except Exception as exc:
             log.warning("parse failed for %s (%s), using line windows: %s", file.path, language, exc)
             log.debug("parse failure detail", exc_info=True)

@@ -34,6 +34,7 @@ from repolens.domain import (
     Symbol,
     SymbolKind,
 )
+from repolens.parsing import resolve
 
 if TYPE_CHECKING:
     import tree_sitter as ts
@@ -158,6 +159,17 @@ def is_declaration(path: str, kind: str, signature: str) -> bool:
 
 
 @dataclass(slots=True)
+class _Event:
+    """A relation capture: where, what kind, the name as written, and its node."""
+
+    byte: int
+    kind: str
+    target: str
+    line: int
+    node: ts.Node
+
+
+@dataclass(slots=True)
 class _Def:
     node: ts.Node
     start: int
@@ -217,8 +229,9 @@ def _parser(language: str) -> ts.Parser:
     return ts.Parser(_language(language))
 
 
-def parse_code(text: str, language: str) -> ParsedFile:
-    """Extract symbols and relations from source ``text`` in ``language``.
+def parse_code(text: str, language: str, path: str = "") -> ParsedFile:
+    """Extract symbols and relations from source ``text`` in ``language`` (the file at ``path``,
+    relative to the source root: relative imports resolve against it).
 
     Raises whatever tree-sitter raises; the caller falls back to line windows.
     """
@@ -229,13 +242,20 @@ def parse_code(text: str, language: str) -> ParsedFile:
     matches = ts.QueryCursor(_query(language)).matches(tree.root_node)
     defs: list[_Def] = []
     seen: set[tuple[int, int, str]] = set()
-    events: list[tuple[int, str, str, int]] = []  # (byte, relation kind, target, line)
+    events: list[_Event] = []
     for _pattern, captures in matches:
         _collect(captures, defs, seen, events)
     defs.sort(key=lambda d: (d.start, -d.end))
     _nest(defs)
     symbols = tuple(_symbol(d, data) for d in defs if d.kind != "scope")
-    relations = _relations(defs, events)
+    resolver = None
+    if language in resolve.RESOLVED_LANGUAGES:
+        definitions = [
+            resolve.Definition(d.node, d.name, d.qualified, d.kind, d.parent.node if d.parent is not None else None)
+            for d in defs
+        ]
+        resolver = resolve.Resolver(language, path, tree.root_node, definitions, _language(language))
+    relations = _relations(defs, events, resolver)
     return ParsedFile(symbols=symbols, relations=relations, sections=(), parser="tree-sitter")
 
 
@@ -243,7 +263,7 @@ def _collect(
     captures: dict[str, list[ts.Node]],
     defs: list[_Def],
     seen: set[tuple[int, int, str]],
-    events: list[tuple[int, str, str, int]],
+    events: list[_Event],
 ) -> None:
     def_key = next((k for k in captures if k.startswith("definition.")), None)
     if def_key is not None:
@@ -253,6 +273,8 @@ def _collect(
         if kind not in SYMBOL_KINDS or not names:
             return
         name = _text(names[0]).strip()
+        if name.startswith(":") and name[1:2].isidentifier():
+            name = name[1:]  # a Ruby symbol naming a method (`define_method(:name)`)
         key = (node.start_byte, node.end_byte, name)
         doc = captures.get("doc")
         if not name:
@@ -296,7 +318,7 @@ def _collect(
         for node in nodes:
             target = _text(node).strip().strip("\"'`<>")
             if target:
-                events.append((node.start_byte, relation, target, node.start_point[0] + 1))
+                events.append(_Event(node.start_byte, relation, target, node.start_point[0] + 1, node))
 
 
 def _nest(defs: list[_Def]) -> None:
@@ -310,7 +332,8 @@ def _nest(defs: list[_Def]) -> None:
             if parent is not None:
                 d.receiver = f"{parent.qualified}.{d.receiver}"
             d.qualified = f"{d.receiver}.{d.name}"
-            d.kind = "method"
+            if d.kind == "function":  # a type with a scope (Ruby `class A::B`) keeps its kind
+                d.kind = "method"
         elif parent is not None:
             d.parent = parent
             d.qualified = f"{parent.qualified}.{d.name}"
@@ -534,11 +557,13 @@ def _comment_text(blocks: list[str]) -> str:
     return _clean_doc("\n".join(cleaned))
 
 
-def _relations(defs: list[_Def], events: list[tuple[int, str, str, int]]) -> tuple[Relation, ...]:
+def _relations(defs: list[_Def], events: list[_Event], resolver: resolve.Resolver | None) -> tuple[Relation, ...]:
     symbols = [d for d in defs if d.kind != "scope"]
     starts = [d.start for d in symbols]
-    out: dict[tuple[str | None, str, str], Relation] = {}
-    for byte, kind, target, line in sorted(events):
+    out: dict[tuple[str | None, str, str, str], Relation] = {}
+    called: set[tuple[str | None, str]] = set()
+    for event in sorted(events, key=lambda e: (e.byte, e.kind, e.target)):
+        kind, target, byte = event.kind, event.target, event.byte
         owner: _Def | None = None
         index = bisect_right(starts, byte) - 1
         while index >= 0:
@@ -553,11 +578,25 @@ def _relations(defs: list[_Def], events: list[tuple[int, str, str, int]]) -> tup
             target = target.rsplit(".", 1)[-1].rsplit("::", 1)[-1].rsplit("->", 1)[-1]
             if owner is not None and kind == "references" and target == owner.name:
                 continue
-        key = (source, kind, target)
-        if kind == "references" and (source, "calls", target) in out:
+        if kind == "references" and (source, target) in called:
             continue  # `Foo()` is already a call edge; a reference edge would repeat it
+        hint = resolve.NAME_MATCH
+        try:
+            if resolver is not None and kind == "calls":
+                hint = resolver.call(event.node)
+            elif resolver is not None and kind == "inherits":
+                hint = resolver.inherit(event.node)
+        except RecursionError:  # a pathological nesting: the edge stays, unplaced; the file still parses
+            hint = resolve.UNRESOLVED
+        if kind == "calls" and hint not in (resolve.NAME_MATCH, resolve.UNRESOLVED):
+            # the definition's own name, not a local alias (`from m import helper as h; h()`,
+            # `cls(...)`): callers of `helper` are found by the target name
+            target = hint.split("|", 1)[0].rpartition("@")[0].rsplit(".", 1)[-1] or target
+        key = (source, kind, target, hint)
+        if kind == "calls":
+            called.add((source, target))
         if key not in out:
-            out[key] = Relation(source=source, kind=cast(RelationKind, kind), target=target, line=line)
+            out[key] = Relation(source=source, kind=cast(RelationKind, kind), target=target, line=event.line, hint=hint)
     return tuple(out.values())
 
 

@@ -275,11 +275,11 @@ class SqlStore(RegistryMixin, AgentRegistryMixin, KnowledgeMixin, WorkflowStoreM
         marks = ",".join("?" * len(artifact_ids))
         k_marks = ",".join("?" * len(kinds))
         rows = self._conn.execute(
-            f"SELECT from_id, kind, target, line FROM relations WHERE from_id IN ({marks}) "
+            f"SELECT from_id, kind, target, line, hint FROM relations WHERE from_id IN ({marks}) "
             f"AND kind IN ({k_marks}) ORDER BY line",
             (*artifact_ids, *(RELATION_CODES[k] for k in kinds)),
         )
-        return [(r[0], Relation(None, RELATION_KINDS[r[1]], r[2], r[3])) for r in rows]
+        return [(r[0], Relation(None, RELATION_KINDS[r[1]], r[2], r[3], r[4])) for r in rows]
 
     def top_targets(self, source_id: int, kinds: Sequence[str], limit: int) -> list[tuple[str, int]]:
         """(target name, edge count) of the most referenced names in a source, most first."""
@@ -299,11 +299,11 @@ class SqlStore(RegistryMixin, AgentRegistryMixin, KnowledgeMixin, WorkflowStoreM
         t_marks = ",".join("?" * len(targets))
         k_marks = ",".join("?" * len(kinds))
         rows = self._conn.execute(
-            f"SELECT from_id, kind, target, line FROM relations WHERE source_id IN ({marks}) "
+            f"SELECT from_id, kind, target, line, hint FROM relations WHERE source_id IN ({marks}) "
             f"AND target IN ({t_marks}) AND kind IN ({k_marks}) ORDER BY from_id, line",
             (*source_ids, *targets, *(RELATION_CODES[k] for k in kinds)),
         )
-        return [(r[0], Relation(None, RELATION_KINDS[r[1]], r[2], r[3])) for r in rows]
+        return [(r[0], Relation(None, RELATION_KINDS[r[1]], r[2], r[3], r[4])) for r in rows]
 
     # -- vectors --------------------------------------------------------------------------
 

@@ -5,6 +5,13 @@
   (declaration_command
     "readonly"
     (variable_assignment name: (variable_name) @name)) @definition.constant)
+; `declare -r NAME=...` / `typeset -r` (flags may be grouped: `-rx`)
+(program
+  (declaration_command
+    ["declare" "typeset"]
+    (word) @_flags
+    (variable_assignment name: (variable_name) @name)) @definition.constant
+  (#match? @_flags "^-[a-zA-Z]*r"))
 
 ; relations: `source file` / `. file` import it; every other command is a call
 (command

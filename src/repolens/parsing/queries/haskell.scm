@@ -41,6 +41,9 @@
   .
   [(function name: (variable) @name) (bind name: (variable) @name)] @definition.function
   (#eq? @_signature @name))
+; operators: `(<+>) :: ...` then `a <+> b = ...` (the equation after the signature, or the first one)
+(declarations (signature) . (function (infix operator: (operator) @name)) @definition.function)
+(declarations . (function (infix operator: (operator) @name)) @definition.function)
 (declarations (data_type name: (name) @name) @definition.type)
 (declarations (newtype name: (name) @name) @definition.type)
 (declarations (type_synonym name: (name) @name) @definition.type)

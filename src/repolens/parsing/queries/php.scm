@@ -5,6 +5,7 @@
 (interface_declaration name: (name) @name) @definition.interface
 (trait_declaration name: (name) @name) @definition.trait
 (enum_declaration name: (name) @name) @definition.enum
+(enum_case name: (name) @name) @definition.constant
 (function_definition name: (name) @name) @definition.function
 (method_declaration name: (name) @name) @definition.method
 (const_declaration (const_element (name) @name)) @definition.constant

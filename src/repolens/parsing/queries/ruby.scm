@@ -1,11 +1,26 @@
 ; Ruby: classes, modules, methods (`def` is a function at the top level and a method inside
 ; a class or module; `def self.x` is a method), constants. `class << self` is not a symbol:
 ; its methods belong to the enclosing class. `class A::B` is named `B`.
-(class name: [(constant) @name (scope_resolution name: (constant) @name)]) @definition.class
-(module name: [(constant) @name (scope_resolution name: (constant) @name)]) @definition.module
+(class name: (constant) @name) @definition.class
+(module name: (constant) @name) @definition.module
+; `class Billing::Refund` is Billing.Refund (the scope is its parent, as a receiver is)
+(class name: (scope_resolution scope: (_) @receiver name: (constant) @name)) @definition.class
+(module name: (scope_resolution scope: (_) @receiver name: (constant) @name)) @definition.module
+; `Point = Struct.new(:x, :y) do ... end`, `Error = Class.new(StandardError)`, `Data.define`: classes
+(assignment
+  left: (constant) @name
+  right: (call receiver: (constant) @_maker method: (identifier) @_new)
+  (#any-of? @_maker "Struct" "Class" "Data")
+  (#any-of? @_new "new" "define")) @definition.class
+; `define_method(:name)` / `define_method("name")` with a literal name (an interpolated one is unknowable)
+(call
+  method: (identifier) @_define
+  arguments: (argument_list . [(simple_symbol) @name (string . (string_content) @name .)])
+  (#eq? @_define "define_method")) @definition.function
 (method name: (_) @name) @definition.function
 (singleton_method name: (_) @name) @definition.method
-(assignment left: (constant) @name) @definition.constant
+((assignment left: (constant) @name) @definition.constant
+  (#not-match? @definition.constant "^[A-Z][A-Za-z0-9_]*\\s*=\\s*(Struct|Class|Data)\\.(new|define)"))
 
 ; relations
 (call

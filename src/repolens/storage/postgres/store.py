@@ -403,7 +403,7 @@ class PostgresStore(SqlStore):
                 edge = (from_id, RELATION_CODES[r.kind], r.target, r.line)
                 if edge not in seen:  # the primary key: SQLite's INSERT OR IGNORE
                     seen.add(edge)
-                    relations.append((*edge, source_id))
+                    relations.append((*edge, source_id, r.hint))
         self._copy(
             conn,
             "files",
@@ -417,7 +417,7 @@ class PostgresStore(SqlStore):
             "parent, start_line, end_line, signature, doc, embed_key",
             artifacts,
         )
-        self._copy(conn, "relations", "from_id, kind, target, line, source_id", relations)
+        self._copy(conn, "relations", "from_id, kind, target, line, source_id, hint", relations)
         self._copy(conn, "unit_terms", "term, source_id, unit_id, file_id, tf_name, tf_body, doc_len", units)
         self._copy(conn, "file_terms", "term, source_id, file_id, tf_path, tf_symbols, tf_body, doc_len", file_terms)
 

@@ -245,7 +245,7 @@ class SqliteStore(SqlStore):
                 (art_id, src, unit_name, unit_body),
             )
         conn.executemany(
-            "INSERT OR IGNORE INTO relations(from_id, source_id, kind, target, line) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO relations(from_id, source_id, kind, target, line, hint) VALUES (?, ?, ?, ?, ?, ?)",
             [
                 (
                     ids_by_name.get(r.source, file_artifact) if r.source else file_artifact,
@@ -253,6 +253,7 @@ class SqliteStore(SqlStore):
                     RELATION_CODES[r.kind],
                     r.target,
                     r.line,
+                    r.hint,
                 )
                 for r in new.relations
             ],

@@ -222,7 +222,10 @@ def relations(identifier: str, profile: str, max_count: int, data_source: str | 
             suffix = f" (showing {len(g.items)})" if g.total > len(g.items) else ""
             click.echo(f"  {g.direction}: {g.total}{suffix}")
             for row, line in g.items:
-                click.echo(f"    {row.identifier(source.name)}  ({row.path}:{row.start_line}; edge at line {line})")
+                how = g.resolution.get(row.id, "name match")
+                click.echo(f"    {row.identifier(source.name)}  ({row.path}:{row.start_line}; edge at line {line}; {how})")
+            for name, line in g.unresolved:
+                click.echo(f"    unresolved: {name}  (edge at line {line})")
 
 
 @cli.command()

@@ -215,6 +215,17 @@ class RelationItem(_Out):
     filePath: str | None = None
     startLine: int | None = None
     shortSummary: str | None = None
+    line: int | None = Field(None, description="The line of the edge (the call, the base class).")
+    resolution: Literal["resolved", "name match"] | None = Field(
+        None,
+        description="How the edge was linked: `resolved` through the file's imports, self/this or a receiver "
+        "type the code states; `name match` by bare name (languages without a resolver).",
+    )
+
+
+class UnresolvedCall(_Out):
+    name: str
+    line: int
 
 
 class RelationGroupOut(_Out):
@@ -223,6 +234,9 @@ class RelationGroupOut(_Out):
     returnedCount: int
     truncated: bool
     items: list[RelationItem]
+    unresolved: list[UnresolvedCall] = Field(
+        default_factory=list, description="Outgoing calls kept by name whose definition the code does not show."
+    )
 
 
 class RelationshipsResponse(_Out):
