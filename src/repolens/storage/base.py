@@ -332,8 +332,9 @@ class JobQueue(Protocol):
         """The source's jobs, newest first."""
         ...
 
-    def claim_job(self, worker: str) -> Job | None:
-        """Atomically move the oldest New job to Processing for ``worker``."""
+    def claim_job(self, worker: str, *, kinds: Sequence[str] | None = None, exclude_kinds: Sequence[str] = ()) -> Job | None:
+        """Atomically move the oldest New job (of ``kinds``, if given, and not of ``exclude_kinds``)
+        to Processing for ``worker``."""
         ...
 
     def update_job(self, job_id: int, **fields: object) -> None:
