@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from repolens.errors import InvalidInput, NotFound
@@ -57,9 +58,15 @@ def update_workflow(db: Database, workflow: WorkflowRecord, **fields: Any) -> Wo
 
 
 def start_execution(
-    db: Database, workflow: WorkflowRecord, *, user_input: str, created_by: dict[str, Any]
+    db: Database,
+    workflow: WorkflowRecord,
+    *,
+    user_input: str,
+    created_by: dict[str, Any],
+    headers: Mapping[str, str] | None = None,
 ) -> ExecutionRecord:
-    """A new execution, queued as a job."""
+    """A new execution, queued as a job; ``headers`` (already filtered: ``X-*`` minus the
+    blocklist) go to the MCP servers of its states while it runs."""
     check_mode(workflow.mode)
     if len(user_input) > MAX_USER_INPUT_CHARS:
         raise InvalidInput(f"user_input is longer than {MAX_USER_INPUT_CHARS} characters")
@@ -70,6 +77,7 @@ def start_execution(
         project=workflow.project,
         created_by=created_by,
         frontier=initial_frontier(config, workflow.yaml_config, user_input),
+        headers=headers,
     )
 
 
@@ -81,9 +89,12 @@ def get_execution(db: Database, workflow: WorkflowRecord, execution_id: str) -> 
     return ex
 
 
-def resume(db: Database, ex: ExecutionRecord, *, user_input: str | None = None) -> None:
-    """Continue an Interrupted execution (its paused state runs, with the user's input if given)."""
-    db.requeue_execution(ex.id, frontier=resume_frontier(ex, user_input=user_input))
+def resume(
+    db: Database, ex: ExecutionRecord, *, user_input: str | None = None, headers: Mapping[str, str] | None = None
+) -> None:
+    """Continue an Interrupted execution (its paused state runs, with the user's input if given),
+    forwarding ``headers`` to MCP servers from now on (a pause dropped the earlier ones)."""
+    db.requeue_execution(ex.id, frontier=resume_frontier(ex, user_input=user_input), headers=headers)
 
 
 def set_output(db: Database, ex: ExecutionRecord, *, state_id: str, output: str) -> None:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from repolens.access.identity import projects_of, require_project
 from repolens.access.keys import Principal
+from repolens.agents.mcp import forwardable_headers
 from repolens.errors import InvalidInput, NotFound
 from repolens.storage.base import Database
 from repolens.storage.workflow_store import (
@@ -215,6 +216,11 @@ def _page(items: list[dict[str, Any]], page: int, per_page: int, total: int | No
         "data": items,
         "pagination": {"page": page, "per_page": per_page, "total": total, "pages": -(-total // per_page)},
     }
+
+
+def _forwarded(request: Request, blocklist: tuple[str, ...]) -> dict[str, str]:
+    """The caller's ``X-*`` headers an execution forwards to MCP servers (``propagate_headers``)."""
+    return forwardable_headers(request.headers.items(), blocklist)
 
 
 def _visible(db: Database, principal: Principal, workflow_id: str) -> WorkflowRecord:
@@ -433,7 +439,8 @@ def create_execution(
     if wf.mode == "Autonomous":
         return JSONResponse(codemie_error_body(403, "Autonomous workflows cannot be executed"), status_code=403)
     user_input = body.user_input if isinstance(body.user_input, str) else json.dumps(body.user_input)
-    ex = service.start_execution(db, wf, user_input=user_input or "", created_by=_user(principal))
+    headers = _forwarded(request, services.settings.forwarded_headers_blocklist) if body.propagate_headers else None
+    ex = service.start_execution(db, wf, user_input=user_input or "", created_by=_user(principal), headers=headers)
     if body.stream:
         return _streaming(db, wf, ex, request)
     return _execution_json(ex, wf)
@@ -513,7 +520,8 @@ def resume_execution(
     wf, ex = _execution(db, principal, workflow_id, execution_id)
     if ex.status == ABORTED:
         raise InvalidInput("the execution was aborted; start a new one")
-    service.resume(db, ex, user_input=(body.user_input if body else None))
+    headers = _forwarded(request, services.settings.forwarded_headers_blocklist) if propagate_headers else None
+    service.resume(db, ex, user_input=(body.user_input if body else None), headers=headers)
     if stream:
         return _streaming(db, wf, ex, request)
     return {"message": "Workflow execution has been resumed"}
