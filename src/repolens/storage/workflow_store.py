@@ -182,6 +182,7 @@ class WorkflowStore(Protocol):
 
     def create_workflow(self, **fields: object) -> WorkflowRecord: ...
     def get_workflow(self, public_id: str) -> WorkflowRecord | None: ...
+    def workflow_of(self, execution: ExecutionRecord) -> WorkflowRecord | None: ...
     def list_workflows(
         self, *, projects: Sequence[str], name: str | None, offset: int, limit: int
     ) -> list[WorkflowRecord]: ...
@@ -265,6 +266,11 @@ class WorkflowStoreMixin:
     def get_workflow(self, public_id: str) -> WorkflowRecord | None:
         """A workflow by public id."""
         row = self._conn.execute(f"SELECT {_WF} FROM workflows WHERE public_id = ?", (public_id,)).fetchone()
+        return _wf(row) if row else None
+
+    def workflow_of(self, execution: ExecutionRecord) -> WorkflowRecord | None:
+        """The workflow an execution belongs to."""
+        row = self._conn.execute(f"SELECT {_WF} FROM workflows WHERE id = ?", (execution.workflow_id,)).fetchone()
         return _wf(row) if row else None
 
     def list_workflows(self, *, projects: Sequence[str], name: str | None, offset: int, limit: int) -> list[WorkflowRecord]:

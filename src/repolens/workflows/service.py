@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from repolens.access.identity import projects_of
+from repolens.access.keys import Principal
 from repolens.errors import InvalidInput, NotFound
 from repolens.storage.base import Database
 from repolens.storage.workflow_store import ExecutionRecord, WorkflowRecord
@@ -12,6 +14,75 @@ from repolens.workflows.config import check_mode, parse
 from repolens.workflows.engine import edit_output, initial_frontier, resume_frontier
 
 MAX_USER_INPUT_CHARS = 100_000
+# A state's output in a progress report is cut here: the full output is one call away
+# (REST ``.../states/{id}/output``), and a report of a big fan-out must stay readable.
+REPORT_OUTPUT_CHARS = 2_000
+REPORT_MAX_STATES = 200
+
+
+def creator(principal: Principal | None) -> dict[str, Any]:
+    """Who started an execution or wrote a workflow, as CodeMie's ``created_by``."""
+    if principal is None:
+        return {"id": "local", "user_id": "local", "username": "local", "name": "local user"}
+    if principal.person is not None:
+        p = principal.person
+        return {"id": p.subject, "user_id": p.subject, "username": p.email, "name": p.name or p.email}
+    key = principal.key
+    return {"id": key.key_id, "user_id": key.key_id, "username": key.name, "name": key.name}
+
+
+def visible_workflow(db: Database, principal: Principal | None, workflow_id: str) -> WorkflowRecord:
+    """A workflow of one of the caller's projects, by id (or, failing that, by exact name);
+    NotFound for anything else, so another project's workflows are not shown to exist.
+    ``principal`` None is the local user (CLI, stdio MCP), who sees every project."""
+    mine = None if principal is None else projects_of(db, principal)
+    wf = db.get_workflow(workflow_id)
+    if wf is None:
+        named = db.list_workflows(projects=mine or (), name=workflow_id, offset=0, limit=100)
+        wf = next((w for w in named if w.name == workflow_id), None)
+    if wf is None or (mine is not None and wf.project not in mine):
+        raise NotFound(f"workflow {workflow_id!r} not found")
+    return wf
+
+
+def visible_execution(
+    db: Database, principal: Principal | None, execution_id: str
+) -> tuple[WorkflowRecord, ExecutionRecord]:
+    """An execution of a workflow the caller may see, with its workflow; NotFound otherwise."""
+    ex = db.get_execution(execution_id.strip())
+    wf = db.workflow_of(ex) if ex is not None else None
+    if ex is None or wf is None:
+        raise NotFound(f"workflow execution {execution_id!r} not found")
+    visible_workflow(db, principal, wf.public_id)
+    return wf, ex
+
+
+def report(db: Database, wf: WorkflowRecord, ex: ExecutionRecord) -> dict[str, Any]:
+    """Where an execution is: its status, each state's status (and error, and output cut to
+    ``REPORT_OUTPUT_CHARS``), its output and token usage."""
+    states = db.states(ex.id)
+    return {
+        "execution_id": ex.public_id,
+        "workflow_id": wf.public_id,
+        "workflow": wf.name,
+        "overall_status": ex.status,
+        "output": ex.output,
+        "error": ex.error or None,
+        "tokens_usage": {"input_tokens": ex.input_tokens, "output_tokens": ex.output_tokens},
+        "states": [
+            {
+                "state_id": s.state_id,
+                "iteration": s.iteration,
+                "status": s.status,
+                "error": s.error or None,
+                "output": s.output
+                if s.output is None or len(s.output) <= REPORT_OUTPUT_CHARS
+                else s.output[:REPORT_OUTPUT_CHARS] + f" [... {len(s.output) - REPORT_OUTPUT_CHARS} more characters]",
+            }
+            for s in states[-REPORT_MAX_STATES:]
+        ],
+        "states_total": len(states),
+    }
 
 
 def create_workflow(

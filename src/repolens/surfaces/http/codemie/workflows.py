@@ -102,14 +102,6 @@ class OutputIn(BaseModel):
     state_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
 
 
-def _user(principal: Principal) -> dict[str, Any]:
-    if principal.person is not None:
-        p = principal.person
-        return {"id": p.subject, "user_id": p.subject, "username": p.email, "name": p.name or p.email}
-    key = principal.key
-    return {"id": key.key_id, "user_id": key.key_id, "username": key.name, "name": key.name}
-
-
 def _workflow_json(wf: WorkflowRecord, *, minimal: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": wf.public_id,
@@ -224,10 +216,7 @@ def _forwarded(request: Request, blocklist: tuple[str, ...]) -> dict[str, str]:
 
 
 def _visible(db: Database, principal: Principal, workflow_id: str) -> WorkflowRecord:
-    wf = db.get_workflow(workflow_id)
-    if wf is None or wf.project not in projects_of(db, principal):
-        raise NotFound(f"workflow {workflow_id!r} not found")
-    return wf
+    return service.visible_workflow(db, principal, workflow_id)
 
 
 def _config_error(exc: ConfigError, error_format: str | None) -> JSONResponse:
@@ -274,7 +263,7 @@ def list_workflows(
         return _page([], page, per_page, 0)
     rows = db.list_workflows(projects=wanted, name=name, offset=page * per_page, limit=per_page)
     if filter_by_user:
-        me = _user(principal)["id"]
+        me = service.creator(principal)["id"]
         rows = [w for w in rows if w.created_by.get("id") == me]
     return _page([_workflow_json(w, minimal=minimal_response) for w in rows], page, per_page)
 
@@ -308,7 +297,7 @@ def create_workflow(
             shared=bool(body.shared),
             icon_url=body.icon_url,
             categories=tuple(body.categories or ()),
-            created_by=_user(principal),
+            created_by=service.creator(principal),
         )
     except ConfigError as exc:
         return _config_error(exc, error_format)
@@ -440,7 +429,7 @@ def create_execution(
         return JSONResponse(codemie_error_body(403, "Autonomous workflows cannot be executed"), status_code=403)
     user_input = body.user_input if isinstance(body.user_input, str) else json.dumps(body.user_input)
     headers = _forwarded(request, services.settings.forwarded_headers_blocklist) if body.propagate_headers else None
-    ex = service.start_execution(db, wf, user_input=user_input or "", created_by=_user(principal), headers=headers)
+    ex = service.start_execution(db, wf, user_input=user_input or "", created_by=service.creator(principal), headers=headers)
     if body.stream:
         return _streaming(db, wf, ex, request)
     return _execution_json(ex, wf)
