@@ -212,4 +212,7 @@ def run_workflow_job(db: Database, settings: Settings, job_public_id: str, still
     engine = Engine(
         db, AgentAssistantRunner(services), CodeToolRunner(services, headers), headers=headers, still_mine=still_mine
     )
-    return engine.run(ex.public_id)
+    try:
+        return engine.run(ex.public_id)
+    finally:
+        services.close()
