@@ -23,12 +23,13 @@ from conftest import GEO_CODE, commit_tree, write_tree
 from llmserver import Recorder, standin_llm
 from mcpserver import McpRecorder, mcp_server
 from repolens import catalog
+from repolens.access.keys import create_key, plan_for, principal_for_key
 from repolens.agents.mcp import forwardable_headers
 from repolens.indexing.jobs import JobRunner
 from repolens.indexing.pipeline import index_source
 from repolens.services import Services, build_services
 from repolens.settings import DEFAULT_FORWARDED_HEADERS_BLOCKLIST, Settings
-from repolens.storage.workflow_store import ABORTED, SUCCEEDED
+from repolens.storage.workflow_store import ABORTED, FAILED, SUCCEEDED
 from repolens.workflows import service
 from repolens.workflows.jobs import run_workflow_job
 
@@ -264,3 +265,47 @@ def test_indexing_and_workflows_do_not_starve_each_other(
         assert _job(db, small_job.public_id).finished_at < counted.completed_at, "the indexing waited for the execution"
     finally:
         runner.stop()
+
+
+READ_GEO_FLOW = """\
+tools:
+  - id: read
+    tool: read_file
+    tool_args: {data_source: geo, path: geo/shapes.py}
+states:
+  - id: read
+    tool_id: read
+    next: {state_id: end}
+"""
+
+
+@pytest.mark.backends
+def test_an_execution_runs_as_the_key_that_started_it(
+    world: Services, desk: tuple[str, McpRecorder], tmp_path: Path
+) -> None:
+    url, _ = desk
+    db = world.store
+    index_source(db, world.settings, str(commit_tree(tmp_path / "geo", GEO_CODE)), name="geo")
+    index_source(
+        db,
+        world.settings,
+        str(commit_tree(tmp_path / "small", {"a.py": "def alpha() -> int:\n    return 1\n"})),
+        name="small",
+    )
+    minted = create_key(db, name="small only", plan=plan_for("pro"), scopes=("small",))
+    scoped = principal_for_key(db, minted.row.key_id)
+    listed = service.start_execution(
+        db, _workflow(world, "sources", QUICK_FLOW, url), user_input="", created_by={}, runs_as=scoped
+    )
+    assert run_workflow_job(db, world.settings, listed.job_id) == SUCCEEDED
+    output = db.get_execution(listed.public_id).output or ""  # type: ignore[union-attr]
+    assert 'name="small"' in output and 'name="geo"' not in output
+    read = service.start_execution(
+        db, _workflow(world, "read", READ_GEO_FLOW, url), user_input="", created_by={}, runs_as=scoped
+    )
+    assert run_workflow_job(db, world.settings, read.job_id) == FAILED
+    failed = db.get_state(read.id, "read")
+    assert failed is not None and failed.status == FAILED and "geo" in failed.error, failed
+    # The same workflow started by the local user (no key) reads it.
+    local = service.start_execution(db, _workflow(world, "read-local", READ_GEO_FLOW, url), user_input="", created_by={})
+    assert run_workflow_job(db, world.settings, local.job_id) == SUCCEEDED

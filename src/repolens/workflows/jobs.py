@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
+from repolens.access.keys import Principal
 from repolens.agents import assistants as registry
 from repolens.agents import mcp
 from repolens.agents.model import Assistant, Definition, Viewer
@@ -38,6 +39,7 @@ from repolens.storage.workflow_store import NewThought
 from repolens.tools import call_tool
 from repolens.workflows.config import WorkflowAssistant, WorkflowTool, mcp_server_of
 from repolens.workflows.engine import AssistantCall, AssistantReply, Engine
+from repolens.workflows.service import principal_of
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +124,15 @@ class AgentAssistantRunner:
     """An assistant state as one turn of the agent runtime (tools, MCP servers, sub-assistants,
     budgets), cancelled when the execution is aborted."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, principal: Principal | None = None) -> None:
         self.services = services
+        self.principal = principal
 
     def _viewer(self) -> Viewer:
-        return registry.viewer_for(self.services.store, None)
+        return registry.viewer_for(self.services.store, self.principal)
 
     def _load(self, assistant_id: str) -> Assistant:
-        return registry.get(self.services.store, self._viewer(), None, assistant_id)
+        return registry.get(self.services.store, self._viewer(), self.principal, assistant_id)
 
     def assistant(self, spec: WorkflowAssistant) -> Assistant:
         """The stored assistant a state references, or the one the YAML defines inline."""
@@ -145,7 +148,9 @@ class AgentAssistantRunner:
         request = TurnRequest(text=turn_text(call), remember=False, forwarded_headers=dict(call.headers))
 
         async def turn() -> Any:
-            return await finished(runtime.run(None, registry.LOCAL_OWNER, assistant, request, load_assistant=self._load))
+            owner = self._viewer().owner
+            events = runtime.run(self.principal, owner, assistant, request, load_assistant=self._load, admitted=True)
+            return await finished(events)
 
         done = run_cancellable(turn, cancel)
         top = NewThought(
@@ -165,9 +170,12 @@ class CodeToolRunner:
     ``mcp_server``) one tool of that MCP server, the execution's headers forwarded to it.
     ``input_key`` names the argument that receives the previous state's output."""
 
-    def __init__(self, services: Services, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, services: Services, headers: Mapping[str, str] | None = None, principal: Principal | None = None
+    ) -> None:
         self.services = services
         self.headers = dict(headers or {})
+        self.principal = principal
 
     def run(self, tool: WorkflowTool, args: dict[str, Any], input: str, cancel: threading.Event) -> str:
         merged = dict(args)
@@ -175,7 +183,7 @@ class CodeToolRunner:
             merged[tool.input_key] = input
         if tool.mcp_server is not None:
             return self._mcp(tool, merged, cancel)
-        result = call_tool(self.services, None, tool.tool, merged)
+        result = call_tool(self.services, self.principal, tool.tool, merged)
         if "error" in result.obj:
             error = result.obj["error"]
             raise RepolensError(
@@ -209,8 +217,13 @@ def run_workflow_job(db: Database, settings: Settings, job_public_id: str, still
         raise RepolensError("the workflow execution was deleted")
     services = Services(settings)
     headers = db.execution_headers(ex.id)  # never logged
+    principal = principal_of(db, ex.frontier.get("runs_as"))
     engine = Engine(
-        db, AgentAssistantRunner(services), CodeToolRunner(services, headers), headers=headers, still_mine=still_mine
+        db,
+        AgentAssistantRunner(services, principal),
+        CodeToolRunner(services, headers, principal),
+        headers=headers,
+        still_mine=still_mine,
     )
     try:
         return engine.run(ex.public_id)

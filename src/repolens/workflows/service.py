@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from repolens.access.identity import projects_of
-from repolens.access.keys import Principal
+from repolens.access.identity import account_for, projects_of
+from repolens.access.keys import Principal, principal_for_key
+from repolens.domain import KeyRole
 from repolens.errors import InvalidInput, NotFound
 from repolens.storage.base import Database
 from repolens.storage.workflow_store import ExecutionRecord, WorkflowRecord
@@ -18,6 +19,40 @@ MAX_USER_INPUT_CHARS = 100_000
 # (REST ``.../states/{id}/output``), and a report of a big fan-out must stay readable.
 REPORT_OUTPUT_CHARS = 2_000
 REPORT_MAX_STATES = 200
+
+
+def runner_of(principal: Principal | None) -> dict[str, Any] | None:
+    """What the job needs to run an execution as its caller (``principal_of`` reads it back):
+    the key id, and for a person, whose account is no stored key, its name, role and scopes."""
+    if principal is None:
+        return None
+    key = principal.key
+    return {
+        "key_id": key.key_id,
+        "name": key.name,
+        "role": key.role,
+        "scopes": list(key.scopes),
+        "person": principal.person is not None,
+    }
+
+
+def principal_of(db: Database, runner: Mapping[str, Any] | None) -> Principal | None:
+    """The principal an execution runs as. A key is looked up again, so a key revoked since the
+    execution started stops it (``Unauthorized`` in the state that runs next); a person's
+    account is rebuilt from what was recorded."""
+    if not runner:
+        return None
+    if not runner.get("person"):
+        return principal_for_key(db, str(runner["key_id"]))
+    role: KeyRole = "admin" if runner.get("role") == "admin" else "member"
+    account = account_for(
+        str(runner["key_id"]),
+        name=str(runner.get("name", "")),
+        role=role,
+        scopes=tuple(runner.get("scopes", ())),
+        created_at=0.0,
+    )
+    return Principal(account)
 
 
 def creator(principal: Principal | None) -> dict[str, Any]:
@@ -135,9 +170,12 @@ def start_execution(
     user_input: str,
     created_by: dict[str, Any],
     headers: Mapping[str, str] | None = None,
+    runs_as: Principal | None = None,
 ) -> ExecutionRecord:
     """A new execution, queued as a job; ``headers`` (already filtered: ``X-*`` minus the
-    blocklist) go to the MCP servers of its states while it runs."""
+    blocklist) go to the MCP servers of its states while it runs. Its states run as ``runs_as``
+    (the caller; None: the local user): its code tools see that key's data sources, its
+    assistants are the ones that key may see, and its tokens count against it."""
     check_mode(workflow.mode)
     if len(user_input) > MAX_USER_INPUT_CHARS:
         raise InvalidInput(f"user_input is longer than {MAX_USER_INPUT_CHARS} characters")
@@ -147,7 +185,7 @@ def start_execution(
         prompt=user_input,
         project=workflow.project,
         created_by=created_by,
-        frontier=initial_frontier(config, workflow.yaml_config, user_input),
+        frontier={**initial_frontier(config, workflow.yaml_config, user_input), "runs_as": runner_of(runs_as)},
         headers=headers,
     )
 

@@ -292,7 +292,12 @@ def add_workflow_tools(server: MCPServer, services: Callable[[], Services]) -> N
             db = services().store
             wf = workflow_service.visible_workflow(db, principal, workflow_id)
             ex = workflow_service.start_execution(
-                db, wf, user_input=user_input, created_by=workflow_service.creator(principal), headers=forwarded
+                db,
+                wf,
+                user_input=user_input,
+                created_by=workflow_service.creator(principal),
+                headers=forwarded,
+                runs_as=principal,
             )
             return workflow_service.report(db, wf, ex)
 

@@ -429,7 +429,9 @@ def create_execution(
         return JSONResponse(codemie_error_body(403, "Autonomous workflows cannot be executed"), status_code=403)
     user_input = body.user_input if isinstance(body.user_input, str) else json.dumps(body.user_input)
     headers = _forwarded(request, services.settings.forwarded_headers_blocklist) if body.propagate_headers else None
-    ex = service.start_execution(db, wf, user_input=user_input or "", created_by=service.creator(principal), headers=headers)
+    ex = service.start_execution(
+        db, wf, user_input=user_input or "", created_by=service.creator(principal), headers=headers, runs_as=principal
+    )
     if body.stream:
         return _streaming(db, wf, ex, request)
     return _execution_json(ex, wf)
