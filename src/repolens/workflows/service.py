@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from repolens.access.identity import account_for, projects_of
+from repolens.access.identity import account_for, projects_of, user_record
 from repolens.access.keys import Principal, principal_for_key
 from repolens.domain import KeyRole
 from repolens.errors import InvalidInput, NotFound
@@ -59,11 +59,7 @@ def creator(principal: Principal | None) -> dict[str, Any]:
     """Who started an execution or wrote a workflow, as CodeMie's ``created_by``."""
     if principal is None:
         return {"id": "local", "user_id": "local", "username": "local", "name": "local user"}
-    if principal.person is not None:
-        p = principal.person
-        return {"id": p.subject, "user_id": p.subject, "username": p.email, "name": p.name or p.email}
-    key = principal.key
-    return {"id": key.key_id, "user_id": key.key_id, "username": key.name, "name": key.name}
+    return dict(user_record(principal))
 
 
 def visible_workflow(db: Database, principal: Principal | None, workflow_id: str) -> WorkflowRecord:
