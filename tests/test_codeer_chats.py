@@ -403,3 +403,22 @@ def test_another_keys_chat_is_missing(
         refused(other.post(f"{V2}/{chat}/messages", json={"message": "x", "agent_id": kb_agent["id"]}), 404, NOT_FOUND)
         refused(other.get(f"{HISTORIES}/{chat}"), 404, NOT_FOUND)
         assert chat not in [h["id"] for h in data(other.get(HISTORIES))]
+
+
+def test_a_client_that_goes_away_cancels_the_turn(
+    client: httpx.Client, kb_agent: dict[str, Any], setup: tuple[Server, Recorder]
+) -> None:
+    recorder = setup[1]
+    aborted_before = recorder.slow_aborted
+    chat = open_chat(client, kb_agent["id"])
+    body = {"message": "Tell me SLOWLY", "agent_id": kb_agent["id"], "stream": True}
+    with client.stream("POST", f"{V2}/{chat}/messages", json=body) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if "response.part.delta" in line:
+                break  # the answer has begun: go away
+    deadline = time.monotonic() + 10
+    while recorder.slow_aborted == aborted_before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert recorder.slow_aborted == aborted_before + 1  # the model's stream was cut, not run to its end
+    assert data(client.get(f"{V2}/{chat}/messages"))["messages"] == []  # an abandoned turn is not stored

@@ -157,8 +157,9 @@ def create(
     user = _external_user(external_user_id) or ""
     if name is None:
         name = ""
-    if not isinstance(name, str) or len(name) > MAX_CHAT_NAME_CHARS:
+    if not isinstance(name, str):
         raise InvalidInput(f"name must be a string of at most {MAX_CHAT_NAME_CHARS} characters")
+    name = validation.require_description(name, max_chars=MAX_CHAT_NAME_CHARS)
     if not isinstance(agent_id, str) or not agent_id.strip():
         raise InvalidInput("agent_id is required")
     viewer = assistants.viewer_for(db, principal)
@@ -183,9 +184,9 @@ def get(
 def rename(db: Database, principal: Principal, chat_id: object, *, name: object, external_user_id: object = None) -> ChatRow:
     """Give a chat a new name."""
     chat = _chat(db, principal, chat_id, external_user_id)
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_CHAT_NAME_CHARS:
+    if not isinstance(name, str) or not name.strip():
         raise InvalidInput(f"name must be a non-empty string of at most {MAX_CHAT_NAME_CHARS} characters")
-    db.rename_conversation(chat.id, name.strip())
+    db.rename_conversation(chat.id, validation.require_description(name.strip(), max_chars=MAX_CHAT_NAME_CHARS))
     renamed = db.get_chat(chat.id)
     assert renamed is not None
     return renamed
@@ -250,8 +251,9 @@ def add_feedback(
     row = _row_id(message_id, "message_id")
     if content is None:
         content = ""
-    if not isinstance(content, str) or len(content) > MAX_FEEDBACK_CHARS:
+    if not isinstance(content, str):
         raise InvalidInput(f"content must be a string of at most {MAX_FEEDBACK_CHARS} characters")
+    content = validation.require_description(content, max_chars=MAX_FEEDBACK_CHARS)
     answer = next((m for m in db.chat_messages(chat.id) if m.id == row), None)
     if answer is None:
         raise NotFound(f"chat {chat.id} has no message {row}")
@@ -301,6 +303,8 @@ def _prepare(
     chat = _chat(db, principal, chat_id, message.external_user_id)
     if not isinstance(message.text, str) or not message.text.strip():
         raise InvalidInput("message is required")
+    if "\x00" in message.text:
+        raise InvalidInput("message must not contain NUL (\\u0000) characters")
     viewer = assistants.viewer_for(db, principal)
     agent = assistants.published(db, viewer, principal, message.agent_id)
     text = message.text + _attachments(db, principal, message.attachment_ids)

@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
@@ -145,7 +145,7 @@ def _new_message(body: MessageIn) -> chats.NewMessage:
 
 async def _started(
     services: Services, principal: Principal, chat_id: int, message: chats.NewMessage
-) -> tuple[AsyncIterator[chats.ChatEvent], TurnStarted, int]:
+) -> tuple[AsyncGenerator[chats.ChatEvent, None], TurnStarted, int]:
     """The turn's events past ``TurnStarted`` (every refusal is raised here, before a byte is
     sent) and the number of this question in its chat."""
     events = chats.answer(services, principal, chat_id, message)
@@ -193,7 +193,7 @@ async def _v2_stream(
     events: AsyncIterator[chats.ChatEvent],
     first: TurnStarted,
     turn: int,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     rid = uuid.uuid4().hex
     group = parts.group_id(chat_id, turn)
     base = {"response_id": rid, "chat_id": chat_id, "conversation_group_id": group}
@@ -265,7 +265,7 @@ async def _v2_stream(
 
 async def _v1_stream(
     services: Services, chat_id: int, agent_id: str, events: AsyncIterator[chats.ChatEvent], first: TurnStarted, turn: int
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     rid = uuid.uuid4().hex
     base = {"response_id": rid, "chat_id": chat_id}
     created = {
@@ -322,7 +322,9 @@ async def _send(
         )
 
         async def body_bytes() -> AsyncIterator[bytes]:
-            async with contextlib.aclosing(events):  # type: ignore[type-var]  # an async generator
+            # A client that goes away closes this generator: the stream and then the turn are
+            # closed, which cancels the model's request and the tool call in flight.
+            async with contextlib.aclosing(events), contextlib.aclosing(stream):
                 async for chunk in stream:
                     yield chunk
 
@@ -330,7 +332,7 @@ async def _send(
             body_bytes(), media_type=SSE, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
     answer = ""
-    async with contextlib.aclosing(events):  # type: ignore[type-var]  # an async generator
+    async with contextlib.aclosing(events):
         async for event in events:
             if isinstance(event, TurnFinished):
                 answer = event.answer
