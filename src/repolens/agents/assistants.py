@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from repolens import catalog
 from repolens.agents.model import Assistant, Definition, Viewer, dump_definition, load_definition, validate
 from repolens.agents.runtime import TurnRequest, finished
-from repolens.errors import Forbidden, InvalidInput, NotFound, RepolensError
+from repolens.errors import Forbidden, NotFound, RepolensError
 from repolens.storage.agents import AgentTaskRow, AgentTurnRow, AssistantRow
 from repolens.storage.chats import VersionRow
 
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from repolens.access.keys import Principal
     from repolens.domain import Conversation, Message
     from repolens.services import Services
-    from repolens.settings import Settings
     from repolens.storage.base import Database
 
 log = logging.getLogger(__name__)
@@ -293,19 +292,6 @@ def callers(db: Database, viewer: Viewer, principal: Principal | None, assistant
     """The assistants the viewer sees that consult this one (what a change to it reaches)."""
     found = get(db, viewer, principal, assistant_id)
     return [a for a in list_visible(db, viewer, principal) if found.id in a.definition.sub_assistants]
-
-
-def configured_models(settings: Settings) -> list[str]:
-    """The chat models an assistant may name: the one this server is configured with."""
-    return [settings.llm_model] if settings.llm_model else []
-
-
-def check_model(settings: Settings, model: str) -> str:
-    """``model`` if this server serves it ('' = the configured one), else ``InvalidInput``."""
-    if model and model not in configured_models(settings):
-        served = ", ".join(configured_models(settings)) or "none (no model is configured; answers are retrieval-only)"
-        raise InvalidInput(f"llm_model {model!r} is not served here; configured models: {served}")
-    return model
 
 
 # -- conversations ---------------------------------------------------------------------------

@@ -15,12 +15,12 @@ Rules, checked before anything is written or counted:
 * messages run the agent's published version (``assistants.published``): a draft is edited,
   not talked to;
 * attachments are files the same key uploaded (``uploads``), UTF-8 text, given to the model
-  as data after the message.
+  as data after the message (the runtime's ``TurnRequest.attachments``); the chat keeps which
+  files each question came with.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
@@ -31,15 +31,14 @@ import anyio
 from repolens import knowledge, uploads, validation
 from repolens.agents import assistants
 from repolens.agents.model import Assistant
-from repolens.agents.runtime import MAX_TURN_CHARS, TurnEvent, TurnRequest, TurnStarted
-from repolens.chat.prompt import escape
+from repolens.agents.runtime import Attachment, TurnEvent, TurnFinished, TurnRequest, TurnStarted
 from repolens.errors import InvalidInput, NotFound
 from repolens.storage.agents import AgentTurnRow
-from repolens.storage.chats import ChatRow, FeedbackFilter, FeedbackKind, FeedbackRow, MessageRow
+from repolens.storage.chats import AttachedRow, ChatRow, FeedbackFilter, FeedbackKind, FeedbackRow, MessageRow
 
 if TYPE_CHECKING:
     from repolens.access.keys import Principal
-    from repolens.domain import Workspace
+    from repolens.domain import Upload, Workspace
     from repolens.services import Services
     from repolens.storage.base import Database
 
@@ -49,11 +48,6 @@ MAX_EXTERNAL_USER_ID_CHARS = knowledge.MAX_EXTERNAL_USER_ID_CHARS
 MAX_ATTACHMENTS = 10  # files on one message
 MAX_FEEDBACK_CHARS = 4_000
 MAX_ROW_ID = 2**63 - 1  # integer ids are signed 64-bit row ids in both backends
-# Where a message's attached files start in its stored text: the model reads them as data, and
-# a listing splits them off again (``split_attachments``).
-ATTACHMENT_OPEN = '\n\n<attached_file id="{id}" name="{name}" content_type="{content_type}">\n'
-ATTACHMENT_CLOSE = "\n</attached_file>"
-_ATTACHMENT = re.compile(r'\n\n<attached_file id="([^"]*)" name="([^"]*)" content_type="([^"]*)">\n')
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +72,6 @@ ChatEvent = TurnEvent | TitleChanged
 
 
 @dataclass(frozen=True, slots=True)
-class Attached:
-    """A file attached to a message, as its stored text names it."""
-
-    id: str
-    name: str
-    content_type: str
-
-
-@dataclass(frozen=True, slots=True)
 class ChatView:
     """A chat with its messages, the agent turns behind its answers and their feedback."""
 
@@ -94,6 +79,7 @@ class ChatView:
     messages: list[MessageRow]
     turns: dict[str, AgentTurnRow]  # by the answer's message id
     feedback: dict[int, list[FeedbackRow]] = field(default_factory=dict)  # by the answer's row id
+    attachments: dict[int, list[AttachedRow]] = field(default_factory=dict)  # by question number, from 1
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -233,7 +219,10 @@ def view(
         by_message: dict[int, list[FeedbackRow]] = {}
         for f in db.feedbacks([chat.id]):
             by_message.setdefault(f.message_row, []).append(f)
-    return ChatView(chat, messages, turns, by_message)
+        by_turn: dict[int, list[AttachedRow]] = {}
+        for a in db.chat_attachments(chat.id):
+            by_turn.setdefault(a.turn, []).append(a)
+    return ChatView(chat, messages, turns, by_message, by_turn)
 
 
 def add_feedback(
@@ -266,39 +255,29 @@ def add_feedback(
 # -- attachments --------------------------------------------------------------------------
 
 
-def _attachments(db: Database, principal: Principal, ids: Sequence[str]) -> str:
+def _attachments(db: Database, principal: Principal, ids: Sequence[str]) -> list[Upload]:
+    """The key's own uploads a message names, each UTF-8 text (``uploads.text_of`` says why not)."""
     if len(ids) > MAX_ATTACHMENTS:
         raise InvalidInput(f"at most {MAX_ATTACHMENTS} attached files per message")
-    blocks: list[str] = []
-    for file_id in dict.fromkeys(ids):
-        if not isinstance(file_id, str):
-            raise InvalidInput("attached file ids must be strings")
-        upload = uploads.fetch(db, principal, file_id)
-        try:
-            text = upload.data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidInput(f"attached file {upload.name!r} is not UTF-8 text; only text files can be attached") from None
-        head = ATTACHMENT_OPEN.format(
-            id=escape(upload.public_id), name=escape(upload.name), content_type=escape(upload.content_type)
-        )
-        blocks.append(head + escape(text) + ATTACHMENT_CLOSE)
-    return "".join(blocks)
-
-
-def split_attachments(content: str) -> tuple[str, list[Attached]]:
-    """A stored user message as (what the user wrote, the files attached to it)."""
-    first = _ATTACHMENT.search(content)
-    if first is None:
-        return content, []
-    return content[: first.start()], [Attached(*m.groups()) for m in _ATTACHMENT.finditer(content)]
+    found = [uploads.fetch(db, principal, file_id) for file_id in dict.fromkeys(ids)]
+    for upload in found:
+        uploads.text_of(upload)
+    return found
 
 
 # -- the one answering path -----------------------------------------------------------------
 
 
-def _prepare(
-    services: Services, principal: Principal, chat_id: object, message: NewMessage
-) -> tuple[ChatRow, Assistant, TurnRequest, str]:
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    chat: ChatRow
+    agent: Assistant
+    request: TurnRequest
+    title: str  # the name the chat takes from this message ('' = it keeps its own)
+    attached: tuple[AttachedRow, ...]
+
+
+def _prepare(services: Services, principal: Principal, chat_id: object, message: NewMessage) -> _Prepared:
     db = services.store
     chat = _chat(db, principal, chat_id, message.external_user_id)
     if not isinstance(message.text, str) or not message.text.strip():
@@ -307,13 +286,17 @@ def _prepare(
         raise InvalidInput("message must not contain NUL (\\u0000) characters")
     viewer = assistants.viewer_for(db, principal)
     agent = assistants.published(db, viewer, principal, message.agent_id)
-    text = message.text + _attachments(db, principal, message.attachment_ids)
-    if len(text) > MAX_TURN_CHARS:
-        raise InvalidInput(f"the message with its attached files is over {MAX_TURN_CHARS} characters")
-    title = ""
-    if not chat.title and not db.chat_messages(chat.id):
-        title = " ".join(message.text.split())[:TITLE_CHARS]
-    return chat, agent, TurnRequest(text=text, conversation_id=chat.public_id), title
+    files = _attachments(db, principal, message.attachment_ids)
+    earlier = db.chat_messages(chat.id)
+    title = "" if chat.title or earlier else " ".join(message.text.split())[:TITLE_CHARS]
+    turn = sum(1 for m in earlier if m.role == "user") + 1
+    request = TurnRequest(
+        text=message.text,
+        conversation_id=chat.public_id,
+        attachments=tuple(Attachment(f.name, uploads.text_of(f)) for f in files),
+    )
+    attached = tuple(AttachedRow(turn, f.public_id, f.name, f.content_type) for f in files)
+    return _Prepared(chat, agent, request, title, attached)
 
 
 async def answer(
@@ -323,15 +306,19 @@ async def answer(
     events, with a ``TitleChanged`` after ``TurnStarted`` when the chat took its name from this
     message. Every check fails on the first event, before anything is stored; closing the
     generator cancels the turn."""
-    chat, agent, request, title = await anyio.to_thread.run_sync(_prepare, services, principal, chat_id, message)
-    viewer = assistants.viewer_for(services.store, principal)
-    loader = assistants.sub_loader(services.store, viewer, principal)
-    events = services.agents.run(principal, viewer.owner, agent, request, load_assistant=loader)
+    ready = await anyio.to_thread.run_sync(_prepare, services, principal, chat_id, message)
+    chat, store = ready.chat, services.store
+    viewer = assistants.viewer_for(store, principal)
+    loader = assistants.sub_loader(store, viewer, principal)
+    events = services.agents.run(principal, viewer.owner, ready.agent, ready.request, load_assistant=loader)
     try:
         async for event in events:
+            if isinstance(event, TurnFinished) and ready.attached:
+                # The runtime has stored the turn: name the files its question came with.
+                await anyio.to_thread.run_sync(store.add_chat_attachments, chat.id, ready.attached)
             yield event
-            if title and isinstance(event, TurnStarted):
-                await anyio.to_thread.run_sync(services.store.rename_conversation, chat.id, title)
-                yield TitleChanged(chat.id, title)
+            if ready.title and isinstance(event, TurnStarted):
+                await anyio.to_thread.run_sync(store.rename_conversation, chat.id, ready.title)
+                yield TitleChanged(chat.id, ready.title)
     finally:
         await events.aclose()

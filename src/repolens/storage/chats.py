@@ -85,6 +85,16 @@ class FeedbackRow:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class AttachedRow:
+    """An uploaded file the ``turn``-th question (from 1) of a chat came with."""
+
+    turn: int
+    upload_id: str
+    name: str
+    content_type: str
+
+
 class ChatStore(Protocol):
     """Versions of assistants, chats, and feedback on their answers."""
 
@@ -134,6 +144,14 @@ class ChatStore(Protocol):
 
     def feedbacks(self, conversation_ids: Sequence[int]) -> list[FeedbackRow]:
         """The feedback on the answers of these chats, oldest first."""
+        ...
+
+    def add_chat_attachments(self, conversation_id: int, files: Sequence[AttachedRow]) -> None:
+        """Keep which files questions of a chat came with."""
+        ...
+
+    def chat_attachments(self, conversation_id: int) -> list[AttachedRow]:
+        """The files the questions of a chat came with, by turn."""
         ...
 
 
@@ -294,3 +312,20 @@ class ChatStoreMixin:
             tuple(conversation_ids),
         ).fetchall()
         return [FeedbackRow(*r) for r in rows]
+
+    # -- attachments ----------------------------------------------------------------------
+
+    def add_chat_attachments(self, conversation_id: int, files: Sequence[AttachedRow]) -> None:
+        if not files:
+            return
+        sql = "INSERT INTO chat_attachments(conversation_id, turn, upload_id, name, content_type) VALUES (?, ?, ?, ?, ?)"
+        with self._write(content=False) as conn:
+            for f in files:
+                conn.execute(sql, (conversation_id, f.turn, f.upload_id, f.name, f.content_type))
+
+    def chat_attachments(self, conversation_id: int) -> list[AttachedRow]:
+        rows = self._conn.execute(
+            "SELECT turn, upload_id, name, content_type FROM chat_attachments WHERE conversation_id = ? ORDER BY turn, id",
+            (conversation_id,),
+        ).fetchall()
+        return [AttachedRow(*r) for r in rows]

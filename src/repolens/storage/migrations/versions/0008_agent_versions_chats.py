@@ -9,6 +9,8 @@
   text stays in ``messages`` and the thoughts in ``agent_turns``, as for every agent turn.
 * ``message_feedback``: thumbs (``helpful``/``improve``) and a comment on one answer, by the
   row id of its message.
+* ``chat_attachments``: the uploaded files the n-th question of a chat came with (the model
+  reads their text with the question; the listing names them).
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ CREATE TABLE IF NOT EXISTS message_feedback(
     created_at {real} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS message_feedback_conversation ON message_feedback(conversation_id, id);
+CREATE TABLE IF NOT EXISTS chat_attachments(
+    id {serial} PRIMARY KEY{autoincrement},
+    conversation_id {bigint} NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL,
+    upload_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    content_type TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chat_attachments_conversation ON chat_attachments(conversation_id, turn);
 """
 SQLITE = _TABLES.format(serial="INTEGER", autoincrement=" AUTOINCREMENT", real="REAL", bigint="INTEGER")
 POSTGRES = _TABLES.format(serial="BIGSERIAL", autoincrement="", real="DOUBLE PRECISION", bigint="BIGINT")
@@ -61,7 +72,7 @@ BACKFILL = (
     "SELECT public_id || '-v' || CAST(version AS TEXT), public_id, version, definition, '', 'published', updated_at, "
     "updated_at FROM assistants WHERE public_id NOT IN (SELECT assistant_id FROM assistant_versions)"
 )
-TABLES = ("message_feedback", "chats", "assistant_versions")
+TABLES = ("chat_attachments", "message_feedback", "chats", "assistant_versions")
 
 
 def upgrade() -> None:

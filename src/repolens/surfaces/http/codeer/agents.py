@@ -10,7 +10,8 @@ and calls. Codeer's fields map onto it:
   generation, payments, ...) and are refused with a clear error rather than stored unused.
 * ``use_search: true`` gives it our read-only code tools over its context, or over every data
   source the caller's key sees when it has no knowledge-base tool.
-* ``llm_model`` must be a model ``GET /api/v1/llm/models`` lists (error 10006 otherwise).
+* ``llm_model`` must be a model ``GET /api/v1/llm/models`` lists (error 10006 otherwise; the
+  runtime's ``pick_model`` decides, as for CodeMie's assistants).
 * ``suggested_questions`` are its conversation starters; everything else Codeer sends
   (``primary_object_ids``, ``attachment_ids``, ``human_handoff``, ``llm_model_settings``,
   the tools as written) is kept for the round trip.
@@ -130,7 +131,8 @@ def definition_of(db: Database, services: Services, principal: Principal, body: 
     for key, value in (("human_handoff", body.human_handoff), ("llm_model_settings", body.llm_model_settings)):
         if value is not None and not isinstance(value, dict):
             raise InvalidInput(f"{key} must be an object")
-    model = registry.check_model(services.settings, _text(body.llm_model, "llm_model"))
+    model = _text(body.llm_model, "llm_model")
+    services.agents.pick_model(model)  # a model this server does not serve is refused now, not per turn
     code_tools: tuple[str, ...] = ()
     if use_search:
         code_tools = CODE_TOOLS

@@ -64,7 +64,7 @@ def _history_json(services: Services, chat: ChatRow, view: chats.ChatView | None
             "sys_helpful": sum(1 for f in feedback if f.kind == "helpful"),
             "sys_improve": sum(1 for f in feedback if f.kind == "improve"),
         },
-        "snippet": chats.split_attachments(first)[0][:SNIPPET_CHARS],
+        "snippet": first[:SNIPPET_CHARS],
         "message_count": len(view.messages) if view else None,
         "created_at": iso(chat.created_at),
         "updated_at": iso(chat.updated_at),

@@ -75,15 +75,17 @@ def parts(view: chats.ChatView, *, with_tools: bool) -> list[dict[str, Any]]:
             "created_at": iso(m.created_at),
         }
         if m.role == "user":
-            text, attached = chats.split_attachments(m.content)
-            files = [{"id": a.id, "name": a.name, "type": a.content_type, "attachment_type": "file"} for a in attached]
+            files = [
+                {"id": a.upload_id, "name": a.name, "type": a.content_type, "attachment_type": "file"}
+                for a in view.attachments.get(turn, [])
+            ]
             out.append(
                 {
                     **base,
                     "id": m.id,
                     "part_kind": "user-prompt",
                     "source": "user",
-                    "content": {"content": text},
+                    "content": {"content": m.content},
                     "attached_files": files,
                     "feedbacks": [],
                 }
@@ -153,7 +155,7 @@ def message_json(view: chats.ChatView, agent_name: str) -> list[dict[str, Any]]:
         if m.role == "user":
             turn += 1
         record = view.turns.get(m.message_id)
-        text, attached = chats.split_attachments(m.content) if m.role == "user" else (m.content, [])
+        attached = view.attachments.get(turn, []) if m.role == "user" else []
         usage = None
         if record is not None:
             usage = {
@@ -166,7 +168,7 @@ def message_json(view: chats.ChatView, agent_name: str) -> list[dict[str, Any]]:
                 "id": m.id,
                 "group_id": group_id(view.chat.id, max(turn, 1)),
                 "role": m.role,
-                "content": text,
+                "content": m.content,
                 "meta": {
                     "agent_profile": {"id": view.chat.assistant_id, "name": agent_name},
                     "participant_email": None,
@@ -178,7 +180,7 @@ def message_json(view: chats.ChatView, agent_name: str) -> list[dict[str, Any]]:
                 },
                 "attached_files": [
                     {
-                        "id": a.id,
+                        "id": a.upload_id,
                         "type": a.content_type,
                         "name": a.name,
                         "url": None,
