@@ -19,8 +19,8 @@ from alembic import op
 
 from repolens.storage.migrations import run_script
 
-revision = "0008"
-down_revision: str | None = "0007"
+revision = "0009"
+down_revision: str | None = "0008"
 branch_labels = None
 depends_on = None
 
