@@ -249,7 +249,8 @@ class Lane:
 # for a big repository) must not hold back an execution a user is waiting on, nor a workflow
 # waiting on slow model calls hold back indexing. Each lane claims only its own kinds, oldest
 # first, so neither can starve the other. A workflow child is mostly waiting on the network, so
-# the second slot costs little CPU on the two-core machine the defaults are sized for.
+# the second slot costs little CPU on the two-core machine the defaults are sized for. A website
+# crawl (``crawl``) waits on the network too, so it takes the second lane with the workflows.
 LANES = (Lane("index", None, tuple(JOB_KINDS)), Lane("workflow", tuple(JOB_KINDS)))
 
 

@@ -176,7 +176,8 @@ def _usage(done: TurnFinished) -> dict[str, int]:
         "total_tokens": done.prompt_tokens + done.completion_tokens,
         "total_prompt_tokens": done.prompt_tokens,
         "total_completion_tokens": done.completion_tokens,
-        "total_calls": max(1, sum(1 for _ in done.thoughts)),
+        # Model calls, estimated: the answering step plus one step per tool call it made.
+        "total_calls": 1 + sum(1 for t in done.thoughts if t.get("author_type") in parts.TOOL_AUTHORS),
     }
 
 
