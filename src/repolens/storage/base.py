@@ -31,6 +31,7 @@ from repolens.domain import (
     Workspace,
 )
 from repolens.storage.agents import AgentRegistry
+from repolens.storage.chats import ChatStore
 from repolens.storage.knowledge import KnowledgeStore
 from repolens.storage.workflow_store import WorkflowStore
 
@@ -450,6 +451,7 @@ class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore,
     beside the index."""
 
 
-class Database(Store, Registry, AgentRegistry, KnowledgeStore, WorkflowStore, Protocol):
-    """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``), the
+class Database(Store, Registry, AgentRegistry, ChatStore, KnowledgeStore, WorkflowStore, Protocol):
+    """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``,
+    ``ChatStore``), the
     knowledge bases (``KnowledgeStore``) and the workflows (``WorkflowStore``) in one database."""
