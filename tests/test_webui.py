@@ -633,6 +633,14 @@ def test_no_serious_accessibility_violations(
         )
         workflow_id = made.json()["data"]["id"]
         execution_id = api.post(f"{CODEMIE}/workflows/{workflow_id}/executions", json={"user_input": "go"}).json()["id"]
+        # Checked once paused: a running execution's page reloads itself (a meta refresh, which
+        # axe rightly flags; the page says so and it stops once the execution pauses or ends).
+        deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+        while (
+            api.get(f"{CODEMIE}/workflows/{workflow_id}/executions/{execution_id}").json()["overall_status"] != "Interrupted"
+        ):
+            assert time.monotonic() < deadline, "the execution never paused"
+            time.sleep(0.2)
     page.goto(f"{server.url}/ui/login")
     problems = {"login": _violations(page, axe_script)}
     sign_in(page, server, to="/ui/search?q=area")

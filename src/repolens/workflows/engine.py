@@ -1,4 +1,7 @@
-"""The workflow engine: runs an execution's states one at a time, committing each before the next.
+"""The workflow engine: runs an execution's states, committing each on its own.
+
+States run one at a time unless the workflow sets ``max_concurrency``: then up to that many
+frontier tasks (fan-out branches, ``iter_key`` items) run at once, in threads of the job.
 
 Durability. The execution row holds a *frontier*: the tasks (state + input) still to run, the
 fan-out groups waiting for their members, the context store and a step count. A task is taken

@@ -27,10 +27,7 @@ from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
 from repolens.access.keys import Principal
-from repolens.agents import assistants as registry
-from repolens.agents import mcp
 from repolens.agents.model import Assistant, Definition, Viewer
-from repolens.agents.runtime import MAX_TURN_CHARS, TurnRequest, finished
 from repolens.errors import ProviderError, RepolensError
 from repolens.services import Services
 from repolens.settings import Settings
@@ -42,6 +39,10 @@ from repolens.workflows.engine import AssistantCall, AssistantReply, Engine
 from repolens.workflows.service import principal_of
 
 log = logging.getLogger(__name__)
+
+# The agent runtime and the MCP client (the ``mcp`` SDK: ~2 s of imports on a loaded two-core
+# machine) are imported where an assistant state or an MCP tool state first needs them, so a
+# job child running only code-tool states starts as fast as it did before.
 
 # How often a running turn or MCP call looks at the engine's cancel flag.
 CANCEL_POLL_S = 0.1
@@ -82,11 +83,15 @@ def turn_text(call: AssistantCall) -> str:
     if call.output_schema:
         parts.append(f"Answer with JSON only, shaped like: {call.output_schema}")
     text = "\n\n".join(parts)
+    from repolens.agents.runtime import MAX_TURN_CHARS
+
     return text if len(text) <= MAX_TURN_CHARS else text[: MAX_TURN_CHARS - 40] + "\n[... input cut]"
 
 
 def inline_assistant(spec: WorkflowAssistant, organization: str) -> Assistant:
     """An assistant defined inside the workflow's YAML."""
+    from repolens.agents import assistants as registry
+
     definition = Definition(
         name=spec.name or spec.id,
         system_prompt=spec.system_prompt or "",
@@ -129,9 +134,13 @@ class AgentAssistantRunner:
         self.principal = principal
 
     def _viewer(self) -> Viewer:
+        from repolens.agents import assistants as registry
+
         return registry.viewer_for(self.services.store, self.principal)
 
     def _load(self, assistant_id: str) -> Assistant:
+        from repolens.agents import assistants as registry
+
         return registry.get(self.services.store, self._viewer(), self.principal, assistant_id)
 
     def assistant(self, spec: WorkflowAssistant) -> Assistant:
@@ -141,6 +150,8 @@ class AgentAssistantRunner:
         return inline_assistant(spec, self._viewer().organization)
 
     def run(self, call: AssistantCall, cancel: threading.Event) -> AssistantReply:
+        from repolens.agents.runtime import TurnRequest, finished
+
         runtime = self.services.agents
         if runtime.llm is None:
             raise ProviderError("no LLM is configured (REPOLENS_LLM_PROVIDER): assistant states need one")
@@ -192,6 +203,8 @@ class CodeToolRunner:
         return result.rendered
 
     def _mcp(self, tool: WorkflowTool, arguments: dict[str, Any], cancel: threading.Event) -> str:
+        from repolens.agents import mcp
+
         assert tool.mcp_server is not None
         server = mcp_server_of(tool.mcp_server)
         stdio = self.services.settings.mcp_stdio_commands
