@@ -200,7 +200,11 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
 
 # Job kinds run by modules above this layer, looked up by name in the child process (importing
 # them here would invert the layers): module, function(db, settings, job_public_id, still_mine).
-JOB_KINDS: dict[str, tuple[str, str]] = {"workflow": ("repolens.workflows.jobs", "run_workflow_job")}
+JOB_KINDS: dict[str, tuple[str, str]] = {
+    "workflow": ("repolens.workflows.jobs", "run_workflow_job"),
+    "batch": ("repolens.batches.runner", "run_batch_job"),
+    "eval": ("repolens.evals.runner", "run_eval_job"),
+}
 
 
 def _run_other(db: Database, settings: Settings, job: Job, *, parent_pid: int | None) -> int:
