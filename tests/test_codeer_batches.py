@@ -9,6 +9,8 @@ duplicate or a lost item shows.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -370,3 +372,28 @@ def test_kill_9_mid_batch_resumes_with_each_item_answered_once(world: World, tmp
     assert any(r["attempts"] == 2 for r in rows)  # some item was in flight at the kill and ran again
     answers = recorded_answers(World(server, world.llm, world.llm_url, agent, world.backend))
     assert [n for k, n in answers.items() if k.startswith("batch-item-")] == [1] * 60
+
+
+def repolens(server: Server, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The ``repolens`` CLI on the server's data dir (and database)."""
+    exe = Path(sys.executable).with_name("repolens")
+    return subprocess.run([str(exe), *args], env=server.env, cwd=cwd, capture_output=True, text=True, timeout=180)
+
+
+def test_cli_batch_submit_follows_to_the_answers(world: World, tmp_path: Path) -> None:
+    (tmp_path / "qs.jsonl").write_text('{"custom_id": "first", "message": "cli one"}\n"cli two"\n\n')
+    done = repolens(world.server, "batch", "submit", "qs.jsonl", "--agent", world.agent, "--follow", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["status"] == "completed" and out["completed_requests"] == 2
+    assert [(r["custom_id"], r["response"]) for r in out["results"]] == [
+        ("first", "answer to cli one"),
+        ("line-2", "answer to cli two"),
+    ]
+    (tmp_path / "bad.jsonl").write_text('{"message": "a"}\n{not json\n')
+    bad = repolens(world.server, "batch", "submit", "bad.jsonl", "--agent", world.agent, cwd=tmp_path)
+    assert bad.returncode != 0 and "bad.jsonl line 2: not JSON" in bad.stderr
+    status = repolens(world.server, "batch", "status", out["id"], cwd=tmp_path)
+    assert json.loads(status.stdout)["completed_requests"] == 2
+    ended = repolens(world.server, "batch", "cancel", out["id"], cwd=tmp_path)
+    assert ended.returncode != 0 and "already ended" in ended.stderr

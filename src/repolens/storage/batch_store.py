@@ -469,6 +469,14 @@ class BatchStoreMixin:
             raise ValueError(f"not item fields: {sorted(unknown)}")
         values = {k: (json.dumps(v) if k in ("usage", "error") and v is not None else v) for k, v in fields.items()}
         with self._write(content=False) as conn:
+            found = conn.execute("SELECT batch_id FROM batch_items WHERE id = ?", (item_id,)).fetchone()
+            if found is None:
+                return []
+            batch_id = int(found[0])
+            # Take the batch's row lock first: two items of one batch finishing at once would
+            # each count the other as still running (PostgreSQL reads what is committed) and
+            # neither would settle the batch. SQLite's single writer serializes them anyway.
+            conn.execute("UPDATE batches SET status = status WHERE id = ?", (batch_id,))
             cur = conn.execute(
                 f"UPDATE batch_items SET {', '.join(f'{k} = ?' for k in values)}, finished_at = ? "
                 "WHERE id = ? AND state = ? AND claimed_by = ?",
@@ -476,8 +484,7 @@ class BatchStoreMixin:
             )
             if cur.rowcount == 0:
                 return []
-            batch_id = conn.execute("SELECT batch_id FROM batch_items WHERE id = ?", (item_id,)).fetchone()[0]
-            return self._settle(conn, int(batch_id), give_up_after_s)
+            return self._settle(conn, batch_id, give_up_after_s)
 
     def _settle(self, conn: Conn, batch_id: int, give_up_after_s: float) -> list[WebhookEvent]:
         """End a batch whose items are all done and create its webhook event (once)."""

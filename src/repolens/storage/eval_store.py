@@ -142,6 +142,8 @@ class EvalStore(Protocol):
     def case_evaluators(self, case_ids: Sequence[int]) -> dict[int, list[tuple[int, str]]]: ...
     def set_case_evaluators(self, case_id: int, pairs: Sequence[tuple[int, str]], *, replace: bool) -> None: ...
     def evaluator_public_ids(self, ids: Sequence[int]) -> dict[int, str]: ...
+    def cases_by_row(self, ids: Sequence[int]) -> dict[int, CaseRecord]: ...
+    def evaluators_by_row(self, ids: Sequence[int]) -> dict[int, EvaluatorRecord]: ...
     def start_eval_run(self, pairs: Sequence[tuple[int, int]], version_id: str) -> str: ...
     def eval_results(self, case_ids: Sequence[int], evaluator_id: int, version_id: str) -> list[ResultRecord]: ...
     def results_of_job(self, job_public_id: str) -> list[ResultRecord]: ...
@@ -243,6 +245,22 @@ class EvalStoreMixin:
         marks = ",".join("?" * len(ids))
         rows = self._conn.execute(f"SELECT id, public_id FROM eval_evaluators WHERE id IN ({marks})", tuple(ids))
         return {int(r[0]): str(r[1]) for r in rows}
+
+    def evaluators_by_row(self, ids: Sequence[int]) -> dict[int, EvaluatorRecord]:
+        """Evaluators by row id."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._conn.execute(f"SELECT {_EV} FROM eval_evaluators WHERE id IN ({marks})", tuple(ids))
+        return {int(r[0]): EvaluatorRecord(*r) for r in rows}
+
+    def cases_by_row(self, ids: Sequence[int]) -> dict[int, CaseRecord]:
+        """Cases by row id."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._conn.execute(f"SELECT {_C} FROM eval_cases WHERE id IN ({marks})", tuple(ids))
+        return {int(r[0]): _case(r) for r in rows}
 
     # -- cases ----------------------------------------------------------------------------------
 

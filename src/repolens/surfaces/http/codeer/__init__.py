@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from repolens.surfaces.http.codeer import batches, identity, knowledge, whitelist
+from repolens.surfaces.http.codeer import batches, evals, identity, knowledge, whitelist
 
 router = APIRouter()
 for _module in (identity, knowledge, whitelist):
     router.include_router(_module.router)
 router.include_router(batches.router)
+router.include_router(evals.router)
 
 __all__ = ["router"]
