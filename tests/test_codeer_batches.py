@@ -348,7 +348,8 @@ def test_history_id_continues_a_chat_and_per_item_agents(world: World) -> None:
 
 def test_kill_9_mid_batch_resumes_with_each_item_answered_once(world: World, tmp_path: Path) -> None:
     world.llm.latency_s = 0.1
-    server = _start(tmp_path / "home", world.llm_url)
+    # PostgreSQL: the module's database already has its admin key, so none is printed; reuse it.
+    server = _start(tmp_path / "home", world.llm_url, admin_key=world.server.admin_key if world.backend else "")
     try:
         with server.client() as c:
             agent = make_agent(c, "Kill helper")
