@@ -168,11 +168,14 @@ def deliveries(c: httpx.Client, batch_id: str, *, until: str, timeout: float = 3
     raise AssertionError(f"webhook deliveries of {batch_id} not {until}: {rows}")
 
 
-def recorded_answers(world: World) -> Counter[str]:
-    """Answer messages in the database by idempotency key (each answered item's once)."""
+def recorded_answers(world: World, chat_ids: list[int]) -> Counter[str]:
+    """The answers stored in these chats, by idempotency key (an answered item's is there once)."""
     db = open_store(Settings(home=world.server.home, embedder="hash", database_url=world.backend))
     try:
-        rows = db._conn.execute("SELECT message_id FROM messages WHERE role = 'assistant'").fetchall()
+        marks = ",".join("?" * len(chat_ids))
+        rows = db._conn.execute(
+            f"SELECT message_id FROM messages WHERE role = 'assistant' AND conversation_id IN ({marks})", tuple(chat_ids)
+        ).fetchall()
         return Counter(str(r[0]) for r in rows)
     finally:
         db.close()
@@ -203,9 +206,8 @@ def test_200_items_answered_once_each_with_a_signed_webhook(world: World, receiv
     assert all(asked(world.llm, m) == 1 for m in messages)  # every item asked once: none twice, none lost
     assert listed["data"][0]["id"] == batch["id"] and listed["pagination"]["total_records"] >= 1
     # Each answer is a real chat: its question and answer are stored under the item's key once.
-    answers = recorded_answers(world)
-    assert sum(1 for k, n in answers.items() if k.startswith("batch-item-") and n == 1) >= 200
-    assert all(n == 1 for k, n in answers.items() if k.startswith("batch-item-"))
+    answers = recorded_answers(world, [r["chat_id"] for r in rows])
+    assert len(answers) == 200 and all(k.startswith("batch-item-") and n == 1 for k, n in answers.items())
     # One event, delivered once, signed over the raw body, its timestamp in the signed body.
     (event,) = hooks
     assert event["event"] == "completed" and [a["status_code"] for a in event["attempts"]] == [200]
@@ -371,8 +373,8 @@ def test_kill_9_mid_batch_resumes_with_each_item_answered_once(world: World, tmp
     assert [r["response"] for r in rows] == [f"answer to {m}" for m in messages]
     assert len({r["chat_id"] for r in rows}) == 60
     assert any(r["attempts"] == 2 for r in rows)  # some item was in flight at the kill and ran again
-    answers = recorded_answers(World(server, world.llm, world.llm_url, agent, world.backend))
-    assert [n for k, n in answers.items() if k.startswith("batch-item-")] == [1] * 60
+    answers = recorded_answers(World(server, world.llm, world.llm_url, agent, world.backend), [r["chat_id"] for r in rows])
+    assert len(answers) == 60 and all(k.startswith("batch-item-") and n == 1 for k, n in answers.items())
 
 
 def repolens(server: Server, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

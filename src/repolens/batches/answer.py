@@ -106,10 +106,10 @@ class RuntimeAnswerer:
         assistant = await anyio.to_thread.run_sync(registry.get, db, viewer, principal, question.agent_id)
         history: tuple[ChatMessage, ...] = ()
         if question.history_id is not None:
-            owner = await anyio.to_thread.run_sync(db.chat_owner, question.history_id)
+            owner = await anyio.to_thread.run_sync(db.batch_chat_owner, question.history_id)
             if owner is None or owner != viewer.owner:
                 raise NotFound(f"history {question.history_id} not found")
-            rows = await anyio.to_thread.run_sync(db.chat_messages, question.history_id)
+            rows = await anyio.to_thread.run_sync(db.batch_chat_history, question.history_id)
             history = tuple(ChatMessage("user" if role == "user" else "assistant", text) for role, text in rows)
         text = question.message + await anyio.to_thread.run_sync(self._attachments, principal, question.attachments)
         request = TurnRequest(text=text, history=history, remember=False)

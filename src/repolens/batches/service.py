@@ -124,7 +124,7 @@ def submit(services: Services, principal: Principal, submission: Submission) -> 
         if history is not None:
             if isinstance(history, bool) or not isinstance(history, int) or not 1 <= history <= MAX_ROW_ID:
                 raise InvalidInput(f"{where}.history_id must be a chat id (a positive integer)")
-            if db.chat_owner(history) != registry_owner(services, principal):
+            if db.batch_chat_owner(history) != registry_owner(services, principal):
                 raise NotFound(f"{where}: history {history} not found")
         assert message is not None
         items.append(NewItem(custom_id, item_agent, message, user, name, tuple(files), history))
