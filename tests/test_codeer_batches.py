@@ -95,8 +95,8 @@ class World:
     backend: str
 
 
-def _start(home: Path, llm_url: str, admin_key: str = "") -> Server:
-    env = {"REPOLENS_LLM_BASE_URL": llm_url, "REPOLENS_LLM_MODEL": "standin-1", **FAST_RETRIES}
+def _start(home: Path, llm_url: str, admin_key: str = "", extra: dict[str, str] | None = None) -> Server:
+    env = {"REPOLENS_LLM_BASE_URL": llm_url, "REPOLENS_LLM_MODEL": "standin-1", **FAST_RETRIES, **(extra or {})}
     return start_server(home, env=env, admin_key=admin_key)
 
 
@@ -307,6 +307,12 @@ def test_hostile_input_gets_codeers_envelope_and_stores_nothing(world: World) ->
             c.post(BATCHES, json={"agent_id": world.agent, "requests": [{**one[0], "history_id": 10**12}]}), 404, 10003
         )
         codeer_error(c.post(BATCHES, json={"agent_id": world.agent, "requests": "many"}), 400, 10006)
+        no_file = [{**one[0], "attached_file_uuids": ["not-an-upload"]}]
+        codeer_error(c.post(BATCHES, json={"agent_id": world.agent, "requests": no_file}), 404, 10003)
+        nul = [{"custom_id": "n", "message": "a\u0000b"}]
+        assert "NUL" in codeer_error(c.post(BATCHES, json={"agent_id": world.agent, "requests": nul}), 400, 10006)
+        port = {"agent_id": world.agent, "requests": one, "webhook": {"url": "https://example.com:99999/h"}}
+        assert "not a valid URL" in codeer_error(c.post(BATCHES, json=port), 400, 10006)
         codeer_error(c.get(f"{BATCHES}/not-a-batch"), 404, 10003)
         codeer_error(c.get(BATCHES, params={"limit": 0}), 400, 10006)
         # Whitelist mode: every item must name a whitelisted external user.
@@ -333,9 +339,14 @@ def test_history_id_continues_a_chat_and_per_item_agents(world: World) -> None:
         first = submit(c, world.agent, ["start a chat"])
         wait_for(c, first["id"], ("completed",))
         (row,) = all_results(c, first["id"])
+        uploaded = c.post(
+            "/code-assistant-api/v1/files/", files={"file": ("notes.txt", b"deploys run on Tuesdays", "text/plain")}
+        )
+        assert uploaded.status_code == 200, uploaded.text
         follow = [
             {"custom_id": "follow", "message": "and then?", "history_id": row["chat_id"]},
             {"custom_id": "other", "message": "who are you", "agent_id": other},
+            {"custom_id": "file", "message": "read the notes", "attached_file_uuids": [uploaded.json()["file_url"]]},
         ]
         made = c.post(BATCHES, json={"agent_id": world.agent, "requests": follow})
         assert made.status_code == 200, made.text
@@ -343,15 +354,24 @@ def test_history_id_continues_a_chat_and_per_item_agents(world: World) -> None:
         rows = {r["custom_id"]: r for r in all_results(c, made.json()["data"]["id"])}
     assert rows["follow"]["chat_id"] == row["chat_id"] and rows["follow"]["response"] == "answer to and then?"
     assert rows["other"]["response"] == "second says who are you" and rows["other"]["agent_id"] == other
+    assert rows["file"]["status"] == "completed"
     with world.llm.lock:  # the continued chat's earlier turn went to the model with the new message
         sent = next(r for r in world.llm.requests if r["messages"][-1]["content"].endswith("and then?"))
+        with_file = next(r for r in world.llm.requests if r["messages"][-1]["content"].startswith("read the notes"))
     assert [m["content"] for m in sent["messages"][1:]] == ["start a chat", "answer to start a chat", "and then?"]
+    assert with_file["messages"][-1]["content"] == (
+        'read the notes\n\n<attachment name="notes.txt">\ndeploys run on Tuesdays\n</attachment>'
+    )
 
 
-def test_kill_9_mid_batch_resumes_with_each_item_answered_once(world: World, tmp_path: Path) -> None:
+def test_kill_9_mid_batch_resumes_with_each_item_answered_once(
+    world: World, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # A database of its own: on PostgreSQL the module's server would otherwise take the batch job.
+    database = request.getfixturevalue("pg_cluster").new_database() if world.backend else ""
+    extra = {"REPOLENS_DATABASE_URL": database} if database else {}
     world.llm.latency_s = 0.1
-    # PostgreSQL: the module's database already has its admin key, so none is printed; reuse it.
-    server = _start(tmp_path / "home", world.llm_url, admin_key=world.server.admin_key if world.backend else "")
+    server = _start(tmp_path / "home", world.llm_url, extra=extra)
     try:
         with server.client() as c:
             agent = make_agent(c, "Kill helper")
@@ -362,7 +382,7 @@ def test_kill_9_mid_batch_resumes_with_each_item_answered_once(world: World, tmp
                 assert time.monotonic() < deadline, "no progress before the kill"
                 time.sleep(0.05)
         server.kill()
-        server = _start(tmp_path / "home", world.llm_url, admin_key=server.admin_key)
+        server = _start(tmp_path / "home", world.llm_url, admin_key=server.admin_key, extra=extra)
         with server.client() as c:
             done = wait_for(c, batch["id"], ("completed",))
             rows = all_results(c, batch["id"])
@@ -373,7 +393,7 @@ def test_kill_9_mid_batch_resumes_with_each_item_answered_once(world: World, tmp
     assert [r["response"] for r in rows] == [f"answer to {m}" for m in messages]
     assert len({r["chat_id"] for r in rows}) == 60
     assert any(r["attempts"] == 2 for r in rows)  # some item was in flight at the kill and ran again
-    answers = recorded_answers(World(server, world.llm, world.llm_url, agent, world.backend), [r["chat_id"] for r in rows])
+    answers = recorded_answers(World(server, world.llm, world.llm_url, agent, database), [r["chat_id"] for r in rows])
     assert len(answers) == 60 and all(k.startswith("batch-item-") and n == 1 for k, n in answers.items())
 
 

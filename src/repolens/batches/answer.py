@@ -26,8 +26,11 @@ from repolens.chat.llm import ChatMessage
 from repolens.errors import Forbidden, InvalidInput, NotFound
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from repolens.access.keys import Principal
     from repolens.services import Services
+    from repolens.storage.base import Database
 
 MAX_ATTACHMENT_CHARS = 50_000  # the text of one attached file given to the agent; the rest is cut
 TITLE_CHARS = 80  # a new chat's title: the item's name, else the message's start (as codeer-cli does)
@@ -154,18 +157,22 @@ class RuntimeAnswerer:
         )
 
     def _attachments(self, principal: Principal, ids: tuple[str, ...]) -> str:
-        """The attached files' text, appended to the message as data."""
-        parts = []
-        for upload_id in ids:
-            upload = self.services.store.get_upload(upload_id)
-            if upload is None or upload.owner != principal.key.key_id:
-                raise NotFound(f"attached file {upload_id!r} not found")
-            try:
-                content = upload.data.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidInput(f"attached file {upload.name!r} is not text") from None
-            parts.append(f'\n\n<attachment name="{upload.name}">\n{content[:MAX_ATTACHMENT_CHARS]}\n</attachment>')
-        return "".join(parts)
+        return attachment_text(self.services.store, ids, owner=principal.key.key_id)
+
+
+def attachment_text(db: Database, ids: Sequence[str], *, owner: str | None) -> str:
+    """Attached files' text, to append to a message as data (``owner``: files must be theirs)."""
+    parts = []
+    for upload_id in ids:
+        upload = db.get_upload(upload_id)
+        if upload is None or (owner is not None and upload.owner != owner):
+            raise NotFound(f"attached file {upload_id!r} not found")
+        try:
+            content = upload.data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"attached file {upload.name!r} is not text") from None
+        parts.append(f'\n\n<attachment name="{upload.name}">\n{content[:MAX_ATTACHMENT_CHARS]}\n</attachment>')
+    return "".join(parts)
 
 
 def check_agent(services: Services, principal: Principal, agent_id: str) -> None:

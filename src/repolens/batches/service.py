@@ -48,6 +48,8 @@ def _text(value: object, what: str, *, max_chars: int, required: bool = True) ->
         raise InvalidInput(f"{what} must be a non-empty string")
     if len(value) > max_chars:
         raise InvalidInput(f"{what} is over {max_chars} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold it, and no message needs it
+        raise InvalidInput(f"{what} must not contain NUL (\\u0000) characters")
     return value
 
 
@@ -63,7 +65,7 @@ def _webhook(value: object, allow_hosts: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(events, list) or not events or any(e not in webhooks.EVENTS for e in events):
         raise InvalidInput(f"webhook.events must be a non-empty list of {', '.join(webhooks.EVENTS)}")
     secret = value.get("secret")
-    if secret is not None and (not isinstance(secret, str) or len(secret) > webhooks.MAX_SECRET_CHARS):
+    if secret is not None and (not isinstance(secret, str) or len(secret) > webhooks.MAX_SECRET_CHARS or "\x00" in secret):
         raise InvalidInput(f"webhook.secret must be a string of at most {webhooks.MAX_SECRET_CHARS} characters")
     return {"url": url, "events": sorted(set(events), key=webhooks.EVENTS.index), "secret": secret or ""}
 

@@ -62,8 +62,12 @@ def check_url(url: object, *, allow_hosts: tuple[str, ...]) -> str:
     url = url.strip()
     if any(c in url for c in "\n\r\t\0 "):
         raise InvalidInput("webhook.url must be a single token without whitespace")
-    parts = git.split_url(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = git.split_url(url)
+        host = (parts.hostname or "").lower()
+        _ = parts.port  # an out-of-range or malformed port raises here
+    except (ValueError, InvalidInput):
+        raise InvalidInput(f"webhook.url is not a valid URL: {url[:80]!r}") from None
     if not host:
         raise InvalidInput(f"webhook.url has no host: {url[:80]!r}")
     if parts.username is not None or parts.password is not None:

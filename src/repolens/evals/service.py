@@ -43,6 +43,8 @@ def _text(value: object, what: str, *, max_chars: int = MAX_TEXT_CHARS, required
         raise InvalidInput(f"{what} must be a {'non-empty ' if required else ''}string")
     if len(value) > max_chars:
         raise InvalidInput(f"{what} is over {max_chars} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold it, and no message needs it
+        raise InvalidInput(f"{what} must not contain NUL (\\u0000) characters")
     return value
 
 
