@@ -132,3 +132,17 @@ def test_webhook_urls_signatures_and_backoff(tmp_path: Path) -> None:
         delays = [webhooks.next_delay_s(attempt, settings) for _ in range(50)]
         assert all(nominal * (1 - webhooks.JITTER) <= d <= nominal for d in delays), (attempt, min(delays), max(delays))
         assert len(set(delays)) > 1  # jittered
+
+
+def test_judge_verdicts_are_parsed_strictly_and_templates_filled() -> None:
+    from repolens.evals.runner import parse_verdict, render
+
+    assert parse_verdict('Sure. {"score": 0.75, "reason": "mostly"} done') == (0.75, "mostly")
+    assert parse_verdict('{"score": 7, "reason": "generous"}') == (1.0, "generous")  # clamped to 0..1
+    assert parse_verdict('{"score": -1}') == (0.0, "")
+    for bad in ["no json here", '{"score": "high"}', '{"reason": "no score"}', '{"score": NaN}', "{broken"]:
+        score, reason = parse_verdict(bad)
+        assert score == 0.0 and reason.startswith("the judge's reply was not a JSON verdict"), bad
+    template = 'Grade {output} for {input} by {rubric}; keep {unknown} and {"json": 1}'
+    filled = render(template, {"output": "A", "input": "Q", "rubric": "R"})
+    assert filled == 'Grade A for Q by R; keep {unknown} and {"json": 1}'

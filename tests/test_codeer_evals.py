@@ -129,12 +129,18 @@ def test_eval_commands_create_cases_run_and_score(codeer: Path, world: tuple[Ser
 
 
 def test_results_batch_carries_output_and_pending_scores_are_null(world: tuple[Server, Recorder, str]) -> None:
-    server, _, agent = world
+    server, recorder, agent = world
     with server.client() as c:
         judge = c.post("/api/v1/external/eval/evaluators", json={"name": "J2", "system_prompt_template": JUDGE}).json()
+        uploaded = c.post("/code-assistant-api/v1/files/", files={"file": ("ctx.txt", b"context for ping", "text/plain")})
         case = c.post(
             "/api/v1/external/eval/cases",
-            json={"agent_id": agent, "input": "ping", "evaluators": [{"evaluator_id": judge["data"]["id"], "rubric": "r"}]},
+            json={
+                "agent_id": agent,
+                "input": "ping",
+                "attachment_ids": [uploaded.json()["file_url"]],
+                "evaluators": [{"evaluator_id": judge["data"]["id"], "rubric": "r"}],
+            },
         ).json()["data"]
         unassigned = c.post("/api/v1/external/eval/cases", json={"agent_id": agent, "input": "no judge"}).json()["data"]
         body = {"case_ids": [case["id"], unassigned["id"]], "evaluator_id": judge["data"]["id"], "version_id": agent}
@@ -149,7 +155,11 @@ def test_results_batch_carries_output_and_pending_scores_are_null(world: tuple[S
         {"case_id": unassigned["id"], "evaluator_id": judge["data"]["id"], "reason": "not_assigned"}
     ]
     scored = next(r for r in rows if r["case_id"] == case["id"])
-    assert scored["score"] == 1.0 and scored["output"] == "the agent says ping" and scored["reasoning_steps"] == []
+    # The attached file follows the input (the stand-in names the last line it was sent).
+    assert scored["score"] == 1.0 and scored["output"] == "the agent says </attachment>" and scored["reasoning_steps"] == []
+    with recorder.lock:
+        asked = [r for r in recorder.requests if str(r["messages"][-1]["content"]).startswith("ping")]
+    assert asked[-1]["messages"][-1]["content"] == 'ping\n\n<attachment name="ctx.txt">\ncontext for ping\n</attachment>'
     assert scored["usage"]["judge_prompt_tokens"] > 0
 
 
@@ -223,3 +233,38 @@ def test_repolens_eval_run_prints_the_scores(world: tuple[Server, Recorder, str]
     (row,) = json.loads(done.stdout)["results"]
     assert row["score"] == 1.0 and row["output"] == "the agent says from the shell"
     assert row["reason"] == "judged: the agent says from the shell"
+
+
+def test_results_carry_the_agents_tool_calls(world: tuple[Server, Recorder, str]) -> None:
+    server, _, _ = world
+    with server.client() as c:
+        made = c.post(
+            "/code-assistant-api/v1/assistants",
+            json={
+                "name": "Tool user",
+                "description": "calls a tool",
+                "project": "demo",
+                "toolkits": [{"toolkit": "Code", "tools": [{"name": "get_data_sources"}]}],
+            },
+        )
+        assert made.status_code == 200, made.text
+        agent = made.json()["assistantId"]
+        plain = 'REPLY_WITH: {"score": 1, "reason": "lists them"}'  # the answer quotes markup: keep it out of the JSON
+        judge = c.post("/api/v1/external/eval/evaluators", json={"name": "J3", "system_prompt_template": plain}).json()
+        judge_id = judge["data"]["id"]
+        case = c.post(
+            "/api/v1/external/eval/cases",
+            json={
+                "agent_id": agent,
+                "input": "Which sources are there?\nCALL get_data_sources {}",
+                "evaluators": [{"evaluator_id": judge_id, "rubric": "lists sources"}],
+            },
+        ).json()["data"]
+        c.post(
+            "/api/v1/external/eval/runs", json={"case_ids": [case["id"]], "evaluator_ids": [judge_id], "version_id": agent}
+        )
+        body = {"case_ids": [case["id"]], "evaluator_id": judge_id, "version_id": agent}
+        (row,) = wait_scored(c, body, case["id"])
+    assert row["score"] == 1.0 and row["reason"] == "lists them", row["reason"]
+    (step,) = row["reasoning_steps"]
+    assert step["name"] == "get_data_sources" and step["status"] == "success" and step["arguments"] == "{}"
