@@ -195,8 +195,12 @@ def test_bad_eval_input_in_codeers_envelope(world: tuple[Server, Recorder, str])
         assert c.post("/api/v1/external/eval/case-labels", json={"name": "dup"}).status_code == 409
 
 
-def test_no_model_configured_says_so_instead_of_scoring(tmp_path: Path, module_backend: str) -> None:
-    with running_server(tmp_path / "home") as server, server.client() as c:
+def test_no_model_configured_says_so_instead_of_scoring(
+    tmp_path: Path, module_backend: str, request: pytest.FixtureRequest
+) -> None:
+    # A database of its own (PostgreSQL): the module's has its admin key already, and prints none.
+    env = {"REPOLENS_DATABASE_URL": request.getfixturevalue("pg_cluster").new_database()} if module_backend else {}
+    with running_server(tmp_path / "home", env=env) as server, server.client() as c:
         made = c.post("/code-assistant-api/v1/assistants", json={"name": "A", "description": "d", "project": "demo"})
         agent = made.json()["assistantId"]
         judge = c.post("/api/v1/external/eval/evaluators", json={"name": "J", "system_prompt_template": "t"}).json()
