@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from repolens import uploads
 from repolens.agents import assistants as registry
-from repolens.agents.runtime import TurnRequest, finished
+from repolens.agents.runtime import Attachment, TurnRequest, finished
 from repolens.chat.llm import ChatMessage
-from repolens.errors import Forbidden, InvalidInput, NotFound
+from repolens.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from repolens.services import Services
     from repolens.storage.base import Database
 
-MAX_ATTACHMENT_CHARS = 50_000  # the text of one attached file given to the agent; the rest is cut
 TITLE_CHARS = 80  # a new chat's title: the item's name, else the message's start (as codeer-cli does)
 
 
@@ -114,8 +114,8 @@ class RuntimeAnswerer:
                 raise NotFound(f"history {question.history_id} not found")
             rows = await anyio.to_thread.run_sync(db.batch_chat_history, question.history_id)
             history = tuple(ChatMessage("user" if role == "user" else "assistant", text) for role, text in rows)
-        text = question.message + await anyio.to_thread.run_sync(self._attachments, principal, question.attachments)
-        request = TurnRequest(text=text, history=history, remember=False)
+        files = await anyio.to_thread.run_sync(lambda: attachments_of(db, question.attachments, owner=principal))
+        request = TurnRequest(text=question.message, history=history, remember=False, attachments=files)
         loader = registry.sub_loader(db, viewer, principal)
         done = await finished(self.services.agents.run(principal, viewer.owner, assistant, request, load_assistant=loader))
         calls = tool_calls_of(done.thoughts)
@@ -156,23 +156,17 @@ class RuntimeAnswerer:
             tuple(calls),
         )
 
-    def _attachments(self, principal: Principal, ids: tuple[str, ...]) -> str:
-        return attachment_text(self.services.store, ids, owner=principal.key.key_id)
 
-
-def attachment_text(db: Database, ids: Sequence[str], *, owner: str | None) -> str:
-    """Attached files' text, to append to a message as data (``owner``: files must be theirs)."""
-    parts = []
-    for upload_id in ids:
-        upload = db.get_upload(upload_id)
-        if upload is None or (owner is not None and upload.owner != owner):
-            raise NotFound(f"attached file {upload_id!r} not found")
-        try:
-            content = upload.data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidInput(f"attached file {upload.name!r} is not text") from None
-        parts.append(f'\n\n<attachment name="{upload.name}">\n{content[:MAX_ATTACHMENT_CHARS]}\n</attachment>')
-    return "".join(parts)
+def attachments_of(db: Database, ids: Sequence[str], *, owner: Principal | None) -> tuple[Attachment, ...]:
+    """Uploaded files as the runtime's attachments (given to the model as data, escaped and
+    capped); ``owner``: the files must be that key's."""
+    out = []
+    for upload_id in dict.fromkeys(ids):
+        row = uploads.fetch(db, owner, upload_id) if owner is not None else db.get_upload(upload_id)
+        if row is None:
+            raise NotFound(f"no uploaded file {upload_id!r}")
+        out.append(Attachment(row.name, uploads.text_of(row)))
+    return tuple(out)
 
 
 def check_agent(services: Services, principal: Principal, agent_id: str) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from repolens import knowledge, views
 from repolens.agents.runtime import MAX_TURN_CHARS
 from repolens.batches import webhooks
-from repolens.batches.answer import check_agent
+from repolens.batches.answer import attachments_of, check_agent
 from repolens.errors import ClientNotAllowed, InvalidInput, NotFound
 from repolens.storage.batch_store import BatchRecord, ItemRecord, NewItem, WebhookAttempt, WebhookEvent
 
@@ -118,10 +118,10 @@ def submit(services: Services, principal: Principal, submission: Submission) -> 
         files = raw.get("attached_file_uuids") or []
         if not isinstance(files, list) or len(files) > MAX_ATTACHMENTS or not all(isinstance(f, str) for f in files):
             raise InvalidInput(f"{where}.attached_file_uuids must be a list of at most {MAX_ATTACHMENTS} file ids")
-        for file_id in files:
-            upload = db.get_upload(file_id)
-            if upload is None or upload.owner != principal.key.key_id:
-                raise NotFound(f"{where}: attached file {file_id!r} not found")
+        try:
+            attachments_of(db, files, owner=principal)  # each the caller's, and text
+        except (NotFound, InvalidInput) as exc:
+            raise type(exc)(f"{where}: {exc}") from None
         history = raw.get("history_id")
         if history is not None:
             if isinstance(history, bool) or not isinstance(history, int) or not 1 <= history <= MAX_ROW_ID:

@@ -26,7 +26,7 @@ from typing import Any
 from repolens.access.keys import Principal
 from repolens.agents import assistants as registry
 from repolens.agents.runtime import TurnRequest, finished
-from repolens.batches.answer import attachment_text, tool_calls_of
+from repolens.batches.answer import attachments_of, tool_calls_of
 from repolens.chat.llm import ChatMessage, Completion, load_llm
 from repolens.domain import ApiKey
 from repolens.errors import RepolensError
@@ -98,8 +98,8 @@ async def _one(services: Services, job_id: str, result: ResultRecord, cache: dic
         assistant = await asyncio.to_thread(registry.get, db, viewer, principal, result.version_id)
         # The case's attached files go to the agent after its input, as a batch item's do (the
         # case's creator was checked as their owner when they were attached).
-        files = await asyncio.to_thread(attachment_text, db, case.attachment_ids, owner=None)
-        request = TurnRequest(text=case.input + files, remember=False)
+        files = await asyncio.to_thread(lambda: attachments_of(db, case.attachment_ids, owner=None))
+        request = TurnRequest(text=case.input, remember=False, attachments=files)
         turn = services.agents.run(principal, viewer.owner, assistant, request)
         done = await finished(turn)
         calls = tool_calls_of(done.thoughts)
