@@ -19,7 +19,10 @@ from repolens.surfaces.http.codeer.errors import code_of
 from repolens.surfaces.http.deps import PrincipalDep, ServicesDep
 
 router = APIRouter(prefix="/api/v1/batches", tags=["codeer"])
+# Page bounds: ``page_bounds`` checks the ranges; an offset past a signed 64-bit integer would
+# overflow the database driver, so it is refused here (400) before it reaches SQL.
 Limit = Annotated[int | None, Query()]
+Offset = Annotated[int | None, Query(le=2**63 - 1)]
 
 
 class BatchIn(BaseModel):
@@ -56,7 +59,7 @@ def create(body: BatchIn, services: ServicesDep, principal: PrincipalDep) -> dic
 
 @router.get("", summary="The workspace's batches, newest first")
 def list_batches(
-    request: Request, services: ServicesDep, principal: PrincipalDep, limit: Limit = None, offset: Limit = None
+    request: Request, services: ServicesDep, principal: PrincipalDep, limit: Limit = None, offset: Offset = None
 ) -> dict[str, Any]:
     size, start = page_bounds(limit, offset)
     rows, total = service.list_(services.store, principal, offset=start, limit=size)
@@ -75,7 +78,7 @@ def results(
     services: ServicesDep,
     principal: PrincipalDep,
     limit: Limit = None,
-    offset: Limit = None,
+    offset: Offset = None,
 ) -> dict[str, Any]:
     size, start = page_bounds(limit, offset)
     batch, items = service.results(services.store, principal, batch_id, offset=start, limit=size)
