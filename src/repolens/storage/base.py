@@ -32,6 +32,7 @@ from repolens.domain import (
 )
 from repolens.storage.agents import AgentRegistry
 from repolens.storage.batch_store import BatchStore
+from repolens.storage.chats import ChatStore
 from repolens.storage.eval_store import EvalStore
 from repolens.storage.knowledge import KnowledgeStore
 from repolens.storage.workflow_store import WorkflowStore
@@ -334,8 +335,9 @@ class JobQueue(Protocol):
         """The source's jobs, newest first."""
         ...
 
-    def claim_job(self, worker: str) -> Job | None:
-        """Atomically move the oldest New job to Processing for ``worker``."""
+    def claim_job(self, worker: str, *, kinds: Sequence[str] | None = None, exclude_kinds: Sequence[str] = ()) -> Job | None:
+        """Atomically move the oldest New job (of ``kinds``, if given, and not of ``exclude_kinds``)
+        to Processing for ``worker``."""
         ...
 
     def update_job(self, job_id: int, **fields: object) -> None:
@@ -451,7 +453,7 @@ class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore,
     beside the index."""
 
 
-class Database(Store, Registry, AgentRegistry, KnowledgeStore, WorkflowStore, BatchStore, EvalStore, Protocol):
-    """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``), the
-    knowledge bases (``KnowledgeStore``), the workflows (``WorkflowStore``), Codeer's batches
-    (``BatchStore``) and agent evaluations (``EvalStore``) in one database."""
+class Database(Store, Registry, AgentRegistry, ChatStore, KnowledgeStore, WorkflowStore, BatchStore, EvalStore, Protocol):
+    """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``,
+    ``ChatStore``), the knowledge bases (``KnowledgeStore``), the workflows (``WorkflowStore``),
+    Codeer's batches (``BatchStore``) and agent evaluations (``EvalStore``) in one database."""

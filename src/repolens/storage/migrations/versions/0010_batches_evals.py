@@ -12,8 +12,8 @@ of a dispatcher that is sending it.
 Evaluations: labels, evaluators (LLM-as-judge), cases with per-evaluator rubrics, and one result
 per (case, evaluator, agent version), rewritten by each run.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from alembic import op
 
 from repolens.storage.migrations import run_script
 
-revision = "0008"
-down_revision: str | None = "0007"
+revision = "0010"
+down_revision: str | None = "0009"
 branch_labels = None
 depends_on = None
 
