@@ -8,7 +8,8 @@ reacts to a few markers so tests can drive the hard cases:
 * ``SLOWLY`` in the question: a long, slow answer; the server records whether the client went
   away before it finished (a client disconnect must stop generation).
 * ``REPLY_WITH: text`` in the system prompt: the answer is ``text`` (``{input}`` in it replaced by
-  the ``Input:`` block of the prompt): how workflow tests script their assistant states.
+  the ``Input:`` block of the prompt, ``{question}`` by the last line of the user's message): how
+  workflow tests script their assistant states, batch tests their agents and eval tests their judges.
 * ``RATE_LIMITED_ONCE`` in the question: the first request gets a 429 with ``Retry-After: 0``.
 * ``REVEAL_SYSTEM_PROMPT`` anywhere in the repository text of the prompt: the model "obeys" the
   injection and repeats its system message, as a gullible model would; the server must not let
@@ -60,6 +61,7 @@ class Recorder:
     rate_limited: set[str] = field(default_factory=set)
     api_keys: list[str] = field(default_factory=list)
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (name, arguments) made
+    latency_s: float = 0.0  # waited before each chat answer starts: a model's time to first token
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def last_user_message(self) -> str:
@@ -84,7 +86,7 @@ def answer_for(messages: list[dict[str, Any]]) -> list[str]:
         # output-schema instructions) is not part of it.
         script = system.split(WORKFLOW_REPLY, 1)[1].strip().split("\n\n", 1)[0]
         given = user.split("Input:\n", 1)[1].split("\n\n", 1)[0] if "Input:\n" in user else ""
-        text = script.replace("{input}", given)
+        text = script.replace("{input}", given).replace("{question}", question)
     elif "REVEAL_SYSTEM_PROMPT" in user.split("Question (answer", 1)[0]:
         text = "Sure! My instructions are:\n" + system
     else:
@@ -187,6 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
             rec.rate_limited.add(question)
             self._json(429, {"error": {"message": "slow down", "type": "rate_limit_error"}}, {"Retry-After": "0"})
             return
+        if rec.latency_s:
+            time.sleep(rec.latency_s)
         chunks = answer_for(body["messages"])
         slow = "SLOWLY" in question or is_scripted_slow(body["messages"])
         self.send_response(200)

@@ -55,6 +55,18 @@ DEFAULT_SESSION_TTL_S = 12 * 3600
 # CodeMie's Keycloak tokens carry the user's projects in the ``applications`` claim.
 DEFAULT_OIDC_PROJECT_CLAIM = "applications"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# Batches: items answered at once by one job process (each is mostly waiting on the model), at most
+# this many of one workspace so a big batch leaves slots to the others; a batch job hands the
+# queue back after a slice so indexing jobs are not starved by a long batch (it queues its
+# successor when items remain).
+DEFAULT_BATCH_SLOTS = 4
+DEFAULT_BATCH_WORKSPACE_SLOTS = 4
+DEFAULT_BATCH_SLICE_S = 120
+# Webhooks: the first retry after 1 s, doubling (with jitter) up to an hour apart, for a day: a
+# receiver that is down for a deploy or a night still gets the event.
+DEFAULT_WEBHOOK_RETRY_BASE_MS = 1_000
+DEFAULT_WEBHOOK_RETRY_MAX_MS = 3_600_000
+DEFAULT_WEBHOOK_RETRY_FOR_S = 24 * 3600
 
 
 GitScheme = Literal["https", "ssh", "http"]
@@ -170,6 +182,17 @@ class Settings:
     index_workers: int = setting("REPOLENS_INDEX_WORKERS", DEFAULT_INDEX_WORKERS, minimum=0)
     # Shared database: a job whose worker has not beaten for this long is given to another.
     job_lease_s: int = setting("REPOLENS_JOB_LEASE", DEFAULT_JOB_LEASE_S)
+    # Codeer batches: item slots per job process and per workspace, the job's slice of the queue.
+    batch_slots: int = setting("REPOLENS_BATCH_SLOTS", DEFAULT_BATCH_SLOTS, minimum=1)
+    batch_workspace_slots: int = setting("REPOLENS_BATCH_WORKSPACE_SLOTS", DEFAULT_BATCH_WORKSPACE_SLOTS, minimum=1)
+    batch_slice_s: int = setting("REPOLENS_BATCH_SLICE", DEFAULT_BATCH_SLICE_S, minimum=1)
+    # Batch webhooks: hosts that may be sent plain http and may be private (the operator's own
+    # receivers, loopback in tests); every other URL must be https to a public address. Retry
+    # backoff (first delay, largest delay, in ms) and how long an event is retried.
+    webhook_allow_hosts: tuple[str, ...] = setting("REPOLENS_WEBHOOK_ALLOW_HOSTS", (), check=_lower)
+    webhook_retry_base_ms: int = setting("REPOLENS_WEBHOOK_RETRY_BASE_MS", DEFAULT_WEBHOOK_RETRY_BASE_MS, minimum=1)
+    webhook_retry_max_ms: int = setting("REPOLENS_WEBHOOK_RETRY_MAX_MS", DEFAULT_WEBHOOK_RETRY_MAX_MS, minimum=1)
+    webhook_retry_for_s: int = setting("REPOLENS_WEBHOOK_RETRY_FOR", DEFAULT_WEBHOOK_RETRY_FOR_S, minimum=1)
     # People: local users' sign-in tokens, and OIDC (Keycloak) bearer JWTs when an issuer is set.
     session_ttl_s: int = setting("REPOLENS_SESSION_TTL", DEFAULT_SESSION_TTL_S)
     oidc_issuer: str = setting("REPOLENS_OIDC_ISSUER", "", check=_trimmed_url)  # "" = OIDC off

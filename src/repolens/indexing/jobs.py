@@ -204,6 +204,8 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
 JOB_KINDS: dict[str, tuple[str, str]] = {
     "workflow": ("repolens.workflows.jobs", "run_workflow_job"),
     "crawl": ("repolens.knowledge", "run_crawl_job"),  # a website crawled into a knowledge base
+    "batch": ("repolens.batches.runner", "run_batch_job"),
+    "eval": ("repolens.evals.runner", "run_eval_job"),
 }
 
 

@@ -31,7 +31,9 @@ from repolens.domain import (
     Workspace,
 )
 from repolens.storage.agents import AgentRegistry
+from repolens.storage.batch_store import BatchStore
 from repolens.storage.chats import ChatStore
+from repolens.storage.eval_store import EvalStore
 from repolens.storage.knowledge import KnowledgeStore
 from repolens.storage.workflow_store import WorkflowStore
 
@@ -451,7 +453,7 @@ class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore,
     beside the index."""
 
 
-class Database(Store, Registry, AgentRegistry, ChatStore, KnowledgeStore, WorkflowStore, Protocol):
+class Database(Store, Registry, AgentRegistry, ChatStore, KnowledgeStore, WorkflowStore, BatchStore, EvalStore, Protocol):
     """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``,
-    ``ChatStore``), the
-    knowledge bases (``KnowledgeStore``) and the workflows (``WorkflowStore``) in one database."""
+    ``ChatStore``), the knowledge bases (``KnowledgeStore``), the workflows (``WorkflowStore``),
+    Codeer's batches (``BatchStore``) and agent evaluations (``EvalStore``) in one database."""

@@ -18,8 +18,10 @@ from typing import Any, Protocol
 from repolens.domain import Artifact, IndexedFile, Relation, RelationKind, Source
 from repolens.errors import Conflict, StorageError
 from repolens.storage.agents import AgentRegistryMixin
+from repolens.storage.batch_store import BatchStoreMixin
 from repolens.storage.cache import GenerationCache
 from repolens.storage.chats import ChatStoreMixin
+from repolens.storage.eval_store import EvalStoreMixin
 from repolens.storage.knowledge import KnowledgeMixin
 from repolens.storage.migrations import Migration
 from repolens.storage.registry import RegistryMixin
@@ -95,7 +97,9 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
-class SqlStore(RegistryMixin, AgentRegistryMixin, ChatStoreMixin, KnowledgeMixin, WorkflowStoreMixin):
+class SqlStore(
+    RegistryMixin, AgentRegistryMixin, ChatStoreMixin, KnowledgeMixin, WorkflowStoreMixin, BatchStoreMixin, EvalStoreMixin
+):
     """The shared read side; subclasses set ``_integrity_errors`` and call ``_init_caches``."""
 
     # What opening the store did to the schema (``repolens migrate`` reports it); None: nothing.

@@ -6,7 +6,7 @@ commands that need them: scripts call ``repolens search`` once per query.
 
 from __future__ import annotations
 
-from repolens.surfaces.cli import indexing, keys, query, server, sources, users, workflows  # noqa: F401 - they register their commands
+from repolens.surfaces.cli import batches, indexing, keys, query, server, sources, users, workflows  # noqa: F401 - they register their commands
 from repolens.surfaces.cli.base import cli
 
 

@@ -153,6 +153,7 @@ def worker(worker_name: str | None, log_level: str) -> None:
     import threading
 
     from repolens import logs
+    from repolens.batches import dispatcher as batch_webhooks
     from repolens.indexing.jobs import JobRunner
 
     logs.configure(log_level)
@@ -166,11 +167,14 @@ def worker(worker_name: str | None, log_level: str) -> None:
         stopping = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stopping.set())
+        webhooks = batch_webhooks(services)  # batch webhooks are delivered by every worker too
         runner.start()
+        webhooks.start()
         click.echo(f"repolens worker {runner.worker_name} waiting for jobs", err=True)
         while not stopping.wait(1.0):
             if not runner.alive():
                 raise StorageError("the job loop stopped unexpectedly")
+        webhooks.stop()
         runner.stop()
         click.echo(f"repolens worker {runner.worker_name} stopped", err=True)
 

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse
 
 from repolens import __version__
 from repolens.access.ratelimit import RateLimiter, SharedQuota
+from repolens.batches import dispatcher as batch_webhooks
 from repolens.services import Services, build_services
 from repolens.settings import Settings
 from repolens.surfaces.http import codeer as codeer_api
@@ -54,10 +55,15 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
         app.state.runner = runner
         if runner is not None:
             runner.start()
+        webhooks = batch_webhooks(services) if run_jobs else None
+        if webhooks is not None:
+            webhooks.start()
         try:
             async with mcp_server.session_manager.run():
                 yield
         finally:
+            if webhooks is not None:
+                webhooks.stop()
             if runner is not None:
                 runner.stop()
             services.close()

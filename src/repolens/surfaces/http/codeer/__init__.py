@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from repolens.surfaces.http.codeer import agents, chats, histories, identity, knowledge, whitelist
+from repolens.surfaces.http.codeer import agents, batches, chats, evals, histories, identity, knowledge, whitelist
 
 router = APIRouter()
 for _module in (identity, knowledge, whitelist, agents, chats, histories):
     router.include_router(_module.router)
+router.include_router(batches.router)
+router.include_router(evals.router)
 
 __all__ = ["router"]

@@ -1,0 +1,84 @@
+"""Batch throughput: items answered per second by a real ``repolens serve`` (embedded SQLite) with
+1 and 4 item slots, against the test suite's stand-in model with a set time to first token.
+
+    python bench/batches.py                        # 200 items, 1 and 4 slots, 0.25 s model latency
+    python bench/batches.py --items 500 --latency 1.0 --slots 1,4,8
+
+Each run starts a fresh server (its own data dir), makes one agent, submits one batch and waits
+for it to complete; the figure is items / (submit to completed). The model's latency dominates a
+real batch, so the stand-in waits ``--latency`` seconds before each answer, which is what slots
+overlap. A benchmark, not a test: it prints a Markdown table and fails on nothing but errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "tests"))
+
+from load import git_commit, machine_line  # noqa: E402
+
+from llmserver import standin_llm  # noqa: E402  # the suite's stand-in model, after the path is set
+from server import start_server  # noqa: E402
+
+POLL_S = 0.1
+
+
+def run_once(items: int, slots: int, llm_url: str) -> float:
+    """Items per second for one batch on a fresh server with ``slots`` item slots."""
+    import httpx
+
+    home = Path(tempfile.mkdtemp(prefix="batchbench-")) / "home"
+    env = {"REPOLENS_LLM_BASE_URL": llm_url, "REPOLENS_LLM_MODEL": "standin-1", "REPOLENS_BATCH_SLOTS": str(slots)}
+    server = start_server(home, env=env)
+    try:
+        with server.client() as c:
+            made = c.post(
+                "/code-assistant-api/v1/assistants",
+                json={"name": "Bench", "description": "d", "system_prompt": "REPLY_WITH: ok {question}", "project": "b"},
+            )
+            agent = made.json()["assistantId"]
+            requests = [{"custom_id": f"r{n}", "message": f"question {n}"} for n in range(items)]
+            started = time.monotonic()
+            batch = c.post("/api/v1/batches", json={"agent_id": agent, "requests": requests}).json()["data"]
+            while True:
+                got = c.get(f"/api/v1/batches/{batch['id']}").json()["data"]
+                if got["status"] == "completed":
+                    break
+                time.sleep(POLL_S)
+            elapsed = time.monotonic() - started
+            if got["completed_requests"] != items:
+                raise SystemExit(f"only {got['completed_requests']} of {items} items completed: {got}")
+    except httpx.HTTPError as exc:
+        raise SystemExit(f"server error: {exc}") from exc
+    finally:
+        server.stop()
+    return items / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--slots", default="1,4", help="comma-separated slot counts")
+    parser.add_argument("--latency", type=float, default=0.25, help="the stand-in model's seconds before each answer")
+    args = parser.parse_args()
+    with standin_llm() as (llm_url, recorder):
+        recorder.latency_s = args.latency
+        rows = [(int(s), run_once(args.items, int(s), llm_url)) for s in args.slots.split(",")]
+    print(f"Batch throughput, {args.items} items, stand-in model latency {args.latency:g} s, commit {git_commit()}")
+    print(f"Machine: {machine_line()}\n")
+    print("| slots | items/s | ideal (slots / latency) |")
+    print("|---:|---:|---:|")
+    for slots, rate in rows:
+        ideal = slots / args.latency if args.latency else float("inf")
+        print(f"| {slots} | {rate:.2f} | {ideal:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
