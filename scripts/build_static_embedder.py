@@ -69,9 +69,9 @@ SIF_A = 1e-3  # smooth inverse frequency (Arora et al. 2017): weight = a / (a + 
 RIDGE = 1.0  # pull towards the distilled row, in units of the median token's evidence (see fit)
 # The fit compares the static mean with the teacher's vector of the same text; the teacher reads its first
 # 128 word pieces (the minilm document limit), so the fit pools about as many static tokens.
-FIT_TOKENS = 128
+FIT_TOKENS = MAX_TOKENS
 CG_ITERATIONS = 40  # conjugate-gradient steps; the residual is flat well before this
-FIT_TEXTS = 16_000  # teacher sentence vectors to fit on (the teacher embeds ~100-150 texts/s here)
+FIT_TEXTS = 60_000  # teacher sentence vectors to fit on (the teacher embeds ~100-150 texts/s here)
 HELD_OUT_SHARE = 0.2  # share of the packages kept out of the fit for the fidelity check
 TOKEN_BATCH = 256  # tokens per teacher call when embedding the vocabulary
 SEED = 16
