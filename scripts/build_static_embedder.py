@@ -556,7 +556,7 @@ def write_provenance(
     files = ["tokenizer.json", "embeddings.npy", "scales.npy", "config.json", "LICENSE"]
     rows = "\n".join(f"| `{f}` | {(dest / f).stat().st_size:,} | `{_sha256(dest / f)}` |" for f in files)
     corpus_rows = "\n".join(
-        f"| {c['name']} | {c['language']} | {c['registry']} | `{c['package']}` | {c['version']} |"
+        f"| {c['name']} | {c['language']} | {c['registry']} | `{c['package']}` | {c['version']} | {c['licence']} |"
         f"{' held out' if c['name'] in r['held_out_packages'] else ''} |"
         for c in corpora
     )
@@ -591,10 +591,11 @@ lines of each unit; file summaries) from the packages below; they are only read,
 | benchmark data | none: no benchmark corpus is among the packages below, and no query or label was read |
 
 Training packages (`scripts/static_embedder_corpora.json`, fetched with `../shared/bench/fetch_corpora.py`;
-each under its own open-source licence as published on its registry):
+each under its own open-source licence as published on its registry, named in the table as its metadata
+declares it):
 
-| name | language | registry | package | version | fidelity check |
-| --- | --- | --- | --- | --- | --- |
+| name | language | registry | package | version | licence | fidelity check |
+| --- | --- | --- | --- | --- | --- | --- |
 {corpus_rows}
 
 Teacher files read (sha256):
