@@ -78,7 +78,9 @@ def answer_for(messages: list[dict[str, Any]]) -> list[str]:
     if WORKFLOW_REPLY in system:
         # A workflow assistant: reply with the text after the marker, ``{input}`` replaced by the
         # input the state was given (tests/test_workflows_api.py scripts its states this way).
-        script = system.split(WORKFLOW_REPLY, 1)[1].strip()
+        # The script runs to the end of its paragraph: what the server appends after it (e.g. the
+        # output-schema instructions) is not part of it.
+        script = system.split(WORKFLOW_REPLY, 1)[1].strip().split("\n\n", 1)[0]
         given = user.split("Input:\n", 1)[1].split("\n\n", 1)[0] if "Input:\n" in user else ""
         text = script.replace("{input}", given)
     elif "REVEAL_SYSTEM_PROMPT" in user.split("Question (answer", 1)[0]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -130,3 +131,22 @@ def wait_for_job(client: httpx.Client, job_id: str, *, timeout: float = 120) -> 
             return dict(job)
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} did not finish in {timeout}s")
+
+
+@contextmanager
+def signed_in_client(server: Server, key: str | None = None) -> Iterator[tuple[httpx.Client, str]]:
+    """An HTTP client holding a session, and the session's CSRF token."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client, _sign_in_client(client, server, key)
+
+
+def _sign_in_client(client: httpx.Client, server: Server, key: str | None) -> str:
+    login = client.get("/ui/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', login.text)
+    assert token
+    done = client.post("/ui/login", data={"csrf": token.group(1), "key": key or server.admin_key, "next": "/ui/sources"})
+    assert done.status_code == 303 and done.headers["location"] == "/ui/sources", done.text
+    page = client.get("/ui/sources")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    return csrf.group(1)

@@ -23,19 +23,21 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from clients import client_venv
 from conftest import GEO_CODE, commit_tree
 from llmserver import Recorder, standin_llm
 from mcpserver import McpRecorder, mcp_server
 from repolens.services import build_services
 from repolens.settings import Settings
 from repolens.storage.agents import AssistantRow
-from server import Server, running_server, wait_for_job
+from server import Server, running_server, signed_in_client, wait_for_job
 
 pytestmark = pytest.mark.backends
 
 API = "/code-assistant-api/v1"
 SDK_VERSION = "0.1.703"
-PYTHON_312 = Path("/root/.pyenv/versions/3.12.1/bin/python")
+MCP_ASSISTANTS = "codemie-mcp-assistants==0.2.0"
+SECOND_MODEL = "standin-2"  # served too (REPOLENS_LLM_MODELS): a turn or an assistant may pick it
 SEARCH_THEN_FETCH = (
     "How is the area of a circle computed?\n"
     'CALL semantic_search {"question": "circle area radius"}\n'
@@ -69,7 +71,12 @@ def world(
     allowed = base / "repos"
     repos = [commit_tree(allowed / "geo", GEO_CODE), commit_tree(allowed / "other", {"x.py": "def other(): pass\n"})]
     with standin_llm() as (llm_url, recorder), mcp_server() as (mcp_url, mcp_seen):
-        env = {"REPOLENS_ALLOWED_ROOTS": str(allowed), "REPOLENS_LLM_BASE_URL": llm_url, "REPOLENS_LLM_MODEL": "standin-1"}
+        env = {
+            "REPOLENS_ALLOWED_ROOTS": str(allowed),
+            "REPOLENS_LLM_BASE_URL": llm_url,
+            "REPOLENS_LLM_MODEL": "standin-1",
+            "REPOLENS_LLM_MODELS": SECOND_MODEL,
+        }
         with running_server(base / "home", env=env) as server:
             keys: dict[str, str] = {}
             with server.client() as c:
@@ -280,6 +287,22 @@ def test_sync_stream_and_background_calls(world: Any) -> None:
         c.delete(f"{API}/assistants/{made}")
 
 
+def test_the_web_ui_shows_a_stored_turns_thought_tree(world: Any) -> None:
+    server, *_ = world
+    conversation = str(uuid.uuid4())
+    with server.client() as c:
+        made = create(c, body("Shown helper"))
+        asked = c.post(f"{API}/assistants/{made}/model", json={"text": SEARCH_THEN_FETCH, "conversation_id": conversation})
+        assert asked.status_code == 200, asked.text
+    with signed_in_client(server) as (web, _csrf):
+        shown = web.get(f"/ui/assistants/{made}", params={"conversation": conversation})
+        assert shown.status_code == 200
+        steps = shown.text.split('<details class="steps">', 1)[1].split("</details>\n<div class=", 1)[0]
+        assert "Steps (2)" in steps
+        assert steps.index("semantic_search") < steps.index("fetch_artifacts")
+        assert "circle area radius" in steps  # the tool's input, escaped as text
+
+
 def test_a_turn_counts_against_the_callers_key_and_a_client_that_leaves_stops_it(world: Any) -> None:
     server, recorder, _, _, keys = world
     member_id = keys["member"].split("_")[1]
@@ -357,36 +380,127 @@ def test_virtual_assistant_is_never_stored(world: Any) -> None:
         assert len(c.get(f"{API}/conversations").json()) == before
 
 
+# -- what a turn may carry: files, an output schema, a history index, a model ---------------------
+
+SHAPE = {
+    "type": "object",
+    "properties": {"colour": {"type": "string"}, "count": {"type": "integer"}},
+    "required": ["colour", "count"],
+}
+
+
+def replying(c: httpx.Client, name: str, reply: str) -> str:
+    """An assistant without tools whose (stand-in) model answers ``reply``."""
+    return create(c, body(name, system_prompt=f"REPLY_WITH: {reply}", toolkits=[]))
+
+
+def test_output_schema_gives_an_object_and_a_mismatch_is_reported(world: Any) -> None:
+    server, recorder, *_ = world
+    with server.client() as c:
+        # Short lines: the leak guard holds back any long line of the system prompt, and the
+        # stand-in's reply is written in it.
+        made = replying(c, "Shaper", '```json\n{"colour": "orange",\n "count": 2}\n```')
+        url = f"{API}/assistants/{made}/model"
+        shaped = c.post(url, json={"text": "Which colour?", "output_schema": SHAPE})
+        assert shaped.status_code == 200, shaped.text
+        assert shaped.json()["generated"] == {"colour": "orange", "count": 2} and shaped.json()["success"] is True
+        system = recorder.requests[-1]["messages"][0]["content"]
+        assert "valid against this JSON Schema" in system and '"colour"' in system
+        with c.stream("POST", url, json={"text": "Which colour?", "output_schema": SHAPE, "stream": True}) as streamed:
+            last = [json.loads(line) for line in streamed.iter_lines() if line][-1]
+        assert last["last"] is True and last["generated"] == {"colour": "orange", "count": 2}
+        wrong = {**SHAPE, "properties": {**SHAPE["properties"], "count": {"type": "string"}}}
+        mismatch = c.post(url, json={"text": "Which colour?", "output_schema": wrong}).json()
+        assert mismatch["success"] is False and mismatch["generated"].startswith("```json")
+        assert mismatch["agentError"]["error_code"] == "validation_output"
+        assert "count: 2 is not of type 'string'" in mismatch["agentError"]["message"]
+        invalid = c.post(url, json={"text": "Which colour?", "output_schema": {"type": 5}})
+        assert "not a valid JSON Schema" in codemie_error(invalid, 400)["details"]
+
+
+def test_files_named_on_a_turn_reach_the_model_as_escaped_data(world: Any) -> None:
+    server, recorder, _, _, keys = world
+    with server.client() as c:
+        made = replying(c, "Reader", "Read it.")
+        note = c.post(f"{API}/files/", files={"file": ("notes.md", b"The launch code is <b>PAPAYA</b>.\n", "text/markdown")})
+        assert note.status_code == 200, note.text
+        file_url = note.json()["file_url"]
+        asked = c.post(f"{API}/assistants/{made}/model", json={"text": "What is the code?", "file_names": [file_url]})
+        assert asked.status_code == 200, asked.text
+        sent = recorder.last_user_message()
+        assert sent.startswith("What is the code?") and '<attachment name="notes.md">' in sent
+        assert "&lt;b&gt;PAPAYA&lt;/b&gt;" in sent and "<b>" not in sent
+        binary = c.post(f"{API}/files/", files={"file": ("logo.png", b"\x89PNG\r\n\x00\x00", "image/png")})
+        refused = c.post(f"{API}/assistants/{made}/model", json={"text": "Look", "file_names": [binary.json()["file_url"]]})
+        assert "'logo.png' is binary" in codemie_error(refused, 400)["details"]
+        missing = c.post(f"{API}/assistants/{made}/model", json={"text": "Look", "file_names": ["no-such-file"]})
+        codemie_error(missing, 404)
+        too_many = c.post(f"{API}/assistants/{made}/model", json={"text": "Look", "file_names": ["x"] * 21})
+        codemie_error(too_many, 422)
+    with server.client(keys["member"]) as other:  # someone else's upload is as good as missing
+        mine = create(other, body("Member reader", system_prompt="REPLY_WITH: ok", toolkits=[]))
+        foreign = other.post(f"{API}/assistants/{mine}/model", json={"text": "Look", "file_names": [file_url]})
+        codemie_error(foreign, 404)
+
+
+def test_history_index_regenerates_from_a_turn(world: Any) -> None:
+    server, recorder, *_ = world
+    conversation = str(uuid.uuid4())
+    with server.client() as c:
+        made = replying(c, "Regenerator", "Noted.")
+        url = f"{API}/assistants/{made}/model"
+        for text in ("first question", "second question"):
+            assert c.post(url, json={"text": text, "conversation_id": conversation}).status_code == 200
+        again = c.post(url, json={"text": "second, rephrased", "conversation_id": conversation, "history_index": 1})
+        assert again.status_code == 200, again.text
+        sent = [m["content"] for m in recorder.requests[-1]["messages"][1:]]
+        assert sent == ["first question", "Noted.", "second, rephrased"]
+        history = c.get(f"{API}/conversations/{conversation}/history").json()
+        assert [(h["role"], h["message"], h["historyIndex"]) for h in history] == [
+            ("User", "first question", 0),
+            ("Assistant", "Noted.", 0),
+            ("User", "second, rephrased", 1),
+            ("Assistant", "Noted.", 1),
+        ]
+        beyond = c.post(url, json={"text": "x", "conversation_id": conversation, "history_index": 3})
+        assert "0 to 2" in codemie_error(beyond, 400)["details"]
+        assert len(c.get(f"{API}/conversations/{conversation}/history").json()) == 4  # nothing half-written
+
+
+def test_a_turn_or_an_assistant_picks_a_served_model_by_name(world: Any) -> None:
+    server, recorder, *_ = world
+    with server.client() as c:
+        listed = c.get(f"{API}/llm_models").json()
+        assert [(m["base_name"], m["default"]) for m in listed] == [("standin-1", True), (SECOND_MODEL, False)]
+        made = replying(c, "Picker", "Picked.")
+        url = f"{API}/assistants/{made}/model"
+        assert c.post(url, json={"text": "hi"}).status_code == 200 and recorder.requests[-1]["model"] == "standin-1"
+        assert c.post(url, json={"text": "hi", "llm_model": SECOND_MODEL}).status_code == 200
+        assert recorder.requests[-1]["model"] == SECOND_MODEL
+        unknown = c.post(url, json={"text": "hi", "llmModel": "gpt-imaginary"})
+        assert "standin-1, standin-2" in codemie_error(unknown, 400)["details"]
+        second = create(c, body("Second picker", llm_model_type=SECOND_MODEL, system_prompt="REPLY_WITH: ok", toolkits=[]))
+        assert c.post(f"{API}/assistants/{second}/model", json={"text": "hi"}).status_code == 200
+        assert recorder.requests[-1]["model"] == SECOND_MODEL
+        before = count(server)
+        refused = c.post(f"{API}/assistants", json=body("Nowhere", llm_model_type="gpt-imaginary"))
+        assert "gpt-imaginary" in codemie_error(refused, 400)["details"] and count(server) == before
+
+
 # -- CodeMie's SDK -----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with codemie-sdk-python (made once per test session); failing to make it fails."""
-    assert PYTHON_312.exists(), f"CodeMie's SDK needs Python 3.12: {PYTHON_312} is missing"
-    venv = tmp_path_factory.getbasetemp() / "venv-codemie-sdk"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([str(PYTHON_312), "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                f"codemie-sdk-python=={SDK_VERSION}",
-                "codemie-mcp-assistants==0.2.0",
-            ],
-            check=True,
-            timeout=600,
-        )
-    return python
+def sdk_python() -> Path:
+    """The interpreter of a venv with CodeMie's SDK and its assistants MCP server (tests/clients.py
+    builds it once and caches it; failing to build it fails the test)."""
+    return client_venv("codemie-mcp-assistants", [f"codemie-sdk-python=={SDK_VERSION}", MCP_ASSISTANTS]) / "python"
 
 
 SDK_SCRIPT = textwrap.dedent(
     """
-    import json, sys, time, uuid
+    import json, pathlib, sys, time, uuid
+    from pydantic import BaseModel
     from codemie_sdk.models.assistant import (AssistantChatRequest, AssistantCreateRequest, AssistantUpdateRequest,
         Context, ToolDetails, ToolKitDetails)
     from codemie_sdk.services.assistant import AssistantService
@@ -439,6 +553,21 @@ SDK_SCRIPT = textwrap.dedent(
         time.sleep(0.2)
         task = tasks.get(background.task_id)
     out["task"] = [task.status.value, task.final_output[:40]]
+    class Shape(BaseModel):
+        colour: str
+        count: int
+
+    shaper = AssistantCreateRequest(
+        name="SDK shaper", description="Answers in shape", project="demo", llm_model_type="standin-2",
+        system_prompt='REPLY_WITH: {"colour": "orange",\\n "count": 2}', context=[Context(context_type="code", name="geo")],
+    )
+    assistants.create(shaper)
+    shaper_id = next(a for a in assistants.list(per_page=200) if a.name == "SDK shaper").id
+    uploaded = assistants.upload_file_to_chat(pathlib.Path(sys.argv[4]))
+    shaped = assistants.chat(
+        shaper_id, AssistantChatRequest(text="Which colour?", output_schema=Shape, file_names=[uploaded["file_url"]])
+    )
+    out["shaped"] = [type(shaped.generated).__name__, shaped.generated.colour, shaped.generated.count]
     listed_conversations = conversations.list()
     out["conversation_listed"] = conversation in [c.id for c in listed_conversations]
     out["by_assistant"] = conversation in [c.id for c in conversations.list_by_assistant_id(made.id)]
@@ -454,11 +583,13 @@ SDK_SCRIPT = textwrap.dedent(
 
 
 def test_codemies_sdk_runs_unchanged(world: Any, sdk_python: Path, tmp_path: Path) -> None:
-    server, *_ = world
+    server, recorder, *_ = world
     script = tmp_path / "sdk_run.py"
     script.write_text(SDK_SCRIPT)
+    note = tmp_path / "release-notes.md"
+    note.write_text("Codename: KUMQUAT\n")
     run = subprocess.run(
-        [str(sdk_python), str(script), f"{server.url}/code-assistant-api", server.admin_key, SEARCH_THEN_FETCH],
+        [str(sdk_python), str(script), f"{server.url}/code-assistant-api", server.admin_key, SEARCH_THEN_FETCH, str(note)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -476,6 +607,10 @@ def test_codemies_sdk_runs_unchanged(world: Any, sdk_python: Path, tmp_path: Pat
     assert text == final and "Circle" in final and last is True
     assert streamed_thoughts == ["semantic_search", "semantic_search", "fetch_artifacts", "fetch_artifacts"]
     assert out["task"][0] == "COMPLETED" and out["task"][1].startswith("Let me check.")
+    # A pydantic output_schema comes back as that model; the uploaded file reached the chosen model.
+    assert out["shaped"] == ["Shape", "orange", 2]
+    shaped_request = next(r for r in reversed(recorder.requests) if "KUMQUAT" in str(r["messages"][-1]["content"]))
+    assert shaped_request["model"] == "standin-2"
     assert out["conversation_listed"] and out["by_assistant"]
     assert out["details"] == [True, ["User", "Assistant"], 2]
     assert out["delete_conversation"] == {"message": "Specified conversation removed"}

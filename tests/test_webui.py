@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 from conftest import GEO_CODE, REPO_ROOT, commit_tree
 from llmserver import standin_llm
 from repolens.access.identity import MAX_FAILED_SIGN_INS
-from server import Server, running_server, start_server, wait_for_job
+from server import Server, running_server, signed_in_client, start_server, wait_for_job
 
 CHROMIUM = "/usr/bin/chromium"
 AXE_VERSION = "4.14.1"
@@ -494,6 +493,64 @@ def test_open_an_assistant_and_stream_a_conversation_with_it(world: tuple[Server
     expect(page.locator("h1")).to_have_text("404 · Not found")
 
 
+PAUSING_FLOW = """\
+tools:
+  - id: sources
+    tool: get_data_sources
+states:
+  - id: look
+    tool_id: sources
+    next: {state_id: check}
+  - id: check
+    tool_id: sources
+    interrupt_before: true
+    next: {state_id: end}
+"""
+CODEMIE = "/code-assistant-api/v1"
+RUN_TIMEOUT_MS = 60_000  # an execution is a queued job: it waits for the runner's next poll
+
+
+def test_run_a_workflow_watch_it_pause_and_resume_it(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
+    server, _ = world
+    with server.client() as api:
+        made = api.post(
+            f"{CODEMIE}/workflows",
+            json={
+                "project": "default",
+                "name": "Look <i>around</i>",
+                "description": "Lists the sources",
+                "yaml_config": PAUSING_FLOW,
+                "mode": "Sequential",
+            },
+        )
+        assert made.status_code == 200, made.text
+        workflow_id = made.json()["data"]["id"]
+    sign_in(page, server, to="/ui/workflows")
+    row = page.locator(f'tr[data-workflow="{workflow_id}"]')
+    expect(row).to_contain_text("Lists the sources")
+    row.get_by_role("link", name="Look <i>around</i>").click()
+    expect(page.locator("h1")).to_have_text("Look <i>around</i>")
+    page.get_by_label("Input").fill("check the <b>sources</b>")
+    page.get_by_role("button", name="Run").click()
+    expect(page).to_have_url(re.compile(rf"/ui/workflows/{workflow_id}/executions/[0-9a-f-]+$"))
+    # The page reloads itself while the execution runs, and stops once it pauses.
+    expect(page.locator("#status")).to_have_text("Interrupted", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator('li[data-state="look"] .output')).to_contain_text("geo")
+    expect(page.locator("pre.said")).to_have_text("check the <b>sources</b>")
+    assert page.locator('meta[http-equiv="refresh"]').count() == 0
+    shot(page, tmp_path / "execution-paused.png")
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#status")).to_have_text("Succeeded", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator('li[data-state="check"]')).to_contain_text("Succeeded")
+    expect(page.get_by_role("button", name="Abort")).to_have_count(0)
+    page.get_by_role("link", name="Look <i>around</i>").click()
+    expect(page.locator("table.executions tbody tr").first).to_contain_text("Succeeded")
+    with signed_in_client(server) as (client, _csrf):
+        forged = client.post(f"/ui/workflows/{workflow_id}/run", data={"input": "no token"})
+        assert forged.status_code == 403
+        assert client.get("/ui/workflows/not-a-workflow").status_code == 404
+
+
 def test_layout_at_phone_width_and_in_dark_mode(world: tuple[Server, Path], browser: Browser, tmp_path: Path) -> None:
     server, _ = world
     context = browser.new_context(viewport=PHONE, color_scheme="dark")
@@ -569,10 +626,20 @@ def test_no_serious_accessibility_violations(
     context = browser.new_context(viewport=LAPTOP, bypass_csp=True, color_scheme=scheme)  # type: ignore[arg-type]  # a Literal
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
+    with server.client() as api:  # a workflow and an execution of it, for their pages
+        made = api.post(
+            f"{CODEMIE}/workflows",
+            json={"project": "default", "name": f"Axe {scheme}", "yaml_config": PAUSING_FLOW, "mode": "Sequential"},
+        )
+        workflow_id = made.json()["data"]["id"]
+        execution_id = api.post(f"{CODEMIE}/workflows/{workflow_id}/executions", json={"user_input": "go"}).json()["id"]
     page.goto(f"{server.url}/ui/login")
     problems = {"login": _violations(page, axe_script)}
     sign_in(page, server, to="/ui/search?q=area")
     pages = [
+        "/ui/workflows",
+        f"/ui/workflows/{workflow_id}",
+        f"/ui/workflows/{workflow_id}/executions/{execution_id}",
         "/ui/search?q=area",
         "/ui/search?q=area&mode=grep",
         "/ui/code?id=geo%3A%3Ageo%2Fshapes.py%3A%3Atotal_area",
@@ -607,25 +674,6 @@ def test_repository_text_renders_inert(world: tuple[Server, Path], page: Page, t
         page.goto(f"{server.url}{path}")
         assert page.evaluate("() => window.__pwned") is None
         assert page.locator("main img, main svg, main script, main [onerror], main [onload]").count() == 0
-
-
-@contextmanager
-def signed_in_client(server: Server, key: str | None = None) -> Iterator[tuple[httpx.Client, str]]:
-    """An HTTP client holding a session, and the session's CSRF token."""
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client, _sign_in_client(client, server, key)
-
-
-def _sign_in_client(client: httpx.Client, server: Server, key: str | None) -> str:
-    login = client.get("/ui/login")
-    token = re.search(r'name="csrf" value="([^"]+)"', login.text)
-    assert token
-    done = client.post("/ui/login", data={"csrf": token.group(1), "key": key or server.admin_key, "next": "/ui/sources"})
-    assert done.status_code == 303 and done.headers["location"] == "/ui/sources", done.text
-    page = client.get("/ui/sources")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert csrf
-    return csrf.group(1)
 
 
 def _login_cookie(client: httpx.Client, key: str, *, also: str = "") -> httpx.Response:

@@ -146,6 +146,9 @@ class Settings:
     llm_base_url: str = setting("REPOLENS_LLM_BASE_URL", "", check=_trimmed_url)
     llm_api_key: str = setting("REPOLENS_LLM_API_KEY", "", secret=True)
     llm_model: str = setting("REPOLENS_LLM_MODEL", "")
+    # More model names the same provider serves (an assistant or a turn may pick one by name);
+    # the first one, REPOLENS_LLM_MODEL, is the default.
+    llm_extra_models: tuple[str, ...] = setting("REPOLENS_LLM_MODELS", ())
     llm_context_tokens: int = setting("REPOLENS_LLM_CONTEXT_TOKENS", DEFAULT_LLM_CONTEXT_TOKENS)
     llm_answer_tokens: int = setting("REPOLENS_LLM_ANSWER_TOKENS", DEFAULT_LLM_ANSWER_TOKENS)
     llm_timeout_s: int = setting("REPOLENS_LLM_TIMEOUT", DEFAULT_LLM_TIMEOUT_S)
@@ -178,6 +181,13 @@ class Settings:
     oidc_projects: tuple[str, ...] = setting("REPOLENS_OIDC_PROJECTS", ())
     # CodeMie SDK's ``Authorization: dev-codemie-user`` as an admin: for local development only.
     codemie_dev_auth: bool = setting("REPOLENS_CODEMIE_DEV_AUTH", False)
+
+    @property
+    def llm_models(self) -> tuple[str, ...]:
+        """Every model name a turn may use, the default first (none without a provider)."""
+        if not self.llm_provider:
+            return ()
+        return tuple(dict.fromkeys(m for m in (self.llm_model, *self.llm_extra_models) if m))
 
     @property
     def uses_postgres(self) -> bool:

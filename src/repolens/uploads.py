@@ -38,3 +38,14 @@ def fetch(db: UploadStore, principal: Principal, public_id: str) -> Upload:
     if row is None or row.owner != principal.key.key_id:
         raise NotFound(f"no uploaded file {public_id!r}")
     return row
+
+
+def text_of(upload: Upload) -> str:
+    """An upload's text, for a model to read; InvalidInput for a binary file (a NUL byte, or
+    bytes that are not UTF-8), said by name so the caller knows which one to leave out."""
+    if b"\0" in upload.data:
+        raise InvalidInput(f"file {upload.name!r} is binary; attach text files (code, Markdown, logs, CSV, JSON)")
+    try:
+        return upload.data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"file {upload.name!r} is not UTF-8 text; attach text files") from None

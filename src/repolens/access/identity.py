@@ -290,6 +290,15 @@ def organization_projects(db: Database) -> tuple[str, ...]:
     return (name,)
 
 
+def user_record(principal: Principal) -> dict[str, str]:
+    """Who did something, as CodeMie's ``created_by`` records it: the person, else the key."""
+    if principal.person is not None:
+        p = principal.person
+        return {"id": p.subject, "user_id": p.subject, "username": p.email, "name": p.name or p.email}
+    key = principal.key
+    return {"id": key.key_id, "user_id": key.key_id, "username": key.name, "name": key.name}
+
+
 def projects_of(db: Database, principal: Principal) -> tuple[str, ...]:
     """The projects ``principal`` belongs to: a person's, or (a key) the organization's."""
     return principal.person.projects if principal.person is not None else organization_projects(db)

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import httpx
 
@@ -144,6 +145,10 @@ class LLM(Protocol):
         calls the model made (empty when it answered)."""
         ...
 
+    def with_model(self, model: str) -> LLM:
+        """The same provider, endpoint and key, asking for another model by name."""
+        ...
+
 
 def _retry_delay(attempt: int, response: httpx.Response | None) -> float:
     if response is not None:
@@ -197,6 +202,11 @@ class _HttpLLM:
         self.api_key = api_key
         self.name = model
         self.timeout = httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S)
+
+    def with_model(self, model: str) -> LLM:
+        twin = copy.copy(self)  # shares nothing mutable: the HTTP client is made per request
+        twin.name = model
+        return cast(LLM, twin)
 
     def _request(self, messages: Sequence[ChatMessage], max_tokens: int) -> tuple[str, dict[str, str], dict[str, object]]:
         raise NotImplementedError

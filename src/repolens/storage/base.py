@@ -382,6 +382,10 @@ class ConversationStore(Protocol):
         """Every turn of a conversation, oldest first."""
         ...
 
+    def truncate_messages(self, conversation_id: int, keep: int) -> None:
+        """Drop every message after the first ``keep`` (and what was kept about them)."""
+        ...
+
     def record_usage(self, key_id: str, *, prompt_tokens: int, completion_tokens: int) -> None:
         """Count one chat request and its tokens against the key."""
         ...

@@ -485,6 +485,21 @@ class RegistryMixin:
         )
         return [Message(*r) for r in rows]
 
+    def truncate_messages(self, conversation_id: int, keep: int) -> None:
+        """Drop every message after the first ``keep`` (and what was kept about them)."""
+        with self._write(content=False) as conn:
+            conn.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND id NOT IN "
+                "(SELECT id FROM messages WHERE conversation_id = ? ORDER BY id LIMIT ?)",
+                (conversation_id, conversation_id, keep),
+            )
+            # An assistant's answer keeps its thoughts beside the message (agent_turns, 0004).
+            conn.execute(
+                "DELETE FROM agent_turns WHERE conversation_id = ? AND message_id NOT IN "
+                "(SELECT message_id FROM messages WHERE conversation_id = ?)",
+                (conversation_id, conversation_id),
+            )
+
     def rename_conversation(self, conversation_id: int, title: str) -> None:
         """Give a conversation a new title."""
         with self._write(content=False) as conn:

@@ -23,7 +23,7 @@ from repolens.access import sessions
 from repolens.access.ratelimit import RateLimiter
 from repolens.errors import RepolensError, Unauthorized, status_of
 from repolens.services import Services
-from repolens.surfaces.web import WEB_PREFIX, assistants, chat, pages
+from repolens.surfaces.web import WEB_PREFIX, assistants, chat, pages, workflows
 from repolens.surfaces.web.render import pygments_css, render
 from repolens.surfaces.web.session import PRINCIPAL_STATE, SESSION_COOKIE, SESSION_STATE, SignInRequired
 
@@ -142,6 +142,7 @@ def create_web_app(services: Services, *, limiter: RateLimiter | None = None) ->
     app.include_router(pages.router)
     app.include_router(chat.router)
     app.include_router(assistants.router)
+    app.include_router(workflows.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/pygments.css", include_in_schema=False)

@@ -61,7 +61,9 @@ def _turns(request: Request, session: Session, assistant: Assistant, conversatio
     for m in view.messages:
         citations = json.loads(m.citations) if m.citations else []
         html = render_answer(m.content, citations) if m.role == "assistant" else None
-        turns.append({"role": m.role, "text": m.content, "html": html, "citations": citations})
+        kept = view.turns.get(m.message_id)
+        thoughts = json.loads(kept.thoughts) if kept is not None and kept.thoughts else []
+        turns.append({"role": m.role, "text": m.content, "html": html, "citations": citations, "thoughts": thoughts})
     return turns
 
 

@@ -27,6 +27,7 @@ from pygments.token import STANDARD_TYPES, _TokenType
 from pygments.util import ClassNotFound
 
 from repolens.surfaces.web import WEB_PREFIX
+from repolens.views import iso
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Highlighting is linear but not free (Pygments: ~0.1 s per 10 KB of Python on a busy 2-core
@@ -43,6 +44,7 @@ env = Environment(
     lstrip_blocks=True,
 )
 env.globals["ui"] = WEB_PREFIX
+env.filters["when"] = lambda ts: (iso(ts) or "")[:19].replace("T", " ")  # epoch seconds, UTC, to the second
 
 
 def code_url(identifier: str, *, lines: tuple[int, int] | None = None, commit: str = "") -> str:

@@ -48,18 +48,18 @@ def models(
     services: ServicesDep, principal: PrincipalDep, model_type: Literal["text", "image"] | None = None
 ) -> dict[str, Any]:
     settings = services.settings
-    rows: list[dict[str, Any]] = []
-    if settings.llm_model and model_type != "image":  # no image models are served
-        rows.append(
-            {
-                "display_name": settings.llm_model,
-                "model_id": settings.llm_model,
-                "provider": settings.llm_provider or "openai",
-                "model_type": "text",
-                "input_modalities": ["text"],
-                "input_credits_per_million_tokens": 0,
-                "output_credits_per_million_tokens": 0,
-                "created_at": None,
-            }
-        )
+    served = settings.llm_models if model_type != "image" else ()  # no image models are served
+    rows = [
+        {
+            "display_name": model,
+            "model_id": model,
+            "provider": settings.llm_provider or "openai",
+            "model_type": "text",
+            "input_modalities": ["text"],
+            "input_credits_per_million_tokens": 0,
+            "output_credits_per_million_tokens": 0,
+            "created_at": None,
+        }
+        for model in served
+    ]
     return ok(rows)

@@ -20,13 +20,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from repolens import catalog, tools
+from repolens import catalog, tools, uploads
 from repolens.access.keys import Principal
 from repolens.agents import assistants as registry
 from repolens.agents.mcp import forwardable_headers
 from repolens.agents.model import CODE_TOOLS, Assistant, Definition, McpServer, PromptVariable, Viewer, validate
 from repolens.agents.runtime import (
     MAX_TURN_CHARS,
+    Attachment,
     ThoughtChanged,
     Token,
     TurnEvent,
@@ -47,6 +48,7 @@ TOOLKIT_LABEL = "Code search (repolens)"
 DEFAULT_PROJECT = "demo"  # CodeMie's default project name
 MAX_PER_PAGE = 200  # clients look a new assistant up by name in lists of up to 200
 NDJSON = "application/x-ndjson"
+MAX_FILES = 20  # files on one turn, as CodeMie caps ``file_names``
 SAVED, UPDATED, REMOVED = "Specified assistant saved", "Specified assistant updated", "Specified assistant removed"
 BACKGROUND_MESSAGE = "Task is running in the background"
 # Fields CodeMie clients send that the runtime does not use; kept for the round trip.
@@ -170,9 +172,11 @@ class ChatBody(_Body):
     save_history: bool = True
     propagate_headers: bool = False
     content_raw: str = ""
-    file_names: list[str] = []
+    file_names: list[str] = Field([], max_length=MAX_FILES)
     top_k: int = 10
     metadata: dict[str, Any] | None = None
+    history_index: int | None = Field(None, ge=0)
+    output_schema: dict[str, Any] | None = None
 
 
 class VirtualChatBody(ChatBody, DefinitionBody):
@@ -454,14 +458,16 @@ async def get_by_slug(
     return assistant_json(found, viewer)
 
 
-def _definition(body: AssistantBody) -> Definition:
-    return definition_of(body, name=body.name, project=body.project, slug=body.slug, shared=body.shared)
+def _definition(body: AssistantBody, services: Services) -> Definition:
+    definition = definition_of(body, name=body.name, project=body.project, slug=body.slug, shared=body.shared)
+    services.agents.pick_model(definition.model)  # a model this server does not serve is refused now, not per turn
+    return definition
 
 
 @router.post("/assistants", summary="Create an assistant")
 async def create_assistant(body: AssistantBody, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     viewer = viewer_of(services, principal)
-    made = await anyio.to_thread.run_sync(registry.create, services.store, viewer, principal, _definition(body))
+    made = await anyio.to_thread.run_sync(registry.create, services.store, viewer, principal, _definition(body, services))
     return {"message": SAVED, "assistantId": made.id, "validation": None}
 
 
@@ -470,7 +476,9 @@ async def update_assistant(
     assistant_id: str, body: AssistantBody, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     viewer = viewer_of(services, principal)
-    await anyio.to_thread.run_sync(registry.update, services.store, viewer, principal, assistant_id, _definition(body))
+    await anyio.to_thread.run_sync(
+        registry.update, services.store, viewer, principal, assistant_id, _definition(body, services)
+    )
     return {"message": UPDATED, "validation": None}
 
 
@@ -484,7 +492,13 @@ async def delete_assistant(assistant_id: str, services: ServicesDep, principal: 
 # -- calling -------------------------------------------------------------------------------------
 
 
-def _turn(request: Request, body: ChatBody, services: Services) -> TurnRequest:
+def _attachments(services: Services, principal: Principal, names: list[str]) -> tuple[Attachment, ...]:
+    """The files a turn names (uploaded with ``POST /v1/files/``), read as text."""
+    found = [uploads.fetch(services.store, principal, name) for name in dict.fromkeys(names)]
+    return tuple(Attachment(row.name, uploads.text_of(row)) for row in found)
+
+
+async def _turn(request: Request, body: ChatBody, services: Services, principal: Principal) -> TurnRequest:
     if len(body.text) > MAX_TURN_CHARS:
         raise BodyTooLarge(f"text is over {MAX_TURN_CHARS} characters; send less at once")
     if not body.text.strip():
@@ -499,6 +513,9 @@ def _turn(request: Request, body: ChatBody, services: Services) -> TurnRequest:
     forwarded: dict[str, str] = {}
     if body.propagate_headers:
         forwarded = forwardable_headers(request.headers.items(), services.settings.forwarded_headers_blocklist)
+    attachments: tuple[Attachment, ...] = ()
+    if body.file_names:
+        attachments = await anyio.to_thread.run_sync(_attachments, services, principal, body.file_names)
     return TurnRequest(
         text=body.text,
         conversation_id=body.conversation_id or None,
@@ -506,18 +523,33 @@ def _turn(request: Request, body: ChatBody, services: Services) -> TurnRequest:
         remember=body.save_history,
         forwarded_headers=forwarded,
         system_prompt=body.system_prompt,
+        model=body.llm_model or "",
+        attachments=attachments,
+        output_schema=body.output_schema,
+        history_index=body.history_index,
     )
+
+
+def _generated(finished: TurnFinished) -> Any:
+    """The answer as CodeMie returns it: the parsed object when an ``output_schema`` was met."""
+    return finished.structured if finished.structured is not None else finished.answer
+
+
+def _agent_error(finished: TurnFinished) -> dict[str, Any] | None:
+    if not finished.output_error:
+        return None
+    return {"error_code": "validation_output", "message": finished.output_error, "details": None}
 
 
 def _result(finished: TurnFinished, include_tool_errors: bool) -> dict[str, Any]:
     return {
-        "generated": finished.answer,
+        "generated": _generated(finished),
         "timeElapsed": finished.elapsed_s,
         "tokensUsed": finished.prompt_tokens + finished.completion_tokens,
         "thoughts": [thought_json(t) for t in finished.thoughts],
         "taskId": None,
-        "success": True,
-        "agentError": None,
+        "success": not finished.output_error,
+        "agentError": _agent_error(finished),
         "toolErrors": _tool_errors(finished) if include_tool_errors else None,
         "conversationId": finished.conversation_id,
     }
@@ -567,12 +599,13 @@ async def _ndjson(first: TurnStarted, events: AsyncIterator[TurnEvent], include_
             elif isinstance(event, TurnFinished):
                 yield _line(
                     _chunk(
-                        generated=event.answer,
+                        generated=_generated(event),
                         generated_chunk="",
                         last=True,
                         time_elapsed=event.elapsed_s,
                         debug={"conversation_id": first.conversation_id, "mode": event.mode},
-                        success=True,
+                        success=not event.output_error,
+                        execution_error=event.output_error or None,
                     )
                 )
                 if include_tool_errors:
@@ -598,7 +631,7 @@ async def _respond(
     body: ChatBody,
     include_tool_errors: bool,
 ) -> Any:
-    turn = _turn(request, body, services)
+    turn = await _turn(request, body, services, principal)
     loader = registry.sub_loader(services.store, viewer, principal)
     if body.background_task:
         task = registry.start_task(services, viewer, principal, assistant, turn)

@@ -96,22 +96,24 @@ def llm_models(services: ServicesDep, principal: PrincipalDep) -> list[dict[str,
                 "features": _features(tools=False),
             }
         ]
-    model = settings.llm_model or settings.llm_provider
-    entry: dict[str, Any] = {
-        "base_name": model,
-        "deployment_name": model,
-        "label": model,
-        "enabled": True,
-        "default": True,
-        "multimodal": False,
-        "react_agent": True,
-        "supports_tools": True,
-        "max_output_tokens": settings.llm_answer_tokens,
-        "features": _features(tools=True),
-    }
-    if settings.llm_provider in PROVIDERS:
-        entry["provider"] = PROVIDERS[settings.llm_provider]
-    return [entry]
+    listed: list[dict[str, Any]] = []
+    for i, model in enumerate(settings.llm_models):
+        entry: dict[str, Any] = {
+            "base_name": model,
+            "deployment_name": model,
+            "label": model,
+            "enabled": True,
+            "default": i == 0,  # REPOLENS_LLM_MODEL; the others are REPOLENS_LLM_MODELS
+            "multimodal": False,
+            "react_agent": True,
+            "supports_tools": True,
+            "max_output_tokens": settings.llm_answer_tokens,
+            "features": _features(tools=True),
+        }
+        if settings.llm_provider in PROVIDERS:
+            entry["provider"] = PROVIDERS[settings.llm_provider]
+        listed.append(entry)
+    return listed
 
 
 @router.get("/embeddings_models", summary="The embedding model indexes are built with")

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from repolens.access.identity import projects_of, require_project
+from repolens.access.identity import projects_of, require_project, user_record
 from repolens.access.keys import Principal
 from repolens.errors import InvalidInput, NotFound
 from repolens.storage.base import Database
@@ -102,11 +102,7 @@ class OutputIn(BaseModel):
 
 
 def _user(principal: Principal) -> dict[str, Any]:
-    if principal.person is not None:
-        p = principal.person
-        return {"id": p.subject, "user_id": p.subject, "username": p.email, "name": p.name or p.email}
-    key = principal.key
-    return {"id": key.key_id, "user_id": key.key_id, "username": key.name, "name": key.name}
+    return dict(user_record(principal))
 
 
 def _workflow_json(wf: WorkflowRecord, *, minimal: bool = False) -> dict[str, Any]:
