@@ -23,6 +23,8 @@ blocks with ``input_json_delta`` pieces). The script is in the user's message, o
   can search, then fetch what the search found).
 * ``LOOP_FOREVER``: every step calls the first listed tool again (a runaway loop).
 * ``SLOWLY``: the final answer streams slowly, as above.
+* ``MODEL_FAILS``: the model refuses the request with a 400 (not retried): a turn that fails
+  after its stream began.
 
 After the script, the answer names every identifier of the latest tool result and quotes its
 first line, and says "The tool failed." when that result was an error.
@@ -175,6 +177,9 @@ class _Handler(BaseHTTPRequestHandler):
         with rec.lock:
             rec.requests.append(body)
         if body.get("tools"):
+            if "MODEL_FAILS" in _transcript(body)[0]:
+                self._json(400, {"error": {"message": "the scripted model refuses", "type": "invalid_request_error"}})
+                return
             self._openai_agent(body)
             return
         question = str(body["messages"][-1]["content"]).rsplit("\n", 1)[-1]

@@ -75,7 +75,10 @@ def _app(recorder: McpRecorder) -> Any:
 def mcp_server() -> Iterator[tuple[str, McpRecorder]]:
     """(URL of the /mcp endpoint, recorder) of a server on 127.0.0.1."""
     recorder = McpRecorder()
-    config = uvicorn.Config(_app(recorder), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    # A short graceful shutdown: a client's cancelled stream may leave a connection open.
+    config = uvicorn.Config(
+        _app(recorder), host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

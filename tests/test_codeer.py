@@ -335,6 +335,20 @@ def test_a_taken_name_conflicts_and_stores_nothing_new(client: httpx.Client) -> 
 # -- website crawls -----------------------------------------------------------------------------
 
 
+def crawled(client: httpx.Client, created: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+    """Sync a crawl target (a queued job: the request returns at once) and wait for its run."""
+    queued = data(client.post(f"{KB}/website-crawls/{created['target_id']}:sync", json={}))
+    assert queued["status"] == "QUEUED", queued
+    # While it is queued or running, another sync is refused rather than queued twice.
+    refused(client.post(f"{KB}/website-crawls/{created['target_id']}:sync", json={}), 409, BAD_REQUEST)
+    deadline = time.monotonic() + timeout
+    while True:
+        target: dict[str, Any] = data(client.get(f"{KB}/nodes/{created['folder_id']}/website-crawl-state"))["target"]
+        if target["status"] not in ("QUEUED", "RUNNING") or time.monotonic() > deadline:
+            return target
+        time.sleep(0.2)
+
+
 def test_crawl_a_local_site_into_an_indexed_folder(client: httpx.Client, site: str) -> None:
     created = data(
         client.post(
@@ -342,7 +356,7 @@ def test_crawl_a_local_site_into_an_indexed_folder(client: httpx.Client, site: s
         )
     )
     assert created["status"] == "IDLE" and created["latest_job"] is None
-    synced = data(client.post(f"{KB}/website-crawls/{created['target_id']}:sync", json={}))
+    synced = crawled(client, created)
     assert synced["status"] == "COMPLETED" and synced["latest_job"]["pages_stored"] == 2, synced
     pages = children(client, created["folder_id"])
     assert sorted(p["name"] for p in pages) == ["index.md", "install.md"]
@@ -360,7 +374,7 @@ def test_crawl_a_local_site_into_an_indexed_folder(client: httpx.Client, site: s
     state = data(client.get(f"{KB}/nodes/{created['folder_id']}/website-crawl-state"))
     assert state["target"]["latest_job"]["status"] == "COMPLETED"
     # A second sync replaces the crawled pages rather than piling up copies.
-    data(client.post(f"{KB}/website-crawls/{created['target_id']}:sync", json={}))
+    assert crawled(client, created)["latest_job"]["run"] == 2
     assert sorted(p["name"] for p in children(client, created["folder_id"])) == ["index.md", "install.md"]
 
 
@@ -388,7 +402,7 @@ def test_crawl_targets_on_private_addresses_are_refused(client: httpx.Client, si
 
 def test_a_redirect_to_a_private_address_is_not_followed(client: httpx.Client, site: str) -> None:
     created = data(client.post(f"{KB}/website-crawls", json={"start_url": f"{site}/links", "folder_name": "Hop"}))
-    synced = data(client.post(f"{KB}/website-crawls/{created['target_id']}:sync", json={}))
+    synced = crawled(client, created)
     assert synced["latest_job"]["pages_stored"] == 1 and synced["latest_job"]["failed_count"] == 1, synced
     (failure,) = data(client.get(f"{KB}/website-crawl-jobs/{created['target_id']}/failures"))
     assert failure["url"] == f"{site}/hop" and "private, loopback" in failure["reason"], failure

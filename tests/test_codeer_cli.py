@@ -1,8 +1,9 @@
-"""codeer-cli 0.1.17, unchanged, against a real ``repolens serve``: scope, models and knowledge
-bases (upload a folder, list, files, export; the vendor's own export and download checks).
+"""codeer-cli 0.1.17, unchanged, against a real ``repolens serve`` with the scripted stand-in
+model: scope, models, knowledge bases (upload a folder, list, files, export; the vendor's own
+export and download checks), agents (apply, list, get, versions, diff, publish, impact) and
+histories (create with a streamed answer, send, list, get, conversations).
 
 The CLI is installed by the suite in a venv of its own (Python 3.12, ``tests/clients.py``).
-Agents, chats and histories are not served yet, so their commands are not run here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from clients import client_venv
+from llmserver import standin_llm
 from server import Server, running_server
 
 pytestmark = pytest.mark.backends
@@ -41,9 +43,10 @@ def codeer() -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, module_backend: str) -> Iterator[Server]:
-    env = {"REPOLENS_LLM_PROVIDER": "openai", "REPOLENS_LLM_BASE_URL": "http://127.0.0.1:9/v1", "REPOLENS_LLM_MODEL": MODEL}
-    with running_server(tmp_path_factory.mktemp("codeer-cli") / "home", env=env) as running:
-        yield running
+    with standin_llm() as (llm_url, _):
+        env = {"REPOLENS_LLM_PROVIDER": "openai", "REPOLENS_LLM_BASE_URL": llm_url, "REPOLENS_LLM_MODEL": MODEL}
+        with running_server(tmp_path_factory.mktemp("codeer-cli") / "home", env=env) as running:
+            yield running
 
 
 def run(codeer: Path, server: Server, tmp: Path, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -158,3 +161,97 @@ def test_kb_upload_list_files_export_and_download(codeer: Path, server: Server, 
     assert checked["sha"] == hashlib.sha256(FOLDER["guide.md"].encode()).hexdigest()
     assert checked["verification"] == "size_digest_verified"
     assert checked["text"] == FOLDER["guide.md"]
+
+
+def test_agents_and_histories_through_the_cli(codeer: Path, server: Server, tmp_path: Path) -> None:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "leave.md").write_text("# Leave\n\n## Vacation\n\nEveryone gets twenty-eight vacation days a year.\n")
+    kb_id = output(run(codeer, server, tmp_path, "kb", "upload", "--dir", str(folder), "--name", "Policies"))["kb_id"]
+
+    # agent apply: create (version 1, a draft), then a full replacement (version 2, a draft)
+    payload = tmp_path / "agent.json"
+    tool = {"id": "kb-1", "type": "knowledge_base", "name": "Policies", "knowledge_node_ids": [kb_id]}
+    agent = {"name": "Policy bot", "system_prompt": "Answer from the policies.", "unified_tools": [tool], "llm_model": MODEL}
+    payload.write_text(json.dumps(agent))
+    created = output(run(codeer, server, tmp_path, "agent", "apply", "--payload", str(payload)))
+    agent_id = created["agent_id"]
+    assert created["version_number"] == 1 and created["status"] == "draft"
+    payload.write_text(json.dumps({**agent, "system_prompt": "Answer from the policies, briefly."}))
+    updated = output(
+        run(
+            codeer,
+            server,
+            tmp_path,
+            "agent",
+            "apply",
+            "--payload",
+            str(payload),
+            "--agent-id",
+            agent_id,
+            "--note",
+            "briefer",
+        )
+    )
+    assert updated == {"agent_id": agent_id, "history_id": updated["history_id"], "version_number": 2, "status": "draft"}
+
+    listed = output(run(codeer, server, tmp_path, "agent", "list"))
+    (row,) = [a for a in listed if a["id"] == agent_id]
+    assert row["name"] == "Policy bot" and row["tool_count"] == 1 and row["latest_version_number"] == 2
+    got = output(run(codeer, server, tmp_path, "agent", "get", agent_id, "--full"))
+    assert got["system_prompt"] == "Answer from the policies, briefly." and got["unified_tools"] == [tool]
+    versions = output(run(codeer, server, tmp_path, "agent", "versions", "--agent", agent_id))
+    assert [(v["version_number"], v["status"], v["version_note"]) for v in versions] == [
+        (2, "draft", "briefer"),
+        (1, "draft", "created"),
+    ]
+    diff = run(codeer, server, tmp_path, "agent", "diff", "--agent", agent_id, "--from-version", "1", "--to-version", "2")
+    assert diff.returncode == 0, diff.stderr
+    assert "+Answer from the policies, briefly." in diff.stdout and "# tools unchanged" in diff.stdout
+    dry = output(run(codeer, server, tmp_path, "agent", "publish", "--agent", agent_id, "--version", "2", "--dry-run"))
+    assert dry["dry_run"] is True and dry["target"]["version_number"] == 2
+    published = output(run(codeer, server, tmp_path, "agent", "publish", "--agent", agent_id, "--version", "2"))
+    assert published["response"]["status"] == "published"
+    assert output(run(codeer, server, tmp_path, "agent", "get", agent_id))["published_version_number"] == 2
+    assert output(run(codeer, server, tmp_path, "agent", "impact", "--agent", agent_id))["downstream_agents"] == []
+
+    # history create: a chat whose streamed answer searches the knowledge base and names its file
+    question = 'How many vacation days?\nCALL semantic_search {"query": "vacation days"}'
+    out = tmp_path / "created.json"
+    made = output(
+        run(
+            codeer,
+            server,
+            tmp_path,
+            "history",
+            "create",
+            "--agent",
+            agent_id,
+            "--message",
+            question,
+            "--user",
+            "u-1",
+            "--out",
+            str(out),
+        )
+    )
+    history_id = made["history_id"]
+    assert isinstance(history_id, int) and made["message_count"] == 1 and made["part_count"] == 2
+    artifact = json.loads(out.read_text())
+    (turn,) = artifact["messages"]
+    assert turn["completed"] is True and "leave.md" in turn["final_text"], turn["final_text"]
+    assert [p["part_kind"] for p in artifact["conversation_parts"]] == ["user-prompt", "text"]
+
+    sent = output(run(codeer, server, tmp_path, "history", "send", str(history_id), "--message", "Thanks, and sick days?"))
+    assert sent["external_user_id"] == "u-1" and sent["agent_id"] == agent_id and sent["part_count"] == 4
+
+    histories = output(run(codeer, server, tmp_path, "history", "list", "--agent", agent_id))
+    assert [(h["id"], h["agent_id"], h["external_user_id"]) for h in histories] == [(history_id, agent_id, "u-1")]
+    one = output(run(codeer, server, tmp_path, "history", "get", str(history_id)))
+    assert one["id"] == history_id and one["agent_name"] == "Policy bot"
+    parts_file = tmp_path / "parts.json"
+    summary = output(run(codeer, server, tmp_path, "history", "conversations", str(history_id), "--out", str(parts_file)))
+    assert summary["export_contract"] == "history-parts-v1" and summary["turn_count"] == 2
+    kinds = [p["part_kind"] for p in summary["parts"]]
+    assert kinds == ["user-prompt", "tool-call", "tool-return", "text", "user-prompt", "text"], kinds
+    assert json.loads(parts_file.read_text())["part_revision"] == summary["part_revision"]

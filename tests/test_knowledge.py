@@ -42,7 +42,11 @@ def test_a_base_is_a_data_source_searchable_by_its_id(services: Services) -> Non
     admin = Principal(create_key(db, name="a", plan=plan_for("free"), role="admin").row)
     root = knowledge.create_node(db, services.settings, admin, name="Agent base")
     (node,) = knowledge.upload_files(
-        db, services.settings, admin, parent_id=root.public_id, uploads=[knowledge.Upload("zanzibar.md", ZANZIBAR.encode())]
+        db,
+        services.settings,
+        admin,
+        parent_id=root.public_id,
+        uploads=[knowledge.IncomingFile("zanzibar.md", ZANZIBAR.encode())],
     )
     source = knowledge.source_of(db, admin, node.public_id)
     assert source.name == knowledge.source_name(root.public_id)
@@ -76,3 +80,32 @@ def test_bases_survive_a_restart(tmp_path: Path) -> None:
             assert [f["question"] for f in data(c.get(FAQS, params={"context_object_id": snapshot}))] == ["kept?"]
     finally:
         second.stop()
+
+
+def test_a_crawl_is_a_queued_job_and_a_cancelled_one_stores_nothing(services: Services) -> None:
+    from dataclasses import replace
+
+    from repolens.indexing.jobs import run_job
+
+    db = services.store
+    settings = replace(services.settings, git_allow_hosts=("127.0.0.1",))
+    admin = Principal(create_key(db, name="a", plan=plan_for("free"), role="admin").row)
+    root, target = knowledge.create_crawl(
+        db, settings, admin, start_url="http://127.0.0.1:9/", folder_name="Site", config=None
+    )
+    queued = knowledge.sync_crawl(db, settings, admin, target.id)
+    assert queued.state == "queued" and queued.runs == 1
+    job = db.claim_job("test")
+    assert job is not None and job.kind == knowledge.CRAWL_JOB and job.source_id == root.source_id
+    knowledge.cancel_crawl(db, admin, target.id)
+    assert run_job(settings, job.public_id) == 0  # the job child's entry point, as the runner calls it
+    ran = db.get_job(job.public_id)
+    assert ran is not None and ran.state == "Ready" and ran.phase == "cancelled"
+    assert db.child_nodes(root.id) == [] and db.claim_job("test") is None  # nothing stored, nothing indexed
+    # Synced again and run: the refused connection is the run's failure, recorded on the target.
+    knowledge.sync_crawl(db, settings, admin, target.id)
+    job = db.claim_job("test")
+    assert job is not None
+    assert knowledge.run_crawl_job(db, settings, job.public_id) == "failed"
+    failed = knowledge.crawl_target(db, admin, target.id)[0]
+    assert failed.state == "failed" and failed.runs == 2 and "127.0.0.1:9" in failed.failures

@@ -57,7 +57,20 @@ TOOL_NAMES = {
     "chat",
     "codebase_search",
     "codebase_consultant",
+    "list_workflows",
+    "get_workflow_execution",
 }
+WRITING_TOOLS = {"start_workflow"}  # starts an execution: not read-only
+TREE_FLOW = """\
+tools:
+  - id: tree
+    tool: get_file_tree
+    tool_args: {data_source: geo, path: geo}
+states:
+  - id: browse
+    tool_id: tree
+    next: {state_id: end}
+"""
 INIT = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -144,9 +157,10 @@ def test_initialize_teaches_the_workflow_and_lists_read_only_tools(
         for step in ("DISCOVER", "SEARCH", "READ", "EXPAND", "get_data_sources", "fetch_artifacts", "output_offset"):
             assert step in instructions
         listed = (await client.list_tools()).tools
-        assert {t.name for t in listed} == TOOL_NAMES
+        assert {t.name for t in listed} == TOOL_NAMES | WRITING_TOOLS
         for tool in listed:
-            assert tool.annotations is not None and tool.annotations.read_only_hint is True, tool.name
+            assert tool.annotations is not None, tool.name
+            assert tool.annotations.read_only_hint is (tool.name not in WRITING_TOOLS), tool.name
             assert tool.annotations.destructive_hint is False, tool.name
             assert tool.description, tool.name
         search = next(t for t in listed if t.name == "semantic_search")
@@ -210,6 +224,39 @@ def test_discover_search_read_expand_on_a_real_repository(world: tuple[Server, d
                 {"question": "and total_area?", "conversation_id": re.search(r'conversation_id="(\w+)"', answer)[1]},
             )  # type: ignore[index]
             assert "geo::geo/shapes.py::total_area" in follow
+
+    run(server, transport, body)
+
+
+@TRANSPORTS
+def test_a_workflow_is_started_and_followed_to_its_output(world: tuple[Server, dict[str, str]], transport: str) -> None:
+    server, _ = world
+    with httpx.Client(base_url=f"{server.url}/code-assistant-api/v1", timeout=30) as c:
+        made = c.post(
+            "/workflows",
+            headers={"Authorization": f"Bearer {server.admin_key}"},
+            json={"project": "default", "name": f"tree-{transport}", "mode": "Sequential", "yaml_config": TREE_FLOW},
+        )
+        assert made.status_code == 200, made.text
+        workflow_id = made.json()["data"]["id"]
+
+    async def body(client: Client) -> None:
+        listed = json.loads(await ok(client, "list_workflows", {}))
+        assert {"id": workflow_id, "name": f"tree-{transport}"}.items() <= next(
+            w for w in listed["workflows"] if w["id"] == workflow_id
+        ).items()
+        started = json.loads(await ok(client, "start_workflow", {"workflow_id": f"tree-{transport}", "user_input": "go"}))
+        assert started["workflow_id"] == workflow_id and started["overall_status"] == "Not Started"
+        followed = json.loads(
+            await ok(client, "get_workflow_execution", {"execution_id": started["execution_id"], "wait_seconds": 60})
+        )
+        assert followed["overall_status"] == "Succeeded", followed
+        assert [(s["state_id"], s["status"]) for s in followed["states"]] == [("browse", "Succeeded")]
+        assert "shapes.py" in followed["output"] and "shapes.py" in followed["states"][0]["output"]
+        missing = await client.call_tool("get_workflow_execution", {"execution_id": "no-such-execution"})
+        assert missing.is_error and "Not found (404)" in text(missing) and "no-such-execution" in text(missing)
+        unknown = await client.call_tool("start_workflow", {"workflow_id": "no-such-workflow"})
+        assert unknown.is_error and "not found" in text(unknown)
 
     run(server, transport, body)
 

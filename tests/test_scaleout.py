@@ -1,9 +1,11 @@
 """The scale-out shape on one PostgreSQL: two API replicas that only serve and three
 ``repolens worker`` processes that only index. Every job runs exactly once; kill -9 of a worker
-mid-job and of a replica mid-request lose nothing."""
+mid-job and of a replica mid-request lose nothing. A workflow execution whose worker is killed
+mid fan-out resumes on another worker from its last committed state."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -266,3 +268,95 @@ def test_connections_of_exited_threads_are_closed(pg_cluster: PgCluster) -> None
         assert row is not None and row[0] <= 11, row
     finally:
         store.close()
+
+
+FAN_OUT = """\
+max_concurrency: 2
+assistants:
+  - id: lister
+    system_prompt: 'REPLY_WITH: {"colors": ["red", "SLOWLY blue"]}'
+  - id: writer
+    system_prompt: 'REPLY_WITH: text about {input}'
+  - id: merger
+    system_prompt: 'REPLY_WITH: merged'
+states:
+  - id: list_colors
+    assistant_id: lister
+    task: List two colors
+    next: {state_id: describe, iter_key: colors, store_in_context: false}
+  - id: describe
+    assistant_id: writer
+    task: Describe a color
+    next: {state_id: merge}
+  - id: merge
+    assistant_id: merger
+    task: Merge the texts
+    next: {state_id: end}
+"""
+
+
+def test_kill_9_of_a_worker_mid_fan_out_resumes_on_another_from_the_last_commit(
+    cluster_env: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    from llmserver import standin_llm
+    from repolens.services import build_services
+    from repolens.settings import Settings
+    from repolens.workflows import service
+
+    url, env = cluster_env
+    with standin_llm() as (llm_url, recorder):
+        llm_env = {"REPOLENS_LLM_BASE_URL": llm_url, "REPOLENS_LLM_MODEL": "standin-1"}
+        workers = Workers({**os.environ, **env, **llm_env, "REPOLENS_HOME": str(tmp_path / "home-w")}, tmp_path)
+        core = build_services(Settings(home=tmp_path / "home-c", database_url=url))
+        db = core.store
+        try:
+            workers.start(2)
+            wf = service.create_workflow(db, name="fan", project="default", yaml_config=FAN_OUT)
+            ex = service.start_execution(db, wf, user_input="go", created_by={})
+
+            def rows() -> dict[str, tuple[str, int]]:
+                return {f"{s.state_id}[{s.iteration}]": (s.status, s.runs) for s in db.states(ex.id)}
+
+            # Kill the worker once the fast branch has committed and the slow one is mid-call.
+            deadline = time.monotonic() + 90
+
+            def slow_asked() -> bool:
+                return any("SLOWLY blue" in json.dumps(r["messages"]) for r in list(recorder.requests))
+
+            while rows().get("describe[1]", ("", 0))[0] != "Succeeded" or not slow_asked():
+                assert time.monotonic() < deadline, rows()
+                time.sleep(0.05)
+            state, _, worker = _job_rows(url)[ex.job_id]
+            assert state == "Processing"
+            victim = int(worker.rsplit("-", 1)[1])
+            assert victim in {p.pid for p in workers.procs}
+            os.kill(victim, signal.SIGKILL)
+
+            deadline = time.monotonic() + 120
+            while (done := db.get_execution(ex.public_id)) is not None and done.status not in ("Succeeded", "Failed"):
+                assert time.monotonic() < deadline, rows()
+                time.sleep(0.2)
+            assert done is not None and done.status == "Succeeded", (done, rows())
+            assert rows() == {
+                "list_colors[0]": ("Succeeded", 1),
+                "describe[1]": ("Succeeded", 1),  # committed before the kill: never ran again
+                "describe[2]": ("Succeeded", 2),  # in flight at the kill: ran again, committed once
+                "merge[0]": ("Succeeded", 1),
+            }
+            assert [(t.from_state_id, t.to_state_id) for t in db.transitions(ex.id)] == [
+                ("list_colors", "describe"),
+                ("describe", "merge"),
+                ("merge", "end"),
+            ]
+            state, attempts, worker2 = _job_rows(url)[ex.job_id]
+            assert attempts == 2 and worker2 != worker
+            asked = [json.dumps(r["messages"]) for r in recorder.requests]
+            assert sum("List two colors" in a for a in asked) == 1
+            assert sum("Input:\\nred" in a for a in asked) == 1
+            assert sum("Input:\\nSLOWLY blue" in a for a in asked) == 2
+            merged = [a for a in asked if "Merge the texts" in a]
+            assert len(merged) == 1 and "text about red" in merged[0]  # the join waited for both branches
+            assert recorder.slow_aborted == 1  # the killed worker's model call died with it
+        finally:
+            workers.stop()
+            core.close()

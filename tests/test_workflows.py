@@ -198,6 +198,53 @@ def test_fan_out_condition_and_tool_state_make_the_expected_transitions(services
     assert [s.state_id for s in db.states(ex2.id)][-1] == "merge"
 
 
+class Meeting:
+    """A runner whose fan-out branches must all be in flight at once: each waits at a barrier
+    that only opens when ``parties`` calls are running together."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties, timeout=2)
+        self.merged: list[str] = []
+        self.most = 0
+        self.running = 0
+        self.lock = threading.Lock()
+
+    def run(self, call: AssistantCall, cancel: threading.Event) -> AssistantReply:
+        if call.task == "Generate a text about a color":
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+            self.barrier.wait()  # raises BrokenBarrierError if the branches ran one by one
+            time.sleep(0.05 if call.input != "red" else 0.3)  # red, the first item, finishes last
+            with self.lock:
+                self.running -= 1
+            return AssistantReply(text=f"text about {call.input}")
+        if call.task == "Merge all texts into one":
+            self.merged.append(call.input)
+        return AssistantReply(text=_answers('{"ok": 1}')[call.task])
+
+
+@pytest.mark.backends
+def test_fan_out_runs_branches_in_parallel_up_to_max_concurrency_and_joins_in_item_order(services: Services) -> None:
+    db = services.store
+    wf = service.create_workflow(db, name="parallel", project="demo", yaml_config="max_concurrency: 3\n" + THREE_STATES)
+    ex = service.start_execution(db, wf, user_input="go", created_by={})
+    runner = Meeting(3)
+    assert Engine(db, runner, EchoTools()).run(ex.public_id) == SUCCEEDED
+    assert runner.most == 3
+    describe = [s for s in db.states(ex.id) if s.state_id == "describe"]
+    assert sorted((s.iteration, s.status, s.runs) for s in describe) == [(i, SUCCEEDED, 1) for i in (1, 2, 3)]
+    merge = db.get_state(ex.id, "merge")
+    assert merge is not None and merge.status == SUCCEEDED
+    assert [(t.from_state_id, t.to_state_id) for t in db.transitions(ex.id)].count(("describe", "merge")) == 1
+    # The join hands the items' outputs in item order, whichever branch finished first.
+    assert [json.loads(m) for m in runner.merged] == [["text about red", "text about green", "text about blue"]]
+    # With a limit of 2, three branches cannot all meet: the barrier breaks and the state fails.
+    wf2 = service.create_workflow(db, name="two", project="demo", yaml_config="max_concurrency: 2\n" + THREE_STATES)
+    ex2 = service.start_execution(db, wf2, user_input="go", created_by={})
+    assert Engine(db, Meeting(3), EchoTools()).run(ex2.public_id) == FAILED
+
+
 def test_a_failing_tool_is_retried_then_fails_with_the_error_in_its_state(services: Services) -> None:
     db = services.store
     yaml_config = THREE_STATES.replace(

@@ -342,6 +342,7 @@ def recent_jobs(db: Database, principal: Principal | None, *, per_source: int = 
 
 
 def latest_job(db: Database, source: Source) -> Job | None:
-    """A repository's newest job (its progress while it indexes)."""
-    jobs = db.jobs_for_source(source.id, limit=1)
+    """A repository's newest index job (its progress while it indexes; a knowledge base's crawl
+    jobs are not index runs)."""
+    jobs = [j for j in db.jobs_for_source(source.id, limit=5) if j.kind == "index"]
     return jobs[0] if jobs else None

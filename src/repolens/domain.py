@@ -384,7 +384,7 @@ class WebSession:
 NodeKind = Literal["folder", "file"]
 # Where a file came from: uploaded over the API, or fetched by a website crawl.
 FileOrigin = Literal["upload", "crawl"]
-CrawlState = Literal["idle", "running", "completed", "failed", "cancelled"]
+CrawlState = Literal["idle", "queued", "running", "completed", "failed", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,9 @@ MAX_FAQ_QUESTION_CHARS = 2_000
 MAX_FAQ_RANGES = 100
 MAX_PAGE_LIMIT = 200  # FAQ pages (the CLI asks 1-200)
 MAX_ROW_ID = 2**63 - 1  # integer ids are signed 64-bit row ids in both backends
+# A base's newest jobs read to find its latest index run: a crawl queues one crawl job at a
+# time (a sync while one is queued or running is refused), so the index run is among a few.
+JOBS_LOOKED_AT = 5
 
 
 # -- workspaces of a key ---------------------------------------------------------------------
@@ -285,14 +288,15 @@ def delete_node(db: Database, settings: Settings, principal: Principal, public_i
 
 
 @dataclass(frozen=True, slots=True)
-class Upload:
-    """One file of an upload request, as received."""
+class IncomingFile:
+    """One file of a knowledge-base upload request, as received (not ``domain.Upload``, a file
+    stored for a chat)."""
 
     name: str
     data: bytes
 
 
-def check_upload(upload: Upload, *, max_bytes: int) -> str:
+def check_upload(upload: IncomingFile, *, max_bytes: int) -> str:
     """The file's checked name, or ``InvalidInput`` saying why the file is refused."""
     name = check_node_name(upload.name, what="file name")
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
@@ -312,7 +316,7 @@ def check_upload(upload: Upload, *, max_bytes: int) -> str:
 
 
 def upload_files(
-    db: Database, settings: Settings, principal: Principal, *, parent_id: str, uploads: Sequence[Upload]
+    db: Database, settings: Settings, principal: Principal, *, parent_id: str, uploads: Sequence[IncomingFile]
 ) -> list[KnowledgeNode]:
     """Store files into a folder and queue their indexing: every file is checked first, and
     the rows are written in one transaction, so a refused request leaves nothing behind."""
@@ -393,7 +397,8 @@ def node_statuses(db: Database, nodes: Sequence[KnowledgeNode]) -> dict[int, tup
             continue
         if node.source_id not in hashes:
             hashes[node.source_id] = db.file_hashes(node.source_id)
-            jobs = db.jobs_for_source(node.source_id, limit=1)
+            # The base's crawl jobs share its source; a file's status is its latest index run's.
+            jobs = [j for j in db.jobs_for_source(node.source_id, limit=JOBS_LOOKED_AT) if j.kind == "index"]
             latest[node.source_id] = jobs[0] if jobs else None
         out[node.id] = _status(node, hashes[node.source_id].get(node.path), latest[node.source_id])
     return out
@@ -556,9 +561,10 @@ _CRAWL_KEYS = frozenset(
 )
 
 
-# A run still marked running after the longest a crawl can take died with its server: syncing
-# again is allowed then (a crawl runs inside its request, so nothing else would clear the mark).
+# A run still marked queued or running after the longest a crawl can take belonged to a worker
+# that died before its job was put back: syncing again is allowed then.
 CRAWL_STALE_S = web.MAX_CRAWL_PAGES * web.FETCH_TIMEOUT_S
+CRAWL_JOB = "crawl"  # the job kind (``indexing/jobs.py`` runs it through ``run_crawl_job``)
 
 
 def crawl_plan(config: object) -> web.CrawlPlan:
@@ -647,18 +653,48 @@ def _page_name(url: str, used: set[str]) -> str:
 
 
 def sync_crawl(db: Database, settings: Settings, principal: Principal, target_id: int) -> CrawlTarget:
-    """Crawl the target's site now and replace the folder's crawled pages with what was fetched."""
+    """Queue a crawl of the target's site: a job of the job queue fetches the pages and replaces
+    the folder's crawled pages with them (``run_crawl_job``), so the request returns at once."""
     target, folder = crawl_target(db, principal, target_id)
-    if target.state == "running" and time.time() - target.updated_at < CRAWL_STALE_S:
-        raise Conflict(f"website crawl {target_id} is already running", [str(target_id)])
+    if target.state in ("queued", "running") and time.time() - target.updated_at < CRAWL_STALE_S:
+        raise Conflict(f"website crawl {target_id} is already {target.state}", [str(target_id)])
+    crawl_plan(json.loads(target.config or "{}"))
+    db.update_crawl_target(target.id, state="queued", runs=target.runs + 1, updated_at=time.time())
+    db.enqueue_job(kind=CRAWL_JOB, source_id=folder.source_id)
+    return crawl_target(db, principal, target_id)[0]
+
+
+def _target_of_job(db: Database, job: Job) -> CrawlTarget | None:
+    source = next((s for s in db.list_sources() if s.id == job.source_id), None)
+    root = db.get_node(source.name.removeprefix("kb/")) if source and source.name.startswith("kb/") else None
+    return db.crawl_target_of(root.id) if root is not None else None
+
+
+def run_crawl_job(db: Database, settings: Settings, job_public_id: str, still_mine: Any = None) -> str:
+    """Crawl the site of a crawl job's target and store its pages (what the job child runs).
+    A target cancelled before or during the run keeps the pages it had."""
+    job = db.get_job(job_public_id)
+    target = _target_of_job(db, job) if job is not None else None
+    if target is None:
+        raise NotFound("the crawl target of this job was deleted")
+    if target.state == "cancelled":
+        return "cancelled"
+    folder = db.get_node_by_id(target.folder_id)
+    if folder is None:
+        raise NotFound("the folder of this crawl was deleted")
     plan = crawl_plan(json.loads(target.config or "{}"))
-    db.update_crawl_target(target.id, state="running", runs=target.runs + 1, updated_at=time.time())
+    db.update_crawl_target(target.id, state="running", updated_at=time.time())
     try:
         result = web.crawl(target.start_url, plan, allow_hosts=settings.git_allow_hosts)
     except RepolensError as exc:
         failed = json.dumps([{"url": target.start_url, "status": "FAILED", "reason": str(exc)}])
         db.update_crawl_target(target.id, state="failed", pages=0, failures=failed, updated_at=time.time())
-        raise
+        return "failed"
+    if callable(still_mine):
+        still_mine()  # a worker whose job was leased to another stops before writing
+    now = db.get_crawl_target(target.id)
+    if now is None or now.state == "cancelled":
+        return "cancelled"
     old = [n for n in db.child_nodes(folder.id) if n.kind == "file" and n.origin == "crawl"]
     folder_path = _folder_of(db, settings, folder)
     db.delete_nodes([n.id for n in old])
@@ -670,19 +706,13 @@ def sync_crawl(db: Database, settings: Settings, principal: Principal, target_id
     failures = [{"url": u, "status": "DOWNLOAD_FAILED", "reason": r} for u, r in result.failures]
     if kept:
         _store_files(db, settings, folder, kept)  # type: ignore[arg-type]  # the literal is "crawl"
-    db.update_crawl_target(
-        target.id,
-        state="completed" if kept or not failures else "failed",
-        pages=len(kept),
-        failures=json.dumps(failures),
-        updated_at=time.time(),
-    )
-    return crawl_target(db, principal, target_id)[0]
+    state = "completed" if kept or not failures else "failed"
+    db.update_crawl_target(target.id, state=state, pages=len(kept), failures=json.dumps(failures), updated_at=time.time())
+    return state
 
 
 def cancel_crawl(db: Database, principal: Principal, target_id: int) -> CrawlTarget:
-    """Mark a crawl cancelled (a crawl runs inside its sync request, so there is never one to stop
-    from outside it; the state says the next sync is wanted no more)."""
+    """Cancel a crawl: a queued job skips it, a running one keeps the folder's pages as they were."""
     target, _ = crawl_target(db, principal, target_id)
     db.update_crawl_target(target.id, state="cancelled", updated_at=time.time())
     return crawl_target(db, principal, target_id)[0]

@@ -30,6 +30,7 @@ from repolens.agents.model import Assistant, Definition, Viewer, dump_definition
 from repolens.agents.runtime import TurnRequest, finished
 from repolens.errors import Forbidden, NotFound, RepolensError
 from repolens.storage.agents import AgentTaskRow, AgentTurnRow, AssistantRow
+from repolens.storage.chats import VersionRow
 
 if TYPE_CHECKING:
     from repolens.access.keys import Principal
@@ -43,6 +44,7 @@ LOCAL_OWNER = "local"  # the CLI on this machine, without a key
 TASK_STARTED, TASK_COMPLETED, TASK_FAILED = "STARTED", "COMPLETED", "FAILED"
 MAX_CONVERSATIONS = 500  # listed per viewer, newest first
 TASK_GRACE_S = 60  # past the wall-time budget, a STARTED task's server is gone
+MAX_NOTE_CHARS = 2_000  # a version note is a line or a paragraph, not a changelog
 _RUNNING: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
 
 
@@ -126,8 +128,17 @@ def _check_subs(db: Database, viewer: Viewer, principal: Principal | None, defin
         get(db, viewer, principal, sub_id)
 
 
-def create(db: Database, viewer: Viewer, principal: Principal | None, definition: Definition) -> Assistant:
-    """Store a new assistant owned by the viewer; every check runs before the write."""
+def create(
+    db: Database,
+    viewer: Viewer,
+    principal: Principal | None,
+    definition: Definition,
+    *,
+    publish: bool = True,
+    note: str = "",
+) -> Assistant:
+    """Store a new assistant owned by the viewer as its version 1, published (the default: a
+    dialect without drafts) or a draft to publish later; every check runs before the write."""
     definition = validate(definition)
     _check_context(db, principal, definition)
     assistant_id = str(uuid.uuid4())
@@ -147,7 +158,7 @@ def create(db: Database, viewer: Viewer, principal: Principal | None, definition
         created_at=now,
         updated_at=now,
     )
-    return _assistant(db.create_assistant(row))
+    return _assistant(db.create_assistant(row, note=note[:MAX_NOTE_CHARS], publish=publish))
 
 
 def _owned(db: Database, viewer: Viewer, principal: Principal | None, assistant_id: str) -> Assistant:
@@ -158,9 +169,17 @@ def _owned(db: Database, viewer: Viewer, principal: Principal | None, assistant_
 
 
 def update(
-    db: Database, viewer: Viewer, principal: Principal | None, assistant_id: str, definition: Definition
+    db: Database,
+    viewer: Viewer,
+    principal: Principal | None,
+    assistant_id: str,
+    definition: Definition,
+    *,
+    publish: bool = True,
+    note: str = "",
 ) -> Assistant:
-    """Replace an assistant's definition (a new version); every check runs before the write."""
+    """Replace an assistant's definition: a new version, published (the default) or a draft;
+    every check runs before the write."""
     current = _owned(db, viewer, principal, assistant_id)
     if not definition.slug:  # a rename keeps the slug links were made with
         definition = replace(definition, slug=current.definition.slug)
@@ -182,7 +201,9 @@ def update(
             version=current.version + 1,
             created_at=current.created_at,
             updated_at=now,
-        )
+        ),
+        note=note[:MAX_NOTE_CHARS],
+        publish=publish,
     )
     return replace(current, definition=definition, version=current.version + 1, updated_at=now)
 
@@ -196,6 +217,81 @@ def delete(db: Database, viewer: Viewer, principal: Principal | None, assistant_
 def sub_loader(db: Database, viewer: Viewer, principal: Principal | None) -> Callable[[str], Assistant]:
     """What the runtime calls to load a sub-assistant: only ones the caller may see."""
     return lambda assistant_id: get(db, viewer, principal, assistant_id)
+
+
+# -- versions --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One stored definition of an assistant: ``draft`` (never published), ``published`` (what
+    chats run; at most one) or ``archived`` (published once, replaced since)."""
+
+    id: str
+    assistant_id: str
+    number: int
+    definition: Definition
+    note: str
+    status: str
+    created_at: float
+    published_at: float | None
+
+    @property
+    def was_published(self) -> bool:
+        return self.published_at is not None
+
+
+def _version(row: VersionRow) -> Version:
+    return Version(
+        id=row.public_id,
+        assistant_id=row.assistant_id,
+        number=row.number,
+        definition=load_definition(row.definition),
+        note=row.note,
+        status=row.status,
+        created_at=row.created_at,
+        published_at=row.published_at,
+    )
+
+
+def versions(db: Database, viewer: Viewer, principal: Principal | None, assistant_id: str) -> list[Version]:
+    """Every version of an assistant the viewer may see, newest first."""
+    found = get(db, viewer, principal, assistant_id)
+    return [_version(v) for v in db.assistant_versions(found.id)]
+
+
+def version(db: Database, viewer: Viewer, principal: Principal | None, assistant_id: str, version_id: str) -> Version:
+    """One version of an assistant the viewer may see."""
+    for v in versions(db, viewer, principal, assistant_id):
+        if v.id == version_id.strip():
+            return v
+    raise NotFound(f"assistant {assistant_id!r} has no version {version_id!r}")
+
+
+def publish(db: Database, viewer: Viewer, principal: Principal | None, assistant_id: str, version_id: str) -> Version:
+    """Make one version the one chats run (owner or admin only); the one before is archived."""
+    current = _owned(db, viewer, principal, assistant_id)
+    target = version(db, viewer, principal, current.id, version_id)
+    _check_context(db, principal, target.definition)
+    if not db.publish_assistant_version(current.id, target.id):
+        raise NotFound(f"assistant {assistant_id!r} has no version {version_id!r}")
+    return version(db, viewer, principal, current.id, target.id)
+
+
+def published(db: Database, viewer: Viewer, principal: Principal | None, assistant_id: str) -> Assistant:
+    """The assistant as its published version defines it (``NotFound`` when it has none: a
+    draft is edited, not talked to)."""
+    found = get(db, viewer, principal, assistant_id)
+    live = next((v for v in db.assistant_versions(found.id) if v.status == "published"), None)
+    if live is None:
+        raise NotFound(f"Agent version not found: assistant {assistant_id!r} has no published version")
+    return replace(found, definition=load_definition(live.definition), version=live.number)
+
+
+def callers(db: Database, viewer: Viewer, principal: Principal | None, assistant_id: str) -> list[Assistant]:
+    """The assistants the viewer sees that consult this one (what a change to it reaches)."""
+    found = get(db, viewer, principal, assistant_id)
+    return [a for a in list_visible(db, viewer, principal) if found.id in a.definition.sub_assistants]
 
 
 # -- conversations ---------------------------------------------------------------------------

@@ -264,6 +264,7 @@ class _Turn:
     sources: Sequence[Source]
     subs: Mapping[str, Assistant]
     started_at: float
+    admitted: bool = False  # the caller already holds the admission (a workflow execution's job)
 
 
 @dataclass(slots=True)
@@ -312,10 +313,13 @@ class AgentRuntime:
         request: TurnRequest,
         *,
         load_assistant: Callable[[str], Assistant] | None = None,
+        admitted: bool = False,
     ) -> AsyncGenerator[TurnEvent, None]:
         """The events of one turn: ``TurnStarted``, then ``Token``s and ``ThoughtChanged``s,
         ``TurnFinished`` last. ``owner`` owns the conversation; ``load_assistant(id)`` returns a
-        sub-assistant the caller may use (or raises ``NotFound``)."""
+        sub-assistant the caller may use (or raises ``NotFound``). ``admitted``: the caller was
+        admitted already (a workflow execution, whose parallel states would otherwise compete
+        for the key's chat slots); the turn's tokens still count against the key."""
         text = request.text.strip()
         if not text:
             raise InvalidInput("text (the message to the assistant) is empty")
@@ -378,7 +382,9 @@ class AgentRuntime:
         # cancels that task, so the model's stream and the tool call in flight are cancelled
         # where they wait.
         queue: asyncio.Queue[TurnEvent | BaseException | None] = asyncio.Queue(EVENT_BUFFER)
-        turn = _Turn(principal, owner, assistant, request, conversation, conversation_id, sources, subs, started_at)
+        turn = _Turn(
+            principal, owner, assistant, request, conversation, conversation_id, sources, subs, started_at, admitted
+        )
         task = asyncio.create_task(self._agent_turn(queue, turn, loop, budget, guard))
         try:
             while True:
@@ -406,7 +412,8 @@ class AgentRuntime:
         principal = turn.principal
         recorded = False
         try:
-            with self.services.answers.chat_slot(principal):
+            admission = contextlib.nullcontext() if turn.admitted else self.services.answers.chat_slot(principal)
+            with admission:
                 async with AsyncExitStack() as stack:
                     steps = self._steps(principal, loop, budget, stack, turn.request, turn.subs, guard, turn.sources)
                     async with contextlib.aclosing(steps) as events:

@@ -25,6 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from repolens.domain import Job
@@ -224,7 +225,10 @@ def queue_missing_vectors(db: Database, model: str) -> list[Job]:
 
 # Job kinds run by modules above this layer, looked up by name in the child process (importing
 # them here would invert the layers): module, function(db, settings, job_public_id, still_mine).
-JOB_KINDS: dict[str, tuple[str, str]] = {"workflow": ("repolens.workflows.jobs", "run_workflow_job")}
+JOB_KINDS: dict[str, tuple[str, str]] = {
+    "workflow": ("repolens.workflows.jobs", "run_workflow_job"),
+    "crawl": ("repolens.knowledge", "run_crawl_job"),  # a website crawled into a knowledge base
+}
 
 
 def _run_other(db: Database, settings: Settings, job: Job, *, parent_pid: int | None) -> int:
@@ -256,27 +260,58 @@ def _run_other(db: Database, settings: Settings, job: Job, *, parent_pid: int | 
         db.close()
 
 
-class JobRunner:
-    """Claims jobs and runs each in a child process, one at a time (two cores: one for the
-    child's parse workers and embedder, one for answering requests)."""
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """A kind of work with a runner slot of its own: one child process at a time per lane."""
 
-    def __init__(self, db: Database, settings: Settings, *, worker_name: str | None = None) -> None:
+    name: str
+    kinds: tuple[str, ...] | None  # the job kinds it claims (None: any kind not excluded)
+    exclude_kinds: tuple[str, ...] = ()
+
+
+# Indexing and workflow executions share the queue but not a slot: a long indexing job (minutes
+# for a big repository) must not hold back an execution a user is waiting on, nor a workflow
+# waiting on slow model calls hold back indexing. Each lane claims only its own kinds, oldest
+# first, so neither can starve the other. A workflow child is mostly waiting on the network, so
+# the second slot costs little CPU on the two-core machine the defaults are sized for.
+LANES = (Lane("index", None, tuple(JOB_KINDS)), Lane("workflow", tuple(JOB_KINDS)))
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One lane's loop: its thread and the child (and job) it is running."""
+
+    lane: Lane
+    thread: threading.Thread | None = None
+    child: subprocess.Popen[bytes] | None = None
+    job: Job | None = None
+
+
+class JobRunner:
+    """Claims jobs and runs each in a child process, one at a time per lane (``LANES``: two cores,
+    one for the child's parse workers and embedder, one for answering requests; a workflow child
+    mostly waits on its model)."""
+
+    def __init__(
+        self, db: Database, settings: Settings, *, worker_name: str | None = None, lanes: Sequence[Lane] = LANES
+    ) -> None:
         self.db = db
         self.settings = settings
         self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
         self.lease_s = float(settings.job_lease_s)
         self.heartbeat_s = min(HEARTBEAT_S, self.lease_s / 4)  # several beats per lease, always
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._child: subprocess.Popen[bytes] | None = None
-        self._job: Job | None = None
+        self._slots = [_Slot(lane) for lane in lanes]
         self._last_sweep = 0.0
 
     def start(self) -> None:
-        """Resume interrupted jobs and start the loop."""
+        """Resume interrupted jobs and start one loop per lane."""
         self._requeue_lost(force=True)
-        self._thread = threading.Thread(target=self._loop, name="repolens-jobs", daemon=True)
-        self._thread.start()
+        for slot in self._slots:
+            slot.thread = threading.Thread(
+                target=self._loop, args=(slot,), name=f"repolens-jobs-{slot.lane.name}", daemon=True
+            )
+            slot.thread.start()
 
     def _requeue_lost(self, *, force: bool = False) -> None:
         """Put the jobs of dead workers back in the queue."""
@@ -297,29 +332,32 @@ class JobRunner:
             log.info("resuming %d interrupted job(s)", resumed)
 
     def alive(self) -> bool:
-        """Whether the loop is running."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether every lane's loop is running."""
+        return bool(self._slots) and all(s.thread is not None and s.thread.is_alive() for s in self._slots)
 
     def stop(self) -> None:
-        """Stop the loop; a running child is asked to stop and its job resumes (embedded: on the
+        """Stop the loops; a running child is asked to stop and its job resumes (embedded: on the
         next start; shared database: at once, on any worker)."""
         self._stop.set()
-        child, job = self._child, self._job
-        if child is not None and child.poll() is None:
+        for slot in self._slots:
+            child, job = slot.child, slot.job
             # A child whose job already has its outcome is only exiting: a signal now would
             # interrupt its interpreter's shutdown, not its work.
-            if job is None or self._unfinished(job):
+            if child is not None and child.poll() is None and (job is None or self._unfinished(job)):
                 child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(_STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        if self._thread is not None:
-            self._thread.join(_STOP_GRACE_S + 5)
-        if job is not None and self.settings.uses_postgres:
-            fresh = self.db.get_job(job.public_id)
-            if fresh is not None and fresh.state == "Processing":
-                self.db.update_job(job.id, state="New")  # hand it to another worker now
+        for slot in self._slots:
+            child, job = slot.child, slot.job
+            if child is not None:
+                try:
+                    child.wait(_STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            if slot.thread is not None:
+                slot.thread.join(_STOP_GRACE_S + 5)
+            if job is not None and self.settings.uses_postgres:
+                fresh = self.db.get_job(job.public_id)
+                if fresh is not None and fresh.state == "Processing":
+                    self.db.update_job(job.id, state="New")  # hand it to another worker now
 
     def _unfinished(self, job: Job) -> bool:
         try:
@@ -328,35 +366,36 @@ class JobRunner:
             return True  # cannot tell: stop it, the job resumes either way
         return fresh is not None and fresh.state == "Processing"
 
-    def _loop(self) -> None:
+    def _loop(self, slot: _Slot) -> None:
+        lane = slot.lane
         while not self._stop.is_set():
             try:
                 self._requeue_lost()
-                job = self.db.claim_job(self.worker_name)
+                job = self.db.claim_job(self.worker_name, kinds=lane.kinds, exclude_kinds=lane.exclude_kinds)
             except RepolensError as exc:
                 log.warning("could not claim a job: %s", exc)
                 job = None
             if job is None:
                 self._stop.wait(POLL_S)
                 continue
-            self._run_child(job)
+            self._run_child(slot, job)
 
-    def _run_child(self, job: Job) -> None:
+    def _run_child(self, slot: _Slot, job: Job) -> None:
         log.info("job %s: started by %s (attempt %d)", job.public_id, self.worker_name, job.attempts)
         cmd: Sequence[str] = [sys.executable, "-m", "repolens.indexing.jobs", job.public_id, str(os.getpid())]
         env = {**os.environ, **settings_env(self.settings)}
-        self._job = job
-        self._child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+        slot.job = job
+        child = slot.child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
         while True:
             try:
-                code = self._child.wait(self.heartbeat_s)
+                code = child.wait(self.heartbeat_s)
                 break
             except subprocess.TimeoutExpired:
                 try:
                     self.db.update_job(job.id, heartbeat_at=time.time())
                 except RepolensError as exc:  # the database is briefly unreachable: beat again later
                     log.warning("job %s: heartbeat failed: %s", job.public_id, exc)
-        self._child = None
+        slot.child = None
         if self._stop.is_set():
             return  # stopping: see stop()
         fresh = self.db.get_job(job.public_id)
@@ -365,7 +404,7 @@ class JobRunner:
             self._after_death(fresh, code)
             fresh = self.db.get_job(job.public_id)
         if not self._stop.is_set():
-            self._job = None
+            slot.job = None
         log.info("job %s: %s", job.public_id, fresh.state if fresh else "deleted")
 
     def _after_death(self, job: Job, code: int) -> None:

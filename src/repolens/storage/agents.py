@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -76,8 +77,9 @@ class AgentTaskRow:
 class AgentRegistry(Protocol):
     """Storage of assistants, the turns they answered and their background tasks."""
 
-    def create_assistant(self, row: AssistantRow) -> AssistantRow:
-        """Store a new assistant (Conflict if its slug is taken in its organisation and project)."""
+    def create_assistant(self, row: AssistantRow, *, note: str = "", publish: bool = True) -> AssistantRow:
+        """Store a new assistant with its definition as version ``row.version`` (published, or
+        a draft), in one transaction (Conflict if its slug is taken in its organisation and project)."""
         ...
 
     def get_assistant(self, public_id: str) -> AssistantRow | None:
@@ -92,8 +94,9 @@ class AgentRegistry(Protocol):
         """Every assistant of an organisation, most recently updated first."""
         ...
 
-    def update_assistant(self, row: AssistantRow) -> None:
-        """Replace an assistant's fields (its id, organisation and owner stay)."""
+    def update_assistant(self, row: AssistantRow, *, note: str = "", publish: bool = True) -> None:
+        """Replace an assistant's fields (its id, organisation and owner stay) and keep the new
+        definition as version ``row.version`` (published, or a draft), in one transaction."""
         ...
 
     def delete_assistant(self, public_id: str) -> bool:
@@ -164,7 +167,7 @@ class AgentRegistryMixin:
         values[7] = bool(values[7])
         return AssistantRow(*values)
 
-    def create_assistant(self, row: AssistantRow) -> AssistantRow:
+    def create_assistant(self, row: AssistantRow, *, note: str = "", publish: bool = True) -> AssistantRow:
         values = (
             row.public_id,
             row.organization,
@@ -182,6 +185,7 @@ class AgentRegistryMixin:
         try:
             with self._write(content=False) as conn:
                 conn.execute(f"INSERT INTO assistants({ASSISTANT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values)
+                _add_version(conn, row, note=note, publish=publish)
         except self._integrity_errors:
             raise Conflict(
                 f"an assistant with the slug {row.slug!r} already exists in project {row.project!r}", []
@@ -207,7 +211,7 @@ class AgentRegistryMixin:
         ).fetchall()
         return [self._assistant(r) for r in rows]
 
-    def update_assistant(self, row: AssistantRow) -> None:
+    def update_assistant(self, row: AssistantRow, *, note: str = "", publish: bool = True) -> None:
         try:
             with self._write(content=False) as conn:
                 conn.execute(
@@ -224,6 +228,7 @@ class AgentRegistryMixin:
                         row.public_id,
                     ),
                 )
+                _add_version(conn, row, note=note, publish=publish)
         except self._integrity_errors:
             raise Conflict(
                 f"an assistant with the slug {row.slug!r} already exists in project {row.project!r}", []
@@ -337,3 +342,27 @@ class AgentRegistryMixin:
                 f"UPDATE agent_tasks SET {assignments}, updated_at = ? WHERE public_id = ?",
                 (*fields.values(), time.time(), public_id),
             )
+
+
+def _add_version(conn: Conn, row: AssistantRow, *, note: str, publish: bool) -> None:
+    """Keep ``row``'s definition as its version ``row.version``; publishing it archives the one
+    published before (at most one version of an assistant is published)."""
+    if publish:
+        conn.execute(
+            "UPDATE assistant_versions SET status = 'archived' WHERE assistant_id = ? AND status = 'published'",
+            (row.public_id,),
+        )
+    conn.execute(
+        "INSERT INTO assistant_versions(public_id, assistant_id, number, definition, note, status, created_at, "
+        "published_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            str(uuid.uuid4()),
+            row.public_id,
+            row.version,
+            row.definition,
+            note,
+            "published" if publish else "draft",
+            row.updated_at,
+            row.updated_at if publish else None,
+        ),
+    )

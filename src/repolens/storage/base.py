@@ -31,6 +31,7 @@ from repolens.domain import (
     Workspace,
 )
 from repolens.storage.agents import AgentRegistry
+from repolens.storage.chats import ChatStore
 from repolens.storage.knowledge import KnowledgeStore
 from repolens.storage.workflow_store import WorkflowStore
 
@@ -336,8 +337,9 @@ class JobQueue(Protocol):
         """The source's jobs, newest first."""
         ...
 
-    def claim_job(self, worker: str) -> Job | None:
-        """Atomically move the oldest New job to Processing for ``worker``."""
+    def claim_job(self, worker: str, *, kinds: Sequence[str] | None = None, exclude_kinds: Sequence[str] = ()) -> Job | None:
+        """Atomically move the oldest New job (of ``kinds``, if given, and not of ``exclude_kinds``)
+        to Processing for ``worker``."""
         ...
 
     def update_job(self, job_id: int, **fields: object) -> None:
@@ -453,6 +455,7 @@ class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore,
     beside the index."""
 
 
-class Database(Store, Registry, AgentRegistry, KnowledgeStore, WorkflowStore, Protocol):
-    """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``), the
+class Database(Store, Registry, AgentRegistry, ChatStore, KnowledgeStore, WorkflowStore, Protocol):
+    """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``,
+    ``ChatStore``), the
     knowledge bases (``KnowledgeStore``) and the workflows (``WorkflowStore``) in one database."""

@@ -129,10 +129,13 @@ class MemoryJobs:
         """The source's jobs, newest first."""
         return [j for j in reversed(self._jobs) if j.source_id == source_id][:limit]
 
-    def claim_job(self, worker: str) -> Job | None:
-        """Move the oldest New job whose source has no job in Processing to Processing."""
+    def claim_job(self, worker: str, *, kinds: Sequence[str] | None = None, exclude_kinds: Sequence[str] = ()) -> Job | None:
+        """Move the oldest New job (of ``kinds``, not of ``exclude_kinds``) whose source has no job in
+        Processing to Processing."""
         busy = {j.source_id for j in self._jobs if j.state == "Processing" and j.source_id is not None}
         for index, job in enumerate(self._jobs):
+            if (kinds is not None and job.kind not in kinds) or job.kind in exclude_kinds:
+                continue
             if job.state == "New" and (job.source_id is None or job.source_id not in busy):
                 now = time.time()
                 claimed = replace(

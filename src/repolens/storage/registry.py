@@ -373,9 +373,18 @@ class RegistryMixin:
         )
         return [_job(r) for r in rows]
 
-    def claim_job(self, worker: str) -> Job | None:
-        """Atomically move the oldest New job to Processing for ``worker``."""
-        if self._conn.execute("SELECT 1 FROM jobs WHERE state = 'New' LIMIT 1").fetchone() is None:
+    def claim_job(self, worker: str, *, kinds: Sequence[str] | None = None, exclude_kinds: Sequence[str] = ()) -> Job | None:
+        """Atomically move the oldest New job (of ``kinds``, if given, and not of ``exclude_kinds``)
+        to Processing for ``worker``."""
+        where, params = "", list[object]()
+        if kinds is not None:
+            where += f" AND j.kind IN ({', '.join('?' * len(kinds))})"
+            params += list(kinds)
+        if exclude_kinds:
+            where += f" AND j.kind NOT IN ({', '.join('?' * len(exclude_kinds))})"
+            params += list(exclude_kinds)
+        idle = self._conn.execute(f"SELECT 1 FROM jobs j WHERE state = 'New'{where} LIMIT 1", tuple(params)).fetchone()
+        if idle is None:
             return None  # the idle poll: a read, no write lock
         now = time.time()
         with self._write(content=False) as conn:
@@ -383,8 +392,9 @@ class RegistryMixin:
             # A source's jobs run one at a time: two workers writing one source would interleave.
             row = conn.execute(
                 "SELECT id FROM jobs j WHERE state = 'New' AND (j.source_id IS NULL OR NOT EXISTS ("
-                "SELECT 1 FROM jobs p WHERE p.source_id = j.source_id AND p.state = 'Processing')) "
-                f"ORDER BY id LIMIT 1{self._skip_locked}"
+                f"SELECT 1 FROM jobs p WHERE p.source_id = j.source_id AND p.state = 'Processing')){where} "
+                f"ORDER BY id LIMIT 1{self._skip_locked}",
+                tuple(params),
             ).fetchone()
             if row is None:
                 return None

@@ -19,6 +19,7 @@ from repolens.domain import Artifact, IndexedFile, Relation, RelationKind, Sourc
 from repolens.errors import Conflict, StorageError
 from repolens.storage.agents import AgentRegistryMixin
 from repolens.storage.cache import GenerationCache
+from repolens.storage.chats import ChatStoreMixin
 from repolens.storage.knowledge import KnowledgeMixin
 from repolens.storage.migrations import Migration
 from repolens.storage.registry import RegistryMixin
@@ -94,7 +95,7 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
-class SqlStore(RegistryMixin, AgentRegistryMixin, KnowledgeMixin, WorkflowStoreMixin):
+class SqlStore(RegistryMixin, AgentRegistryMixin, ChatStoreMixin, KnowledgeMixin, WorkflowStoreMixin):
     """The shared read side; subclasses set ``_integrity_errors`` and call ``_init_caches``."""
 
     # What opening the store did to the schema (``repolens migrate`` reports it); None: nothing.

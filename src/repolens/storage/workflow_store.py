@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,6 +29,9 @@ FAILED = "Failed"
 ABORTED = "Aborted"
 STATUSES = (NOT_STARTED, IN_PROGRESS, INTERRUPTED, SUCCEEDED, FAILED, ABORTED)
 FINISHED = (SUCCEEDED, FAILED, ABORTED)
+# Statuses after which an execution runs no state until a resume: its propagated headers are
+# dropped in the same write (a resume brings its own, if it asks to).
+_HEADERS_END = (SUCCEEDED, FAILED, ABORTED, INTERRUPTED)
 JOB_KIND = "workflow"
 
 
@@ -179,20 +182,31 @@ class WorkflowStore(Protocol):
 
     def create_workflow(self, **fields: object) -> WorkflowRecord: ...
     def get_workflow(self, public_id: str) -> WorkflowRecord | None: ...
+    def workflow_of(self, execution: ExecutionRecord) -> WorkflowRecord | None: ...
     def list_workflows(
         self, *, projects: Sequence[str], name: str | None, offset: int, limit: int
     ) -> list[WorkflowRecord]: ...
     def update_workflow(self, workflow_id: int, **fields: object) -> None: ...
     def delete_workflow(self, workflow_id: int) -> None: ...
     def create_execution(
-        self, *, workflow_id: int, prompt: str, project: str, created_by: dict[str, Any], frontier: dict[str, Any]
+        self,
+        *,
+        workflow_id: int,
+        prompt: str,
+        project: str,
+        created_by: dict[str, Any],
+        frontier: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
     ) -> ExecutionRecord: ...
+    def execution_headers(self, execution_id: int) -> dict[str, str]: ...
     def get_execution(self, public_id: str) -> ExecutionRecord | None: ...
     def execution_for_job(self, job_public_id: str) -> ExecutionRecord | None: ...
     def list_executions(self, workflow_id: int, *, offset: int, limit: int) -> list[ExecutionRecord]: ...
     def delete_execution(self, execution_id: int) -> None: ...
     def update_execution(self, execution_id: int, **fields: object) -> bool: ...
-    def requeue_execution(self, execution_id: int, *, frontier: dict[str, Any]) -> str: ...
+    def requeue_execution(
+        self, execution_id: int, *, frontier: dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> str: ...
     def abort_execution(self, execution_id: int) -> bool: ...
     def start_state(
         self,
@@ -254,6 +268,11 @@ class WorkflowStoreMixin:
         row = self._conn.execute(f"SELECT {_WF} FROM workflows WHERE public_id = ?", (public_id,)).fetchone()
         return _wf(row) if row else None
 
+    def workflow_of(self, execution: ExecutionRecord) -> WorkflowRecord | None:
+        """The workflow an execution belongs to."""
+        row = self._conn.execute(f"SELECT {_WF} FROM workflows WHERE id = ?", (execution.workflow_id,)).fetchone()
+        return _wf(row) if row else None
+
     def list_workflows(self, *, projects: Sequence[str], name: str | None, offset: int, limit: int) -> list[WorkflowRecord]:
         """Workflows, newest first, optionally of some projects and with a name containing ``name``."""
         where, params = ["1 = 1"], []
@@ -297,15 +316,23 @@ class WorkflowStoreMixin:
         return job_id
 
     def create_execution(
-        self, *, workflow_id: int, prompt: str, project: str, created_by: dict[str, Any], frontier: dict[str, Any]
+        self,
+        *,
+        workflow_id: int,
+        prompt: str,
+        project: str,
+        created_by: dict[str, Any],
+        frontier: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
     ) -> ExecutionRecord:
-        """A new execution and the job that runs it, in one transaction (never one without the other)."""
+        """A new execution and the job that runs it, in one transaction (never one without the other);
+        ``headers`` are forwarded to its MCP servers while it runs (see ``execution_headers``)."""
         public_id = secrets.token_hex(12)
         with self._write(content=False) as conn:
             job_id = self._enqueue(conn)
             conn.execute(
                 "INSERT INTO workflow_executions(public_id, workflow_id, status, prompt, project, created_by, frontier, "
-                "job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "job_id, created_at, forwarded_headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     public_id,
                     workflow_id,
@@ -316,6 +343,7 @@ class WorkflowStoreMixin:
                     json.dumps(frontier),
                     job_id,
                     time.time(),
+                    json.dumps(dict(headers)) if headers else None,
                 ),
             )
         made = self.get_execution(public_id)
@@ -326,6 +354,15 @@ class WorkflowStoreMixin:
         """An execution by public id."""
         row = self._conn.execute(f"SELECT {_EX} FROM workflow_executions WHERE public_id = ?", (public_id,)).fetchone()
         return _ex(row) if row else None
+
+    def execution_headers(self, execution_id: int) -> dict[str, str]:
+        """The headers an execution forwards to MCP servers: empty unless it was started (or
+        resumed) with ``propagate_headers`` and has not ended or paused since. Kept out of
+        ``ExecutionRecord`` so that no listing or log ever carries them."""
+        row = self._conn.execute(
+            "SELECT forwarded_headers FROM workflow_executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+        return dict(json.loads(row[0])) if row and row[0] else {}
 
     def execution_for_job(self, job_public_id: str) -> ExecutionRecord | None:
         """The execution a job runs."""
@@ -356,27 +393,37 @@ class WorkflowStoreMixin:
     def _update_execution(self, conn: Conn, execution_id: int, fields: dict[str, object]) -> bool:
         values = {k: _encode(k, v) for k, v in fields.items()}
         values["updated_at"] = time.time()
+        if fields.get("status") in _HEADERS_END:
+            values["forwarded_headers"] = None
         cur = conn.execute(
             f"UPDATE workflow_executions SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ? AND status <> ?",
             (*values.values(), execution_id, ABORTED),
         )
         return bool(cur.rowcount)
 
-    def requeue_execution(self, execution_id: int, *, frontier: dict[str, Any]) -> str:
-        """Queue a new job for an interrupted execution (resume); the new job's id."""
+    def requeue_execution(
+        self, execution_id: int, *, frontier: dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> str:
+        """Queue a new job for an interrupted execution (resume), forwarding ``headers`` while it
+        runs; the new job's id."""
         with self._write(content=False) as conn:
             job_id = self._enqueue(conn)
             if not self._update_execution(
                 conn, execution_id, {"job_id": job_id, "frontier": frontier, "status": IN_PROGRESS}
             ):
                 raise InvalidInput("the execution was aborted")
+            conn.execute(
+                "UPDATE workflow_executions SET forwarded_headers = ? WHERE id = ?",
+                (json.dumps(dict(headers)) if headers else None, execution_id),
+            )
         return job_id
 
     def abort_execution(self, execution_id: int) -> bool:
         """Mark an unfinished execution and its running or paused states Aborted; whether it was."""
         with self._write(content=False) as conn:
             cur = conn.execute(
-                "UPDATE workflow_executions SET status = ?, updated_at = ? WHERE id = ? AND status NOT IN (?, ?, ?)",
+                "UPDATE workflow_executions SET status = ?, updated_at = ?, forwarded_headers = NULL "
+                "WHERE id = ? AND status NOT IN (?, ?, ?)",
                 (ABORTED, time.time(), execution_id, *FINISHED),
             )
             if not cur.rowcount:

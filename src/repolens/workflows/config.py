@@ -9,12 +9,14 @@ Every key's line is remembered, so a validation error says ``line 12, states[1].
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from repolens.agents.model import CODE_TOOLS, McpServer
 from repolens.errors import InvalidInput
 from repolens.workflows.expressions import ExpressionError, check
 
@@ -254,9 +256,68 @@ def _fail(where: _Lines, path: tuple[str | int, ...], msg: str) -> ConfigError:
     return ConfigError(f"line {line}, {_path_text(path)}: {msg}", [{"line": line, "key": _path_text(path), "msg": msg}])
 
 
+def mcp_server_of(entry: Mapping[str, Any]) -> McpServer:
+    """An assistant's ``mcp_servers`` entry or a tool's ``mcp_server``, written as CodeMie writes
+    them (``{name, config: {url, headers, command, args, env}, tools}``; ``mcp_connect_url``,
+    ``command`` and ``arguments`` at the top also accepted), as the agent runtime's server.
+    Raises ``ValueError`` saying what is wrong."""
+    config = entry.get("config") or {}
+    if not isinstance(config, dict):
+        raise ValueError("config must be a mapping")
+    name = str(entry.get("name") or "").strip()
+    url = str(config.get("url") or entry.get("mcp_connect_url") or entry.get("url") or "")
+    command = str(config.get("command") or entry.get("command") or "")
+    args = config.get("args") or str(entry.get("arguments") or "").split()
+    headers = config.get("headers") or {}
+    env = config.get("env") or {}
+    tools = entry.get("tools") or config.get("tools") or []
+    if not name:
+        raise ValueError("an MCP server needs a name")
+    if not url and not command:
+        raise ValueError(f"MCP server {name!r} needs config.url (streamable HTTP) or config.command (stdio)")
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError(f"MCP server {name!r}: url must be http(s)")
+    if not isinstance(headers, dict) or not isinstance(env, dict) or not isinstance(args, list | tuple):
+        raise ValueError(f"MCP server {name!r}: headers and env are mappings, args a list")
+    return McpServer(
+        name=name,
+        url=url,
+        headers={str(k): str(v) for k, v in headers.items()},
+        command=command,
+        args=tuple(str(a) for a in args),
+        env={str(k): str(v) for k, v in env.items()},
+        tools=tuple(str(t) for t in tools),
+        enabled=bool(entry.get("enabled", True)),
+    )
+
+
+def _check_assistants_and_tools(config: WorkflowConfig, where: _Lines) -> None:
+    for i, assistant in enumerate(config.assistants):
+        for j, tool in enumerate(assistant.tools):
+            name = tool.get("name")
+            if name not in CODE_TOOLS:
+                raise _fail(
+                    where,
+                    ("assistants", i, "tools", j, "name"),
+                    f"unknown tool {name!r}; available: {', '.join(CODE_TOOLS)}",
+                )
+        for j, server in enumerate(assistant.mcp_servers):
+            try:
+                mcp_server_of(server)
+            except ValueError as exc:
+                raise _fail(where, ("assistants", i, "mcp_servers", j), str(exc)) from None
+    for i, state_tool in enumerate(config.tools):
+        if state_tool.mcp_server is not None:
+            try:
+                mcp_server_of(state_tool.mcp_server)
+            except ValueError as exc:
+                raise _fail(where, ("tools", i, "mcp_server"), str(exc)) from None
+
+
 def _check_references(config: WorkflowConfig, where: _Lines) -> None:
     if not config.states:
         raise _fail(where, ("states",), "a workflow needs at least one state")
+    _check_assistants_and_tools(config, where)
     assistants = {a.id for a in config.assistants}
     tools = {t.id for t in config.tools}
     states: set[str] = set()

@@ -19,7 +19,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from repolens.errors import InvalidInput, RepolensError
@@ -31,6 +32,7 @@ from repolens.storage.workflow_store import (
     SUCCEEDED,
     ExecutionRecord,
     NewThought,
+    StateRecord,
     WorkflowStore,
 )
 from repolens.workflows.config import (
@@ -50,6 +52,9 @@ log = logging.getLogger(__name__)
 # How often a running state looks for an abort in the database: the in-flight model or tool
 # call is cancelled within this delay of ``PUT .../abort``.
 ABORT_POLL_S = 0.3
+# How often the engine, waiting for its tasks, checks that its job is still its own (the
+# server that started it may have died, and another worker resumed the execution).
+STILL_MINE_S = 1.0
 # A state's output kept in the frontier and the transitions' context is cut at this size: the
 # full output lives in the state row.
 MAX_CONTEXT_CHARS = 100_000
@@ -122,7 +127,13 @@ def _parsed(output: str) -> Any:
 
 
 class Engine:
-    """Runs one execution until it ends, pauses or is aborted."""
+    """Runs one execution until it ends, pauses or is aborted.
+
+    Up to ``max_concurrency`` (default 1) frontier tasks run at once, each in a thread of its
+    own: the branches of a ``state_ids`` fan-out or the items of an ``iter_key`` map. Each task
+    commits on its own (under ``_commit_lock``, against the frontier as the database has it
+    then), so a kill loses at most the tasks in flight, and each runs again into its own row.
+    """
 
     def __init__(
         self,
@@ -140,89 +151,173 @@ class Engine:
         self.headers = headers or {}
         self.sleep = sleep
         self.still_mine = still_mine or (lambda: None)
+        self._commit_lock = threading.Lock()
 
     def run(self, execution_public_id: str) -> str:
         """Run the execution's frontier to its end; its final status."""
-        while True:
-            self.still_mine()
-            ex = self.db.get_execution(execution_public_id)
-            if ex is None:
-                return ABORTED
-            if ex.status in (ABORTED, SUCCEEDED, FAILED):
-                return ex.status
-            workflow = self._workflow(ex)
-            if workflow is None:
-                self.db.update_execution(ex.id, status=FAILED, error="the workflow was deleted")
-                return FAILED
-            outcome = self._step(ex, workflow)
-            if outcome is not None:
-                return outcome
+        cancel = threading.Event()  # abort, or a failed branch: every task in flight stops
+        stop_watch = threading.Event()
+        watcher = threading.Thread(target=self._watch_abort, args=(execution_public_id, cancel, stop_watch), daemon=True)
+        watcher.start()
+        running: dict[str, tuple[Future[str | None], StateRecord]] = {}
+        pool: ThreadPoolExecutor | None = None
+        try:
+            while True:
+                self.still_mine()
+                ex = self.db.get_execution(execution_public_id)
+                if ex is None or ex.status in (ABORTED, SUCCEEDED, FAILED):
+                    self._stop_all(running, cancel, reason="")
+                    return ABORTED if ex is None else ex.status
+                workflow = self._workflow(ex)
+                if workflow is None:
+                    self.db.update_execution(ex.id, status=FAILED, error="the workflow was deleted")
+                    return FAILED
+                if pool is None:
+                    pool = ThreadPoolExecutor(workflow.max_concurrency or 1, thread_name_prefix="repolens-state")
+                outcome = self._start_tasks(ex, workflow, running, pool, cancel)
+                if outcome is not None:
+                    return outcome
+                done, _ = wait([f for f, _ in running.values()], timeout=STILL_MINE_S, return_when=FIRST_COMPLETED)
+                for key, (future, row) in list(running.items()):
+                    if future not in done:
+                        continue
+                    del running[key]
+                    result = future.result()
+                    if result is not None:
+                        self._stop_all(running, cancel, reason=f"stopped: state {row.state_id} {result.lower()}")
+                        return result
+        finally:
+            cancel.set()
+            stop_watch.set()
+            if pool is not None:
+                pool.shutdown(wait=True)
 
-    def _workflow(self, ex: ExecutionRecord) -> WorkflowConfig | None:
-        # An execution runs the definition it started with: editing the workflow changes the next one.
-        yaml_config = ex.frontier.get("yaml_config")
-        return parse(yaml_config) if isinstance(yaml_config, str) else None
-
-    def _step(self, ex: ExecutionRecord, config: WorkflowConfig) -> str | None:
+    def _start_tasks(
+        self,
+        ex: ExecutionRecord,
+        config: WorkflowConfig,
+        running: dict[str, tuple[Future[str | None], StateRecord]],
+        pool: ThreadPoolExecutor,
+        cancel: threading.Event,
+    ) -> str | None:
+        """Start frontier tasks up to the concurrency limit; a final status when the execution
+        ends, pauses or fails here instead."""
         frontier = ex.frontier
         tasks: list[dict[str, Any]] = frontier["tasks"]
-        if not tasks:
+        if not tasks and not running:
             last = frontier.get("last_output")
             self.db.update_execution(ex.id, status=SUCCEEDED, output=last if isinstance(last, str) else None)
             return SUCCEEDED
-        task = tasks[0]
-        state = config.state(task["state"])
-        if state.interrupt_before and not task.get("approved"):
-            self.db.start_state(
-                ex.id,
-                task_key=task["key"],
-                state_id=state.id,
-                task=state.task,
-                iteration=task["iteration"],
-                preceding=task["preceding"],
-                status=INTERRUPTED,
-            )
-            self.db.update_execution(ex.id, status=INTERRUPTED)
-            return INTERRUPTED
-        if frontier["steps"] >= config.recursion_limit:
-            row = self.db.start_state(
-                ex.id,
-                task_key=task["key"],
-                state_id=state.id,
-                task=state.task,
-                iteration=task["iteration"],
-                preceding=task["preceding"],
-                status=IN_PROGRESS,
-            )
-            error = f"the workflow ran {config.recursion_limit} states (recursion_limit) without reaching `end`"
-            self.db.commit_state(
-                row.id,
-                status=FAILED,
-                output=None,
-                error=error,
-                thoughts=[],
-                transitions=[],
-                execution={"status": FAILED, "error": error},
-            )
-            return FAILED
-        row = self.db.start_state(
+        limit = config.max_concurrency or 1
+        for task in tasks:
+            if len(running) >= limit:
+                break
+            if task["key"] in running:
+                continue
+            state = config.state(task["state"])
+            if state.interrupt_before and not task.get("approved"):
+                if running:
+                    break  # pause once the branches in flight have committed
+                self._start_row(ex, state, task, INTERRUPTED)
+                self.db.update_execution(ex.id, status=INTERRUPTED)
+                return INTERRUPTED
+            if frontier["steps"] + len(running) >= config.recursion_limit:
+                if running:
+                    break
+                row = self._start_row(ex, state, task, IN_PROGRESS)
+                error = f"the workflow ran {config.recursion_limit} states (recursion_limit) without reaching `end`"
+                self.db.commit_state(
+                    row.id,
+                    status=FAILED,
+                    output=None,
+                    error=error,
+                    thoughts=[],
+                    transitions=[],
+                    execution={"status": FAILED, "error": error},
+                )
+                return FAILED
+            row = self._start_row(ex, state, task, IN_PROGRESS)
+            if ex.status != IN_PROGRESS:
+                self.db.update_execution(ex.id, status=IN_PROGRESS)
+                ex = replace(ex, status=IN_PROGRESS)
+            future = pool.submit(self._run_task, ex.public_id, config, state, task, row, cancel)
+            running[task["key"]] = (future, row)
+        return None
+
+    def _start_row(self, ex: ExecutionRecord, state: WorkflowState, task: dict[str, Any], status: str) -> StateRecord:
+        return self.db.start_state(
             ex.id,
             task_key=task["key"],
             state_id=state.id,
             task=state.task,
             iteration=task["iteration"],
             preceding=task["preceding"],
-            status=IN_PROGRESS,
+            status=status,
         )
-        if ex.status != IN_PROGRESS:
-            self.db.update_execution(ex.id, status=IN_PROGRESS)
+
+    def _stop_all(
+        self, running: dict[str, tuple[Future[str | None], StateRecord]], cancel: threading.Event, *, reason: str
+    ) -> None:
+        """Cancel the tasks in flight and wait for them; with a ``reason`` (a sibling failed), their
+        rows say why they stopped (an abort has already marked them)."""
+        cancel.set()
+        for future, row in running.values():
+            future.exception()  # waits; the task reports its own failures
+            if reason:
+                self.db.commit_state(
+                    row.id, status=ABORTED, output=None, error=reason, thoughts=[], transitions=[], execution={}
+                )
+        running.clear()
+
+    def _run_task(
+        self,
+        execution_public_id: str,
+        config: WorkflowConfig,
+        state: WorkflowState,
+        task: dict[str, Any],
+        row: StateRecord,
+        cancel: threading.Event,
+    ) -> str | None:
+        """Run one task and commit it; None when committed and the execution goes on, else the
+        execution's status (Failed, Aborted)."""
         try:
-            reply = self._run_with_retry(ex, config, state, task)
+            reply = self._run_with_retry(config, state, task, cancel)
         except Aborted:
             return ABORTED
         except Exception as exc:  # the state's failure is the execution's: recorded, not raised
-            error = str(exc) if isinstance(exc, RepolensError) else f"{type(exc).__name__}: {exc}"
-            rest = {**frontier, "tasks": tasks[1:]}
+            return self._commit_failure(execution_public_id, state, task, row, exc)
+        with self._commit_lock:
+            fresh = self.db.get_execution(execution_public_id)
+            if fresh is None:
+                return ABORTED
+            try:
+                new_frontier, transitions = self._advance(config, state, task, reply.text, fresh.frontier)
+            except Exception as exc:  # routing failed (an expression over this output, a missing iter_key)
+                return self._commit_failure(execution_public_id, state, task, row, exc)
+            done = self.db.commit_state(
+                row.id,
+                status=SUCCEEDED,
+                output=reply.text,
+                error="",
+                thoughts=reply.thoughts,
+                transitions=transitions,
+                execution={
+                    "frontier": new_frontier,
+                    "input_tokens": fresh.input_tokens + reply.input_tokens,
+                    "output_tokens": fresh.output_tokens + reply.output_tokens,
+                },
+            )
+        return None if done else ABORTED
+
+    def _commit_failure(
+        self, execution_public_id: str, state: WorkflowState, task: dict[str, Any], row: StateRecord, exc: Exception
+    ) -> str:
+        error = str(exc) if isinstance(exc, RepolensError) else f"{type(exc).__name__}: {exc}"
+        with self._commit_lock:
+            fresh = self.db.get_execution(execution_public_id)
+            if fresh is None:
+                return ABORTED
+            rest = {**fresh.frontier, "tasks": [t for t in fresh.frontier["tasks"] if t["key"] != task["key"]]}
             done = self.db.commit_state(
                 row.id,
                 status=FAILED,
@@ -232,31 +327,17 @@ class Engine:
                 transitions=[],
                 execution={"status": FAILED, "error": f"state {state.id}: {error}"[:4000], "frontier": rest},
             )
-            return FAILED if done else ABORTED
-        new_frontier, transitions = self._advance(config, state, task, reply.text, frontier)
-        done = self.db.commit_state(
-            row.id,
-            status=SUCCEEDED,
-            output=reply.text,
-            error="",
-            thoughts=reply.thoughts,
-            transitions=transitions,
-            execution={
-                "frontier": new_frontier,
-                "input_tokens": ex.input_tokens + reply.input_tokens,
-                "output_tokens": ex.output_tokens + reply.output_tokens,
-            },
-        )
-        return None if done else ABORTED
+        return FAILED if done else ABORTED
+
+    def _workflow(self, ex: ExecutionRecord) -> WorkflowConfig | None:
+        # An execution runs the definition it started with: editing the workflow changes the next one.
+        yaml_config = ex.frontier.get("yaml_config")
+        return parse(yaml_config) if isinstance(yaml_config, str) else None
 
     def _run_with_retry(
-        self, ex: ExecutionRecord, config: WorkflowConfig, state: WorkflowState, task: dict[str, Any]
+        self, config: WorkflowConfig, state: WorkflowState, task: dict[str, Any], cancel: threading.Event
     ) -> AssistantReply:
         policy: RetryPolicy = state.retry_policy or config.retry_policy
-        cancel = threading.Event()
-        stop_watch = threading.Event()
-        watcher = threading.Thread(target=self._watch_abort, args=(ex.public_id, cancel, stop_watch), daemon=True)
-        watcher.start()
         try:
             delay = policy.initial_interval
             for attempt in range(1, policy.max_attempts + 1):
@@ -273,7 +354,6 @@ class Engine:
                     delay = min(policy.max_interval, delay * policy.backoff_factor)
             raise AssertionError("unreachable")
         finally:
-            stop_watch.set()
             if cancel.is_set():
                 raise Aborted
 
@@ -322,7 +402,7 @@ class Engine:
         self, config: WorkflowConfig, state: WorkflowState, task: dict[str, Any], output: str, frontier: dict[str, Any]
     ) -> tuple[dict[str, Any], list[tuple[str | None, str, dict[str, Any]]]]:
         """The frontier after ``task`` finished with ``output``, and the transitions it made."""
-        tasks = list(frontier["tasks"][1:])
+        tasks = [t for t in frontier["tasks"] if t["key"] != task["key"]]
         groups = dict(frontier["groups"])
         context = dict(frontier["context"])
         seq = int(frontier["seq"])
@@ -341,7 +421,13 @@ class Engine:
         group_id = task.get("group")
         if group_id is not None:
             group = dict(groups[group_id])
-            group["outputs"] = [*group["outputs"], output]
+            outputs = list(group["outputs"])
+            slot = task.get("slot")
+            if isinstance(slot, int) and slot < len(outputs):
+                outputs[slot] = output  # the item's place, whichever branch finished first
+            else:
+                outputs.append(output)
+            group["outputs"] = outputs
             group["left"] = int(group["left"]) - 1
             groups[group_id] = group
             if group["left"] > 0:
@@ -362,7 +448,7 @@ class Engine:
             if fan_items is not None:
                 seq += 1
                 gid = f"g{seq}"
-                groups[gid] = {"left": len(fan_items), "outputs": []}
+                groups[gid] = {"left": len(fan_items), "outputs": [None] * len(fan_items)}
                 for i, item in enumerate(fan_items):
                     seq += 1
                     tasks.append(
@@ -371,6 +457,7 @@ class Engine:
                             "state": target,
                             "input": item if isinstance(item, str) else json.dumps(item),
                             "iteration": i + 1,
+                            "slot": i,
                             "preceding": [state.id],
                             "group": gid,
                             "context": context,

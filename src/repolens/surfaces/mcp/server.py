@@ -8,6 +8,11 @@ Who is calling: over HTTP the access middleware has already authenticated the re
 the key's ``Principal`` in the ASGI scope; over stdio the caller is the local user, who sees
 every data source in the local data dir (``principal=None``, as for the CLI).
 
+Three more tools start and follow CodeMie-style workflows (``add_workflow_tools``):
+``list_workflows``, ``start_workflow`` (returns the execution id at once; the one tool that is
+not read-only) and ``get_workflow_execution`` (status, states, output; it can wait for the end).
+They see the workflows of the caller's projects, as the REST API does.
+
 Output is kept under a token budget (``REPOLENS_MCP_MAX_TOKENS``). A longer answer is cut at a
 line boundary with a notice that says how much was left out and how to get the rest: call the
 tool again with the same arguments and ``output_offset`` set to the offset the notice gives.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
@@ -25,13 +31,19 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError as SDKToolError
 from mcp.server.mcpserver.exceptions import UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic_core import PydanticUndefined
 
 from repolens import tools
+from repolens.access.identity import projects_of
 from repolens.access.keys import Principal
+from repolens.agents.mcp import forwardable_headers
 from repolens.errors import TOOL_ERROR_STATUS, RepolensError, status_of
 from repolens.services import Services
+from repolens.storage.workflow_store import FINISHED, INTERRUPTED
+from repolens.workflows import service as workflow_service
+
+WAITS_END = (*FINISHED, INTERRUPTED)  # statuses a follow call stops waiting at
 
 SERVER_NAME = "repolens"
 # Code tokenizes denser than prose (~3-4 characters per token for common LLM tokenizers), so a
@@ -214,6 +226,145 @@ def tool_handler(run: ToolRunner, name: str, model: type[tools.ToolArgs]) -> Cal
     return handler
 
 
+# -- workflows ------------------------------------------------------------------------------------
+
+# Starting an execution writes (a new execution, a job) and runs models and tools that may reach
+# outside this server; following one only reads.
+STARTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+MAX_FOLLOW_WAIT_S = 60  # one call of get_workflow_execution waits at most this long for a change
+FOLLOW_POLL_S = 0.5
+WorkflowId = Annotated[str, Field(min_length=1, max_length=200, description="The workflow's id or exact name.")]
+ExecutionId = Annotated[str, Field(min_length=1, max_length=200, description="The execution_id start_workflow returned.")]
+
+
+def _json_result(obj: dict[str, Any]) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(obj, indent=1))], structured_content=obj)
+
+
+def _failure(tool: str, exc: RepolensError) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=error_text(tool, exc))], is_error=True)
+
+
+def _caller_headers(ctx: Context) -> list[tuple[str, str]]:
+    request = getattr(ctx.request_context, "request", None)
+    headers = getattr(request, "headers", None)
+    return list(headers.items()) if headers is not None else []
+
+
+def add_workflow_tools(server: MCPServer, services: Callable[[], Services]) -> None:
+    """``list_workflows``, ``start_workflow`` and ``get_workflow_execution``: start a CodeMie-style
+    workflow and follow it, over the core's workflow service, scoped as the REST API scopes them
+    (the caller's projects)."""
+
+    async def list_workflows(ctx: Context) -> CallToolResult:
+        principal = _principal(ctx)
+
+        def listed() -> dict[str, Any]:
+            db = services().store
+            mine = () if principal is None else projects_of(db, principal)
+            if principal is not None and not mine:
+                return {"workflows": []}
+            rows = db.list_workflows(projects=mine, name=None, offset=0, limit=500)
+            return {
+                "workflows": [
+                    {"id": w.public_id, "name": w.name, "project": w.project, "description": w.description} for w in rows
+                ]
+            }
+
+        return _json_result(await anyio.to_thread.run_sync(listed))
+
+    async def start_workflow(
+        ctx: Context,
+        workflow_id: WorkflowId,
+        user_input: Annotated[
+            str, Field(max_length=workflow_service.MAX_USER_INPUT_CHARS, description="What the first state receives.")
+        ] = "",
+        propagate_headers: Annotated[
+            bool, Field(description="Forward this request's X-* headers to the workflow's MCP servers.")
+        ] = False,
+    ) -> CallToolResult:
+        principal = _principal(ctx)
+        forwarded = None
+        if propagate_headers:
+            forwarded = forwardable_headers(_caller_headers(ctx), services().settings.forwarded_headers_blocklist)
+
+        def start() -> dict[str, Any]:
+            db = services().store
+            wf = workflow_service.visible_workflow(db, principal, workflow_id)
+            ex = workflow_service.start_execution(
+                db,
+                wf,
+                user_input=user_input,
+                created_by=workflow_service.creator(principal),
+                headers=forwarded,
+                runs_as=principal,
+            )
+            return workflow_service.report(db, wf, ex)
+
+        try:
+            return _json_result(await anyio.to_thread.run_sync(start))
+        except RepolensError as exc:
+            return _failure("start_workflow", exc)
+
+    async def get_workflow_execution(
+        ctx: Context,
+        execution_id: ExecutionId,
+        wait_seconds: Annotated[
+            int,
+            Field(
+                ge=0,
+                le=MAX_FOLLOW_WAIT_S,
+                description="Wait up to this long for the execution to end or pause before answering.",
+            ),
+        ] = 0,
+    ) -> CallToolResult:
+        principal = _principal(ctx)
+
+        def look() -> dict[str, Any]:
+            db = services().store
+            wf, ex = workflow_service.visible_execution(db, principal, execution_id)
+            return workflow_service.report(db, wf, ex)
+
+        try:
+            found = await anyio.to_thread.run_sync(look)
+            deadline = anyio.current_time() + wait_seconds
+            while found["overall_status"] not in WAITS_END and anyio.current_time() < deadline:
+                await anyio.sleep(FOLLOW_POLL_S)
+                found = await anyio.to_thread.run_sync(look)
+        except RepolensError as exc:
+            return _failure("get_workflow_execution", exc)
+        return _json_result(found)
+
+    server.add_tool(
+        list_workflows,
+        name="list_workflows",
+        title="List workflows",
+        description="The workflows you may run (id, name, project). Start one with start_workflow.",
+        annotations=READ_ONLY,
+    )
+    server.add_tool(
+        start_workflow,
+        name="start_workflow",
+        title="Start a workflow",
+        description=(
+            "Start an execution of a workflow (CodeMie YAML: assistant and tool states). Returns at once with the "
+            "execution_id and its status; follow it with get_workflow_execution."
+        ),
+        annotations=STARTS,
+    )
+    server.add_tool(
+        get_workflow_execution,
+        name="get_workflow_execution",
+        title="Follow a workflow execution",
+        description=(
+            "Status of a workflow execution: overall_status (Not Started, In Progress, Interrupted, Succeeded, "
+            "Failed, Aborted), each state's status, error and output, the final output and token usage. Set "
+            "wait_seconds to wait for it to end or pause."
+        ),
+        annotations=READ_ONLY,
+    )
+
+
 def build_server(services: Callable[[], Services], *, max_tokens: int, version: str = "") -> MCPServer:
     """The MCP server with every tool registered; ``services`` gives the live services per call."""
     server = ToolServer(SERVER_NAME, version=version, instructions=INSTRUCTIONS, website_url="https://github.com/repolens")
@@ -226,4 +377,5 @@ def build_server(services: Callable[[], Services], *, max_tokens: int, version: 
             description=tool.description,
             annotations=READ_ONLY,
         )
+    add_workflow_tools(server, services)
     return server

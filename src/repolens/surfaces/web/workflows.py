@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 
 from repolens.access.identity import projects_of, user_record
 from repolens.access.sessions import Session
-from repolens.errors import NotFound
 from repolens.storage.base import Database
 from repolens.storage.workflow_store import ExecutionRecord, StateRecord, ThoughtRecord, WorkflowRecord
 from repolens.surfaces.web import WEB_PREFIX
@@ -43,10 +42,7 @@ def _db(request: Request) -> Database:
 
 def _visible(db: Database, session: Session, workflow_id: str) -> WorkflowRecord:
     """A workflow of the principal's projects; any other reads as missing."""
-    wf = db.get_workflow(workflow_id)
-    if wf is None or wf.project not in projects_of(db, session.principal):
-        raise NotFound(f"workflow {workflow_id!r} not found")
-    return wf
+    return service.visible_workflow(db, session.principal, workflow_id)
 
 
 def _execution(
@@ -106,7 +102,9 @@ async def run(workflow_id: IdPath, request: Request, session: SessionDep, form: 
     db = _db(request)
     wf = await run_in_threadpool(_visible, db, session, workflow_id)
     creator = user_record(session.principal)
-    ex = await run_in_threadpool(lambda: service.start_execution(db, wf, user_input=form.get("input"), created_by=creator))
+    ex = await run_in_threadpool(
+        lambda: service.start_execution(db, wf, user_input=form.get("input"), created_by=creator, runs_as=session.principal)
+    )
     return see_other(_url(wf, ex))
 
 

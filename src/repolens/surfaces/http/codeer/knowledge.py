@@ -190,7 +190,7 @@ def upload(
     if not target:
         raise InvalidInput("parent_id is required: the knowledge base or folder the files go into")
     cap = services.settings.max_file_bytes
-    uploads = [knowledge.Upload(name=f.filename or "", data=f.file.read(cap + 1)) for f in files]
+    uploads = [knowledge.IncomingFile(name=f.filename or "", data=f.file.read(cap + 1)) for f in files]
     db = services.store
     nodes = knowledge.upload_files(db, services.settings, principal, parent_id=target, uploads=uploads)
     statuses = knowledge.node_statuses(db, nodes)

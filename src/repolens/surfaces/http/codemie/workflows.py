@@ -22,8 +22,9 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from repolens.access.identity import projects_of, require_project, user_record
+from repolens.access.identity import projects_of, require_project
 from repolens.access.keys import Principal
+from repolens.agents.mcp import forwardable_headers
 from repolens.errors import InvalidInput, NotFound
 from repolens.storage.base import Database
 from repolens.storage.workflow_store import (
@@ -99,10 +100,6 @@ class ResumeIn(BaseModel):
 class OutputIn(BaseModel):
     output: str = Field(max_length=1_000_000)
     state_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-
-
-def _user(principal: Principal) -> dict[str, Any]:
-    return dict(user_record(principal))
 
 
 def _workflow_json(wf: WorkflowRecord, *, minimal: bool = False) -> dict[str, Any]:
@@ -213,11 +210,13 @@ def _page(items: list[dict[str, Any]], page: int, per_page: int, total: int | No
     }
 
 
+def _forwarded(request: Request, blocklist: tuple[str, ...]) -> dict[str, str]:
+    """The caller's ``X-*`` headers an execution forwards to MCP servers (``propagate_headers``)."""
+    return forwardable_headers(request.headers.items(), blocklist)
+
+
 def _visible(db: Database, principal: Principal, workflow_id: str) -> WorkflowRecord:
-    wf = db.get_workflow(workflow_id)
-    if wf is None or wf.project not in projects_of(db, principal):
-        raise NotFound(f"workflow {workflow_id!r} not found")
-    return wf
+    return service.visible_workflow(db, principal, workflow_id)
 
 
 def _config_error(exc: ConfigError, error_format: str | None) -> JSONResponse:
@@ -264,7 +263,7 @@ def list_workflows(
         return _page([], page, per_page, 0)
     rows = db.list_workflows(projects=wanted, name=name, offset=page * per_page, limit=per_page)
     if filter_by_user:
-        me = _user(principal)["id"]
+        me = service.creator(principal)["id"]
         rows = [w for w in rows if w.created_by.get("id") == me]
     return _page([_workflow_json(w, minimal=minimal_response) for w in rows], page, per_page)
 
@@ -298,7 +297,7 @@ def create_workflow(
             shared=bool(body.shared),
             icon_url=body.icon_url,
             categories=tuple(body.categories or ()),
-            created_by=_user(principal),
+            created_by=service.creator(principal),
         )
     except ConfigError as exc:
         return _config_error(exc, error_format)
@@ -429,7 +428,10 @@ def create_execution(
     if wf.mode == "Autonomous":
         return JSONResponse(codemie_error_body(403, "Autonomous workflows cannot be executed"), status_code=403)
     user_input = body.user_input if isinstance(body.user_input, str) else json.dumps(body.user_input)
-    ex = service.start_execution(db, wf, user_input=user_input or "", created_by=_user(principal))
+    headers = _forwarded(request, services.settings.forwarded_headers_blocklist) if body.propagate_headers else None
+    ex = service.start_execution(
+        db, wf, user_input=user_input or "", created_by=service.creator(principal), headers=headers, runs_as=principal
+    )
     if body.stream:
         return _streaming(db, wf, ex, request)
     return _execution_json(ex, wf)
@@ -509,7 +511,8 @@ def resume_execution(
     wf, ex = _execution(db, principal, workflow_id, execution_id)
     if ex.status == ABORTED:
         raise InvalidInput("the execution was aborted; start a new one")
-    service.resume(db, ex, user_input=(body.user_input if body else None))
+    headers = _forwarded(request, services.settings.forwarded_headers_blocklist) if propagate_headers else None
+    service.resume(db, ex, user_input=(body.user_input if body else None), headers=headers)
     if stream:
         return _streaming(db, wf, ex, request)
     return {"message": "Workflow execution has been resumed"}
