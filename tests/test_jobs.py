@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -9,7 +12,7 @@ import httpx
 
 from conftest import commit_tree, write_tree
 from repolens.storage.sqlite.store import SqliteStore
-from server import start_server, wait_for_job
+from server import server_env, start_server, wait_for_job
 
 N_FILES = 4000  # enough work (a few seconds) to kill the server in the middle of it
 
@@ -144,3 +147,68 @@ def test_job_progress_counts_files_then_vector_units_and_is_100_only_when_done(t
     assert index["vectorsTotal"] > n_files + 1  # several units per file: these are not file counts
     done = [int(str(j["unitsDone"])) for j in vectors]
     assert done == sorted(done) and done[-1] <= index["vectorsTotal"]
+
+
+def test_a_server_started_with_another_embedder_re_embeds_in_the_background(tmp_path: Path) -> None:
+    """Switch REPOLENS_EMBEDDER and restart: the server queues a vectors-only job on start-up, search
+    answers throughout, and the API and `sources show` say which models the vectors came from."""
+    allowed = tmp_path / "allowed"
+    repo = allowed / "big"
+    _big_repo(repo, N_FILES // 2)
+    env = {"REPOLENS_ALLOWED_ROOTS": str(allowed)}
+    server = start_server(tmp_path / "home", env=env)
+    try:
+        with server.client() as c:
+            made = c.post("/api/datasources", json={"path": str(repo)}).json()
+            source_id = made["dataSource"]["id"]
+            assert wait_for_job(c, made["job"]["id"])["state"] == "Ready"
+            vectors = c.get(f"/api/datasources/{source_id}").json()["vectors"]
+            assert vectors["model"] == "hash-64" and vectors["ready"] == vectors["total"] > N_FILES // 2
+            assert vectors["byModel"] == {"hash-64": vectors["total"]}
+    finally:
+        server.stop()
+
+    switched = start_server(tmp_path / "home", env={**env, "REPOLENS_EMBEDDER": "static"}, admin_key=server.admin_key)
+    try:
+        with switched.client() as c:
+            jobs = c.get(f"/api/datasources/{source_id}/jobs").json()
+            assert len(jobs) == 2, "start-up queued one job"
+            job_id = jobs[0]["id"]
+            answered, during = 0, 0
+            while True:
+                current = c.get(f"/api/jobs/{job_id}").json()
+                r = c.get("/api/search", params={"Query": "zebra_crossing_guard", "Names": "big"})
+                assert r.status_code == 200, r.text
+                assert r.json()["results"][0]["identifier"] == "big::pkg/special.py::zebra_crossing_guard"
+                answered += 1
+                during += current["state"] in ("New", "Processing")
+                if current["state"] in ("Ready", "Failed"):
+                    break
+                time.sleep(0.05)
+            assert current["state"] == "Ready" and current["phase"] == "done", current
+            assert during >= 1, "the search answered while the re-embedding was queued or running"
+            after = c.get(f"/api/datasources/{source_id}").json()
+            model = after["vectors"]["model"]
+            assert model.startswith("static-minilm-code-") and after["vectors"]["ready"] == after["vectors"]["total"]
+            assert after["vectors"]["byModel"] == {"hash-64": after["vectors"]["total"], model: after["vectors"]["total"]}
+            index = c.get("/api/search", params={"Query": "return x plus a number", "Names": "big"}).json()["index"]
+            assert index["mode"] == "hybrid" and index["vectorsModel"] == model
+            assert len(c.get(f"/api/datasources/{source_id}/jobs").json()) == 2, "no index job: files were not re-read"
+    finally:
+        switched.stop()
+
+    restarted = start_server(tmp_path / "home", env={**env, "REPOLENS_EMBEDDER": "static"}, admin_key=server.admin_key)
+    try:
+        with restarted.client() as c:
+            assert len(c.get(f"/api/datasources/{source_id}/jobs").json()) == 2, "nothing left to re-embed"
+    finally:
+        restarted.stop()
+    shown = subprocess.run(
+        [sys.executable, "-m", "repolens", "sources", "show", "big", "--json"],
+        env=server_env(tmp_path / "home", {"REPOLENS_EMBEDDER": "static"}),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(shown.stdout)
+    assert data["vectorsModel"] == model and data["vectorsByModel"][model] == data["vectorsReady"] == data["vectorsTotal"]

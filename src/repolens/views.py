@@ -215,8 +215,11 @@ def job_json(job: Job) -> dict[str, Any]:
     }
 
 
-def repository_json(source: Source, *, job: Job | None = None, remote: bool = True) -> dict[str, Any]:
-    """A repository as ``/api/datasources`` lists it (``url`` only for remote sources)."""
+def repository_json(
+    source: Source, *, job: Job | None = None, remote: bool = True, vectors: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A repository as ``/api/datasources`` lists it (``url`` only for remote sources; ``vectors``
+    from ``vectors_json`` on the single-repository view)."""
     out: dict[str, Any] = {
         "id": source.public_id,
         "name": source.name,
@@ -233,7 +236,14 @@ def repository_json(source: Source, *, job: Job | None = None, remote: bool = Tr
     }
     if job is not None:
         out["job"] = job_json(job)
+    if vectors is not None:
+        out["vectors"] = vectors
     return out
+
+
+def vectors_json(model: str, ready: int, total: int, by_model: list[tuple[str, int]]) -> dict[str, Any]:
+    """Which model a source's vectors came from: the configured one's coverage and every model's count."""
+    return {"model": model, "ready": ready, "total": total, "byModel": dict(by_model)}
 
 
 def workspace_json(workspace: Workspace, members: list[Source]) -> dict[str, Any]:

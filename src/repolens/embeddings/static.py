@@ -45,8 +45,11 @@ FORMAT_VERSION = 1
 # 64 keeps the head and costs a quarter of the tokenizing 512 does.
 MAX_TOKENS = 64
 # Characters read per text: the token limit cuts after tokenizing, so a long text (a file summary of a
-# module with hundreds of symbols) is cut first; code averages 3-4 characters a token, 8 leaves margin.
-MAX_CHARS = MAX_TOKENS * 8
+# module with hundreds of symbols) is cut first, and tokenizing is most of the embedding time. Measured on
+# 6,000 unit texts of four dev corpora (Python, TypeScript, Ruby, Rust): with 8 characters a token no
+# text's first 64 tokens change, with 6 0.4 % of texts lose some of their last tokens, with 5 5 %;
+# 6 tokenizes a quarter less text than 8.
+MAX_CHARS = MAX_TOKENS * 6
 # Texts per numpy gather: 256 texts x 512 tokens x 256 dims x 4 bytes = 128 MB at most in flight.
 BATCH_TEXTS = 256
 

@@ -72,6 +72,9 @@ PHASE_UNITS: dict[str, Literal["files", "units"]] = {
     "write": "files",
     "vectors": "units",
 }
+# A job of this kind embeds a source's units again without re-reading its files: the configured
+# embedder changed (``queue_missing_vectors``), the lexical index is current and keeps answering.
+VECTORS_JOB = "vectors"
 # 100 % means done: a running job stops short of what any client would round up to 100.
 _MAX_RUNNING_PERCENT = 99.0
 # Phases whose items are reported from inside the store's write transaction: the job row
@@ -174,7 +177,8 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
     try:
         if source is None:
             raise RepolensError("the data source was deleted")
-        index_stored(db, settings, source, progress=progress)
+        if job.kind != VECTORS_JOB:
+            index_stored(db, settings, source, progress=progress)
         embed_and_compact(db, source.id, load_embedder(settings), on_progress=progress.vectors)
         # An orphan does not record the outcome: its job may already be leased to another worker,
         # whose run would be marked Ready under it. The next run finds the index current and ends.
@@ -197,6 +201,26 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
         return 1
     finally:
         db.close()
+
+
+def queue_missing_vectors(db: Database, model: str) -> list[Job]:
+    """Queue a ``VECTORS_JOB`` for every indexed source with units lacking a vector of ``model``.
+
+    A server calls it on start-up, so switching ``REPOLENS_EMBEDDER`` and restarting re-embeds in
+    the background while lexical search (and the vectors already there) keep answering. A source
+    with an unfinished index job is left alone: that job embeds its units anyway.
+    """
+    queued: list[Job] = []
+    for source in db.list_sources():
+        if source.state != "Ready":
+            continue
+        ready, total = db.vector_counts(source.id, model)
+        if ready >= total:
+            continue
+        if any(j.kind == "index" and j.state in ("New", "Processing") for j in db.jobs_for_source(source.id, limit=5)):
+            continue
+        queued.append(db.enqueue_job(kind=VECTORS_JOB, source_id=source.id))
+    return queued
 
 
 # Job kinds run by modules above this layer, looked up by name in the child process (importing

@@ -203,6 +203,10 @@ class IndexStore(Protocol):
         """(units with a vector for ``model``, all embeddable units) of a source."""
         ...
 
+    def vector_models(self, source_id: int) -> list[tuple[str, int]]:
+        """(model, units with a vector from it) for every model that embedded some of a source's units."""
+        ...
+
     def vector_counts_cached(self, source_id: int, model: str) -> tuple[int, int]:
         """``vector_counts``, recomputed only when the database changed."""
         ...

@@ -347,6 +347,16 @@ class SqlStore(
         ).fetchone()
         return int(row[0]), int(row[1])
 
+    def vector_models(self, source_id: int) -> list[tuple[str, int]]:
+        """(model, units with a vector from it) for every model that embedded some of a source's units."""
+        rows = self._conn.execute(
+            "SELECT m.name, count(*) FROM artifacts a JOIN vectors v ON v.embed_key = a.embed_key "
+            "JOIN models m ON m.id = v.model WHERE a.source_id = ? AND a.embed_key IS NOT NULL "
+            "GROUP BY m.name ORDER BY m.name",
+            (source_id,),
+        ).fetchall()
+        return [(str(r[0]), int(r[1])) for r in rows]
+
     def vector_counts_cached(self, source_id: int, model: str) -> tuple[int, int]:
         """``vector_counts``, recomputed only when the database changed."""
         gen = self.generation()

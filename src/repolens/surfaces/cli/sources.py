@@ -49,6 +49,9 @@ def _source_json(services: Services, s: Any) -> dict[str, Any]:
     if embedder is not None:
         data["vectorsReady"], data["vectorsTotal"] = services.store.vector_counts(s.id, embedder.name)
         data["vectorsModel"] = embedder.name
+    # Which models the stored vectors came from: after a switch of embedder, the old model's until
+    # the re-embedding (a background job in a server, the next `repolens index` here) replaces them.
+    data["vectorsByModel"] = dict(services.store.vector_models(s.id))
     return data
 
 

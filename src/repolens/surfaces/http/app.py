@@ -55,6 +55,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
         app.state.runner = runner
         if runner is not None:
             runner.start()
+            _queue_reembedding(services)
         webhooks = batch_webhooks(services) if run_jobs else None
         if webhooks is not None:
             webhooks.start()
@@ -165,3 +166,21 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 __all__ = ["Services", "create_app"]
+
+
+def _queue_reembedding(services: Services) -> None:
+    """The embedder setting may have changed since the sources were indexed: queue the re-embedding
+    of every source short of vectors from the configured model (background jobs; search answers
+    meanwhile from the lexical index and whatever vectors are ready)."""
+    import logging
+
+    from repolens.indexing.jobs import queue_missing_vectors
+
+    embedder = services.embedder
+    if embedder is None:
+        return
+    queued = queue_missing_vectors(services.store, embedder.name)
+    if queued:
+        logging.getLogger(__name__).info(
+            "embedder %s: re-embedding %d source(s) in the background", embedder.name, len(queued)
+        )

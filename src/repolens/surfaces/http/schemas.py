@@ -75,6 +75,16 @@ class JobOut(_Out):
     finishedAt: str | None = None
 
 
+class VectorsOut(_Out):
+    """Where a repository's vectors stand: the configured model's coverage, and every model that
+    embedded some of its units (the previous embedder's, until a switch finishes re-embedding)."""
+
+    model: str
+    ready: int
+    total: int
+    byModel: dict[str, int]
+
+
 class DataSourceOut(_Out):
     id: str
     name: str
@@ -86,6 +96,7 @@ class DataSourceOut(_Out):
     state: str
     stateReason: str | None = None
     job: JobOut | None = None
+    vectors: VectorsOut | None = None
 
 
 class DataSourceCreate(_In):

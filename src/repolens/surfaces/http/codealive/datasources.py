@@ -23,8 +23,13 @@ def _json(services: Services, ds: catalog.DataSource, *, with_job: bool = False)
     db = services.store
     if ds.repository is not None:
         jobs = db.jobs_for_source(ds.repository.id, limit=1) if with_job else []
+        vectors = None
+        embedder = services.embedder
+        if with_job and embedder is not None:
+            ready, total = db.vector_counts(ds.repository.id, embedder.name)
+            vectors = views.vectors_json(embedder.name, ready, total, db.vector_models(ds.repository.id))
         return views.repository_json(
-            ds.repository, job=jobs[0] if jobs else None, remote=looks_like_url(ds.repository.location)
+            ds.repository, job=jobs[0] if jobs else None, remote=looks_like_url(ds.repository.location), vectors=vectors
         )
     assert ds.workspace is not None
     every = {s.id: s for s in db.list_sources()}
