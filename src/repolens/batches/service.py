@@ -215,6 +215,7 @@ def view(batch: BatchRecord) -> dict[str, Any]:
     return {
         "id": batch.public_id,
         "status": batch.status,
+        "error": batch.error or None,  # why a batch ``failed`` as a whole
         "agent_id": batch.agent_id,
         **counts(batch),
         "webhook": {"url": hook["url"], "events": hook["events"], "has_secret": bool(hook.get("secret"))} if hook else None,
