@@ -2,8 +2,9 @@
 judge model scores the answer.
 
 ``run_eval_job`` is what the job child process runs for a job of kind ``eval``. The agent's turn
-goes through the agent runtime (not recorded as a chat: an evaluation is not a conversation);
-its answer and tool calls are kept with the result. The judge is one model call: the
+runs the result's agent version (its stored definition, draft or published) through the agent
+runtime (not recorded as a chat: an evaluation is not a conversation); its answer and tool calls
+are kept with the result. The judge is one model call: the
 evaluator's system prompt template with ``{input}``, ``{expected_output}``, ``{rubric}`` and
 ``{output}`` filled in, asked to answer JSON ``{"score": 0..1, "reason": "..."}``. A judge answer
 that is not such JSON scores 0 with a reason saying so, so a run always ends with every score
@@ -95,12 +96,15 @@ async def _one(services: Services, job_id: str, result: ResultRecord, cache: dic
     principal = _admin()
     viewer = registry.viewer_for(db, principal)
     try:
-        assistant = await asyncio.to_thread(registry.get, db, viewer, principal, result.version_id)
+        # The version the run names, as that version stored it (a draft runs as well as the
+        # published one): its prompt, model and tools answer the case.
+        assistant = await asyncio.to_thread(registry.at_version, db, viewer, principal, case.agent_id, result.version_id)
         # The case's attached files go to the agent after its input, as a batch item's do (the
         # case's creator was checked as their owner when they were attached).
         files = await asyncio.to_thread(lambda: attachments_of(db, case.attachment_ids, owner=None))
         request = TurnRequest(text=case.input, remember=False, attachments=files)
-        turn = services.agents.run(principal, viewer.owner, assistant, request)
+        loader = registry.sub_loader(db, viewer, principal)
+        turn = services.agents.run(principal, viewer.owner, assistant, request, load_assistant=loader)
         done = await finished(turn)
         calls = tool_calls_of(done.thoughts)
         values = {
