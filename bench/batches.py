@@ -94,6 +94,17 @@ def report(args: argparse.Namespace, command: str, rows: list[tuple[int, float, 
     for slots, rate, before, after in rows:
         ideal = f"{slots / args.latency:.1f}" if args.latency else "n/a"
         lines.append(f"| {slots} | {rate:.2f} | {ideal} | {before} | {after} |")
+    for slots, rate, _, _ in rows:
+        if slots == 1:
+            # One slot answers items one after another: what each takes beyond the model's wait
+            # is the server's own work per item.
+            lines += [
+                "",
+                f"With 1 slot each item took {1 / rate:.3f} s, {1 / rate - args.latency:.3f} s beyond the model's "
+                "wait: the server's own work per item (the agent turn around the model call, recording the chat, "
+                "the job's claim and finish writes). More slots overlap the waits; on a machine this small they "
+                "then compete for the same two cores.",
+            ]
     return "\n".join(lines) + "\n"
 
 
