@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,8 +23,9 @@ import httpx
 import pytest
 
 from clients import client_venv
+from conftest import commit_tree
 from llmserver import Recorder, standin_llm
-from server import Server, running_server
+from server import Server, running_server, wait_for_job
 from test_codeer_cli import CLIENT, CLIENT_PYTHON, output, run
 
 pytestmark = pytest.mark.backends
@@ -41,9 +43,10 @@ def codeer() -> Path:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, module_backend: str) -> Iterator[tuple[Server, Recorder, str]]:
+    base = tmp_path_factory.mktemp("evals")
     with standin_llm() as (llm_url, recorder):
-        env = {"REPOLENS_LLM_BASE_URL": llm_url, "REPOLENS_LLM_MODEL": "standin-1"}
-        with running_server(tmp_path_factory.mktemp("evals") / "home", env=env) as server:
+        env = {"REPOLENS_LLM_BASE_URL": llm_url, "REPOLENS_LLM_MODEL": "standin-1", "REPOLENS_ALLOWED_ROOTS": str(base)}
+        with running_server(base / "home", env=env) as server:
             with server.client() as c:
                 made = c.post(
                     "/code-assistant-api/v1/assistants",
@@ -427,3 +430,55 @@ def test_results_carry_the_agents_tool_calls(world: tuple[Server, Recorder, str]
     assert row["score"] == 1.0 and row["reason"] == "lists them", row["reason"]
     (step,) = row["reasoning_steps"]
     assert step["name"] == "get_data_sources" and step["status"] == "success" and step["arguments"] == "{}"
+
+
+def test_a_run_runs_the_agent_as_the_key_that_started_it(world: tuple[Server, Recorder, str]) -> None:
+    server, _, _ = world
+    allowed = Path(server.env["REPOLENS_ALLOWED_ROOTS"])
+    with server.client() as c:
+        for name in ("geo", "billing"):
+            commit_tree(allowed / name, {"README.md": f"# {name}\n\nThe {name} service.\n"})
+            created = c.post("/api/datasources", json={"path": str(allowed / name)})
+            assert created.status_code == 202, created.text
+            assert wait_for_job(c, created.json()["job"]["id"])["state"] == "Ready"
+        # Evaluations live in a workspace: the scoped key's is one holding billing alone.
+        team = c.post("/api/datasources", json={"type": "Workspace", "name": "billing-team", "repositoryIds": ["billing"]})
+        assert team.status_code == 201, team.text
+        scopes = [team.json()["dataSource"]["id"]]
+        scoped = c.post("/api/admin/keys", json={"name": "billing team", "scopes": scopes}).json()["key"]
+        made = c.post(
+            "/code-assistant-api/v1/assistants",
+            json={
+                "name": "Lister",
+                "description": "lists what it sees",
+                "project": "demo",
+                "shared": True,
+                "toolkits": [{"toolkit": "Code", "tools": [{"name": "get_data_sources"}]}],
+            },
+        )
+        assert made.status_code == 200, made.text
+        agent = made.json()["assistantId"]
+    seen = {}
+    for who, key in (("scoped", scoped), ("admin", None)):
+        with server.client(key) as c:
+            plain = 'REPLY_WITH: {"score": 1, "reason": "listed"}'
+            judge = c.post("/api/v1/external/eval/evaluators", json={"name": f"J {who}", "system_prompt_template": plain})
+            assert judge.status_code == 200, judge.text
+            judge_id = judge.json()["data"]["id"]
+            case = c.post(
+                "/api/v1/external/eval/cases",
+                json={
+                    "agent_id": agent,
+                    "input": "What can you see?\nCALL get_data_sources {}",
+                    "evaluators": [{"evaluator_id": judge_id, "rubric": "lists sources"}],
+                },
+            )
+            assert case.status_code == 200, case.text
+            body = {"case_ids": [case.json()["data"]["id"]], "evaluator_ids": [judge_id], "version_id": latest(c, agent)}
+            assert c.post("/api/v1/external/eval/runs", json=body).status_code == 200
+            query = {"case_ids": body["case_ids"], "evaluator_id": judge_id, "version_id": body["version_id"]}
+            (row,) = wait_scored(c, query, body["case_ids"][0])
+            (step,) = row["reasoning_steps"]
+            seen[who] = sorted(re.findall(r'<data_source name="([^"]+)"', step["output"]))
+    # The agent's tool saw what the key that started the run sees: the scoped key's workspace.
+    assert seen == {"scoped": ["billing", "billing-team"], "admin": ["billing", "billing-team", "geo"]}

@@ -28,9 +28,9 @@ from repolens.access.keys import Principal
 from repolens.agents import assistants as registry
 from repolens.agents.runtime import TurnRequest, finished
 from repolens.batches.answer import attachments_of, tool_calls_of
+from repolens.batches.runner import principal_from
 from repolens.chat.llm import ChatMessage, Completion, load_llm
-from repolens.domain import ApiKey
-from repolens.errors import RepolensError
+from repolens.errors import NotFound, RepolensError
 from repolens.services import Services
 from repolens.settings import Settings
 from repolens.storage.base import Database
@@ -66,11 +66,12 @@ def parse_verdict(text: str) -> tuple[float, str]:
     return min(1.0, max(0.0, score)), str(doc.get("reason", ""))
 
 
-def _admin() -> Principal:
-    """The job runs the agent as the server itself: the case's agent was checked for the caller
-    when the run was started."""
-    key = ApiKey(0, "eval-runner", "", "eval runner", "admin", "custom", 10**9, 10**6, (), 0.0, None, None, None)
-    return Principal(key)
+def starter(db: Database, job_public_id: str) -> Principal:
+    """Who started the run, as their key is now (``Forbidden`` once it is revoked)."""
+    snapshot = db.eval_run_principal(job_public_id)
+    if snapshot is None:
+        raise NotFound("this run was started before runs recorded who started them: start it again")
+    return principal_from(db, snapshot)
 
 
 async def _judge(settings: Settings, model: str | None, system: str, answer_text: str) -> tuple[float, str, int, int]:
@@ -93,9 +94,10 @@ async def _one(services: Services, job_id: str, result: ResultRecord, cache: dic
     case = cache["cases"][result.case_id]
     ev = cache["evaluators"][result.evaluator_id]
     rubric = next((r for e, r in cache["assigned"][result.case_id] if e == result.evaluator_id), "") or case.rubric
-    principal = _admin()
-    viewer = registry.viewer_for(db, principal)
     try:
+        # The agent runs as the key that started the run, so its tools see what that key sees.
+        principal = await asyncio.to_thread(starter, db, job_id)
+        viewer = registry.viewer_for(db, principal)
         # The version the run names, as that version stored it (a draft runs as well as the
         # published one): its prompt, model and tools answer the case.
         assistant = await asyncio.to_thread(registry.at_version, db, viewer, principal, case.agent_id, result.version_id)

@@ -5,6 +5,10 @@ Everything lives in the caller's workspace (``knowledge.home_workspace``) and is
 keys of that workspace; cases belong to an agent the caller can run. A run needs a model: with
 none configured, starting one is refused with a message saying so (nothing is scored).
 
+A run's job runs the agent as the key that started it (``batches.runner.principal_from``: as
+that key is when each case runs, so a key revoked since runs nothing more), so the agent's tools
+see what that key sees.
+
 Agent versions: a run names a ``version_id``, one of the ids the agent's versions list gives
 (``agents/assistants.py``; Codeer's ``history_id``). The run's job answers each case with that
 version's stored definition, draft or published, so a team can score a draft before publishing
@@ -21,6 +25,7 @@ from repolens import knowledge
 from repolens.agents import assistants as registry
 from repolens.agents.assistants import Version
 from repolens.batches.answer import check_agent
+from repolens.batches.service import principal_snapshot
 from repolens.errors import InvalidInput, NotFound, NotReady
 from repolens.storage.eval_store import CaseRecord, EvaluatorRecord, LabelRecord, ResultRecord
 
@@ -325,7 +330,7 @@ def start_run(
                 queued.append((c.public_id, ev.public_id))
             else:
                 skipped.append({"case_id": c.public_id, "evaluator_id": ev.public_id, "reason": "not_assigned"})
-    job = db.start_eval_run(pairs, version.id) if pairs else ""
+    job = db.start_eval_run(pairs, version.id, principal_snapshot(principal)) if pairs else ""
     return RunStarted(job, version, queued, skipped)
 
 
