@@ -469,7 +469,7 @@ class Engine:
         if group is not None and group_id is not None and group.get("kind") == BRANCHES:
             # A ``state_ids`` branch: its successors wait for its siblings (as in LangGraph, the
             # branches are one step and what follows them the next), then run once each.
-            group["pending"] = [*group["pending"], *routes]
+            group["pending"] = [*group["pending"], *({**r, "slot": task.get("slot", 0)} for r in routes)]
             group["left"] = int(group["left"]) - 1
             groups[group_id] = group
             if group["left"] > 0:
@@ -486,8 +486,8 @@ class Engine:
             # States started together are one step: what follows them waits for all of them.
             seq += 1
             groups[f"g{seq}"] = {"kind": BRANCHES, "left": len(branches), "pending": []}
-            for branch in branches:
-                branch["group"] = f"g{seq}"
+            for slot, branch in enumerate(branches):
+                branch["group"], branch["slot"] = f"g{seq}", slot
         return {**moved, "tasks": tasks, "groups": groups, "seq": seq}, transitions
 
     def _route(self, config: WorkflowConfig, nxt: NextState | None, parsed: Any) -> tuple[list[str], list[Any] | None]:
@@ -544,7 +544,7 @@ def _joined(routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     branches lead to runs once, fed the list of their outputs (in branch order)."""
     merged: dict[str, dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
-    for route in routes:
+    for route in sorted(routes, key=lambda r: int(r.get("slot", 0))):  # branch order, not finish order
         if route["items"] is not None:
             out.append(route)
             continue
