@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -689,3 +691,12 @@ def test_an_example_output_schema_requires_its_keys_and_types() -> None:
         parse(THREE_STATES.replace("""'{"colors": ["orange","blue"]}'""", """'{"type": 12}'"""))
     with pytest.raises(ConfigError, match="must be a JSON object"):
         parse(THREE_STATES.replace("""'{"colors": ["orange","blue"]}'""", "'[1, 2]'"))
+
+
+def test_the_readme_workflow_examples_are_valid_definitions() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Workflows", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) >= 2
+    for block in blocks:
+        parse(block)
