@@ -458,14 +458,16 @@ class Engine:
         targets, fan_items = self._route(config, nxt, parsed)
         snapshot = {"context_store": context, "user_input": frontier.get("user_input", "")}
         transitions: list[tuple[str | None, str, dict[str, Any]]] = [(state.id, t, snapshot) for t in targets or [END]]
+        # The keys of the context store the next tasks see (None: all): an ``iter_key`` map's
+        # items see those of ``include_in_iterator_context``.
+        keys = None
+        if fan_items is not None and nxt is not None and ALL_KEYS not in nxt.include_in_iterator_context:
+            keys = list(nxt.include_in_iterator_context)
         routes = [
-            {"target": t, "feed": feed[:MAX_CONTEXT_CHARS], "items": fan_items, "from": state.id, "context": context}
+            {"target": t, "feed": feed[:MAX_CONTEXT_CHARS], "items": fan_items, "from": state.id, "keys": keys}
             for t in targets
             if t != END
         ]
-        if fan_items is not None and nxt is not None and ALL_KEYS not in nxt.include_in_iterator_context:
-            shown = {k: v for k, v in context.items() if k in nxt.include_in_iterator_context}
-            routes = [{**r, "context": shown} for r in routes]
         if group is not None and group_id is not None and group.get("kind") == BRANCHES:
             # A ``state_ids`` branch: its successors wait for its siblings (as in LangGraph, the
             # branches are one step and what follows them the next), then run once each.
@@ -479,7 +481,7 @@ class Engine:
         seq = int(frontier["seq"])
         branches: list[dict[str, Any]] = []
         for route in routes:
-            seq = _schedule(tasks, groups, seq, route)
+            seq = _schedule(tasks, groups, seq, route, context)
             if route["items"] is None:
                 branches.append(tasks[-1])
         if len(branches) > 1:
@@ -555,18 +557,21 @@ def _joined(routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             seen["feeds"].append(route["feed"])
             seen["froms"].append(route["from"])
-            seen["context"] = {**seen["context"], **route["context"]}
     for route in out:
         if len(route.get("feeds", ())) > 1:
             route["feed"] = json.dumps([_parsed(f) for f in route["feeds"]])[:MAX_CONTEXT_CHARS]
     return out
 
 
-def _schedule(tasks: list[dict[str, Any]], groups: dict[str, Any], seq: int, route: dict[str, Any]) -> int:
+def _schedule(
+    tasks: list[dict[str, Any]], groups: dict[str, Any], seq: int, route: dict[str, Any], store: dict[str, Any]
+) -> int:
     """Add the tasks of one route to ``tasks`` (an ``iter_key`` map: one per item, in a group
-    that joins them); the new sequence number."""
+    that joins them), shown the context ``store`` as it is now; the new sequence number."""
     preceding = route.get("froms") or [route["from"]]
     items = route["items"]
+    keys = route.get("keys")
+    context = store if keys is None else {k: v for k, v in store.items() if k in keys}
     if items is None:
         seq += 1
         tasks.append(
@@ -577,7 +582,7 @@ def _schedule(tasks: list[dict[str, Any]], groups: dict[str, Any], seq: int, rou
                 "iteration": 0,
                 "preceding": preceding,
                 "group": None,
-                "context": route["context"],
+                "context": context,
             }
         )
         return seq
@@ -597,7 +602,7 @@ def _schedule(tasks: list[dict[str, Any]], groups: dict[str, Any], seq: int, rou
                 "slot": i,
                 "preceding": preceding,
                 "group": gid,
-                "context": route["context"],
+                "context": context,
             }
         )
     return seq
