@@ -700,3 +700,43 @@ def test_the_readme_workflow_examples_are_valid_definitions() -> None:
     assert len(blocks) >= 2
     for block in blocks:
         parse(block)
+
+
+class JsonTools:
+    def run(self, tool: Any, args: dict[str, Any], input: str, cancel: threading.Event) -> str:
+        return json.dumps({"items": [{"title": "first/one", "n": 1}, {"title": "second", "n": 2}], "a/b": {"c": 3}})
+
+
+@pytest.mark.parametrize(
+    ("pointer", "picked"),
+    [("/items/0/title", "first/one"), ("/items/1", '{"title": "second", "n": 2}'), ("/a~1b/c", "3"), ("", None)],
+)
+def test_tool_result_json_pointer_picks_part_of_a_json_result(services: Services, pointer: str, picked: str | None) -> None:
+    db = services.store
+    yaml_config = (
+        f"tools:\n  - id: t\n    tool: get_data_sources\n    tool_result_json_pointer: '{pointer}'\n"
+        "states:\n  - id: s\n    tool_id: t\n    next: {state_id: end}\n"
+    )
+    wf = service.create_workflow(db, name="pointer", project="demo", yaml_config=yaml_config)
+    ex = service.start_execution(db, wf, user_input="", created_by={})
+    assert Engine(db, Scripted({}), JsonTools()).run(ex.public_id) == SUCCEEDED
+    whole = JsonTools().run(None, {}, "", threading.Event())
+    assert db.get_execution(ex.public_id).output == (whole if picked is None else picked)  # type: ignore[union-attr]
+
+
+def test_a_json_pointer_that_finds_nothing_fails_the_tool_state(services: Services) -> None:
+    db = services.store
+    yaml_config = (
+        "tools:\n  - id: t\n    tool: get_data_sources\n    tool_result_json_pointer: /items/7\n"
+        "states:\n  - id: s\n    tool_id: t\n    next: {state_id: end}\n"
+    )
+    wf = service.create_workflow(db, name="pointer-miss", project="demo", yaml_config=yaml_config)
+    ex = service.start_execution(db, wf, user_input="", created_by={})
+    assert Engine(db, Scripted({}), JsonTools()).run(ex.public_id) == FAILED
+    assert "has nothing at '7'" in db.get_state(ex.id, "s").error  # type: ignore[union-attr]
+    assert (
+        Engine(db, Scripted({}), EchoTools()).run(service.start_execution(db, wf, user_input="", created_by={}).public_id)
+        == FAILED
+    )  # a result that is not JSON
+    with pytest.raises(ConfigError, match=r"line 4, tools\[0\].tool_result_json_pointer: a JSON pointer starts with /"):
+        parse(yaml_config.replace("/items/7", "items"))

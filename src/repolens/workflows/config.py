@@ -48,13 +48,12 @@ UNSUPPORTED_NEXT = {
     "keep_history": "it is deprecated in CodeMie; " + NO_SHARED_HISTORY,
 }
 UNSUPPORTED_STATE = {
-    "finish_iteration": "an iter_key map ends when its last item's state commits",
+    "finish_iteration": "an iter_key map runs one state per item and joins right after it",
     "resolve_dynamic_values_in_prompt": "tasks are sent as written; the context store is shown to the model beside them",
     "result_as_human_message": NO_SHARED_HISTORY,
 }
 UNSUPPORTED_TOOL = {
     "integration_alias": "this server has no integrations store; give the tool its tool_args",
-    "tool_result_json_pointer": "a tool state's output is the tool's whole result",
     "resolve_dynamic_values_in_response": "a tool state's output is the tool's result as returned",
     "tokens_size_limit": "code tools cut their own results; MCP results are kept whole",
 }
@@ -342,6 +341,13 @@ def _check_assistants_and_tools(config: WorkflowConfig, where: _Lines) -> None:
             except ValueError as exc:
                 raise _fail(where, ("assistants", i, "mcp_servers", j), str(exc)) from None
     for i, state_tool in enumerate(config.tools):
+        pointer = state_tool.tool_result_json_pointer
+        if pointer and not pointer.startswith("/"):
+            raise _fail(
+                where,
+                ("tools", i, "tool_result_json_pointer"),
+                "a JSON pointer starts with / (RFC 6901), e.g. /items/0/title",
+            )
         if state_tool.mcp_server is not None:
             try:
                 mcp_server_of(state_tool.mcp_server)

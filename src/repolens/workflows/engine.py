@@ -391,7 +391,8 @@ class Engine:
         if state.tool_id is not None:
             tool = next(t for t in config.tools if t.id == state.tool_id)
             args = {**tool.tool_args, **state.tool_args}
-            output = self.tools.run(tool, args, text_input, cancel)
+            result = self.tools.run(tool, args, text_input, cancel)
+            output = result if tool.tool_result_json_pointer is None else pick(result, tool.tool_result_json_pointer)
             return AssistantReply(
                 text=output,
                 thoughts=[
@@ -399,7 +400,7 @@ class Engine:
                         author_name=tool.tool,
                         author_type="Tool",
                         input_text=json.dumps(args),
-                        content=output[:MAX_CONTEXT_CHARS],
+                        content=result[:MAX_CONTEXT_CHARS],
                     )
                 ],
             )
@@ -606,6 +607,25 @@ def _schedule(
             }
         )
     return seq
+
+
+def pick(result: str, pointer: str) -> str:
+    """The part of a tool's JSON result that ``tool_result_json_pointer`` (RFC 6901, e.g.
+    ``/items/0/title``) names: a string as it is, anything else as JSON. RepolensError when the
+    result is not JSON or has nothing there (the state fails, and its retry policy applies)."""
+    try:
+        value = json.loads(result)
+    except ValueError:
+        raise RepolensError(f"tool_result_json_pointer {pointer!r}: the tool's result is not JSON") from None
+    for raw in pointer.split("/")[1:]:
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise RepolensError(f"tool_result_json_pointer {pointer!r}: the tool's result has nothing at {part!r}")
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def raise_route(message: str) -> None:
