@@ -614,10 +614,6 @@ def test_append_to_context_collects_iterations_and_iterator_context_filters_keys
         ("    next: {state_id: end, override_task: true}", "states[0].next.override_task"),
         ("    next: {state_id: end, keep_history: true}", "states[0].next.keep_history"),
         ("    result_as_human_message: true\n    next: {state_id: end}", "states[0].result_as_human_message"),
-        (
-            "    resolve_dynamic_values_in_prompt: true\n    next: {state_id: end}",
-            "states[0].resolve_dynamic_values_in_prompt",
-        ),
         ("    next: {state_id: end, include_in_iterator_context: [a]}", "states[0].next.include_in_iterator_context"),
     ],
 )
@@ -740,3 +736,34 @@ def test_a_json_pointer_that_finds_nothing_fails_the_tool_state(services: Servic
     )  # a result that is not JSON
     with pytest.raises(ConfigError, match=r"line 4, tools\[0\].tool_result_json_pointer: a JSON pointer starts with /"):
         parse(yaml_config.replace("/items/7", "items"))
+
+
+DYNAMIC = """\
+assistants:
+  - id: a
+states:
+  - id: facts
+    assistant_id: a
+    task: facts
+    next: {state_id: use}
+  - id: use
+    assistant_id: a
+    task: "Write to {{ owner }} about {{items}}"
+    resolve_dynamic_values_in_prompt: true
+    next: {state_id: end}
+"""
+
+
+def test_resolve_dynamic_values_in_prompt_fills_the_task_from_the_context_store(services: Services) -> None:
+    db = services.store
+    wf = service.create_workflow(db, name="dynamic", project="demo", yaml_config=DYNAMIC)
+    ex = service.start_execution(db, wf, user_input="", created_by={})
+    runner = ByTask({"facts": '{"owner": "geo team", "items": [1, 2]}', "Write to geo team about [1, 2]": "sent"})
+    assert Engine(db, runner, EchoTools()).run(ex.public_id) == SUCCEEDED
+    assert [c[0] for c in runner.calls] == ["facts", "Write to geo team about [1, 2]"]
+    # A key the store does not have fails the state, naming it (no placeholder reaches the model).
+    missing = service.start_execution(db, wf, user_input="", created_by={})
+    runner = ByTask({"facts": '{"owner": "geo team"}'})
+    assert Engine(db, runner, EchoTools()).run(missing.public_id) == FAILED
+    assert "{{items}}, which is not in the context store" in db.get_state(missing.id, "use").error  # type: ignore[union-attr]
+    assert len(runner.calls) == 1

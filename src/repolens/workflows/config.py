@@ -49,7 +49,6 @@ UNSUPPORTED_NEXT = {
 }
 UNSUPPORTED_STATE = {
     "finish_iteration": "an iter_key map runs one state per item and joins right after it",
-    "resolve_dynamic_values_in_prompt": "tasks are sent as written; the context store is shown to the model beside them",
     "result_as_human_message": NO_SHARED_HISTORY,
 }
 UNSUPPORTED_TOOL = {

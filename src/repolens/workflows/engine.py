@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -71,6 +72,8 @@ MAP, BRANCHES = "map", "branches"
 # A mismatching answer is quoted in the state's error up to this length: enough to see what
 # the model did instead, short enough for a list of states.
 MAX_ANSWER_SHOWN = 300
+# A dynamic value in a task (``resolve_dynamic_values_in_prompt``): ``{{key}}`` of the context store.
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,12 +409,13 @@ class Engine:
             )
         assistant = next(a for a in config.assistants if a.id == state.assistant_id)
         schema = schema_of(state.output_schema) if state.output_schema is not None else None
+        context = dict(task.get("context") or {})
         call = AssistantCall(
             assistant=assistant,
-            task=state.task,
+            task=resolve(state.task, context) if state.resolve_dynamic_values_in_prompt else state.task,
             input=text_input,
             user_input=task.get("user_input") or "",
-            context=dict(task.get("context") or {}),
+            context=context,
             output_schema=schema,
             headers=self.headers,
         )
@@ -607,6 +611,20 @@ def _schedule(
             }
         )
     return seq
+
+
+def resolve(text: str, context: dict[str, Any]) -> str:
+    """``text`` with each ``{{key}}`` replaced by that key of the context store (a string as it
+    is, anything else as JSON); RepolensError naming a key the store does not have."""
+
+    def value(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in context:
+            raise RepolensError(f"the task names {{{{{key}}}}}, which is not in the context store")
+        found = context[key]
+        return found if isinstance(found, str) else json.dumps(found, ensure_ascii=False)
+
+    return _PLACEHOLDER.sub(value, text)
 
 
 def pick(result: str, pointer: str) -> str:
