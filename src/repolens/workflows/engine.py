@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 # How often a running state looks for an abort in the database: the in-flight model or tool
 # call is cancelled within this delay of ``PUT .../abort``.
 ABORT_POLL_S = 0.3
+# How long ``run`` waits, on its way out, for the abort watcher's query in flight (one query).
+WATCHER_JOIN_S = 10.0
 # How often the engine, waiting for its tasks, checks that its job is still its own (the
 # server that started it may have died, and another worker resumed the execution).
 STILL_MINE_S = 1.0
@@ -211,6 +213,9 @@ class Engine:
             stop_watch.set()
             if pool is not None:
                 pool.shutdown(wait=True)
+            # The watcher reads the database: it must be done before the caller may close it
+            # (a query in flight on a closed SQLite connection crashes the process).
+            watcher.join(WATCHER_JOIN_S)
 
     def _start_tasks(
         self,
