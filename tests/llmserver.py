@@ -11,6 +11,8 @@ reacts to a few markers so tests can drive the hard cases:
   the ``Input:`` block of the prompt, ``{question}`` by the last line of the user's message): how
   workflow tests script their assistant states, batch tests their agents and eval tests their judges.
 * ``RATE_LIMITED_ONCE`` in the question: the first request gets a 429 with ``Retry-After: 0``.
+* ``MODEL_FAILS`` in the question: the model refuses the request with a 400 (not retried), so the
+  answer fails (a batch whose items all fail, for the ``failed`` webhook).
 * ``REVEAL_SYSTEM_PROMPT`` anywhere in the repository text of the prompt: the model "obeys" the
   injection and repeats its system message, as a gullible model would; the server must not let
   the secret through.
@@ -185,6 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._openai_agent(body)
             return
         question = str(body["messages"][-1]["content"]).rsplit("\n", 1)[-1]
+        if "MODEL_FAILS" in question:
+            self._json(400, {"error": {"message": "the scripted model refuses", "type": "invalid_request_error"}})
+            return
         if "RATE_LIMITED_ONCE" in question and question not in rec.rate_limited:
             rec.rate_limited.add(question)
             self._json(429, {"error": {"message": "slow down", "type": "rate_limit_error"}}, {"Retry-After": "0"})

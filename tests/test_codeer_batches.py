@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from llmserver import Recorder, standin_llm
 from repolens.batches.webhooks import verify
 from repolens.settings import Settings
 from repolens.storage.factory import open_store
-from server import Server, start_server
+from server import Server, free_port, start_server
 
 pytestmark = pytest.mark.backends
 
@@ -39,6 +40,9 @@ FAST_RETRIES = {  # webhook retries in milliseconds, not seconds, so the suite d
     "REPOLENS_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
     "REPOLENS_JOB_LEASE": "5",  # PostgreSQL: a killed server's job is taken over after 5 s, not 60
 }
+DELIVERY_TIMEOUT_MS = 300  # the slow-receiver test's per-attempt timeout
+SLOW_RECEIVER_S = 2.0  # the slow receiver answers after this: far past the timeout
+RETRY_FOR_S = 6  # that test's retry window: long enough for a small batch to finish inside it
 
 
 @dataclass
@@ -263,11 +267,134 @@ def test_cancel_mid_way_keeps_the_counts_whole(world: World, receiver: Receiver)
         "cancelled": done["cancelled_requests"],
     }
     assert all(r["response"] is None and r["chat_id"] is None for r in rows if r["status"] == "cancelled")
+    # The items in flight at the cancel (started before it, finished after it) were answered, not
+    # cancelled: at least the ones the cancel's answer counted as running.
+    at = _when(done["cancelled_at"])
+    in_flight = [
+        (m, r)
+        for m, r in zip(messages, rows, strict=True)
+        if r["started_at"] and _when(r["started_at"]) < at and (r["finished_at"] is None or _when(r["finished_at"]) > at)
+    ]
+    assert len(in_flight) >= cancelled.json()["data"]["running_requests"] >= 1
+    assert all(r["status"] == "completed" and r["response"] == f"answer to {m}" and r["chat_id"] for m, r in in_flight)
+    assert all(asked(world.llm, m) == 1 for m, _ in in_flight)
     assert all(asked(world.llm, r_m) == 0 for r_m, r in zip(messages, rows, strict=True) if r["status"] == "cancelled")
     assert again.status_code == 400 and again.json()["error_code"] == 10006 and "already ended" in again.json()["message"]
     assert event["event"] == "cancelled"
     ((_, _, doc),) = receiver.events(batch["id"])
     assert doc["batch"]["cancelled_requests"] == done["cancelled_requests"]
+
+
+def _when(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_batch_whose_every_item_fails_ends_failed_and_sends_the_failed_event(world: World, receiver: Receiver) -> None:
+    with world.server.client() as c:
+        batch = submit(
+            c, world.agent, ["MODEL_FAILS one", "MODEL_FAILS two"], webhook={"url": receiver.url, "secret": SECRET}
+        )
+        done = wait_for(c, batch["id"], ("failed",))
+        rows = all_results(c, batch["id"])
+        (event,) = deliveries(c, batch["id"], until="delivered")
+        # One answered item beside a failed one: the batch ran, so it is completed, not failed.
+        mixed = submit(c, world.agent, ["answer this", "MODEL_FAILS three"], webhook={"url": receiver.url})
+        partly = wait_for(c, mixed["id"], ("completed",))
+        (mixed_event,) = deliveries(c, mixed["id"], until="delivered")
+    assert (done["failed_requests"], done["completed_requests"], done["cancelled_requests"]) == (2, 0, 0)
+    assert done["error"] == "every request of the batch failed; each result says why"
+    assert [r["status"] for r in rows] == ["failed", "failed"] and all(r["response"] is None for r in rows)
+    assert all("answered 400" in r["error"]["message"] for r in rows), rows
+    assert event["event"] == "failed" and [a["status_code"] for a in event["attempts"]] == [200]
+    ((headers, body, doc),) = receiver.events(batch["id"])
+    assert verify(SECRET, body, headers["x-codeer-signature"])
+    assert doc["event"] == "failed" and doc["id"] == event["id"]
+    assert doc["batch"]["status"] == "failed" and doc["batch"]["failed_requests"] == 2
+    assert (partly["completed_requests"], partly["failed_requests"], partly["error"]) == (1, 1, None)
+    assert mixed_event["event"] == "completed"
+
+
+@dataclass
+class SlowReceiver:
+    """A receiver that answers only after ``delay_s`` (longer than the delivery timeout)."""
+
+    delay_s: float
+    url: str = ""
+    seen: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@pytest.fixture
+def slow_receiver() -> Iterator[SlowReceiver]:
+    rec = SlowReceiver(delay_s=SLOW_RECEIVER_S)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # stdlib signature; keep quiet
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with rec.lock:
+                rec.seen[json.loads(body)["id"]] += 1
+            time.sleep(rec.delay_s)
+            try:
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            except OSError:  # the sender gave up long ago
+                pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    rec.url = f"http://127.0.0.1:{httpd.server_address[1]}/slow"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield rec
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_slow_and_dead_receivers_hold_up_no_items_and_delivery_gives_up_in_time(
+    world: World, slow_receiver: SlowReceiver, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # A server of its own with a short delivery timeout and retry window, so giving up is quick.
+    database = request.getfixturevalue("pg_cluster").new_database() if world.backend else ""
+    extra = {"REPOLENS_WEBHOOK_TIMEOUT_MS": str(DELIVERY_TIMEOUT_MS), "REPOLENS_WEBHOOK_RETRY_FOR": str(RETRY_FOR_S)}
+    if database:
+        extra["REPOLENS_DATABASE_URL"] = database
+    dead = f"http://127.0.0.1:{free_port()}/gone"  # nothing listens there: every attempt is refused
+    server = _start(tmp_path / "home", world.llm_url, extra=extra)
+    try:
+        with server.client() as c:
+            agent = make_agent(c, "Hook helper")
+            slow = submit(c, agent, ["to a slow hook 1", "to a slow hook 2"], webhook={"url": slow_receiver.url})
+            gone = submit(c, agent, ["to a dead hook 1", "to a dead hook 2"], webhook={"url": dead})
+            wait_for(c, slow["id"], ("completed",), timeout=60)
+            wait_for(c, gone["id"], ("completed",), timeout=60)
+            # While both events are being retried, a new batch is answered all the same.
+            started = time.monotonic()
+            after = submit(c, agent, [f"meanwhile {n}" for n in range(12)])
+            finished = wait_for(c, after["id"], ("completed",), timeout=60)
+            elapsed = time.monotonic() - started
+            meanwhile = [c.get(f"{BATCHES}/{b['id']}/webhook-deliveries").json()["data"][0] for b in (slow, gone)]
+            (slow_event,) = deliveries(c, slow["id"], until="failed", timeout=RETRY_FOR_S + 30)
+            (gone_event,) = deliveries(c, gone["id"], until="failed", timeout=RETRY_FOR_S + 30)
+    finally:
+        server.stop()
+    assert finished["completed_requests"] == 12 and elapsed < RETRY_FOR_S
+    assert [e["status"] for e in meanwhile] == ["pending", "pending"] and all(e["attempts"] for e in meanwhile)
+    for event, error in ((slow_event, "ReadTimeout"), (gone_event, "ConnectError")):
+        attempts = event["attempts"]
+        assert [a["attempt"] for a in attempts] == list(range(1, len(attempts) + 1)) and len(attempts) >= 2
+        assert all(a["status_code"] is None and a["error"].startswith(error) for a in attempts), attempts
+        # Retried inside the window and not after it; nothing left scheduled.
+        assert _when(attempts[-1]["at"]) <= _when(event["give_up_at"]) + 1
+        assert _when(event["give_up_at"]) - _when(event["created_at"]) == pytest.approx(RETRY_FOR_S, abs=0.01)
+        assert event["next_attempt_at"] is None and event["delivered_at"] is None
+    # Each slow attempt waited for the timeout, not for the receiver, and every one reached it.
+    assert all(a["duration_ms"] < SLOW_RECEIVER_S * 1000 for a in slow_event["attempts"])
+    with slow_receiver.lock:
+        assert slow_receiver.seen[slow_event["id"]] == len(slow_event["attempts"])
 
 
 def codeer_error(response: httpx.Response, status: int, code: int) -> str:

@@ -67,6 +67,8 @@ DEFAULT_BATCH_SLICE_S = 120
 DEFAULT_WEBHOOK_RETRY_BASE_MS = 1_000
 DEFAULT_WEBHOOK_RETRY_MAX_MS = 3_600_000
 DEFAULT_WEBHOOK_RETRY_FOR_S = 24 * 3600
+# One delivery attempt: a receiver should answer at once and do its work afterwards.
+DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000
 
 
 GitScheme = Literal["https", "ssh", "http"]
@@ -188,11 +190,13 @@ class Settings:
     batch_slice_s: int = setting("REPOLENS_BATCH_SLICE", DEFAULT_BATCH_SLICE_S, minimum=1)
     # Batch webhooks: hosts that may be sent plain http and may be private (the operator's own
     # receivers, loopback in tests); every other URL must be https to a public address. Retry
-    # backoff (first delay, largest delay, in ms) and how long an event is retried.
+    # backoff (first delay, largest delay, in ms), how long an event is retried, and how long one
+    # attempt may wait for the receiver's answer.
     webhook_allow_hosts: tuple[str, ...] = setting("REPOLENS_WEBHOOK_ALLOW_HOSTS", (), check=_lower)
     webhook_retry_base_ms: int = setting("REPOLENS_WEBHOOK_RETRY_BASE_MS", DEFAULT_WEBHOOK_RETRY_BASE_MS, minimum=1)
     webhook_retry_max_ms: int = setting("REPOLENS_WEBHOOK_RETRY_MAX_MS", DEFAULT_WEBHOOK_RETRY_MAX_MS, minimum=1)
     webhook_retry_for_s: int = setting("REPOLENS_WEBHOOK_RETRY_FOR", DEFAULT_WEBHOOK_RETRY_FOR_S, minimum=1)
+    webhook_timeout_ms: int = setting("REPOLENS_WEBHOOK_TIMEOUT_MS", DEFAULT_WEBHOOK_TIMEOUT_MS, minimum=1)
     # People: local users' sign-in tokens, and OIDC (Keycloak) bearer JWTs when an issuer is set.
     session_ttl_s: int = setting("REPOLENS_SESSION_TTL", DEFAULT_SESSION_TTL_S)
     oidc_issuer: str = setting("REPOLENS_OIDC_ISSUER", "", check=_trimmed_url)  # "" = OIDC off

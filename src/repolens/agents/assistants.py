@@ -288,6 +288,13 @@ def published(db: Database, viewer: Viewer, principal: Principal | None, assista
     return replace(found, definition=load_definition(live.definition), version=live.number)
 
 
+def at_version(db: Database, viewer: Viewer, principal: Principal | None, assistant_id: str, version_id: str) -> Assistant:
+    """The assistant as one of its versions defines it, draft or not (what an evaluation of that
+    version runs, before anyone publishes it)."""
+    found = version(db, viewer, principal, assistant_id, version_id)
+    return replace(get(db, viewer, principal, assistant_id), definition=found.definition, version=found.number)
+
+
 def callers(db: Database, viewer: Viewer, principal: Principal | None, assistant_id: str) -> list[Assistant]:
     """The assistants the viewer sees that consult this one (what a change to it reaches)."""
     found = get(db, viewer, principal, assistant_id)

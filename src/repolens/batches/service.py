@@ -70,7 +70,8 @@ def _webhook(value: object, allow_hosts: tuple[str, ...]) -> dict[str, Any]:
     return {"url": url, "events": sorted(set(events), key=webhooks.EVENTS.index), "secret": secret or ""}
 
 
-def _principal_snapshot(principal: Principal) -> dict[str, Any]:
+def principal_snapshot(principal: Principal) -> dict[str, Any]:
+    """Who submitted (or started) something, as ``runner.principal_from`` reads it back in a job."""
     key = principal.key
     return {
         "key_id": key.key_id,
@@ -135,7 +136,7 @@ def submit(services: Services, principal: Principal, submission: Submission) -> 
     return db.create_batch(
         workspace_id=workspace.id,
         owner=principal.key.key_id,
-        principal=_principal_snapshot(principal),
+        principal=principal_snapshot(principal),
         agent_id=agent_id,
         webhook=webhook,
         items=items,
@@ -215,6 +216,7 @@ def view(batch: BatchRecord) -> dict[str, Any]:
     return {
         "id": batch.public_id,
         "status": batch.status,
+        "error": batch.error or None,  # why a batch ``failed`` as a whole
         "agent_id": batch.agent_id,
         **counts(batch),
         "webhook": {"url": hook["url"], "events": hook["events"], "has_secret": bool(hook.get("secret"))} if hook else None,

@@ -10,10 +10,10 @@
   sha256=<hex>`` is HMAC-SHA256 of the secret over the raw body, so the signature covers the
   timestamp too and a receiver can refuse an old (replayed) body.
 * The dispatcher is a thread of the server (and of each worker): it takes due events with a lease,
-  sends each from a small pool with a short timeout, records every attempt, and schedules the next
-  one with exponential backoff and jitter until the event's retry window closes. Batch items run
-  in job processes, so a slow or dead receiver never holds the queue; at worst it holds one of
-  the pool's threads for one timeout.
+  sends each from a small pool with a short timeout (``REPOLENS_WEBHOOK_TIMEOUT_MS``), records
+  every attempt, and schedules the next one with exponential backoff and jitter until the
+  event's retry window closes. Batch items run in job processes, so a slow or dead receiver
+  never holds the queue; at worst it holds one of the pool's threads for one timeout.
 """
 
 from __future__ import annotations
@@ -47,10 +47,9 @@ EVENTS = ("completed", "failed", "cancelled")
 DEFAULT_EVENTS = ("completed", "failed")  # Codeer's default subscription
 MAX_URL_CHARS = 2_000
 MAX_SECRET_CHARS = 255  # Codeer's limit
-SEND_TIMEOUT_S = 10.0  # one attempt; a receiver should answer at once and work afterwards
 POLL_S = 0.2  # how often the dispatcher looks for due events
 POOL_THREADS = 4  # attempts in flight per dispatcher: a few dead receivers cannot starve the rest
-LEASE_S = SEND_TIMEOUT_S * 3  # an attempt's lease outlives its timeout: no second sender meanwhile
+LEASE_TIMEOUTS = 3  # an attempt's lease is this many timeouts long: no second sender meanwhile
 BATCH_EVENTS_PER_POLL = 32
 JITTER = 0.25  # each delay is randomly up to 25 % shorter, so retries of many events spread out
 
@@ -119,7 +118,8 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="repolens-webhook")
         self._inflight: set[int] = set()
         self._lock = threading.Lock()
-        self._client = httpx.Client(timeout=SEND_TIMEOUT_S, follow_redirects=False)
+        self._timeout_s = settings.webhook_timeout_ms / 1000
+        self._client = httpx.Client(timeout=self._timeout_s, follow_redirects=False)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="repolens-webhooks", daemon=True)
@@ -128,7 +128,7 @@ class Dispatcher:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(SEND_TIMEOUT_S + 5)
+            self._thread.join(self._timeout_s + 5)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
@@ -153,7 +153,7 @@ class Dispatcher:
             with self._lock:
                 if event.id in self._inflight:
                     continue
-            lease = time.time() + LEASE_S
+            lease = time.time() + LEASE_TIMEOUTS * self._timeout_s
             if not self.db.lease_webhook_event(event.id, seen_next_attempt_at=event.next_attempt_at, lease_until=lease):
                 continue  # another dispatcher took it
             with self._lock:

@@ -2,8 +2,9 @@
 judge model scores the answer.
 
 ``run_eval_job`` is what the job child process runs for a job of kind ``eval``. The agent's turn
-goes through the agent runtime (not recorded as a chat: an evaluation is not a conversation);
-its answer and tool calls are kept with the result. The judge is one model call: the
+runs the result's agent version (its stored definition, draft or published) through the agent
+runtime (not recorded as a chat: an evaluation is not a conversation); its answer and tool calls
+are kept with the result. The judge is one model call: the
 evaluator's system prompt template with ``{input}``, ``{expected_output}``, ``{rubric}`` and
 ``{output}`` filled in, asked to answer JSON ``{"score": 0..1, "reason": "..."}``. A judge answer
 that is not such JSON scores 0 with a reason saying so, so a run always ends with every score
@@ -27,9 +28,9 @@ from repolens.access.keys import Principal
 from repolens.agents import assistants as registry
 from repolens.agents.runtime import TurnRequest, finished
 from repolens.batches.answer import attachments_of, tool_calls_of
+from repolens.batches.runner import principal_from
 from repolens.chat.llm import ChatMessage, Completion, load_llm
-from repolens.domain import ApiKey
-from repolens.errors import RepolensError
+from repolens.errors import NotFound, RepolensError
 from repolens.services import Services
 from repolens.settings import Settings
 from repolens.storage.base import Database
@@ -65,11 +66,12 @@ def parse_verdict(text: str) -> tuple[float, str]:
     return min(1.0, max(0.0, score)), str(doc.get("reason", ""))
 
 
-def _admin() -> Principal:
-    """The job runs the agent as the server itself: the case's agent was checked for the caller
-    when the run was started."""
-    key = ApiKey(0, "eval-runner", "", "eval runner", "admin", "custom", 10**9, 10**6, (), 0.0, None, None, None)
-    return Principal(key)
+def starter(db: Database, job_public_id: str) -> Principal:
+    """Who started the run, as their key is now (``Forbidden`` once it is revoked)."""
+    snapshot = db.eval_run_principal(job_public_id)
+    if snapshot is None:
+        raise NotFound("this run was started before runs recorded who started them: start it again")
+    return principal_from(db, snapshot)
 
 
 async def _judge(settings: Settings, model: str | None, system: str, answer_text: str) -> tuple[float, str, int, int]:
@@ -92,15 +94,19 @@ async def _one(services: Services, job_id: str, result: ResultRecord, cache: dic
     case = cache["cases"][result.case_id]
     ev = cache["evaluators"][result.evaluator_id]
     rubric = next((r for e, r in cache["assigned"][result.case_id] if e == result.evaluator_id), "") or case.rubric
-    principal = _admin()
-    viewer = registry.viewer_for(db, principal)
     try:
-        assistant = await asyncio.to_thread(registry.get, db, viewer, principal, result.version_id)
+        # The agent runs as the key that started the run, so its tools see what that key sees.
+        principal = await asyncio.to_thread(starter, db, job_id)
+        viewer = registry.viewer_for(db, principal)
+        # The version the run names, as that version stored it (a draft runs as well as the
+        # published one): its prompt, model and tools answer the case.
+        assistant = await asyncio.to_thread(registry.at_version, db, viewer, principal, case.agent_id, result.version_id)
         # The case's attached files go to the agent after its input, as a batch item's do (the
         # case's creator was checked as their owner when they were attached).
         files = await asyncio.to_thread(lambda: attachments_of(db, case.attachment_ids, owner=None))
         request = TurnRequest(text=case.input, remember=False, attachments=files)
-        turn = services.agents.run(principal, viewer.owner, assistant, request)
+        loader = registry.sub_loader(db, viewer, principal)
+        turn = services.agents.run(principal, viewer.owner, assistant, request, load_assistant=loader)
         done = await finished(turn)
         calls = tool_calls_of(done.thoughts)
         values = {

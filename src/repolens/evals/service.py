@@ -5,18 +5,27 @@ Everything lives in the caller's workspace (``knowledge.home_workspace``) and is
 keys of that workspace; cases belong to an agent the caller can run. A run needs a model: with
 none configured, starting one is refused with a message saying so (nothing is scored).
 
-Agent versions: a run names a ``version_id``; ``resolve_version`` maps it to the agent it runs.
-Until Codeer's agent versions are in the core, a version id is the agent's id (its current
-definition); the versions' own ids plug in there.
+A run's job runs the agent as the key that started it (``batches.runner.principal_from``: as
+that key is when each case runs, so a key revoked since runs nothing more), so the agent's tools
+see what that key sees.
+
+Agent versions: a run names a ``version_id``, one of the ids the agent's versions list gives
+(``agents/assistants.py``; Codeer's ``history_id``). The run's job answers each case with that
+version's stored definition, draft or published, so a team can score a draft before publishing
+it; results are kept per (case, evaluator, version).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from repolens import knowledge
+from repolens.agents import assistants as registry
+from repolens.agents.assistants import Version
 from repolens.batches.answer import check_agent
+from repolens.batches.service import principal_snapshot
 from repolens.errors import InvalidInput, NotFound, NotReady
 from repolens.storage.eval_store import CaseRecord, EvaluatorRecord, LabelRecord, ResultRecord
 
@@ -248,27 +257,68 @@ def rubrics(db: Database, principal: Principal, case_ids: object, evaluator_id: 
 # -- runs -------------------------------------------------------------------------------------
 
 
-def resolve_version(services: Services, principal: Principal, version_id: str) -> str:
-    """The agent a version id runs (today: a version id is its agent's id)."""
-    check_agent(services, principal, version_id)
-    return version_id
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    """What starting a run did: its job, the version it runs, the (case, evaluator) pairs queued
+    and the pairs skipped (``{case_id, evaluator_id, reason}``)."""
+
+    job_id: str
+    version: Version
+    queued: list[tuple[str, str]]
+    skipped: list[dict[str, str]]
+
+
+def _agent_of(found: list[CaseRecord]) -> str:
+    """The one agent whose cases these are: a run is one version of one agent."""
+    agents = sorted({c.agent_id for c in found})
+    if len(agents) > 1:
+        raise InvalidInput(f"case_ids must all be cases of one agent (these are of {len(agents)} agents)")
+    return agents[0]
+
+
+def resolve_version(db: Database, principal: Principal, agent_id: str, version_id: str) -> Version:
+    """The version of ``agent_id`` that ``version_id`` names: one of the ids its versions list
+    gives (Codeer's ``history_id``). A run and its results belong to that version, so the agent's
+    own id is refused with a hint rather than taken to mean whatever the agent is today."""
+    viewer = registry.viewer_for(db, principal)
+    try:
+        return registry.version(db, viewer, principal, agent_id, version_id)
+    except NotFound:
+        if version_id.strip() == agent_id:
+            raise InvalidInput(
+                f"version_id {version_id!r} is the agent's id: name one of its versions "
+                f"(GET /api/v1/external/agents/{agent_id}/versions; `codeer eval run --latest` picks the newest)"
+            ) from None
+        raise
+
+
+def latest_version(db: Database, principal: Principal, agent_id: str) -> Version:
+    """The agent's newest version, draft or published (what ``codeer eval run --latest`` runs)."""
+    viewer = registry.viewer_for(db, principal)
+    found = registry.versions(db, viewer, principal, agent_id)
+    if not found:
+        raise NotFound(f"agent {agent_id!r} has no versions")
+    return found[0]
 
 
 def start_run(
     services: Services, principal: Principal, case_ids: object, evaluator_ids: object, version_id: object
-) -> tuple[str, list[tuple[str, str]], list[dict[str, str]]]:
-    """Queue (case, evaluator) pairs of an agent version; (job id, pairs queued, pairs skipped).
-    A pair whose evaluator is not assigned to the case is skipped as ``not_assigned``."""
+) -> RunStarted:
+    """Queue (case, evaluator) pairs of an agent version: the version's own definition (its
+    prompt, model and tools as that version stored them) answers each case. A pair whose
+    evaluator is not assigned to the case is skipped as ``not_assigned``."""
     if not services.settings.llm_provider:
         raise NotReady(NO_MODEL)
     db = services.store
-    version = _text(version_id, "version_id", max_chars=64, required=True)
-    assert version is not None
-    resolve_version(services, principal, version)
+    version_text = _text(version_id, "version_id", max_chars=64, required=True)
+    assert version_text is not None
     wanted = [evaluator(db, principal, e) for e in _ids(evaluator_ids, "evaluator_ids")]
     if not wanted:
         raise InvalidInput("evaluator_ids must name at least one evaluator")
     found = [case(db, principal, c) for c in _ids(case_ids, "case_ids")]
+    if not found:
+        raise InvalidInput("case_ids must name at least one case")
+    version = resolve_version(db, principal, _agent_of(found), version_text)
     assigned = db.case_evaluators([c.id for c in found])
     pairs: list[tuple[int, int]] = []
     queued: list[tuple[str, str]] = []
@@ -280,17 +330,20 @@ def start_run(
                 queued.append((c.public_id, ev.public_id))
             else:
                 skipped.append({"case_id": c.public_id, "evaluator_id": ev.public_id, "reason": "not_assigned"})
-    job = db.start_eval_run(pairs, version) if pairs else ""
-    return job, queued, skipped
+    job = db.start_eval_run(pairs, version.id, principal_snapshot(principal)) if pairs else ""
+    return RunStarted(job, version, queued, skipped)
 
 
 def results(
     db: Database, principal: Principal, case_ids: object, evaluator_id: str, version_id: object
 ) -> list[tuple[CaseRecord, ResultRecord | None]]:
-    """Each case's result for one evaluator and version (None: never run)."""
+    """Each case's result for one evaluator and version of the cases' agent (None: never run)."""
     ev = evaluator(db, principal, evaluator_id)
-    version = _text(version_id, "version_id", max_chars=64, required=True)
-    assert version is not None
+    version_text = _text(version_id, "version_id", max_chars=64, required=True)
+    assert version_text is not None
     found = [case(db, principal, c) for c in _ids(case_ids, "case_ids")]
-    by_case = {r.case_id: r for r in db.eval_results([c.id for c in found], ev.id, version)}
+    if not found:
+        return []
+    version = resolve_version(db, principal, _agent_of(found), version_text)
+    by_case = {r.case_id: r for r in db.eval_results([c.id for c in found], ev.id, version.id)}
     return [(c, by_case.get(c.id)) for c in found]

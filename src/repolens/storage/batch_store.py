@@ -31,6 +31,7 @@ PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED = "pending", "processing", "co
 ITEM_PENDING, ITEM_RUNNING = "pending", "running"
 ITEM_DONE = (COMPLETED, FAILED, CANCELLED)
 EVENT_PENDING, EVENT_DELIVERED, EVENT_FAILED = "pending", "delivered", "failed"
+ALL_FAILED = "every request of the batch failed; each result says why"
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,9 +495,18 @@ class BatchStoreMixin:
         if int(open_items):
             return []
         now = time.time()
+        # ``failed`` when the batch as a whole could not run: not one item was answered (its agent
+        # is gone, the key revoked, the model refusing). Items that fail beside answered ones
+        # leave the batch ``completed`` with ``failed_requests`` > 0 (specs/codemie_codeer.md §2.7).
+        answered, failed = conn.execute(
+            "SELECT COALESCE(SUM(CASE WHEN state = ? THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN state = ? THEN 1 ELSE 0 END), 0) FROM batch_items WHERE batch_id = ?",
+            (COMPLETED, FAILED, batch_id),
+        ).fetchone()
+        ended = FAILED if int(answered) == 0 and int(failed) > 0 else COMPLETED
         conn.execute(
-            "UPDATE batches SET status = ?, completed_at = ? WHERE id = ? AND status IN (?, ?)",
-            (COMPLETED, now, batch_id, PENDING, PROCESSING),
+            "UPDATE batches SET status = ?, completed_at = ?, error = ? WHERE id = ? AND status IN (?, ?)",
+            (ended, now, ALL_FAILED if ended == FAILED else "", batch_id, PENDING, PROCESSING),
         )
         row = conn.execute(f"SELECT {_B} FROM batches WHERE id = ?", (batch_id,)).fetchone()
         status = str(row[6])

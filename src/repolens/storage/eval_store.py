@@ -144,7 +144,8 @@ class EvalStore(Protocol):
     def evaluator_public_ids(self, ids: Sequence[int]) -> dict[int, str]: ...
     def cases_by_row(self, ids: Sequence[int]) -> dict[int, CaseRecord]: ...
     def evaluators_by_row(self, ids: Sequence[int]) -> dict[int, EvaluatorRecord]: ...
-    def start_eval_run(self, pairs: Sequence[tuple[int, int]], version_id: str) -> str: ...
+    def start_eval_run(self, pairs: Sequence[tuple[int, int]], version_id: str, principal: dict[str, Any]) -> str: ...
+    def eval_run_principal(self, job_public_id: str) -> dict[str, Any] | None: ...
     def eval_results(self, case_ids: Sequence[int], evaluator_id: int, version_id: str) -> list[ResultRecord]: ...
     def results_of_job(self, job_public_id: str) -> list[ResultRecord]: ...
     def claim_result(self, result_id: int, job_public_id: str) -> bool: ...
@@ -333,13 +334,18 @@ class EvalStoreMixin:
 
     # -- runs and results ----------------------------------------------------------------------
 
-    def start_eval_run(self, pairs: Sequence[tuple[int, int]], version_id: str) -> str:
-        """Mark (case, evaluator) results of ``version_id`` pending under a new job; the job's id."""
+    def start_eval_run(self, pairs: Sequence[tuple[int, int]], version_id: str, principal: dict[str, Any]) -> str:
+        """Mark (case, evaluator) results of ``version_id`` pending under a new job run as
+        ``principal`` (who started it: the snapshot ``eval_run_principal`` gives back); the job's id."""
         job_id = secrets.token_hex(12)
         now = time.time()
         with self._write(content=False) as conn:
             conn.execute(
                 "INSERT INTO jobs(public_id, source_id, kind, created_at) VALUES (?, NULL, ?, ?)", (job_id, JOB_KIND, now)
+            )
+            conn.execute(
+                "INSERT INTO eval_runs(job_id, principal, created_at) VALUES (?, ?, ?)",
+                (job_id, json.dumps(principal), now),
             )
             for case_id, evaluator_id in pairs:
                 conn.execute(
@@ -360,6 +366,11 @@ class EvalStoreMixin:
             (evaluator_id, version_id, *case_ids),
         )
         return [_result(r) for r in rows]
+
+    def eval_run_principal(self, job_public_id: str) -> dict[str, Any] | None:
+        """Who started a run (None: a run started before runs recorded it)."""
+        row = self._conn.execute("SELECT principal FROM eval_runs WHERE job_id = ?", (job_public_id,)).fetchone()
+        return dict(json.loads(row[0])) if row else None
 
     def results_of_job(self, job_public_id: str) -> list[ResultRecord]:
         rows = self._conn.execute(f"SELECT {_R} FROM eval_results WHERE job_id = ? ORDER BY id", (job_public_id,))

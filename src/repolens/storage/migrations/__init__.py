@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import Connection
 
-HEAD = "0010"  # the newest revision in versions/
+HEAD = "0011"  # the newest revision in versions/
 VERSION_TABLE = "alembic_version"
 SCRIPT_LOCATION = Path(__file__).parent
 _PG_MIGRATION_LOCK = 0x7265706D  # advisory lock id ("repm"): one migrator per database at a time

@@ -150,13 +150,13 @@ def eval_() -> None:
 @eval_.command("run")
 @click.option("--agent", required=True, help="The agent whose cases run.")
 @click.option("--evaluator", required=True, help="The evaluator (judge) id.")
-@click.option("--version", help="The agent version to run (default: the agent as it is now).")
+@click.option("--version", help="The agent version id to run (default: its newest, draft or published).")
 @click.option("--cases", help="Comma-separated case ids (default: every case of the agent).")
 @click.option("--follow/--no-follow", default=True, help="Wait for the scores (default) or return at once.")
 @click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the scores.")
 @handle_errors
 def eval_run(agent: str, evaluator: str, version: str | None, cases: str | None, follow: bool, timeout: int) -> None:
-    """Run an agent over cases and print each case's score and the judge's reason as JSON."""
+    """Run an agent version over cases and print each case's score and the judge's reason as JSON."""
     from repolens.errors import RepolensError
     from repolens.evals import service
 
@@ -167,17 +167,22 @@ def eval_run(agent: str, evaluator: str, version: str | None, cases: str | None,
             if cases
             else [c.public_id for c in service.cases(services, principal, agent)]
         )
-        job, queued, skipped = service.start_run(services, principal, case_ids, [evaluator], version or agent)
+        version_id = version or service.latest_version(services.store, principal, agent).id
+        started = service.start_run(services, principal, case_ids, [evaluator], version_id)
+        head = {"run_id": started.job_id, "version_id": started.version.id, "version_number": started.version.number}
         if not follow:
-            emit_json({"run_id": job, "queued": len(queued), "skipped": skipped})
+            emit_json({**head, "queued": len(started.queued), "skipped": started.skipped})
             return
         deadline = time.monotonic() + timeout
+        queued = [c for c, _ in started.queued]
         while True:
-            rows = service.results(services.store, principal, [c for c, _ in queued], evaluator, version or agent)
+            rows = service.results(services.store, principal, queued, evaluator, started.version.id)
             if all(r is not None and r.state in ("done", "failed") for _, r in rows):
                 break
             if time.monotonic() > deadline:
-                raise RepolensError(f"the run {job} was not scored within {timeout} s; is `repolens serve` running?")
+                raise RepolensError(
+                    f"the run {started.job_id} was not scored within {timeout} s; is `repolens serve` running?"
+                )
             time.sleep(FOLLOW_POLL_S)
         out = [
             {
@@ -191,6 +196,6 @@ def eval_run(agent: str, evaluator: str, version: str | None, cases: str | None,
             for c, r in rows
             if r is not None
         ]
-        emit_json({"run_id": job, "results": out, "skipped": skipped})
+        emit_json({**head, "results": out, "skipped": started.skipped})
         if any((r.score or 0.0) < 1 for _, r in rows if r is not None):
             sys.exit(1)

@@ -234,15 +234,17 @@ def rubrics_batch(body: _Body, services: ServicesDep, principal: PrincipalDep) -
 @router.post("/runs", summary="Run an agent version over cases with one evaluator (on the job queue)")
 def start_run(body: _Body, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     extra = body.model_extra or {}
-    job, queued, skipped = service.start_run(
+    started = service.start_run(
         services, principal, extra.get("case_ids"), extra.get("evaluator_ids"), extra.get("version_id")
     )
     return ok(
         {
-            "run_id": job or None,
-            "version_id": extra.get("version_id"),
-            "triggered_pairs": [{"case_id": c, "evaluator_id": e} for c, e in queued],
-            "skipped_pairs": skipped,
+            "run_id": started.job_id or None,
+            "version_id": started.version.id,
+            "agent_id": started.version.assistant_id,
+            "version_number": started.version.number,
+            "triggered_pairs": [{"case_id": c, "evaluator_id": e} for c, e in started.queued],
+            "skipped_pairs": started.skipped,
         }
     )
 
