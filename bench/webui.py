@@ -259,7 +259,7 @@ def report_lines(run: Run, info: dict[str, str]) -> list[str]:
         f"`{info['command']}` on {info['date']}, commit {info['commit']}.",
         "",
         f"- Machine: {info['machine']}. Server, browser and this script share the machine; "
-        f"load average when the run started: {info['load']}.",
+        f"load average (1, 5, 15 min) at the start: {info['load']}, at the end: {info['load_end']}.",
         f"- Index: this checkout's `src/` ({info['files']} files, {info['artifacts']} artifacts), "
         f"embedder `{info['embedder']}`; searches in mode `auto` over that source, {RESULTS_PER_PAGE} results a page.",
         f"- Browser: Debian's chromium ({info['browser']}) through Playwright, {VIEWPORT['width']}x{VIEWPORT['height']}, "
@@ -339,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             source = index_corpus(admin, REPO / "src")
         run = measure(server.url, server.admin_key, source["name"], QUERIES[: args.queries])
     finally:
+        load_end = os.getloadavg()
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
     with sync_playwright() as playwright:
@@ -351,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "commit": git_commit(),
         "machine": machine_line(),
         "load": " ".join(f"{x:.2f}" for x in load),
+        "load_end": " ".join(f"{x:.2f}" for x in load_end),
         "files": str(source.get("files")),
         "artifacts": str(source.get("artifacts")),
         "embedder": args.embedder or DEFAULT_EMBEDDER,
