@@ -466,11 +466,20 @@ def test_headers_reach_the_mcp_server_minus_the_blocklist_only_when_asked(world:
     assert PROPAGATED_SECRET not in written and "acme-corp" not in written
 
 
-def test_a_turn_over_its_wall_time_budget_ends_with_codemies_agent_error(tmp_path: Path) -> None:
+def test_a_turn_over_its_wall_time_budget_ends_with_codemies_agent_error(
+    tmp_path: Path, module_backend: str, request: pytest.FixtureRequest
+) -> None:
     """REPOLENS_AGENT_MAX_SECONDS: a model that answers slowly is cut off, and CodeMie's
     ``agentError`` says which budget ran out."""
+    # A server of its own (the module's has the default budget) on a database of its own.
+    database = request.getfixturevalue("pg_cluster").new_database() if module_backend else ""
     with standin_llm() as (llm_url, recorder):
-        env = {"REPOLENS_LLM_BASE_URL": llm_url, "REPOLENS_LLM_MODEL": "standin-1", "REPOLENS_AGENT_MAX_SECONDS": "1"}
+        env = {
+            "REPOLENS_DATABASE_URL": database,
+            "REPOLENS_LLM_BASE_URL": llm_url,
+            "REPOLENS_LLM_MODEL": "standin-1",
+            "REPOLENS_AGENT_MAX_SECONDS": "1",
+        }
         with running_server(tmp_path / "home", env=env) as server, server.client() as c:
             made = create(c, body("Hurried", context=[], toolkits=[]))
             started = time.monotonic()
