@@ -76,6 +76,8 @@ FIT_TEXTS = 16_000  # teacher sentence vectors to fit on (the teacher embeds ~10
 HELD_OUT_SHARE = 0.2  # share of the packages kept out of the fit for the fidelity check
 TOKEN_BATCH = 256  # tokens per teacher call when embedding the vocabulary
 SEED = 16
+PROSE_CHARS = 300  # a docstring's first paragraph, cut about where a long question ends
+PROSE_MIN_WORDS = 4  # "Return the value." says nothing a query would; a sentence of four words can
 
 
 class Teacher(Protocol):
@@ -100,6 +102,9 @@ class Built:
     codes: npt.NDArray[np.int8]
     scales: npt.NDArray[np.float32]
     report: dict[str, Any] = field(default_factory=dict)
+    # The teacher's sentence space mapped into the table's: (centre, projection), so a teacher
+    # vector v lands where the fit put the static means, at (v - centre) @ projection.
+    projection: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
 
 
 # -- the core, runnable on a tiny corpus with a fake teacher (tests/unit/test_static_embedder.py) --
@@ -307,6 +312,8 @@ def distill(
     seed: int = SEED,
     min_count: int = MIN_WORD_COUNT,
     min_groups: int = MIN_PACKAGES,
+    prose: Sequence[str] = (),
+    prose_groups: Sequence[str] = (),
 ) -> Built:
     """Distil a static model from ``teacher`` on ``texts`` (each from package ``groups[i]``)."""
     from tokenizers import Tokenizer
@@ -367,14 +374,26 @@ def distill(
     teach_check = teacher.embed_texts([texts[i] for i in check_idx])
     distilled_check = _pool(table, [ids[i] for i in check_idx])
     if fit:
-        targets = teacher.embed_texts([texts[i] for i in fit_idx])
+        # Queries are prose, the texts above mostly code: the docstrings' first paragraphs of the fit
+        # packages teach the table how the teacher reads a sentence, the shape of a question.
+        prose_ids = _encode_ids(tokenizer, prose)
+        prose_pool = [j for j, g in enumerate(prose_groups) if g not in held and prose_ids[j]]
+        prose_idx = (
+            sorted(rng.choice(prose_pool, size=min(fit_texts // 2, len(prose_pool)), replace=False).tolist())
+            if prose_pool
+            else []
+        )
+        report["prose_fit_texts"] = len(prose_idx)
+        fit_docs = [ids[i][:FIT_TOKENS] for i in fit_idx] + [prose_ids[j][:FIT_TOKENS] for j in prose_idx]
+        targets = teacher.embed_texts([texts[i] for i in fit_idx] + [prose[j] for j in prose_idx])
         report["teacher_seconds"] = time.perf_counter() - t0
         centre = targets.mean(axis=0)
         goal = (targets - centre) @ proj
-        table, fit_report = fit_table(table, [ids[i][:FIT_TOKENS] for i in fit_idx], goal)
+        table, fit_report = fit_table(table, fit_docs, goal)
         report["fit"] = fit_report
         teach_check_c = (teach_check - centre) @ proj
     else:
+        centre = teach_check.mean(axis=0)
         teach_check_c = (teach_check - teach_check.mean(axis=0)) @ proj
     codes, scales = quantize(table)
     final_check = _pool(codes.astype(np.float32) * scales[:, None], [ids[i] for i in check_idx])
@@ -382,7 +401,7 @@ def distill(
         "distilled": _agreement(distilled_check, teach_check_c, teach_check),
         "shipped": _agreement(final_check, teach_check_c, teach_check),
     }
-    return Built(tok_json, codes, scales, report)
+    return Built(tok_json, codes, scales, report, (centre.astype(np.float32), proj.astype(np.float32)))
 
 
 def _pool(table: npt.NDArray[np.float32], docs: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
@@ -517,8 +536,9 @@ class _Recorder:
         return np.ones((len(texts), 1), dtype=np.float32)
 
 
-def corpus_texts(corpora: Path, names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Index each corpus (lexical only) and collect the texts the indexer would embed, with their package."""
+def corpus_texts(corpora: Path, names: Sequence[str]) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Index each corpus (lexical only) and collect the texts the indexer would embed, with their package,
+    and the first paragraph of each docstring (prose), with its package."""
     from repolens.indexing.pipeline import index_source
     from repolens.indexing.vectors import backfill
     from repolens.settings import Settings
@@ -526,6 +546,8 @@ def corpus_texts(corpora: Path, names: Sequence[str]) -> tuple[list[str], list[s
 
     texts: list[str] = []
     groups: list[str] = []
+    prose: list[str] = []
+    prose_groups: list[str] = []
     with tempfile.TemporaryDirectory(prefix="repolens-static-build-") as home:
         settings = Settings(home=Path(home), embedder="none")
         store = SqliteStore(settings.db_path)
@@ -535,8 +557,14 @@ def corpus_texts(corpora: Path, names: Sequence[str]) -> tuple[list[str], list[s
             backfill(store, source.id, recorder)  # records the texts; the vectors are discarded
             texts.extend(recorder.texts)
             groups.extend([name] * len(recorder.texts))
+            for f in store.files([source.id]):
+                for art in store.artifacts_in_file_by_id(f.id):
+                    para = " ".join(art.doc.split("\n\n", 1)[0].split())[:PROSE_CHARS] if art.doc else ""
+                    if len(para.split()) >= PROSE_MIN_WORDS:
+                        prose.append(para)
+                        prose_groups.append(name)
         store.close()
-    return texts, groups
+    return texts, groups, prose, prose_groups
 
 
 def _sha256(path: Path) -> str:
@@ -671,6 +699,16 @@ def main() -> int:
     parser.add_argument("--no-fit", action="store_true", help="distillation only (steps 1-3)")
     parser.add_argument("--fit-texts", type=int, default=FIT_TEXTS)
     parser.add_argument(
+        "--prose",
+        action="store_true",
+        help="also fit on docstrings' first paragraphs (query-shaped text; measured no gain, bench/REPORT.md)",
+    )
+    parser.add_argument(
+        "--projection",
+        action="store_true",
+        help="also write projection.npz (teacher space -> table space), for teacher-embedded queries (experiment)",
+    )
+    parser.add_argument(
         "--corpus-list",
         type=Path,
         default=CORPORA_LIST,
@@ -698,7 +736,9 @@ def main() -> int:
         ],
         check=True,
     )
-    texts, groups = corpus_texts(args.corpora, [c["name"] for c in corpora])
+    texts, groups, prose, prose_groups = corpus_texts(args.corpora, [c["name"] for c in corpora])
+    if not args.prose:
+        prose, prose_groups = [], []
     print(f"[texts] {len(texts):,} embedding texts from {len(corpora)} packages", flush=True)
     teacher = CachedTeacher(OnnxTeacher(), args.cache)
     built = distill(
@@ -709,10 +749,14 @@ def main() -> int:
         fit=not args.no_fit,
         fit_texts=args.fit_texts,
         seed=args.seed,
+        prose=prose,
+        prose_groups=prose_groups,
     )
     if args.out.exists():
         shutil.rmtree(args.out)
     config = write_model(args.out, built)
+    if args.projection and built.projection is not None:
+        np.savez(args.out / "projection.npz", centre=built.projection[0], projection=built.projection[1])
     shutil.copyfile(TEACHER_DIR / "LICENSE", args.out / "LICENSE")
     write_provenance(args.out, built, config, corpora, args, time.perf_counter() - started, len(texts))
     print(json.dumps({k: v for k, v in built.report.items() if k != "code_words_sample"}, indent=2))

@@ -6,6 +6,7 @@ commands that need them: scripts call ``repolens search`` once per query.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -79,7 +80,46 @@ source_option = click.option("--source", "-s", "sources", multiple=True, help="L
 json_option = click.option("--json", "as_json", is_flag=True, help="Print CodeAlive-shaped JSON.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The module that defines each top-level command, imported only when that command runs: a script calls
+# ``repolens search`` once per query, and importing the server's, the batch API's and the indexer's
+# commands (and what they import) was a third of its start-up. tests/unit/test_cli_commands.py checks
+# that this table names every command the modules register.
+COMMAND_MODULES: dict[str, str] = {
+    "search": "query",
+    "grep": "query",
+    "fetch": "query",
+    "relations": "query",
+    "ask": "query",
+    "index": "indexing",
+    "up": "indexing",
+    "sources": "sources",
+    "keys": "keys",
+    "users": "users",
+    "serve": "server",
+    "worker": "server",
+    "mcp": "server",
+    "migrate": "server",
+    "migrate-data": "server",
+    "workflow": "workflows",
+    "batch": "batches",
+    "eval": "batches",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are registered by their modules on first use (``COMMAND_MODULES``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMAND_MODULES, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if cmd_name not in self.commands and module is not None:
+            importlib.import_module(f"repolens.surfaces.cli.{module}")
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="repolens")
 def cli() -> None:
     """repolens: index repositories and search them, offline."""
