@@ -47,6 +47,10 @@ TOOLKIT = "Code"  # the one toolkit: repolens's read-only code tools
 TOOLKIT_LABEL = "Code search (repolens)"
 DEFAULT_PROJECT = "demo"  # CodeMie's default project name
 MAX_PER_PAGE = 200  # clients look a new assistant up by name in lists of up to 200
+# ``filters`` is a small JSON object (a search word, a few project names); the bound keeps the URL
+# under the HTTP parser's 80 KB limit even percent-encoded, so an oversized one is this route's 422
+# rather than a parser error (as codemie/datasources.py bounds its own).
+MAX_FILTERS_CHARS = 2_000
 NDJSON = "application/x-ndjson"
 MAX_FILES = 20  # files on one turn, as CodeMie caps ``file_names``
 SAVED, UPDATED, REMOVED = "Specified assistant saved", "Specified assistant updated", "Specified assistant removed"
@@ -409,7 +413,7 @@ async def list_assistants(
     principal: PrincipalDep,
     scope: ListScope = "visible_to_user",
     minimal_response: bool = False,
-    filters: str | None = Query(None, max_length=10_000),
+    filters: str | None = Query(None, max_length=MAX_FILTERS_CHARS),
     page: Annotated[int, Query(ge=0)] = 0,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 12,
     sort_by: SortField | None = None,
