@@ -698,6 +698,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--no-fit", action="store_true", help="distillation only (steps 1-3)")
     parser.add_argument("--fit-texts", type=int, default=FIT_TEXTS)
+    parser.add_argument("--dims", type=int, default=DIMS, help="PCA dimensions of the table (at most the teacher's 384)")
     parser.add_argument(
         "--prose",
         action="store_true",
@@ -747,6 +748,7 @@ def main() -> int:
         base_tokenizer_json=(TEACHER_DIR / "tokenizer.json").read_text(),
         teacher=teacher,
         fit=not args.no_fit,
+        dims=args.dims,
         fit_texts=args.fit_texts,
         seed=args.seed,
         prose=prose,

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from codeer_api import BAD_REQUEST, CLIENT_NOT_ALLOWED, NOT_FOUND, data, new_kb, refused, upload, wait_ready
+from codeer_api import BAD_REQUEST, CLIENT_NOT_ALLOWED, KB, NOT_FOUND, data, new_kb, refused, upload, wait_ready
 from llmserver import Recorder, standin_llm
-from server import Server, running_server
+from server import Server, running_server, start_server
 
 pytestmark = pytest.mark.backends
 
@@ -422,3 +422,61 @@ def test_a_client_that_goes_away_cancels_the_turn(
         time.sleep(0.1)
     assert recorder.slow_aborted == aborted_before + 1  # the model's stream was cut, not run to its end
     assert data(client.get(f"{V2}/{chat}/messages"))["messages"] == []  # an abandoned turn is not stored
+
+
+def test_agents_bases_chats_and_feedback_survive_a_restart(
+    setup: tuple[Server, Recorder], module_backend: str, tmp_path: Path
+) -> None:
+    """What a Codeer client made is stored, not held in a process: a server started again on the same
+    data answers the same agent, versions, base, chat, messages and feedback, and the chat goes on."""
+    llm_env = {k: v for k, v in setup[0].env.items() if k.startswith("REPOLENS_LLM_")}
+    home = tmp_path / "home"
+    # On PostgreSQL the module's database is shared (it printed its admin key to the module's server).
+    first = start_server(home, env=llm_env, admin_key=setup[0].admin_key if module_backend else "")
+    try:
+        with first.client() as client:
+            kb = new_kb(client, f"Durable {time.monotonic_ns()}")
+            nodes = data(upload(client, kb, {"leave.md": POLICY.encode()}))["nodes"]
+            assert [r["status"] for r in wait_ready(client, [n["node_id"] for n in nodes])] == ["READY"]
+            body = {
+                "name": "Durable helper",
+                "system_prompt": "Answer from the handbook.",
+                "unified_tools": [{"id": "kb1", "type": "knowledge_base", "knowledge_node_ids": [kb]}],
+                "llm_model": MODEL,
+            }
+            agent = data(client.post(AGENTS, json=body))["id"]
+            version = data(client.get(f"{AGENTS}/{agent}/versions"))[0]["id"]
+            data(client.post(f"{AGENTS}/{agent}/versions/{version}:publish", json={}))
+            chat = open_chat(client, agent, "Durable chat")
+            events = ask(client, chat, agent, "How many vacation days?")
+            assert events[-1][0] == "response.completed"
+            message_id = events[-1][1]["message_id"]
+            data(
+                client.post(f"{V2}/{chat}/messages/{message_id}/feedbacks", json={"type": "sys_helpful", "content": "clear"})
+            )
+
+            def state(c: httpx.Client) -> dict[str, Any]:
+                return {
+                    "agent": data(c.get(f"{AGENTS}/{agent}")),
+                    "versions": data(c.get(f"{AGENTS}/{agent}/versions")),
+                    "kb": data(c.get(f"{KB}/nodes", params={"parent_id": kb})),
+                    "history": data(c.get(f"{HISTORIES}/{chat}")),
+                    "messages": data(c.get(f"{V2}/{chat}/messages", params={"limit": 500, "offset": 0})),
+                    "parts": data(c.get(f"{HISTORIES}/{chat}/messages", params={"limit": 1000})),
+                }
+
+            before = state(client)
+    finally:
+        first.stop()
+    second = start_server(home, env=llm_env, admin_key=first.admin_key)
+    try:
+        with second.client() as client:
+            after = state(client)
+            assert after == before
+            assert [m["part_kind"] for m in after["messages"]["messages"]] == ["user-prompt", "text"]
+            again = ask(client, chat, agent, "And sick days?")
+            assert again[-1][0] == "response.completed"
+            listed = data(client.get(f"{V2}/{chat}/messages", params={"limit": 500, "offset": 0}))["messages"]
+            assert len(listed) == 4
+    finally:
+        second.stop()

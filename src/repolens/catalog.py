@@ -18,7 +18,6 @@ from repolens.access.keys import Principal
 from repolens.domain import Job, Source, Workspace
 from repolens.errors import Conflict, Forbidden, InvalidInput, NotFound, UnsafeSource
 from repolens.settings import Settings
-from repolens.sources import git
 from repolens.sources.naming import check_name, source_name
 from repolens.storage.base import Database
 
@@ -93,6 +92,8 @@ def create_repository(
     description: str | None = None,
 ) -> tuple[Source, Job]:
     """Register a repository and queue its first indexing job."""
+    from repolens.sources import git  # subprocess and sockets: only when a source is added or changed
+
     if bool(url) == bool(path):
         raise InvalidInput("give exactly one of 'url' (a git URL) or 'path' (a local folder under an allowed root)")
     branch = _check_branch(branch)
@@ -120,6 +121,8 @@ def queue_location(
     """The CLI on a shared database: register (or find) the source at ``location`` and queue its
     indexing for the workers, without cloning or reading anything here. The operator is trusted
     (no allowed-roots check), but a local path must be one the workers can read too."""
+    from repolens.sources import git
+
     branch = _check_branch(branch)
     if git.looks_like_url(location) or location.startswith("-"):
         location = git.validate_git_url(location, allowed_schemes=settings.allowed_git_schemes)
@@ -149,6 +152,8 @@ def update_repository(
     db: Database, source: Source, *, description: str | None = None, branch: str | None = None
 ) -> tuple[Source, Job | None]:
     """Change a repository's description or branch; a new branch queues a refresh."""
+    from repolens.sources import git
+
     fields: dict[str, object] = {}
     if description is not None:
         fields["description"] = _check_description(description)
@@ -170,6 +175,7 @@ def update_repository(
 def delete_repository(db: Database, settings: Settings, source: Source) -> None:
     """Remove a repository, everything indexed from it, and its clone (no other source's files)."""
     from repolens.indexing.units import file_tokens
+    from repolens.sources import git
 
     db.delete_source(source.id, tokenize=file_tokens)
     if git.looks_like_url(source.location):

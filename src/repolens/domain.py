@@ -71,6 +71,31 @@ def short_commit(commit: str) -> str:
 
 # Kinds whose members are indexed separately, so the container's own search unit is its header.
 CONTAINER_KINDS: frozenset[str] = frozenset({"class", "interface", "struct", "enum", "trait", "module", "type"})
+CALLABLE_KINDS: frozenset[str] = frozenset({"function", "method"})
+
+# The mark a declaration's signature ends with: the form the languages themselves give a
+# declaration without a body (`int f(int);`, a stub's `def f(x) -> int: ...`). Implementation
+# signatures never end with it (they stop where the body starts), so it is the stored flag.
+# (Here, not in the parser, so ranking reads stored symbols without importing tree-sitter.)
+DECLARATION_MARK = ";"
+PYTHON_DECLARATION_MARK = ": ..."
+DECLARATION_FILES = (".pyi", ".d.ts")  # files that hold only declarations
+
+# The ``symbol_kind`` of a chunk that only imports or re-exports names: it names definitions
+# that live elsewhere, so search ranks it below them (retrieval/rerank.py).
+IMPORTS_CHUNK = "imports"
+
+# What a call edge's stored target hint says (parsing/resolve.py writes them, the graph reads them).
+NAME_MATCH = ""  # no resolver: link every definition of the name
+UNRESOLVED = "?"  # looked, found nothing the syntax vouches for: keep the name, link nothing
+SAME_FILE = "."
+
+
+def is_declaration(path: str, kind: str, signature: str) -> bool:
+    """Whether a stored symbol declares a callable without implementing it (see the marks above)."""
+    if kind not in CALLABLE_KINDS:
+        return False
+    return path.endswith(DECLARATION_FILES) or signature.endswith((DECLARATION_MARK, PYTHON_DECLARATION_MARK))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ from repolens.errors import InvalidInput, NotFound
 from repolens.retrieval import graph
 from repolens.retrieval.artifacts import FetchedArtifact, fetch, find_artifact
 from repolens.retrieval.conditions import Condition, holds, metadata
-from repolens.retrieval.grep import grep as run_grep
 from repolens.retrieval.search import MAX_LIMIT, Mode, ScoredArtifact, SearchOutcome
 from repolens.sources.languages import EXTENSIONS
 
@@ -177,6 +176,8 @@ def grep(
     filters = SearchFilters(
         paths=tuple(p.strip().strip("/") for p in paths if p.strip()), extensions=normalize_extensions(list(extensions))
     )
+    from repolens.retrieval.grep import grep as run_grep  # re2 and the line walk: only when grepping
+
     hits = run_grep(
         services.store,
         sources,

@@ -6,15 +6,16 @@ Shared by the CLI's ``--json`` output and the REST API, so both print the same t
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from repolens.domain import ApiKey, Artifact, Job, Source, User, Workspace
-from repolens.indexing.jobs import phase_counts
-from repolens.retrieval.artifacts import FetchedArtifact
-from repolens.retrieval.graph import RelationGroup
-from repolens.retrieval.grep import GrepHit
-from repolens.retrieval.search import ScoredArtifact, SearchOutcome
 from repolens.validation import MAX_TIMESTAMP_S
+
+if TYPE_CHECKING:  # a CLI search imports views: it pays for no module it does not run
+    from repolens.retrieval.artifacts import FetchedArtifact
+    from repolens.retrieval.graph import RelationGroup
+    from repolens.retrieval.grep import GrepHit
+    from repolens.retrieval.search import ScoredArtifact, SearchOutcome
 
 Detail = Literal["Short", "Full"]
 _SNIPPET_LINES = 6  # enough to recognise a hit without fetching it
@@ -195,6 +196,8 @@ def iso(ts: float | None) -> str | None:
 def job_json(job: Job) -> dict[str, Any]:
     """A job's state and progress: ``files*`` count the file phases, ``units*`` the vectors phase
     (null outside them), ``percent`` is 100 only when the job is done."""
+    from repolens.indexing.jobs import phase_counts
+
     counts = phase_counts(job)
     files = counts[1:] if counts is not None and counts[0] == "files" else (None, None)
     units = counts[1:] if counts is not None and counts[0] == "units" else (None, None)

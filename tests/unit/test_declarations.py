@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from repolens.domain import Section
+from repolens.domain import Section, is_declaration
 from repolens.indexing.units import import_only, symbol_idents
-from repolens.parsing.treesitter import is_declaration, parse_code
+from repolens.parsing.treesitter import parse_code
 
 CLICK = '''
 class Context:

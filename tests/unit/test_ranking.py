@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from repolens.domain import Artifact
-from repolens.indexing.units import IMPORTS_CHUNK
+from repolens.domain import IMPORTS_CHUNK, Artifact
 from repolens.retrieval import rerank as rr
 from repolens.retrieval.query import analyze
 

@@ -15,18 +15,14 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from repolens.domain import CONTAINER_KINDS, ParsedFile, Section, SourceFile, Symbol
+from repolens.domain import CONTAINER_KINDS, IMPORTS_CHUNK, ParsedFile, Section, SourceFile, Symbol, is_declaration
 from repolens.parsing import docs
 from repolens.parsing.tokens import identifier_tokens, path_tokens
-from repolens.parsing.treesitter import is_declaration
 from repolens.storage.base import FileTokens, NewArtifact, NewFile
 
 _HEADER_MAX_LINES = 60  # a container header longer than this is mostly member code anyway
 _UNIT_MAX_LINES = 400  # index at most this much of one huge function; its head says what it is
 _MIN_CHUNK_CHARS = 24  # gaps with less text than this (a closing brace, a blank run) are noise
-# The ``symbol_kind`` of a chunk that only imports or re-exports names: it names definitions
-# that live elsewhere, so search ranks it below them (retrieval/rerank.py).
-IMPORTS_CHUNK = "imports"
 # A chunk is import-only when at least this share of its code lines belong to import statements:
 # a ``package`` line, a logger or ``__all__`` beside twenty imports does not make it code.
 _IMPORT_ONLY_SHARE = 0.8

@@ -38,14 +38,13 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
+from repolens.domain import NAME_MATCH, SAME_FILE, UNRESOLVED  # noqa: F401 - the labels this module writes
+
 if TYPE_CHECKING:
     import tree_sitter as ts
 
 # Bump when hints change in a way stored edges must not outlive (part of the index fingerprint).
 RESOLVER_VERSION = 1
-NAME_MATCH = ""  # no resolver: link every definition of the name
-UNRESOLVED = "?"  # looked, found nothing the syntax vouches for: keep the name, link nothing
-SAME_FILE = "."
 RESOLVED_LANGUAGES = frozenset({"python", "javascript", "typescript", "tsx", "go", "java"})
 _TYPE_KINDS = frozenset({"class", "struct", "interface", "enum", "trait", "type"})
 # Type wrappers whose argument is the type a value really has (``Optional[Foo]`` is a Foo or None).

@@ -26,8 +26,13 @@ from importlib import resources
 from typing import TYPE_CHECKING, cast
 
 from repolens.domain import (
+    CALLABLE_KINDS,
     CONTAINER_KINDS,
+    DECLARATION_MARK,
+    NAME_MATCH,
+    PYTHON_DECLARATION_MARK,
     SYMBOL_KINDS,
+    UNRESOLVED,
     ParsedFile,
     Relation,
     RelationKind,
@@ -142,20 +147,6 @@ _DECLARING_DECORATORS = frozenset(
     }
 )
 _TRIVIAL_STATEMENTS = frozenset({"pass_statement", "expression_statement", "raise_statement", "comment"})
-# The mark a declaration's signature ends with: the form the languages themselves give a
-# declaration without a body (`int f(int);`, a stub's `def f(x) -> int: ...`). Implementation
-# signatures never end with it (they stop where the body starts), so it is the stored flag.
-DECLARATION_MARK = ";"
-PYTHON_DECLARATION_MARK = ": ..."
-DECLARATION_FILES = (".pyi", ".d.ts")  # files that hold only declarations
-_CALLABLE_KINDS = frozenset({"function", "method"})
-
-
-def is_declaration(path: str, kind: str, signature: str) -> bool:
-    """Whether a stored symbol declares a callable without implementing it (see the marks above)."""
-    if kind not in _CALLABLE_KINDS:
-        return False
-    return path.endswith(DECLARATION_FILES) or signature.endswith((DECLARATION_MARK, PYTHON_DECLARATION_MARK))
 
 
 @dataclass(slots=True)
@@ -426,7 +417,7 @@ def _signature(node: ts.Node, data: bytes) -> str:
 def _marked_signature(d: _Def, signature: str) -> str:
     """The signature, ending with the declaration mark exactly when ``d`` is a declaration."""
     signature = signature.removesuffix(DECLARATION_MARK).rstrip()
-    if d.kind not in _CALLABLE_KINDS:
+    if d.kind not in CALLABLE_KINDS:
         return signature
     if d.node.type == "function_definition" and _python_declaration(d.node):
         return signature + PYTHON_DECLARATION_MARK
@@ -580,15 +571,15 @@ def _relations(defs: list[_Def], events: list[_Event], resolver: resolve.Resolve
                 continue
         if kind == "references" and (source, target) in called:
             continue  # `Foo()` is already a call edge; a reference edge would repeat it
-        hint = resolve.NAME_MATCH
+        hint = NAME_MATCH
         try:
             if resolver is not None and kind == "calls":
                 hint = resolver.call(event.node)
             elif resolver is not None and kind == "inherits":
                 hint = resolver.inherit(event.node)
         except RecursionError:  # a pathological nesting: the edge stays, unplaced; the file still parses
-            hint = resolve.UNRESOLVED
-        if kind == "calls" and hint not in (resolve.NAME_MATCH, resolve.UNRESOLVED):
+            hint = UNRESOLVED
+        if kind == "calls" and hint not in (NAME_MATCH, UNRESOLVED):
             # the definition's own name, not a local alias (`from m import helper as h; h()`,
             # `cls(...)`): callers of `helper` are found by the target name
             target = hint.split("|", 1)[0].rpartition("@")[0].rsplit(".", 1)[-1] or target

@@ -23,9 +23,8 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Literal
 
-from repolens.domain import Artifact, Source
+from repolens.domain import NAME_MATCH, SAME_FILE, UNRESOLVED, Artifact, Source
 from repolens.errors import InvalidInput
-from repolens.parsing.resolve import NAME_MATCH, SAME_FILE, UNRESOLVED
 from repolens.storage.base import Store
 
 Profile = Literal["calls", "inheritance", "references", "all"]

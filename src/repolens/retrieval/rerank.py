@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from repolens.domain import CONTAINER_KINDS
-from repolens.indexing.units import IMPORTS_CHUNK
+from repolens.domain import CONTAINER_KINDS, DECLARATION_FILES, IMPORTS_CHUNK, is_declaration
 from repolens.parsing.tokens import split_identifier
-from repolens.parsing.treesitter import DECLARATION_FILES, is_declaration
 
 if TYPE_CHECKING:
     from repolens.domain import Artifact
