@@ -309,3 +309,129 @@ def test_an_execution_runs_as_the_key_that_started_it(
     # The same workflow started by the local user (no key) reads it.
     local = service.start_execution(db, _workflow(world, "read-local", READ_GEO_FLOW, url), user_input="", created_by={})
     assert run_workflow_job(db, world.settings, local.job_id) == SUCCEEDED
+
+
+# The issue's scenario on the real runtime: every assistant state is a turn of the agent runtime
+# on the stand-in model (scripted with ``REPLY_WITH:``), the tool state a call to the real MCP server.
+COLORS_FLOW = """\
+assistants:
+  - id: lister
+    system_prompt: 'REPLY_WITH: {"colors": ["red", "green", "blue"]}'
+  - id: writer
+    system_prompt: 'REPLY_WITH: text about {input}'
+  - id: merger
+    system_prompt: 'REPLY_WITH: MERGED'
+tools:
+  - id: ticket
+    tool: TOOL
+    tool_args: {ticket: ENG-1}
+    mcp_server: {name: desk, config: {url: "URL"}}
+states:
+  - id: list_colors
+    assistant_id: lister
+    task: List three colors
+    output_schema: '{"colors": ["orange"]}'
+    next: {state_id: describe, iter_key: colors}
+  - id: describe
+    assistant_id: writer
+    task: Describe a color
+    next: {state_id: merge}
+  - id: merge
+    assistant_id: merger
+    task: Merge the texts
+    retry_policy: {max_attempts: 2, initial_interval: 0.01}
+    output_schema: '{"type": "object", "properties": {"missing": {"type": "string"}}, "required": ["missing"]}'
+    next:
+      condition: {expression: "missing == 'blue'", then: ticket, otherwise: end}
+  - id: ticket
+    tool_id: ticket
+    retry_policy: {max_attempts: 3, initial_interval: 0.01, backoff_factor: 1}
+    next: {state_id: end}
+"""
+
+
+def _colors(merged: str, tool: str = "lookup_ticket") -> str:
+    return COLORS_FLOW.replace("MERGED", merged).replace("TOOL", tool)
+
+
+def _merge_requests(recorder: Recorder) -> int:
+    return sum(1 for r in recorder.requests if "Task: Merge the texts" in str(r["messages"][-1]["content"]))
+
+
+def test_fan_out_condition_and_tool_state_on_the_real_runtime(
+    world: Services, llm: tuple[str, Recorder], desk: tuple[str, McpRecorder]
+) -> None:
+    _, recorder = llm
+    url, seen = desk
+    db = world.store
+    wf = _workflow(world, "colors", _colors('{"missing": "blue"}'), url)
+    ex = service.start_execution(db, wf, user_input="paint", created_by={})
+    calls_before = seen.calls.count("lookup_ticket")
+    assert run_workflow_job(db, world.settings, ex.job_id) == SUCCEEDED
+    states = db.states(ex.id)
+    assert [(s.state_id, s.iteration, s.status) for s in states] == [
+        ("list_colors", 0, SUCCEEDED),
+        ("describe", 1, SUCCEEDED),
+        ("describe", 2, SUCCEEDED),
+        ("describe", 3, SUCCEEDED),
+        ("merge", 0, SUCCEEDED),
+        ("ticket", 0, SUCCEEDED),
+    ]
+    assert [(t.from_state_id, t.to_state_id) for t in db.transitions(ex.id)] == [
+        ("list_colors", "describe"),
+        ("describe", "merge"),
+        ("merge", "ticket"),
+        ("ticket", "end"),
+    ]
+    assert [s.output for s in states[1:4]] == ["text about red", "text about green", "text about blue"]
+    assert states[4].output == '{"missing": "blue"}'  # parsed, validated, handed to the condition
+    assert seen.calls.count("lookup_ticket") == calls_before + 1
+    done = db.get_execution(ex.public_id)
+    assert done is not None and "geometry team" in (done.output or "") and done.input_tokens > 0
+    # The schema went to the model as instructions (the runtime's system message), not only as a hint.
+    merge_request = next(r for r in recorder.requests if "Task: Merge the texts" in str(r["messages"][-1]["content"]))
+    assert '"required": ["missing"]' in str(merge_request["messages"][0]["content"])
+    # The other branch of the condition ends the execution at merge.
+    other = service.start_execution(
+        db, _workflow(world, "colors-ok", _colors('{"missing": "none"}'), url), user_input="", created_by={}
+    )
+    assert run_workflow_job(db, world.settings, other.job_id) == SUCCEEDED
+    assert [t.to_state_id for t in db.transitions(other.id)][-2:] == ["merge", "end"]
+
+
+def test_an_answer_that_misses_its_output_schema_is_retried_then_fails_the_state(
+    world: Services, llm: tuple[str, Recorder], desk: tuple[str, McpRecorder]
+) -> None:
+    _, recorder = llm
+    url, _ = desk
+    db = world.store
+    ex = service.start_execution(
+        db, _workflow(world, "prose", _colors("All colors are fine."), url), user_input="", created_by={}
+    )
+    before = _merge_requests(recorder)
+    assert run_workflow_job(db, world.settings, ex.job_id) == FAILED
+    assert _merge_requests(recorder) == before + 2  # max_attempts: 2
+    merge = db.get_state(ex.id, "merge")
+    assert merge is not None and merge.status == FAILED
+    assert "the answer is not JSON" in merge.error and "All colors are fine." in merge.error
+    done = db.get_execution(ex.public_id)
+    assert done is not None and done.status == FAILED and done.error.startswith("state merge:")
+    assert db.get_state(ex.id, "ticket") is None  # nothing ran after the failed state
+
+
+def test_a_failing_tool_is_retried_then_fails_with_the_error_in_its_state_on_the_real_runtime(
+    world: Services, desk: tuple[str, McpRecorder]
+) -> None:
+    url, seen = desk
+    db = world.store
+    wf = _workflow(world, "closed", _colors('{"missing": "blue"}', tool="fail_always"), url)
+    ex = service.start_execution(db, wf, user_input="", created_by={})
+    before = seen.calls.count("fail_always")
+    assert run_workflow_job(db, world.settings, ex.job_id) == FAILED
+    assert seen.calls.count("fail_always") == before + 3  # max_attempts: 3
+    ticket = db.get_state(ex.id, "ticket")
+    assert ticket is not None and ticket.status == FAILED and ticket.runs == 1
+    assert "fail_always" in ticket.error and "the ticket desk is closed" in ticket.error
+    done = db.get_execution(ex.public_id)
+    assert done is not None and done.status == FAILED and "the ticket desk is closed" in done.error
+    assert [s.status for s in db.states(ex.id)][:-1] == [SUCCEEDED] * 5  # the states before it stand

@@ -4,17 +4,20 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from repolens.agents.output import parse as parse_answer
 from repolens.errors import InvalidInput
 from repolens.services import Services
 from repolens.storage.workflow_store import ABORTED, FAILED, INTERRUPTED, SUCCEEDED
 from repolens.workflows import service
-from repolens.workflows.config import ConfigError, parse
+from repolens.workflows.config import ConfigError, parse, schema_of
 from repolens.workflows.engine import AssistantCall, AssistantReply, Engine
 from repolens.workflows.expressions import ExpressionError, check, evaluate
 
@@ -321,3 +324,446 @@ def test_cli_creates_lists_runs_and_aborts_a_workflow(run_cli: Any, tmp_path: An
     assert "aborted" in aborted.stdout
     again = run_cli("workflow", "abort", execution["execution_id"])
     assert again.returncode != 0 and "already Aborted" in again.stderr
+
+
+# -- routing: switch, state_ids, recursion_limit ---------------------------------------------
+
+
+class ByTask:
+    """A runner that answers each task with ``answers[task](call)`` and records the calls made,
+    as (task, input, context) in the order they started."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+
+    def run(self, call: AssistantCall, cancel: threading.Event) -> AssistantReply:
+        with self.lock:
+            self.calls.append((call.task, call.input, call.context))
+        answer = self.answers[call.task]
+        return AssistantReply(text=answer(call) if callable(answer) else answer)
+
+
+SWITCH = """\
+assistants:
+  - id: a
+states:
+  - id: triage
+    assistant_id: a
+    task: triage
+    next:
+      switch:
+        cases:
+          - {condition: "severity >= 3", state_id: page}
+          - {condition: "'docs' in keys", state_id: write}
+        default: log
+  - id: page
+    assistant_id: a
+    task: page
+    next: {state_id: end}
+  - id: write
+    assistant_id: a
+    task: write
+    next: {state_id: end}
+  - id: log
+    assistant_id: a
+    task: log
+    next: {state_id: end}
+"""
+
+
+@pytest.mark.parametrize(
+    ("triage", "chosen"),
+    [
+        ({"severity": 5, "docs": 1}, "page"),  # the first true case wins, though the second is true too
+        ({"severity": 1, "docs": 1}, "write"),
+        ({"severity": 1}, "log"),  # no case is true: the default
+    ],
+)
+def test_switch_takes_the_first_true_case_or_the_default(services: Services, triage: Any, chosen: str) -> None:
+    db = services.store
+    wf = service.create_workflow(db, name="switch", project="demo", yaml_config=SWITCH)
+    ex = service.start_execution(db, wf, user_input="go", created_by={})
+    runner = ByTask({"triage": json.dumps(triage), "page": "paged", "write": "written", "log": "logged"})
+    assert Engine(db, runner, EchoTools()).run(ex.public_id) == SUCCEEDED
+    assert [c[0] for c in runner.calls] == ["triage", chosen]
+    assert [(t.from_state_id, t.to_state_id) for t in db.transitions(ex.id)] == [("triage", chosen), (chosen, "end")]
+
+
+def test_a_switch_over_an_output_without_the_key_fails_the_state_with_the_reason(services: Services) -> None:
+    db = services.store
+    wf = service.create_workflow(db, name="switch-bad", project="demo", yaml_config=SWITCH)
+    ex = service.start_execution(db, wf, user_input="go", created_by={})
+    # Not JSON: ``severity`` is no variable. Routing fails, and the execution with it (no hang).
+    runner = ByTask({"triage": "plain words"})
+    assert Engine(db, runner, EchoTools()).run(ex.public_id) == FAILED
+    triage = db.get_state(ex.id, "triage")
+    assert triage is not None and triage.status == FAILED
+    assert "routing failed" in triage.error and "severity" in triage.error
+
+
+BRANCHES = """\
+max_concurrency: 2
+assistants:
+  - id: a
+states:
+  - id: plan
+    assistant_id: a
+    task: plan
+    next: {state_ids: [frontend, backend]}
+  - id: frontend
+    assistant_id: a
+    task: frontend
+    next: {state_id: report}
+  - id: backend
+    assistant_id: a
+    task: backend
+    next: {state_id: report}
+  - id: report
+    assistant_id: a
+    task: report
+    next: {state_id: end}
+"""
+
+
+@pytest.mark.backends
+def test_state_ids_run_named_branches_in_parallel_and_their_common_successor_once(services: Services) -> None:
+    db = services.store
+    wf = service.create_workflow(db, name="branches", project="demo", yaml_config=BRANCHES)
+    ex = service.start_execution(db, wf, user_input="go", created_by={})
+    meet = threading.Barrier(2, timeout=5)  # breaks (and fails the state) unless both branches run at once
+
+    def branch(name: str, delay: float) -> Any:
+        def answer(call: AssistantCall) -> str:
+            meet.wait()
+            time.sleep(delay)
+            return json.dumps({name: f"{name} done after {call.input}"})
+
+        return answer
+
+    runner = ByTask(
+        {
+            "plan": "the plan",
+            "frontend": branch("frontend", 0.3),  # the first branch finishes last
+            "backend": branch("backend", 0.0),
+            "report": lambda call: f"report of {call.input}",
+        }
+    )
+    assert Engine(db, runner, EchoTools()).run(ex.public_id) == SUCCEEDED
+    assert [c[0] for c in runner.calls].count("report") == 1
+    report_call = next(c for c in runner.calls if c[0] == "report")
+    # The join hands on the branches' outputs in the order state_ids names them.
+    assert json.loads(report_call[1]) == [
+        {"frontend": "frontend done after the plan"},
+        {"backend": "backend done after the plan"},
+    ]
+    assert report_call[2] == {"frontend": "frontend done after the plan", "backend": "backend done after the plan"}
+    report = db.get_state(ex.id, "report")
+    assert report is not None and report.status == SUCCEEDED and sorted(report.preceding) == ["backend", "frontend"]
+    pairs = [(t.from_state_id, t.to_state_id) for t in db.transitions(ex.id)]
+    assert pairs[:2] == [("plan", "frontend"), ("plan", "backend")]
+    assert sorted(pairs[2:4]) == [("backend", "report"), ("frontend", "report")] and pairs[4:] == [("report", "end")]
+    done = db.get_execution(ex.public_id)
+    assert done is not None and done.output is not None and done.output.startswith("report of")
+
+
+LOOP = """\
+recursion_limit: 5
+assistants:
+  - id: a
+states:
+  - id: ask
+    assistant_id: a
+    task: ask
+    next: {state_id: check}
+  - id: check
+    assistant_id: a
+    task: check
+    next:
+      condition: {expression: "done", then: end, otherwise: ask}
+"""
+
+
+def test_a_loop_past_recursion_limit_fails_with_a_clear_error(services: Services) -> None:
+    db = services.store
+    wf = service.create_workflow(db, name="loop", project="demo", yaml_config=LOOP)
+    ex = service.start_execution(db, wf, user_input="go", created_by={})
+    runner = ByTask({"ask": "asked", "check": '{"done": false}'})
+    started = time.monotonic()
+    assert Engine(db, runner, EchoTools()).run(ex.public_id) == FAILED
+    assert time.monotonic() - started < 10
+    assert len(runner.calls) == 5  # ask, check, ask, check, ask: the sixth state is not run
+    states = db.states(ex.id)
+    assert [s.status for s in states] == [SUCCEEDED] * 5 + [FAILED]
+    assert states[-1].state_id == "check" and "recursion_limit" in states[-1].error
+    done = db.get_execution(ex.public_id)
+    assert done is not None and done.status == FAILED and "ran 5 states (recursion_limit)" in done.error
+    # Within the limit the same loop ends normally.
+    ex2 = service.start_execution(db, wf, user_input="go", created_by={})
+    answers = iter(['{"done": false}', '{"done": true}'])
+    assert Engine(db, ByTask({"ask": "asked", "check": lambda call: next(answers)}), EchoTools()).run(ex2.public_id) == (
+        SUCCEEDED
+    )
+    assert [s.state_id for s in db.states(ex2.id)] == ["ask", "check", "ask", "check"]
+
+
+# -- the context store -----------------------------------------------------------------------
+
+CONTEXT = """\
+assistants:
+  - id: a
+states:
+  - id: facts
+    assistant_id: a
+    task: facts
+    next: {state_id: named}
+  - id: named
+    assistant_id: a
+    task: named
+    next: {state_id: hidden, output_key: summary, reset_keys_in_context_store: [secret]}
+  - id: hidden
+    assistant_id: a
+    task: hidden
+    next: {state_id: fresh, store_in_context: false}
+  - id: fresh
+    assistant_id: a
+    task: fresh
+    next: {state_id: wiped, clear_context_store: keep_current}
+  - id: wiped
+    assistant_id: a
+    task: wiped
+    next: {state_id: last, clear_context_store: true}
+  - id: last
+    assistant_id: a
+    task: last
+    next: {state_id: end}
+"""
+
+
+def test_context_store_flags_shape_what_later_states_see(services: Services) -> None:
+    db = services.store
+    wf = service.create_workflow(db, name="context", project="demo", yaml_config=CONTEXT)
+    ex = service.start_execution(db, wf, user_input="go", created_by={})
+    runner = ByTask(
+        {
+            "facts": '{"owner": "geo team", "secret": "s3"}',  # an object: stored key by key
+            "named": '{"words": 12}',  # stored under output_key; `secret` reset
+            "hidden": '{"noise": 1}',  # store_in_context: false
+            "fresh": '{"kept": true}',  # keep_current: the store is cleared, this output kept
+            "wiped": '{"gone": true}',  # true: cleared, this output too
+            "last": "done",
+        }
+    )
+    assert Engine(db, runner, EchoTools()).run(ex.public_id) == SUCCEEDED
+    seen = {task: context for task, _, context in runner.calls}
+    assert seen["facts"] == {}
+    assert seen["named"] == {"owner": "geo team", "secret": "s3"}
+    assert seen["hidden"] == {"owner": "geo team", "summary": {"words": 12}}
+    assert seen["fresh"] == {"owner": "geo team", "summary": {"words": 12}}
+    assert seen["wiped"] == {"kept": True}
+    assert seen["last"] == {}
+    # Transitions record the store as it was after each state.
+    stores = [t.context["context_store"] for t in db.transitions(ex.id)]
+    assert stores[0] == {"owner": "geo team", "secret": "s3"} and stores[4] == {}
+
+
+APPEND = """\
+assistants:
+  - id: a
+states:
+  - id: list
+    assistant_id: a
+    task: list
+    next: {state_id: item, iter_key: items, include_in_iterator_context: [topic]}
+  - id: item
+    assistant_id: a
+    task: item
+    next: {state_id: sum, output_key: notes, append_to_context: true}
+  - id: sum
+    assistant_id: a
+    task: sum
+    next: {state_id: end}
+"""
+
+
+def test_append_to_context_collects_iterations_and_iterator_context_filters_keys(services: Services) -> None:
+    db = services.store
+    wf = service.create_workflow(db, name="append", project="demo", yaml_config=APPEND)
+    ex = service.start_execution(db, wf, user_input="go", created_by={})
+    runner = ByTask(
+        {
+            "list": '{"items": ["a", "b", "c"], "topic": "letters", "private": "x"}',
+            "item": lambda call: f"note on {call.input}",
+            "sum": "summed",
+        }
+    )
+    assert Engine(db, runner, EchoTools()).run(ex.public_id) == SUCCEEDED
+    items = [c for c in runner.calls if c[0] == "item"]
+    assert [c[2] for c in items] == [{"topic": "letters"}] * 3  # only the keys the map shows its items
+    summed = next(c for c in runner.calls if c[0] == "sum")
+    assert summed[2]["notes"] == ["note on a", "note on b", "note on c"]  # appended, not overwritten
+    assert summed[2]["private"] == "x"  # the store itself keeps every key
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("    next: {state_id: end, include_in_llm_history: false}", "states[0].next.include_in_llm_history"),
+        ("    next: {state_id: end, clear_prior_messages: true}", "states[0].next.clear_prior_messages"),
+        ("    next: {state_id: end, override_task: true}", "states[0].next.override_task"),
+        ("    next: {state_id: end, keep_history: true}", "states[0].next.keep_history"),
+        ("    result_as_human_message: true\n    next: {state_id: end}", "states[0].result_as_human_message"),
+        ("    next: {state_id: end, include_in_iterator_context: [a]}", "states[0].next.include_in_iterator_context"),
+    ],
+)
+def test_codemie_flags_this_server_cannot_honour_are_refused_not_ignored(line: str, key: str) -> None:
+    yaml_config = f"assistants:\n  - id: a\nstates:\n  - id: one\n    assistant_id: a\n    task: t\n{line}\n"
+    with pytest.raises(ConfigError) as err:
+        parse(yaml_config)
+    assert f"line 6, {key}" in str(err.value) or f"line 7, {key}" in str(err.value), str(err.value)
+    # The defaults, written out, are accepted: a CodeMie export that spells them still loads.
+    parse(
+        "assistants:\n  - id: a\nstates:\n  - id: one\n    assistant_id: a\n    task: t\n"
+        "    next: {state_id: end, include_in_llm_history: true, clear_prior_messages: false}\n"
+    )
+
+
+# -- output_schema ---------------------------------------------------------------------------
+
+SCHEMA = """\
+assistants:
+  - id: a
+states:
+  - id: classify
+    assistant_id: a
+    task: classify
+    retry_policy: {max_attempts: 2, initial_interval: 0.01}
+    output_schema: |
+      {"type": "object", "properties": {"kind": {"enum": ["bug", "feature"]}}, "required": ["kind"]}
+    next:
+      condition: {expression: "kind == 'bug'", then: fix, otherwise: end}
+  - id: fix
+    assistant_id: a
+    task: fix
+    next: {state_id: end}
+"""
+
+
+def test_output_schema_answers_are_parsed_and_mismatches_retried_then_failed(services: Services) -> None:
+    db = services.store
+    wf = service.create_workflow(db, name="schema", project="demo", yaml_config=SCHEMA)
+    ok = service.start_execution(db, wf, user_input="go", created_by={})
+    # A fenced answer is parsed; the state's output is the JSON value, and the condition reads it.
+    fenced = '```json\n{"kind": "bug"}\n```'
+    runner = ByTask({"classify": fenced, "fix": lambda call: f"fixing {call.input}"})
+    assert Engine(db, runner, EchoTools()).run(ok.public_id) == SUCCEEDED
+    assert db.get_state(ok.id, "classify").output == '{"kind": "bug"}'  # type: ignore[union-attr]
+    assert runner.calls[-1][:2] == ("fix", '{"kind": "bug"}')
+    # A wrong answer, then a right one: the retry policy gives the state its second attempt.
+    answers = iter(['{"kind": "question"}', '{"kind": "feature"}'])
+    retried = service.start_execution(db, wf, user_input="go", created_by={})
+    assert Engine(db, ByTask({"classify": lambda call: next(answers)}), EchoTools()).run(retried.public_id) == SUCCEEDED
+    assert db.get_state(retried.id, "classify").output == '{"kind": "feature"}'  # type: ignore[union-attr]
+    # Wrong every time: the state fails, saying what did not match and what the answer was.
+    bad = service.start_execution(db, wf, user_input="go", created_by={})
+    runner = ByTask({"classify": "I think it is a bug"})
+    assert Engine(db, runner, EchoTools()).run(bad.public_id) == FAILED
+    assert len(runner.calls) == 2
+    failed = db.get_state(bad.id, "classify")
+    assert failed is not None and failed.status == FAILED
+    assert "the answer is not JSON" in failed.error and "I think it is a bug" in failed.error
+
+
+def test_an_example_output_schema_requires_its_keys_and_types() -> None:
+    config = parse(THREE_STATES)
+    schema = config.states[0].output_schema
+    assert schema is not None
+    as_schema = schema_of(schema)
+    assert parse_answer('{"colors": ["red"]}', as_schema).value == {"colors": ["red"]}
+    assert "colors" in parse_answer('{"colours": ["red"]}', as_schema).error
+    assert parse_answer('{"colors": "red"}', as_schema).error
+    with pytest.raises(ConfigError, match=r"states\[0\].output_schema: output_schema is not a valid JSON Schema"):
+        parse(THREE_STATES.replace("""'{"colors": ["orange","blue"]}'""", """'{"type": 12}'"""))
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        parse(THREE_STATES.replace("""'{"colors": ["orange","blue"]}'""", "'[1, 2]'"))
+
+
+def test_the_readme_workflow_examples_are_valid_definitions() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Workflows", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) >= 2
+    for block in blocks:
+        parse(block)
+
+
+class JsonTools:
+    def run(self, tool: Any, args: dict[str, Any], input: str, cancel: threading.Event) -> str:
+        return json.dumps({"items": [{"title": "first/one", "n": 1}, {"title": "second", "n": 2}], "a/b": {"c": 3}})
+
+
+@pytest.mark.parametrize(
+    ("pointer", "picked"),
+    [("/items/0/title", "first/one"), ("/items/1", '{"title": "second", "n": 2}'), ("/a~1b/c", "3"), ("", None)],
+)
+def test_tool_result_json_pointer_picks_part_of_a_json_result(services: Services, pointer: str, picked: str | None) -> None:
+    db = services.store
+    yaml_config = (
+        f"tools:\n  - id: t\n    tool: get_data_sources\n    tool_result_json_pointer: '{pointer}'\n"
+        "states:\n  - id: s\n    tool_id: t\n    next: {state_id: end}\n"
+    )
+    wf = service.create_workflow(db, name="pointer", project="demo", yaml_config=yaml_config)
+    ex = service.start_execution(db, wf, user_input="", created_by={})
+    assert Engine(db, Scripted({}), JsonTools()).run(ex.public_id) == SUCCEEDED
+    whole = JsonTools().run(None, {}, "", threading.Event())
+    assert db.get_execution(ex.public_id).output == (whole if picked is None else picked)  # type: ignore[union-attr]
+
+
+def test_a_json_pointer_that_finds_nothing_fails_the_tool_state(services: Services) -> None:
+    db = services.store
+    yaml_config = (
+        "tools:\n  - id: t\n    tool: get_data_sources\n    tool_result_json_pointer: /items/7\n"
+        "states:\n  - id: s\n    tool_id: t\n    next: {state_id: end}\n"
+    )
+    wf = service.create_workflow(db, name="pointer-miss", project="demo", yaml_config=yaml_config)
+    ex = service.start_execution(db, wf, user_input="", created_by={})
+    assert Engine(db, Scripted({}), JsonTools()).run(ex.public_id) == FAILED
+    assert "has nothing at '7'" in db.get_state(ex.id, "s").error  # type: ignore[union-attr]
+    assert (
+        Engine(db, Scripted({}), EchoTools()).run(service.start_execution(db, wf, user_input="", created_by={}).public_id)
+        == FAILED
+    )  # a result that is not JSON
+    with pytest.raises(ConfigError, match=r"line 4, tools\[0\].tool_result_json_pointer: a JSON pointer starts with /"):
+        parse(yaml_config.replace("/items/7", "items"))
+
+
+DYNAMIC = """\
+assistants:
+  - id: a
+states:
+  - id: facts
+    assistant_id: a
+    task: facts
+    next: {state_id: use}
+  - id: use
+    assistant_id: a
+    task: "Write to {{ owner }} about {{items}}"
+    resolve_dynamic_values_in_prompt: true
+    next: {state_id: end}
+"""
+
+
+def test_resolve_dynamic_values_in_prompt_fills_the_task_from_the_context_store(services: Services) -> None:
+    db = services.store
+    wf = service.create_workflow(db, name="dynamic", project="demo", yaml_config=DYNAMIC)
+    ex = service.start_execution(db, wf, user_input="", created_by={})
+    runner = ByTask({"facts": '{"owner": "geo team", "items": [1, 2]}', "Write to geo team about [1, 2]": "sent"})
+    assert Engine(db, runner, EchoTools()).run(ex.public_id) == SUCCEEDED
+    assert [c[0] for c in runner.calls] == ["facts", "Write to geo team about [1, 2]"]
+    # A key the store does not have fails the state, naming it (no placeholder reaches the model).
+    missing = service.start_execution(db, wf, user_input="", created_by={})
+    runner = ByTask({"facts": '{"owner": "geo team"}'})
+    assert Engine(db, runner, EchoTools()).run(missing.public_id) == FAILED
+    assert "{{items}}, which is not in the context store" in db.get_state(missing.id, "use").error  # type: ignore[union-attr]
+    assert len(runner.calls) == 1

@@ -28,6 +28,7 @@ from mcp.client.stdio import StdioServerParameters
 
 from clients import client_venv, run_python
 from llmserver import Recorder, standin_llm
+from mcpserver import mcp_server
 from server import Server, start_server
 
 SDK = ["codemie-sdk-python==0.1.703"]
@@ -337,3 +338,187 @@ def test_a_streamed_execution_sends_workflow_state_events_as_ndjson(world: World
     assert sum(1 for e in events if e == ("describe", "state_finish")) == 3
     assert chunks[-1]["last"] is True and chunks[-1]["overall_status"] == "Succeeded"
     assert chunks[-1]["generated"] == '{"merged": "all colors"}'
+
+
+# -- listing, paging, deleting ---------------------------------------------------------------
+
+QUICK = """\
+tools:
+  - id: sources
+    tool: get_data_sources
+states:
+  - id: list
+    tool_id: sources
+    next: {state_id: end}
+"""
+
+
+def test_workflow_list_filters_pages_and_minimal_response(world: World) -> None:
+    made = [world.create(name, QUICK) for name in ("paging-alpha-1", "paging-alpha-2", "paging-alpha-3", "paging-beta")]
+    with world.http() as c:
+        alpha = c.get("/workflows", params={"filters": json.dumps({"name": "paging-alpha"}), "per_page": 50}).json()
+        assert sorted(w["name"] for w in alpha["data"]) == ["paging-alpha-1", "paging-alpha-2", "paging-alpha-3"]
+        assert alpha["pagination"]["total"] == 3
+        pages = [
+            c.get("/workflows", params={"filters": json.dumps({"name": "paging-"}), "per_page": 2, "page": page}).json()
+            for page in (0, 1, 2)
+        ]
+        assert [len(p["data"]) for p in pages] == [2, 2, 0]
+        assert {p["pagination"]["total"] for p in pages} == {4} and pages[0]["pagination"]["pages"] == 2
+        seen = [w["id"] for p in pages for w in p["data"]]
+        assert sorted(seen) == sorted(made)  # every workflow once, newest first
+        assert seen[0] == made[-1]
+        full = c.get("/workflows", params={"filters": json.dumps({"name": "paging-beta"})}).json()["data"]
+        assert full[0]["yaml_config"] == QUICK
+        minimal = c.get(
+            "/workflows", params={"filters": json.dumps({"name": "paging-beta"}), "minimal_response": "true"}
+        ).json()["data"]
+        assert [w["name"] for w in minimal] == ["paging-beta"] and "yaml_config" not in minimal[0]
+        other = c.get("/workflows", params={"filters": json.dumps({"project": ["not-mine"], "name": "paging"})}).json()
+        assert other["data"] == [] and other["pagination"]["total"] == 0
+        bad = c.get("/workflows", params={"filters": "{not json"})
+        assert bad.status_code == 400 and "filters must be a JSON object" in json.dumps(bad.json())
+        assert c.get("/workflows", params={"per_page": 0}).status_code in (400, 422)
+
+
+def test_deleting_one_execution_and_then_all_of_them(world: World) -> None:
+    wf = world.create("deleting", QUICK)
+    keep_wf = world.create("kept", QUICK)
+    with world.http() as c:
+        ids = [c.post(f"/workflows/{wf}/executions", json={"user_input": str(i)}).json()["execution_id"] for i in range(3)]
+        kept = c.post(f"/workflows/{keep_wf}/executions", json={}).json()["execution_id"]
+        for ex in ids:
+            assert world.wait(wf, ex, ("Succeeded", "Failed"))["overall_status"] == "Succeeded"
+        listed = c.get(f"/workflows/{wf}/executions", params={"per_page": 2}).json()
+        assert len(listed["data"]) == 2 and listed["pagination"]["total"] == 3
+        r = c.delete(f"/workflows/{wf}/executions/{ids[0]}")
+        assert r.status_code == 200 and r.json() == {"message": "Execution removed"}
+        assert c.get(f"/workflows/{wf}/executions/{ids[0]}").status_code == 404
+        assert c.get(f"/workflows/{wf}/executions/{ids[0]}/states").status_code == 404
+        assert c.delete(f"/workflows/{wf}/executions/{ids[0]}").status_code == 404
+        assert sorted(e["execution_id"] for e in c.get(f"/workflows/{wf}/executions").json()["data"]) == sorted(ids[1:])
+        # An execution of another workflow is not reachable through this one.
+        assert c.delete(f"/workflows/{wf}/executions/{kept}").status_code == 404
+        r = c.delete(f"/workflows/{wf}/executions")
+        assert r.status_code == 200 and r.json() == {"message": "Executions removed"}
+        assert c.get(f"/workflows/{wf}/executions").json() == {
+            "data": [],
+            "pagination": {"page": 0, "per_page": 10, "total": 0, "pages": 0},
+        }
+        assert c.get(f"/workflows/{keep_wf}/executions/{kept}").status_code == 200  # the other workflow's stays
+
+
+# -- propagate_headers over REST -------------------------------------------------------------
+
+TICKET = """\
+tools:
+  - id: ticket
+    tool: lookup_ticket
+    tool_args: {ticket: ENG-1}
+    mcp_server: {name: desk, config: {url: "URL"}}
+states:
+  - id: ticket
+    tool_id: ticket
+    INTERRUPT
+    next: {state_id: end}
+"""
+
+
+def test_propagate_headers_forwards_the_callers_x_headers_to_an_mcp_server(world: World) -> None:
+    with mcp_server() as (url, seen):
+        wf = world.create("headers", TICKET.replace("URL", url).replace("    INTERRUPT\n", ""))
+        caller = {"X-Tenant-Id": "acme-corp", "X-Api-Key": "ca_secret", "X-Auth-Token": "tok", "Cookie": "a=b"}
+        with world.http() as c:
+            ex = c.post(f"/workflows/{wf}/executions", json={"propagate_headers": True}, headers=caller).json()
+        assert world.wait(wf, ex["execution_id"], ("Succeeded", "Failed"))["overall_status"] == "Succeeded"
+        assert seen.calls == ["lookup_ticket"] and seen.headers
+        for got in seen.headers:
+            assert got.get("x-tenant-id") == "acme-corp"
+            assert "x-api-key" not in got and "x-auth-token" not in got and "cookie" not in got
+            assert "authorization" not in got  # the caller's bearer token never leaves
+        # Without the flag nothing of the caller's is forwarded.
+        seen.headers.clear()
+        with world.http() as c:
+            plain = c.post(f"/workflows/{wf}/executions", json={"propagate_headers": False}, headers=caller).json()
+        assert world.wait(wf, plain["execution_id"], ("Succeeded", "Failed"))["overall_status"] == "Succeeded"
+        assert seen.headers and all("x-tenant-id" not in got for got in seen.headers)
+        # A resume forwards the headers of the resume call (a pause dropped the earlier ones).
+        paused_wf = world.create("headers-paused", TICKET.replace("URL", url).replace("INTERRUPT", "interrupt_before: true"))
+        seen.headers.clear()
+        with world.http() as c:
+            paused = c.post(f"/workflows/{paused_wf}/executions", json={"propagate_headers": True}, headers=caller).json()
+            eid = paused["execution_id"]
+            assert world.wait(paused_wf, eid, ("Interrupted", "Failed"))["overall_status"] == "Interrupted"
+            r = c.put(
+                f"/workflows/{paused_wf}/executions/{eid}/resume",
+                params={"propagate_headers": "true"},
+                json={},
+                headers={"X-Tenant-Id": "resumed-tenant"},
+            )
+            assert r.status_code == 200, r.text
+        assert world.wait(paused_wf, eid, ("Succeeded", "Failed"))["overall_status"] == "Succeeded"
+        assert seen.headers and {got.get("x-tenant-id") for got in seen.headers} == {"resumed-tenant"}
+
+
+# -- the CLI follows an execution the server runs --------------------------------------------
+
+TALKER = """\
+assistants:
+  - id: talker
+    system_prompt: 'REPLY_WITH: just some prose'
+states:
+  - id: talk
+    assistant_id: talker
+    task: Talk
+    output_schema: '{"answer": "x"}'
+    next: {state_id: end}
+"""
+
+
+def _cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("repolens")
+    return subprocess.run(
+        [str(exe), *args], env=world.server.env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S + 60
+    )
+
+
+def test_cli_run_and_resume_follow_the_states_to_the_end(world: World, tmp_path: Path) -> None:
+    (tmp_path / "pausing.yaml").write_text(PAUSING)
+    (tmp_path / "talker.yaml").write_text(TALKER)
+    assert _cli(world, "workflow", "create", "cli-pausing", "--file", str(tmp_path / "pausing.yaml")).returncode == 0
+    assert _cli(world, "workflow", "create", "cli-talker", "--file", str(tmp_path / "talker.yaml")).returncode == 0
+    run = _cli(world, "workflow", "run", "cli-pausing", "--input", "paint", "--follow", "--timeout", str(RUN_TIMEOUT_S))
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    execution = lines[0].split()[1]
+    assert lines[0] == f"execution {execution} of cli-pausing started"
+    finished = [line for line in lines if line.endswith(": Succeeded") or line.endswith(": Interrupted")]
+    assert finished == [
+        "list_colors: Succeeded",
+        "describe[1]: Succeeded",
+        "describe[2]: Succeeded",
+        "describe[3]: Succeeded",
+        "merge: Interrupted",
+        f"execution {execution}: Interrupted",
+    ]
+    assert lines[-1] == f"execution {execution}: Interrupted"
+    resumed = _cli(
+        world, "workflow", "resume", execution, "--input", "be brief", "--follow", "--timeout", str(RUN_TIMEOUT_S)
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    lines = resumed.stdout.splitlines()
+    assert lines[0] == f"execution {execution} resumed"
+    assert [line for line in lines if line.endswith("Succeeded")] == [
+        "merge: Succeeded",
+        f"execution {execution}: Succeeded",
+    ]
+    assert lines[-1] == '{"merged": "all colors"}'  # the execution's output
+    # A failed execution: the state's error is printed, and the exit code says so.
+    failed = _cli(world, "workflow", "run", "cli-talker", "--follow", "--timeout", str(RUN_TIMEOUT_S))
+    assert failed.returncode == 1, failed.stdout
+    assert "talk: Failed - the answer is not JSON" in failed.stdout
+    assert failed.stdout.splitlines()[-1].endswith(": Failed")
+    assert "state talk: the answer is not JSON" in failed.stderr and "just some prose" in failed.stderr
+    # Following an unknown execution is a clear error, not a hang.
+    missing = _cli(world, "workflow", "resume", "nope", "--follow")
+    assert missing.returncode != 0 and "no execution 'nope'" in missing.stderr

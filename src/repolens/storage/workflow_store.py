@@ -169,6 +169,18 @@ def _tr(row: Sequence[Any]) -> TransitionRecord:
     return TransitionRecord(*v)
 
 
+def _workflow_filter(projects: Sequence[str], name: str | None) -> tuple[str, list[object]]:
+    """The WHERE clause (and its parameters) of workflows of ``projects`` named like ``name``."""
+    where, params = ["1 = 1"], list[object]()
+    if projects:
+        where.append(f"project IN ({', '.join('?' * len(projects))})")
+        params += list(projects)
+    if name:
+        where.append("lower(name) LIKE ?")
+        params.append(f"%{name.lower()}%")
+    return " AND ".join(where), params
+
+
 def _encode(name: str, value: object) -> object:
     if name in ("categories", "frontier", "created_by"):
         return json.dumps(list(value) if isinstance(value, tuple) else value)
@@ -186,6 +198,7 @@ class WorkflowStore(Protocol):
     def list_workflows(
         self, *, projects: Sequence[str], name: str | None, offset: int, limit: int
     ) -> list[WorkflowRecord]: ...
+    def count_workflows(self, *, projects: Sequence[str], name: str | None) -> int: ...
     def update_workflow(self, workflow_id: int, **fields: object) -> None: ...
     def delete_workflow(self, workflow_id: int) -> None: ...
     def create_execution(
@@ -202,6 +215,7 @@ class WorkflowStore(Protocol):
     def get_execution(self, public_id: str) -> ExecutionRecord | None: ...
     def execution_for_job(self, job_public_id: str) -> ExecutionRecord | None: ...
     def list_executions(self, workflow_id: int, *, offset: int, limit: int) -> list[ExecutionRecord]: ...
+    def count_executions(self, workflow_id: int) -> int: ...
     def delete_execution(self, execution_id: int) -> None: ...
     def update_execution(self, execution_id: int, **fields: object) -> bool: ...
     def requeue_execution(
@@ -275,18 +289,16 @@ class WorkflowStoreMixin:
 
     def list_workflows(self, *, projects: Sequence[str], name: str | None, offset: int, limit: int) -> list[WorkflowRecord]:
         """Workflows, newest first, optionally of some projects and with a name containing ``name``."""
-        where, params = ["1 = 1"], []
-        if projects:
-            where.append(f"project IN ({', '.join('?' * len(projects))})")
-            params += list(projects)
-        if name:
-            where.append("lower(name) LIKE ?")
-            params.append(f"%{name.lower()}%")
+        where, params = _workflow_filter(projects, name)
         rows = self._conn.execute(
-            f"SELECT {_WF} FROM workflows WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ? OFFSET ?",
-            (*params, limit, offset),
+            f"SELECT {_WF} FROM workflows WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?", (*params, limit, offset)
         ).fetchall()
         return [_wf(r) for r in rows]
+
+    def count_workflows(self, *, projects: Sequence[str], name: str | None) -> int:
+        """How many workflows ``list_workflows`` pages through."""
+        where, params = _workflow_filter(projects, name)
+        return int(self._conn.execute(f"SELECT count(*) FROM workflows WHERE {where}", tuple(params)).fetchone()[0])
 
     def update_workflow(self, workflow_id: int, **fields: object) -> None:
         """Change a workflow's fields."""
@@ -376,6 +388,11 @@ class WorkflowStoreMixin:
             (workflow_id, limit, offset),
         ).fetchall()
         return [_ex(r) for r in rows]
+
+    def count_executions(self, workflow_id: int) -> int:
+        """How many executions a workflow has."""
+        row = self._conn.execute("SELECT count(*) FROM workflow_executions WHERE workflow_id = ?", (workflow_id,)).fetchone()
+        return int(row[0])
 
     def delete_execution(self, execution_id: int) -> None:
         """Delete an execution with its states, transitions and thoughts."""

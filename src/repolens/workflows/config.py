@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from repolens.agents import output
 from repolens.agents.model import CODE_TOOLS, McpServer
 from repolens.errors import InvalidInput
 from repolens.workflows.expressions import ExpressionError, check
@@ -27,6 +28,38 @@ MAX_YAML_NODES = 50_000
 MAX_YAML_DEPTH = 50
 END = "end"
 MODES = ("Sequential", "Autonomous")
+KEEP_CURRENT = "keep_current"
+ALL_KEYS = "*"
+# JSON Schema keywords: an ``output_schema`` with none of them at its top is an example of the
+# answer's shape (CodeMie's templates write ``'{"colors": ["orange","blue"]}'``), not a schema.
+SCHEMA_KEYWORDS = frozenset(
+    {"$schema", "$ref", "$defs", "type", "properties", "items", "required", "enum", "const", "anyOf", "oneOf", "allOf"}
+)
+# CodeMie keys this server accepts but cannot honour: set to anything but their default, the
+# definition is refused (a flag silently ignored would change what a workflow means). Why each:
+NO_SHARED_HISTORY = (
+    "states here share no LLM message history: an assistant state gets its task, the previous "
+    "state's output, the user's input and the context store"
+)
+UNSUPPORTED_NEXT = {
+    "include_in_llm_history": NO_SHARED_HISTORY + "; use store_in_context: false or output_key to keep an output apart",
+    "clear_prior_messages": NO_SHARED_HISTORY + "; use clear_context_store to start a state afresh",
+    "override_task": "a state's task is always its own `task`",
+    "keep_history": "it is deprecated in CodeMie; " + NO_SHARED_HISTORY,
+}
+UNSUPPORTED_STATE = {
+    "finish_iteration": "an iter_key map runs one state per item and joins right after it",
+    "result_as_human_message": NO_SHARED_HISTORY,
+}
+UNSUPPORTED_TOOL = {
+    "integration_alias": "this server has no integrations store; give the tool its tool_args",
+    "resolve_dynamic_values_in_response": "a tool state's output is the tool's result as returned",
+    "tokens_size_limit": "code tools cut their own results; MCP results are kept whole",
+}
+UNSUPPORTED_ASSISTANT = {
+    "exclude_extra_context_tools": "an inline assistant gets exactly the tools it lists",
+    "skill_ids": "this server has no skills",
+}
 
 
 class ConfigError(InvalidInput):
@@ -307,6 +340,13 @@ def _check_assistants_and_tools(config: WorkflowConfig, where: _Lines) -> None:
             except ValueError as exc:
                 raise _fail(where, ("assistants", i, "mcp_servers", j), str(exc)) from None
     for i, state_tool in enumerate(config.tools):
+        pointer = state_tool.tool_result_json_pointer
+        if pointer and not pointer.startswith("/"):
+            raise _fail(
+                where,
+                ("tools", i, "tool_result_json_pointer"),
+                "a JSON pointer starts with / (RFC 6901), e.g. /items/0/title",
+            )
         if state_tool.mcp_server is not None:
             try:
                 mcp_server_of(state_tool.mcp_server)
@@ -318,6 +358,7 @@ def _check_references(config: WorkflowConfig, where: _Lines) -> None:
     if not config.states:
         raise _fail(where, ("states",), "a workflow needs at least one state")
     _check_assistants_and_tools(config, where)
+    _check_unsupported(config, where)
     assistants = {a.id for a in config.assistants}
     tools = {t.id for t in config.tools}
     states: set[str] = set()
@@ -334,9 +375,11 @@ def _check_references(config: WorkflowConfig, where: _Lines) -> None:
             raise _fail(where, ("states", i, "custom_node_id"), "custom nodes are not supported by this server")
         if state.output_schema is not None:
             try:
-                json.loads(state.output_schema)
-            except ValueError:
-                raise _fail(where, ("states", i, "output_schema"), "output_schema must be a JSON document") from None
+                schema_of(state.output_schema)
+            except InvalidInput as exc:
+                raise _fail(where, ("states", i, "output_schema"), str(exc)) from None
+            if state.tool_id is not None:
+                raise _fail(where, ("states", i, "output_schema"), "output_schema applies to assistant states only")
         nxt = state.next
         if nxt is None:
             continue
@@ -360,6 +403,75 @@ def _check_references(config: WorkflowConfig, where: _Lines) -> None:
         for path, target in targets:
             if target != END and target not in states:
                 raise _fail(where, path, f"no state with id {target!r} (or `end`)")
+
+
+def _example_schema(example: Any) -> dict[str, Any]:
+    """The JSON Schema of answers shaped like ``example``: the same keys (all required) with
+    values of the same JSON types, recursively; a list's items shaped like its first item."""
+    if isinstance(example, dict):
+        return {
+            "type": "object",
+            "properties": {k: _example_schema(v) for k, v in example.items()},
+            "required": list(example),
+        }
+    if isinstance(example, list):
+        return {"type": "array", "items": _example_schema(example[0])} if example else {"type": "array"}
+    if isinstance(example, bool):
+        return {"type": "boolean"}
+    if isinstance(example, int | float):
+        return {"type": "number"}
+    if example is None:
+        return {}
+    return {"type": "string"}
+
+
+def schema_of(output_schema: str) -> dict[str, Any]:
+    """A state's ``output_schema`` as a JSON Schema: a JSON Schema as written, or an example of
+    the answer (a JSON object with none of the schema keywords at its top) turned into the
+    schema of answers shaped like it. InvalidInput when it is neither."""
+    try:
+        value = json.loads(output_schema)
+    except ValueError:
+        raise InvalidInput("output_schema must be a JSON document (a JSON Schema or an example answer)") from None
+    if not isinstance(value, dict):
+        raise InvalidInput("output_schema must be a JSON object (a JSON Schema or an example answer)")
+    schema = value if SCHEMA_KEYWORDS & set(value) else _example_schema(value)
+    output.check_schema(schema)
+    return schema
+
+
+def _unsupported(where: _Lines, path: tuple[str | int, ...], model: BaseModel, reasons: Mapping[str, str]) -> None:
+    for key, reason in reasons.items():
+        if key in model.model_fields_set and getattr(model, key) != type(model).model_fields[key].default:
+            raise _fail(where, (*path, key), f"{key} is not supported by this server ({reason}); remove it")
+
+
+def _check_unsupported(config: WorkflowConfig, where: _Lines) -> None:
+    """Refuse the CodeMie keys this server would otherwise ignore (``UNSUPPORTED_*``)."""
+    for i, assistant in enumerate(config.assistants):
+        _unsupported(where, ("assistants", i), assistant, UNSUPPORTED_ASSISTANT)
+        for j, listed in enumerate(assistant.tools):
+            if listed.get("integration_alias"):
+                reason = UNSUPPORTED_TOOL["integration_alias"]
+                raise _fail(
+                    where,
+                    ("assistants", i, "tools", j, "integration_alias"),
+                    f"integration_alias is not supported by this server ({reason}); remove it",
+                )
+    for i, state_tool in enumerate(config.tools):
+        _unsupported(where, ("tools", i), state_tool, UNSUPPORTED_TOOL)
+    if config.custom_nodes:
+        raise _fail(where, ("custom_nodes",), "custom nodes are not supported by this server")
+    for i, state in enumerate(config.states):
+        _unsupported(where, ("states", i), state, UNSUPPORTED_STATE)
+        if state.next is not None:
+            _unsupported(where, ("states", i, "next"), state.next, UNSUPPORTED_NEXT)
+            if state.next.include_in_iterator_context != [ALL_KEYS] and state.next.iter_key is None:
+                raise _fail(
+                    where,
+                    ("states", i, "next", "include_in_iterator_context"),
+                    "include_in_iterator_context applies to an iter_key map only",
+                )
 
 
 def _check_expression(where: _Lines, path: tuple[str | int, ...], expression: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from repolens.agents import output as structured_output
 from repolens.errors import InvalidInput, RepolensError
 from repolens.storage.workflow_store import (
     ABORTED,
@@ -39,6 +41,7 @@ from repolens.storage.workflow_store import (
     WorkflowStore,
 )
 from repolens.workflows.config import (
+    ALL_KEYS,
     END,
     NextState,
     RetryPolicy,
@@ -47,6 +50,7 @@ from repolens.workflows.config import (
     WorkflowState,
     WorkflowTool,
     parse,
+    schema_of,
 )
 from repolens.workflows.expressions import ExpressionError, evaluate
 
@@ -55,12 +59,23 @@ log = logging.getLogger(__name__)
 # How often a running state looks for an abort in the database: the in-flight model or tool
 # call is cancelled within this delay of ``PUT .../abort``.
 ABORT_POLL_S = 0.3
+# How long ``run`` waits, on its way out, for the abort watcher's query in flight (one query).
+WATCHER_JOIN_S = 10.0
 # How often the engine, waiting for its tasks, checks that its job is still its own (the
 # server that started it may have died, and another worker resumed the execution).
 STILL_MINE_S = 1.0
 # A state's output kept in the frontier and the transitions' context is cut at this size: the
 # full output lives in the state row.
 MAX_CONTEXT_CHARS = 100_000
+# Fan-out groups in the frontier: the items of an ``iter_key`` map (one state, joined into the
+# list of their outputs) and the branches of a ``state_ids`` fan-out (their successors run once
+# all branches committed).
+MAP, BRANCHES = "map", "branches"
+# A mismatching answer is quoted in the state's error up to this length: enough to see what
+# the model did instead, short enough for a list of states.
+MAX_ANSWER_SHOWN = 300
+# A dynamic value in a task (``resolve_dynamic_values_in_prompt``): ``{{key}}`` of the context store.
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +87,7 @@ class AssistantCall:
     input: str
     user_input: str
     context: dict[str, Any]
-    output_schema: str | None
+    output_schema: dict[str, Any] | None  # a JSON Schema (``config.schema_of``)
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -98,6 +113,10 @@ class ToolRunner(Protocol):
 
 class Aborted(Exception):
     """The execution was aborted while a state ran."""
+
+
+class OutputMismatch(RepolensError):
+    """An assistant state's answer is not JSON valid against its ``output_schema``."""
 
 
 def initial_frontier(config: WorkflowConfig, yaml_config: str, user_input: str) -> dict[str, Any]:
@@ -154,7 +173,7 @@ class Engine:
         self.headers = headers or {}
         self.sleep = sleep
         self.still_mine = still_mine or (lambda: None)
-        self._commit_lock = threading.Lock()
+        self._commit_lock = threading.RLock()  # a routing failure commits under the lock it failed in
 
     def run(self, execution_public_id: str) -> str:
         """Run the execution's frontier to its end; its final status."""
@@ -194,6 +213,9 @@ class Engine:
             stop_watch.set()
             if pool is not None:
                 pool.shutdown(wait=True)
+            # The watcher reads the database: it must be done before the caller may close it
+            # (a query in flight on a closed SQLite connection crashes the process).
+            watcher.join(WATCHER_JOIN_S)
 
     def _start_tasks(
         self,
@@ -377,7 +399,8 @@ class Engine:
         if state.tool_id is not None:
             tool = next(t for t in config.tools if t.id == state.tool_id)
             args = {**tool.tool_args, **state.tool_args}
-            output = self.tools.run(tool, args, text_input, cancel)
+            result = self.tools.run(tool, args, text_input, cancel)
+            output = result if tool.tool_result_json_pointer is None else pick(result, tool.tool_result_json_pointer)
             return AssistantReply(
                 text=output,
                 thoughts=[
@@ -385,21 +408,33 @@ class Engine:
                         author_name=tool.tool,
                         author_type="Tool",
                         input_text=json.dumps(args),
-                        content=output[:MAX_CONTEXT_CHARS],
+                        content=result[:MAX_CONTEXT_CHARS],
                     )
                 ],
             )
         assistant = next(a for a in config.assistants if a.id == state.assistant_id)
+        schema = schema_of(state.output_schema) if state.output_schema is not None else None
+        context = dict(task.get("context") or {})
         call = AssistantCall(
             assistant=assistant,
-            task=state.task,
+            task=resolve(state.task, context) if state.resolve_dynamic_values_in_prompt else state.task,
             input=text_input,
             user_input=task.get("user_input") or "",
-            context=dict(task.get("context") or {}),
-            output_schema=state.output_schema,
+            context=context,
+            output_schema=schema,
             headers=self.headers,
         )
-        return self.assistants.run(call, cancel)
+        reply = self.assistants.run(call, cancel)
+        if schema is None:
+            return reply
+        # The state's output is the parsed answer, so the next state's condition, switch and
+        # iter_key read its keys; an answer that does not match fails this attempt (and retries).
+        structured = structured_output.parse(reply.text, schema)
+        if structured.error:
+            answer = reply.text.strip()
+            shown = answer if len(answer) <= MAX_ANSWER_SHOWN else answer[:MAX_ANSWER_SHOWN] + " [...]"
+            raise OutputMismatch(f"{structured.error}; the answer was: {shown}")
+        return replace(reply, text=json.dumps(structured.value, ensure_ascii=False))
 
     def _advance(
         self, config: WorkflowConfig, state: WorkflowState, task: dict[str, Any], output: str, frontier: dict[str, Any]
@@ -407,23 +442,14 @@ class Engine:
         """The frontier after ``task`` finished with ``output``, and the transitions it made."""
         tasks = [t for t in frontier["tasks"] if t["key"] != task["key"]]
         groups = dict(frontier["groups"])
-        context = dict(frontier["context"])
-        seq = int(frontier["seq"])
         parsed = _parsed(output)
         nxt = state.next
-        if nxt is not None and nxt.store_in_context:
-            if nxt.clear_context_store is True:
-                context = {}
-            for key in nxt.reset_keys_in_context_store:
-                context.pop(key, None)
-            if nxt.output_key:
-                context[nxt.output_key] = parsed
-            elif isinstance(parsed, dict):
-                context.update(parsed)
+        context = _store(nxt, dict(frontier["context"]), parsed)
+        moved = {**frontier, "context": context, "steps": frontier["steps"] + 1, "last_output": output[:MAX_CONTEXT_CHARS]}
         feed: Any = output
         group_id = task.get("group")
-        if group_id is not None:
-            group = dict(groups[group_id])
+        group: dict[str, Any] | None = dict(groups[group_id]) if group_id is not None else None
+        if group is not None and group.get("kind", MAP) == MAP:
             outputs = list(group["outputs"])
             slot = task.get("slot")
             if isinstance(slot, int) and slot < len(outputs):
@@ -435,64 +461,46 @@ class Engine:
             groups[group_id] = group
             if group["left"] > 0:
                 # Wait for the group's other members: the join runs the next state once.
-                return {**frontier, "tasks": tasks, "groups": groups, "context": context, "steps": frontier["steps"] + 1}, []
+                return {**moved, "tasks": tasks, "groups": groups}, []
             del groups[group_id]
             feed = json.dumps(group["outputs"])
             parsed = group["outputs"]
         targets, fan_items = self._route(config, nxt, parsed)
-        transitions: list[tuple[str | None, str, dict[str, Any]]] = []
         snapshot = {"context_store": context, "user_input": frontier.get("user_input", "")}
-        if not targets:
-            transitions.append((state.id, END, snapshot))
-        for target in targets:
-            transitions.append((state.id, target, snapshot))
-            if target == END:
-                continue
-            if fan_items is not None:
-                seq += 1
-                gid = f"g{seq}"
-                groups[gid] = {"left": len(fan_items), "outputs": [None] * len(fan_items)}
-                for i, item in enumerate(fan_items):
-                    seq += 1
-                    tasks.append(
-                        {
-                            "key": str(seq),
-                            "state": target,
-                            "input": item if isinstance(item, str) else json.dumps(item),
-                            "iteration": i + 1,
-                            "slot": i,
-                            "preceding": [state.id],
-                            "group": gid,
-                            "context": context,
-                        }
-                    )
-                if not fan_items:
-                    del groups[gid]
-            else:
-                seq += 1
-                tasks.append(
-                    {
-                        "key": str(seq),
-                        "state": target,
-                        "input": feed[:MAX_CONTEXT_CHARS],
-                        "iteration": 0,
-                        "preceding": [state.id],
-                        "group": None,
-                        "context": context,
-                    }
-                )
-        return (
-            {
-                **frontier,
-                "tasks": tasks,
-                "groups": groups,
-                "context": context,
-                "seq": seq,
-                "steps": frontier["steps"] + 1,
-                "last_output": output[:MAX_CONTEXT_CHARS],
-            },
-            transitions,
-        )
+        transitions: list[tuple[str | None, str, dict[str, Any]]] = [(state.id, t, snapshot) for t in targets or [END]]
+        # The keys of the context store the next tasks see (None: all): an ``iter_key`` map's
+        # items see those of ``include_in_iterator_context``.
+        keys = None
+        if fan_items is not None and nxt is not None and ALL_KEYS not in nxt.include_in_iterator_context:
+            keys = list(nxt.include_in_iterator_context)
+        routes = [
+            {"target": t, "feed": feed[:MAX_CONTEXT_CHARS], "items": fan_items, "from": state.id, "keys": keys}
+            for t in targets
+            if t != END
+        ]
+        if group is not None and group_id is not None and group.get("kind") == BRANCHES:
+            # A ``state_ids`` branch: its successors wait for its siblings (as in LangGraph, the
+            # branches are one step and what follows them the next), then run once each.
+            group["pending"] = [*group["pending"], *({**r, "slot": task.get("slot", 0)} for r in routes)]
+            group["left"] = int(group["left"]) - 1
+            groups[group_id] = group
+            if group["left"] > 0:
+                return {**moved, "tasks": tasks, "groups": groups}, transitions
+            del groups[group_id]
+            routes = _joined(group["pending"])
+        seq = int(frontier["seq"])
+        branches: list[dict[str, Any]] = []
+        for route in routes:
+            seq = _schedule(tasks, groups, seq, route, context)
+            if route["items"] is None:
+                branches.append(tasks[-1])
+        if len(branches) > 1:
+            # States started together are one step: what follows them waits for all of them.
+            seq += 1
+            groups[f"g{seq}"] = {"kind": BRANCHES, "left": len(branches), "pending": []}
+            for slot, branch in enumerate(branches):
+                branch["group"], branch["slot"] = f"g{seq}", slot
+        return {**moved, "tasks": tasks, "groups": groups, "seq": seq}, transitions
 
     def _route(self, config: WorkflowConfig, nxt: NextState | None, parsed: Any) -> tuple[list[str], list[Any] | None]:
         """The next states and, for an ``iter_key`` fan-out, the items to map over."""
@@ -506,7 +514,7 @@ class Engine:
         if nxt.state_id is not None:
             return [nxt.state_id], None
         if nxt.state_ids:
-            return list(nxt.state_ids), None
+            return list(dict.fromkeys(nxt.state_ids)), None
         try:
             if nxt.condition is not None:
                 return [nxt.condition.then if evaluate(nxt.condition.expression, parsed) else nxt.condition.otherwise], None
@@ -518,6 +526,129 @@ class Engine:
         except ExpressionError as exc:
             raise_route(str(exc))
             raise  # unreachable
+
+
+def _store(nxt: NextState | None, context: dict[str, Any], parsed: Any) -> dict[str, Any]:
+    """The context store after a state's output ``parsed``, by its ``next`` flags: cleared
+    (``clear_context_store``: true drops this output too, ``keep_current`` keeps it), keys reset
+    (``reset_keys_in_context_store``), then, with ``store_in_context``, the output stored under
+    ``output_key`` or, an object, key by key; ``append_to_context`` appends to a list instead."""
+    if nxt is None:
+        return context
+    if nxt.clear_context_store:
+        context = {}
+    for key in nxt.reset_keys_in_context_store:
+        context.pop(key, None)
+    if not nxt.store_in_context or nxt.clear_context_store is True:
+        return context
+    stored = {nxt.output_key: parsed} if nxt.output_key else (parsed if isinstance(parsed, dict) else {})
+    for key, value in stored.items():
+        if nxt.append_to_context:
+            earlier = context.get(key)
+            context[key] = [*(earlier if isinstance(earlier, list) else [] if earlier is None else [earlier]), value]
+        else:
+            context[key] = value
+    return context
+
+
+def _joined(routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The routes of a ``state_ids`` group's branches, one per next state: a state that several
+    branches lead to runs once, fed the list of their outputs (in branch order)."""
+    merged: dict[str, dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for route in sorted(routes, key=lambda r: int(r.get("slot", 0))):  # branch order, not finish order
+        if route["items"] is not None:
+            out.append(route)
+            continue
+        seen = merged.get(route["target"])
+        if seen is None:
+            merged[route["target"]] = {**route, "feeds": [route["feed"]], "froms": [route["from"]]}
+            out.append(merged[route["target"]])
+        else:
+            seen["feeds"].append(route["feed"])
+            seen["froms"].append(route["from"])
+    for route in out:
+        if len(route.get("feeds", ())) > 1:
+            route["feed"] = json.dumps([_parsed(f) for f in route["feeds"]])[:MAX_CONTEXT_CHARS]
+    return out
+
+
+def _schedule(
+    tasks: list[dict[str, Any]], groups: dict[str, Any], seq: int, route: dict[str, Any], store: dict[str, Any]
+) -> int:
+    """Add the tasks of one route to ``tasks`` (an ``iter_key`` map: one per item, in a group
+    that joins them), shown the context ``store`` as it is now; the new sequence number."""
+    preceding = route.get("froms") or [route["from"]]
+    items = route["items"]
+    keys = route.get("keys")
+    context = store if keys is None else {k: v for k, v in store.items() if k in keys}
+    if items is None:
+        seq += 1
+        tasks.append(
+            {
+                "key": str(seq),
+                "state": route["target"],
+                "input": route["feed"],
+                "iteration": 0,
+                "preceding": preceding,
+                "group": None,
+                "context": context,
+            }
+        )
+        return seq
+    if not items:
+        return seq
+    seq += 1
+    gid = f"g{seq}"
+    groups[gid] = {"kind": MAP, "left": len(items), "outputs": [None] * len(items)}
+    for i, item in enumerate(items):
+        seq += 1
+        tasks.append(
+            {
+                "key": str(seq),
+                "state": route["target"],
+                "input": item if isinstance(item, str) else json.dumps(item),
+                "iteration": i + 1,
+                "slot": i,
+                "preceding": preceding,
+                "group": gid,
+                "context": context,
+            }
+        )
+    return seq
+
+
+def resolve(text: str, context: dict[str, Any]) -> str:
+    """``text`` with each ``{{key}}`` replaced by that key of the context store (a string as it
+    is, anything else as JSON); RepolensError naming a key the store does not have."""
+
+    def value(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in context:
+            raise RepolensError(f"the task names {{{{{key}}}}}, which is not in the context store")
+        found = context[key]
+        return found if isinstance(found, str) else json.dumps(found, ensure_ascii=False)
+
+    return _PLACEHOLDER.sub(value, text)
+
+
+def pick(result: str, pointer: str) -> str:
+    """The part of a tool's JSON result that ``tool_result_json_pointer`` (RFC 6901, e.g.
+    ``/items/0/title``) names: a string as it is, anything else as JSON. RepolensError when the
+    result is not JSON or has nothing there (the state fails, and its retry policy applies)."""
+    try:
+        value = json.loads(result)
+    except ValueError:
+        raise RepolensError(f"tool_result_json_pointer {pointer!r}: the tool's result is not JSON") from None
+    for raw in pointer.split("/")[1:]:
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise RepolensError(f"tool_result_json_pointer {pointer!r}: the tool's result has nothing at {part!r}")
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def raise_route(message: str) -> None:

@@ -72,7 +72,8 @@ def run_cancellable(make: Callable[[], Awaitable[T]], cancel: threading.Event) -
 
 def turn_text(call: AssistantCall) -> str:
     """The user message of an assistant state's turn: the task, the previous state's output,
-    the user's input, the context store and the requested output shape."""
+    the user's input and the context store (an ``output_schema`` goes to the runtime, which
+    tells the model the shape in its system message)."""
     parts = [f"Task: {call.task}"]
     if call.input:
         parts.append(f"Input:\n{call.input}")
@@ -80,8 +81,6 @@ def turn_text(call: AssistantCall) -> str:
         parts.append(f"User input:\n{call.user_input}")
     if call.context:
         parts.append(f"Context:\n{json.dumps(call.context)[:MAX_CONTEXT_CHARS]}")
-    if call.output_schema:
-        parts.append(f"Answer with JSON only, shaped like: {call.output_schema}")
     text = "\n\n".join(parts)
     from repolens.agents.runtime import MAX_TURN_CHARS
 
@@ -156,7 +155,12 @@ class AgentAssistantRunner:
         if runtime.llm is None:
             raise ProviderError("no LLM is configured (REPOLENS_LLM_PROVIDER): assistant states need one")
         assistant = self.assistant(call.assistant)
-        request = TurnRequest(text=turn_text(call), remember=False, forwarded_headers=dict(call.headers))
+        request = TurnRequest(
+            text=turn_text(call),
+            remember=False,
+            forwarded_headers=dict(call.headers),
+            output_schema=call.output_schema,  # the engine parses and checks the answer
+        )
 
         async def turn() -> Any:
             owner = self._viewer().owner

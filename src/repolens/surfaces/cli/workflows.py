@@ -79,9 +79,11 @@ def workflow_list() -> None:
             click.echo(f"{wf.public_id}  {wf.name}  ({wf.project})")
 
 
-def _follow(services: Services, execution_id: str, timeout: float) -> str:
+def _follow(services: Services, execution_id: str, timeout: float, *, seen: dict[str, str] | None = None) -> str:
+    """Print each state whose status changes, then the execution's end; its final status.
+    ``seen``: the states' statuses already shown (a resume does not repeat the earlier states)."""
     db = services.store
-    seen: dict[str, str] = {}
+    seen = dict(seen or {})
     deadline = time.monotonic() + timeout
     while True:
         ex = db.get_execution(execution_id)
@@ -144,9 +146,10 @@ def workflow_resume(execution_id: str, user_input: str | None, follow: bool, tim
         ex = services.store.get_execution(execution_id)
         if ex is None:
             raise NotFound(f"no execution {execution_id!r}")
+        shown = {state.public_id: state.status for state in services.store.states(ex.id)}
         service.resume(services.store, ex, user_input=user_input)
         click.echo(f"execution {ex.public_id} resumed")
-        if follow and _follow(services, ex.public_id, timeout) == "Failed":
+        if follow and _follow(services, ex.public_id, timeout, seen=shown) == "Failed":
             sys.exit(1)
 
 

@@ -48,6 +48,9 @@ router = APIRouter()
 MAX_PER_PAGE = 1_000
 MAX_ID_CHARS = 200
 MAX_FILTERS_CHARS = 2_000
+# ``filter_by_user`` filters in Python (the author is in a JSON column): over this many of the
+# caller's projects' workflows, the oldest are not looked at.
+MAX_FILTERED = 10_000
 MAX_THOUGHT_IDS = 1_000
 # How often a streamed execution looks for new states (the engine runs in the job process).
 STREAM_POLL_S = 0.3
@@ -261,11 +264,16 @@ def list_workflows(
         name = str(raw) if raw else None
     if not wanted:
         return _page([], page, per_page, 0)
-    rows = db.list_workflows(projects=wanted, name=name, offset=page * per_page, limit=per_page)
     if filter_by_user:
+        # The author is inside a JSON column: filter the caller's projects' workflows here.
         me = service.creator(principal)["id"]
-        rows = [w for w in rows if w.created_by.get("id") == me]
-    return _page([_workflow_json(w, minimal=minimal_response) for w in rows], page, per_page)
+        every = db.list_workflows(projects=wanted, name=name, offset=0, limit=MAX_FILTERED)
+        mine_only = [w for w in every if w.created_by.get("id") == me]
+        rows, total = mine_only[page * per_page : (page + 1) * per_page], len(mine_only)
+    else:
+        rows = db.list_workflows(projects=wanted, name=name, offset=page * per_page, limit=per_page)
+        total = db.count_workflows(projects=wanted, name=name)
+    return _page([_workflow_json(w, minimal=minimal_response) for w in rows], page, per_page, total)
 
 
 @router.get("/workflows/prebuilt", summary="Prebuilt workflows (none on this server)")
@@ -449,7 +457,7 @@ def list_executions(
     db = services.store
     wf = _visible(db, principal, workflow_id)
     rows = db.list_executions(wf.id, offset=page * per_page, limit=per_page)
-    return _page([_execution_json(e, wf) for e in rows], page, per_page)
+    return _page([_execution_json(e, wf) for e in rows], page, per_page, db.count_executions(wf.id))
 
 
 @router.get("/workflows/{workflow_id}/executions/{execution_id}", summary="One execution")
