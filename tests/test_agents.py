@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import replace
@@ -20,16 +21,17 @@ import anyio
 import pytest
 
 from conftest import GEO_CODE, commit_tree
-from llmserver import Recorder, standin_llm
+from llmserver import SLOW_CHUNKS, SLOW_DELAY_S, Recorder, standin_llm
 from mcpserver import mcp_server
 from repolens.agents import mcp
 from repolens.agents.model import Assistant, Definition, McpServer, PromptVariable, validate
 from repolens.agents.runtime import ThoughtChanged, Token, TurnEvent, TurnFinished, TurnRequest, TurnStarted
 from repolens.chat.engine import RETRIEVAL_ONLY_HEADER
-from repolens.errors import BodyTooLarge, Forbidden, InvalidInput
+from repolens.errors import BodyTooLarge, Forbidden, InvalidInput, ProviderError
 from repolens.indexing.pipeline import index_source
 from repolens.services import Services, build_services
 from repolens.settings import DEFAULT_FORWARDED_HEADERS_BLOCKLIST, Settings
+from server import free_port
 
 pytestmark = pytest.mark.backends
 
@@ -200,6 +202,27 @@ def test_the_token_budget_stops_a_turn(world: tuple[Services, Recorder]) -> None
     assert done.stopped == "tokens" and "50 tokens" in done.answer
 
 
+def test_the_wall_time_budget_cuts_a_slow_model_off(world: tuple[Services, Recorder]) -> None:
+    services, recorder = world
+    aborted = recorder.slow_aborted
+    with reconfigured(services, agent_max_seconds=1) as hurried:
+        started = time.monotonic()
+        done = finished_of(run_turn(hurried, assistant(), "Explain SLOWLY"))
+        took = time.monotonic() - started
+    note = "[Stopped: the time budget of this turn (1 s) ran out before a final answer.]"
+    assert done.stopped == "time" and done.stop_note == note and done.answer.endswith(note)
+    assert done.answer.startswith("word0 ")  # what the model said before the budget ran out is kept
+    assert took < 1 + SLOW_CHUNKS * SLOW_DELAY_S / 2, took  # the whole slow answer takes 10 s
+    assert done.thoughts[-1]["author_name"] == "Budget" and done.thoughts[-1]["error"] is True
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and recorder.slow_aborted == aborted:
+        time.sleep(0.05)
+    assert recorder.slow_aborted == aborted + 1, "the model kept generating after the budget ran out"
+    # The turn is still recorded, with the note: the conversation shows why it ended there.
+    conversation = services.store.get_conversation(done.conversation_id)
+    assert conversation is not None and services.store.messages(conversation.id)[-1].content.endswith(note)
+
+
 def test_a_client_that_goes_away_stops_the_model_and_stores_nothing(world: tuple[Services, Recorder]) -> None:
     services, recorder = world
     before = recorder.slow_aborted
@@ -273,6 +296,34 @@ def test_mcp_tools_get_the_callers_x_headers_minus_the_blocklist(world: tuple[Se
         assert headers["x-tenant-id"] == "acme-corp" and headers["x-correlation-id"] == "trace-123"
         assert headers["x-static"] == "1"
         assert "x-api-key" not in headers and "authorization" not in headers and "cookie" not in headers
+
+
+def test_forwarded_header_values_are_never_logged(
+    world: tuple[Services, Recorder], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every logger at DEBUG (ours, the MCP SDK's, its HTTP client's) over a turn whose MCP calls
+    carry the caller's headers, one whose tool fails and one whose MCP server is not there."""
+    services, _ = world
+    caller = [("X-Tenant-Id", "tenant-9c2f-never-logged"), ("X-Correlation-Id", "corr-71ab-never-logged")]
+    forwarded = mcp.forwardable_headers(caller, DEFAULT_FORWARDED_HEADERS_BLOCKLIST)
+    caplog.set_level(logging.DEBUG)
+    with mcp_server() as (url, seen):
+        who = assistant(tools=(), mcp_servers=(McpServer(name="desk", url=url),))
+        ok = finished_of(
+            run_turn(services, who, 'Ticket?\nCALL lookup_ticket {"ticket": "ENG-1"}\n', forwarded_headers=forwarded)
+        )
+        failed = finished_of(run_turn(services, who, 'Go\nCALL fail_always {"reason": "x"}\n', forwarded_headers=forwarded))
+    assert not ok.thoughts[0]["error"] and failed.thoughts[0]["error"]
+    assert seen.headers and all(h["x-tenant-id"] == "tenant-9c2f-never-logged" for h in seen.headers)  # they travelled
+    gone = assistant(tools=(), mcp_servers=(McpServer(name="gone", url=f"http://127.0.0.1:{free_port()}/mcp"),))
+    with pytest.raises(ProviderError, match="could not be reached"):
+        run_turn(services, gone, "Go", forwarded_headers=forwarded)
+    records = caplog.records
+    assert any(r.name.startswith("httpx") or r.name.startswith("mcp") for r in records), "the capture saw no client log"
+    assert any("could not be reached" in r.getMessage() for r in records)
+    everything = caplog.text + "".join(f"{r.args!r}{r.__dict__}" for r in records)
+    for _, value in caller:
+        assert value not in everything
 
 
 def test_an_mcp_tool_error_and_a_stdio_command_off_the_allow_list(world: tuple[Services, Recorder]) -> None:

@@ -25,18 +25,20 @@ from mcp.client.stdio import StdioServerParameters
 
 from clients import client_venv
 from conftest import GEO_CODE, commit_tree
-from llmserver import Recorder, standin_llm
+from llmserver import SLOW_CHUNKS, SLOW_DELAY_S, Recorder, standin_llm
 from mcpserver import McpRecorder, mcp_server
 from repolens.services import build_services
 from repolens.settings import Settings
 from repolens.storage.agents import AssistantRow
-from server import Server, running_server, signed_in_client, wait_for_job
+from server import Server, running_server, signed_in_client, start_server, wait_for_job
 
 pytestmark = pytest.mark.backends
 
 API = "/code-assistant-api/v1"
 SDK_VERSION = "0.1.703"
 MCP_ASSISTANTS = "codemie-mcp-assistants==0.2.0"
+PROPAGATED_SECRET = "corr-5d1e-never-logged"  # a header value that goes to the MCP server only
+SLOW_ANSWER_S = SLOW_CHUNKS * SLOW_DELAY_S  # how long the stand-in takes over an answer asked SLOWLY
 SECOND_MODEL = "standin-2"  # served too (REPOLENS_LLM_MODELS): a turn or an assistant may pick it
 SEARCH_THEN_FETCH = (
     "How is the area of a circle computed?\n"
@@ -77,16 +79,20 @@ def world(
             "REPOLENS_LLM_MODEL": "standin-1",
             "REPOLENS_LLM_MODELS": SECOND_MODEL,
         }
-        with running_server(base / "home", env=env) as server:
-            keys: dict[str, str] = {}
-            with server.client() as c:
-                for repo in repos:
-                    made = c.post("/api/datasources", json={"path": str(repo), "name": repo.name})
-                    assert made.status_code == 202, made.text
-                    assert wait_for_job(c, made.json()["job"]["id"])["state"] == "Ready"
-                keys["member"] = c.post("/api/admin/keys", json={"name": "member"}).json()["key"]
-                keys["other-scope"] = c.post("/api/admin/keys", json={"name": "o", "scopes": ["other"]}).json()["key"]
-            yield server, recorder, mcp_url, mcp_seen, keys
+        with (base / "server.log").open("w") as log:  # its JSON log, the access log with it
+            server = start_server(base / "home", env=env, stderr=log)
+            try:
+                keys: dict[str, str] = {}
+                with server.client() as c:
+                    for repo in repos:
+                        made = c.post("/api/datasources", json={"path": str(repo), "name": repo.name})
+                        assert made.status_code == 202, made.text
+                        assert wait_for_job(c, made.json()["job"]["id"])["state"] == "Ready"
+                    keys["member"] = c.post("/api/admin/keys", json={"name": "member"}).json()["key"]
+                    keys["other-scope"] = c.post("/api/admin/keys", json={"name": "o", "scopes": ["other"]}).json()["key"]
+                yield server, recorder, mcp_url, mcp_seen, keys
+            finally:
+                server.stop()
 
 
 def create(c: httpx.Client, payload: dict[str, Any]) -> str:
@@ -129,11 +135,17 @@ def test_crud_with_codemies_messages_filters_and_pages(world: Any) -> None:
         assert got["slug"] == "alpha-helper" and got["toolkits"][0]["tools"][1]["name"] == "fetch_artifacts"
         assert got["context"] == [{"context_type": "code", "name": "geo"}] and got["icon_url"].endswith("icon.png")
         assert got["created_by"]["id"] and got["user_abilities"] == ["read", "write", "delete"]
+        assert got["conversation_starters"] == ["Where is the area computed?"]
         assert c.get(f"{API}/assistants/slug/alpha-helper").json()["id"] == first
-        updated = c.put(f"{API}/assistants/{first}", json=body("Alpha helper 2", description="Renamed"))
+        starters = ["Who calls total_area?", "What is a <Shape>?"]
+        updated = c.put(
+            f"{API}/assistants/{first}", json=body("Alpha helper 2", description="Renamed", conversation_starters=starters)
+        )
         assert updated.status_code == 200 and updated.json()["message"] == "Specified assistant updated"
         got = c.get(f"{API}/assistants/id/{first}").json()
         assert got["name"] == "Alpha helper 2" and got["slug"] == "alpha-helper" and got["version_count"] == 2
+        assert got["conversation_starters"] == starters
+        assert c.get(f"{API}/assistants/slug/alpha-helper").json()["conversation_starters"] == starters
         tools = c.get(f"{API}/assistants/tools").json()
         assert tools[0]["toolkit"] == "Code" and "semantic_search" in {t["name"] for t in tools[0]["tools"]}
         assert {x["name"] for x in c.get(f"{API}/assistants/context", params={"project_name": "demo"}).json()} == {
@@ -145,6 +157,80 @@ def test_crud_with_codemies_messages_filters_and_pages(world: Any) -> None:
             assert gone.json() == {"message": "Specified assistant removed"}
         error = codemie_error(c.get(f"{API}/assistants/id/{first}"), 404)
         assert first in error["details"]
+
+
+def test_listing_sorts_scopes_and_pages(world: Any) -> None:
+    server, _, _, _, keys = world
+    with server.client() as admin, server.client(keys["member"]) as member:
+        # Created in the order b, a, c (so creation order differs from name order).
+        made = {name: create(admin, body(f"Sortable {name}")) for name in ("b", "a", "c")}
+        mine = create(member, body("Sortable member's"))
+
+        def listed(c: httpx.Client = admin, **params: Any) -> list[str]:
+            params = {"filters": json.dumps({"search": "sortable"}), "per_page": 200, **params}
+            got = c.get(f"{API}/assistants", params=params)
+            assert got.status_code == 200, got.text
+            return [a["name"].removeprefix("Sortable ") for a in got.json()["data"]]
+
+        assert listed(sort_by="name", sort_order="asc") == ["a", "b", "c", "member's"]
+        assert listed(sort_by="name", sort_order="desc") == ["member's", "c", "b", "a"]
+        assert listed(sort_by="name") == ["member's", "c", "b", "a"]  # desc is CodeMie's default order
+        assert listed(sort_by="date", sort_order="asc") == ["b", "a", "c", "member's"]
+        assert listed(sort_by="date", sort_order="desc") == ["member's", "c", "a", "b"]
+        # No usage or likes are counted here: those sorts keep the default order (newest change first).
+        assert listed(sort_by="usage") == listed(sort_by="likes", sort_order="asc") == listed()
+        assert listed() == ["member's", "c", "a", "b"]
+        admin.put(f"{API}/assistants/{made['b']}", json=body("Sortable b", description="touched"))
+        assert listed(sort_by="update_date", sort_order="desc")[0] == "b"
+        # Pages over a sorted list: the second page of two holds the rest.
+        paged = admin.get(
+            f"{API}/assistants",
+            params={
+                "filters": json.dumps({"search": "sortable"}),
+                "sort_by": "name",
+                "sort_order": "asc",
+                "per_page": 3,
+                "page": 1,
+            },
+        ).json()
+        assert [a["name"] for a in paged["data"]] == ["Sortable member's"]
+        assert paged["pagination"] == {"page": 1, "per_page": 3, "total": 4, "pages": 2}
+        # Scopes: the caller's own, everything it may see, and the marketplace this server has not.
+        assert listed(member, scope="created_by_user") == ["member's"]
+        assert listed(scope="created_by_user") == ["b", "c", "a"]  # b changed last
+        assert set(listed(scope="visible_to_user")) == set(listed(scope="all")) == {"a", "b", "c", "member's"}
+        assert set(listed(member, scope="project_with_marketplace")) == {"a", "b", "c", "member's"}
+        assert listed(scope="marketplace") == [] and listed(scope="templates") == []
+        bad = codemie_error(admin.get(f"{API}/assistants", params={"scope": "everyone"}), 422)
+        assert bad["details"][0]["loc"] == ["query", "scope"]
+        codemie_error(admin.get(f"{API}/assistants", params={"sort_by": "colour"}), 422)
+        codemie_error(admin.get(f"{API}/assistants", params={"sort_by": "name", "sort_order": "sideways"}), 422)
+        for assistant_id in (*made.values(), mine):
+            assert admin.delete(f"{API}/assistants/{assistant_id}").status_code == 200
+
+
+def test_calling_an_assistant_by_slug(world: Any) -> None:
+    server, *_ = world
+    with server.client() as c:
+        made = create(c, body("Slug caller"))
+        slug = c.get(f"{API}/assistants/id/{made}").json()["slug"]
+        assert slug == "slug-caller"
+        conversation = str(uuid.uuid4())
+        answer = c.post(
+            f"{API}/assistants/slug/{slug}/model", json={"text": SEARCH_THEN_FETCH, "conversation_id": conversation}
+        )
+        assert answer.status_code == 200, answer.text
+        result = answer.json()
+        assert result["success"] is True and "Circle" in result["generated"]
+        assert [t["author_name"] for t in result["thoughts"]] == ["semantic_search", "fetch_artifacts"]
+        # the turn is the assistant's: its conversation names it
+        assert c.get(f"{API}/conversations/{conversation}").json()["initial_assistant_id"] == made
+        with c.stream("POST", f"{API}/assistants/slug/{slug}/model", json={"text": SEARCH_THEN_FETCH, "stream": True}) as s:
+            lines = [json.loads(line) for line in s.iter_lines() if line]
+        assert lines[-1]["last"] is True and "Circle" in lines[-1]["generated"]
+        missing = codemie_error(c.post(f"{API}/assistants/slug/no-such-slug/model", json={"text": "hi"}), 404)
+        assert "no-such-slug" in missing["details"]
+        c.delete(f"{API}/assistants/{made}")
 
 
 def test_bad_input_in_codemies_error_shape_and_nothing_half_written(world: Any) -> None:
@@ -344,12 +430,20 @@ def test_headers_reach_the_mcp_server_minus_the_blocklist_only_when_asked(world:
     with server.client() as c:
         made = create(c, body("Desk", toolkits=[], mcp_servers=mcp))
         text = 'Ticket?\nCALL lookup_ticket {"ticket": "ENG-1"}\n'
-        headers = {"X-Tenant-Id": "acme-corp", "X-Api-Key": "ca_secret", "X-Auth-Token": "t", "Cookie": "a=b"}
+        headers = {
+            "X-Tenant-Id": "acme-corp",
+            "X-Correlation-Id": PROPAGATED_SECRET,
+            "X-Api-Key": "ca_secret",
+            "X-Auth-Token": "t",
+            "Cookie": "a=b",
+            "X-Request-Id": "propagating-call",
+        }
         seen.headers.clear()
         answer = c.post(f"{API}/assistants/{made}/model", json={"text": text, "propagate_headers": True}, headers=headers)
         assert answer.status_code == 200, answer.text
         assert "geometry team" in answer.json()["thoughts"][0]["message"]
         assert seen.headers and all(h.get("x-tenant-id") == "acme-corp" for h in seen.headers)
+        assert all(h.get("x-correlation-id") == PROPAGATED_SECRET for h in seen.headers)
         for h in seen.headers:
             assert "x-api-key" not in h and "x-auth-token" not in h and "cookie" not in h
             assert h.get("authorization") is None  # the caller's repolens key never leaves
@@ -361,6 +455,60 @@ def test_headers_reach_the_mcp_server_minus_the_blocklist_only_when_asked(world:
             shown = member.get(f"{API}/assistants/id/{made}").json()["mcp_servers"][0]
             assert shown["config"]["url"] == mcp_url
         c.delete(f"{API}/assistants/{made}")
+    # The values travelled to the MCP server but never into the server's log (its JSON log and the
+    # access log), which did record the request that carried them.
+    log = server.home.parent / "server.log"
+    deadline = time.monotonic() + 10
+    while '"propagating-call"' not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the access log line is written just after the response
+    written = log.read_text()
+    assert '"propagating-call"' in written, "the access log never named the request"
+    assert PROPAGATED_SECRET not in written and "acme-corp" not in written
+
+
+def test_a_turn_over_its_wall_time_budget_ends_with_codemies_agent_error(
+    tmp_path: Path, module_backend: str, request: pytest.FixtureRequest
+) -> None:
+    """REPOLENS_AGENT_MAX_SECONDS: a model that answers slowly is cut off, and CodeMie's
+    ``agentError`` says which budget ran out."""
+    # A server of its own (the module's has the default budget) on a database of its own.
+    database = request.getfixturevalue("pg_cluster").new_database() if module_backend else ""
+    with standin_llm() as (llm_url, recorder):
+        env = {
+            "REPOLENS_DATABASE_URL": database,
+            "REPOLENS_LLM_BASE_URL": llm_url,
+            "REPOLENS_LLM_MODEL": "standin-1",
+            "REPOLENS_AGENT_MAX_SECONDS": "1",
+        }
+        with running_server(tmp_path / "home", env=env) as server, server.client() as c:
+            made = create(c, body("Hurried", context=[], toolkits=[]))
+            started = time.monotonic()
+            answer = c.post(f"{API}/assistants/{made}/model", json={"text": "Explain SLOWLY"})
+            took = time.monotonic() - started
+            assert answer.status_code == 200, answer.text
+            result = answer.json()
+            note = "[Stopped: the time budget of this turn (1 s) ran out before a final answer.]"
+            assert result["success"] is False
+            assert result["agentError"] == {"error_code": "agent_timeout", "message": note, "details": {"budget": "time"}}
+            assert result["generated"].startswith("word0 ") and result["generated"].endswith(note)
+            budget = result["thoughts"][-1]
+            assert (budget["author_type"], budget["author_name"], budget["error"]) == ("System", "Budget", True)
+            assert took < 1 + SLOW_ANSWER_S / 2, took  # cut at the budget, not after the whole answer
+            deadline = time.monotonic() + 10
+            while recorder.slow_aborted < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert recorder.slow_aborted == 1 and recorder.slow_finished == 0  # the model's stream was closed
+            # Streamed, the last chunk says it too; with include_tool_errors the summary line as well.
+            stream = {"text": "Explain SLOWLY", "stream": True}
+            with c.stream(
+                "POST", f"{API}/assistants/{made}/model", params={"include_tool_errors": "true"}, json=stream
+            ) as s:
+                lines = [json.loads(line) for line in s.iter_lines() if line]
+            last, summary = lines[-2], lines[-1]
+            assert last["last"] is True and last["success"] is False and last["generated"].endswith(note)
+            assert last["agent_error"]["error_code"] == "agent_timeout"
+            assert summary["success"] is False and summary["agent_error"]["message"] == note
+            assert summary["tool_errors"] == []
 
 
 def test_virtual_assistant_is_never_stored(world: Any) -> None:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -215,6 +216,59 @@ def test_search_and_open_a_result_at_its_lines(world: tuple[Server, Path], page:
     expect(marked.first).to_be_in_viewport()
 
 
+def _result_paths(page: Page) -> list[str]:
+    """The ``path:lines`` line of every result on the page, in order."""
+    heads = page.locator("#results .result > .muted").all_text_contents()
+    return [h.split(":", 1)[0].strip() for h in heads]
+
+
+def test_search_filters_narrow_the_results_and_k_moves_back(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
+    server, _ = world
+    sign_in(page, server, to="/ui/search?q=area&source=geo")
+    results = page.locator("#results .result")
+    expect(results.first).to_be_visible()
+    unfiltered = _result_paths(page)
+    assert {"geo/shapes.py", "geo/report.py", "web/evil.js"} <= set(unfiltered), unfiltered
+    # A path prefix, typed into the form: only files under it, and it is in the URL.
+    page.get_by_label("Path prefix").fill("geo/report")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page).to_have_url(re.compile(r"path=geo%2Freport"))
+    expect(results.first.locator(".ident")).to_contain_text("geo/report.py")
+    narrowed = _result_paths(page)
+    assert narrowed and set(narrowed) == {"geo/report.py"} and len(narrowed) < len(unfiltered), narrowed
+    # A language instead: the same query over JavaScript only finds the one .js file.
+    page.get_by_label("Path prefix").fill("")
+    page.get_by_label("Language").select_option("javascript")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page).to_have_url(re.compile(r"lang=javascript"))
+    expect(results.first.locator(".ident")).to_contain_text("web/evil.js")
+    assert set(_result_paths(page)) == {"web/evil.js"}
+    page.get_by_label("Language").select_option("python")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page).to_have_url(re.compile(r"lang=python"))
+    expect(results.first).to_be_visible()
+    assert "web/evil.js" not in _result_paths(page) and set(_result_paths(page)) <= {"geo/shapes.py", "geo/report.py"}
+    shot(page, tmp_path / "search-filtered.png")
+    # j moves down, k moves back up (and stops at the first), Enter opens the selected one.
+    page.evaluate("() => document.activeElement.blur()")
+    for _ in range(3):
+        page.keyboard.press("j")
+    expect(results.nth(2)).to_have_class(re.compile("selected"))
+    page.keyboard.press("k")
+    expect(results.nth(1)).to_have_class(re.compile("selected"))
+    expect(results.nth(2)).not_to_have_class(re.compile("selected"))
+    expect(results.nth(1).locator("a.ident")).to_be_focused()
+    for _ in range(3):
+        page.keyboard.press("k")
+    expect(results.first).to_have_class(re.compile("selected"))
+    expect(results.nth(1)).not_to_have_class(re.compile("selected"))
+    page.keyboard.press("j")
+    target = results.nth(1).get_attribute("data-href") or ""
+    assert target.startswith("/ui/code?id=")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(re.escape(target.split("#", 1)[0])))
+
+
 def test_grep_mode_with_a_regex(world: tuple[Server, Path], page: Page, tmp_path: Path) -> None:
     server, _ = world
     sign_in(page, server)
@@ -249,6 +303,43 @@ def test_follow_a_caller_in_the_relations_panel(world: tuple[Server, Path], page
     page.goto(f"{server.url}{permalink}")
     expect(page.locator("#code tr.hit")).to_have_count(3)
     shot(page, tmp_path / "relations.png")
+
+
+def test_relations_panel_opens_callees_ancestors_and_descendants(
+    world: tuple[Server, Path], page: Page, tmp_path: Path
+) -> None:
+    server, _ = world
+    # ``report`` calls ``Circle`` and ``total_area``: a callee opens at its own lines, not at the
+    # line of the call (which is in report.py).
+    sign_in(page, server, to="/ui/code?id=geo%3A%3Ageo%2Freport.py%3A%3Areport")
+    callees = page.locator('.rel-group[data-relation="OutgoingCalls"]')
+    expect(callees.locator("h3")).to_contain_text("Callees")
+    expect(callees.get_by_role("link")).to_have_text(["Circle", "total_area"])
+    callees.get_by_role("link", name="total_area").click()
+    expect(page).to_have_url(re.compile(r"geo%2Fshapes.py%3A%3Atotal_area"))
+    marked = page.locator("#code tr.hit")
+    expect(marked).to_have_count(3)
+    expect(marked.first).to_have_attribute("id", "L21")
+    expect(marked.first).to_contain_text("def total_area")
+    # ``Circle(Shape)``: its ancestor opens at ``class Shape``, and Shape's descendant at ``class Circle``.
+    page.goto(f"{server.url}/ui/code?id=geo%3A%3Ageo%2Fshapes.py%3A%3ACircle")
+    ancestors = page.locator('.rel-group[data-relation="Ancestors"]')
+    expect(ancestors.locator("h3")).to_contain_text("Ancestors")
+    expect(page.locator('.rel-group[data-relation="Descendants"]')).to_have_count(0)  # nothing derives from Circle
+    shot(page, tmp_path / "ancestors.png")
+    ancestors.get_by_role("link", name="Shape").click()
+    expect(page).to_have_url(re.compile(r"geo%2Fshapes.py%3A%3AShape$"))
+    expect(page.locator("h1.path")).to_contain_text("Shape")
+    expect(page.locator("#code tr.hit").first).to_have_attribute("id", "L4")
+    expect(page.locator("#code tr.hit").first).to_contain_text("class Shape")
+    expect(page.locator('.rel-group[data-relation="Ancestors"]')).to_have_count(0)  # Shape derives from nothing
+    descendants = page.locator('.rel-group[data-relation="Descendants"]')
+    expect(descendants.locator("h3")).to_contain_text("Descendants")
+    descendants.get_by_role("link", name="Circle").click()
+    expect(page).to_have_url(re.compile(r"geo%2Fshapes.py%3A%3ACircle&lines=11"))
+    expect(page.locator("#code tr.hit")).to_have_count(1)
+    expect(page.locator("#code tr.hit")).to_contain_text("class Circle(Shape)")
+    shot(page, tmp_path / "descendants.png")
 
 
 def _ask(page: Page, question: str) -> None:
@@ -389,7 +480,9 @@ def test_a_local_user_signs_in_searches_and_signs_out(world: tuple[Server, Path]
     expect(page).to_have_url(re.compile(r"/ui/login\?next="))
 
 
-def test_disabling_a_user_ends_the_session_and_refuses_sign_in(world: tuple[Server, Path], page: Page) -> None:
+def test_disabling_a_user_ends_the_session_and_refuses_sign_in(
+    world: tuple[Server, Path], page: Page, tmp_path: Path
+) -> None:
     server, _ = world
     made = cli(server, "users", "create", "bob@example.com", "--password-stdin", stdin="bob's password\n")
     assert made.returncode == 0, made.stderr
@@ -402,6 +495,7 @@ def test_disabling_a_user_ends_the_session_and_refuses_sign_in(world: tuple[Serv
     sign_in_as(page, "bob@example.com", "bob's password")
     expect(page.get_by_role("alert")).to_contain_text("disabled")
     expect(page).to_have_url(re.compile(r"/ui/login\?"))
+    shot(page, tmp_path / "disabled-user.png")
 
 
 def test_failed_sign_ins_are_throttled_with_a_readable_message(world: tuple[Server, Path]) -> None:
@@ -619,7 +713,7 @@ def _violations(page: Page, axe: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_no_serious_accessibility_violations(
-    world: tuple[Server, Path], browser: Browser, axe_script: Path, scheme: str
+    world: tuple[Server, Path], browser: Browser, axe_script: Path, scheme: str, tmp_path: Path
 ) -> None:
     server, _ = world
     # The page's CSP rightly refuses the injected checker, so this context bypasses it.
@@ -660,6 +754,7 @@ def test_no_serious_accessibility_violations(
     for path in pages:
         page.goto(f"{server.url}{path}")
         problems[path] = _violations(page, axe_script)
+    shot(page, tmp_path / f"axe-{scheme}.png")  # the last page checked, in this scheme
     context.close()
     serious = {k: v for k, v in problems.items() if v}
     assert not serious, json.dumps(serious, indent=1)
@@ -738,6 +833,78 @@ def test_form_posts_without_the_csrf_token_are_refused(world: tuple[Server, Path
     # The sign-in form has its own token: a cross-site post cannot sign a browser in.
     with httpx.Client(base_url=server.url) as fresh:
         assert fresh.post("/ui/login", data={"key": server.admin_key}).status_code == 403
+
+
+# Every state-changing form but the ones above, each posted with no token and with a forged one.
+CSRF_FORMS = ("rename", "delete", "remove-source", "re-sync", "revoke-key", "workflow-resume", "workflow-abort")
+
+
+@pytest.fixture(scope="module")
+def csrf_targets(world: tuple[Server, Path]) -> dict[str, str]:
+    """What those forms act on: a conversation, a source, a key and a workflow execution."""
+    server, _ = world
+    with server.client() as api, signed_in_client(server) as (client, csrf):
+        asked = client.post("/ui/chat/ask", data={"csrf": csrf, "question": "where is total_area?", "source": "geo"})
+        conversation = asked.headers["location"].rsplit("/", 1)[1]
+        source = next(s["id"] for s in api.get("/api/datasources/all").json() if s["name"] == "geo")
+        key = api.post("/api/admin/keys", json={"name": "csrf-target", "plan": "free"}).json()["key"].split("_")[1]
+        made = api.post(
+            f"{CODEMIE}/workflows",
+            json={"project": "default", "name": "CSRF target", "yaml_config": PAUSING_FLOW, "mode": "Sequential"},
+        )
+        workflow = made.json()["data"]["id"]
+        execution = api.post(f"{CODEMIE}/workflows/{workflow}/executions", json={"user_input": "go"}).json()["id"]
+    return {"conversation": conversation, "source": source, "key": key, "workflow": workflow, "execution": execution}
+
+
+def _csrf_form(name: str, t: dict[str, str]) -> tuple[str, dict[str, str]]:
+    execution = f"/ui/workflows/{t['workflow']}/executions/{t['execution']}"
+    return {
+        "rename": (f"/ui/chat/{t['conversation']}/rename", {"title": "renamed by a forger"}),
+        "delete": (f"/ui/chat/{t['conversation']}/delete", {}),
+        "remove-source": (f"/ui/sources/{t['source']}/remove", {"confirm": "geo"}),
+        "re-sync": (f"/ui/sources/{t['source']}/sync", {}),
+        "revoke-key": (f"/ui/admin/keys/{t['key']}/revoke", {}),
+        "workflow-resume": (f"{execution}/resume", {"input": "forged"}),
+        "workflow-abort": (f"{execution}/abort", {}),
+    }[name]
+
+
+@pytest.mark.parametrize("form", CSRF_FORMS)
+def test_every_form_refuses_a_post_without_the_csrf_token(
+    world: tuple[Server, Path], csrf_targets: dict[str, str], form: str
+) -> None:
+    server, _ = world
+    path, fields = _csrf_form(form, csrf_targets)
+    t = csrf_targets
+    with signed_in_client(server) as (client, csrf), server.client() as api:
+
+        def state() -> tuple[Any, ...]:
+            """Everything the forms could change."""
+            chat = client.get(f"/ui/chat/{t['conversation']}")
+            geo = next(s for s in client.get("/ui/sources/progress").json()["sources"] if s["id"] == t["source"])
+            listed = {k["id"]: k for k in api.get("/api/admin/keys").json()}
+            execution = api.get(f"{CODEMIE}/workflows/{t['workflow']}/executions/{t['execution']}").json()
+            jobs = client.get("/ui/admin/jobs").text.count("<tr")
+            return (
+                chat.status_code,
+                "renamed by a forger" in chat.text,
+                geo["state"],
+                listed[t["key"]],
+                execution["overall_status"] == "Aborted",
+                jobs,
+            )
+
+        before = state()
+        assert before[0] == 200 and before[2] == "Ready"
+        for data in (fields, {**fields, "csrf": "forged-" + csrf[:8]}, {**fields, "csrf": ""}):
+            # sent as a browser sends a form, even one with no field at all (a cross-site form can)
+            form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+            refused = client.post(path, content=urlencode(data), headers=form_type)
+            assert refused.status_code == 403, (form, refused.status_code, refused.text[:300])
+            assert "security token" in refused.text
+            assert "default-src 'none'" in refused.headers["content-security-policy"]
+        assert state() == before, form  # nothing changed
 
 
 def test_another_scope_source_is_404(world: tuple[Server, Path]) -> None:

@@ -172,6 +172,7 @@ class TurnFinished:
     completion_tokens: int
     elapsed_s: float
     stopped: str = ""  # "" | "steps" | "tokens" | "time"
+    stop_note: str = ""  # with ``stopped``: which budget and its limit, as the answer ends
     tool_failures: tuple[ToolFailure, ...] = ()
     citations: tuple[dict[str, Any], ...] = ()
     # With an ``output_schema``: the answer parsed and valid (``structured``), or why not.
@@ -216,6 +217,7 @@ class TurnRequest:
 class _Budget:
     max_steps: int
     max_tokens: int
+    max_seconds: int
     deadline: float
     steps: int = 0
     prompt_tokens: int = 0
@@ -232,7 +234,7 @@ class _Budget:
         elif self.prompt_tokens + self.completion_tokens >= self.max_tokens:
             self.stopped, self.limit = "tokens", f"{self.max_tokens} tokens"
         elif self.left_s() <= 0:
-            self.stopped, self.limit = "time", "wall time"
+            self.stopped, self.limit = "time", f"{self.max_seconds} s"
         return bool(self.stopped)
 
 
@@ -354,7 +356,12 @@ class AgentRuntime:
                     yield event
             return
         settings = self.services.settings
-        budget = _Budget(settings.agent_max_steps, settings.agent_max_tokens, started_at + settings.agent_max_seconds)
+        budget = _Budget(
+            settings.agent_max_steps,
+            settings.agent_max_tokens,
+            settings.agent_max_seconds,
+            started_at + settings.agent_max_seconds,
+        )
         history = list(request.history)
         if conversation is not None:
             earlier = await anyio.to_thread.run_sync(self.services.store.messages, conversation.id)
@@ -433,6 +440,7 @@ class AgentRuntime:
                 completion_tokens=budget.completion_tokens,
                 elapsed_s=round(time.monotonic() - turn.started_at, 3),
                 stopped=budget.stopped,
+                stop_note=budget_note(budget.stopped, budget.limit).strip() if budget.stopped else "",
                 tool_failures=tuple(loop.failures),
                 citations=tuple(c for ident, c in loop.citations.items() if _mentions(answer, ident)),
                 structured=structured.value,
@@ -640,7 +648,7 @@ class AgentRuntime:
                             else:
                                 loop.answer.append(piece)
             except TimeoutError:
-                budget.stopped, budget.limit = "time", f"{self.services.settings.agent_max_seconds} s"
+                budget.stopped, budget.limit = "time", f"{budget.max_seconds} s"
             budget.prompt_tokens += done.usage.prompt_tokens or _transcript_tokens(loop.messages)
             budget.completion_tokens += done.usage.completion_tokens or estimate_tokens("".join(step_text))
             if budget.stopped:
@@ -723,7 +731,7 @@ class AgentRuntime:
             else:
                 output, failed = f"there is no tool named {call.name!r}; use one of the tools offered", True
         except TimeoutError:
-            budget.stopped, budget.limit = "time", f"{self.services.settings.agent_max_seconds} s"
+            budget.stopped, budget.limit = "time", f"{budget.max_seconds} s"
             output, failed = "the turn ran out of time during this call", True
         except (RepolensError, ProviderError) as exc:
             output, failed = str(exc), True

@@ -443,6 +443,10 @@ RELATION_TITLES = {
     "Descendants": "Descendants",
     "References": "References",
 }
+# Where an item's ``line`` (the call or inheritance site) lies: in the item's own code for callers,
+# descendants and references, so the link opens the item at that line; for callees and ancestors
+# the site is in the symbol on the page, so the link opens the item at its own lines instead.
+SITE_IN_ITEM = frozenset({"IncomingCalls", "Descendants", "References"})
 
 
 @router.get("/code", response_class=HTMLResponse)
@@ -462,7 +466,13 @@ def code_page(request: Request, session: SessionDep, id: Field, lines: Field = "
             data = operations.relationships(services, session.principal, identifier, profile=profile)
             groups.extend(data.get("relationships", []))
         relations = [
-            {"title": RELATION_TITLES.get(g["relationType"], g["relationType"]), **g} for g in groups if g["totalCount"]
+            {
+                "title": RELATION_TITLES.get(g["relationType"], g["relationType"]),
+                "at_site": g["relationType"] in SITE_IN_ITEM,
+                **g,
+            }
+            for g in groups
+            if g["totalCount"]
         ]
     return page(
         request,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -47,10 +47,17 @@ TOOLKIT = "Code"  # the one toolkit: repolens's read-only code tools
 TOOLKIT_LABEL = "Code search (repolens)"
 DEFAULT_PROJECT = "demo"  # CodeMie's default project name
 MAX_PER_PAGE = 200  # clients look a new assistant up by name in lists of up to 200
+# ``filters`` is a small JSON object (a search word, a few project names); the bound keeps the URL
+# under the HTTP parser's 80 KB limit even percent-encoded, so an oversized one is this route's 422
+# rather than a parser error (as codemie/datasources.py bounds its own).
+MAX_FILTERS_CHARS = 2_000
 NDJSON = "application/x-ndjson"
 MAX_FILES = 20  # files on one turn, as CodeMie caps ``file_names``
 SAVED, UPDATED, REMOVED = "Specified assistant saved", "Specified assistant updated", "Specified assistant removed"
 BACKGROUND_MESSAGE = "Task is running in the background"
+# A turn stopped by a budget (``TurnFinished.stopped``) as CodeMie's ``ErrorCode`` names it: its
+# own time and token limits, and the generic budget code for our cap on model calls.
+BUDGET_ERROR_CODES = {"time": "agent_timeout", "tokens": "agent_token_limit", "steps": "agent_budget_exceeded"}
 # Fields CodeMie clients send that the runtime does not use; kept for the round trip.
 ATTRIBUTE_FIELDS = (
     "icon_url",
@@ -383,32 +390,47 @@ def _matches(assistant: Assistant, filters: dict[str, Any]) -> bool:
 # -- CRUD ----------------------------------------------------------------------------------------
 
 
+# CodeMie's list scopes. This server has no marketplace and no templates, so those list nothing;
+# ``project_with_marketplace`` and ``all`` are then what the caller may see, like the default.
+ListScope = Literal["visible_to_user", "created_by_user", "marketplace", "project_with_marketplace", "all", "templates"]
+EMPTY_SCOPES = frozenset({"marketplace", "templates"})
+SortField = Literal["usage", "likes", "dislikes", "name", "date", "update_date"]
+# What each ``sort_by`` orders by. Usage and likes are not counted here (every assistant reports
+# 0), so ordering by them keeps the default order, newest change first; Python's sort is stable.
+SORT_KEYS: dict[str, Callable[[Assistant], Any]] = {
+    "name": lambda a: a.definition.name.lower(),
+    "date": lambda a: a.created_at,
+    "update_date": lambda a: a.updated_at,
+    "usage": lambda a: 0,
+    "likes": lambda a: 0,
+    "dislikes": lambda a: 0,
+}
+
+
 @router.get("/assistants", summary="List assistants")
 async def list_assistants(
     services: ServicesDep,
     principal: PrincipalDep,
-    scope: str = "visible_to_user",
+    scope: ListScope = "visible_to_user",
     minimal_response: bool = False,
-    filters: str | None = Query(None, max_length=10_000),
+    filters: str | None = Query(None, max_length=MAX_FILTERS_CHARS),
     page: Annotated[int, Query(ge=0)] = 0,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 12,
-    sort_by: Literal["usage", "likes", "dislikes", "name", "date", "update_date"] | None = None,
+    sort_by: SortField | None = None,
     sort_order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
     wanted = _json_filters(filters)
     viewer = viewer_of(services, principal)
-    if scope in ("marketplace", "templates"):
-        found: list[Assistant] = []  # no marketplace or templates on this server
+    if scope in EMPTY_SCOPES:
+        found: list[Assistant] = []
     else:
         mine = scope == "created_by_user"
         found = await anyio.to_thread.run_sync(
             lambda: registry.list_visible(services.store, viewer, principal, mine_only=mine)
         )
     found = [a for a in found if _matches(a, wanted)]
-    if sort_by == "name":
-        found.sort(key=lambda a: a.definition.name.lower(), reverse=sort_order == "desc")
-    elif sort_by is not None:
-        found.sort(key=lambda a: a.updated_at, reverse=sort_order == "desc")
+    if sort_by is not None:
+        found.sort(key=SORT_KEYS[sort_by], reverse=sort_order == "desc")
     total = len(found)
     window = found[page * per_page : (page + 1) * per_page]
     return {
@@ -536,9 +558,21 @@ def _generated(finished: TurnFinished) -> Any:
 
 
 def _agent_error(finished: TurnFinished) -> dict[str, Any] | None:
-    if not finished.output_error:
-        return None
-    return {"error_code": "validation_output", "message": finished.output_error, "details": None}
+    """CodeMie's ``AgentErrorDetails`` of a turn: a budget that ran out, or an answer that did not
+    match its ``output_schema``; None for a turn that succeeded."""
+    if finished.stopped:
+        return {
+            "error_code": BUDGET_ERROR_CODES[finished.stopped],
+            "message": finished.stop_note,
+            "details": {"budget": finished.stopped},
+        }
+    if finished.output_error:
+        return {"error_code": "validation_output", "message": finished.output_error, "details": None}
+    return None
+
+
+def _succeeded(finished: TurnFinished) -> bool:
+    return not finished.stopped and not finished.output_error
 
 
 def _result(finished: TurnFinished, include_tool_errors: bool) -> dict[str, Any]:
@@ -548,7 +582,7 @@ def _result(finished: TurnFinished, include_tool_errors: bool) -> dict[str, Any]
         "tokensUsed": finished.prompt_tokens + finished.completion_tokens,
         "thoughts": [thought_json(t) for t in finished.thoughts],
         "taskId": None,
-        "success": not finished.output_error,
+        "success": _succeeded(finished),
         "agentError": _agent_error(finished),
         "toolErrors": _tool_errors(finished) if include_tool_errors else None,
         "conversationId": finished.conversation_id,
@@ -604,16 +638,17 @@ async def _ndjson(first: TurnStarted, events: AsyncIterator[TurnEvent], include_
                         last=True,
                         time_elapsed=event.elapsed_s,
                         debug={"conversation_id": first.conversation_id, "mode": event.mode},
-                        success=not event.output_error,
+                        success=_succeeded(event),
                         execution_error=event.output_error or None,
+                        agent_error=_agent_error(event),
                     )
                 )
                 if include_tool_errors:
                     yield _line(
                         {
                             "last": True,
-                            "success": True,
-                            "agent_error": None,
+                            "success": _succeeded(event),
+                            "agent_error": _agent_error(event),
                             "tool_errors": _tool_errors(event),
                             "time_elapsed": event.elapsed_s,
                         }
