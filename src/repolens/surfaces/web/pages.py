@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from repolens import catalog, operations, views
@@ -22,7 +25,7 @@ from repolens.retrieval.search import MAX_LIMIT
 from repolens.services import Services
 from repolens.sources.git import looks_like_url
 from repolens.surfaces.web import WEB_PREFIX
-from repolens.surfaces.web.render import highlight_lines, render
+from repolens.surfaces.web.render import highlight_lines, render, stream
 from repolens.surfaces.web.session import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -53,17 +56,30 @@ QueryText = Annotated[str, Query(max_length=MAX_QUERY_CHARS)]
 Field = Annotated[str, Query(max_length=MAX_FIELD_CHARS)]
 
 
+def _page_context(request: Request, session: Session | None, context: dict[str, Any]) -> dict[str, Any]:
+    """What every template may use: the signed-in principal and its CSRF token for every form."""
+    return {
+        "request": request,
+        "principal": session.principal if session else None,
+        "csrf": session.csrf if session else "",
+        "csrf_field": CSRF_FIELD,
+        **context,
+    }
+
+
 def page(request: Request, session: Session | None, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
     """A rendered page with the signed-in principal and its CSRF token in reach of every form."""
-    html = render(
-        template,
-        request=request,
-        principal=session.principal if session else None,
-        csrf=session.csrf if session else "",
-        csrf_field=CSRF_FIELD,
-        **context,
+    return HTMLResponse(render(template, **_page_context(request, session, context)), status_code=status)
+
+
+def streamed_page(request: Request, session: Session, template: str, **context: Any) -> StreamingResponse:
+    """A page sent as it renders (cut at the template's ``{{ flush }}``): the browser commits the
+    navigation, fetches the stylesheets and parses the first results while the server is still
+    highlighting the later ones. Whatever can fail (the search itself) must have run before:
+    once the first piece is out the status is 200."""
+    return StreamingResponse(
+        stream(template, **_page_context(request, session, context)), media_type="text/html; charset=utf-8"
     )
-    return HTMLResponse(html, status_code=status)
 
 
 def see_other(url: str) -> RedirectResponse:
@@ -302,7 +318,7 @@ def search_page(
     lang: Field = "",
     mode: Field = "auto",
     regex: bool = False,
-) -> HTMLResponse:
+) -> Response:
     services = services_of(request)
     principal = session.principal
     chosen = mode if mode in SEARCH_MODES else "auto"
@@ -323,7 +339,7 @@ def search_page(
                 results, index = _search_results(services, principal, q, names, paths, extensions, chosen)
         except InvalidInput as exc:
             error = str(exc)
-    return page(
+    return streamed_page(
         request,
         session,
         "search.html",
@@ -334,6 +350,21 @@ def search_page(
         index=index,
         error=error,
     )
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A hit's first lines as (number, HTML, marked), highlighted only when the streamed page gets
+    to them: the results before it are on their way to the browser meanwhile."""
+
+    text: str
+    path: str
+    start: int
+    marks: frozenset[int]
+
+    def __iter__(self) -> Iterator[tuple[int, Markup, bool]]:
+        for i, html in enumerate(highlight_lines(self.text, self.path)):
+            yield self.start + i, html, self.start + i in self.marks
 
 
 def _search_results(
@@ -370,10 +401,7 @@ def _search_results(
                 "start": row.start_line,
                 "end": row.end_line,
                 "description": views.description(row),
-                "lines": [
-                    (row.start_line + i, html, row.start_line + i in marks)
-                    for i, html in enumerate(highlight_lines(shown, row.path))
-                ],
+                "lines": Snippet(shown, row.path, row.start_line, frozenset(marks)),
                 "target": (first, first) if marks else (row.start_line, row.end_line),
                 "source": hit.source.name,
             }

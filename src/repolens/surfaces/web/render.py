@@ -9,7 +9,7 @@ in an answer is text, images off and links limited to markdown-it's safe schemes
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -94,21 +94,54 @@ def _css_class(ttype: _TokenType) -> str:
     return str(STANDARD_TYPES[current]) if current is not None else ""
 
 
+# Declarations that show on whitespace too; colour, weight and slant do not.
+_VISIBLE_ON_BLANKS = ("background", "border", "underline")
+
+
+@lru_cache(maxsize=1)
+def _span_classes() -> tuple[frozenset[str], frozenset[str]]:
+    """The token classes worth a ``<span>``: those whose rule in either theme differs from the
+    plain text's (a Python name, punctuation: same colour as the text around it in both themes),
+    and the subset that shows on whitespace. Every span is a node the browser parses, styles, lays
+    out and paints: a page of 20 snippets had ~1,300 token spans, about half of them redundant."""
+    shown: set[str] = set()
+    on_blanks: set[str] = set()
+    for style in (LIGHT_STYLE, DARK_STYLE):
+        rules = HtmlFormatter(style=style).class2style  # type: ignore[attr-defined]  # set in __init__, not in the stubs
+        plain = rules.get("", ("",))[0]
+        for name, (declarations, _ttype, _level) in rules.items():
+            if name and declarations != plain:
+                shown.add(name)
+                if any(word in declarations for word in _VISIBLE_ON_BLANKS):
+                    on_blanks.add(name)
+    return frozenset(shown), frozenset(on_blanks)
+
+
 def _highlight(text: str, key: str, language: str) -> tuple[Markup, ...]:
     if len(text) > MAX_HIGHLIGHT_CHARS:
         return tuple(Markup(escape(line)) for line in text.split("\n"))
-    lines: list[list[str]] = [[]]
+    shown, on_blanks = _span_classes()
+    lines: list[list[tuple[str, str]]] = [[]]  # per line: (span class or "", raw text), runs merged
     for ttype, value in _lexer_for(key, language).get_tokens(text):
         css = _css_class(ttype)
         for i, piece in enumerate(value.split("\n")):
             if i:
                 lines.append([])
-            if piece:
-                lines[-1].append(f'<span class="{css}">{escape(piece)}</span>' if css else str(escape(piece)))
+            if not piece:
+                continue
+            kept = css if css in shown and (css in on_blanks or not piece.isspace()) else ""
+            line = lines[-1]
+            if line and (line[-1][0] == kept or (kept == "" and piece.isspace() and line[-1][0] not in on_blanks)):
+                line[-1] = (line[-1][0], line[-1][1] + piece)  # a blank joins the run before it
+            else:
+                line.append((kept, piece))
     # get_tokens leaves a trailing newline of its own at the end of the text
     if len(lines) > text.count("\n") + 1:
         lines = lines[: text.count("\n") + 1]
-    return tuple(Markup("".join(parts)) for parts in lines)
+    return tuple(
+        Markup("".join(f'<span class="{css}">{escape(raw)}</span>' if css else str(escape(raw)) for css, raw in line))
+        for line in lines
+    )
 
 
 # Highlighting costs ~0.1 s per 10 KB, so recent results are kept: a file read while following
@@ -213,3 +246,24 @@ env.globals["citation_url"] = citation_url
 def render(template: str, **context: Any) -> str:
     """A page."""
     return env.get_template(template).render(**context)
+
+
+# Where a streamed page may be sent so far: ``{{ flush }}`` in a template. Repository text never
+# equals it (every piece of it is escaped, so it cannot hold ``<!--``); it is dropped from the page.
+FLUSH = Markup("<!--flush-->")
+env.globals["flush"] = FLUSH
+
+
+def stream(template: str, **context: Any) -> Iterator[str]:
+    """A page in pieces, cut at each ``{{ flush }}``: the browser gets the top of the page (and
+    the stylesheets' URLs) and the first results while later ones are still being highlighted."""
+    pending: list[str] = []
+    for piece in env.get_template(template).generate(**context):
+        if piece == FLUSH:
+            if pending:
+                yield "".join(pending)
+                pending.clear()
+        else:
+            pending.append(piece)
+    if pending:
+        yield "".join(pending)
