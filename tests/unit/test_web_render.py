@@ -13,7 +13,8 @@ from repolens.access import keys, sessions, users
 from repolens.errors import Forbidden, Unauthorized
 from repolens.services import Services, build_services
 from repolens.settings import Settings
-from repolens.surfaces.web.render import highlight_lines, render_answer
+from repolens.surfaces.web.pages import Snippet
+from repolens.surfaces.web.render import FLUSH, highlight_lines, render_answer, stream
 
 
 def test_highlighting_keeps_every_line_in_place_and_escapes_it() -> None:
@@ -27,6 +28,51 @@ def test_highlighting_keeps_every_line_in_place_and_escapes_it() -> None:
     # A language Pygments does not know is plain escaped text, still one entry per line.
     plain = highlight_lines("a <b>\nc", "notes.unknownext")
     assert [str(x) for x in plain] == ["a &lt;b&gt;", "c"]
+
+
+def test_only_tokens_coloured_unlike_plain_text_get_a_span() -> None:
+    line = highlight_lines("value = compute(a, b)  # why", "calc.py")[0]
+    # names, punctuation and blanks look like the text around them in both themes: no span
+    assert 'class="n"' not in line and 'class="p"' not in line and 'class="w"' not in line
+    assert line.startswith("value ") and "compute(a, b)" in line
+    assert '<span class="o">' in line and '<span class="c1"># why</span>' in line  # operator, comment coloured
+    # a run of one class is one span, a blank between two keywords joins the first
+    assert highlight_lines("from x import y", "m.py")[0].count('<span class="kn">') == 2
+    assert highlight_lines("not None", "m.py")[0] == '<span class="ow">not </span><span class="kc">None</span>'
+
+
+def test_a_streamed_page_is_cut_before_each_result_and_highlights_it_only_then() -> None:
+    highlighted: list[int] = []
+
+    class Counted(Snippet):
+        def __iter__(self):  # type: ignore[no-untyped-def]  # the parent's, noted
+            highlighted.append(self.start)
+            return super().__iter__()
+
+    results = [
+        {
+            "kind": "Symbol",
+            "identifier": f"geo::geo/a.py::f{n}",
+            "path": "geo/a.py",
+            "start": n,
+            "end": n,
+            "description": "",
+            "lines": Counted(f"f{n} = '<b>'", "geo/a.py", n, frozenset({n})),
+            "target": (n, n),
+        }
+        for n in (1, 2, 3)
+    ]
+    form = {"q": "f", "source": "", "path": "", "lang": "", "mode": "auto", "regex": False}
+    context = {"principal": None, "csrf": "", "csrf_field": "csrf", "form": form, "choices": [], "languages": []}
+    pieces = []
+    for piece in stream("search.html", **context, results=results, index=None, error=""):
+        pieces.append(piece)
+        assert len(highlighted) == len(pieces) - 1  # the result after this piece is not highlighted yet
+    assert len(pieces) == 4  # the top of the page, then one result each
+    assert '<ol class="results" id="results">' in pieces[0] and 'class="result"' not in pieces[0]
+    assert all(piece.count('<li class="result"') == 1 for piece in pieces[1:])
+    assert "</html>" in pieces[-1] and FLUSH not in "".join(pieces)
+    assert '<span class="line hit" data-n="2">' in pieces[2] and "&lt;b&gt;" in pieces[2]
 
 
 def test_an_answer_renders_as_markdown_with_no_way_to_run_anything() -> None:
