@@ -141,7 +141,10 @@ READ = """async () => {
     setTimeout(() => { observer.disconnect(); resolve([]); }, 200);
   });
   const idents = [...document.querySelectorAll('#results .result a.ident')];
-  const inView = idents.filter((a) => a.getBoundingClientRect().top < window.innerHeight);
+  // The result's own box first: asking for a box inside a result that is skipped (content-visibility:
+  // auto, below the fold) would force it to be laid out.
+  const below = (box) => box.getBoundingClientRect().top >= window.innerHeight;
+  const inView = idents.filter((a) => !below(a.closest('.result')) && !below(a));
   const shown = entries.filter((e) => e.identifier === 'result' && inView.includes(e.element)).map((e) => e.renderTime);
   if (!inView.length || shown.length < inView.length) return null;
   const nav = performance.getEntriesByType('navigation')[0];

@@ -983,7 +983,7 @@ def test_csp_and_security_headers_on_every_page(world: tuple[Server, Path]) -> N
             assert not re.search(r"<script(?![^>]*\bsrc=)", response.text), path
             assert " style=" not in response.text and "<style" not in response.text, path
             assert not re.search(r"<[^>]+\son[a-z]+=", response.text), path
-    # The search page is streamed (sent result by result as each is highlighted): same headers.
+    # The search page is streamed (sent in pieces, results highlighted as they go): same headers.
     streamed = responses["/ui/search?q=area"]
     assert streamed.headers.get("transfer-encoding") == "chunked" and streamed.headers["cache-control"] == "no-store"
     assert streamed.text.count('<li class="result"') >= 2 and "<!--flush-->" not in streamed.text

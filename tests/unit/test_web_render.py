@@ -13,7 +13,7 @@ from repolens.access import keys, sessions, users
 from repolens.errors import Forbidden, Unauthorized
 from repolens.services import Services, build_services
 from repolens.settings import Settings
-from repolens.surfaces.web.pages import Snippet
+from repolens.surfaces.web.pages import FIRST_SCREEN_RESULTS, Snippet
 from repolens.surfaces.web.render import FLUSH, highlight_lines, render_answer, stream
 
 
@@ -41,7 +41,7 @@ def test_only_tokens_coloured_unlike_plain_text_get_a_span() -> None:
     assert highlight_lines("not None", "m.py")[0] == '<span class="ow">not </span><span class="kc">None</span>'
 
 
-def test_a_streamed_page_is_cut_before_each_result_and_highlights_it_only_then() -> None:
+def test_a_streamed_page_is_cut_after_its_first_screen_and_highlights_a_result_only_when_sent() -> None:
     highlighted: list[int] = []
 
     class Counted(Snippet):
@@ -60,19 +60,20 @@ def test_a_streamed_page_is_cut_before_each_result_and_highlights_it_only_then()
             "lines": Counted(f"f{n} = '<b>'", "geo/a.py", n, frozenset({n})),
             "target": (n, n),
         }
-        for n in (1, 2, 3)
+        for n in range(1, FIRST_SCREEN_RESULTS + 3)
     ]
     form = {"q": "f", "source": "", "path": "", "lang": "", "mode": "auto", "regex": False}
     context = {"principal": None, "csrf": "", "csrf_field": "csrf", "form": form, "choices": [], "languages": []}
-    pieces = []
-    for piece in stream("search.html", **context, results=results, index=None, error=""):
+    pieces, seen = [], []
+    for piece in stream("search.html", **context, results=results, index=None, error="", first_screen=FIRST_SCREEN_RESULTS):
         pieces.append(piece)
-        assert len(highlighted) == len(pieces) - 1  # the result after this piece is not highlighted yet
-    assert len(pieces) == 4  # the top of the page, then one result each
+        seen.append(len(highlighted))  # what had been highlighted when this piece went out
+    assert len(pieces) == 3  # the top of the page, the first screen's results, the rest
     assert '<ol class="results" id="results">' in pieces[0] and 'class="result"' not in pieces[0]
-    assert all(piece.count('<li class="result"') == 1 for piece in pieces[1:])
+    assert pieces[1].count('<li class="result"') == FIRST_SCREEN_RESULTS and pieces[2].count('<li class="result"') == 2
+    assert seen == [0, FIRST_SCREEN_RESULTS, FIRST_SCREEN_RESULTS + 2]  # the rest highlighted after the first screen left
     assert "</html>" in pieces[-1] and FLUSH not in "".join(pieces)
-    assert '<span class="line hit" data-n="2">' in pieces[2] and "&lt;b&gt;" in pieces[2]
+    assert '<span class="line hit" data-n="2">' in pieces[1] and "&lt;b&gt;" in pieces[1]
 
 
 def test_an_answer_renders_as_markdown_with_no_way_to_run_anything() -> None:

@@ -43,6 +43,11 @@ from repolens.surfaces.web.session import (
 router = APIRouter()
 
 RESULTS_PER_PAGE = 20
+# The streamed search page is sent in three pieces: its top, as many results as fill a laptop's
+# first screen (a result with its 12-line snippet is ~260 px high, so 3 and part of a 4th show at
+# 900 px), then the rest. Fewer pieces than one per result: on a busy machine every piece is a
+# task to schedule in the server, the browser's network service and its renderer.
+FIRST_SCREEN_RESULTS = 4
 SNIPPET_LINES = 12  # a hit's first lines: enough to recognise it without opening it
 GREP_MATCH_LINES = 5  # matched lines shown per file in grep mode
 SEARCH_MODES = ("auto", "hybrid", "lexical", "semantic", "grep")
@@ -343,6 +348,7 @@ def search_page(
         request,
         session,
         "search.html",
+        first_screen=FIRST_SCREEN_RESULTS,
         form=form,
         choices=choices,
         languages=languages,
