@@ -1,35 +1,42 @@
-"""Web UI benchmark: how soon search results are painted after the search API answers, and what
+"""Web UI benchmark: how soon search results are on screen after the search API answers, and what
 the first page weighs.
 
-    python bench/webui.py [--embedder hash] [--queries N] [--out bench/WEBUI.md]
+    python bench/webui.py [--embedder hash] [--queries N] [--browser both|playwright|bare] [--out bench/WEBUI.md]
 
-What it measures, in one run:
+What it measures, in one run, once per browser pass (each pass against a server of its own, so
+its cold pages are cold):
 
 1. A real ``repolens serve`` subprocess in a temporary ``REPOLENS_HOME`` that indexes this
    checkout's ``src/`` through the API (the server's default embedder unless ``--embedder``).
-2. Debian's chromium (``/usr/bin/chromium``) driven by Playwright, signed in with a key through the
-   sign-in form, as a person would.
-3. The first page: a fresh browser context opens ``/`` (redirected to the sign-in page) and the
-   bytes that crossed the wire for it and everything it loaded (headers and encoded bodies, as
-   Chromium's resource timing reports ``transferSize``) are summed. A page of search results is
-   measured the same way once the assets are cached.
+2. Debian's chromium (``/usr/bin/chromium``), in two passes:
+
+   * ``playwright``: driven by Playwright, signed in with a key through the sign-in form, as a
+     person would. Playwright follows every request and frame over the DevTools protocol, runs
+     its own scripts in each page and turns some of Chrome's features off (paint holding among
+     them): its figures include that cost.
+   * ``bare``: no automation attached while a page loads (``BareChromium``: the DevTools protocol
+     over a pipe, a session attached only to start each navigation and, after it, to read the
+     page's own performance record), signed in through the same form over HTTP.
+3. The first page (Playwright pass): a fresh browser context opens ``/`` (redirected to the sign-in
+   page) and the bytes that crossed the wire for it and everything it loaded (headers and encoded
+   bodies, as Chromium's resource timing reports ``transferSize``) are summed. A page of search
+   results is measured the same way once the assets are cached.
 4. Per query, twice (``cold``: the snippets were never highlighted before; ``warm``: the same page
    again): the search API's answer to the same search (``GET /api/search`` with the page's limit,
    content included, the time to the last byte as this process sees it), then the search page in
-   the browser. In the page, an init script (run by the browser before the page's own code, so the
-   page's CSP does not apply to it) notes the moment the first result element exists and the end of
-   the next rendered frame (``requestAnimationFrame`` then a message: the frame holding the results
-   has been painted). From the navigation timing come the request start, the response's first and
-   last byte. Figures:
-
-   * *paint after response*: results painted minus the HTML's last byte (the browser's share);
-   * *paint after API answer*: (results painted minus request start) minus the API's own answer time
-     for the same search: what the page adds to the API answer in all (rendering the HTML with
-     highlighted snippets on the server, transfer, parsing, layout and paint);
-   * the page's server time (request start to first byte) beside the API's, for the breakdown.
+   the browser. From the page's navigation timing: the request start and the response's first and
+   last byte (the page is streamed). From the browser's Element Timing (each result's identifier
+   carries ``elementtiming="result"``): when the first result was on screen (``renderTime``: the
+   frame that painted it was presented) and when every result whose identifier lies in the first
+   screen was. The Playwright pass also keeps the mark earlier runs reported: an init script notes
+   the end of the main thread's frame that holds the first result (``requestAnimationFrame`` then a
+   message), before that frame is rastered and displayed. Every figure after the API's is taken
+   from the page's request start, minus the API's own answer time for the same search: what the
+   page adds to the API answer in all (highlighting on the server, transfer, the browser's commit,
+   parsing, layout, paint and display). The target is judged on the first screen.
 
 The very first search page after the start is reported apart: it also loads Pygments' lexers.
-Results go to stdout and to a Markdown report (``--out``). The server is stopped at the end, on
+Results go to stdout and to a Markdown report (``--out``). The servers are stopped at the end, on
 errors too. This is a benchmark: nothing fails on a slow figure, but the script exits 1 if a page
 shows no results or the browser reports a script error.
 """
