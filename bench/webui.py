@@ -160,9 +160,12 @@ READ = """async () => {
           transferSize: nav.transferSize, results: idents.length, inDom: probe.inDom ?? null,
           painted: probe.painted ?? null, firstShown: Math.min(...shown), screenShown: Math.max(...shown)};
 }"""
-POLL_S = 0.05  # how often a loaded page is asked whether its results are on screen yet
-BARE_FIRST_LOOK_S = 0.3  # no automation: the page is left alone this long before it is first asked
-BARE_POLL_S = 0.25
+# A page is left alone this long after its navigation before it is first asked whether its results
+# are on screen (the figures come from the browser's own record, so asking later changes none of
+# them, while asking sooner competes with the page for the CPU), then asked again every POLL_S.
+FIRST_LOOK_S = 0.3
+POLL_S = 0.05
+BARE_POLL_S = 0.25  # each question attaches a DevTools session to the tab: not too often
 
 
 @dataclass
@@ -249,9 +252,9 @@ def api_answer_ms(client: httpx.Client, source: str, query: str) -> float:
 def visit(page: Page, client: httpx.Client, base: str, source: str, query: str, kind: str) -> Visit:
     api_ms = api_answer_ms(client, source, query)
     page.goto(f"{base}/ui/search?{urlencode({'q': query, 'source': source})}")
-    page.wait_for_function("() => window.__results && window.__results.painted !== undefined", timeout=PAGE_TIMEOUT_MS)
+    time.sleep(FIRST_LOOK_S)  # asking sooner would run Playwright's scripts in the page while it is being shown
     deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
-    while not (t := page.evaluate(READ)):
+    while not (t := page.evaluate(READ)) or t["painted"] is None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the results of {query!r} were not reported on screen")
         time.sleep(POLL_S)
@@ -389,7 +392,7 @@ class BareChromium:
     def load(self, url: str, query: str) -> dict[str, Any]:
         """Open ``url`` in the tab, leave it alone while it loads, then read its record."""
         self.evaluate(f"location.href = {json.dumps(url)}")
-        time.sleep(BARE_FIRST_LOOK_S)
+        time.sleep(FIRST_LOOK_S)
         deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
         while not (got := self.evaluate(f"({READ})()")):
             if time.monotonic() > deadline:
