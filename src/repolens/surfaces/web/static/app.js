@@ -9,12 +9,12 @@ function typing(target) {
 }
 
 // -- search: "/" focuses the box, j/k move through results, Enter opens one -------------------
+// The results are looked up at each key press, not once: the search page is streamed, and this
+// script (async) may run while its later results are still arriving.
 function setupSearch() {
-  const box = document.getElementById("q");
-  const results = Array.from(document.querySelectorAll("#results .result[data-href]"));
+  const found = () => Array.from(document.querySelectorAll("#results .result[data-href]"));
   let index = -1;
-  function select(i) {
-    if (!results.length) return;
+  function select(results, i) {
     index = Math.max(0, Math.min(results.length - 1, i));
     results.forEach((r, j) => r.classList.toggle("selected", j === index));
     const link = results[index].querySelector("a.ident");
@@ -23,15 +23,17 @@ function setupSearch() {
   }
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const box = document.getElementById("q");
     if (e.key === "/" && box && !typing(e.target)) {
       e.preventDefault();
       box.focus();
       box.select();
       return;
     }
+    const results = found();
     if (typing(e.target) || !results.length) return;
-    if (e.key === "j") { e.preventDefault(); select(index + 1); }
-    else if (e.key === "k") { e.preventDefault(); select(index - 1); }
+    if (e.key === "j") { e.preventDefault(); select(results, index + 1); }
+    else if (e.key === "k") { e.preventDefault(); select(results, index - 1); }
     else if (e.key === "Enter" && index >= 0 && !(e.target && e.target.tagName === "A")) {
       window.location.href = results[index].dataset.href;
     }
@@ -202,9 +204,13 @@ function setupChat() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  setupSearch();
+// Loaded async (it never holds up the page's first paint): keys work from the moment it runs;
+// what needs the whole document waits for it.
+setupSearch();
+function setupDocument() {
   setupProgress();
   setupCode();
   setupChat();
-});
+}
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setupDocument);
+else setupDocument();
