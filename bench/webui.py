@@ -466,8 +466,9 @@ def report_lines(run: Run, info: dict[str, str]) -> list[str]:
         f"load average (1, 5, 15 min) at the start: {info['load']}, at the end: {info['load_end']}.",
         f"- Index: this checkout's `src/` ({info['files']} files, {info['artifacts']} artifacts), "
         f"embedder `{info['embedder']}`; searches in mode `auto` over that source, {RESULTS_PER_PAGE} results a page.",
-        f"- Browser: Debian's chromium ({info['browser']}) through Playwright, {VIEWPORT['width']}x{VIEWPORT['height']}, "
-        "signed in with a key through the sign-in form.",
+        f"- Browser: Debian's chromium ({info['browser']}), {VIEWPORT['width']}x{VIEWPORT['height']}, signed in with a key "
+        "through the sign-in form, in two passes (a server each): through Playwright, and with no automation attached "
+        "during the loads (DevTools over a pipe, attached only to start a navigation and to read the page's record after).",
         "- *API*: the search API's answer to the same search (`GET /api/search`, same limit, contents included), "
         f"time to its last byte, median of {API_SAMPLES}. *Page first byte*, *page last byte*: from the page's request "
         "start (the page is streamed: results are sent as they are highlighted). All the other figures are from the "
