@@ -64,6 +64,15 @@ def test_the_shipped_static_model_loads_offline_and_ranks_code_by_meaning() -> N
     ), "camelCase and snake_case identifiers are split into the words they are made of"
     empty = embedder.embed(["", "   "], input_type="document")
     assert not empty.any(), "a text without tokens gets a zero vector (it matches nothing), not NaN"
+    question = "How does the parser handle is_empty?"
+    asked = embedder.embed([question], input_type="query")[0].tolist()
+    as_doc = embedder.embed([question], input_type="document")[0].tolist()
+    assert asked == pytest.approx(embedder.embed(["parser handle is_empty?"], input_type="query")[0].tolist(), abs=1e-6), (
+        "a question's function words are dropped, not the parts of an identifier"
+    )
+    assert as_doc != pytest.approx(asked, abs=1e-3), "a document keeps every word"
+    only = embedder.embed(["how is it"], input_type="query")
+    assert only.any(), "a query made only of function words keeps them rather than matching nothing"
 
 
 def test_the_shipped_model_files_are_what_its_provenance_lists() -> None:
