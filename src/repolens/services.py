@@ -21,6 +21,8 @@ class Services:
     """Long-lived resources, built lazily so that cheap commands stay cheap."""
 
     settings: Settings
+    # A long-lived process (the server, the MCP server): the store keeps its lexical index in memory.
+    resident: bool = False
     _store: Database | None = field(default=None, init=False)
     _embedder: Embedder | None = field(default=None, init=False)
     _embedder_loaded: bool = field(default=False, init=False)
@@ -35,7 +37,7 @@ class Services:
         if self._store is None:
             from repolens.storage.factory import open_store
 
-            self._store = open_store(self.settings)
+            self._store = open_store(self.settings, resident=self.resident)
         return self._store
 
     @property
@@ -92,6 +94,6 @@ class Services:
             self._store = None
 
 
-def build_services(settings: Settings) -> Services:
-    """Services for ``settings``; nothing is opened until used."""
-    return Services(settings)
+def build_services(settings: Settings, *, resident: bool = False) -> Services:
+    """Services for ``settings``; nothing is opened until used (``resident``: see ``Services``)."""
+    return Services(settings, resident=resident)

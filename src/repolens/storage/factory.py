@@ -7,8 +7,12 @@ from repolens.settings import Settings
 from repolens.storage.base import Database
 
 
-def open_store(settings: Settings) -> Database:
-    """The shared PostgreSQL database if ``REPOLENS_DATABASE_URL`` names one, else the SQLite file."""
+def open_store(settings: Settings, *, resident: bool = False) -> Database:
+    """The shared PostgreSQL database if ``REPOLENS_DATABASE_URL`` names one, else the SQLite file.
+
+    ``resident``: the process lives on and answers many searches (the server), so the SQLite
+    store keeps its lexical postings in memory; PostgreSQL ranks in the database either way.
+    """
     if settings.uses_postgres:
         try:
             from repolens.storage.postgres.store import PostgresStore
@@ -20,4 +24,4 @@ def open_store(settings: Settings) -> Database:
         return PostgresStore(settings.database_url)
     from repolens.storage.sqlite.store import SqliteStore
 
-    return SqliteStore(settings.db_path)
+    return SqliteStore(settings.db_path, resident=resident)

@@ -22,10 +22,14 @@ Design notes:
   process: caches built from the database (vector matrices, counts) key on it. Bookkeeping
   writes (job progress, keys, workspaces) leave it alone, or an idle job poller would
   invalidate every cache twice a second.
+* ``meta.lexical_generation`` counts only the commits that change the FTS tables (files
+  written or deleted): a ``resident`` store keeps their postings in memory (``lexicon.py``) and
+  rebuilds them when it moves, not on every batch of vectors an embedding run writes.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -50,11 +54,31 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from repolens.storage.sqlite.lexicon import Lexicon
+
+log = logging.getLogger(__name__)
+
 _BUSY_TIMEOUT_MS = 60_000  # a concurrent index run holds the write lock for seconds, not minutes
 # Column weights for bm25(): a hit in a symbol's name says far more than one in its body,
 # and a path hit sits in between (measured on the benchmark, see bench/REPORT.md).
 UNIT_WEIGHTS = (0.0, 6.0, 1.0)  # src, name, body (paths are matched at file level)
 FILE_WEIGHTS = (0.0, 3.0, 2.0, 1.0)  # src, path, symbols, body
+# The FTS tables a resident store holds in memory: (columns in order, their bm25() weights).
+FTS_TABLES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
+    "units_fts": (("src", "name", "body"), UNIT_WEIGHTS),
+    "files_fts": (("src", "path", "symbols", "body"), FILE_WEIGHTS),
+}
+# Bumped by every commit that changes the FTS tables (an upsert: the row may not exist yet).
+_BUMP_LEXICAL = (
+    "INSERT INTO meta(key, value) VALUES ('lexical_generation', 1) "
+    "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+)
+# What the in-memory postings are keyed on: the counter above, and FTS5's own averages record
+# (row count and tokens per column), which also moves if an older release wrote the file.
+_LEXICAL_KEY = (
+    "SELECT (SELECT value FROM meta WHERE key = 'lexical_generation'), "
+    "(SELECT block FROM units_fts_data WHERE id = 1), (SELECT block FROM files_fts_data WHERE id = 1)"
+)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -101,15 +125,25 @@ def fts_query(terms: Sequence[str]) -> str:
 
 
 class SqliteStore(SqlStore):
-    """``Store`` and ``Registry`` on one SQLite file."""
+    """``Store`` and ``Registry`` on one SQLite file.
+
+    ``resident``: a long-lived process (the server) answers lexical searches from postings held
+    in memory (``lexicon.py``, the same scores as FTS5's ``bm25()``), built in a background
+    thread whenever the FTS tables changed; until a build is ready, searches go through SQL.
+    A one-shot command (``repolens search``) leaves it off: one SQL query costs less than a build.
+    """
 
     _integrity_errors = (sqlite3.IntegrityError,)
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, resident: bool = False) -> None:
         self.path = path
+        self.resident = resident
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._lexicons: dict[str, tuple[object, Lexicon]] = {}
+        self._lexicon_builder: threading.Thread | None = None
+        self._lexicon_lock = threading.Lock()
         self._init_caches()
         self._init_schema()
 
@@ -124,7 +158,10 @@ class SqliteStore(SqlStore):
         return conn
 
     def close(self) -> None:
-        """Close every connection this store opened."""
+        """Close every connection this store opened (after a lexicon build under way ends)."""
+        builder = self._lexicon_builder
+        if builder is not None:
+            builder.join()
         with self._connections_lock:
             for conn in self._connections:
                 conn.close()
@@ -173,6 +210,7 @@ class SqliteStore(SqlStore):
             paths = [r[0] for r in conn.execute("SELECT path FROM files WHERE source_id = ?", (source_id,))]
             self._delete_paths(conn, source_id, paths, tokenize)
             conn.execute("DELETE FROM sources WHERE id = ?", (source_id,))
+            conn.execute(_BUMP_LEXICAL)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -209,6 +247,7 @@ class SqliteStore(SqlStore):
                 (source_id, source_id),
             ).fetchone()
             conn.execute("UPDATE sources SET file_count = ?, artifact_count = ? WHERE id = ?", (*counts, source_id))
+            conn.execute(_BUMP_LEXICAL)
         return written
 
     def _insert_artifacts(self, conn: sqlite3.Connection, source_id: int, file_id: int, new: NewFile, src: str) -> None:
@@ -300,6 +339,16 @@ class SqliteStore(SqlStore):
         query = fts_query(terms)
         if not query or not source_ids:
             return []
+        if self.resident:
+            lexicon = self._lexicon(table)
+            if lexicon is not None:
+                from repolens.storage.sqlite.lexicon import stem_words
+
+                # FTS5 scores each quoted term as a phrase; a word its tokenizer splits in two
+                # (none that ``parsing.tokens`` makes) is a real phrase: SQL answers that query.
+                stems = stem_words([t.replace('"', "") for t in terms if t.replace('"', "")])
+                if all(len(s) == 1 for s in stems):
+                    return lexicon.search([s[0] for s in stems], source_ids, limit)
         scope = " OR ".join(_src_token(s) for s in source_ids)
         match = f"src:({scope}) AND ({query})"
         w = ", ".join(str(x) for x in weights)
@@ -311,6 +360,50 @@ class SqliteStore(SqlStore):
         except sqlite3.OperationalError as exc:
             raise StorageError(f"lexical search failed: {exc}") from exc
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _lexicon(self, table: str) -> Lexicon | None:
+        """The in-memory postings of ``table`` if they are current; else None, and a build starts."""
+        key = tuple(self._conn.execute(_LEXICAL_KEY).fetchone())
+        cached = self._lexicons.get(table)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with self._lexicon_lock:
+            if self._lexicon_builder is None or not self._lexicon_builder.is_alive():
+                self._lexicon_builder = threading.Thread(
+                    target=self._build_lexicons_logged, name="repolens-lexicon", daemon=True
+                )
+                self._lexicon_builder.start()
+        return None
+
+    def lexicons_current(self) -> bool:
+        """Whether lexical searches are answered from memory now (a resident store with a current build)."""
+        key = tuple(self._conn.execute(_LEXICAL_KEY).fetchone())
+        return all(self._lexicons.get(table, (None,))[0] == key for table in FTS_TABLES)
+
+    def _build_lexicons_logged(self) -> None:
+        try:
+            self.build_lexicons()
+        except (sqlite3.Error, ValueError):
+            # Searches keep going through SQL; the next one tries again.
+            log.warning("could not build the in-memory lexical index of %s", self.path, exc_info=True)
+
+    def build_lexicons(self) -> None:
+        """Read both FTS tables' postings into memory now (a resident store does it in the background)."""
+        from repolens.storage.sqlite.lexicon import build
+
+        conn = connect(self.path)
+        try:
+            conn.execute("BEGIN")  # one snapshot: the key and the postings it stands for
+            key = tuple(conn.execute(_LEXICAL_KEY).fetchone())
+            source_ids = [int(r[0]) for r in conn.execute("SELECT id FROM sources")]
+            built = {
+                table: (key, build(conn, table, columns, weights, source_ids))
+                for table, (columns, weights) in FTS_TABLES.items()
+            }
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        self._lexicons.update(built)
 
     def lexical_units(self, terms: Sequence[str], source_ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
         """(artifact id, BM25 score) of symbol and chunk units matching any term, best first."""
@@ -380,6 +473,7 @@ class SqliteStore(SqlStore):
                     "file_count = 0, artifact_count = 0"
                 )
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('index_version', ?)", (version,))
+            conn.execute(_BUMP_LEXICAL)
         return row is not None
 
     @contextmanager

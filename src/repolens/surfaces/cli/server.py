@@ -188,6 +188,6 @@ def mcp_stdio(log_level: str) -> None:
     from repolens.surfaces.mcp.server import build_server
 
     logs.configure(log_level, access_log=False)  # a StreamHandler writes to stderr: stdout is the protocol
-    with open_services() as services:
+    with open_services(resident=True) as services:
         _ = services.searcher  # open the index and the embedder before the agent's first call
         build_server(lambda: services, max_tokens=services.settings.mcp_max_tokens, version=__version__).run("stdio")

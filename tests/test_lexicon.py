@@ -1,0 +1,126 @@
+"""The in-memory lexical index of a resident SQLite store ranks exactly as FTS5's bm25() does,
+and is rebuilt when the indexed files change (and only then)."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from conftest import MakeRepo
+from repolens.embeddings.fake import HashEmbedder
+from repolens.indexing.pipeline import index_source
+from repolens.indexing.vectors import backfill
+from repolens.retrieval.query import analyze
+from repolens.settings import Settings
+from repolens.storage.sqlite import lexicon
+from repolens.storage.sqlite.store import SqliteStore
+
+LANGUAGES = Path(__file__).parent / "fixtures" / "languages"
+APP = {
+    "src/auth/passwords.py": (
+        "import hashlib\n\n"
+        "def hash_password(password: str, salt: bytes) -> str:\n"
+        "    '''Hash a password with a salt for storage.'''\n"
+        "    return hashlib.pbkdf2_hmac('sha256', password.encode(), salt, 100_000).hex()\n\n"
+        "def verify_password(password: str, salt: bytes, stored: str) -> bool:\n"
+        "    '''Check a password against the stored hashes, connecting to the connection pool.'''\n"
+        "    return hash_password(password, salt) == stored\n"
+    ),
+    "src/routing/router.py": (
+        "class Router:\n    '''Maps URL rules to endpoints.'''\n\n"
+        "    def add_route(self, rule: str, endpoint: str) -> None:\n        self.rules.append((rule, endpoint))\n"
+    ),
+}
+QUESTIONS = [
+    "hash a password with a salt",
+    "connections to the pool",
+    "where are routes matched against rules",
+    "parse the configuration file and return a dict",
+    "Router.add_route",
+    "HttpClient",
+    "s1 s2 s3",  # the words a row's source is tagged with: FTS5 matches them in the src column
+]
+
+
+def _agree(memory: list[tuple[int, float]], sql: list[tuple[int, float]]) -> None:
+    assert len(memory) == len(sql)
+    for (_, a), (_, b) in zip(memory, sql, strict=True):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    if sql:
+        # FTS5 leaves the order of equal scores open: rows above the last score are the same rows.
+        last = sql[-1][1]
+        assert {r for r, s in memory if not math.isclose(s, last, rel_tol=1e-9)} == {
+            r for r, s in sql if not math.isclose(s, last, rel_tol=1e-9)
+        }
+
+
+@pytest.fixture
+def two_sources(settings: Settings, make_repo: MakeRepo) -> tuple[Settings, Path]:
+    store = SqliteStore(settings.db_path)
+    index_source(store, settings, str(LANGUAGES), name="languages")
+    app = make_repo(APP)
+    index_source(store, settings, str(app), name="acme/app")
+    store.close()
+    return settings, app
+
+
+def test_memory_and_sql_rank_the_same(two_sources: tuple[Settings, Path]) -> None:
+    """Over two sources, every query gets FTS5's rows and scores from memory, scoped or not."""
+    settings, _ = two_sources
+    sql = SqliteStore(settings.db_path)
+    memory = SqliteStore(settings.db_path, resident=True)
+    memory.build_lexicons()
+    assert memory.lexicons_current() and not sql.lexicons_current()
+    ids = [s.id for s in sql.list_sources()]
+    words = sorted(memory._lexicons["units_fts"][1].terms)  # the index's own stems, as query words
+    rng = random.Random(16)
+    queries = [analyze(q).terms for q in QUESTIONS] + [tuple(rng.sample(words, 3)) for _ in range(40)]
+    compared = 0
+    for terms in queries:
+        for scope in ([ids[0]], [ids[1]], ids):
+            for limit in (3, 200):
+                _agree(memory.lexical_units(terms, scope, limit), sql.lexical_units(terms, scope, limit))
+                _agree(memory.lexical_files(terms, scope, limit), sql.lexical_files(terms, scope, limit))
+                compared += bool(sql.lexical_units(terms, scope, limit))
+    assert compared > 100  # most queries match something: the comparison is not of empty lists
+    memory.close()
+    sql.close()
+
+
+def test_a_reindex_makes_the_memory_index_stale_and_a_build_catches_up(two_sources: tuple[Settings, Path]) -> None:
+    """New words are found at once (through SQL), then from memory after the rebuild; vectors do not invalidate it."""
+    settings, app = two_sources
+    store = SqliteStore(settings.db_path, resident=True)
+    store.build_lexicons()
+    app_id = next(s.id for s in store.list_sources() if s.name == "acme/app")
+    assert store.lexical_units(["zebrafish"], [app_id], 10) == []
+
+    backfill(store, app_id, HashEmbedder())  # vectors change the generation, not the lexical index
+    assert store.lexicons_current()
+
+    (app / "src" / "zoo.py").write_text("def feed_zebrafish(tank):\n    '''Feed the zebrafish.'''\n")
+    index_source(store, settings, str(app), name="acme/app")
+    assert not store.lexicons_current()
+    found = store.lexical_units(["zebrafish"], [app_id], 10)  # answered through SQL meanwhile
+    assert len(found) == 1
+    store.build_lexicons()
+    assert store.lexicons_current()
+    _agree(store.lexical_units(["zebrafish"], [app_id], 10), found)
+    store.close()
+
+
+def test_query_words_are_stemmed_by_fts5_itself() -> None:
+    """The stemmer is FTS5's porter tokenizer, configured as the tables are."""
+    baseline = importlib.import_module("repolens.storage.migrations.versions.0001_baseline")
+    assert baseline.FTS_TOKENIZE == lexicon.FTS_TOKENIZE
+    assert lexicon.stem_words(["connections", "Connected", "is_empty", "ab", "foo-bar"]) == [
+        ("connect",),
+        ("connect",),
+        ("is_empti",),
+        ("ab",),
+        ("foo", "bar"),
+    ]
