@@ -148,7 +148,10 @@ class Searcher:
         if len(ids) == 0 or self.embedder is None:
             return []
         qvec = self._embed_query(text)
-        sims = matrix @ qvec
+        # einsum, not ``matrix @ qvec``: BLAS spreads a matrix-vector product over every core, and
+        # on a busy 2-core machine its threads wait for each other (8-10 ms against einsum's 1-2 ms
+        # for sqlalchemy's 15,000 x 256 at load 5).
+        sims = np.einsum("ij,j->i", matrix, qvec)
         k = min(limit, len(sims))
         top = np.argpartition(-sims, k - 1)[:k]
         top = top[np.argsort(-sims[top])]
@@ -291,8 +294,7 @@ class Searcher:
         vec_units = [(a, sim) for a, sim in vec_units if a in rows and rows[a].kind != "File"]
         for d in definitions:
             rows.setdefault(d.id, d)
-        rows = {k: v for k, v in rows.items() if filters.accepts(v.path)}
-        rows = {k: v for k, v in rows.items() if v.kind != "File"}
+        rows = {k: v for k, v in rows.items() if v.kind != "File" and filters.accepts(v.path)}
         evidence = None
         if analysis.report is not None and rerank:
             evidence = self._report_evidence(analysis, source_ids, rows, lex_units, lex_files, filters)

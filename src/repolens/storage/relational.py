@@ -206,14 +206,7 @@ class SqlStore(
         """Artifacts by row id (missing ids are simply absent)."""
         generation = self.generation()
         self._artifact_cache.sync(generation)
-        out: dict[int, Artifact] = {}
-        missing: list[int] = []
-        for artifact_id in ids:
-            cached = self._artifact_cache.get(artifact_id)
-            if cached is None:
-                missing.append(artifact_id)
-            else:
-                out[artifact_id] = cached
+        out, missing = self._artifact_cache.get_many(ids)
         for chunk in chunks(missing, 500):
             marks = ",".join("?" * len(chunk))
             rows = self._conn.execute(

@@ -55,11 +55,12 @@ class Lexicon:
     terms: dict[str, int]  # stem -> term number
     starts: npt.NDArray[np.int64]  # term number -> first posting; postings of t: starts[t]:starts[t + 1]
     docs: npt.NDArray[np.int32]  # posting -> row number (an index into ``rowids``)
-    freqs: npt.NDArray[np.float64]  # posting -> sum of column weight x occurrences (FTS5's aFreq)
+    # posting -> f * (k1 + 1) / (f + k1 * (1 - b + b * |d| / avgdl)), with f the sum of column
+    # weight x occurrences (FTS5's aFreq): everything of a posting's score but the term's idf.
+    gains: npt.NDArray[np.float64]
     doc_freq: npt.NDArray[np.int64]  # term number -> rows holding it in any column (FTS5's nHit)
     rowids: npt.NDArray[np.int64]  # row number -> the FTS5 rowid (artifact id or file id)
     sources: npt.NDArray[np.int64]  # row number -> the row's source id (from its ``src`` token)
-    norms: npt.NDArray[np.float64]  # row number -> k1 * (1 - b + b * |d| / avgdl)
     rows: int  # N
 
     def search(self, stems: Sequence[str], source_ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
@@ -78,10 +79,8 @@ class Lexicon:
             idf = math.log((self.rows - n + 0.5) / (n + 0.5))
             if idf <= 0.0:
                 idf = BM25_MIN_IDF
-            d = self.docs[lo:hi]
-            f = self.freqs[lo:hi]
-            docs.append(d)
-            gains.append(idf * f * (BM25_K1 + 1.0) / (f + self.norms[d]))
+            docs.append(self.docs[lo:hi])
+            gains.append(idf * self.gains[lo:hi])
         all_docs = np.concatenate(docs) if len(docs) > 1 else docs[0]
         all_gains = np.concatenate(gains) if len(gains) > 1 else gains[0]
         # Rows as a mask over the table (no sort): a posting list can hold most of the rows.
@@ -164,7 +163,8 @@ def build(
     np.cumsum(doc_freq, out=starts[1:])
     docs = (posting_keys % width).astype(np.int32)
     norms = BM25_K1 * (1.0 - BM25_B + BM25_B * tokens / avgdl)
-    return Lexicon(terms, starts, docs, freqs, doc_freq, rowids, sources, norms, n_rows)
+    gains = freqs * (BM25_K1 + 1.0) / (freqs + norms[docs])
+    return Lexicon(terms, starts, docs, gains, doc_freq, rowids, sources, n_rows)
 
 
 class _Stemmer:
