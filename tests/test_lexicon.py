@@ -124,3 +124,46 @@ def test_query_words_are_stemmed_by_fts5_itself() -> None:
         ("ab",),
         ("foo", "bar"),
     ]
+
+
+def _matrix_files(settings: Settings) -> list[str]:
+    return sorted(p.name for p in (settings.db_path.parent / "matrices").glob("*"))
+
+
+def test_the_vector_matrix_file_is_written_after_embedding_and_rebuilt_when_stale(
+    two_sources: tuple[Settings, Path],
+) -> None:
+    """The .npy matrix matches the vectors table, names the state it was read in, and is replaced
+    (not reused) after a re-index or a vector write; a damaged file is rebuilt from the database."""
+    from repolens.indexing.vectors import embed_and_compact
+    from repolens.storage.codec import decode_many
+
+    settings, app = two_sources
+    store = SqliteStore(settings.db_path)
+    embedder = HashEmbedder()
+    app_id = next(s.id for s in store.list_sources() if s.name == "acme/app")
+    embed_and_compact(store, app_id, embedder)
+    written = _matrix_files(settings)
+    assert [n.rsplit(".", 2)[-2:] for n in written if not n.endswith(".counts")] == [["ids", "npy"], ["vec", "npy"]]
+    ids, matrix = store.vector_matrix(app_id, embedder.name, embedder.dim)
+    ref_ids, blobs = store.vectors((app_id,), embedder.name)
+    assert list(ids) == list(ref_ids) and len(ids) > 3
+    assert (abs(matrix - decode_many(blobs, embedder.dim)) < 1e-6).all()
+    assert store.vector_counts_cached(app_id, embedder.name) == store.vector_counts(app_id, embedder.name)
+
+    (app / "src" / "zoo.py").write_text("def feed_zebrafish(tank):\n    '''Feed the zebrafish.'''\n")
+    index_source(store, settings, str(app), name="acme/app")
+    stale = store.vector_matrix(app_id, embedder.name, embedder.dim)[0]
+    assert set(stale) == set(store.vectors((app_id,), embedder.name)[0])  # the new unit has no vector yet
+    embed_and_compact(store, app_id, embedder)
+    fresh, _ = store.vector_matrix(app_id, embedder.name, embedder.dim)
+    assert len(fresh) > len(stale) and _matrix_files(settings) != written
+    assert list(fresh) == list(store.vectors((app_id,), embedder.name)[0])
+    assert len(_matrix_files(settings)) == 3  # the older state's files were removed
+    assert store.vector_counts_cached(app_id, embedder.name) == store.vector_counts(app_id, embedder.name)
+
+    vec_file = next((settings.db_path.parent / "matrices").glob("*.vec.npy"))
+    vec_file.write_bytes(b"not a matrix")
+    again, rebuilt = store.vector_matrix(app_id, embedder.name, embedder.dim)
+    assert list(again) == list(fresh) and rebuilt.shape == (len(fresh), embedder.dim)
+    store.close()

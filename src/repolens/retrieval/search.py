@@ -27,7 +27,7 @@ from repolens.errors import InvalidInput, NotFound
 from repolens.retrieval import rerank as rr
 from repolens.retrieval.query import QueryAnalysis, analyze
 from repolens.retrieval.report import frame_file_matches
-from repolens.storage.base import NativeVectorSearch, Store
+from repolens.storage.base import NativeVectorSearch, Store, VectorMatrices
 
 if TYPE_CHECKING:
     import numpy as np
@@ -131,8 +131,12 @@ class Searcher:
                 with self._vectors_lock:
                     cached = self._vectors.get(sid)
                     if cached is None or cached.key != key:
-                        ids, blobs = self.store.vectors((sid,), self.embedder.name)
-                        cached = _VectorCache(key, ids, decode_many(blobs, self.embedder.dim))
+                        if isinstance(self.store, VectorMatrices):
+                            ids, matrix = self.store.vector_matrix(sid, self.embedder.name, self.embedder.dim)
+                        else:
+                            ids, blobs = self.store.vectors((sid,), self.embedder.name)
+                            matrix = decode_many(blobs, self.embedder.dim)
+                        cached = _VectorCache(key, ids, matrix)
                         self._vectors[sid] = cached
             parts.append((cached.ids, cached.matrix))
         if len(parts) == 1:

@@ -243,6 +243,16 @@ class Store(SourceCatalog, IndexStore, Protocol):
 
 
 @runtime_checkable
+class VectorMatrices(Protocol):
+    """A store that keeps each source's decoded vector matrix ready to load (SQLite: memory-mapped
+    files beside the database); others are decoded from ``Store.vectors`` by the searcher."""
+
+    def vector_matrix(self, source_id: int, model: str, dim: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """(artifact ids, unit-length float32 rows) of the source's vectors from ``model``."""
+        ...
+
+
+@runtime_checkable
 class NativeVectorSearch(Protocol):
     """A store with its own nearest-neighbour index (pgvector); others are searched exactly in
     memory by the searcher, from ``Store.vectors``."""

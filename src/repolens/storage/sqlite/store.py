@@ -25,10 +25,16 @@ Design notes:
 * ``meta.lexical_generation`` counts only the commits that change the FTS tables (files
   written or deleted): a ``resident`` store keeps their postings in memory (``lexicon.py``) and
   rebuilds them when it moves, not on every batch of vectors an embedding run writes.
+* ``meta.vectors_generation`` counts the commits that write or drop vectors. A source's vector
+  matrix (its units' vectors of one model, decoded) depends on its artifacts and on the vectors
+  table only, so the two counters name it exactly: it is kept as ``.npy`` files beside the
+  database under that name (``matrices/``), written after indexing and on first use, and
+  memory-mapped by a search (a ``repolens search`` from the shell then reads no vector rows).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sqlite3
@@ -72,6 +78,14 @@ FTS_TABLES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
 _BUMP_LEXICAL = (
     "INSERT INTO meta(key, value) VALUES ('lexical_generation', 1) "
     "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+)
+_BUMP_VECTORS = _BUMP_LEXICAL.replace("lexical_generation", "vectors_generation")
+MATRIX_DIR = "matrices"  # beside the database: one pair of .npy files per (source, model, state)
+# What a source's vector matrix file is named after: both counters and the source's random public
+# id (a database made anew at the same path restarts the counters, never the ids).
+_MATRIX_KEY = (
+    "SELECT (SELECT value FROM meta WHERE key = 'lexical_generation'), "
+    "(SELECT value FROM meta WHERE key = 'vectors_generation'), (SELECT public_id FROM sources WHERE id = ?)"
 )
 # What the in-memory postings are keyed on: the counter above, and FTS5's own averages record
 # (row count and tokens per column), which also moves if an older release wrote the file.
@@ -424,6 +438,7 @@ class SqliteStore(SqlStore):
                 "INSERT OR REPLACE INTO vectors(embed_key, model, vec) VALUES (?, ?, ?)",
                 [(key, self._model_id(model, create=True), blob) for key, blob in items],
             )
+            conn.execute(_BUMP_VECTORS)
 
     def vectors(self, source_ids: Sequence[int], model: str) -> tuple[npt.NDArray[np.int64], list[bytes]]:
         """(artifact ids, encoded vectors) for ``model`` of every unit in the given sources."""
@@ -444,7 +459,74 @@ class SqliteStore(SqlStore):
             cur = conn.execute(
                 "DELETE FROM vectors WHERE embed_key NOT IN (SELECT embed_key FROM artifacts WHERE embed_key IS NOT NULL)"
             )
+            if cur.rowcount:
+                conn.execute(_BUMP_VECTORS)
             return cur.rowcount
+
+    def _matrix_stem(self, source_id: int, model: str) -> Path | None:
+        """Where the source's matrix files for ``model`` in the current state are (None: no such source)."""
+        lexical, vectors, public_id = self._conn.execute(_MATRIX_KEY, (source_id,)).fetchone()
+        if public_id is None:
+            return None
+        model_key = hashlib.sha256(model.encode()).hexdigest()[:16]
+        return self.path.parent / MATRIX_DIR / f"{public_id}-{model_key}-{lexical or 0}-{vectors or 0}"
+
+    def vector_counts_cached(self, source_id: int, model: str) -> tuple[int, int]:
+        """``vector_counts``, from the source's matrix files when they are current (a search from the
+        shell then scans no rows), else as the shared read side computes and caches it."""
+        stem = self._matrix_stem(source_id, model)
+        if stem is not None:
+            try:
+                ready, total = stem.with_suffix(".counts").read_text().split()
+                return int(ready), int(total)
+            except (OSError, ValueError):
+                pass  # not written yet (or half-written): counted in SQL
+        return super().vector_counts_cached(source_id, model)
+
+    def vector_matrix(self, source_id: int, model: str, dim: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """(artifact ids, unit-length float32 rows) of a source's vectors from ``model``.
+
+        Read memory-mapped from the source's matrix files when they match the database's state,
+        else decoded from the vectors table and written for the next reader (see the module notes).
+        """
+        import numpy as np
+
+        from repolens.storage.codec import decode_many
+
+        stem = self._matrix_stem(source_id, model)
+        if stem is None:  # no such source
+            return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
+        folder, prefix = stem.parent, stem.name.rsplit("-", 2)[0] + "-"
+        ids_file, vec_file = stem.with_suffix(".ids.npy"), stem.with_suffix(".vec.npy")
+        try:
+            ids = np.load(ids_file, mmap_mode="r")
+            matrix = np.load(vec_file, mmap_mode="r")
+            if matrix.shape == (len(ids), dim) and stem.with_suffix(".counts").exists():
+                return ids, matrix
+        except (OSError, ValueError):
+            pass  # missing, half-written by a killed process, or unreadable: rebuilt below
+        ids, blobs = self.vectors((source_id,), model)
+        matrix = decode_many(blobs, dim)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in [*folder.glob(f"{prefix}*.npy"), *folder.glob(f"{prefix}*.counts")]:
+                old.unlink(missing_ok=True)  # an older state of this source's matrix
+            # The matrix first and the ids last, each renamed into place: a reader that finds the
+            # ids file finds a whole matrix file of the same state beside it. The unit counts
+            # (``vector_counts``: ready = the matrix's rows) go last of all.
+            _, total = self.vector_counts(source_id, model)
+            counts = f"{len(ids)} {total}".encode()
+            for target, payload in ((vec_file, matrix), (ids_file, ids), (stem.with_suffix(".counts"), counts)):
+                partial = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+                with partial.open("wb") as out:
+                    if isinstance(payload, bytes):
+                        out.write(payload)
+                    else:
+                        np.save(out, payload)
+                os.replace(partial, target)
+        except OSError:
+            log.warning("could not write the vector matrix of source %s to %s", source_id, folder, exc_info=True)
+        return ids, matrix
 
     def compact(self) -> None:
         """Drop orphaned vectors and give freed pages back, so re-indexing never grows the file."""
