@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from repolens.errors import StorageError
 from repolens.settings import Settings
-from repolens.storage.base import Database
+from repolens.storage.base import IndexDatabase
+
+if TYPE_CHECKING:
+    from repolens.storage.base import Database
 
 
 def open_store(settings: Settings, *, resident: bool = False) -> Database:
@@ -25,3 +30,13 @@ def open_store(settings: Settings, *, resident: bool = False) -> Database:
     from repolens.storage.sqlite.store import SqliteStore
 
     return SqliteStore(settings.db_path, resident=resident)
+
+
+def open_index(settings: Settings) -> IndexDatabase:
+    """The index and registry alone, for a command that only searches: SQLite's index store (none
+    of the other stores' code is imported), else the whole PostgreSQL store."""
+    if settings.uses_postgres:
+        return open_store(settings)
+    from repolens.storage.sqlite.store import SqliteIndexStore
+
+    return SqliteIndexStore(settings.db_path)

@@ -34,12 +34,13 @@ Design notes:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,7 +52,7 @@ from repolens.storage.base import NewFile, Tokenize
 from repolens.storage.relational import (
     ARTIFACT_COLUMNS,
     RELATION_CODES,
-    SqlStore,
+    SqlIndexStore,
     pack,
     unpack,
 )
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from repolens.storage.sqlite.database import SqliteStore as SqliteStore
     from repolens.storage.sqlite.lexicon import Lexicon
 
 log = logging.getLogger(__name__)
@@ -138,8 +140,17 @@ def fts_query(terms: Sequence[str]) -> str:
     return " OR ".join('"' + t.replace('"', "") + '"' for t in terms if t)
 
 
-class SqliteStore(SqlStore):
-    """``Store`` and ``Registry`` on one SQLite file.
+def __getattr__(name: str) -> object:
+    # PEP 562: the whole database (``sqlite/database.py``) loads the other stores when asked for.
+    if name == "SqliteStore":
+        from repolens.storage.sqlite.database import SqliteStore
+
+        return SqliteStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class SqliteIndexStore(SqlIndexStore):
+    """``Store`` and ``Registry`` on one SQLite file (``SqliteStore`` adds the other stores).
 
     ``resident``: a long-lived process (the server) answers lexical searches from postings held
     in memory (``lexicon.py``, the same scores as FTS5's ``bm25()``), built in a background
@@ -147,7 +158,7 @@ class SqliteStore(SqlStore):
     A one-shot command (``repolens search``) leaves it off: one SQL query costs less than a build.
     """
 
-    _integrity_errors = (sqlite3.IntegrityError,)
+    _integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
 
     def __init__(self, path: Path, *, resident: bool = False) -> None:
         self.path = path
@@ -468,7 +479,8 @@ class SqliteStore(SqlStore):
         lexical, vectors, public_id = self._conn.execute(_MATRIX_KEY, (source_id,)).fetchone()
         if public_id is None:
             return None
-        model_key = hashlib.sha256(model.encode()).hexdigest()[:16]
+        # Readable and collision-proof without hashlib (OpenSSL's loading is ~10 ms of a shell search).
+        model_key = f"{re.sub(r'[^A-Za-z0-9_]+', '_', model)[:48]}-{zlib.crc32(model.encode()):08x}"
         return self.path.parent / MATRIX_DIR / f"{public_id}-{model_key}-{lexical or 0}-{vectors or 0}"
 
     def vector_counts_cached(self, source_id: int, model: str) -> tuple[int, int]:
