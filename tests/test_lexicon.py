@@ -167,3 +167,19 @@ def test_the_vector_matrix_file_is_written_after_embedding_and_rebuilt_when_stal
     again, rebuilt = store.vector_matrix(app_id, embedder.name, embedder.dim)
     assert list(again) == list(fresh) and rebuilt.shape == (len(fresh), embedder.dim)
     store.close()
+
+
+def test_a_table_too_large_to_hold_stays_on_sql(two_sources: tuple[Settings, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_TOKENS no lexicon is built, searches answer through SQL, and no build is retried
+    until the index changes."""
+    settings, _ = two_sources
+    monkeypatch.setattr(lexicon, "MAX_TOKENS", 10)
+    store = SqliteStore(settings.db_path, resident=True)
+    sql = SqliteStore(settings.db_path)
+    ids = [s.id for s in sql.list_sources()]
+    store.build_lexicons()
+    assert not store.lexicons_current()
+    assert store.lexical_units(["password"], ids, 10) == sql.lexical_units(["password"], ids, 10) != []
+    assert store._lexicon_builder is None  # the refusal is remembered for this state: no thread started
+    store.close()
+    sql.close()

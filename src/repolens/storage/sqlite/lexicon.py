@@ -46,6 +46,10 @@ BM25_MIN_IDF = 1e-6  # FTS5 replaces a non-positive idf (a term in most rows) wi
 FTS_TOKENIZE = "porter unicode61 tokenchars '_'"
 COLUMN_BITS = 3  # a token's column is packed below its row id: up to 8 columns per table
 STEM_CACHE = 1 << 16  # distinct query words whose stems are remembered
+TERMS_PER_BATCH = 2_000  # terms whose occurrences are read and folded into postings at a time
+# Tables with more tokens than this stay on SQL: a build peaks at ~40 bytes per token (the 16
+# benchmark corpora, 3.6 million tokens: ~150 MB for a moment, 25 MB kept), so ~0.8 GB here.
+MAX_TOKENS = 20_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,67 +108,106 @@ class Lexicon:
         return [(int(r), float(s)) for r, s in zip(self.rowids[hit[order]], hit_scores[order], strict=True)]
 
 
+def table_tokens(conn: sqlite3.Connection, table: str) -> int:
+    """Tokens in FTS5 ``table``, from its averages record (row count, then tokens per column, as
+    SQLite varints: fts5_index.c), without reading a posting."""
+    row = conn.execute(f"SELECT block FROM {table}_data WHERE id = 1").fetchone()
+    blob = bytes(row[0]) if row and row[0] else b""
+    values: list[int] = []
+    at = 0
+    while at < len(blob):
+        value = 0
+        for i in range(9):  # SQLite's varint: 7 bits a byte, high bit set = more; a 9th byte gives 8 bits
+            byte = blob[at]
+            at += 1
+            if i == 8:
+                value = (value << 8) | byte
+                break
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                break
+        values.append(value)
+    return sum(values[1:])
+
+
 def build(
     conn: sqlite3.Connection, table: str, columns: Sequence[str], weights: Sequence[float], source_ids: Sequence[int]
-) -> Lexicon:
+) -> Lexicon | None:
     """Read the postings of FTS5 ``table`` (``columns`` in order, the first the ``src`` column).
 
-    ``source_ids`` are the sources that may hold rows (their ``s<id>`` tokens name a row's
-    source). Run it inside a read transaction: it reads the table twice.
+    ``source_ids`` are the sources that may hold rows (their ``s<id>`` tokens name a row's source).
+    Terms are read ``TERMS_PER_BATCH`` at a time, so memory peaks at the finished arrays plus one
+    batch (the 16 benchmark corpora: ~25 MB held, where reading all occurrences at once took 340 MB).
+    None if the table holds more than ``MAX_TOKENS`` tokens.
     """
+    if table_tokens(conn, table) > MAX_TOKENS:
+        return None
     vocab = f"temp.{table}_instances"
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} USING fts5vocab(main, {table}, 'instance')")
     column_code = " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(columns))
+    column_weights = np.asarray(weights, dtype=np.float64)
     # One row per term with its occurrences packed as text: 3.6 million tuples would take seconds
     # to cross into Python, one string per term takes a fraction of it.
-    rows = conn.execute(
+    cursor = conn.execute(
         f"SELECT term, group_concat((doc << {COLUMN_BITS}) | CASE col {column_code} END, ' ') FROM {vocab} GROUP BY term"
-    ).fetchall()
-    terms = {str(r[0]): i for i, r in enumerate(rows)}
-    lengths = np.fromiter((r[1].count(" ") + 1 for r in rows), dtype=np.int64, count=len(rows))
-    codes = (
-        np.fromstring(" ".join(r[1] for r in rows), dtype=np.int64, sep=" ")  # text mode: not deprecated
-        if rows
-        else np.zeros(0, dtype=np.int64)
     )
-    if len(codes) != int(lengths.sum()):
-        raise ValueError(f"{table}: {len(codes)} occurrences read, {int(lengths.sum())} expected")
-    term_of = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
-    rowid_of = codes >> COLUMN_BITS
-    column_of = codes & ((1 << COLUMN_BITS) - 1)
+    terms: dict[str, int] = {}
+    post_terms: list[npt.NDArray[np.int64]] = []  # per batch: each posting's term, row id, weighted frequency
+    post_rowids: list[npt.NDArray[np.int64]] = []
+    post_freqs: list[npt.NDArray[np.float64]] = []
+    length_rowids: list[npt.NDArray[np.int64]] = []  # per batch: row ids and their occurrences (|d| parts)
+    length_counts: list[npt.NDArray[np.int64]] = []
+    src_rowids: list[npt.NDArray[np.int64]] = []  # occurrences in the src column: row id, term
+    src_terms: list[npt.NDArray[np.int64]] = []
+    while batch := cursor.fetchmany(TERMS_PER_BATCH):
+        first_term = len(terms)
+        for i, row in enumerate(batch):
+            terms[str(row[0])] = first_term + i
+        lengths = np.fromiter((r[1].count(" ") + 1 for r in batch), dtype=np.int64, count=len(batch))
+        codes = np.fromstring(" ".join(r[1] for r in batch), dtype=np.int64, sep=" ")  # text mode: not deprecated
+        if len(codes) != int(lengths.sum()):
+            raise ValueError(f"{table}: {len(codes)} occurrences read, {int(lengths.sum())} expected")
+        term_of = np.repeat(np.arange(first_term, first_term + len(batch), dtype=np.int64), lengths)
+        rowid_of = codes >> COLUMN_BITS
+        column_of = codes & ((1 << COLUMN_BITS) - 1)
+        in_src = column_of == 0
+        src_rowids.append(rowid_of[in_src])
+        src_terms.append(term_of[in_src])
+        # FTS5 lists a term's occurrences by row id; sort if it ever does not, then one posting per (term, row).
+        order = np.lexsort((rowid_of, term_of))
+        if not bool(np.all(order[1:] > order[:-1])):
+            term_of, rowid_of, column_of = term_of[order], rowid_of[order], column_of[order]
+        starts = np.flatnonzero(np.r_[True, (term_of[1:] != term_of[:-1]) | (rowid_of[1:] != rowid_of[:-1])])
+        post_terms.append(term_of[starts])
+        post_rowids.append(rowid_of[starts])
+        post_freqs.append(np.add.reduceat(column_weights[column_of], starts) if len(starts) else np.zeros(0))
+        ids, counts = np.unique(rowid_of, return_counts=True)
+        length_rowids.append(ids)
+        length_counts.append(counts)
+    posting_terms = np.concatenate(post_terms) if post_terms else np.zeros(0, dtype=np.int64)
+    freqs = np.concatenate(post_freqs) if post_freqs else np.zeros(0, dtype=np.float64)
     # Dense row numbers: row ids grow forever (AUTOINCREMENT), the arrays stay the table's size.
-    rowids, row_of = np.unique(rowid_of, return_inverse=True)
+    rowids, docs64 = np.unique(np.concatenate(post_rowids) if post_rowids else np.zeros(0, np.int64), return_inverse=True)
     n_rows = len(rowids)
-    tokens = np.bincount(row_of, minlength=n_rows).astype(np.float64)  # |d|: every token is one occurrence
+    docs = docs64.astype(np.int32)
+    tokens = np.zeros(n_rows, dtype=np.float64)  # |d|: every token is one occurrence
+    if length_rowids:
+        np.add.at(tokens, np.searchsorted(rowids, np.concatenate(length_rowids)), np.concatenate(length_counts))
     avgdl = float(tokens.sum()) / n_rows if n_rows else 1.0
     # A row's source: the term of its one token in the ``src`` column (``s<id>``).
-    source_of_term = np.full(len(rows), -1, dtype=np.int64)
+    source_of_term = np.full(len(terms), -1, dtype=np.int64)
     for sid, words in zip(source_ids, stem_words([f"s{sid}" for sid in source_ids]), strict=True):
         if len(words) == 1 and words[0] in terms:
             source_of_term[terms[words[0]]] = sid
     sources = np.full(n_rows, -1, dtype=np.int64)
-    in_src = column_of == 0
-    sources[row_of[in_src]] = source_of_term[term_of[in_src]]
-    # Postings: one per (term, row), in term order, then row order.
-    width = max(n_rows, 1)
-    key = term_of * width + row_of
-    if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):
-        order = np.argsort(key, kind="stable")
-        key, column_of = key[order], column_of[order]
-    first = np.ones(len(key), dtype=bool)
-    first[1:] = key[1:] != key[:-1]
-    posting_of = np.cumsum(first) - 1
-    posting_keys = key[first]
-    freqs: npt.NDArray[np.float64] = np.bincount(
-        posting_of, weights=np.asarray(weights, dtype=np.float64)[column_of], minlength=len(posting_keys)
-    ).astype(np.float64)
-    doc_freq = np.bincount(posting_keys // width, minlength=len(rows)).astype(np.int64)
-    starts = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(doc_freq, out=starts[1:])
-    docs = (posting_keys % width).astype(np.int32)
+    if src_rowids:
+        sources[np.searchsorted(rowids, np.concatenate(src_rowids))] = source_of_term[np.concatenate(src_terms)]
+    doc_freq = np.bincount(posting_terms, minlength=len(terms)).astype(np.int64)
+    starts_of_term = np.zeros(len(terms) + 1, dtype=np.int64)
+    np.cumsum(doc_freq, out=starts_of_term[1:])
     norms = BM25_K1 * (1.0 - BM25_B + BM25_B * tokens / avgdl)
-    gains = freqs * (BM25_K1 + 1.0) / (freqs + norms[docs])
-    return Lexicon(terms, starts, docs, gains, doc_freq, rowids, sources, n_rows)
+    gains: npt.NDArray[np.float64] = freqs * (BM25_K1 + 1.0) / (freqs + norms[docs])
+    return Lexicon(terms, starts_of_term, docs, gains, doc_freq, rowids, sources, n_rows)
 
 
 class _Stemmer:

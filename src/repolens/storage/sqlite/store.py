@@ -81,6 +81,7 @@ _BUMP_LEXICAL = (
     "INSERT INTO meta(key, value) VALUES ('lexical_generation', 1) "
     "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
 )
+LEXICON_BUILD_CACHE_KIB = 4096  # page cache of the connection that reads the postings (see build_lexicons)
 _BUMP_VECTORS = _BUMP_LEXICAL.replace("lexical_generation", "vectors_generation")
 MATRIX_DIR = "matrices"  # beside the database: one pair of .npy files per (source, model, state)
 # What a source's vector matrix file is named after: both counters and the source's random public
@@ -166,7 +167,7 @@ class SqliteIndexStore(SqlIndexStore):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._lexicons: dict[str, tuple[object, Lexicon]] = {}
+        self._lexicons: dict[str, tuple[object, Lexicon | None]] = {}  # None: too large, SQL answers
         self._lexicon_builder: threading.Thread | None = None
         self._lexicon_lock = threading.Lock()
         self._init_caches()
@@ -391,7 +392,7 @@ class SqliteIndexStore(SqlIndexStore):
         key = tuple(self._conn.execute(_LEXICAL_KEY).fetchone())
         cached = self._lexicons.get(table)
         if cached is not None and cached[0] == key:
-            return cached[1]
+            return cached[1]  # None: this state's table is too large to hold (lexicon.MAX_TOKENS)
         with self._lexicon_lock:
             if self._lexicon_builder is None or not self._lexicon_builder.is_alive():
                 self._lexicon_builder = threading.Thread(
@@ -403,7 +404,8 @@ class SqliteIndexStore(SqlIndexStore):
     def lexicons_current(self) -> bool:
         """Whether lexical searches are answered from memory now (a resident store with a current build)."""
         key = tuple(self._conn.execute(_LEXICAL_KEY).fetchone())
-        return all(self._lexicons.get(table, (None,))[0] == key for table in FTS_TABLES)
+        current = [self._lexicons.get(table) for table in FTS_TABLES]
+        return all(c is not None and c[0] == key and c[1] is not None for c in current)
 
     def _build_lexicons_logged(self) -> None:
         try:
@@ -418,6 +420,8 @@ class SqliteIndexStore(SqlIndexStore):
 
         conn = connect(self.path)
         try:
+            # The FTS pages are read once, in order: a small page cache (not 64 MiB) keeps the peak down.
+            conn.execute(f"PRAGMA cache_size=-{LEXICON_BUILD_CACHE_KIB}")
             conn.execute("BEGIN")  # one snapshot: the key and the postings it stands for
             key = tuple(conn.execute(_LEXICAL_KEY).fetchone())
             source_ids = [int(r[0]) for r in conn.execute("SELECT id FROM sources")]
@@ -486,13 +490,19 @@ class SqliteIndexStore(SqlIndexStore):
     def vector_counts_cached(self, source_id: int, model: str) -> tuple[int, int]:
         """``vector_counts``, from the source's matrix files when they are current (a search from the
         shell then scans no rows), else as the shared read side computes and caches it."""
+        gen = self.generation()
+        cached = self._count_cache.get((source_id, model))
+        if cached is not None and cached[0] == gen:
+            return cached[1]
         stem = self._matrix_stem(source_id, model)
         if stem is not None:
             try:
                 ready, total = stem.with_suffix(".counts").read_text().split()
-                return int(ready), int(total)
             except (OSError, ValueError):
                 pass  # not written yet (or half-written): counted in SQL
+            else:
+                self._count_cache[(source_id, model)] = (gen, (int(ready), int(total)))
+                return int(ready), int(total)
         return super().vector_counts_cached(source_id, model)
 
     def vector_matrix(self, source_id: int, model: str, dim: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
