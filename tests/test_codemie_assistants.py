@@ -498,6 +498,16 @@ def test_a_turn_over_its_wall_time_budget_ends_with_codemies_agent_error(
             while recorder.slow_aborted < 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert recorder.slow_aborted == 1 and recorder.slow_finished == 0  # the model's stream was closed
+            # The same turn in the background: the task ends FAILED (not COMPLETED), with the note.
+            task_id = c.post(f"{API}/assistants/{made}/model", json={"text": "Explain SLOWLY", "background_task": True})
+            task_id = task_id.json()["taskId"]
+            deadline = time.monotonic() + 15
+            task = c.get(f"{API}/tasks/{task_id}").json()
+            while task["status"] == "STARTED" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                task = c.get(f"{API}/tasks/{task_id}").json()
+            assert task["status"] == "FAILED", task
+            assert task["final_output"].endswith(note) and task["current_step"] == "stopped: time budget"
             # Streamed, the last chunk says it too; with include_tool_errors the summary line as well.
             stream = {"text": "Explain SLOWLY", "stream": True}
             with c.stream(

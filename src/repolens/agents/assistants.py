@@ -362,8 +362,15 @@ def start_task(
         try:
             events = services.agents.run(principal, viewer.owner, assistant, request, load_assistant=loader)
             done = await finished(events)
+            # A turn cut off by a budget or whose answer broke the output schema did not do its task:
+            # the sync call answers ``success: false`` for it, so the task is FAILED, with what was said.
+            failed = bool(done.stopped or done.output_error)
+            output = f"{done.answer}\n\n{done.output_error}".strip() if done.output_error else done.answer
             services.store.update_agent_task(
-                row.public_id, status=TASK_COMPLETED, final_output=done.answer, current_step="done"
+                row.public_id,
+                status=TASK_FAILED if failed else TASK_COMPLETED,
+                final_output=output,
+                current_step=f"stopped: {done.stopped} budget" if done.stopped else "done",
             )
         except RepolensError as exc:
             services.store.update_agent_task(row.public_id, status=TASK_FAILED, final_output=str(exc))
