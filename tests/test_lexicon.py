@@ -168,6 +168,15 @@ def test_the_vector_matrix_file_is_written_after_embedding_and_rebuilt_when_stal
     assert list(again) == list(fresh) and rebuilt.shape == (len(fresh), embedder.dim)
     store.close()
 
+    from repolens.catalog import delete_repository
+
+    db = SqliteStore(settings.db_path)
+    source = db.get_source("acme/app")
+    assert source is not None
+    delete_repository(db, settings, source)
+    assert _matrix_files(settings) == []  # a removed source leaves no matrix behind
+    db.close()
+
 
 def test_a_table_too_large_to_hold_stays_on_sql(two_sources: tuple[Settings, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """Past MAX_TOKENS no lexicon is built, searches answer through SQL, and no build is retried

@@ -231,12 +231,16 @@ class SqliteIndexStore(SqlIndexStore):
     # -- sources --------------------------------------------------------------------------
 
     def delete_source(self, source_id: int, *, tokenize: Tokenize) -> None:
-        """Remove a source, its files, artifacts, relations, vectors and postings."""
+        """Remove a source, its files, artifacts, relations, vectors, postings and vector matrix files."""
         with self._write() as conn:
+            row = conn.execute("SELECT public_id FROM sources WHERE id = ?", (source_id,)).fetchone()
             paths = [r[0] for r in conn.execute("SELECT path FROM files WHERE source_id = ?", (source_id,))]
             self._delete_paths(conn, source_id, paths, tokenize)
             conn.execute("DELETE FROM sources WHERE id = ?", (source_id,))
             conn.execute(_BUMP_LEXICAL)
+        if row is not None:
+            for matrix_file in (self.path.parent / MATRIX_DIR).glob(f"{row[0]}-*"):
+                matrix_file.unlink(missing_ok=True)
 
     # -- files ----------------------------------------------------------------------------
 
