@@ -192,3 +192,30 @@ def test_a_table_too_large_to_hold_stays_on_sql(two_sources: tuple[Settings, Pat
     assert store._lexicon_builder is None  # the refusal is remembered for this state: no thread started
     store.close()
     sql.close()
+
+
+def test_a_search_from_the_shell_loads_only_the_index(two_sources: tuple[Settings, Path]) -> None:
+    """`repolens search` answers without importing the other stores' code (nor numpy, in lexical mode)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    settings, _ = two_sources
+    probe = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n"
+        "sys.argv = ['repolens', 'search', 'hash a password', '--mode', 'lexical']\n"
+        "from repolens.surfaces.cli.main import main\n"
+        "main()\n"
+    )
+    env = {**os.environ, "REPOLENS_HOME": str(settings.home), "REPOLENS_EMBEDDER": "hash"}
+    env.pop("REPOLENS_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "passwords.py" in done.stdout
+    modules = set(json.loads(done.stderr.strip().splitlines()[-1]))
+    assert "repolens.storage.sqlite.store" in modules
+    for heavy in ("agents", "batch_store", "workflow_store", "chats", "eval_store", "knowledge", "database"):
+        assert f"repolens.storage.{heavy}" not in modules
+    assert "numpy" not in modules and "repolens.access.keys" not in modules
