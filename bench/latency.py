@@ -112,7 +112,10 @@ def main() -> int:
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"load average {os.getloadavg()[0]:.1f} at the start ({time.strftime('%H:%M UTC', time.gmtime())})"
     )
-    print("| tree | in process p50 / p95 ms: hybrid | lexical | shell `repolens search` median / max ms: hybrid | lexical |")
+    print(
+        "| tree | in process p50 / p95 (CPU p50) ms: hybrid | lexical "
+        "| shell `repolens search` median / max ms: hybrid | lexical |"
+    )
     print("|---|---:|---:|---:|---:|")
     for label, src in trees:
         timed = in_process(args.home, src, args.source)
