@@ -20,9 +20,9 @@ tokens in all columns and ``avgdl`` the table's tokens per row. Query terms are 
 own tokenizer (a private in-memory FTS5 table), so "connections" finds "connect" exactly as the
 SQL path does. Ties are broken by row id; FTS5 leaves their order open.
 
-Reading the instance view costs about as much as indexing's FTS writes (~2 s for the 16
-benchmark corpora, 3.6 million tokens), so the store builds a lexicon in a background thread and
-answers through SQL until it is ready (see ``SqliteStore``).
+Reading the instance view takes seconds (2.5-4.5 s for the 16 benchmark corpora, 3.6 million
+tokens, on a busy 2-core machine), so the store builds a lexicon in a background thread and
+answers through SQL until it is ready (see ``SqliteIndexStore``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 BM25_MIN_IDF = 1e-6  # FTS5 replaces a non-positive idf (a term in most rows) with this
 # The tokenizer of the FTS5 tables (storage/migrations/versions/0001_baseline.py, FTS_TOKENIZE):
-# query terms must be stemmed by the same one. tests/unit/test_lexicon.py checks the two agree.
+# query terms must be stemmed by the same one. tests/test_lexicon.py checks the two agree.
 FTS_TOKENIZE = "porter unicode61 tokenchars '_'"
 COLUMN_BITS = 3  # a token's column is packed below its row id: up to 8 columns per table
 STEM_CACHE = 1 << 16  # distinct query words whose stems are remembered
@@ -54,7 +54,7 @@ MAX_TOKENS = 20_000_000
 
 @dataclass(frozen=True, slots=True)
 class Lexicon:
-    """One FTS5 table's postings: for each term, the rows holding it and its weighted frequency there."""
+    """One FTS5 table's postings: for each term, the rows holding it and the score each gets from it."""
 
     terms: dict[str, int]  # stem -> term number
     starts: npt.NDArray[np.int64]  # term number -> first posting; postings of t: starts[t]:starts[t + 1]
