@@ -106,6 +106,9 @@ def main() -> int:
     pairs = [(p, b / p.relative_to(a)) for p in sorted(a.rglob("repolens.db"))] if args.tree else [(a, b)]
     failed = 0
     for pa, pb in pairs:
+        if not pb.exists():
+            print(f"{pa.parent.relative_to(a)}: not in {b}")
+            continue
         problems = compare(pa, pb)
         print(f"{pa.parent.relative_to(a) if args.tree else pa}: {'same' if not problems else 'DIFFERENT'}")
         for p in problems:

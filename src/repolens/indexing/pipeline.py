@@ -23,11 +23,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from repolens.domain import Skipped, Source, SourceFile
 from repolens.errors import InvalidInput, NotFound, SourceError
-from repolens.indexing.units import build_file, file_tokens
+from repolens.indexing.units import build_file_and_texts, file_tokens
 from repolens.parsing.parse import parse_file
 from repolens.settings import Settings
 from repolens.sources import git
@@ -37,10 +37,16 @@ from repolens.sources.local import Candidate, SourceTree, walk
 from repolens.sources.naming import source_name
 from repolens.storage.base import NewFile, SourceCatalog, Store
 
+if TYPE_CHECKING:
+    from repolens.embeddings.base import Embedder
+
 log = logging.getLogger(__name__)
 
 _PARALLEL_MIN_FILES = 64  # below this, starting worker processes costs more than it saves
 _WORKERS = 2  # this machine kind has two cores
+# Files per task of a parse worker: few enough that the last tasks still spread over the workers, enough
+# that one call to the embedder gets a few hundred texts (its cost per call is a fixed numpy overhead).
+_FILES_PER_TASK = 4
 _PR_SET_PDEATHSIG = 1  # prctl option from <linux/prctl.h>: a signal the kernel sends when the parent dies
 _PARENT_POLL_S = 1.0  # elsewhere, how often a parse worker checks that its parent is still there
 
@@ -261,8 +267,47 @@ def _prepare(tree: SourceTree, candidate: Candidate, max_bytes: int) -> SourceFi
     return make_source_file(candidate.path, data, decoded, language_of(candidate.path, first_line))
 
 
-def _parse_one(file: SourceFile) -> NewFile:
-    return build_file(file, parse_file(file))
+# Vectors computed beside the parser: (embed key, encoded vector).
+Vectors = list[tuple[int, bytes]]
+# The embedder of the parse workers of this process (set by ``_init_worker`` in each forked worker).
+_WORKER_EMBEDDER: Embedder | None = None
+
+
+def _parse_batch(files: list[SourceFile], embedder: Embedder | None) -> tuple[list[NewFile], Vectors]:
+    """Parse ``files`` and, with an ``embedder``, embed their units' texts (each distinct text once)."""
+    from repolens.storage.codec import encode
+
+    out: list[NewFile] = []
+    keys: list[int] = []
+    texts: list[str] = []
+    seen: set[int] = set()
+    for file in files:
+        new, unit_texts = build_file_and_texts(file, parse_file(file))
+        out.append(new)
+        if embedder is None:
+            continue
+        for key, text in zip(new.embed_keys, unit_texts, strict=True):
+            if key is not None and text is not None and key not in seen:
+                seen.add(key)
+                keys.append(key)
+                texts.append(text)
+    if not texts or embedder is None:
+        return out, []
+    vectors = embedder.embed(texts, input_type="document")
+    return out, [(key, encode(vec)) for key, vec in zip(keys, vectors, strict=True)]
+
+
+def _worker_batch(files: list[SourceFile]) -> tuple[list[NewFile], Vectors]:
+    return _parse_batch(files, _WORKER_EMBEDDER)
+
+
+def _init_worker(parent_pid: int, embedder: Embedder | None) -> None:
+    global _WORKER_EMBEDDER
+    # The tokenizer of the static embedder starts a thread pool of its own per process; each worker
+    # is one of the cores already, and a pool copied by fork from a parent that used one deadlocks.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _WORKER_EMBEDDER = embedder
+    die_with_parent(parent_pid)
 
 
 def record_failure(store: SourceCatalog, source: Source, reason: str) -> None:
@@ -284,9 +329,11 @@ def index_source(
     name: str | None = None,
     branch: str | None = None,
     progress: Progress | None = None,
+    embedder: Embedder | None = None,
 ) -> tuple[Source, IndexReport]:
     """Index (or re-index) the source at ``location``, a path or URL the operator gave (the CLI,
-    the benchmarks); vectors are left to ``backfill``.
+    the benchmarks). With an ``embedder`` that runs beside the parser (``embeds_beside_parser``), the
+    changed files' units are embedded while they are parsed; other vectors are left to ``backfill``.
 
     The source is found by name (default: ``naming.default_name``) or registered. A location or
     branch other than the stored one is the operator's new choice and is stored.
@@ -304,14 +351,20 @@ def index_source(
             # source moved: a branch of the old remote means nothing for the new one).
             store.update_source(source.id, location=target, branch=branch)
             source = _fresh(store, source)
-        report = _index_locked(store, settings, source, progress or NullProgress(), t0, created=created)
+        report = _index_locked(store, settings, source, progress or NullProgress(), t0, embedder, created=created)
     return _fresh(store, source), report
 
 
 def index_stored(
-    store: Store, settings: Settings, source: Source, *, progress: Progress | None = None
+    store: Store,
+    settings: Settings,
+    source: Source,
+    *,
+    progress: Progress | None = None,
+    embedder: Embedder | None = None,
 ) -> tuple[Source, IndexReport]:
-    """Re-index a registered source from its stored location (the job runner's entry point).
+    """Re-index a registered source from its stored location (the job runner's entry point);
+    ``embedder`` as for ``index_source``.
 
     The stored location is never rewritten: a local folder must still be exactly where it was
     registered (see ``_open_source``), a remote one is fetched into its own clone folder.
@@ -319,7 +372,7 @@ def index_stored(
     t0 = time.perf_counter()
     with source_lock(settings, source.name):
         source = _fresh(store, source)
-        report = _index_locked(store, settings, source, progress or NullProgress(), t0, created=False)
+        report = _index_locked(store, settings, source, progress or NullProgress(), t0, embedder, created=False)
     return _fresh(store, source), report
 
 
@@ -331,7 +384,14 @@ def _fresh(store: Store, source: Source) -> Source:
 
 
 def _index_locked(
-    store: Store, settings: Settings, source: Source, progress: Progress, t0: float, *, created: bool
+    store: Store,
+    settings: Settings,
+    source: Source,
+    progress: Progress,
+    t0: float,
+    embedder: Embedder | None,
+    *,
+    created: bool,
 ) -> IndexReport:
     store.ensure_index_version(index_version())
     # A source with a good index stays Ready while it is refreshed: searches keep
@@ -344,7 +404,7 @@ def _index_locked(
         with _open_source(settings, source) as (tree, commit, branch):
             fetched = True
             progress.finish("fetch")
-            report = _run(store, settings, source, tree, commit, progress, t0)
+            report = _run(store, settings, source, tree, commit, progress, t0, embedder)
     except (Exception, KeyboardInterrupt) as exc:
         if created and not fetched:
             # A location the operator gave that could not even be fetched leaves no source behind.
@@ -373,8 +433,12 @@ def _run(
     commit: str,
     progress: Progress,
     t0: float,
+    embedder: Embedder | None,
 ) -> IndexReport:
+    from repolens.embeddings.factory import embeds_beside_parser
+
     report = IndexReport(source=source.name, commit=commit)
+    inline = embedder if embedder is not None and embeds_beside_parser(embedder) else None
     progress.start("walk", None)
     candidates: list[Candidate] = []
     for item in walk(tree, max_file_bytes=settings.max_file_bytes):
@@ -414,7 +478,7 @@ def _run(
     t_read = time.perf_counter()
 
     progress.start("parse", len(changed))
-    new_files = _parse_all(changed, progress)
+    new_files, vectors = _parse_all(changed, progress, inline)
     progress.finish("parse")
     for new in new_files:
         report.bytes_parsed += new.size
@@ -429,6 +493,11 @@ def _run(
 
     progress.start("write", len(new_files) + len(deletes))
     store.replace_files(source.id, upserts=_advancing(new_files, progress), deletes=deletes, tokenize=file_tokens)
+    if inline is not None and vectors:
+        # Their own transaction, after the lexical index: search answers lexically a moment sooner.
+        unique = dict(vectors)
+        store.put_vectors(inline.name, list(unique.items()))
+        report.vectors_embedded = len(unique)
     progress.finish("write")
     report.files_changed = len(new_files)
     report.files_deleted = len(deletes)
@@ -455,28 +524,33 @@ def _grammar_languages() -> frozenset[str]:
     return frozenset(GRAMMARS)
 
 
-def _parse_all(files: list[SourceFile], progress: Progress) -> list[NewFile]:
+def _parse_all(files: list[SourceFile], progress: Progress, embedder: Embedder | None) -> tuple[list[NewFile], Vectors]:
+    batches = [files[i : i + _FILES_PER_TASK] for i in range(0, len(files), _FILES_PER_TASK)]
+    out: list[NewFile] = []
+    vectors: Vectors = []
     workers = min(_WORKERS, os.cpu_count() or 1)
     if len(files) < _PARALLEL_MIN_FILES or workers < 2:
-        out: list[NewFile] = []
-        for f in files:
-            out.append(_parse_one(f))
-            progress.advance("parse")
-        return out
+        for batch in batches:
+            new, vecs = _parse_batch(batch, embedder)
+            out.extend(new)
+            vectors.extend(vecs)
+            progress.advance("parse", len(batch))
+        return out, vectors
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    # fork: the children inherit loaded grammars and need no re-import; the parent holds no
-    # threads at this point, and its source lock is a record lock, which children do not inherit.
+    # fork: the children inherit loaded grammars (and the embedder's table) and need no re-import; the
+    # parent holds no threads at this point, and its source lock is a record lock, which children do
+    # not inherit.
     ctx = mp.get_context("fork")
-    results: list[NewFile] = []
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), embedder)
     ) as pool:
-        for new in pool.map(_parse_one, files, chunksize=8):
-            results.append(new)
-            progress.advance("parse")
-    return results
+        for batch, (new, vecs) in zip(batches, pool.map(_worker_batch, batches), strict=True):
+            out.extend(new)
+            vectors.extend(vecs)
+            progress.advance("parse", len(batch))
+    return out, vectors
 
 
 def die_with_parent(parent_pid: int) -> None:

@@ -36,6 +36,12 @@ _IMPORT_SCAFFOLD = re.compile(
 
 def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
     """The rows to store for ``file``, with their lexical tokens."""
+    return build_file_and_texts(file, parsed)[0]
+
+
+def build_file_and_texts(file: SourceFile, parsed: ParsedFile) -> tuple[NewFile, list[str | None]]:
+    """``build_file``, and each artifact's embedding text (None for those not worth a vector): the
+    texts its embed keys address, for a caller that embeds them at once."""
     lines = file.text.split("\n")
     n_lines = len(lines)
     name = file.path.rsplit("/", 1)[-1]
@@ -64,8 +70,9 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
             )
         )
     tokens = file_tokens(file.path, lines, artifacts)
-    keys = [embed_key(embedding_text_for(file.path, a, lines, artifacts)) if worth_embedding(a) else None for a in artifacts]
-    return NewFile(
+    texts = [embedding_text_for(file.path, a, lines, artifacts) if worth_embedding(a) else None for a in artifacts]
+    keys = [None if text is None else embed_key(text) for text in texts]
+    new = NewFile(
         path=file.path,
         language=file.language,
         sha=file.sha,
@@ -78,6 +85,7 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
         relations=parsed.relations,
         embed_keys=keys,
     )
+    return new, texts
 
 
 class UnitLike(Protocol):
