@@ -539,7 +539,10 @@ def _parse_all(files: list[SourceFile], progress: Progress, embedder: Embedder |
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    # fork: the children inherit loaded grammars (and the embedder's table) and need no re-import; the
+    if embedder is not None:
+        # Load the table (and numpy) here, once: each worker would otherwise import and load its own.
+        embedder.embed([], input_type="document")
+    # fork: the children inherit loaded grammars and the embedder's table and need no re-import; the
     # parent holds no threads at this point, and its source lock is a record lock, which children do
     # not inherit.
     ctx = mp.get_context("fork")
