@@ -273,28 +273,41 @@ Vectors = list[tuple[int, bytes]]
 _WORKER_EMBEDDER: Embedder | None = None
 
 
+class _Pending:
+    """The distinct unit texts of parsed files, waiting to be embedded together (one call to the
+    embedder for many files: its cost per call is fixed, per text small)."""
+
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.texts: list[str] = []
+        self._seen: set[int] = set()
+
+    def add(self, new: NewFile, texts: list[str | None]) -> None:
+        for key, text in zip(new.embed_keys, texts, strict=True):
+            if key is not None and text is not None and key not in self._seen:
+                self._seen.add(key)
+                self.keys.append(key)
+                self.texts.append(text)
+
+    def embed(self, embedder: Embedder) -> Vectors:
+        from repolens.storage.codec import encode
+
+        if not self.texts:
+            return []
+        vectors = embedder.embed(self.texts, input_type="document")
+        return [(key, encode(vec)) for key, vec in zip(self.keys, vectors, strict=True)]
+
+
 def _parse_batch(files: list[SourceFile], embedder: Embedder | None) -> tuple[list[NewFile], Vectors]:
     """Parse ``files`` and, with an ``embedder``, embed their units' texts (each distinct text once)."""
-    from repolens.storage.codec import encode
-
     out: list[NewFile] = []
-    keys: list[int] = []
-    texts: list[str] = []
-    seen: set[int] = set()
+    pending = _Pending()
     for file in files:
-        new, unit_texts = build_file_and_texts(file, parse_file(file))
+        new, texts = build_file_and_texts(file, parse_file(file))
         out.append(new)
-        if embedder is None:
-            continue
-        for key, text in zip(new.embed_keys, unit_texts, strict=True):
-            if key is not None and text is not None and key not in seen:
-                seen.add(key)
-                keys.append(key)
-                texts.append(text)
-    if not texts or embedder is None:
-        return out, []
-    vectors = embedder.embed(texts, input_type="document")
-    return out, [(key, encode(vec)) for key, vec in zip(keys, vectors, strict=True)]
+        if embedder is not None:
+            pending.add(new, texts)
+    return out, pending.embed(embedder) if embedder is not None else []
 
 
 def _worker_batch(files: list[SourceFile]) -> tuple[list[NewFile], Vectors]:
@@ -525,17 +538,19 @@ def _grammar_languages() -> frozenset[str]:
 
 
 def _parse_all(files: list[SourceFile], progress: Progress, embedder: Embedder | None) -> tuple[list[NewFile], Vectors]:
-    batches = [files[i : i + _FILES_PER_TASK] for i in range(0, len(files), _FILES_PER_TASK)]
     out: list[NewFile] = []
-    vectors: Vectors = []
     workers = min(_WORKERS, os.cpu_count() or 1)
     if len(files) < _PARALLEL_MIN_FILES or workers < 2:
-        for batch in batches:
-            new, vecs = _parse_batch(batch, embedder)
-            out.extend(new)
-            vectors.extend(vecs)
-            progress.advance("parse", len(batch))
-        return out, vectors
+        pending = _Pending()
+        for file in files:
+            parsed, texts = build_file_and_texts(file, parse_file(file))
+            out.append(parsed)
+            if embedder is not None:
+                pending.add(parsed, texts)
+            progress.advance("parse")
+        return out, pending.embed(embedder) if embedder is not None else []
+    batches = [files[i : i + _FILES_PER_TASK] for i in range(0, len(files), _FILES_PER_TASK)]
+    vectors: Vectors = []
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
