@@ -1,9 +1,14 @@
 """Index a source: walk → read and hash → parse changed files → write → (vectors).
 
 Incremental by content hash: a file whose hash is already stored is neither decoded nor
-parsed again; a file that disappeared (or is now skipped) is deleted from every index. The
-lexical and symbol indexes are written in one transaction, so a search running meanwhile
-sees the previous index until the new one is complete.
+parsed again; a file that disappeared (or is now skipped) is deleted from every index. A
+re-index writes the lexical and symbol indexes in one transaction, so a search running
+meanwhile sees the previous index until the new one is complete. A first index has no previous
+one: with worker processes it is written while they parse, a batch at a time (a killed run
+keeps what it wrote, and the next run reads only the rest).
+
+A lookup-table embedder (``embeds_beside_parser``) embeds the units in the parse workers, so
+the vectors are ready with the lexical index; other embedders are left to ``vectors.backfill``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +52,10 @@ _WORKERS = 2  # this machine kind has two cores
 # Files per task of a parse worker: few enough that the last tasks still spread over the workers, enough
 # that one call to the embedder gets a few hundred texts (its cost per call is a fixed numpy overhead).
 _FILES_PER_TASK = 4
+# A first index is written in transactions of about this much source while the parse goes on: ~0.2 s
+# of writing each on this machine, long enough that the full-text index is not cut into many small
+# segments, short enough that other writers (job heartbeats, the server) barely wait.
+_STREAM_BYTES = 1_000_000
 _PR_SET_PDEATHSIG = 1  # prctl option from <linux/prctl.h>: a signal the kernel sends when the parent dies
 _PARENT_POLL_S = 1.0  # elsewhere, how often a parse worker checks that its parent is still there
 
@@ -491,7 +500,22 @@ def _run(
     t_read = time.perf_counter()
 
     progress.start("parse", len(changed))
-    new_files, vectors = _parse_all(changed, progress, inline)
+    new_files: list[NewFile] = []
+    vectors: dict[int, bytes] = {}
+    # A first index has no previous one for searches to keep answering from: its files are written
+    # while the workers parse the next ones, in transactions of about _STREAM_BYTES of source (short:
+    # the write lock is held as briefly as for one re-index). A re-index writes in one transaction at
+    # the end, so searches see the old index or the new one, never a mix.
+    streaming = not stored and _in_workers(changed)
+    unwritten: list[NewFile] = []
+    for batch, batch_vectors in _parse_all(changed, progress, inline):
+        new_files.extend(batch)
+        vectors.update(batch_vectors)
+        if streaming:
+            unwritten.extend(batch)
+            if sum(f.size for f in unwritten) >= _STREAM_BYTES:
+                report.vectors_embedded += _write(store, source.id, unwritten, [], vectors, inline)
+                unwritten = []
     progress.finish("parse")
     for new in new_files:
         report.bytes_parsed += new.size
@@ -505,12 +529,12 @@ def _run(
     t_parse = time.perf_counter()
 
     progress.start("write", len(new_files) + len(deletes))
-    store.replace_files(source.id, upserts=_advancing(new_files, progress), deletes=deletes, tokenize=file_tokens)
-    if inline is not None and vectors:
-        # Their own transaction, after the lexical index: search answers lexically a moment sooner.
-        unique = dict(vectors)
-        store.put_vectors(inline.name, list(unique.items()))
-        report.vectors_embedded = len(unique)
+    if streaming:
+        progress.advance("write", len(new_files) - len(unwritten))
+        report.vectors_embedded += _write(store, source.id, unwritten, deletes, vectors, inline)
+        progress.advance("write", len(unwritten))
+    else:
+        report.vectors_embedded += _write(store, source.id, _advancing(new_files, progress), deletes, vectors, inline)
     progress.finish("write")
     report.files_changed = len(new_files)
     report.files_deleted = len(deletes)
@@ -525,6 +549,25 @@ def _run(
     return report
 
 
+def _write(
+    store: Store,
+    source_id: int,
+    files: Iterable[NewFile],
+    deletes: list[str],
+    vectors: dict[int, bytes],
+    embedder: Embedder | None,
+) -> int:
+    """Write parsed files (and drop deleted ones) in one transaction, then the vectors computed beside
+    them in another: search answers lexically a moment sooner. ``vectors`` is emptied; returns how
+    many it held."""
+    store.replace_files(source_id, upserts=files, deletes=deletes, tokenize=file_tokens)
+    written = len(vectors)
+    if embedder is not None and vectors:
+        store.put_vectors(embedder.name, list(vectors.items()))
+    vectors.clear()
+    return written
+
+
 def _advancing(files: list[NewFile], progress: Progress) -> Iterator[NewFile]:
     for f in files:
         yield f
@@ -537,10 +580,22 @@ def _grammar_languages() -> frozenset[str]:
     return frozenset(GRAMMARS)
 
 
-def _parse_all(files: list[SourceFile], progress: Progress, embedder: Embedder | None) -> tuple[list[NewFile], Vectors]:
-    out: list[NewFile] = []
-    workers = min(_WORKERS, os.cpu_count() or 1)
-    if len(files) < _PARALLEL_MIN_FILES or workers < 2:
+def _workers() -> int:
+    return min(_WORKERS, os.cpu_count() or 1)
+
+
+def _in_workers(files: list[SourceFile]) -> bool:
+    """Whether ``files`` are parsed in worker processes (else in this one)."""
+    return len(files) >= _PARALLEL_MIN_FILES and _workers() >= 2
+
+
+def _parse_all(
+    files: list[SourceFile], progress: Progress, embedder: Embedder | None
+) -> Iterator[tuple[list[NewFile], Vectors]]:
+    """The parsed files in their order, a batch at a time, with the vectors of their units (with an
+    ``embedder``): in worker processes when there are enough files to pay for them."""
+    if not _in_workers(files):
+        out: list[NewFile] = []
         pending = _Pending()
         for file in files:
             parsed, texts = build_file_and_texts(file, parse_file(file))
@@ -548,27 +603,28 @@ def _parse_all(files: list[SourceFile], progress: Progress, embedder: Embedder |
             if embedder is not None:
                 pending.add(parsed, texts)
             progress.advance("parse")
-        return out, pending.embed(embedder) if embedder is not None else []
-    batches = [files[i : i + _FILES_PER_TASK] for i in range(0, len(files), _FILES_PER_TASK)]
-    vectors: Vectors = []
+        yield out, pending.embed(embedder) if embedder is not None else []
+        return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
+    from repolens.parsing.treesitter import prepare
+
+    # Grammars, queries and the embedder's table are loaded here, once: each worker would otherwise
+    # load its own.
+    prepare(f.language for f in files)
     if embedder is not None:
-        # Load the table (and numpy) here, once: each worker would otherwise import and load its own.
         embedder.embed([], input_type="document")
-    # fork: the children inherit loaded grammars and the embedder's table and need no re-import; the
-    # parent holds no threads at this point, and its source lock is a record lock, which children do
-    # not inherit.
+    batches = [files[i : i + _FILES_PER_TASK] for i in range(0, len(files), _FILES_PER_TASK)]
+    # fork: the children inherit what was loaded and need no re-import; the parent holds no threads
+    # at this point, and its source lock is a record lock, which children do not inherit.
     ctx = mp.get_context("fork")
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), embedder)
+        max_workers=_workers(), mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), embedder)
     ) as pool:
-        for batch, (new, vecs) in zip(batches, pool.map(_worker_batch, batches), strict=True):
-            out.extend(new)
-            vectors.extend(vecs)
+        for batch, result in zip(batches, pool.map(_worker_batch, batches), strict=True):
             progress.advance("parse", len(batch))
-    return out, vectors
+            yield result
 
 
 def die_with_parent(parent_pid: int) -> None:

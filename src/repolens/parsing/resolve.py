@@ -133,6 +133,11 @@ def _scan_query(language: str, grammar: ts.Language) -> ts.Query:
     return query
 
 
+def prepare(language: str, grammar: ts.Language) -> None:
+    """Compile the resolver's query for ``language`` now (see ``treesitter.prepare``)."""
+    _scan_query(language, grammar)
+
+
 @dataclass(slots=True)
 class _Scopes:
     """A file's function and class nodes (``_scope_kinds``), nested by their byte ranges.

@@ -20,6 +20,7 @@ import importlib
 import logging
 import re
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -218,6 +219,18 @@ def _parser(language: str) -> ts.Parser:
     import tree_sitter as ts
 
     return ts.Parser(_language(language))
+
+
+def prepare(languages: Iterable[str | None]) -> None:
+    """Load the grammars and compile the queries of ``languages`` now, once: processes forked after
+    (the parse workers) share them instead of each compiling its own (TypeScript's and Ruby's queries
+    take ~80 ms to compile)."""
+    for language in set(languages):
+        if language is not None and supported(language):
+            _parser(language)
+            _query(language)
+            if language in resolve.RESOLVED_LANGUAGES:
+                resolve.prepare(language, _language(language))
 
 
 def parse_code(text: str, language: str, path: str = "") -> ParsedFile:
