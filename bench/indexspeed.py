@@ -158,14 +158,15 @@ def main() -> int:
     phases: dict[str, dict[str, dict[str, float]]] = {}
     load = [os.getloadavg()[0]]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
         if SEMBLE_PYTHON.exists():
             for name, (s, c) in _semble(args.corpora, names).items():
                 samples.setdefault("semble", {}).setdefault(name, []).append(s)
                 cpu.setdefault("semble", {}).setdefault(name, []).append(c)
         for variant, src in variants.items():
             for mode in MODES:
-                keep = args.keep / variant if args.keep is not None else None
+                # the first round's indexes only: a second round into the same folders would not be cold
+                keep = args.keep / variant if args.keep is not None and round_ == 0 else None
                 for name, row in _spawn(src, args.corpora, names, mode, keep).items():
                     key = f"{variant} {mode}"
                     samples.setdefault(key, {}).setdefault(name, []).append(float(row["s"]))  # type: ignore[arg-type]
