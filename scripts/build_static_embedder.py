@@ -18,8 +18,9 @@ The route, model2vec-style with a tokenlearn-style fit, in numpy:
    least ``MIN_PACKAGES`` packages, so no project's private names get a row.
 3. Token rows: the teacher's output for each token alone (mean of its word pieces' last hidden
    states), reduced by PCA to ``DIMS`` dimensions, weighted by SIF (a / (a + p(token))).
-4. Fit: the table is moved, by ridge regression solved with conjugate gradients, so that the mean
-   of a text's rows points where the teacher's sentence vector points, on the training texts; the
+4. Fit: the table is moved, by ridge regression solved with conjugate gradients, so that the
+   position-weighted mean of a text's rows (the runtime's pooling) points where the teacher's sentence
+   vector points, on the training texts; the
    ridge pulls every row towards its distilled value, so tokens seen rarely stay as distilled.
 5. Check: cosine between the static vector and the teacher's on held-out texts (packages not used
    for the fit), and the agreement of their nearest neighbours; written into PROVENANCE.md.
@@ -53,7 +54,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from repolens.embeddings.static import FORMAT_VERSION, MAX_TOKENS, split_identifiers  # noqa: E402
+from repolens.embeddings.static import FORMAT_VERSION, MAX_TOKENS, position_weights, split_identifiers  # noqa: E402
 
 SHARED = Path(os.environ.get("REPOLENS_SHARED", REPO.parent / "shared"))
 CORPORA_LIST = HERE / "static_embedder_corpora.json"
@@ -68,8 +69,8 @@ MIN_WORD_CHARS = 2
 SIF_A = 1e-3  # smooth inverse frequency (Arora et al. 2017): weight = a / (a + p(token))
 RIDGE = 1.0  # pull towards the distilled row, in units of the median token's evidence (see fit)
 # The fit compares the static mean with the teacher's vector of the same text; the teacher reads its first
-# 128 word pieces (the minilm document limit), so the fit pools about as many static tokens. (The texts'
-# ids are already cut at MAX_TOKENS = 64, what the runtime pools, so this cap does not bind today.)
+# 128 word pieces (the minilm document limit), so the fit pools about as many static tokens (the texts'
+# ids are cut at MAX_TOKENS, what the runtime pools, as well).
 FIT_TOKENS = 128
 CG_ITERATIONS = 40  # conjugate-gradient steps; the residual is flat well before this
 FIT_TEXTS = 16_000  # teacher sentence vectors to fit on (the teacher embeds ~100-150 texts/s here)
@@ -172,7 +173,8 @@ def _pca(vectors: npt.NDArray[np.float32], dims: int) -> tuple[npt.NDArray[np.fl
 
 @dataclass(slots=True)
 class _Design:
-    """A sparse docs x tokens matrix of mean-pooling weights (1/n per occurrence), kept in two orders."""
+    """A sparse docs x tokens matrix of the runtime's pooling weights (position-weighted, summing to 1 per
+    doc), kept in two orders."""
 
     n_docs: int
     n_tokens: int
@@ -188,10 +190,13 @@ class _Design:
         toks, vals, starts = [], [], []
         pos = 0
         for ids in docs:
-            uniq, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+            uniq, inverse = np.unique(np.asarray(ids, dtype=np.int64), return_inverse=True)
+            weights = position_weights(len(ids))
             starts.append(pos)
             toks.append(uniq)
-            vals.append((counts / max(1, len(ids))).astype(np.float32))
+            vals.append(
+                (np.bincount(inverse, weights=weights, minlength=len(uniq)) / max(1e-12, weights.sum())).astype(np.float32)
+            )
             pos += len(uniq)
         doc_tok = np.concatenate(toks)
         order = np.argsort(doc_tok, kind="stable")
@@ -209,7 +214,7 @@ class _Design:
         )
 
     def apply(self, table: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """``A @ table``: each doc's mean of its token rows."""
+        """``A @ table``: each doc's weighted mean of its token rows."""
         out = np.empty((self.n_docs, table.shape[1]), dtype=np.float32)
         step = 4096
         for d0 in range(0, self.n_docs, step):
@@ -245,7 +250,7 @@ def fit_table(
 ) -> tuple[npt.NDArray[np.float32], dict[str, float]]:
     """Rows moved so each doc's mean row points along its target: ridge least squares by CG.
 
-    Minimises ``sum_d |A_d T - s_d t_d|^2 + lam sum_k |T_k - T0_k|^2`` where ``A_d`` mean-pools doc d,
+    Minimises ``sum_d |A_d T - s_d t_d|^2 + lam sum_k |T_k - T0_k|^2`` where ``A_d`` pools doc d as the runtime does,
     ``t_d`` is its unit target and ``s_d = |A_d T0|`` keeps each doc's scale (only directions matter
     once vectors are normalised). ``lam`` is ``ridge`` times the median diagonal of ``A^T A`` over the
     tokens that occur, so a token with the median amount of evidence moves about half-way.
@@ -408,7 +413,7 @@ def _pool(table: npt.NDArray[np.float32], docs: Sequence[Sequence[int]]) -> npt.
     out = np.zeros((len(docs), table.shape[1]), dtype=np.float32)
     for row, ids in enumerate(docs):
         if ids:
-            out[row] = table[np.asarray(ids)].mean(axis=0)
+            out[row] = position_weights(len(ids)) @ table[np.asarray(ids)]  # as the runtime pools
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     normed: npt.NDArray[np.float32] = out / np.clip(norms, 1e-12, None)
     return normed

@@ -23,7 +23,7 @@ from repolens.services import build_services
 from repolens.settings import Settings
 from repolens.storage import migrations
 from repolens.storage.factory import open_store
-from repolens.storage.relational import SqlStore
+from repolens.storage.relational import SqlIndexStore
 from repolens.storage.sqlite.store import connect as sqlite_connect
 
 REPO = {"pkg/alpha.py": "def alpha_handler():\n    '''Alpha doc.'''\n    return 'alpha'\n"}
@@ -57,9 +57,9 @@ class Target:
             rows = self.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         return {r[0] for r in rows}
 
-    def open(self) -> SqlStore:
+    def open(self) -> SqlIndexStore:
         store = open_store(self.settings)
-        assert isinstance(store, SqlStore)
+        assert isinstance(store, SqlIndexStore)
         return store
 
 
@@ -118,7 +118,7 @@ def test_a_database_from_before_migrations_is_adopted_with_its_data(target: Targ
     services = build_services(target.settings)
     try:
         store = services.store
-        assert isinstance(store, SqlStore) and store.schema_migration == migrations.Migration(None, migrations.HEAD)
+        assert isinstance(store, SqlIndexStore) and store.schema_migration == migrations.Migration(None, migrations.HEAD)
         kept = store.get_source(source.name)
         assert kept is not None and kept.state == "Ready" and kept.public_id == source.public_id
         assert services.searcher.search("alpha_handler").hits[0].artifact.qualified_name == "alpha_handler"

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from repolens import validation
-from repolens.access.keys import Principal
 from repolens.domain import Job, Source, Workspace
 from repolens.errors import Conflict, Forbidden, InvalidInput, NotFound, UnsafeSource
 from repolens.settings import Settings
 from repolens.sources.naming import check_name, source_name
-from repolens.storage.base import Database
+from repolens.storage.base import IndexDatabase
+
+if TYPE_CHECKING:
+    from repolens.access.keys import Principal  # a search from the shell (no key) never loads access
+    from repolens.storage.base import Database
 
 SourceType = Literal["Repository", "Workspace"]
 MAX_DESCRIPTION_CHARS = 4_000
@@ -260,7 +263,7 @@ def list_data_sources(
     return out
 
 
-def get_data_source(db: Database, principal: Principal | None, name_or_id: str) -> DataSource:
+def get_data_source(db: IndexDatabase, principal: Principal | None, name_or_id: str) -> DataSource:
     """One repository or workspace the key may see (a hidden one is reported as missing)."""
     source = db.get_source(name_or_id)
     if source is not None:
@@ -285,12 +288,12 @@ def get_job(db: Database, principal: Principal | None, job_id: str) -> Job:
     return found
 
 
-def visible_ids(db: Database, principal: Principal | None) -> frozenset[int] | None:
+def visible_ids(db: IndexDatabase, principal: Principal | None) -> frozenset[int] | None:
     """The repository ids the key may see; None means all (an unscoped key, or the local user)."""
     return principal.visible_source_ids(db) if principal is not None else None
 
 
-def get_repository(db: Database, principal: Principal | None, name_or_id: str) -> Source:
+def get_repository(db: IndexDatabase, principal: Principal | None, name_or_id: str) -> Source:
     """One repository the key may see."""
     found = get_data_source(db, principal, name_or_id)
     if found.repository is None:
@@ -298,7 +301,7 @@ def get_repository(db: Database, principal: Principal | None, name_or_id: str) -
     return found.repository
 
 
-def resolve_scope(db: Database, principal: Principal | None, names: list[str]) -> list[Source]:
+def resolve_scope(db: IndexDatabase, principal: Principal | None, names: list[str]) -> list[Source]:
     """The repositories a search runs over: the named ones (workspaces expanded), else all
     the key may see. Names outside the key's scope are refused, never silently dropped."""
     visible = visible_ids(db, principal)

@@ -109,7 +109,7 @@ def run_search(services: Services, principal: Principal | None, request: SearchR
     """Ranked artifacts for a search within the key's scope."""
     if not request.query.strip():
         raise InvalidInput("Query is required")
-    sources = catalog.resolve_scope(services.store, principal, list(request.names))
+    sources = catalog.resolve_scope(services.index, principal, list(request.names))
     filters = SearchFilters(
         paths=tuple(p.strip().strip("/") for p in request.paths if p.strip()),
         extensions=normalize_extensions(list(request.extensions)),
@@ -135,7 +135,7 @@ def hit_contents(services: Services, outcome: SearchOutcome) -> dict[int, str]:
     for hit in outcome.hits:
         row = hit.artifact
         last_line[row.file_id] = max(last_line.get(row.file_id, 0), row.end_line)
-    lines = {fid: services.store.file_content(fid).split("\n", end) for fid, end in last_line.items()}
+    lines = {fid: services.index.file_content(fid).split("\n", end) for fid, end in last_line.items()}
     return {
         hit.artifact.id: "\n".join(lines[hit.artifact.file_id][hit.artifact.start_line - 1 : hit.artifact.end_line])
         for hit in outcome.hits
@@ -147,7 +147,7 @@ def search_with_contents(
 ) -> tuple[SearchOutcome, dict[int, str]]:
     """The ranked hits and their text, read from one state of the index (a re-index committing
     meanwhile cannot remove a hit's file between the two)."""
-    with services.store.snapshot():
+    with services.index.snapshot():
         outcome = run_search(services, principal, request)
         return outcome, hit_contents(services, outcome)
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from repolens.chat.engine import AnswerEngine
     from repolens.embeddings.base import Embedder
     from repolens.retrieval.search import Searcher
-    from repolens.storage.base import Database
+    from repolens.storage.base import Database, IndexDatabase
 
 
 @dataclass(slots=True)
@@ -21,7 +21,12 @@ class Services:
     """Long-lived resources, built lazily so that cheap commands stay cheap."""
 
     settings: Settings
+    # A long-lived process (the server, the MCP server): the store keeps its lexical index in memory.
+    resident: bool = False
+    # A command that only searches (``repolens search``): ``index`` opens the index store alone.
+    index_only: bool = False
     _store: Database | None = field(default=None, init=False)
+    _index: IndexDatabase | None = field(default=None, init=False)
     _embedder: Embedder | None = field(default=None, init=False)
     _embedder_loaded: bool = field(default=False, init=False)
     _searcher: Searcher | None = field(default=None, init=False)
@@ -35,8 +40,20 @@ class Services:
         if self._store is None:
             from repolens.storage.factory import open_store
 
-            self._store = open_store(self.settings)
+            self._store = open_store(self.settings, resident=self.resident)
         return self._store
+
+    @property
+    def index(self) -> IndexDatabase:
+        """The index and the registry: the whole database, or with ``index_only`` (until something
+        opens the whole database) a store without the other stores' code."""
+        if self._store is not None or not self.index_only:
+            return self.store
+        if self._index is None:
+            from repolens.storage.factory import open_index
+
+            self._index = open_index(self.settings)
+        return self._index
 
     @property
     def embedder(self) -> Embedder | None:
@@ -54,7 +71,7 @@ class Services:
         if self._searcher is None:
             from repolens.retrieval.search import Searcher
 
-            self._searcher = Searcher(self.store, self.embedder)
+            self._searcher = Searcher(self.index, self.embedder)
         return self._searcher
 
     @property
@@ -87,11 +104,12 @@ class Services:
 
     def close(self) -> None:
         """Release the database."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        for opened in (self._index, self._store):
+            if opened is not None:
+                opened.close()
+        self._store = self._index = None
 
 
-def build_services(settings: Settings) -> Services:
-    """Services for ``settings``; nothing is opened until used."""
-    return Services(settings)
+def build_services(settings: Settings, *, resident: bool = False, index_only: bool = False) -> Services:
+    """Services for ``settings``; nothing is opened until used (``resident``, ``index_only``: see ``Services``)."""
+    return Services(settings, resident=resident, index_only=index_only)

@@ -19,7 +19,7 @@ from conftest import GEO_CODE, commit_tree
 from repolens import operations
 from repolens.embeddings.factory import load_embedder
 from repolens.embeddings.fake import HashEmbedder
-from repolens.embeddings.static import MAX_TOKENS, MODEL_DIR, StaticEmbedder, model_available
+from repolens.embeddings.static import MAX_TOKENS, MODEL_DIR, POSITION_DECAY, StaticEmbedder, model_available
 from repolens.errors import InvalidInput
 from repolens.indexing.pipeline import index_source
 from repolens.indexing.vectors import backfill
@@ -64,6 +64,15 @@ def test_the_shipped_static_model_loads_offline_and_ranks_code_by_meaning() -> N
     ), "camelCase and snake_case identifiers are split into the words they are made of"
     empty = embedder.embed(["", "   "], input_type="document")
     assert not empty.any(), "a text without tokens gets a zero vector (it matches nothing), not NaN"
+    question = "How does the parser handle is_empty?"
+    asked = embedder.embed([question], input_type="query")[0].tolist()
+    as_doc = embedder.embed([question], input_type="document")[0].tolist()
+    assert asked == pytest.approx(embedder.embed(["parser handle is_empty?"], input_type="query")[0].tolist(), abs=1e-6), (
+        "a question's function words are dropped, not the parts of an identifier"
+    )
+    assert as_doc != pytest.approx(asked, abs=1e-3), "a document keeps every word"
+    only = embedder.embed(["how is it"], input_type="query")
+    assert only.any(), "a query made only of function words keeps them rather than matching nothing"
 
 
 def test_the_shipped_model_files_are_what_its_provenance_lists() -> None:
@@ -118,10 +127,23 @@ def test_a_model_built_by_the_script_from_a_tiny_corpus_is_what_the_loader_reads
     embedder = load_embedder(Settings(home=tmp_path / "home", embedder=f"static:{tmp_path / 'tiny'}"))
     assert isinstance(embedder, StaticEmbedder)
     assert embedder.dim == config["dim"] == 16
-    assert embedder.name == f"static-minilm-code-16-{config['checksum'][:8]}-t{MAX_TOKENS}"
+    assert embedder.name == f"static-minilm-code-16-{config['checksum'][:8]}-t{MAX_TOKENS}d{POSITION_DECAY}"
     vectors = embedder.embed(["def getKwargs(ctx): return kwargs", "unrelated prose"], input_type="document")
     assert vectors.shape == (2, 16)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+    # The runtime pools a text exactly as the fit did (position-weighted, repeats summed), so what the fit
+    # optimised is what search reads.
+    text = "getKwargs(ctx, kwargs) fetchKwargs ctx ctx kwargs " + " ".join(f"word{i}" for i in range(3 * MAX_TOKENS))
+    from tokenizers import Tokenizer
+
+    ids = script._encode_ids(Tokenizer.from_str(built.tokenizer_json), [text])
+    assert len(ids[0]) == MAX_TOKENS, "the build cuts texts where the runtime does"
+    table = built.codes.astype(np.float32) * built.scales[:, None]
+    assert np.allclose(embedder.embed([text], input_type="query")[0], script._pool(table, ids)[0], atol=1e-5)
+    design = script._Design.from_ids(ids, table.shape[0])
+    fitted = design.apply(table)[0]
+    assert np.allclose(fitted / np.linalg.norm(fitted), script._pool(table, ids)[0], atol=1e-5)
 
     again = script.distill(
         texts, groups, base_tokenizer_json=base, teacher=teacher, dims=16, fit_texts=40, seed=1, min_count=2, min_groups=3

@@ -14,12 +14,15 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from repolens import validation
 from repolens.domain import ApiKey, KeyRole, Source, Usage
 from repolens.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from repolens.storage.base import Database, KeyStore, Registry
+from repolens.storage.base import IndexDatabase, KeyStore, Registry
+
+if TYPE_CHECKING:
+    from repolens.storage.base import Database
 
 KEY_PREFIX = "ca_"
 KEY_PATTERN = re.compile(r"^ca_(?P<id>[0-9]{10,16})_(?P<secret>[A-Za-z0-9_-]{43})$")
@@ -104,7 +107,7 @@ def create_key(
     return MintedKey(f"{KEY_PREFIX}{key_id}_{secret}", row)
 
 
-def scope_id(db: Database, name_or_id: str) -> str:
+def scope_id(db: IndexDatabase, name_or_id: str) -> str:
     """The public id of the repository or workspace a key or user may be scoped to."""
     source = db.get_source(name_or_id)
     if source is not None:
@@ -147,7 +150,7 @@ class Principal:
         """Whether the key may manage keys and data sources."""
         return self.key.role == "admin"
 
-    def visible_source_ids(self, db: Database) -> frozenset[int] | None:
+    def visible_source_ids(self, db: IndexDatabase) -> frozenset[int] | None:
         """Source row ids the key may see; None means every source."""
         if not self.key.scopes:
             return None
@@ -162,7 +165,7 @@ class Principal:
                 ids.update(workspace.source_ids)
         return frozenset(ids)
 
-    def can_see(self, db: Database, source: Source) -> bool:
+    def can_see(self, db: IndexDatabase, source: Source) -> bool:
         """Whether ``source`` is within the key's scope."""
         visible = self.visible_source_ids(db)
         return visible is None or source.id in visible

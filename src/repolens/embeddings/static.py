@@ -1,6 +1,7 @@
 """The default embedder: a static (lookup-table) code model distilled from the packaged MiniLM.
 
-A text's vector is the mean of its tokens' rows in a table, normalised: no neural network runs at
+A text's vector is a weighted mean of its tokens' rows in a table, normalised (a token's weight falls
+with its position, see ``POSITION_DECAY``): no neural network runs at
 index or query time, so embedding costs about as much as tokenizing. The table ships inside the
 package (``models/static-minilm-code/``), built by ``scripts/build_static_embedder.py`` from the
 MiniLM teacher, with a vocabulary that adds frequent code sub-tokens and identifiers to MiniLM's
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from repolens.embeddings.base import InputType
 from repolens.errors import ProviderError
+from repolens.parsing.tokens import QUERY_STOPWORDS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,11 +41,16 @@ if TYPE_CHECKING:
 
 MODEL_DIR = "models/static-minilm-code"
 FORMAT_VERSION = 1
-# Tokens read per text. A unit's embedding text starts with what identifies it (path, name, signature,
-# docstring); in a mean, every body token dilutes that head. Measured on the dev set (vectors alone,
-# NDCG@10): 512 tokens 0.698, 128 0.710, 64 0.733, 32 0.733; the fused default was flat (0.827-0.828).
-# 64 keeps the head and costs a quarter of the tokenizing 512 does.
-MAX_TOKENS = 64
+# A unit's embedding text starts with what identifies it (path, name, signature, docstring), then its
+# code; a question starts with what it asks about. In a plain mean every later token dilutes that head
+# as much as it counts itself, so a token at position p (0-based) weighs 1 / (1 + p / POSITION_DECAY):
+# the first POSITION_DECAY tokens carry most of the vector, later ones still add to it, with no cliff.
+# Measured on the dev set with the same table (bench/REPORT.md, session 11), fused default NDCG@10:
+# a plain mean of 64 tokens 0.828; decay 8 0.836, 16 0.840, 32 0.840 (128 tokens); 16 with 256 tokens
+# 0.839. (Before: a hard cut was the only head weighting: 512 tokens 0.698 vectors alone, 64 0.733.)
+POSITION_DECAY = 16
+# Tokens read per text: past 128 a token weighs under 1/9 of the first one and adds little.
+MAX_TOKENS = 128
 # Characters read per text: the token limit cuts after tokenizing, so a long text (a file summary of a
 # module with hundreds of symbols) is cut first, and tokenizing is most of the embedding time. Measured on
 # 6,000 unit texts of four dev corpora (Python, TypeScript, Ruby, Rust): with 8 characters a token no
@@ -56,6 +63,11 @@ BATCH_TEXTS = 256
 # Identifier boundaries the BERT pre-tokenizer does not see: fooBar, HTTPServer, foo_bar. Splitting
 # them here (before lower-casing) lets the vocabulary's code words match the parts.
 _IDENTIFIER_BOUNDARY = re.compile(r"_+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+# A question's function words ("how does the ...") are rare in code, so the frequency weights of the
+# table count them as telling, and they open the question where position weights are highest. The
+# lexical side drops the same words from queries (parsing.tokens); documents keep them. Measured with
+# the shipped table on the dev set, fused default NDCG@10: 0.840 -> 0.844 (session 11, bench/REPORT.md).
+_QUERY_STOPWORD = re.compile(r"\b(?:" + "|".join(sorted(QUERY_STOPWORDS)) + r")\b", re.IGNORECASE)
 _SEPARATOR = "\x00"  # joins a batch for one regex pass; never in indexed text (NUL marks a binary file)
 
 
@@ -87,8 +99,15 @@ class StaticModel:
 
 
 def model_name(dim: int, checksum: str) -> str:
-    """What vectors are keyed by: the table (its checksum) and how much of a text it reads."""
-    return f"static-minilm-code-{dim}-{checksum[:8]}-t{MAX_TOKENS}"
+    """What vectors are keyed by: the table (its checksum) and how it reads a text (tokens, decay)."""
+    return f"static-minilm-code-{dim}-{checksum[:8]}-t{MAX_TOKENS}d{POSITION_DECAY}"
+
+
+def position_weights(n: int) -> npt.NDArray[np.float32]:
+    """The weight of each of the first ``n`` token positions (the build pools with the same)."""
+    import numpy as np
+
+    return (1.0 / (1.0 + np.arange(n, dtype=np.float32) / POSITION_DECAY)).astype(np.float32)
 
 
 def model_available(folder: Path | None = None) -> bool:
@@ -124,15 +143,17 @@ def load_static_model(folder: Path) -> StaticModel:
 
 
 def embed_with(model: StaticModel, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-    """Mean of the token rows of each text, L2-normalised; a text without tokens gets zeros.
+    """Position-weighted mean of the token rows of each text, L2-normalised; no tokens gives zeros.
 
     Code repeats its tokens (``self``, brackets, a variable's name): each text's distinct tokens are
-    counted first, so each row is read and scaled once per text (about a third of the occurrences).
+    gathered first with their summed position weights, so each row is read and scaled once per text
+    (about a third of the occurrences).
     """
     import numpy as np
 
     out = np.zeros((len(texts), model.dim), dtype=np.float32)
     vocab = model.codes.shape[0]
+    weights = position_weights(MAX_TOKENS)
     for start in range(0, len(texts), BATCH_TEXTS):
         batch = _split_all([t[:MAX_CHARS] for t in texts[start : start + BATCH_TEXTS]])
         encoded = model.tokenizer.encode_batch_fast(batch, add_special_tokens=False)
@@ -140,10 +161,14 @@ def embed_with(model: StaticModel, texts: Sequence[str]) -> npt.NDArray[np.float
         if not lengths.any():
             continue
         ids = np.fromiter((i for e in encoded for i in e.ids), dtype=np.int64, count=int(lengths.sum()))
-        keys, counts = np.unique(np.repeat(np.arange(len(encoded)), lengths) * vocab + ids, return_counts=True)
+        # each occurrence's position within its text: a running index restarted at every text
+        ends = np.cumsum(lengths)
+        positions = np.arange(len(ids)) - np.repeat(ends - lengths, lengths)
+        keys, inverse = np.unique(np.repeat(np.arange(len(encoded)), lengths) * vocab + ids, return_inverse=True)
+        summed = np.bincount(inverse, weights=weights[positions], minlength=len(keys)).astype(np.float32)
         docs, tokens = np.divmod(keys, vocab)
         rows = model.codes[tokens].astype(np.float32)
-        rows *= (model.scales[tokens] * counts)[:, None]
+        rows *= (model.scales[tokens] * summed)[:, None]
         firsts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
         sums = np.add.reduceat(rows, firsts, axis=0)
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
@@ -154,7 +179,8 @@ def embed_with(model: StaticModel, texts: Sequence[str]) -> npt.NDArray[np.float
 class StaticEmbedder:
     """The packaged static code model (``REPOLENS_EMBEDDER=static``, the default).
 
-    Queries and documents are embedded the same way. The table loads on first use.
+    Queries and documents are pooled the same way; a query loses its function words first. The table
+    loads on first use.
     """
 
     def __init__(self, folder: Path | None = None) -> None:
@@ -183,5 +209,7 @@ class StaticEmbedder:
         return self._model
 
     def embed(self, texts: Sequence[str], *, input_type: InputType) -> npt.NDArray[np.float32]:
-        """One unit vector per text (``input_type`` makes no difference to a lookup table)."""
+        """One unit vector per text; a query without its function words (``_QUERY_STOPWORD``)."""
+        if input_type == "query":
+            texts = [_QUERY_STOPWORD.sub(" ", t).strip() or t for t in texts]
         return embed_with(self._load(), texts)

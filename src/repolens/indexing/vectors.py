@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from repolens.embeddings.base import Embedder
 from repolens.indexing.units import embedding_text_for
-from repolens.storage.base import IndexStore
+from repolens.storage.base import IndexStore, VectorMatrices
 from repolens.storage.codec import encode
 
 BACKFILL_BATCH = 128  # units in the first batch: MiniLM embeds them in about a second on 2 cores
@@ -88,7 +88,8 @@ def embed_and_compact(
 ) -> tuple[int, int, int]:
     """What follows the lexical index for every caller (``repolens index``, an indexing job):
     embed the units that lack a vector (unless ``embed`` is False or there is no embedder),
-    reporting the exact counts first and last, then compact the store. Returns (embedded now,
+    reporting the exact counts first and last, then compact the store and leave the source's
+    vector matrix ready to load (a store with ``VectorMatrices``). Returns (embedded now,
     vectors ready, units in all)."""
     embedded = ready = total = 0
     if embedder is not None and embed:
@@ -100,4 +101,6 @@ def embed_and_compact(
         if embed and on_progress is not None:
             on_progress(ready, total)  # the backfill's last report may have fallen inside a write throttle
     store.compact()
+    if embedder is not None and ready and isinstance(store, VectorMatrices):
+        store.vector_matrix(source_id, embedder.name, embedder.dim)  # ready for the first search
     return embedded, ready, total

@@ -226,11 +226,14 @@ def score(
     def_names = {n.lower() for n in analysis.identifiers}
     def_exact = set(analysis.identifiers)
     definition_count = len(definitions)
+    # Path-derived factors once per file: the candidates of a query come from a few dozen files.
+    path_factors: dict[int, tuple[float, float]] = {}
+    wants_share = not analysis.is_symbol and bool(analysis.keywords)
     for a, base in unit_score.items():
         row = rows[a]
         sig = signals[a]
         score = base + file_score.get(row.file_id, 0.0)
-        if row.kind == "Symbol" and (row.name.lower() in def_names or row.qualified_name.lower() in def_names):
+        if def_names and row.kind == "Symbol" and (row.name.lower() in def_names or row.qualified_name.lower() in def_names):
             boost = DEFINITION_BOOST * base_max
             if not analysis.is_symbol:
                 boost *= EMBEDDED_IDENTIFIER_FACTOR
@@ -246,13 +249,15 @@ def score(
                 boost *= 0.8  # a top-level definition of the name beats a same-named method
             score += boost
             sig["definition"] = round(boost, 4)
-        if not analysis.is_symbol and analysis.keywords:
-            share = _keyword_share(row.path, analysis.keywords)
-            if share >= PATH_KEYWORD_MIN_SHARE:
-                bonus = PATH_KEYWORD_BOOST * base_max * share
-                score += bonus
-                sig["path"] = round(bonus, 4)
-        prior = _path_prior(row.path)
+        factors = path_factors.get(row.file_id)
+        if factors is None:
+            share = _keyword_share(row.path, analysis.keywords) if wants_share else 0.0
+            factors = path_factors[row.file_id] = (share, _path_prior(row.path))
+        share, prior = factors
+        if share >= PATH_KEYWORD_MIN_SHARE:
+            bonus = PATH_KEYWORD_BOOST * base_max * share
+            score += bonus
+            sig["path"] = round(bonus, 4)
         if prior != 1.0:
             score *= prior
             sig["prior"] = prior

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -27,7 +27,7 @@ from repolens.errors import InvalidInput, NotFound
 from repolens.retrieval import rerank as rr
 from repolens.retrieval.query import QueryAnalysis, analyze
 from repolens.retrieval.report import frame_file_matches
-from repolens.storage.base import NativeVectorSearch, Store
+from repolens.storage.base import NativeVectorSearch, Store, VectorMatrices
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,6 +42,11 @@ LEXICAL_CANDIDATES = 200  # units from BM25: deep enough that fusion and boosts 
 MESSAGE_CHECK_FILES = 20
 FILE_CANDIDATES = 60  # whole files from BM25
 VECTOR_CANDIDATES = 150  # units from cosine similarity
+# A query embedding faster than this (the static embedder: ~0.1 ms) runs inline: handing it to the
+# embedding thread costs more, as the two threads then take turns on the GIL, whose switch
+# interval is 5 ms. Slower embedders (MiniLM, ~5-10 ms, GIL released; remote ones) keep the thread.
+INLINE_EMBED_MS = 1.0
+EMBED_MS_SMOOTHING = 0.2  # weight of the newest query embedding in the running estimate of its cost
 MAX_LIMIT = MAX_RESULTS
 
 
@@ -86,6 +91,7 @@ class Searcher:
         # instead of each decoding the same ~20 MB of vectors at once.
         self._vectors_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._embed_ms: float | None = None  # running estimate of one query embedding; None: not measured
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -125,8 +131,12 @@ class Searcher:
                 with self._vectors_lock:
                     cached = self._vectors.get(sid)
                     if cached is None or cached.key != key:
-                        ids, blobs = self.store.vectors((sid,), self.embedder.name)
-                        cached = _VectorCache(key, ids, decode_many(blobs, self.embedder.dim))
+                        if isinstance(self.store, VectorMatrices):
+                            ids, matrix = self.store.vector_matrix(sid, self.embedder.name, self.embedder.dim)
+                        else:
+                            ids, blobs = self.store.vectors((sid,), self.embedder.name)
+                            matrix = decode_many(blobs, self.embedder.dim)
+                        cached = _VectorCache(key, ids, matrix)
                         self._vectors[sid] = cached
             parts.append((cached.ids, cached.matrix))
         if len(parts) == 1:
@@ -141,17 +151,29 @@ class Searcher:
 
         if len(ids) == 0 or self.embedder is None:
             return []
-        qvec = self.embedder.embed([text], input_type="query")[0]
-        sims = matrix @ qvec
+        qvec = self._embed_query(text)
+        # einsum, not ``matrix @ qvec``: BLAS spreads a matrix-vector product over every core, and
+        # on a busy 2-core machine its threads wait for each other (8-10 ms against einsum's 1-2 ms
+        # for sqlalchemy's 15,000 x 256 at load 5).
+        sims = np.einsum("ij,j->i", matrix, qvec)
         k = min(limit, len(sims))
         top = np.argpartition(-sims, k - 1)[:k]
         top = top[np.argsort(-sims[top])]
         return [(int(ids[i]), float(sims[i])) for i in top]
 
+    def _embed_query(self, text: str) -> npt.NDArray[np.float32]:
+        assert self.embedder is not None
+        started = time.perf_counter()
+        qvec: npt.NDArray[np.float32] = self.embedder.embed([text], input_type="query")[0]
+        ms = (time.perf_counter() - started) * 1000
+        last = self._embed_ms
+        self._embed_ms = ms if last is None else last + EMBED_MS_SMOOTHING * (ms - last)
+        return qvec
+
     def _native_candidates(self, text: str, source_ids: tuple[int, ...], limit: int) -> list[tuple[int, float]]:
         """Embed the query and ask the database's own vector index (runs in a thread)."""
         assert self.embedder is not None and isinstance(self.store, NativeVectorSearch)
-        qvec = self.embedder.embed([text], input_type="query")[0]
+        qvec = self._embed_query(text)
         return self.store.nearest_units(source_ids, self.embedder.name, qvec, limit)
 
     # -- issue reports --------------------------------------------------------------------
@@ -247,19 +269,24 @@ class Searcher:
                 "vectors phase); lexical and auto mode work meanwhile"
             )
 
-        pending = None
+        pending: Future[list[tuple[int, float]]] | None = None
+        vec_units: list[tuple[int, float]] = []
         vector_text = analysis.vector_text or analysis.text
         if use_vectors and ready:
-            # The query embedding (onnxruntime, GIL released) runs on the other core while
-            # the database answers the lexical queries here.
+            # A slow query embedding (onnxruntime, GIL released) runs on the other core while
+            # the database answers the lexical queries here; a fast one runs inline.
             if isinstance(self.store, NativeVectorSearch):
                 pending = self._pool().submit(self._native_candidates, vector_text, source_ids, VECTOR_CANDIDATES)
             else:
                 vec_ids, matrix = self._vector_matrix(source_ids)
-                pending = self._pool().submit(self._vector_candidates, vector_text, vec_ids, matrix, VECTOR_CANDIDATES)
+                if self._embed_ms is not None and self._embed_ms < INLINE_EMBED_MS:
+                    vec_units = self._vector_candidates(vector_text, vec_ids, matrix, VECTOR_CANDIDATES)
+                else:
+                    pending = self._pool().submit(self._vector_candidates, vector_text, vec_ids, matrix, VECTOR_CANDIDATES)
         lex_units = self.store.lexical_units(analysis.terms, source_ids, LEXICAL_CANDIDATES) if use_lexical else []
         lex_files = self.store.lexical_files(analysis.terms, source_ids, FILE_CANDIDATES) if use_lexical else []
-        vec_units = pending.result() if pending is not None else []
+        if pending is not None:
+            vec_units = pending.result()
         definitions = (
             self.store.symbols_named(list(analysis.identifiers), source_ids) if rerank and analysis.identifiers else []
         )
@@ -271,8 +298,7 @@ class Searcher:
         vec_units = [(a, sim) for a, sim in vec_units if a in rows and rows[a].kind != "File"]
         for d in definitions:
             rows.setdefault(d.id, d)
-        rows = {k: v for k, v in rows.items() if filters.accepts(v.path)}
-        rows = {k: v for k, v in rows.items() if v.kind != "File"}
+        rows = {k: v for k, v in rows.items() if v.kind != "File" and filters.accepts(v.path)}
         evidence = None
         if analysis.report is not None and rerank:
             evidence = self._report_evidence(analysis, source_ids, rows, lex_units, lex_files, filters)

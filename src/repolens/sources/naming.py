@@ -12,7 +12,6 @@ from pathlib import Path
 
 from repolens import validation
 from repolens.errors import InvalidInput
-from repolens.sources import git
 
 MAX_NAME_CHARS = 200
 # The shape of every public id (24 hex characters, ``secrets.token_hex(12)`` in storage). Ids and
@@ -35,6 +34,8 @@ def default_name(location: str) -> str:
     """The name a repository gets when none is given: ``owner/repo`` from a git URL, else the
     folder's name. A local folder is named by its folder even when it has a remote: the name a
     reader sees is the name it gets."""
+    from repolens.sources import git  # subprocess and URL parsing: not for a command that only reads
+
     if git.looks_like_url(location):
         return git.name_from_url(location)
     return Path(location).name

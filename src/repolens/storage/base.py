@@ -31,16 +31,15 @@ from repolens.domain import (
     WebSession,
     Workspace,
 )
-from repolens.storage.agents import AgentRegistry
-from repolens.storage.batch_store import BatchStore
-from repolens.storage.chats import ChatStore
-from repolens.storage.eval_store import EvalStore
-from repolens.storage.knowledge import KnowledgeStore
-from repolens.storage.workflow_store import WorkflowStore
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    # The whole backend's protocol lives beside the stores of the agents, chats, knowledge bases,
+    # workflows, batches and evaluations (``storage/database.py``): importing them costs a search
+    # from the shell ~70 ms, so it is loaded on first use (``__getattr__`` below).
+    from repolens.storage.database import Database as Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +309,16 @@ class Store(SourceCatalog, IndexStore, Protocol):
 
 
 @runtime_checkable
+class VectorMatrices(Protocol):
+    """A store that keeps each source's decoded vector matrix ready to load (SQLite: memory-mapped
+    files beside the database); others are decoded from ``Store.vectors`` by the searcher."""
+
+    def vector_matrix(self, source_id: int, model: str, dim: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """(artifact ids, unit-length float32 rows) of the source's vectors from ``model``."""
+        ...
+
+
+@runtime_checkable
 class NativeVectorSearch(Protocol):
     """A store with its own nearest-neighbour index (pgvector); others are searched exactly in
     memory by the searcher, from ``Store.vectors``."""
@@ -524,7 +533,15 @@ class Registry(KeyStore, WorkspaceStore, JobQueue, ConversationStore, UserStore,
     beside the index."""
 
 
-class Database(Store, Registry, AgentRegistry, ChatStore, KnowledgeStore, WorkflowStore, BatchStore, EvalStore, Protocol):
-    """A backend: the index (``Store``), the control data (``Registry``, ``AgentRegistry``,
-    ``ChatStore``), the knowledge bases (``KnowledgeStore``), the workflows (``WorkflowStore``),
-    Codeer's batches (``BatchStore``) and agent evaluations (``EvalStore``) in one database."""
+class IndexDatabase(Store, Registry, Protocol):
+    """The index and the control data without the agents', chats', knowledge bases', workflows',
+    batches' and evaluations' stores: what a search needs, scopes and names included."""
+
+
+def __getattr__(name: str) -> object:
+    # PEP 562: ``Database`` (storage/database.py) loads with the stores it is made of, when asked for.
+    if name == "Database":
+        from repolens.storage.database import Database
+
+        return Database
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -49,6 +49,21 @@ class GenerationCache(Generic[K, V]):
                 return None
             self._entries.move_to_end(key)
             return entry[0]
+
+    def get_many(self, keys: Iterable[K]) -> tuple[dict[K, V], list[K]]:
+        """(the cached values, the keys not cached), under one acquisition of the lock."""
+        found: dict[K, V] = {}
+        missing: list[K] = []
+        with self._lock:
+            entries = self._entries
+            for key in keys:
+                entry = entries.get(key)
+                if entry is None:
+                    missing.append(key)
+                else:
+                    entries.move_to_end(key)
+                    found[key] = entry[0]
+        return found, missing
 
     def put(self, key: K, value: V, generation: object) -> None:
         """Keep ``value``, read after ``generation`` was read; refused if the content moved since."""

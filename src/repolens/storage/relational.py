@@ -17,15 +17,9 @@ from typing import Any, Protocol
 
 from repolens.domain import Artifact, IndexedFile, Relation, RelationKind, Source
 from repolens.errors import Conflict, StorageError
-from repolens.storage.agents import AgentRegistryMixin
-from repolens.storage.batch_store import BatchStoreMixin
 from repolens.storage.cache import GenerationCache
-from repolens.storage.chats import ChatStoreMixin
-from repolens.storage.eval_store import EvalStoreMixin
-from repolens.storage.knowledge import KnowledgeMixin
 from repolens.storage.migrations import Migration
 from repolens.storage.registry import RegistryMixin
-from repolens.storage.workflow_store import WorkflowStoreMixin
 
 # Relation kinds are stored as small integers: the table has tens of thousands of rows per repo.
 RELATION_KINDS: tuple[RelationKind, ...] = ("calls", "references", "imports", "inherits")
@@ -97,10 +91,9 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
-class SqlStore(
-    RegistryMixin, AgentRegistryMixin, ChatStoreMixin, KnowledgeMixin, WorkflowStoreMixin, BatchStoreMixin, EvalStoreMixin
-):
-    """The shared read side; subclasses set ``_integrity_errors`` and call ``_init_caches``."""
+class SqlIndexStore(RegistryMixin):
+    """The shared read side of the index and the registry; subclasses set ``_integrity_errors`` and
+    call ``_init_caches``. ``storage.database.SqlStore`` adds the other stores' mixins."""
 
     # What opening the store did to the schema (``repolens migrate`` reports it); None: nothing.
     schema_migration: Migration | None = None
@@ -206,14 +199,7 @@ class SqlStore(
         """Artifacts by row id (missing ids are simply absent)."""
         generation = self.generation()
         self._artifact_cache.sync(generation)
-        out: dict[int, Artifact] = {}
-        missing: list[int] = []
-        for artifact_id in ids:
-            cached = self._artifact_cache.get(artifact_id)
-            if cached is None:
-                missing.append(artifact_id)
-            else:
-                out[artifact_id] = cached
+        out, missing = self._artifact_cache.get_many(ids)
         for chunk in chunks(missing, 500):
             marks = ",".join("?" * len(chunk))
             rows = self._conn.execute(

@@ -40,10 +40,10 @@ from repolens.errors import InvalidInput, StorageError
 from repolens.storage import migrations
 from repolens.storage.base import NewFile, Tokenize
 from repolens.storage.cache import GenerationCache
+from repolens.storage.database import SqlStore
 from repolens.storage.relational import (
     NO_MODEL,
     RELATION_CODES,
-    SqlStore,
     chunks,
     pack,
 )

@@ -22,14 +22,25 @@ Design notes:
   process: caches built from the database (vector matrices, counts) key on it. Bookkeeping
   writes (job progress, keys, workspaces) leave it alone, or an idle job poller would
   invalidate every cache twice a second.
+* ``meta.lexical_generation`` counts only the commits that change the FTS tables (files
+  written or deleted): a ``resident`` store keeps their postings in memory (``lexicon.py``) and
+  rebuilds them when it moves, not on every batch of vectors an embedding run writes.
+* ``meta.vectors_generation`` counts the commits that write or drop vectors. A source's vector
+  matrix (its units' vectors of one model, decoded) depends on its artifacts and on the vectors
+  table only, so the two counters name it exactly: it is kept as ``.npy`` files beside the
+  database under that name (``matrices/``), written after indexing and on first use, and
+  memory-mapped by a search (a ``repolens search`` from the shell then reads no vector rows).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +52,7 @@ from repolens.storage.base import NewFile, Tokenize
 from repolens.storage.relational import (
     ARTIFACT_COLUMNS,
     RELATION_CODES,
-    SqlStore,
+    SqlIndexStore,
     pack,
     unpack,
 )
@@ -50,11 +61,41 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from repolens.storage.sqlite.database import SqliteStore as SqliteStore
+    from repolens.storage.sqlite.lexicon import Lexicon
+
+log = logging.getLogger(__name__)
+
 _BUSY_TIMEOUT_MS = 60_000  # a concurrent index run holds the write lock for seconds, not minutes
 # Column weights for bm25(): a hit in a symbol's name says far more than one in its body,
 # and a path hit sits in between (measured on the benchmark, see bench/REPORT.md).
 UNIT_WEIGHTS = (0.0, 6.0, 1.0)  # src, name, body (paths are matched at file level)
 FILE_WEIGHTS = (0.0, 3.0, 2.0, 1.0)  # src, path, symbols, body
+# The FTS tables a resident store holds in memory: (columns in order, their bm25() weights).
+FTS_TABLES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
+    "units_fts": (("src", "name", "body"), UNIT_WEIGHTS),
+    "files_fts": (("src", "path", "symbols", "body"), FILE_WEIGHTS),
+}
+# Bumped by every commit that changes the FTS tables (an upsert: the row may not exist yet).
+_BUMP_LEXICAL = (
+    "INSERT INTO meta(key, value) VALUES ('lexical_generation', 1) "
+    "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+)
+LEXICON_BUILD_CACHE_KIB = 4096  # page cache of the connection that reads the postings (see build_lexicons)
+_BUMP_VECTORS = _BUMP_LEXICAL.replace("lexical_generation", "vectors_generation")
+MATRIX_DIR = "matrices"  # beside the database: one pair of .npy files per (source, model, state)
+# What a source's vector matrix file is named after: both counters and the source's random public
+# id (a database made anew at the same path restarts the counters, never the ids).
+_MATRIX_KEY = (
+    "SELECT (SELECT value FROM meta WHERE key = 'lexical_generation'), "
+    "(SELECT value FROM meta WHERE key = 'vectors_generation'), (SELECT public_id FROM sources WHERE id = ?)"
+)
+# What the in-memory postings are keyed on: the counter above, and FTS5's own averages record
+# (row count and tokens per column), which also moves if an older release wrote the file.
+_LEXICAL_KEY = (
+    "SELECT (SELECT value FROM meta WHERE key = 'lexical_generation'), "
+    "(SELECT block FROM units_fts_data WHERE id = 1), (SELECT block FROM files_fts_data WHERE id = 1)"
+)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -100,16 +141,35 @@ def fts_query(terms: Sequence[str]) -> str:
     return " OR ".join('"' + t.replace('"', "") + '"' for t in terms if t)
 
 
-class SqliteStore(SqlStore):
-    """``Store`` and ``Registry`` on one SQLite file."""
+def __getattr__(name: str) -> object:
+    # PEP 562: the whole database (``sqlite/database.py``) loads the other stores when asked for.
+    if name == "SqliteStore":
+        from repolens.storage.sqlite.database import SqliteStore
 
-    _integrity_errors = (sqlite3.IntegrityError,)
+        return SqliteStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def __init__(self, path: Path) -> None:
+
+class SqliteIndexStore(SqlIndexStore):
+    """``Store`` and ``Registry`` on one SQLite file (``SqliteStore`` adds the other stores).
+
+    ``resident``: a long-lived process (the server) answers lexical searches from postings held
+    in memory (``lexicon.py``, the same scores as FTS5's ``bm25()``), built in a background
+    thread whenever the FTS tables changed; until a build is ready, searches go through SQL.
+    A one-shot command (``repolens search``) leaves it off: one SQL query costs less than a build.
+    """
+
+    _integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+
+    def __init__(self, path: Path, *, resident: bool = False) -> None:
         self.path = path
+        self.resident = resident
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._lexicons: dict[str, tuple[object, Lexicon | None]] = {}  # None: too large, SQL answers
+        self._lexicon_builder: threading.Thread | None = None
+        self._lexicon_lock = threading.Lock()
         self._init_caches()
         self._init_schema()
 
@@ -124,7 +184,10 @@ class SqliteStore(SqlStore):
         return conn
 
     def close(self) -> None:
-        """Close every connection this store opened."""
+        """Close every connection this store opened (after a lexicon build under way ends)."""
+        builder = self._lexicon_builder
+        if builder is not None:
+            builder.join()
         with self._connections_lock:
             for conn in self._connections:
                 conn.close()
@@ -168,11 +231,16 @@ class SqliteStore(SqlStore):
     # -- sources --------------------------------------------------------------------------
 
     def delete_source(self, source_id: int, *, tokenize: Tokenize) -> None:
-        """Remove a source, its files, artifacts, relations, vectors and postings."""
+        """Remove a source, its files, artifacts, relations, vectors, postings and vector matrix files."""
         with self._write() as conn:
+            row = conn.execute("SELECT public_id FROM sources WHERE id = ?", (source_id,)).fetchone()
             paths = [r[0] for r in conn.execute("SELECT path FROM files WHERE source_id = ?", (source_id,))]
             self._delete_paths(conn, source_id, paths, tokenize)
             conn.execute("DELETE FROM sources WHERE id = ?", (source_id,))
+            conn.execute(_BUMP_LEXICAL)
+        if row is not None:
+            for matrix_file in (self.path.parent / MATRIX_DIR).glob(f"{row[0]}-*"):
+                matrix_file.unlink(missing_ok=True)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -209,6 +277,7 @@ class SqliteStore(SqlStore):
                 (source_id, source_id),
             ).fetchone()
             conn.execute("UPDATE sources SET file_count = ?, artifact_count = ? WHERE id = ?", (*counts, source_id))
+            conn.execute(_BUMP_LEXICAL)
         return written
 
     def _insert_artifacts(self, conn: sqlite3.Connection, source_id: int, file_id: int, new: NewFile, src: str) -> None:
@@ -300,6 +369,16 @@ class SqliteStore(SqlStore):
         query = fts_query(terms)
         if not query or not source_ids:
             return []
+        if self.resident:
+            lexicon = self._lexicon(table)
+            if lexicon is not None:
+                from repolens.storage.sqlite.lexicon import stem_words
+
+                # FTS5 scores each quoted term as a phrase; a word its tokenizer splits in two
+                # (none that ``parsing.tokens`` makes) is a real phrase: SQL answers that query.
+                stems = stem_words([t.replace('"', "") for t in terms if t.replace('"', "")])
+                if all(len(s) == 1 for s in stems):
+                    return lexicon.search([s[0] for s in stems], source_ids, limit)
         scope = " OR ".join(_src_token(s) for s in source_ids)
         match = f"src:({scope}) AND ({query})"
         w = ", ".join(str(x) for x in weights)
@@ -311,6 +390,53 @@ class SqliteStore(SqlStore):
         except sqlite3.OperationalError as exc:
             raise StorageError(f"lexical search failed: {exc}") from exc
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _lexicon(self, table: str) -> Lexicon | None:
+        """The in-memory postings of ``table`` if they are current; else None, and a build starts."""
+        key = tuple(self._conn.execute(_LEXICAL_KEY).fetchone())
+        cached = self._lexicons.get(table)
+        if cached is not None and cached[0] == key:
+            return cached[1]  # None: this state's table is too large to hold (lexicon.MAX_TOKENS)
+        with self._lexicon_lock:
+            if self._lexicon_builder is None or not self._lexicon_builder.is_alive():
+                self._lexicon_builder = threading.Thread(
+                    target=self._build_lexicons_logged, name="repolens-lexicon", daemon=True
+                )
+                self._lexicon_builder.start()
+        return None
+
+    def lexicons_current(self) -> bool:
+        """Whether lexical searches are answered from memory now (a resident store with a current build)."""
+        key = tuple(self._conn.execute(_LEXICAL_KEY).fetchone())
+        current = [self._lexicons.get(table) for table in FTS_TABLES]
+        return all(c is not None and c[0] == key and c[1] is not None for c in current)
+
+    def _build_lexicons_logged(self) -> None:
+        try:
+            self.build_lexicons()
+        except (sqlite3.Error, ValueError):
+            # Searches keep going through SQL; the next one tries again.
+            log.warning("could not build the in-memory lexical index of %s", self.path, exc_info=True)
+
+    def build_lexicons(self) -> None:
+        """Read both FTS tables' postings into memory now (a resident store does it in the background)."""
+        from repolens.storage.sqlite.lexicon import build
+
+        conn = connect(self.path)
+        try:
+            # The FTS pages are read once, in order: a small page cache (not 64 MiB) keeps the peak down.
+            conn.execute(f"PRAGMA cache_size=-{LEXICON_BUILD_CACHE_KIB}")
+            conn.execute("BEGIN")  # one snapshot: the key and the postings it stands for
+            key = tuple(conn.execute(_LEXICAL_KEY).fetchone())
+            source_ids = [int(r[0]) for r in conn.execute("SELECT id FROM sources")]
+            built = {
+                table: (key, build(conn, table, columns, weights, source_ids))
+                for table, (columns, weights) in FTS_TABLES.items()
+            }
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        self._lexicons.update(built)
 
     def lexical_units(self, terms: Sequence[str], source_ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
         """(artifact id, BM25 score) of symbol and chunk units matching any term, best first."""
@@ -331,6 +457,7 @@ class SqliteStore(SqlStore):
                 "INSERT OR REPLACE INTO vectors(embed_key, model, vec) VALUES (?, ?, ?)",
                 [(key, self._model_id(model, create=True), blob) for key, blob in items],
             )
+            conn.execute(_BUMP_VECTORS)
 
     def vectors(self, source_ids: Sequence[int], model: str) -> tuple[npt.NDArray[np.int64], list[bytes]]:
         """(artifact ids, encoded vectors) for ``model`` of every unit in the given sources."""
@@ -351,7 +478,81 @@ class SqliteStore(SqlStore):
             cur = conn.execute(
                 "DELETE FROM vectors WHERE embed_key NOT IN (SELECT embed_key FROM artifacts WHERE embed_key IS NOT NULL)"
             )
+            if cur.rowcount:
+                conn.execute(_BUMP_VECTORS)
             return cur.rowcount
+
+    def _matrix_stem(self, source_id: int, model: str) -> Path | None:
+        """Where the source's matrix files for ``model`` in the current state are (None: no such source)."""
+        lexical, vectors, public_id = self._conn.execute(_MATRIX_KEY, (source_id,)).fetchone()
+        if public_id is None:
+            return None
+        # Readable and collision-proof without hashlib (OpenSSL's loading is ~10 ms of a shell search).
+        model_key = f"{re.sub(r'[^A-Za-z0-9_]+', '_', model)[:48]}-{zlib.crc32(model.encode()):08x}"
+        return self.path.parent / MATRIX_DIR / f"{public_id}-{model_key}-{lexical or 0}-{vectors or 0}"
+
+    def vector_counts_cached(self, source_id: int, model: str) -> tuple[int, int]:
+        """``vector_counts``, from the source's matrix files when they are current (a search from the
+        shell then scans no rows), else as the shared read side computes and caches it."""
+        gen = self.generation()
+        cached = self._count_cache.get((source_id, model))
+        if cached is not None and cached[0] == gen:
+            return cached[1]
+        stem = self._matrix_stem(source_id, model)
+        if stem is not None:
+            try:
+                ready, total = stem.with_suffix(".counts").read_text().split()
+            except (OSError, ValueError):
+                pass  # not written yet (or half-written): counted in SQL
+            else:
+                self._count_cache[(source_id, model)] = (gen, (int(ready), int(total)))
+                return int(ready), int(total)
+        return super().vector_counts_cached(source_id, model)
+
+    def vector_matrix(self, source_id: int, model: str, dim: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """(artifact ids, unit-length float32 rows) of a source's vectors from ``model``.
+
+        Read memory-mapped from the source's matrix files when they match the database's state,
+        else decoded from the vectors table and written for the next reader (see the module notes).
+        """
+        import numpy as np
+
+        from repolens.storage.codec import decode_many
+
+        stem = self._matrix_stem(source_id, model)
+        if stem is None:  # no such source
+            return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
+        folder, prefix = stem.parent, stem.name.rsplit("-", 2)[0] + "-"
+        ids_file, vec_file = stem.with_suffix(".ids.npy"), stem.with_suffix(".vec.npy")
+        try:
+            ids = np.load(ids_file, mmap_mode="r")
+            matrix = np.load(vec_file, mmap_mode="r")
+            if matrix.shape == (len(ids), dim) and stem.with_suffix(".counts").exists():
+                return ids, matrix
+        except (OSError, ValueError):
+            pass  # missing, half-written by a killed process, or unreadable: rebuilt below
+        ids, blobs = self.vectors((source_id,), model)
+        matrix = decode_many(blobs, dim)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in [*folder.glob(f"{prefix}*.npy"), *folder.glob(f"{prefix}*.counts")]:
+                old.unlink(missing_ok=True)  # an older state of this source's matrix
+            # The matrix first and the ids last, each renamed into place: a reader that finds the
+            # ids file finds a whole matrix file of the same state beside it. The unit counts
+            # (``vector_counts``: ready = the matrix's rows) go last of all.
+            _, total = self.vector_counts(source_id, model)
+            counts = f"{len(ids)} {total}".encode()
+            for target, payload in ((vec_file, matrix), (ids_file, ids), (stem.with_suffix(".counts"), counts)):
+                partial = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+                with partial.open("wb") as out:
+                    if isinstance(payload, bytes):
+                        out.write(payload)
+                    else:
+                        np.save(out, payload)
+                os.replace(partial, target)
+        except OSError:
+            log.warning("could not write the vector matrix of source %s to %s", source_id, folder, exc_info=True)
+        return ids, matrix
 
     def compact(self) -> None:
         """Drop orphaned vectors and give freed pages back, so re-indexing never grows the file."""
@@ -380,6 +581,7 @@ class SqliteStore(SqlStore):
                     "file_count = 0, artifact_count = 0"
                 )
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('index_version', ?)", (version,))
+            conn.execute(_BUMP_LEXICAL)
         return row is not None
 
     @contextmanager

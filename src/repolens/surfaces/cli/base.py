@@ -27,11 +27,13 @@ EXIT_USAGE = 2
 
 
 @contextmanager
-def open_services() -> Iterator[Services]:
+def open_services(*, resident: bool = False, index_only: bool = False) -> Iterator[Services]:
+    """Services for one command; ``resident`` for a command that stays up and answers many searches,
+    ``index_only`` for one that only searches (see ``Services``)."""
     from repolens.services import build_services
     from repolens.settings import load_settings
 
-    services = build_services(load_settings())
+    services = build_services(load_settings(), resident=resident, index_only=index_only)
     try:
         yield services
     finally:

@@ -49,7 +49,7 @@ def search(
     from repolens import operations, views
     from repolens.retrieval.search import Mode
 
-    with open_services() as services:
+    with open_services(index_only=True) as services:
         mode_value: Mode = mode  # type: ignore[assignment]  # click.Choice guarantees the literal
         request = operations.SearchRequest(
             query, names=sources, paths=paths, extensions=exts, limit=limit, mode=mode_value, include_content=content

@@ -90,12 +90,12 @@ def _listen(host: str, port: int) -> socket.socket:
 def migrate() -> None:
     """Create or upgrade the database schema (SQLite file or REPOLENS_DATABASE_URL); also done at startup."""
     from repolens.storage.migrations import HEAD
-    from repolens.storage.relational import SqlStore
+    from repolens.storage.relational import SqlIndexStore
 
     with open_services() as services:
         store = services.store  # opening a store brings its schema up to date
         where = "PostgreSQL" if services.settings.uses_postgres else str(services.settings.db_path)
-        done = store.schema_migration if isinstance(store, SqlStore) else None
+        done = store.schema_migration if isinstance(store, SqlIndexStore) else None
         change = f"upgraded from {done.before or 'nothing'} to" if done else "already at"
         click.echo(
             f"schema {change} revision {done.after if done else HEAD} in {where} ({len(store.list_sources())} data sources)"
@@ -188,6 +188,6 @@ def mcp_stdio(log_level: str) -> None:
     from repolens.surfaces.mcp.server import build_server
 
     logs.configure(log_level, access_log=False)  # a StreamHandler writes to stderr: stdout is the protocol
-    with open_services() as services:
+    with open_services(resident=True) as services:
         _ = services.searcher  # open the index and the embedder before the agent's first call
         build_server(lambda: services, max_tokens=services.settings.mcp_max_tokens, version=__version__).run("stdio")

@@ -41,7 +41,7 @@ _ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "429", "500"
 
 def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     """The server for ``settings``; ``run_jobs=False`` leaves jobs queued (tests, replicas)."""
-    services = build_services(settings)
+    services = build_services(settings, resident=True)
     mcp_server = build_server(lambda: services, max_tokens=settings.mcp_max_tokens, version=__version__)
 
     @asynccontextmanager
