@@ -50,3 +50,19 @@ def load_embedder(settings: Settings) -> Embedder | None:
         f"unknown REPOLENS_EMBEDDER {spec!r}: use static, minilm, none, hash, "
         "static:<model folder>, st:<model folder> or openai:<model>"
     )
+
+
+def embeds_beside_parser(embedder: Embedder) -> bool:
+    """Whether indexing should embed with ``embedder`` in its parse workers, as files are parsed.
+
+    Yes for a lookup table (the static model, the test fake): ~1,000 units/s per core, no thread pool
+    to share, a memory-mapped table, so a unit's vector costs about a third of what parsing its file
+    does and the index with vectors is ready about when the lexical one is. Not a transformer (MiniLM:
+    35-175 units/s, its own threads) or a remote endpoint: they would hold the lexical index back for
+    minutes, so their vectors are computed after it (``indexing.vectors.backfill``), while search
+    answers lexically.
+    """
+    from repolens.embeddings.fake import HashEmbedder
+    from repolens.embeddings.static import StaticEmbedder
+
+    return isinstance(embedder, StaticEmbedder | HashEmbedder)

@@ -177,9 +177,10 @@ def run_job(settings: Settings, job_id: str, *, parent_pid: int | None = None) -
     try:
         if source is None:
             raise RepolensError("the data source was deleted")
+        embedder = load_embedder(settings)
         if job.kind != VECTORS_JOB:
-            index_stored(db, settings, source, progress=progress)
-        embed_and_compact(db, source.id, load_embedder(settings), on_progress=progress.vectors)
+            index_stored(db, settings, source, progress=progress, embedder=embedder)
+        embed_and_compact(db, source.id, embedder, on_progress=progress.vectors)
         # An orphan does not record the outcome: its job may already be leased to another worker,
         # whose run would be marked Ready under it. The next run finds the index current and ends.
         progress.check_parent()

@@ -1,9 +1,14 @@
 """Index a source: walk → read and hash → parse changed files → write → (vectors).
 
 Incremental by content hash: a file whose hash is already stored is neither decoded nor
-parsed again; a file that disappeared (or is now skipped) is deleted from every index. The
-lexical and symbol indexes are written in one transaction, so a search running meanwhile
-sees the previous index until the new one is complete.
+parsed again; a file that disappeared (or is now skipped) is deleted from every index. A
+re-index writes the lexical and symbol indexes in one transaction, so a search running
+meanwhile sees the previous index until the new one is complete. A first index has no previous
+one: with worker processes it is written while they parse, a batch at a time (a killed run
+keeps what it wrote, and the next run reads only the rest).
+
+A lookup-table embedder (``embeds_beside_parser``) embeds the units in the parse workers, so
+the vectors are ready with the lexical index; other embedders are left to ``vectors.backfill``.
 """
 
 from __future__ import annotations
@@ -19,15 +24,15 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from repolens.domain import Skipped, Source, SourceFile
 from repolens.errors import InvalidInput, NotFound, SourceError
-from repolens.indexing.units import build_file, file_tokens
+from repolens.indexing.units import build_file_and_texts, file_tokens
 from repolens.parsing.parse import parse_file
 from repolens.settings import Settings
 from repolens.sources import git
@@ -37,10 +42,20 @@ from repolens.sources.local import Candidate, SourceTree, walk
 from repolens.sources.naming import source_name
 from repolens.storage.base import NewFile, SourceCatalog, Store
 
+if TYPE_CHECKING:
+    from repolens.embeddings.base import Embedder
+
 log = logging.getLogger(__name__)
 
 _PARALLEL_MIN_FILES = 64  # below this, starting worker processes costs more than it saves
 _WORKERS = 2  # this machine kind has two cores
+# Files per task of a parse worker: few enough that the last tasks still spread over the workers, enough
+# that one call to the embedder gets a few hundred texts (its cost per call is a fixed numpy overhead).
+_FILES_PER_TASK = 4
+# A first index is written in transactions of about this much source while the parse goes on: ~0.2 s
+# of writing each on this machine, long enough that the full-text index is not cut into many small
+# segments, short enough that other writers (job heartbeats, the server) barely wait.
+_STREAM_BYTES = 1_000_000
 _PR_SET_PDEATHSIG = 1  # prctl option from <linux/prctl.h>: a signal the kernel sends when the parent dies
 _PARENT_POLL_S = 1.0  # elsewhere, how often a parse worker checks that its parent is still there
 
@@ -261,8 +276,60 @@ def _prepare(tree: SourceTree, candidate: Candidate, max_bytes: int) -> SourceFi
     return make_source_file(candidate.path, data, decoded, language_of(candidate.path, first_line))
 
 
-def _parse_one(file: SourceFile) -> NewFile:
-    return build_file(file, parse_file(file))
+# Vectors computed beside the parser: (embed key, encoded vector).
+Vectors = list[tuple[int, bytes]]
+# The embedder of the parse workers of this process (set by ``_init_worker`` in each forked worker).
+_WORKER_EMBEDDER: Embedder | None = None
+
+
+class _Pending:
+    """The distinct unit texts of parsed files, waiting to be embedded together (one call to the
+    embedder for many files: its cost per call is fixed, per text small)."""
+
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.texts: list[str] = []
+        self._seen: set[int] = set()
+
+    def add(self, new: NewFile, texts: list[str | None]) -> None:
+        for key, text in zip(new.embed_keys, texts, strict=True):
+            if key is not None and text is not None and key not in self._seen:
+                self._seen.add(key)
+                self.keys.append(key)
+                self.texts.append(text)
+
+    def embed(self, embedder: Embedder) -> Vectors:
+        from repolens.storage.codec import encode
+
+        if not self.texts:
+            return []
+        vectors = embedder.embed(self.texts, input_type="document")
+        return [(key, encode(vec)) for key, vec in zip(self.keys, vectors, strict=True)]
+
+
+def _parse_batch(files: list[SourceFile], embedder: Embedder | None) -> tuple[list[NewFile], Vectors]:
+    """Parse ``files`` and, with an ``embedder``, embed their units' texts (each distinct text once)."""
+    out: list[NewFile] = []
+    pending = _Pending()
+    for file in files:
+        new, texts = build_file_and_texts(file, parse_file(file))
+        out.append(new)
+        if embedder is not None:
+            pending.add(new, texts)
+    return out, pending.embed(embedder) if embedder is not None else []
+
+
+def _worker_batch(files: list[SourceFile]) -> tuple[list[NewFile], Vectors]:
+    return _parse_batch(files, _WORKER_EMBEDDER)
+
+
+def _init_worker(parent_pid: int, embedder: Embedder | None) -> None:
+    global _WORKER_EMBEDDER
+    # The tokenizer of the static embedder starts a thread pool of its own per process; each worker
+    # is one of the cores already, and a pool copied by fork from a parent that used one deadlocks.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _WORKER_EMBEDDER = embedder
+    die_with_parent(parent_pid)
 
 
 def record_failure(store: SourceCatalog, source: Source, reason: str) -> None:
@@ -284,9 +351,11 @@ def index_source(
     name: str | None = None,
     branch: str | None = None,
     progress: Progress | None = None,
+    embedder: Embedder | None = None,
 ) -> tuple[Source, IndexReport]:
     """Index (or re-index) the source at ``location``, a path or URL the operator gave (the CLI,
-    the benchmarks); vectors are left to ``backfill``.
+    the benchmarks). With an ``embedder`` that runs beside the parser (``embeds_beside_parser``), the
+    changed files' units are embedded while they are parsed; other vectors are left to ``backfill``.
 
     The source is found by name (default: ``naming.default_name``) or registered. A location or
     branch other than the stored one is the operator's new choice and is stored.
@@ -304,14 +373,20 @@ def index_source(
             # source moved: a branch of the old remote means nothing for the new one).
             store.update_source(source.id, location=target, branch=branch)
             source = _fresh(store, source)
-        report = _index_locked(store, settings, source, progress or NullProgress(), t0, created=created)
+        report = _index_locked(store, settings, source, progress or NullProgress(), t0, embedder, created=created)
     return _fresh(store, source), report
 
 
 def index_stored(
-    store: Store, settings: Settings, source: Source, *, progress: Progress | None = None
+    store: Store,
+    settings: Settings,
+    source: Source,
+    *,
+    progress: Progress | None = None,
+    embedder: Embedder | None = None,
 ) -> tuple[Source, IndexReport]:
-    """Re-index a registered source from its stored location (the job runner's entry point).
+    """Re-index a registered source from its stored location (the job runner's entry point);
+    ``embedder`` as for ``index_source``.
 
     The stored location is never rewritten: a local folder must still be exactly where it was
     registered (see ``_open_source``), a remote one is fetched into its own clone folder.
@@ -319,7 +394,7 @@ def index_stored(
     t0 = time.perf_counter()
     with source_lock(settings, source.name):
         source = _fresh(store, source)
-        report = _index_locked(store, settings, source, progress or NullProgress(), t0, created=False)
+        report = _index_locked(store, settings, source, progress or NullProgress(), t0, embedder, created=False)
     return _fresh(store, source), report
 
 
@@ -331,7 +406,14 @@ def _fresh(store: Store, source: Source) -> Source:
 
 
 def _index_locked(
-    store: Store, settings: Settings, source: Source, progress: Progress, t0: float, *, created: bool
+    store: Store,
+    settings: Settings,
+    source: Source,
+    progress: Progress,
+    t0: float,
+    embedder: Embedder | None,
+    *,
+    created: bool,
 ) -> IndexReport:
     store.ensure_index_version(index_version())
     # A source with a good index stays Ready while it is refreshed: searches keep
@@ -344,7 +426,7 @@ def _index_locked(
         with _open_source(settings, source) as (tree, commit, branch):
             fetched = True
             progress.finish("fetch")
-            report = _run(store, settings, source, tree, commit, progress, t0)
+            report = _run(store, settings, source, tree, commit, progress, t0, embedder)
     except (Exception, KeyboardInterrupt) as exc:
         if created and not fetched:
             # A location the operator gave that could not even be fetched leaves no source behind.
@@ -373,8 +455,12 @@ def _run(
     commit: str,
     progress: Progress,
     t0: float,
+    embedder: Embedder | None,
 ) -> IndexReport:
+    from repolens.embeddings.factory import embeds_beside_parser
+
     report = IndexReport(source=source.name, commit=commit)
+    inline = embedder if embedder is not None and embeds_beside_parser(embedder) else None
     progress.start("walk", None)
     candidates: list[Candidate] = []
     for item in walk(tree, max_file_bytes=settings.max_file_bytes):
@@ -414,7 +500,22 @@ def _run(
     t_read = time.perf_counter()
 
     progress.start("parse", len(changed))
-    new_files = _parse_all(changed, progress)
+    new_files: list[NewFile] = []
+    vectors: dict[int, bytes] = {}
+    # A first index has no previous one for searches to keep answering from: its files are written
+    # while the workers parse the next ones, in transactions of about _STREAM_BYTES of source (short:
+    # the write lock is held as briefly as for one re-index). A re-index writes in one transaction at
+    # the end, so searches see the old index or the new one, never a mix.
+    streaming = not stored and _in_workers(changed)
+    unwritten: list[NewFile] = []
+    for batch, batch_vectors in _parse_all(changed, progress, inline):
+        new_files.extend(batch)
+        vectors.update(batch_vectors)
+        if streaming:
+            unwritten.extend(batch)
+            if sum(f.size for f in unwritten) >= _STREAM_BYTES:
+                report.vectors_embedded += _write(store, source.id, unwritten, [], vectors, inline)
+                unwritten = []
     progress.finish("parse")
     for new in new_files:
         report.bytes_parsed += new.size
@@ -428,7 +529,12 @@ def _run(
     t_parse = time.perf_counter()
 
     progress.start("write", len(new_files) + len(deletes))
-    store.replace_files(source.id, upserts=_advancing(new_files, progress), deletes=deletes, tokenize=file_tokens)
+    if streaming:
+        progress.advance("write", len(new_files) - len(unwritten))
+        report.vectors_embedded += _write(store, source.id, unwritten, deletes, vectors, inline)
+        progress.advance("write", len(unwritten))
+    else:
+        report.vectors_embedded += _write(store, source.id, _advancing(new_files, progress), deletes, vectors, inline)
     progress.finish("write")
     report.files_changed = len(new_files)
     report.files_deleted = len(deletes)
@@ -443,6 +549,25 @@ def _run(
     return report
 
 
+def _write(
+    store: Store,
+    source_id: int,
+    files: Iterable[NewFile],
+    deletes: list[str],
+    vectors: dict[int, bytes],
+    embedder: Embedder | None,
+) -> int:
+    """Write parsed files (and drop deleted ones) in one transaction, then the vectors computed beside
+    them in another: search answers lexically a moment sooner. ``vectors`` is emptied; returns how
+    many it held."""
+    store.replace_files(source_id, upserts=files, deletes=deletes, tokenize=file_tokens)
+    written = len(vectors)
+    if embedder is not None and vectors:
+        store.put_vectors(embedder.name, list(vectors.items()))
+    vectors.clear()
+    return written
+
+
 def _advancing(files: list[NewFile], progress: Progress) -> Iterator[NewFile]:
     for f in files:
         yield f
@@ -455,28 +580,51 @@ def _grammar_languages() -> frozenset[str]:
     return frozenset(GRAMMARS)
 
 
-def _parse_all(files: list[SourceFile], progress: Progress) -> list[NewFile]:
-    workers = min(_WORKERS, os.cpu_count() or 1)
-    if len(files) < _PARALLEL_MIN_FILES or workers < 2:
+def _workers() -> int:
+    return min(_WORKERS, os.cpu_count() or 1)
+
+
+def _in_workers(files: list[SourceFile]) -> bool:
+    """Whether ``files`` are parsed in worker processes (else in this one)."""
+    return len(files) >= _PARALLEL_MIN_FILES and _workers() >= 2
+
+
+def _parse_all(
+    files: list[SourceFile], progress: Progress, embedder: Embedder | None
+) -> Iterator[tuple[list[NewFile], Vectors]]:
+    """The parsed files in their order, a batch at a time, with the vectors of their units (with an
+    ``embedder``): in worker processes when there are enough files to pay for them."""
+    if not _in_workers(files):
         out: list[NewFile] = []
-        for f in files:
-            out.append(_parse_one(f))
+        pending = _Pending()
+        for file in files:
+            parsed, texts = build_file_and_texts(file, parse_file(file))
+            out.append(parsed)
+            if embedder is not None:
+                pending.add(parsed, texts)
             progress.advance("parse")
-        return out
+        yield out, pending.embed(embedder) if embedder is not None else []
+        return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    # fork: the children inherit loaded grammars and need no re-import; the parent holds no
-    # threads at this point, and its source lock is a record lock, which children do not inherit.
+    from repolens.parsing.treesitter import prepare
+
+    # Grammars, queries and the embedder's table are loaded here, once: each worker would otherwise
+    # load its own.
+    prepare(f.language for f in files)
+    if embedder is not None:
+        embedder.embed([], input_type="document")
+    batches = [files[i : i + _FILES_PER_TASK] for i in range(0, len(files), _FILES_PER_TASK)]
+    # fork: the children inherit what was loaded and need no re-import; the parent holds no threads
+    # at this point, and its source lock is a record lock, which children do not inherit.
     ctx = mp.get_context("fork")
-    results: list[NewFile] = []
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
+        max_workers=_workers(), mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), embedder)
     ) as pool:
-        for new in pool.map(_parse_one, files, chunksize=8):
-            results.append(new)
-            progress.advance("parse")
-    return results
+        for batch, result in zip(batches, pool.map(_worker_batch, batches), strict=True):
+            progress.advance("parse", len(batch))
+            yield result
 
 
 def die_with_parent(parent_pid: int) -> None:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from repolens.domain import CONTAINER_KINDS, IMPORTS_CHUNK, ParsedFile, Section, SourceFile, Symbol, is_declaration
 from repolens.parsing import docs
-from repolens.parsing.tokens import identifier_tokens, path_tokens
+from repolens.parsing.tokens import identifier_tokens, path_tokens, tokens_by_line
 from repolens.storage.base import FileTokens, NewArtifact, NewFile
 
 _HEADER_MAX_LINES = 60  # a container header longer than this is mostly member code anyway
@@ -36,6 +36,12 @@ _IMPORT_SCAFFOLD = re.compile(
 
 def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
     """The rows to store for ``file``, with their lexical tokens."""
+    return build_file_and_texts(file, parsed)[0]
+
+
+def build_file_and_texts(file: SourceFile, parsed: ParsedFile) -> tuple[NewFile, list[str | None]]:
+    """``build_file``, and each artifact's embedding text (None for those not worth a vector): the
+    texts its embed keys address, for a caller that embeds them at once."""
     lines = file.text.split("\n")
     n_lines = len(lines)
     name = file.path.rsplit("/", 1)[-1]
@@ -64,8 +70,9 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
             )
         )
     tokens = file_tokens(file.path, lines, artifacts)
-    keys = [embed_key(embedding_text_for(file.path, a, lines, artifacts)) if worth_embedding(a) else None for a in artifacts]
-    return NewFile(
+    texts = [embedding_text_for(file.path, a, lines, artifacts) if worth_embedding(a) else None for a in artifacts]
+    keys = [None if text is None else embed_key(text) for text in texts]
+    new = NewFile(
         path=file.path,
         language=file.language,
         sha=file.sha,
@@ -78,6 +85,7 @@ def build_file(file: SourceFile, parsed: ParsedFile) -> NewFile:
         relations=parsed.relations,
         embed_keys=keys,
     )
+    return new, texts
 
 
 class UnitLike(Protocol):
@@ -116,6 +124,7 @@ def file_tokens(path: str, lines: list[str], artifacts: Sequence[UnitLike]) -> F
             members.setdefault(art.parent, []).append(art)
     for group in members.values():
         group.sort(key=lambda a: (a.start_line, a.name))
+    lines_tokens = _LineTokens(lines)
     units: list[tuple[str, str]] = []
     symbol_names: list[str] = []
     for art in artifacts:
@@ -123,20 +132,35 @@ def file_tokens(path: str, lines: list[str], artifacts: Sequence[UnitLike]) -> F
             units.append(("", ""))
             continue
         if art.kind == "Symbol":
-            name_tokens, body_tokens = _symbol_tokens(art, lines, members.get(art.qualified_name, []))
+            name_tokens, body_tokens = _symbol_tokens(art, lines_tokens, members.get(art.qualified_name, []))
             symbol_names.append(name_tokens)
         else:
             name_tokens = " ".join(identifier_tokens(art.name))
-            body_tokens = " ".join(identifier_tokens("\n".join(lines[art.start_line - 1 : art.end_line])))
+            body_tokens = " ".join(lines_tokens.span(art.start_line - 1, art.end_line))
         units.append((name_tokens, body_tokens))
     return FileTokens(
         path=" ".join(path_tokens(path)),
         symbols=" ".join(symbol_names),
         # Each token once per file: whole-file BM25 is evidence of topic, and term counts
         # are already in the unit index; this keeps the file index a third of the size.
-        body=" ".join(dict.fromkeys(identifier_tokens("\n".join(lines)))),
+        body=" ".join(dict.fromkeys(lines_tokens.tokens)),
         units=units,
     )
+
+
+class _LineTokens:
+    """A file's tokens, tokenized once; ``span(a, b)`` is ``identifier_tokens`` of ``lines[a:b]``."""
+
+    __slots__ = ("n_lines", "starts", "tokens")
+
+    def __init__(self, lines: list[str]) -> None:
+        self.tokens, self.starts = tokens_by_line("\n".join(lines))
+        self.n_lines = len(lines)
+
+    def span(self, start: int, stop: int) -> list[str]:
+        # the same bounds as the list slice lines[start:stop] (clamped, negative from the end)
+        first, last, _ = slice(start, stop).indices(self.n_lines)
+        return self.tokens[self.starts[first] : self.starts[max(first, last)]]
 
 
 def symbol_idents(path: str, symbols: Sequence[Symbol]) -> list[str]:
@@ -207,17 +231,22 @@ def import_only(lines: list[str], section: Section, import_lines: set[int]) -> b
     return has_import and code > 0 and imported >= _IMPORT_ONLY_SHARE * code
 
 
-def _symbol_tokens(art: UnitLike, lines: list[str], members: list[UnitLike]) -> tuple[str, str]:
+def _symbol_tokens(art: UnitLike, lines: _LineTokens, members: list[UnitLike]) -> tuple[str, str]:
     start, end = art.start_line, art.end_line
     if art.symbol_kind in CONTAINER_KINDS and members:
         first_member = members[0].start_line
         unit_end = max(start, min(first_member - 1, start + _HEADER_MAX_LINES - 1))
     else:
         unit_end = min(end, start + _UNIT_MAX_LINES - 1)
-    body_text = "\n".join(lines[start - 1 : unit_end])
     member_names = " ".join(m.name for m in members)
     name_tokens = identifier_tokens(art.qualified_name.replace(".", " ") + " " + art.name)
-    body_tokens = identifier_tokens(f"{art.signature}\n{art.doc}\n{body_text}\n{member_names}")
+    # the tokens of f"{signature}\n{doc}\n{body}\n{member_names}": no token spans a newline
+    body_tokens = [
+        *identifier_tokens(art.signature),
+        *identifier_tokens(art.doc),
+        *lines.span(start - 1, unit_end),
+        *identifier_tokens(member_names),
+    ]
     return " ".join(dict.fromkeys(name_tokens)), " ".join(body_tokens)
 
 

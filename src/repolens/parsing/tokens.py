@@ -143,3 +143,26 @@ def query_terms(query: str) -> list[str]:
         seen.setdefault(token, None)
     terms = [t for t in seen if t not in QUERY_STOPWORDS]
     return terms or list(seen)
+
+
+_IDENT_OR_NEWLINE = re.compile(_IDENT.pattern + r"|\n")
+
+
+def tokens_by_line(text: str) -> tuple[list[str], list[int]]:
+    """``identifier_tokens(text)`` and where each line's tokens start.
+
+    No token spans a newline, so the tokens of lines ``a`` to ``b - 1`` (0-based) joined by newlines
+    are ``tokens[starts[a]:starts[b]]``: a file is tokenized once, and each of its units takes a
+    slice, instead of every unit tokenizing its lines again (``starts`` has an entry per line and
+    one for the end).
+    """
+    tokens: list[str] = []
+    starts = [0]
+    extend, mark = tokens.extend, starts.append
+    for word in _IDENT_OR_NEWLINE.findall(text):
+        if word == "\n":
+            mark(len(tokens))
+        else:
+            extend(_word_tokens(word))
+    mark(len(tokens))
+    return tokens, starts

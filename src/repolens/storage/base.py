@@ -23,6 +23,7 @@ from repolens.domain import (
     Message,
     MessageRole,
     Relation,
+    RelationKind,
     Source,
     Upload,
     Usage,
@@ -86,6 +87,72 @@ class NewFile:
     artifacts: Sequence[NewArtifact]
     relations: Sequence[Relation]
     embed_keys: Sequence[int | None]  # per artifact: content address of its embedding text
+
+    def __reduce__(self) -> tuple[Callable[..., NewFile], tuple[object, ...]]:
+        """Pickled as plain tuples. The parse workers send every file they parse to the writer, and a
+        frozen dataclass's own pickling (its field list read per object, each field set one by one on
+        load) cost more than all the rest of the transfer: for sqlalchemy's 15k artifacts and 64k
+        relations 1.9 s of CPU there and back, against 0.5 s for tuples rebuilt into objects."""
+        t = self.tokens
+        return (
+            _new_file,
+            (
+                self.path,
+                self.language,
+                self.sha,
+                self.size,
+                self.n_lines,
+                self.parser,
+                self.content,
+                (t.path, t.symbols, t.body, t.units),
+                [
+                    (
+                        a.kind,
+                        a.ident,
+                        a.name,
+                        a.qualified_name,
+                        a.symbol_kind,
+                        a.parent,
+                        a.start_line,
+                        a.end_line,
+                        a.signature,
+                        a.doc,
+                    )
+                    for a in self.artifacts
+                ],
+                tuple((r.source, r.kind, r.target, r.line, r.hint) for r in self.relations),
+                self.embed_keys,
+            ),
+        )
+
+
+def _new_file(
+    path: str,
+    language: str | None,
+    sha: str,
+    size: int,
+    n_lines: int,
+    parser: str,
+    content: str,
+    tokens: tuple[str, str, str, list[tuple[str, str]]],
+    artifacts: list[tuple[ArtifactKind, str, str, str, str, str, int, int, str, str]],
+    relations: tuple[tuple[str | None, RelationKind, str, int, str], ...],
+    embed_keys: Sequence[int | None],
+) -> NewFile:
+    """``NewFile.__reduce__``'s inverse."""
+    return NewFile(
+        path,
+        language,
+        sha,
+        size,
+        n_lines,
+        parser,
+        content,
+        FileTokens(*tokens),
+        [NewArtifact(*a) for a in artifacts],
+        tuple(Relation(*r) for r in relations),
+        embed_keys,
+    )
 
 
 class SourceCatalog(Protocol):

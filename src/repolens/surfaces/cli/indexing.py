@@ -55,15 +55,22 @@ def index(
         progress = None if (quiet or as_json) else RichProgress()
         try:
             source, report = index_source(
-                services.store, services.settings, location, name=name, branch=branch, progress=progress
+                services.store,
+                services.settings,
+                location,
+                name=name,
+                branch=branch,
+                progress=progress,
+                embedder=None if no_vectors else services.embedder,
             )
-            report.vectors_embedded, report.vectors_ready, report.vectors_total = embed_and_compact(
+            backfilled, report.vectors_ready, report.vectors_total = embed_and_compact(
                 services.store,
                 source.id,
                 services.embedder,
                 embed=not no_vectors,
                 on_progress=progress.vectors if progress is not None else None,
             )
+            report.vectors_embedded += backfilled
         finally:
             if progress is not None:
                 progress.close()
