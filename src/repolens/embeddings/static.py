@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +43,10 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 MODEL_DIR = "models/static-minilm-code"
+# The packaged table's folder. A plain path, not importlib.resources (whose import, with tempfile,
+# shutil and zipfile, was ~5 ms of a ~220 ms `repolens search` from a shell): the table is memory-mapped,
+# so it has to be a file on disk anyway.
+PACKAGED = Path(__file__).resolve().parent / MODEL_DIR
 FORMAT_VERSION = 1
 # A unit's embedding text starts with what identifies it (path, name, signature, docstring), then its
 # code; a question starts with what it asks about. In a plain mean every later token dilutes that head
@@ -119,9 +121,7 @@ def position_weights(n: int) -> npt.NDArray[np.float32]:
 
 def model_available(folder: Path | None = None) -> bool:
     """Whether the table is in the installed package (or in ``folder``)."""
-    if folder is not None:
-        return (folder / "config.json").is_file()
-    return resources.files("repolens.embeddings").joinpath(f"{MODEL_DIR}/config.json").is_file()
+    return ((folder or PACKAGED) / "config.json").is_file()
 
 
 def _read_table(folder: Path) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32], str]:
@@ -218,33 +218,20 @@ class StaticEmbedder:
         self.name = model_name(self.dim, str(config["checksum"]))
 
     def _config(self) -> dict[str, Any]:
-        if self._folder is not None:
-            text = (self._folder / "config.json").read_text()
-        else:
-            text = resources.files("repolens.embeddings").joinpath(f"{MODEL_DIR}/config.json").read_text()
-        config: dict[str, Any] = json.loads(text)
+        config: dict[str, Any] = json.loads((self._folder or PACKAGED).joinpath("config.json").read_text())
         return config
-
-    @contextmanager
-    def _files(self) -> Iterator[Path]:
-        if self._folder is not None:
-            yield self._folder
-        else:
-            with resources.as_file(resources.files("repolens.embeddings").joinpath(MODEL_DIR)) as folder:
-                yield Path(folder)
 
     def _load(self) -> StaticModel:
         if self._model is None:
-            with self._files() as folder:
-                self._model = load_static_model(folder)
+            self._model = load_static_model(self._folder or PACKAGED)
         return self._model
 
     def _load_query(self) -> StaticModel:
         # A query is tokenized without ``tokenizers`` (wordpiece.py): importing it and building the
         # model's tokenizer cost ~40 ms of a ~250 ms ``repolens search`` from a shell.
         if self._query_model is None:
-            with self._files() as folder:
-                self._query_model = load_query_model(folder, lambda: self._load().tokenizer) or self._load()
+            folder = self._folder or PACKAGED
+            self._query_model = load_query_model(folder, lambda: self._load().tokenizer) or self._load()
         return self._query_model
 
     def embed(self, texts: Sequence[str], *, input_type: InputType) -> npt.NDArray[np.float32]:
