@@ -131,7 +131,11 @@ class Searcher:
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repolens-embed")
+            # Every hybrid search of a server uses the thread now: two first searches at once must
+            # not each start one.
+            with self._vectors_lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repolens-embed")
         return self._executor
 
     # -- sources --------------------------------------------------------------------------
