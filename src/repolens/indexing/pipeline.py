@@ -304,12 +304,12 @@ class _Pending:
                 self.texts.append(text)
 
     def embed(self, embedder: Embedder) -> Vectors:
-        from repolens.storage.codec import encode
+        from repolens.storage.codec import encode_many
 
         if not self.texts:
             return []
         vectors = embedder.embed(self.texts, input_type="document")
-        return [(key, encode(vec)) for key, vec in zip(self.keys, vectors, strict=True)]
+        return list(zip(self.keys, encode_many(vectors), strict=True))
 
 
 def _parse_batch(files: list[SourceFile], embedder: Embedder | None) -> tuple[list[NewFile], Vectors]:
