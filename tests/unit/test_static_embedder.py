@@ -75,6 +75,48 @@ def test_the_shipped_static_model_loads_offline_and_ranks_code_by_meaning() -> N
     assert only.any(), "a query made only of function words keeps them rather than matching nothing"
 
 
+# Texts the piece cache must tokenize exactly as the tokenizer does: code, prose, and what its normaliser
+# and pre-tokenizer treat specially (accents, CJK, control and zero-width characters, special tokens,
+# words past the WordPiece length limit, the joiner character itself, other whitespace).
+ODD_TEXTS = [
+    "def getUserName(self, user_id: int) -> str:\n    return self._users[user_id].name  # HTTPServer",
+    "Caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u00c5ngstr\u00f6m \u0130stanbul \u00df \u03a3\u03c3\u03c2",
+    "combining e\u0301 \u0301x",
+    "\u4e2d\u6587\u5b57\u7b26 mixed\u4e2dtext \u3053\u3093\u306b\u3061\u306f \ud55c\uad6d\uc5b4 emoji\U0001f600here",
+    "tab\tsep\x0bvertical\x0cfeed\x1funit\x7fdel\x00nul\u200bzero\u200dwidth\ufeffbom\ufffdrepl",
+    "nbsp\u00a0between\u2003em\u3000ideographic\u2028line\u2029para\x85next",
+    "[CLS] x[SEP]y [MASK]ed [PAD] [UNK] [cls] [ CLS ]",
+    "a" * 150 + " " + "Ab" * 60 + "_tail" + " " + "x1" * 70,
+    "\u00a7 section\u00a7sign a\u00a7b \u00b6 pilcrow",
+    "snake__case___triple_ __dunder__ CamelCaseHTTPRequest getHTTPResponseCode ABCdef aB1c",
+    "punctuation!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ end",
+    "",
+    "   \n\r\t  ",
+]
+
+
+def test_the_piece_cache_gives_the_tokenizers_own_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """StaticModel.token_ids (whitespace pieces, ASCII words, a cache) equals tokenizing the whole text."""
+    from repolens.embeddings import static
+
+    model = StaticEmbedder()._load()
+    sources = sorted((REPO / "src" / "repolens").rglob("*.py"))[:60]
+    texts = [*ODD_TEXTS, *(p.read_text()[i : i + 900] for p in sources for i in (0, 700))]
+
+    def reference(text: str) -> list[int]:
+        ids = model.tokenizer.encode(static.split_identifiers(text[: static.MAX_CHARS]), add_special_tokens=False).ids
+        return list(ids[: static.MAX_TOKENS])
+
+    expected = [reference(t) for t in texts]
+    assert model.token_ids(texts) == expected, "first pass: every piece new"
+    assert model.token_ids(texts) == expected, "second pass: every piece from the cache"
+    assert model.token_ids(texts[::-1]) == expected[::-1]
+    monkeypatch.setattr(static, "MAX_CACHED_PIECES", 50)  # the cache starts over, answers stay the same
+    fresh = static.PieceTokenizer(model.tokenizer)
+    assert fresh.token_ids(texts) == expected
+    assert fresh.token_ids(texts[5:]) == expected[5:]
+
+
 def test_the_shipped_model_files_are_what_its_provenance_lists() -> None:
     """PROVENANCE.md names every model file with its size, and the table stays under the size budget."""
     folder = REPO / "src" / "repolens" / "embeddings" / MODEL_DIR

@@ -20,6 +20,7 @@ from repolens.embeddings.static import (
     _QUERY_STOPWORD,
     MAX_TOKENS,
     MODEL_DIR,
+    PieceTokenizer,
     StaticEmbedder,
     embed_with,
     load_query_model,
@@ -104,9 +105,13 @@ def test_query_ids_are_exactly_the_library_tokenizers_on_thousands_of_strings() 
     wrong = [(t, g, e) for t, g, e in zip(texts, got, expected, strict=True) if g != e]
     assert not wrong, f"{len(wrong)} texts differ, first: {wrong[0]!r:.400}"
     assert handed == [1], "the texts with a library-only character went to the library, in one batch"
-    deferred = [t for t in texts if ours.encode(t) is None]
+    deferred = [t for t in texts if ours.ids(t) is None]
     assert deferred and all("\u0890" in t or "\u2e43" in t for t in deferred)
     assert max(len(e) for e in got) == MAX_TOKENS, "ids are cut where the library truncates"
+    # and under the embedder's per-piece cache, as a query is tokenized (no truncation of their own)
+    untruncated = Tokenizer.from_file(str(MODEL / "tokenizer.json"))
+    plain = WordPiece(wordpiece.read_vocab(MODEL / VOCAB_FILE), library=lambda: untruncated)
+    assert PieceTokenizer(plain).token_ids(texts) == PieceTokenizer(untruncated).token_ids(texts)
 
 
 def test_every_code_point_outside_the_library_only_ranges_is_normalised_and_split_as_the_library_does() -> None:
@@ -174,7 +179,7 @@ def test_a_folder_without_a_word_list_reads_tokenizer_json_and_another_pipeline_
         (old / name).write_bytes((MODEL / name).read_bytes())
     model = load_query_model(old, _library)
     assert model is not None and isinstance(model.tokenizer, WordPiece)
-    assert model.tokenizer.encode("parse_cookie_header") == _library().encode("parse_cookie_header").ids
+    assert model.tokenizer.encode("parse_cookie_header").ids == _library().encode("parse_cookie_header").ids
 
     other = json.loads((MODEL / "tokenizer.json").read_text())
     other["normalizer"]["lowercase"] = False
@@ -191,4 +196,4 @@ def test_a_folder_without_a_word_list_reads_tokenizer_json_and_another_pipeline_
     with pytest.raises(WordPieceError, match="twice"):
         wordpiece.read_vocab(old / VOCAB_FILE)
     with pytest.raises(WordPieceError, match="special tokens"):
-        WordPiece({"[PAD]": 0, "a": 1}, max_length=MAX_TOKENS, library=_library)
+        WordPiece({"[PAD]": 0, "a": 1}, library=_library)

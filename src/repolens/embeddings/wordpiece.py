@@ -15,7 +15,7 @@ compares both on every code point and on thousands of strings):
 3. BERT pre-tokenizer: split at spaces, and cut every punctuation character out as its own word.
 4. WordPiece: the longest vocabulary prefix of each word, then the longest ``##`` continuation, and so
    on; a word longer than ``MAX_WORD_CHARS`` or with a part in no entry is ``[UNK]``.
-5. The first ``max_length`` ids are kept.
+5. The first ``max_length`` ids are kept, if the caller asks for a cut.
 
 Unicode tables differ between Python's ``unicodedata`` and the ones compiled into ``tokenizers`` for
 characters assigned or recategorised in recent Unicode versions. A text holding one of them
@@ -220,13 +220,24 @@ def pre_tokenize(normalized: str) -> list[str]:
     return words
 
 
-class WordPiece:
-    """The static model's tokenizer for short texts; ``encode_batch_fast`` as ``tokenizers`` spells it.
+@dataclass(frozen=True, slots=True)
+class AddedToken:
+    """A special token as ``tokenizers.Tokenizer.get_added_tokens_decoder`` describes it (``content``)."""
 
-    ``library`` gives the ``tokenizers`` tokenizer (built on first need) for the texts this one leaves to it.
+    content: str
+
+
+class WordPiece:
+    """The static model's tokenizer in plain Python, with the ``tokenizers.Tokenizer`` methods the
+    embedder calls (``encode``, ``encode_batch_fast``, ``get_added_tokens_decoder``).
+
+    ``library`` gives the ``tokenizers`` tokenizer (built on first need) for the texts this one leaves to
+    it; ``max_length`` cuts the ids as the library's truncation does (None: no truncation).
     """
 
-    def __init__(self, vocab: dict[str, int], *, max_length: int, library: Callable[[], LibraryTokenizer]) -> None:
+    def __init__(
+        self, vocab: dict[str, int], *, library: Callable[[], LibraryTokenizer], max_length: int | None = None
+    ) -> None:
         if UNKNOWN not in vocab or any(t not in vocab for t in SPECIAL_TOKENS):
             raise WordPieceError(f"the vocabulary lacks BERT's special tokens ({', '.join(SPECIAL_TOKENS)})")
         self._vocab = vocab
@@ -235,8 +246,8 @@ class WordPiece:
         self._library = library
         self._words: dict[str, tuple[int, ...]] = {}
 
-    def encode(self, text: str) -> list[int] | None:
-        """The first ``max_length`` ids of ``text``; None when only the library can tokenize it."""
+    def ids(self, text: str) -> list[int] | None:
+        """The ids of ``text`` (the first ``max_length``); None when only the library can tokenize it."""
         if not text.isascii() and _library_only(text):
             return None
         ids: list[int] = []
@@ -246,7 +257,11 @@ class WordPiece:
             ids.append(self._vocab[special.group()])
             at = special.end()
         self._encode_plain(text[at:], ids)
-        return ids[: self._max_length]
+        return ids if self._max_length is None else ids[: self._max_length]
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> Encoding:
+        """``tokenizers.Tokenizer.encode`` for this pipeline."""
+        return self.encode_batch_fast([text], add_special_tokens=add_special_tokens)[0]
 
     def encode_batch_fast(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[Encoding]:
         """``tokenizers.Tokenizer.encode_batch_fast`` for this pipeline (no post-processor: the flag adds
@@ -254,7 +269,7 @@ class WordPiece:
         out: list[Encoding | None] = []
         deferred: list[int] = []
         for i, text in enumerate(texts):
-            ids = self.encode(text)
+            ids = self.ids(text)
             if ids is None:
                 deferred.append(i)
             out.append(None if ids is None else Encoding(ids))
@@ -264,8 +279,12 @@ class WordPiece:
                 out[i] = Encoding(list(e.ids))
         return [e for e in out if e is not None]
 
+    def get_added_tokens_decoder(self) -> dict[int, AddedToken]:
+        """The special tokens by id, as ``tokenizers`` lists them."""
+        return {self._vocab[t]: AddedToken(t) for t in SPECIAL_TOKENS}
+
     def _encode_plain(self, text: str, ids: list[int]) -> None:
-        if not text or len(ids) >= self._max_length:
+        if not text or (self._max_length is not None and len(ids) >= self._max_length):
             return
         for word in pre_tokenize(normalize(text)):
             pieces = self._words.get(word)
@@ -275,7 +294,7 @@ class WordPiece:
                     self._words.clear()
                 self._words[word] = pieces
             ids.extend(pieces)
-            if len(ids) >= self._max_length:
+            if self._max_length is not None and len(ids) >= self._max_length:
                 return
 
     def _word_ids(self, word: str) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from repolens.embeddings.base import Embedder
 from repolens.indexing.units import embedding_text_for
 from repolens.storage.base import IndexStore, VectorMatrices
-from repolens.storage.codec import encode
+from repolens.storage.codec import encode_many
 
 BACKFILL_BATCH = 128  # units in the first batch: MiniLM embeds them in about a second on 2 cores
 MAX_BACKFILL_BATCH = 4096  # a fast (static) embedder grows its batches up to this
@@ -67,7 +67,7 @@ def backfill(
             if not keys:
                 continue
             vecs = embedder.embed(texts, input_type="document")
-            store.put_vectors(embedder.name, [(k, encode(v)) for k, v in zip(keys, vecs, strict=True)])
+            store.put_vectors(embedder.name, list(zip(keys, encode_many(vecs), strict=True)))
             embedded += len(keys)
             if on_progress is not None:
                 on_progress(min(total, done + embedded), total)
