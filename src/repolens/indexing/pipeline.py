@@ -47,11 +47,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Worker processes parse when there is enough source to pay for starting them (~50 ms: fork, and the
-# results shipped back). Measured cold on the dev corpora (lexical, wall): jinja2 (26 files, 0.49 MB)
-# 0.35 -> 0.25 s in the workers, werkzeug (59 files, 0.76 MB) 0.49 -> 0.33 s, typer (38, 0.45 MB)
-# 0.29 -> 0.27 s; attrs (23 files, 0.21 MB) 0.12 -> 0.17 s and ws (19, 0.15 MB) 0.12 -> 0.14 s slower.
+# Worker processes parse when there is enough to pay for starting them (~50 ms: fork, and the results
+# shipped back): enough source, or many files (per-file work is much of a parse: grape, 143 Ruby files
+# of 0.27 MB, 0.27 s in the workers against 0.31-0.41 s in process). Measured cold on the dev corpora
+# (lexical, wall): jinja2 (26 files, 0.49 MB) 0.35 -> 0.25 s in the workers, werkzeug (59 files,
+# 0.76 MB) 0.49 -> 0.33 s, typer (38, 0.45 MB) 0.29 -> 0.27 s; attrs (23 files, 0.21 MB) 0.12 -> 0.17 s
+# and ws (19, 0.15 MB) 0.12 -> 0.14 s slower.
 _PARALLEL_MIN_BYTES = 300_000
+_PARALLEL_MANY_FILES = 64
 _PARALLEL_MIN_FILES = 8  # fewer files do not spread over the workers
 _WORKERS = 2  # this machine kind has two cores
 # Files per task of a parse worker: few enough that the last tasks still spread over the workers, enough
@@ -591,7 +594,8 @@ def _workers() -> int:
 
 def _in_workers(files: list[SourceFile]) -> bool:
     """Whether ``files`` are parsed in worker processes (else in this one)."""
-    return len(files) >= _PARALLEL_MIN_FILES and sum(f.size for f in files) >= _PARALLEL_MIN_BYTES and _workers() >= 2
+    enough = len(files) >= _PARALLEL_MANY_FILES or sum(f.size for f in files) >= _PARALLEL_MIN_BYTES
+    return enough and len(files) >= _PARALLEL_MIN_FILES and _workers() >= 2
 
 
 def _parse_all(
