@@ -13,7 +13,10 @@ For each tree (the baseline's ``src`` if given, then this one's) it prints:
 - from the shell: the wall time of ``python -m repolens search QUERY --source SOURCE`` for the first
   ``SHELL_RUNS`` dev queries (start-up included; one warm-up run first), median and max, per mode.
 
-The machine's load average is printed before and after: the cores are shared, compare rows of one run.
+The trees take turns: ``--rounds`` in-process runs each, alternately, reported as the median of their
+p50s (and of their p95s), and each shell query runs under every tree before the next query, so a
+change of load in the middle of the run weighs on all trees alike. The machine's load average is
+printed before and after: the cores are shared, compare rows of one run.
 """
 
 from __future__ import annotations
@@ -86,17 +89,20 @@ def in_process(home: Path, src: Path, source: str) -> dict[str, object]:
     return result
 
 
-def shell(home: Path, src: Path, source: str, mode: str) -> list[float]:
-    """Wall ms of ``repolens search`` from a shell for the first SHELL_RUNS dev queries."""
+def shell(home: Path, srcs: list[Path], source: str, mode: str) -> list[list[float]]:
+    """Wall ms of ``repolens search`` from a shell for the first SHELL_RUNS dev queries, per tree
+    (each query under every tree in turn)."""
     queries = [q["query"] for q in json.loads((QUERIES / f"{source}.json").read_text())][:SHELL_RUNS]
-    env = _env(home, src)
+    envs = [_env(home, src) for src in srcs]
     base = [sys.executable, "-m", "repolens", "search"]
-    subprocess.run([*base, queries[0], "--source", source, "--mode", mode], env=env, check=True, capture_output=True)
-    out = []
+    for env in envs:
+        subprocess.run([*base, queries[0], "--source", source, "--mode", mode], env=env, check=True, capture_output=True)
+    out: list[list[float]] = [[] for _ in srcs]
     for query in queries:
-        t0 = time.perf_counter()
-        subprocess.run([*base, query, "--source", source, "--mode", mode], env=env, check=True, capture_output=True)
-        out.append((time.perf_counter() - t0) * 1000)
+        for times, env in zip(out, envs, strict=True):
+            t0 = time.perf_counter()
+            subprocess.run([*base, query, "--source", source, "--mode", mode], env=env, check=True, capture_output=True)
+            times.append((time.perf_counter() - t0) * 1000)
     return out
 
 
@@ -105,6 +111,7 @@ def main() -> int:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--source", default="sqlalchemy")
     parser.add_argument("--baseline", type=Path, help="the src folder of another checkout to compare with")
+    parser.add_argument("--rounds", type=int, default=3, help="in-process runs per tree, taking turns")
     args = parser.parse_args()
     trees = [("baseline", args.baseline)] if args.baseline else []
     trees.append(("this tree", REPO / "src"))
@@ -117,16 +124,24 @@ def main() -> int:
         "| shell `repolens search` median / max ms: hybrid | lexical |"
     )
     print("|---|---:|---:|---:|---:|")
-    for label, src in trees:
-        timed = in_process(args.home, src, args.source)
-        hybrid, lexical = timed["auto"], timed["lexical"]
-        assert isinstance(hybrid, list) and isinstance(lexical, list)
-        sh_h = shell(args.home, src, args.source, "auto")
-        sh_l = shell(args.home, src, args.source, "lexical")
+    runs: list[list[dict[str, object]]] = [[] for _ in trees]
+    for _ in range(args.rounds):
+        for done, (_, src) in zip(runs, trees, strict=True):
+            done.append(in_process(args.home, src, args.source))
+    srcs = [src for _, src in trees]
+    sh_h = shell(args.home, srcs, args.source, "auto")
+    sh_l = shell(args.home, srcs, args.source, "lexical")
+    for i, (label, _) in enumerate(trees):
+
+        def med(mode: str, column: int, i: int = i) -> float:
+            values = [r[mode] for r in runs[i]]
+            return statistics.median(v[column] for v in values if isinstance(v, list))
+
         print(
-            f"| {label} | {hybrid[0]:.1f} / {hybrid[1]:.1f} ({hybrid[2]:.1f}) "
-            f"| {lexical[0]:.1f} / {lexical[1]:.1f} ({lexical[2]:.1f}) "
-            f"| {statistics.median(sh_h):.0f} / {max(sh_h):.0f} | {statistics.median(sh_l):.0f} / {max(sh_l):.0f} |",
+            f"| {label} | {med('auto', 0):.1f} / {med('auto', 1):.1f} ({med('auto', 2):.1f}) "
+            f"| {med('lexical', 0):.1f} / {med('lexical', 1):.1f} ({med('lexical', 2):.1f}) "
+            f"| {statistics.median(sh_h[i]):.0f} / {max(sh_h[i]):.0f} "
+            f"| {statistics.median(sh_l[i]):.0f} / {max(sh_l[i]):.0f} |",
             flush=True,
         )
     print(f"load average {os.getloadavg()[0]:.1f} at the end ({time.strftime('%H:%M UTC', time.gmtime())})")

@@ -3,8 +3,8 @@
     python scripts/build_static_embedder.py                  # fetch the training corpora, build, check
     python scripts/build_static_embedder.py --no-fit         # distillation only (no least-squares fit)
 
-Writes ``src/repolens/embeddings/models/static-minilm-code/`` (tokenizer.json, embeddings.npy,
-scales.npy, config.json, LICENSE, PROVENANCE.md). Needs nothing beyond repolens's own runtime
+Writes ``src/repolens/embeddings/models/static-minilm-code/`` (tokenizer.json, vocab.txt,
+embeddings.npy, scales.npy, config.json, LICENSE, PROVENANCE.md). Needs nothing beyond repolens's own runtime
 dependencies (numpy, tokenizers, onnxruntime for the teacher): no torch, no network beyond the
 package registries the training corpora come from.
 
@@ -55,6 +55,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from repolens.embeddings.static import FORMAT_VERSION, MAX_TOKENS, position_weights, split_identifiers  # noqa: E402
+from repolens.embeddings.wordpiece import VOCAB_FILE, vocab_of_tokenizer_json, write_vocab  # noqa: E402
 
 SHARED = Path(os.environ.get("REPOLENS_SHARED", REPO.parent / "shared"))
 CORPORA_LIST = HERE / "static_embedder_corpora.json"
@@ -444,6 +445,8 @@ def write_model(dest: Path, built: Built) -> dict[str, Any]:
     """Write ``built`` in the loader's format; return the config written."""
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "tokenizer.json").write_text(built.tokenizer_json)
+    # The same vocabulary as a word list, which queries are tokenized with (embeddings/wordpiece.py).
+    write_vocab(dest / VOCAB_FILE, vocab_of_tokenizer_json(json.loads(built.tokenizer_json)))
     np.save(dest / "embeddings.npy", built.codes, allow_pickle=False)
     np.save(dest / "scales.npy", built.scales, allow_pickle=False)
     digest = hashlib.sha256(built.codes.tobytes() + built.scales.tobytes()).hexdigest()
@@ -587,7 +590,7 @@ def write_provenance(
 ) -> None:
     """PROVENANCE.md: sources, licences, sizes, checksums, the fidelity check."""
     r = built.report
-    files = ["tokenizer.json", "embeddings.npy", "scales.npy", "config.json", "LICENSE"]
+    files = ["tokenizer.json", VOCAB_FILE, "embeddings.npy", "scales.npy", "config.json", "LICENSE"]
     rows = "\n".join(f"| `{f}` | {(dest / f).stat().st_size:,} | `{_sha256(dest / f)}` |" for f in files)
     corpus_rows = "\n".join(
         f"| {c['name']} | {c['language']} | {c['registry']} | `{c['package']}` | {c['version']} | {c['licence']} |"

@@ -11,6 +11,9 @@ Files of a model folder (what ``load_static_model`` reads and the build script w
 
 - ``tokenizer.json``: a ``tokenizers`` WordPiece tokenizer (lower-casing BERT normaliser and
   pre-tokenizer, no special tokens, no truncation or padding of its own).
+- ``vocab.txt``: its vocabulary, a word a line in id order, which queries are tokenized with
+  (``wordpiece.py``: the same ids without importing ``tokenizers``); a folder without it has the
+  vocabulary read from ``tokenizer.json``.
 - ``embeddings.npy``: int8 ``[vocab, dim]``, one row per token id.
 - ``scales.npy``: float32 ``[vocab]``, each row's scale, with the token's frequency weight folded in
   (a row's vector is ``embeddings[i] * scales[i]``).
@@ -18,16 +21,16 @@ Files of a model folder (what ``load_static_model`` reads and the build script w
   (of the two arrays) goes into the embedder's name, so vectors of a rebuilt table never mix with
   those of the old one.
 
-numpy and tokenizers only; both are imported on first use, not when this module is.
+numpy and tokenizers only; both are imported on first use, not when this module is, and a query needs
+only numpy.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +44,10 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 MODEL_DIR = "models/static-minilm-code"
+# The packaged table's folder. A plain path, not importlib.resources (whose import, with tempfile,
+# shutil and zipfile, was ~5 ms of a ~220 ms `repolens search` from a shell): the table is memory-mapped,
+# so it has to be a file on disk anyway.
+PACKAGED = Path(__file__).resolve().parent / MODEL_DIR
 FORMAT_VERSION = 1
 # A unit's embedding text starts with what identifies it (path, name, signature, docstring), then its
 # code; a question starts with what it asks about. In a plain mean every later token dilutes that head
@@ -216,15 +223,12 @@ def position_weights(n: int) -> npt.NDArray[np.float32]:
 
 def model_available(folder: Path | None = None) -> bool:
     """Whether the table is in the installed package (or in ``folder``)."""
-    if folder is not None:
-        return (folder / "config.json").is_file()
-    return resources.files("repolens.embeddings").joinpath(f"{MODEL_DIR}/config.json").is_file()
+    return ((folder or PACKAGED) / "config.json").is_file()
 
 
-def load_static_model(folder: Path) -> StaticModel:
-    """Read a model folder written by ``scripts/build_static_embedder.py``; refuse other formats."""
+def _read_table(folder: Path) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32], str]:
+    """A model folder's rows, scales and vector name; refuse other formats."""
     import numpy as np
-    from tokenizers import Tokenizer
 
     config = json.loads((folder / "config.json").read_text())
     if config.get("format") != FORMAT_VERSION:
@@ -239,11 +243,31 @@ def load_static_model(folder: Path) -> StaticModel:
         raise ProviderError(
             f"static embedder in {str(folder)!r} is damaged: table {codes.shape} {codes.dtype}, scales {scales.shape}"
         )
+    return codes, scales, model_name(codes.shape[1], str(config["checksum"]))
+
+
+def load_static_model(folder: Path) -> StaticModel:
+    """Read a model folder written by ``scripts/build_static_embedder.py``; refuse other formats."""
+    from tokenizers import Tokenizer
+
+    codes, scales, name = _read_table(folder)
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.no_truncation()  # PieceTokenizer cuts at MAX_TOKENS itself
-    name = model_name(codes.shape[1], str(config["checksum"]))
     return StaticModel(tokenizer, codes, scales, name, PieceTokenizer(tokenizer))
+
+
+def load_query_model(folder: Path, library: Callable[[], Any]) -> StaticModel | None:
+    """The table with ``wordpiece.WordPiece`` as its tokenizer, which gives the same ids without
+    ``tokenizers`` (``library()``, the model's own tokenizer, gets the texts it leaves); None when the
+    folder's tokenizer is not the BERT WordPiece pipeline that module implements."""
+    from repolens.embeddings.wordpiece import WordPiece, WordPieceError, load_vocab
+
+    try:
+        tokenizer = WordPiece(load_vocab(folder), library=library)  # no truncation: PieceTokenizer cuts
+    except WordPieceError:
+        return None
+    return StaticModel(tokenizer, *_read_table(folder), PieceTokenizer(tokenizer))
 
 
 def embed_with(model: StaticModel, texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -294,30 +318,31 @@ class StaticEmbedder:
     def __init__(self, folder: Path | None = None) -> None:
         self._folder = folder
         self._model: StaticModel | None = None
+        self._query_model: StaticModel | None = None
         config = self._config()
         self.dim = int(config["dim"])
         self.name = model_name(self.dim, str(config["checksum"]))
 
     def _config(self) -> dict[str, Any]:
-        if self._folder is not None:
-            text = (self._folder / "config.json").read_text()
-        else:
-            text = resources.files("repolens.embeddings").joinpath(f"{MODEL_DIR}/config.json").read_text()
-        config: dict[str, Any] = json.loads(text)
+        config: dict[str, Any] = json.loads((self._folder or PACKAGED).joinpath("config.json").read_text())
         return config
 
     def _load(self) -> StaticModel:
         if self._model is None:
-            if self._folder is not None:
-                self._model = load_static_model(self._folder)
-            else:
-                base = resources.files("repolens.embeddings").joinpath(MODEL_DIR)
-                with resources.as_file(base) as folder:
-                    self._model = load_static_model(Path(folder))
+            self._model = load_static_model(self._folder or PACKAGED)
         return self._model
+
+    def _load_query(self) -> StaticModel:
+        # A query is tokenized without ``tokenizers`` (wordpiece.py): importing it and building the
+        # model's tokenizer cost ~40 ms of a ~250 ms ``repolens search`` from a shell.
+        if self._query_model is None:
+            folder = self._folder or PACKAGED
+            self._query_model = load_query_model(folder, lambda: self._load().tokenizer) or self._load()
+        return self._query_model
 
     def embed(self, texts: Sequence[str], *, input_type: InputType) -> npt.NDArray[np.float32]:
         """One unit vector per text; a query without its function words (``_QUERY_STOPWORD``)."""
         if input_type == "query":
             texts = [_QUERY_STOPWORD.sub(" ", t).strip() or t for t in texts]
+            return embed_with(self._load_query(), texts)
         return embed_with(self._load(), texts)

@@ -44,8 +44,14 @@ FILE_CANDIDATES = 60  # whole files from BM25
 VECTOR_CANDIDATES = 150  # units from cosine similarity
 # A query embedding faster than this (the static embedder: ~0.1 ms) runs inline: handing it to the
 # embedding thread costs more, as the two threads then take turns on the GIL, whose switch
-# interval is 5 ms. Slower embedders (MiniLM, ~5-10 ms, GIL released; remote ones) keep the thread.
+# interval is 5 ms (only its scan, which releases the GIL, goes to the thread). Slower embedders
+# (MiniLM, ~5-10 ms, GIL released; remote ones) keep the thread for both.
 INLINE_EMBED_MS = 1.0
+# The share of a scan left to the searching thread when the other thread scans the rest (see
+# ``search``): scanning its share releases the GIL, which the other thread needs to hand its result
+# back. Without it the hand-back waited until the searching thread blocked: two thread wake-ups,
+# ~0.25 ms of a 2.5 ms query on sqlalchemy; a fifth of its scan is ~0.1 ms of work done meanwhile.
+SEARCHER_SCAN_SHARE = 0.2
 EMBED_MS_SMOOTHING = 0.2  # weight of the newest query embedding in the running estimate of its cost
 MAX_LIMIT = MAX_RESULTS
 
@@ -80,6 +86,34 @@ class _VectorCache:
     matrix: npt.NDArray[np.float32]
 
 
+def similarities(matrix: npt.NDArray[np.float32], qvec: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Cosine of ``qvec`` with each row of ``matrix`` (unit vectors): an exact scan."""
+    import numpy as np
+
+    # np.vecdot, a ufunc: one single-threaded dot product per row, with the GIL released, so the scan
+    # (~0.5 ms for sqlalchemy's 13,000 x 256) runs on the other core while the searching thread ranks
+    # the lexical half (einsum held the GIL). Not ``matrix @ qvec``: BLAS spreads a matrix-vector
+    # product over every core, and on a busy 2-core machine its threads wait for each other (8-10 ms
+    # at load 5). vecdot sums in another order than einsum did (similarities move by < 1e-7): the
+    # same ranked lists and scores on every dev query and mode (bench/REPORT.md, session 12).
+    sims: npt.NDArray[np.float32] = np.vecdot(matrix, qvec)
+    return sims
+
+
+def nearest(ids: npt.NDArray[np.int64], sims: npt.NDArray[np.float32], limit: int) -> list[tuple[int, float]]:
+    """(id, similarity) of the ``limit`` most similar rows, best first."""
+    import numpy as np
+
+    if len(sims) == 0:
+        return []
+    k = min(limit, len(sims))
+    top = np.argpartition(-sims, k - 1)[:k]
+    top = top[np.argsort(-sims[top])]
+    # One conversion per array: indexing the memory-mapped ids one element at a time goes through
+    # np.memmap.__getitem__ in Python (~0.1 ms for 150 candidates).
+    return list(zip(ids[top].tolist(), sims[top].tolist(), strict=True))
+
+
 class Searcher:
     """Search over one store, with the vector matrix cached between queries."""
 
@@ -92,10 +126,16 @@ class Searcher:
         self._vectors_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._embed_ms: float | None = None  # running estimate of one query embedding; None: not measured
+        # Checked once, not per search: a runtime Protocol check walks the protocol's members.
+        self._native = isinstance(store, NativeVectorSearch)
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repolens-embed")
+            # Every hybrid search of a server uses the thread now: two first searches at once must
+            # not each start one.
+            with self._vectors_lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repolens-embed")
         return self._executor
 
     # -- sources --------------------------------------------------------------------------
@@ -147,19 +187,9 @@ class Searcher:
         self, text: str, ids: npt.NDArray[np.int64], matrix: npt.NDArray[np.float32], limit: int
     ) -> list[tuple[int, float]]:
         """Embed the query and take the nearest units; touches no database (runs in a thread)."""
-        import numpy as np
-
         if len(ids) == 0 or self.embedder is None:
             return []
-        qvec = self._embed_query(text)
-        # einsum, not ``matrix @ qvec``: BLAS spreads a matrix-vector product over every core, and
-        # on a busy 2-core machine its threads wait for each other (8-10 ms against einsum's 1-2 ms
-        # for sqlalchemy's 15,000 x 256 at load 5).
-        sims = np.einsum("ij,j->i", matrix, qvec)
-        k = min(limit, len(sims))
-        top = np.argpartition(-sims, k - 1)[:k]
-        top = top[np.argsort(-sims[top])]
-        return [(int(ids[i]), float(sims[i])) for i in top]
+        return nearest(ids, similarities(matrix, self._embed_query(text)), limit)
 
     def _embed_query(self, text: str) -> npt.NDArray[np.float32]:
         assert self.embedder is not None
@@ -270,23 +300,39 @@ class Searcher:
             )
 
         pending: Future[list[tuple[int, float]]] | None = None
+        # (ids, the rows left to scan here, the query vector, the other thread's scan of the rest)
+        scan: (
+            tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32], Future[npt.NDArray[np.float32]]]
+            | None
+        ) = None
         vec_units: list[tuple[int, float]] = []
         vector_text = analysis.vector_text or analysis.text
         if use_vectors and ready:
-            # A slow query embedding (onnxruntime, GIL released) runs on the other core while
-            # the database answers the lexical queries here; a fast one runs inline.
-            if isinstance(self.store, NativeVectorSearch):
+            # The vector half runs on the other core while the lexical half runs here: all of it
+            # for a slow query embedding (onnxruntime, GIL released); for a fast one (the static
+            # table) only the scan, the embedding inline.
+            if self._native:
                 pending = self._pool().submit(self._native_candidates, vector_text, source_ids, VECTOR_CANDIDATES)
             else:
                 vec_ids, matrix = self._vector_matrix(source_ids)
                 if self._embed_ms is not None and self._embed_ms < INLINE_EMBED_MS:
-                    vec_units = self._vector_candidates(vector_text, vec_ids, matrix, VECTOR_CANDIDATES)
+                    # Only the scan goes to the thread (the less Python it runs, the less the two
+                    # threads wait for each other's GIL), less the share scanned here at the end.
+                    qvec = self._embed_query(vector_text)
+                    split = len(vec_ids) - int(len(vec_ids) * SEARCHER_SCAN_SHARE)
+                    scan = (vec_ids, matrix[split:], qvec, self._pool().submit(similarities, matrix[:split], qvec))
                 else:
                     pending = self._pool().submit(self._vector_candidates, vector_text, vec_ids, matrix, VECTOR_CANDIDATES)
         lex_units = self.store.lexical_units(analysis.terms, source_ids, LEXICAL_CANDIDATES) if use_lexical else []
         lex_files = self.store.lexical_files(analysis.terms, source_ids, FILE_CANDIDATES) if use_lexical else []
         if pending is not None:
             vec_units = pending.result()
+        elif scan is not None:
+            import numpy as np
+
+            vec_ids, rest, qvec, head = scan
+            tail = similarities(rest, qvec)  # GIL released: the other thread hands its part back meanwhile
+            vec_units = nearest(vec_ids, np.concatenate([head.result(), tail]), VECTOR_CANDIDATES)
         definitions = (
             self.store.symbols_named(list(analysis.identifiers), source_ids) if rerank and analysis.identifiers else []
         )
@@ -298,7 +344,10 @@ class Searcher:
         vec_units = [(a, sim) for a, sim in vec_units if a in rows and rows[a].kind != "File"]
         for d in definitions:
             rows.setdefault(d.id, d)
-        rows = {k: v for k, v in rows.items() if v.kind != "File" and filters.accepts(v.path)}
+        if filters.paths or filters.extensions:
+            rows = {k: v for k, v in rows.items() if v.kind != "File" and filters.accepts(v.path)}
+        else:
+            rows = {k: v for k, v in rows.items() if v.kind != "File"}
         evidence = None
         if analysis.report is not None and rerank:
             evidence = self._report_evidence(analysis, source_ids, rows, lex_units, lex_files, filters)

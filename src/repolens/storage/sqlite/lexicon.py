@@ -105,7 +105,7 @@ class Lexicon:
             keep = -hit_scores <= kth
             hit, hit_scores = hit[keep], hit_scores[keep]
         order = np.lexsort((self.rowids[hit], -hit_scores))[:limit]
-        return [(int(r), float(s)) for r, s in zip(self.rowids[hit[order]], hit_scores[order], strict=True)]
+        return list(zip(self.rowids[hit[order]].tolist(), hit_scores[order].tolist(), strict=True))
 
 
 def table_tokens(conn: sqlite3.Connection, table: str) -> int:

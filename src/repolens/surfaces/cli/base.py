@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -24,6 +24,41 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+
+
+class _Teardown:
+    """Whether the command that ran lets ``main`` end the process without the interpreter's teardown."""
+
+    skippable = False
+
+
+def skip_teardown() -> None:
+    """Let ``main`` end the process as soon as this command has succeeded (see ``end_process``).
+
+    For one-shot commands that only read (``search``): freeing numpy, the thread pool and ~600 modules
+    took ~20 ms after `repolens search` had printed its answer, a tenth of the command from a shell.
+    """
+    _Teardown.skippable = True
+
+
+def teardown_skippable() -> bool:
+    """Whether the command that ran called ``skip_teardown``."""
+    return _Teardown.skippable
+
+
+def end_process(code: int) -> NoReturn:
+    """Run the atexit handlers (logging's flush, the thread pools' joins), flush the output, and end the
+    process at once with ``code``: what the interpreter's exit does, less freeing every object."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a reader that went away (``| head``): the answer was not all read
+            code = code or EXIT_ERROR
+    os._exit(code)
 
 
 @contextmanager

@@ -7,12 +7,17 @@ scripts call ``repolens search`` once per query.
 
 from __future__ import annotations
 
-from repolens.surfaces.cli.base import cli  # its commands' modules are imported on first use
+from repolens.surfaces.cli.base import cli, end_process, teardown_skippable  # commands import on first use
 
 
 def main() -> None:
     """Console-script entry point."""
-    cli()
+    try:
+        cli()
+    except SystemExit as done:
+        if done.code in (0, None) and teardown_skippable():
+            end_process(0)
+        raise
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from repolens.surfaces.cli.base import (
     json_option,
     open_services,
     search_filters,
+    skip_teardown,
     source_option,
 )
 
@@ -48,6 +49,8 @@ def search(
     """Hybrid code search: symbols, chunks and files ranked for QUERY."""
     from repolens import operations, views
     from repolens.retrieval.search import Mode
+
+    skip_teardown()  # scripts call `repolens search` once per query: exit as soon as it has answered
 
     with open_services(index_only=True) as services:
         mode_value: Mode = mode  # type: ignore[assignment]  # click.Choice guarantees the literal
