@@ -235,3 +235,18 @@ def test_switching_embedders_re_embeds_in_the_background_while_search_keeps_answ
     assert after.hits[0].artifact.path == "geo/shapes.py"
     assert new.store.vector_counts(source.id, "hash-64") == old_ready, "the old model's vectors are kept"
     new.close()
+
+
+def test_documents_are_embedded_without_the_library_tokenizer_and_as_it_would() -> None:
+    """Document vectors come from the plain-Python tokenizer (``tokenizers`` is not loaded for code)
+    and equal the vectors the library tokenizer gives."""
+    from repolens.embeddings import static
+
+    sources = sorted((REPO / "src" / "repolens").rglob("*.py"))[:40]
+    code = [p.read_text()[:1500] for p in sources]
+    embedder = StaticEmbedder()
+    vectors = embedder.embed(code, input_type="document")
+    assert embedder._model is None, "the library tokenizer was loaded for plain code"
+    reference = static.embed_with(static.load_static_model(static.PACKAGED), [*code, *ODD_TEXTS])
+    assert np.allclose(vectors, reference[: len(code)], atol=1e-6)
+    assert np.allclose(embedder.embed(ODD_TEXTS, input_type="document"), reference[len(code) :], atol=1e-6)
