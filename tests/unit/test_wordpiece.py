@@ -23,8 +23,8 @@ from repolens.embeddings.static import (
     PieceTokenizer,
     StaticEmbedder,
     embed_with,
-    load_query_model,
     load_static_model,
+    load_wordpiece_model,
     split_identifiers,
 )
 from repolens.embeddings.wordpiece import VOCAB_FILE, WordPiece, WordPieceError
@@ -177,20 +177,20 @@ def test_a_folder_without_a_word_list_reads_tokenizer_json_and_another_pipeline_
     old.mkdir()
     for name in ("tokenizer.json", "embeddings.npy", "scales.npy", "config.json"):
         (old / name).write_bytes((MODEL / name).read_bytes())
-    model = load_query_model(old, _library)
+    model = load_wordpiece_model(old, _library)
     assert model is not None and isinstance(model.tokenizer, WordPiece)
     assert model.tokenizer.encode("parse_cookie_header").ids == _library().encode("parse_cookie_header").ids
 
     other = json.loads((MODEL / "tokenizer.json").read_text())
     other["normalizer"]["lowercase"] = False
     (old / "tokenizer.json").write_text(json.dumps(other))
-    assert load_query_model(old, _library) is None
+    assert load_wordpiece_model(old, _library) is None
     with pytest.raises(WordPieceError, match="normaliser differ"):
         wordpiece.vocab_of_tokenizer_json(other)
     # an embedder over such a folder embeds queries with the library's tokenizer
     embedder = StaticEmbedder(old)
     assert embedder.embed(["parse cookie header"], input_type="query").shape == (1, embedder.dim)
-    assert not isinstance(embedder._load_query().tokenizer, WordPiece)
+    assert not isinstance(embedder._load_wordpiece().tokenizer, WordPiece)
 
     (old / VOCAB_FILE).write_text("[PAD]\nsame\nsame\n")
     with pytest.raises(WordPieceError, match="twice"):

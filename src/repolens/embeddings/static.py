@@ -1,4 +1,4 @@
-"""The default embedder: a static (lookup-table) code model distilled from the packaged MiniLM.
+"""The static embedder: a lookup-table code model distilled from the packaged MiniLM.
 
 A text's vector is a weighted mean of its tokens' rows in a table, normalised (a token's weight falls
 with its position, see ``POSITION_DECAY``): no neural network runs at
@@ -257,7 +257,7 @@ def load_static_model(folder: Path) -> StaticModel:
     return StaticModel(tokenizer, codes, scales, name, PieceTokenizer(tokenizer))
 
 
-def load_query_model(folder: Path, library: Callable[[], Any]) -> StaticModel | None:
+def load_wordpiece_model(folder: Path, library: Callable[[], Any]) -> StaticModel | None:
     """The table with ``wordpiece.WordPiece`` as its tokenizer, which gives the same ids without
     ``tokenizers`` (``library()``, the model's own tokenizer, gets the texts it leaves); None when the
     folder's tokenizer is not the BERT WordPiece pipeline that module implements."""
@@ -309,16 +309,16 @@ def embed_with(model: StaticModel, texts: Sequence[str]) -> npt.NDArray[np.float
 
 
 class StaticEmbedder:
-    """The packaged static code model (``REPOLENS_EMBEDDER=static``, the default).
+    """The packaged static code model (``REPOLENS_EMBEDDER=static``).
 
-    Queries and documents are pooled the same way; a query loses its function words first. The table
-    loads on first use.
+    Queries and documents are tokenized and pooled the same way; a query loses its function words
+    first. The table loads on first use.
     """
 
     def __init__(self, folder: Path | None = None) -> None:
         self._folder = folder
         self._model: StaticModel | None = None
-        self._query_model: StaticModel | None = None
+        self._wordpiece_model: StaticModel | None = None
         config = self._config()
         self.dim = int(config["dim"])
         self.name = model_name(self.dim, str(config["checksum"]))
@@ -328,23 +328,24 @@ class StaticEmbedder:
         return config
 
     def _load(self) -> StaticModel:
+        """The table with the ``tokenizers`` library's tokenizer (the fallback of ``_load_wordpiece``)."""
         if self._model is None:
             self._model = load_static_model(self._folder or PACKAGED)
         return self._model
 
-    def _load_query(self) -> StaticModel:
+    def _load_wordpiece(self) -> StaticModel:
         # Queries and documents are tokenized without ``tokenizers`` (wordpiece.py; the library is loaded
         # only for a text holding a character whose tables it may read differently): importing it and
         # building the model's tokenizer cost ~40 ms of a ~250 ms ``repolens search`` from a shell, and
         # ~25-90 ms of every ``repolens index`` (0.35 s over the 16 dev corpora), with the same ids and
         # the same speed once the pieces are cached (12,000 unit texts: 0.93 s cold either way).
-        if self._query_model is None:
+        if self._wordpiece_model is None:
             folder = self._folder or PACKAGED
-            self._query_model = load_query_model(folder, lambda: self._load().tokenizer) or self._load()
-        return self._query_model
+            self._wordpiece_model = load_wordpiece_model(folder, lambda: self._load().tokenizer) or self._load()
+        return self._wordpiece_model
 
     def embed(self, texts: Sequence[str], *, input_type: InputType) -> npt.NDArray[np.float32]:
         """One unit vector per text; a query without its function words (``_QUERY_STOPWORD``)."""
         if input_type == "query":
             texts = [_QUERY_STOPWORD.sub(" ", t).strip() or t for t in texts]
-        return embed_with(self._load_query(), texts)
+        return embed_with(self._load_wordpiece(), texts)
