@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,8 +315,11 @@ class _Pending:
         return list(zip(self.keys, encode_many(vectors), strict=True))
 
 
-def _parse_batch(files: list[SourceFile], embedder: Embedder | None) -> tuple[list[NewFile], Vectors]:
-    """Parse ``files`` and, with an ``embedder``, embed their units' texts (each distinct text once)."""
+def _parse_batch(
+    files: list[SourceFile], embedder: Embedder | None, on_file: Callable[[], None] | None = None
+) -> tuple[list[NewFile], Vectors]:
+    """Parse ``files`` and, with an ``embedder``, embed their units' texts (each distinct text once);
+    ``on_file`` is called after each file is parsed."""
     out: list[NewFile] = []
     pending = _Pending()
     for file in files:
@@ -324,6 +327,8 @@ def _parse_batch(files: list[SourceFile], embedder: Embedder | None) -> tuple[li
         out.append(new)
         if embedder is not None:
             pending.add(new, texts)
+        if on_file is not None:
+            on_file()
     return out, pending.embed(embedder) if embedder is not None else []
 
 
@@ -604,15 +609,7 @@ def _parse_all(
     """The parsed files in their order, a batch at a time, with the vectors of their units (with an
     ``embedder``): in worker processes when there are enough files to pay for them."""
     if not _in_workers(files):
-        out: list[NewFile] = []
-        pending = _Pending()
-        for file in files:
-            parsed, texts = build_file_and_texts(file, parse_file(file))
-            out.append(parsed)
-            if embedder is not None:
-                pending.add(parsed, texts)
-            progress.advance("parse")
-        yield out, pending.embed(embedder) if embedder is not None else []
+        yield _parse_batch(files, embedder, on_file=lambda: progress.advance("parse"))
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
