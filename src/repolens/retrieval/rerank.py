@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import count, groupby
+from itertools import count
 from typing import TYPE_CHECKING
 
 from repolens.domain import CONTAINER_KINDS, DECLARATION_FILES, IMPORTS_CHUNK, is_declaration
@@ -515,13 +515,22 @@ def diverse_top(scores: dict[int, float], file_of: dict[int, int], limit: int, *
         return []
     if not decay:
         return [(a, -neg) for neg, a in heapq.nsmallest(limit, zip(map(operator.neg, scores.values()), scores, strict=True))]
-    # Best first with ties by id, then grouped by file, each file's units still best first: stable
-    # sorts over plain ints and floats, whose comparisons make no Python calls.
-    order = sorted(scores)
-    order.sort(key=scores.__getitem__, reverse=True)
-    order.sort(key=file_of.__getitem__)
-    queues = [list(units) for _, units in groupby(order, key=file_of.__getitem__)]
-    heads = [(-scores[q[0]], q[0], i, 0) for i, q in enumerate(queues)]
+    # Each file's units best first (ties: lower id); then a heap of the files' heads.
+    by_file: dict[int, list[tuple[float, int]]] = {}
+    for a, s in scores.items():
+        f = file_of[a]
+        queue = by_file.get(f)
+        if queue is None:
+            by_file[f] = [(-s, a)]
+        else:
+            queue.append((-s, a))
+    queues = list(by_file.values())
+    heads: list[tuple[float, int, int, int]] = []
+    for i, queue in enumerate(queues):
+        if len(queue) > 1:
+            queue.sort()
+        neg, a = queue[0]
+        heads.append((neg, a, i, 0))
     heapq.heapify(heads)
     picked: list[tuple[int, float]] = []
     while heads and len(picked) < limit:
@@ -530,7 +539,7 @@ def diverse_top(scores: dict[int, float], file_of: dict[int, int], limit: int, *
         queue = queues[i]
         n += 1
         if n < len(queue):
-            b = queue[n]
-            heapq.heappush(heads, (-scores[b] * FILE_SATURATION_DECAY**n, b, i, n))
+            neg, b = queue[n]
+            heapq.heappush(heads, (neg * FILE_SATURATION_DECAY**n, b, i, n))
     # Taken in (-score, id) order already: a head pushed after a hit scores below that hit.
     return picked
