@@ -314,8 +314,8 @@ def score(
     path_of: dict[int, str] = {}
     def_names = {n.lower() for n in analysis.identifiers}
     named: list[tuple[int, Artifact]] = []
-    containers: list[int] = []
-    members: list[tuple[int, tuple[int, str]]] = []  # (unit, (file, parent's qualified name))
+    containers: list[int] = []  # symbols of a container kind
+    members: list[int] = []  # symbols with a parent
     for a, s in unit_score.items():
         row = rows[a]
         f = file_of[a] = row.file_id
@@ -328,7 +328,7 @@ def score(
             if def_names and (row.name.lower() in def_names or row.qualified_name.lower() in def_names):
                 named.append((a, row))
             if row.parent:
-                members.append((a, (f, row.parent)))
+                members.append(a)
             if row.symbol_kind in CONTAINER_KINDS:
                 containers.append(a)
 
@@ -435,11 +435,7 @@ def _imports_below_definitions(scored: Scored, rows: dict[int, Artifact]) -> Non
 
 
 def _members_before_containers(
-    scored: Scored,
-    rows: dict[int, Artifact],
-    containers: list[int],
-    members: list[tuple[int, tuple[int, str]]],
-    unit_score: dict[int, float],
+    scored: Scored, rows: dict[int, Artifact], containers: list[int], members: list[int], unit_score: dict[int, float]
 ) -> None:
     """Put a container's best member before it when the member answers the query nearly as well (in place).
 
@@ -451,6 +447,10 @@ def _members_before_containers(
     found = [a for a in containers if a in final]
     if not found:
         return
+    names = {rows[a].qualified_name for a in found}
+    members = [a for a in members if rows[a].parent in names and a in final]
+    if not members:
+        return
     # Read in the order of ``rows``, which settles two containers of one name (the later wins), two
     # members of equal score (the earlier wins) and the order in which nested pairs trade.
     position = dict(zip(rows, count()))
@@ -459,10 +459,10 @@ def _members_before_containers(
         row = rows[a]
         by_name[(row.file_id, row.qualified_name)] = a
     best: dict[int, int] = {}
-    for a in sorted((a for a, parent in members if parent in by_name and a in final), key=position.__getitem__):
+    for a in sorted(members, key=position.__getitem__):
         row = rows[a]
-        c = by_name[(row.file_id, row.parent)]
-        if c not in best or unit_score[a] > unit_score[best[c]]:
+        c = by_name.get((row.file_id, row.parent))
+        if c is not None and (c not in best or unit_score[a] > unit_score[best[c]]):
             best[c] = a
     definitions = scored._boost
     for c, m in best.items():
