@@ -6,6 +6,8 @@ change to a ranking constant shows up here as a named case that moved.
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from repolens.domain import IMPORTS_CHUNK, Artifact
@@ -168,11 +170,41 @@ def test_a_test_file_ranks_below_the_code_it_tests(path: str, expected_first: in
 
 def test_diverse_top_decays_further_hits_from_one_file() -> None:
     """The second hit of a file counts half: a weaker hit from another file can pass it."""
-    scored = {1: (1.0, {}), 2: (0.9, {}), 3: (0.6, {})}
+    scores = {1: 1.0, 2: 0.9, 3: 0.6}
     file_of = {1: 10, 2: 10, 3: 20}
-    assert [a for a, _, _ in rr.diverse_top(scored, file_of, 3, decay=True)] == [1, 3, 2]
-    assert [a for a, _, _ in rr.diverse_top(scored, file_of, 3, decay=False)] == [1, 2, 3]
-    assert len(rr.diverse_top(scored, file_of, 2, decay=True)) == 2
+    assert rr.diverse_top(scores, file_of, 3, decay=True) == [(1, 1.0), (3, 0.6), (2, 0.45)]
+    assert rr.diverse_top(scores, file_of, 3, decay=False) == [(1, 1.0), (2, 0.9), (3, 0.6)]
+    assert len(rr.diverse_top(scores, file_of, 2, decay=True)) == 2
+
+
+def _greedy_top(scores: dict[int, float], file_of: dict[int, int], limit: int) -> list[tuple[int, float]]:
+    """The definition of the file-diverse cut, step by step: each time, the unit whose score decayed
+    by its file's hits so far is highest (ties: lower id)."""
+    per_file: dict[int, int] = {}
+    left = dict(scores)
+    picked: list[tuple[int, float]] = []
+    while left and len(picked) < limit:
+        decayed = {a: s * rr.FILE_SATURATION_DECAY ** per_file.get(file_of[a], 0) for a, s in left.items()}
+        a = min(decayed, key=lambda u: (-decayed[u], u))
+        picked.append((a, decayed[a]))
+        per_file[file_of[a]] = per_file.get(file_of[a], 0) + 1
+        del left[a]
+    return picked
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_diverse_top_is_the_greedy_pick(seed: int) -> None:
+    """Per-file queues give the greedy pick exactly: same units, order and scores, ties included
+    (scores drawn from a few values, so that units and decayed scores tie across and within files)."""
+    rng = random.Random(seed)
+    n = rng.randint(1, 60)
+    ids = rng.sample(range(1, 1000), n)
+    scores = {a: rng.choice([1.0, 0.5, 0.25, 0.3, 0.7, 0.125]) * rng.choice([1.0, 1.0, 0.9]) for a in ids}
+    file_of = {a: rng.randint(1, max(1, n // rng.choice([1, 3, 10]))) for a in ids}
+    for limit in (1, 3, 10, n + 5):
+        assert rr.diverse_top(scores, file_of, limit, decay=True) == _greedy_top(scores, file_of, limit)
+        ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        assert rr.diverse_top(scores, file_of, limit, decay=False) == ordered
 
 
 # -- the exact symbol -------------------------------------------------------------------------
@@ -288,7 +320,7 @@ def test_the_exact_symbol_comes_first(
     table = {r.id: r for r in rows}
     lex = [(a, 10.0 - rank) for rank, a in enumerate(lexical)]
     scored = rr.score(analyze(query), table, lex, [], [], [], definitions, rerank=True)
-    top = rr.diverse_top(scored, {a: r.file_id for a, r in table.items()}, len(table), decay=True)
+    top = scored.top(len(table), decay=True)
     assert top[0][0] == first.id, case
 
 

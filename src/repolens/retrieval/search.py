@@ -14,6 +14,7 @@ The single entry point is ``Searcher.search``. Steps:
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 import time
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 log = logging.getLogger(__name__)
+_first = operator.itemgetter(0)
 
 Mode = Literal["auto", "lexical", "semantic", "hybrid"]
 LEXICAL_CANDIDATES = 200  # units from BM25: deep enough that fusion and boosts can reorder
@@ -337,25 +339,38 @@ class Searcher:
             self.store.symbols_named(list(analysis.identifiers), source_ids) if rerank and analysis.identifiers else []
         )
 
-        ids = {a for a, _ in lex_units} | {a for a, _ in vec_units}
-        rows = self.store.artifacts_by_id(list(ids))
-        # File summaries are embedded too: their hits are file-level evidence, not units.
-        vec_files = [(rows[a].file_id, sim) for a, sim in vec_units if a in rows and rows[a].kind == "File"]
-        vec_units = [(a, sim) for a, sim in vec_units if a in rows and rows[a].kind != "File"]
+        # (C-level set builds: the same insertions in the same order as set comprehensions, so the
+        # same iteration order of ``rows``, which settles ties in the rerank.)
+        rows = self.store.artifacts_by_id(list(set(map(_first, lex_units)) | set(map(_first, vec_units))))
+        # File summaries are embedded too: their hits are file-level evidence, not units, and no
+        # candidates (the lexical units are symbols and chunks only). One pass over the vector hits
+        # sorts them out, instead of three comprehensions over them and the candidates.
+        vec_files: list[tuple[int, float]] = []
+        summaries: list[int] = []
+        units: list[tuple[int, float]] = []
+        for a, sim in vec_units:
+            row = rows.get(a)
+            if row is None:
+                continue
+            if row.kind == "File":
+                vec_files.append((row.file_id, sim))
+                summaries.append(a)
+            else:
+                units.append((a, sim))
+        vec_units = units
+        for a in summaries:
+            rows.pop(a, None)
         for d in definitions:
             rows.setdefault(d.id, d)
         if filters.paths or filters.extensions:
-            rows = {k: v for k, v in rows.items() if v.kind != "File" and filters.accepts(v.path)}
-        else:
-            rows = {k: v for k, v in rows.items() if v.kind != "File"}
+            rows = {k: v for k, v in rows.items() if filters.accepts(v.path)}
         evidence = None
         if analysis.report is not None and rerank:
             evidence = self._report_evidence(analysis, source_ids, rows, lex_units, lex_files, filters)
         scored = rr.score(
             analysis, rows, lex_units, lex_files, vec_units, vec_files, definitions, rerank=rerank, evidence=evidence
         )
-        top = rr.diverse_top(scored, {a: r.file_id for a, r in rows.items()}, limit, decay=rerank)
-        hits = [ScoredArtifact(rows[a], by_id[rows[a].source_id], s, sig) for a, s, sig in top]
+        hits = [ScoredArtifact(rows[a], by_id[rows[a].source_id], s, sig) for a, s, sig in scored.top(limit, decay=rerank)]
         return SearchOutcome(
             hits=hits,
             analysis=analysis,
