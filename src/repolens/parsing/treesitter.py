@@ -150,15 +150,10 @@ _DECLARING_DECORATORS = frozenset(
 _TRIVIAL_STATEMENTS = frozenset({"pass_statement", "expression_statement", "raise_statement", "comment"})
 
 
-@dataclass(slots=True)
-class _Event:
-    """A relation capture: where, what kind, the name as written, and its node."""
-
-    byte: int
-    kind: str
-    target: str
-    line: int
-    node: ts.Node
+# A relation capture: its start byte, what kind, the name as written, its number among the file's
+# captures (ties sort in capture order, and nodes are never compared) and its node. A plain tuple: a
+# large repository has ~100k of them, and tuples sort in C without a key function.
+_Event = tuple[int, str, str, int, "ts.Node"]
 
 
 @dataclass(slots=True)
@@ -172,6 +167,7 @@ class _Def:
     receiver: str | None
     qualified: str = ""
     parent: _Def | None = None
+    outer: ts.Node | None = None  # ``_outer(node)``, found once
 
 
 def queries_fingerprint() -> str:
@@ -298,15 +294,17 @@ def _collect(
             return
         seen.add(key)
         receiver = captures.get("receiver")
+        outer = _outer(node)
         defs.append(
             _Def(
                 node=node,
-                start=_outer(node).start_byte,
+                start=outer.start_byte,
                 end=node.end_byte,
                 kind=kind,
                 name=name,
                 doc_node=doc[0] if doc else None,
                 receiver=".".join(_strip_generics(_text(r)) for r in receiver) if receiver else None,
+                outer=outer,
             )
         )
         return
@@ -326,7 +324,7 @@ def _collect(
         for node in nodes:
             target = _text(node).strip().strip("\"'`<>")
             if target:
-                events.append(_Event(node.start_byte, relation, target, node.start_point[0] + 1, node))
+                events.append((node.start_byte, relation, target, len(events), node))
 
 
 def _nest(defs: list[_Def]) -> None:
@@ -358,7 +356,8 @@ def _strip_generics(name: str) -> str:
 
 def _symbol(d: _Def, data: bytes) -> Symbol:
     node = d.node
-    outer = _outer(node)
+    outer = d.outer or _outer(node)
+    body = _body(node)  # once: each lookup tries up to five fields
     parent_name = d.receiver or (d.parent.qualified if d.parent is not None else None)
     return Symbol(
         name=d.name,
@@ -366,10 +365,10 @@ def _symbol(d: _Def, data: bytes) -> Symbol:
         kind=cast(SymbolKind, d.kind),
         start_line=outer.start_point[0] + 1,
         end_line=_end_line(node, data),
-        signature=_marked_signature(d, _signature(node, data)),
+        signature=_marked_signature(d, _signature(node, data, body), body),
         doc=_doc(d.doc_node) if d.doc_node is not None else _leading_comment(outer),
         parent=parent_name,
-        body_line=_body_line(node),
+        body_line=body.start_point[0] + 1 if body is not None else None,
     )
 
 
@@ -414,13 +413,7 @@ def _body(node: ts.Node) -> ts.Node | None:
     return None
 
 
-def _body_line(node: ts.Node) -> int | None:
-    body = _body(node)
-    return body.start_point[0] + 1 if body is not None else None
-
-
-def _signature(node: ts.Node, data: bytes) -> str:
-    body = _body(node)
+def _signature(node: ts.Node, data: bytes, body: ts.Node | None) -> str:
     end = body.start_byte if body is not None and body.start_byte > node.start_byte else node.end_byte
     raw = data[node.start_byte : end].decode("utf-8", errors="replace")
     if body is None:
@@ -431,15 +424,17 @@ def _signature(node: ts.Node, data: bytes) -> str:
     return sig
 
 
-def _marked_signature(d: _Def, signature: str) -> str:
-    """The signature, ending with the declaration mark exactly when ``d`` is a declaration."""
+def _marked_signature(d: _Def, signature: str, body: ts.Node | None) -> str:
+    """The signature, ending with the declaration mark exactly when ``d`` is a declaration (``body``:
+    ``_body(d.node)``)."""
     signature = signature.removesuffix(DECLARATION_MARK).rstrip()
     if d.kind not in CALLABLE_KINDS:
         return signature
-    if d.node.type == "function_definition" and _python_declaration(d.node):
+    node_type = d.node.type
+    if node_type == "function_definition" and _python_declaration(d.node):
         return signature + PYTHON_DECLARATION_MARK
-    if _declares(d.node):
-        return signature + DECLARATION_MARK
+    if node_type in _DECLARATION_NODES or (node_type in _BODILESS_DECLARATION_NODES and body is None):
+        return signature + DECLARATION_MARK if _declares(d.node) else signature
     return signature
 
 
@@ -571,8 +566,8 @@ def _relations(defs: list[_Def], events: list[_Event], resolver: resolve.Resolve
     holders = _holders(symbols)
     out: dict[tuple[str | None, str, str, str], Relation] = {}
     called: set[tuple[str | None, str]] = set()
-    for event in sorted(events, key=lambda e: (e.byte, e.kind, e.target)):
-        kind, target, byte = event.kind, event.target, event.byte
+    events.sort()  # by byte, kind, name, then capture order
+    for byte, kind, target, _, node in events:
         owner: _Def | None = None
         # The latest-starting symbol that contains the byte, the innermost: the last one starting
         # before it, or the nearest of the symbols around that one that still holds it.
@@ -593,9 +588,9 @@ def _relations(defs: list[_Def], events: list[_Event], resolver: resolve.Resolve
         hint = NAME_MATCH
         try:
             if resolver is not None and kind == "calls":
-                hint = resolver.call(event.node)
+                hint = resolver.call(node)
             elif resolver is not None and kind == "inherits":
-                hint = resolver.inherit(event.node)
+                hint = resolver.inherit(node)
         except RecursionError:  # a pathological nesting: the edge stays, unplaced; the file still parses
             hint = UNRESOLVED
         if kind == "calls" and hint not in (NAME_MATCH, UNRESOLVED):
@@ -606,7 +601,8 @@ def _relations(defs: list[_Def], events: list[_Event], resolver: resolve.Resolve
         if kind == "calls":
             called.add((source, target))
         if key not in out:
-            out[key] = Relation(source=source, kind=cast(RelationKind, kind), target=target, line=event.line, hint=hint)
+            line = node.start_point[0] + 1
+            out[key] = Relation(source=source, kind=cast(RelationKind, kind), target=target, line=line, hint=hint)
     return tuple(out.values())
 
 
