@@ -279,18 +279,21 @@ class Resolver:
         root_key = (self.root.start_byte, self.root.end_byte)
         captured = ts.QueryCursor(_scan_query(self.language, self.grammar)).captures(self.root)
         self._scopes = scopes = _Scopes.of(captured.get("s", []))
+        starts, ends, types, parents = scopes.starts, scopes.ends, scopes.types, scopes.parents
+        by_scope, by_class = self._by_scope, self._by_class
         for node in captured.get("n", []):
-            # the innermost enclosing function or class, and the innermost enclosing class
-            scope = klass = None
-            for index in scopes.around(node):
-                if scope is None:
-                    scope = scopes.key(index)
-                if scopes.types[index] in classes:
-                    klass = scopes.key(index)
-                    break
-            self._by_scope.setdefault(scope or root_key, []).append(node)
-            if klass is not None:
-                self._by_class.setdefault(klass, []).append(node)
+            # the innermost enclosing function or class, and the innermost enclosing class (``around``
+            # inlined: this runs for every declaration and import of the file)
+            start, end = node.start_byte, node.end_byte
+            index = bisect_right(starts, start) - 1
+            while index >= 0 and ends[index] < end:
+                index = parents[index]
+            scope = (starts[index], ends[index]) if index >= 0 else root_key
+            while index >= 0 and types[index] not in classes:
+                index = parents[index]
+            by_scope.setdefault(scope, []).append(node)
+            if index >= 0:
+                by_class.setdefault((starts[index], ends[index]), []).append(node)
         for bucket in (*self._by_scope.values(), *self._by_class.values()):
             bucket.sort(key=lambda n: n.start_byte)
 
@@ -412,16 +415,17 @@ class Resolver:
         parent = name_node.parent
         if parent is None:
             return []
-        if parent.type in ("new_expression", "object_creation_expression") or (
-            self.family == "java" and parent.type == "generic_type"
+        parent_type = parent.type
+        if parent_type in ("new_expression", "object_creation_expression") or (
+            self.family == "java" and parent_type == "generic_type"
         ):
             place = self._type_place(name)
             return [place] if place is not None else []
-        receiver = _receiver(name_node)
+        receiver = _receiver(parent, parent_type)
         if receiver is None:
             return self._bare_places(name, name_node)
-        grand = parent.parent
-        if parent.type == "member_expression" and grand is not None and grand.type == "new_expression":  # new ns.Foo()
+        grand = parent.parent if parent_type == "member_expression" else None
+        if grand is not None and grand.type == "new_expression":  # new ns.Foo()
             place = self._type_place(_text(parent))
             return [place] if place is not None else []
         return [p.member(name) for p in self._value_places(receiver, name_node)]
@@ -835,9 +839,8 @@ class Resolver:
 
 
 def _text(node: ts.Node | None) -> str:
-    if node is None or node.text is None:
-        return ""
-    return node.text.decode("utf-8", errors="replace")
+    raw = node.text if node is not None else None  # read once: each read copies the bytes
+    return raw.decode("utf-8", errors="replace") if raw is not None else ""
 
 
 def _string(node: ts.Node | None) -> str:
@@ -877,30 +880,31 @@ def _python_module(written: str, package: str) -> str:
     return posixpath.join(base, rest) if rest else base
 
 
-def _receiver(name_node: ts.Node) -> ts.Node | None:
-    """The object a method is called on (``a.b`` in ``a.b.m()``), None for a bare call."""
-    parent = name_node.parent
-    if parent is None:
-        return None
-    if parent.type in ("attribute", "member_expression", "selector_expression"):
-        obj, _ = _object_and_property(parent)
-        return obj
-    if parent.type == "method_invocation":
+def _receiver(parent: ts.Node, parent_type: str) -> ts.Node | None:
+    """The object a method is called on (``a.b`` in ``a.b.m()``, given the parent of the callee's name
+    ``m`` and its type), None for a bare call."""
+    if parent_type in ("attribute", "member_expression", "selector_expression"):
+        return _member_parts(parent)[0]
+    if parent_type == "method_invocation":
         return parent.child_by_field_name("object")
     return None
 
 
-def _object_and_property(node: ts.Node) -> tuple[ts.Node | None, str | None]:
-    for obj_field, prop_field in (
-        ("object", "attribute"),
-        ("object", "property"),
-        ("operand", "field"),
-        ("object", "field"),
-    ):
+_MEMBER_FIELDS = (("object", "attribute"), ("object", "property"), ("operand", "field"), ("object", "field"))
+
+
+def _member_parts(node: ts.Node) -> tuple[ts.Node | None, ts.Node | None]:
+    """The object and the property nodes of a member access (``a.b``), or None and None."""
+    for obj_field, prop_field in _MEMBER_FIELDS:
         obj, prop = node.child_by_field_name(obj_field), node.child_by_field_name(prop_field)
         if obj is not None and prop is not None:
-            return obj, _text(prop)
+            return obj, prop
     return None, None
+
+
+def _object_and_property(node: ts.Node) -> tuple[ts.Node | None, str | None]:
+    obj, prop = _member_parts(node)
+    return (obj, _text(prop)) if prop is not None else (None, None)
 
 
 def _looks_like_type(written: str) -> bool:
