@@ -109,6 +109,8 @@ _COMMENT_MARKERS = (
     "#",
     "*",
 )
+# The first of them a line starts with, in one regex (alternatives are tried in order, as a loop would).
+_COMMENT_MARKER = re.compile("|".join(re.escape(marker) for marker in _COMMENT_MARKERS))
 # XML doc comments (C#'s `/// <summary>`): the wrapping tags are markup, not text
 _XML_DOC_TAG = re.compile(r"</?(?:summary|remarks|returns|value|para)>")
 # Query patterns run as a regex over the source instead of by the query engine, which evaluates a text
@@ -594,10 +596,9 @@ def _comment_text(blocks: list[str]) -> str:
     for block in blocks:
         for line in block.splitlines():
             stripped = line.strip()
-            for marker in _COMMENT_MARKERS:
-                if stripped.startswith(marker):
-                    stripped = stripped[len(marker) :]
-                    break
+            marker = _COMMENT_MARKER.match(stripped)
+            if marker is not None:
+                stripped = stripped[marker.end() :]
             for suffix in ("*/", "-}"):
                 stripped = stripped.removesuffix(suffix)
             cleaned.append(_XML_DOC_TAG.sub("", stripped.strip()).strip())
@@ -624,7 +625,8 @@ def _relations(defs: list[_Def], events: list[_Event], resolver: resolve.Resolve
             index = holders[index]
         source = owner.qualified if owner is not None else None
         if kind == "calls" or kind == "references":
-            target = target.rsplit(".", 1)[-1].rsplit("::", 1)[-1].rsplit("->", 1)[-1]
+            if "." in target or "::" in target or "->" in target:  # most names are bare: nothing to cut
+                target = target.rsplit(".", 1)[-1].rsplit("::", 1)[-1].rsplit("->", 1)[-1]
             if owner is not None and kind == "references" and target == owner.name:
                 continue
         if kind == "references" and (source, target) in called:
