@@ -355,20 +355,23 @@ def _collect(
 def _text_captures(root: ts.Node, data: bytes, pattern: re.Pattern[bytes]) -> Iterator[ts.Node]:
     """The ``identifier`` nodes whose whole text ``pattern`` matches (see ``_TEXT_PATTERN``).
 
-    A match that is not exactly an identifier (a word in a comment or a string, or the tail of a longer
-    identifier) is passed over one character at a time, not as a whole: an identifier may start inside
-    it (``0xAFoo``, a number and then ``Foo`` in broken code)."""
+    A match that is not exactly an identifier is passed over: past the end of the leaf it lies in (a
+    comment, a string, a longer identifier: no node starts inside a leaf), else one character at a
+    time, not as a whole (an identifier may start inside it: ``0xAFoo``, a number then ``Foo``, in
+    broken code)."""
     pos = 0
     search = pattern.search
     while (match := search(data, pos)) is not None:
         start, end = match.span()
-        node = root.named_descendant_for_byte_range(start, end)
-        # the smallest named node over the span; an identifier may wrap another node of the same span
+        smallest = node = root.named_descendant_for_byte_range(start, end)
+        # an identifier may wrap another node of the same span
         while node is not None and node.type != "identifier" and node.start_byte == start and node.end_byte == end:
             node = node.parent
         if node is not None and node.type == "identifier" and node.start_byte == start and node.end_byte == end:
             yield node
             pos = end
+        elif smallest is not None and smallest.child_count == 0:
+            pos = max(smallest.end_byte, start + 1)
         else:
             pos = start + 1
 
