@@ -244,6 +244,7 @@ class Resolver:
     _by_scope: dict[tuple[int, int], list[ts.Node]] = field(default_factory=dict)
     _by_class: dict[tuple[int, int], list[ts.Node]] = field(default_factory=dict)
     _scopes: _Scopes = field(default_factory=_Scopes)
+    _type_places: dict[str, Place | None] = field(default_factory=dict)  # ``_type_place``'s answers
 
     def __post_init__(self) -> None:
         self.family = _FAMILY.get(self.language, self.language)
@@ -572,7 +573,15 @@ class Resolver:
     # -- types --------------------------------------------------------------------------------
 
     def _type_place(self, written: str) -> Place | None:
-        """Where the type (or class, or module member) written as ``written`` is defined."""
+        """Where the type (or class, or module member) written as ``written`` is defined (remembered per
+        text: a file names the same types over and over, and the answer depends only on the file)."""
+        try:
+            return self._type_places[written]
+        except KeyError:
+            place = self._type_places[written] = self._find_type_place(written)
+            return place
+
+    def _find_type_place(self, written: str) -> Place | None:
         name = _clean_type(written, self.family)
         if not name or not _IDENTIFIER_CHAIN.match(name):
             return None
@@ -632,29 +641,30 @@ class Resolver:
         """The declared or constructed type of the local ``name`` in a function enclosing ``at``
         (or at the top of the file)."""
         functions = _FUNCTIONS[self.family]
-        scopes = [self._scopes.nodes[i] for i in self._scopes.around(at) if self._scopes.types[i] in functions]
+        known = self._scopes
+        scopes = [i for i in known.around(at) if known.types[i] in functions]
         if self.family == "go":
             # Go's receiver variable: the method's owner (a Definition's qualified name).
-            for a in scopes:
+            for a in (known.nodes[i] for i in scopes):
                 if a.type == "method_declaration":
                     receiver = a.child_by_field_name("receiver")
                     for param in receiver.named_children if receiver is not None else []:
                         if any(_text(n) == name for n in param.children_by_field_name("name")):
                             kind = param.child_by_field_name("type")
                             return _text(kind) if kind is not None else None
-        for scope in [*scopes, self.root]:
-            key = (scope.start_byte, scope.end_byte)
+        for key in [*(known.key(i) for i in scopes), (self.root.start_byte, self.root.end_byte)]:
             table = self._locals.get(key)
             if table is None:
-                table = self._locals[key] = self._declarations(scope)
+                table = self._locals[key] = self._declarations(key)
             if name in table:
                 return table[name]
         return None
 
-    def _declarations(self, scope: ts.Node) -> dict[str, Written]:
-        """name -> written type (or the call whose result it holds) of the locals in ``scope``."""
+    def _declarations(self, scope: tuple[int, int]) -> dict[str, Written]:
+        """name -> written type (or the call whose result it holds) of the locals in the function (or
+        file) whose byte range is ``scope``."""
         out: dict[str, Written] = {}
-        for node in self._by_scope.get((scope.start_byte, scope.end_byte), []):
+        for node in self._by_scope.get(scope, []):
             self._declaration(node, out)
         return out
 
