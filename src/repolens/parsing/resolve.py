@@ -79,8 +79,8 @@ _CLASSES: dict[str, frozenset[str]] = {
 # What holds fields besides classes: Go's struct types (``type S struct {...}``).
 _FIELD_OWNERS: dict[str, frozenset[str]] = {"go": frozenset({"type_spec"})}
 _FAMILY = {"typescript": "javascript", "tsx": "javascript"}
-# The nodes the resolver reads declarations and imports from, found by one query per file (in C:
-# walking every node from Python doubled the parse time). A type a grammar lacks is left out.
+# The nodes the resolver reads declarations and imports from, found by query patterns (in C: walking
+# every node from Python doubled the parse time). A type a grammar lacks is left out.
 _SCANNED: dict[str, tuple[str, ...]] = {
     "python": ("typed_parameter", "typed_default_parameter", "assignment", "import_statement", "import_from_statement"),
     "javascript": (
@@ -102,7 +102,10 @@ _SCANNED: dict[str, tuple[str, ...]] = {
         "import_declaration",
     ),
 }
-_SCAN_QUERIES: dict[str, ts.Query] = {}
+# The captures of ``scan_patterns``, which the parser runs in its own query: one pass over the tree for
+# both (a query of the resolver's own was a second pass, a third of all the query time).
+DECLARATION_CAPTURE = "resolve.declaration"  # the nodes declarations and imports are read from
+SCOPE_CAPTURE = "resolve.scope"  # the function and class nodes that enclose them (see ``_Scopes``)
 
 
 def _scope_kinds(family: str) -> frozenset[str]:
@@ -110,32 +113,24 @@ def _scope_kinds(family: str) -> frozenset[str]:
     return _FUNCTIONS[family] | _CLASSES[family] | _FIELD_OWNERS.get(family, frozenset())
 
 
-def _scan_query(language: str, grammar: ts.Language) -> ts.Query:
-    """Captures ``@n``, the nodes declarations and imports are read from, and ``@s``, the function
-    and class nodes that enclose them (see ``_Scopes``)."""
+def scan_patterns(language: str, grammar: ts.Language) -> list[str]:
+    """The query patterns that capture what the resolver reads (``DECLARATION_CAPTURE``, ``SCOPE_CAPTURE``),
+    each node type only where ``grammar`` has it (JavaScript has no typed parameters)."""
     import tree_sitter as ts
 
-    query = _SCAN_QUERIES.get(language)
-    if query is None:
-        family = _FAMILY.get(language, language)
-        patterns = []
-        for capture, kinds in (("n", _SCANNED[family]), ("s", sorted(_scope_kinds(family)))):
-            valid = []
-            for kind in kinds:
-                try:
-                    ts.Query(grammar, f"({kind}) @{capture}")
-                except ts.QueryError:  # this grammar has no such node (JavaScript has no typed parameters)
-                    continue
-                valid.append(f"({kind})")
-            if valid:
-                patterns.append(f"[{' '.join(valid)}] @{capture}")
-        query = _SCAN_QUERIES[language] = ts.Query(grammar, "\n".join(patterns))
-    return query
-
-
-def prepare(language: str, grammar: ts.Language) -> None:
-    """Compile the resolver's query for ``language`` now (see ``treesitter.prepare``)."""
-    _scan_query(language, grammar)
+    family = _FAMILY.get(language, language)
+    patterns = []
+    for capture, kinds in ((DECLARATION_CAPTURE, _SCANNED[family]), (SCOPE_CAPTURE, sorted(_scope_kinds(family)))):
+        valid = []
+        for kind in kinds:
+            try:
+                ts.Query(grammar, f"({kind}) @{capture}")
+            except ts.QueryError:  # this grammar has no such node
+                continue
+            valid.append(f"({kind})")
+        if valid:
+            patterns.append(f"[{' '.join(valid)}] @{capture}")
+    return patterns
 
 
 @dataclass(slots=True)
@@ -228,7 +223,7 @@ class Resolver:
     path: str
     root: ts.Node
     definitions: list[Definition]
-    grammar: ts.Language
+    scanned: dict[str, list[ts.Node]]  # the nodes of ``scan_patterns``' captures in the file, by capture
     family: str = ""
     directory: str = ""
     imports: dict[str, Place] = field(default_factory=dict)
@@ -274,15 +269,12 @@ class Resolver:
         return place.hint() if place is not None else UNRESOLVED
 
     def _scan(self) -> None:
-        import tree_sitter as ts
-
         classes = _CLASSES[self.family] | _FIELD_OWNERS.get(self.family, frozenset())
         root_key = (self.root.start_byte, self.root.end_byte)
-        captured = ts.QueryCursor(_scan_query(self.language, self.grammar)).captures(self.root)
-        self._scopes = scopes = _Scopes.of(captured.get("s", []))
+        self._scopes = scopes = _Scopes.of(self.scanned.get(SCOPE_CAPTURE, []))
         starts, ends, types, parents = scopes.starts, scopes.ends, scopes.types, scopes.parents
         by_scope, by_class = self._by_scope, self._by_class
-        for node in captured.get("n", []):
+        for node in self.scanned.get(DECLARATION_CAPTURE, []):
             # the innermost enclosing function or class, and the innermost enclosing class (``around``
             # inlined: this runs for every declaration and import of the file)
             start, end = node.start_byte, node.end_byte

@@ -217,9 +217,11 @@ def _query(language: str) -> ts.Query:
 
 
 @cache
-def _queries(language: str) -> tuple[ts.Query, tuple[tuple[RelationKind, re.Pattern[bytes]], ...]]:
-    """The language's compiled query, and the relation patterns it leaves to ``_text_captures`` (see
-    ``_TEXT_PATTERN``): each relation's kind and its regex."""
+def _queries(language: str) -> tuple[ts.Query, tuple[tuple[RelationKind, re.Pattern[bytes]], ...], int]:
+    """The language's compiled query; the relation patterns it leaves to ``_text_captures`` (see
+    ``_TEXT_PATTERN``), each relation's kind and its regex; and the index of its first pattern that is
+    not the query file's but the resolver's (``resolve.scan_patterns``, appended: one pass over the tree
+    finds both)."""
     import tree_sitter as ts
 
     name = QUERY_FILE.get(language, language)
@@ -229,7 +231,9 @@ def _queries(language: str) -> tuple[ts.Query, tuple[tuple[RelationKind, re.Patt
     )
     if by_text:
         text = _TEXT_PATTERN.sub(lambda m: "" if m[1] in _RELATION_KINDS else m[0], text)
-    return ts.Query(_language(language), text), by_text
+    scan = resolve.scan_patterns(language, _language(language)) if language in resolve.RESOLVED_LANGUAGES else []
+    query = ts.Query(_language(language), "\n".join([text, *scan]))
+    return query, by_text, query.pattern_count - len(scan)
 
 
 @cache
@@ -247,8 +251,6 @@ def prepare(languages: Iterable[str | None]) -> None:
         if language is not None and supported(language):
             _parser(language)
             _query(language)
-            if language in resolve.RESOLVED_LANGUAGES:
-                resolve.prepare(language, _language(language))
 
 
 def parse_code(text: str, language: str, path: str = "") -> ParsedFile:
@@ -261,14 +263,20 @@ def parse_code(text: str, language: str, path: str = "") -> ParsedFile:
 
     data = text.encode("utf-8")
     tree = _parser(language).parse(data)
-    matches = ts.QueryCursor(_query(language)).matches(tree.root_node)
+    query, by_text, first_scan = _queries(language)
+    matches = ts.QueryCursor(query).matches(tree.root_node)
     defs: list[_Def] = []
     seen: set[tuple[int, int, str]] = set()
     events: list[_Event] = []
-    for _pattern, captures in matches:
-        _collect(captures, defs, seen, events)
-    for relation, pattern in _queries(language)[1]:
-        for node in _text_captures(tree.root_node, data, pattern):
+    scanned: dict[str, list[ts.Node]] = {}  # what the resolver reads (``resolve.scan_patterns``)
+    for pattern, captures in matches:
+        if pattern < first_scan:
+            _collect(captures, defs, seen, events)
+        else:
+            for capture, nodes in captures.items():
+                scanned.setdefault(capture, []).extend(nodes)
+    for relation, regex in by_text:
+        for node in _text_captures(tree.root_node, data, regex):
             events.append((node.start_byte, relation, _text(node), len(events), node))
     defs.sort(key=lambda d: (d.start, -d.end))
     _nest(defs)
@@ -279,7 +287,7 @@ def parse_code(text: str, language: str, path: str = "") -> ParsedFile:
             resolve.Definition(d.node, d.name, d.qualified, d.kind, d.parent.node if d.parent is not None else None)
             for d in defs
         ]
-        resolver = resolve.Resolver(language, path, tree.root_node, definitions, _language(language))
+        resolver = resolve.Resolver(language, path, tree.root_node, definitions, scanned)
     relations = _relations(defs, events, resolver)
     return ParsedFile(symbols=symbols, relations=relations, sections=(), parser="tree-sitter")
 
