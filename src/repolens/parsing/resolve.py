@@ -167,12 +167,18 @@ class _Scopes:
             stack.append(index)
         return out
 
-    def around(self, node: ts.Node) -> Iterator[int]:
-        """Indexes of the scopes holding ``node``, innermost first."""
+    def innermost(self, node: ts.Node) -> int:
+        """The index of the innermost scope holding ``node``; -1 for none. The scopes holding it are
+        that one and its parents, so what depends only on them can be remembered by this index."""
         start, end = node.start_byte, node.end_byte
         index = bisect_right(self.starts, start) - 1
         while index >= 0 and self.ends[index] < end:
             index = self.parents[index]
+        return index
+
+    def around(self, node: ts.Node) -> Iterator[int]:
+        """Indexes of the scopes holding ``node``, innermost first."""
+        index = self.innermost(node)
         while index >= 0:
             yield index
             index = self.parents[index]
@@ -240,6 +246,9 @@ class Resolver:
     _by_class: dict[tuple[int, int], list[ts.Node]] = field(default_factory=dict)
     _scopes: _Scopes = field(default_factory=_Scopes)
     _type_places: dict[str, Place | None] = field(default_factory=dict)  # ``_type_place``'s answers
+    # ``_enclosing_class`` and ``_local_type``'s answers by the innermost scope of the node asked about
+    _classes_at: dict[int, Definition | None] = field(default_factory=dict)
+    _local_types: dict[tuple[str, int], Written | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.family = _FAMILY.get(self.language, self.language)
@@ -610,11 +619,21 @@ class Resolver:
         return None
 
     def _enclosing_class(self, at: ts.Node) -> Definition | None:
+        inner = self._scopes.innermost(at)
+        try:
+            return self._classes_at[inner]
+        except KeyError:
+            pass
         wanted = frozenset({"method_declaration"}) if self.family == "go" else _CLASSES[self.family]
-        for index in self._scopes.around(at):
+        found = None
+        index = inner
+        while index >= 0:
             if self._scopes.types[index] in wanted:
-                return self._by_node.get(self._scopes.key(index))
-        return None
+                found = self._by_node.get(self._scopes.key(index))
+                break
+            index = self._scopes.parents[index]
+        self._classes_at[inner] = found
+        return found
 
     def _first_base(self, owner: Definition) -> str | None:
         node = owner.node
@@ -632,9 +651,22 @@ class Resolver:
     def _local_type(self, name: str, at: ts.Node) -> Written | None:
         """The declared or constructed type of the local ``name`` in a function enclosing ``at``
         (or at the top of the file)."""
+        key = (name, self._scopes.innermost(at))
+        try:
+            return self._local_types[key]
+        except KeyError:
+            written = self._local_types[key] = self._find_local_type(name, key[1])
+            return written
+
+    def _find_local_type(self, name: str, inner: int) -> Written | None:
         functions = _FUNCTIONS[self.family]
         known = self._scopes
-        scopes = [i for i in known.around(at) if known.types[i] in functions]
+        scopes = []
+        index = inner
+        while index >= 0:
+            if known.types[index] in functions:
+                scopes.append(index)
+            index = known.parents[index]
         if self.family == "go":
             # Go's receiver variable: the method's owner (a Definition's qualified name).
             for a in (known.nodes[i] for i in scopes):
