@@ -563,7 +563,8 @@ def _clean_doc(raw: str) -> str:
 
 
 def _is_comment(node: ts.Node) -> bool:
-    return "comment" in node.type or node.type in _COMMENT_TYPES
+    kind = node.type  # read once: each read makes a new string
+    return "comment" in kind or kind in _COMMENT_TYPES
 
 
 def _preceding(node: ts.Node, column: int) -> ts.Node | None:
