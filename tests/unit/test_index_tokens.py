@@ -29,6 +29,23 @@ def test_a_slice_of_the_line_tokens_is_the_tokens_of_those_lines() -> None:
             assert tokens[starts[a] : starts[b]] == identifier_tokens("\n".join(lines[a:b])), (a, b)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2x 0x1F 3.14e10 12345678 x1 _ __init__ a-b a\r\nb\n",  # numbers run into names; CRLF
+        "café naïveÉtat 日本Foo_bar\u2028next\x0bv\x85w\x00z\udcff!",  # non-ASCII and control characters
+        "",
+        "\n\n",
+    ],
+)
+def test_line_tokens_read_odd_characters_as_the_regex_does(text: str) -> None:
+    """``tokens_by_line`` reads runs of ASCII word characters; ``identifier_tokens`` its regex."""
+    tokens, starts = tokens_by_line(text)
+    lines = text.split("\n")
+    assert tokens == identifier_tokens(text)
+    assert [tokens[starts[i] : starts[i + 1]] for i in range(len(lines))] == [identifier_tokens(line) for line in lines]
+
+
 def _reference_tokens(path: str, lines: list[str], artifacts: Sequence[UnitLike]) -> FileTokens:
     """``file_tokens`` as it was before the one-pass tokenization: every unit tokenizes its own text."""
     members: dict[str, list[UnitLike]] = {}

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -41,6 +41,7 @@ from repolens.sources.languages import language_of
 from repolens.sources.local import Candidate, SourceTree, walk
 from repolens.sources.naming import source_name
 from repolens.storage.base import NewFile, SourceCatalog, Store
+from repolens.storage.relational import pack
 
 if TYPE_CHECKING:
     from repolens.embeddings.base import Embedder
@@ -333,7 +334,11 @@ def _parse_batch(
 
 
 def _worker_batch(files: list[SourceFile]) -> tuple[list[NewFile], Vectors]:
-    return _parse_batch(files, _WORKER_EMBEDDER)
+    parsed, vectors = _parse_batch(files, _WORKER_EMBEDDER)
+    # Compressed here, in parallel, not by the writer, which runs beside the workers and was the last to
+    # finish on a large repository (sqlalchemy: ~0.4 s of its ~1.9 s of writing); a quarter of the bytes
+    # cross back, too.
+    return [replace(new, packed=pack(new.content)) for new in parsed], vectors
 
 
 def _init_worker(parent_pid: int, embedder: Embedder | None) -> None:

@@ -79,8 +79,8 @@ _CLASSES: dict[str, frozenset[str]] = {
 # What holds fields besides classes: Go's struct types (``type S struct {...}``).
 _FIELD_OWNERS: dict[str, frozenset[str]] = {"go": frozenset({"type_spec"})}
 _FAMILY = {"typescript": "javascript", "tsx": "javascript"}
-# The nodes the resolver reads declarations and imports from, found by one query per file (in C:
-# walking every node from Python doubled the parse time). A type a grammar lacks is left out.
+# The nodes the resolver reads declarations and imports from, found by query patterns (in C: walking
+# every node from Python doubled the parse time). A type a grammar lacks is left out.
 _SCANNED: dict[str, tuple[str, ...]] = {
     "python": ("typed_parameter", "typed_default_parameter", "assignment", "import_statement", "import_from_statement"),
     "javascript": (
@@ -102,7 +102,10 @@ _SCANNED: dict[str, tuple[str, ...]] = {
         "import_declaration",
     ),
 }
-_SCAN_QUERIES: dict[str, ts.Query] = {}
+# The captures of ``scan_patterns``, which the parser runs in its own query: one pass over the tree for
+# both (a query of the resolver's own was a second pass, a third of all the query time).
+DECLARATION_CAPTURE = "resolve.declaration"  # the nodes declarations and imports are read from
+SCOPE_CAPTURE = "resolve.scope"  # the function and class nodes that enclose them (see ``_Scopes``)
 
 
 def _scope_kinds(family: str) -> frozenset[str]:
@@ -110,32 +113,24 @@ def _scope_kinds(family: str) -> frozenset[str]:
     return _FUNCTIONS[family] | _CLASSES[family] | _FIELD_OWNERS.get(family, frozenset())
 
 
-def _scan_query(language: str, grammar: ts.Language) -> ts.Query:
-    """Captures ``@n``, the nodes declarations and imports are read from, and ``@s``, the function
-    and class nodes that enclose them (see ``_Scopes``)."""
+def scan_patterns(language: str, grammar: ts.Language) -> list[str]:
+    """The query patterns that capture what the resolver reads (``DECLARATION_CAPTURE``, ``SCOPE_CAPTURE``),
+    each node type only where ``grammar`` has it (JavaScript has no typed parameters)."""
     import tree_sitter as ts
 
-    query = _SCAN_QUERIES.get(language)
-    if query is None:
-        family = _FAMILY.get(language, language)
-        patterns = []
-        for capture, kinds in (("n", _SCANNED[family]), ("s", sorted(_scope_kinds(family)))):
-            valid = []
-            for kind in kinds:
-                try:
-                    ts.Query(grammar, f"({kind}) @{capture}")
-                except ts.QueryError:  # this grammar has no such node (JavaScript has no typed parameters)
-                    continue
-                valid.append(f"({kind})")
-            if valid:
-                patterns.append(f"[{' '.join(valid)}] @{capture}")
-        query = _SCAN_QUERIES[language] = ts.Query(grammar, "\n".join(patterns))
-    return query
-
-
-def prepare(language: str, grammar: ts.Language) -> None:
-    """Compile the resolver's query for ``language`` now (see ``treesitter.prepare``)."""
-    _scan_query(language, grammar)
+    family = _FAMILY.get(language, language)
+    patterns = []
+    for capture, kinds in ((DECLARATION_CAPTURE, _SCANNED[family]), (SCOPE_CAPTURE, sorted(_scope_kinds(family)))):
+        valid = []
+        for kind in kinds:
+            try:
+                ts.Query(grammar, f"({kind}) @{capture}")
+            except ts.QueryError:  # this grammar has no such node
+                continue
+            valid.append(f"({kind})")
+        if valid:
+            patterns.append(f"[{' '.join(valid)}] @{capture}")
+    return patterns
 
 
 @dataclass(slots=True)
@@ -172,12 +167,18 @@ class _Scopes:
             stack.append(index)
         return out
 
-    def around(self, node: ts.Node) -> Iterator[int]:
-        """Indexes of the scopes holding ``node``, innermost first."""
+    def innermost(self, node: ts.Node) -> int:
+        """The index of the innermost scope holding ``node``; -1 for none. The scopes holding it are
+        that one and its parents, so what depends only on them can be remembered by this index."""
         start, end = node.start_byte, node.end_byte
         index = bisect_right(self.starts, start) - 1
         while index >= 0 and self.ends[index] < end:
             index = self.parents[index]
+        return index
+
+    def around(self, node: ts.Node) -> Iterator[int]:
+        """Indexes of the scopes holding ``node``, innermost first."""
+        index = self.innermost(node)
         while index >= 0:
             yield index
             index = self.parents[index]
@@ -228,7 +229,7 @@ class Resolver:
     path: str
     root: ts.Node
     definitions: list[Definition]
-    grammar: ts.Language
+    scanned: dict[str, list[ts.Node]]  # the nodes of ``scan_patterns``' captures in the file, by capture
     family: str = ""
     directory: str = ""
     imports: dict[str, Place] = field(default_factory=dict)
@@ -244,6 +245,10 @@ class Resolver:
     _by_scope: dict[tuple[int, int], list[ts.Node]] = field(default_factory=dict)
     _by_class: dict[tuple[int, int], list[ts.Node]] = field(default_factory=dict)
     _scopes: _Scopes = field(default_factory=_Scopes)
+    _type_places: dict[str, Place | None] = field(default_factory=dict)  # ``_type_place``'s answers
+    # ``_enclosing_class`` and ``_local_type``'s answers by the innermost scope of the node asked about
+    _classes_at: dict[int, Definition | None] = field(default_factory=dict)
+    _local_types: dict[tuple[str, int], Written | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.family = _FAMILY.get(self.language, self.language)
@@ -273,24 +278,24 @@ class Resolver:
         return place.hint() if place is not None else UNRESOLVED
 
     def _scan(self) -> None:
-        import tree_sitter as ts
-
         classes = _CLASSES[self.family] | _FIELD_OWNERS.get(self.family, frozenset())
         root_key = (self.root.start_byte, self.root.end_byte)
-        captured = ts.QueryCursor(_scan_query(self.language, self.grammar)).captures(self.root)
-        self._scopes = scopes = _Scopes.of(captured.get("s", []))
-        for node in captured.get("n", []):
-            # the innermost enclosing function or class, and the innermost enclosing class
-            scope = klass = None
-            for index in scopes.around(node):
-                if scope is None:
-                    scope = scopes.key(index)
-                if scopes.types[index] in classes:
-                    klass = scopes.key(index)
-                    break
-            self._by_scope.setdefault(scope or root_key, []).append(node)
-            if klass is not None:
-                self._by_class.setdefault(klass, []).append(node)
+        self._scopes = scopes = _Scopes.of(self.scanned.get(SCOPE_CAPTURE, []))
+        starts, ends, types, parents = scopes.starts, scopes.ends, scopes.types, scopes.parents
+        by_scope, by_class = self._by_scope, self._by_class
+        for node in self.scanned.get(DECLARATION_CAPTURE, []):
+            # the innermost enclosing function or class, and the innermost enclosing class (``around``
+            # inlined: this runs for every declaration and import of the file)
+            start, end = node.start_byte, node.end_byte
+            index = bisect_right(starts, start) - 1
+            while index >= 0 and ends[index] < end:
+                index = parents[index]
+            scope = (starts[index], ends[index]) if index >= 0 else root_key
+            while index >= 0 and types[index] not in classes:
+                index = parents[index]
+            by_scope.setdefault(scope, []).append(node)
+            if index >= 0:
+                by_class.setdefault((starts[index], ends[index]), []).append(node)
         for bucket in (*self._by_scope.values(), *self._by_class.values()):
             bucket.sort(key=lambda n: n.start_byte)
 
@@ -412,16 +417,17 @@ class Resolver:
         parent = name_node.parent
         if parent is None:
             return []
-        if parent.type in ("new_expression", "object_creation_expression") or (
-            self.family == "java" and parent.type == "generic_type"
+        parent_type = parent.type
+        if parent_type in ("new_expression", "object_creation_expression") or (
+            self.family == "java" and parent_type == "generic_type"
         ):
             place = self._type_place(name)
             return [place] if place is not None else []
-        receiver = _receiver(name_node)
+        receiver = _receiver(parent, parent_type)
         if receiver is None:
             return self._bare_places(name, name_node)
-        grand = parent.parent
-        if parent.type == "member_expression" and grand is not None and grand.type == "new_expression":  # new ns.Foo()
+        grand = parent.parent if parent_type == "member_expression" else None
+        if grand is not None and grand.type == "new_expression":  # new ns.Foo()
             place = self._type_place(_text(parent))
             return [place] if place is not None else []
         return [p.member(name) for p in self._value_places(receiver, name_node)]
@@ -568,7 +574,15 @@ class Resolver:
     # -- types --------------------------------------------------------------------------------
 
     def _type_place(self, written: str) -> Place | None:
-        """Where the type (or class, or module member) written as ``written`` is defined."""
+        """Where the type (or class, or module member) written as ``written`` is defined (remembered per
+        text: a file names the same types over and over, and the answer depends only on the file)."""
+        try:
+            return self._type_places[written]
+        except KeyError:
+            place = self._type_places[written] = self._find_type_place(written)
+            return place
+
+    def _find_type_place(self, written: str) -> Place | None:
         name = _clean_type(written, self.family)
         if not name or not _IDENTIFIER_CHAIN.match(name):
             return None
@@ -605,11 +619,21 @@ class Resolver:
         return None
 
     def _enclosing_class(self, at: ts.Node) -> Definition | None:
+        inner = self._scopes.innermost(at)
+        try:
+            return self._classes_at[inner]
+        except KeyError:
+            pass
         wanted = frozenset({"method_declaration"}) if self.family == "go" else _CLASSES[self.family]
-        for index in self._scopes.around(at):
+        found = None
+        index = inner
+        while index >= 0:
             if self._scopes.types[index] in wanted:
-                return self._by_node.get(self._scopes.key(index))
-        return None
+                found = self._by_node.get(self._scopes.key(index))
+                break
+            index = self._scopes.parents[index]
+        self._classes_at[inner] = found
+        return found
 
     def _first_base(self, owner: Definition) -> str | None:
         node = owner.node
@@ -627,30 +651,44 @@ class Resolver:
     def _local_type(self, name: str, at: ts.Node) -> Written | None:
         """The declared or constructed type of the local ``name`` in a function enclosing ``at``
         (or at the top of the file)."""
+        key = (name, self._scopes.innermost(at))
+        try:
+            return self._local_types[key]
+        except KeyError:
+            written = self._local_types[key] = self._find_local_type(name, key[1])
+            return written
+
+    def _find_local_type(self, name: str, inner: int) -> Written | None:
         functions = _FUNCTIONS[self.family]
-        scopes = [self._scopes.nodes[i] for i in self._scopes.around(at) if self._scopes.types[i] in functions]
+        known = self._scopes
+        scopes = []
+        index = inner
+        while index >= 0:
+            if known.types[index] in functions:
+                scopes.append(index)
+            index = known.parents[index]
         if self.family == "go":
             # Go's receiver variable: the method's owner (a Definition's qualified name).
-            for a in scopes:
+            for a in (known.nodes[i] for i in scopes):
                 if a.type == "method_declaration":
                     receiver = a.child_by_field_name("receiver")
                     for param in receiver.named_children if receiver is not None else []:
                         if any(_text(n) == name for n in param.children_by_field_name("name")):
                             kind = param.child_by_field_name("type")
                             return _text(kind) if kind is not None else None
-        for scope in [*scopes, self.root]:
-            key = (scope.start_byte, scope.end_byte)
+        for key in [*(known.key(i) for i in scopes), (self.root.start_byte, self.root.end_byte)]:
             table = self._locals.get(key)
             if table is None:
-                table = self._locals[key] = self._declarations(scope)
+                table = self._locals[key] = self._declarations(key)
             if name in table:
                 return table[name]
         return None
 
-    def _declarations(self, scope: ts.Node) -> dict[str, Written]:
-        """name -> written type (or the call whose result it holds) of the locals in ``scope``."""
+    def _declarations(self, scope: tuple[int, int]) -> dict[str, Written]:
+        """name -> written type (or the call whose result it holds) of the locals in the function (or
+        file) whose byte range is ``scope``."""
         out: dict[str, Written] = {}
-        for node in self._by_scope.get((scope.start_byte, scope.end_byte), []):
+        for node in self._by_scope.get(scope, []):
             self._declaration(node, out)
         return out
 
@@ -835,9 +873,8 @@ class Resolver:
 
 
 def _text(node: ts.Node | None) -> str:
-    if node is None or node.text is None:
-        return ""
-    return node.text.decode("utf-8", errors="replace")
+    raw = node.text if node is not None else None  # read once: each read copies the bytes
+    return raw.decode("utf-8", errors="replace") if raw is not None else ""
 
 
 def _string(node: ts.Node | None) -> str:
@@ -877,30 +914,31 @@ def _python_module(written: str, package: str) -> str:
     return posixpath.join(base, rest) if rest else base
 
 
-def _receiver(name_node: ts.Node) -> ts.Node | None:
-    """The object a method is called on (``a.b`` in ``a.b.m()``), None for a bare call."""
-    parent = name_node.parent
-    if parent is None:
-        return None
-    if parent.type in ("attribute", "member_expression", "selector_expression"):
-        obj, _ = _object_and_property(parent)
-        return obj
-    if parent.type == "method_invocation":
+def _receiver(parent: ts.Node, parent_type: str) -> ts.Node | None:
+    """The object a method is called on (``a.b`` in ``a.b.m()``, given the parent of the callee's name
+    ``m`` and its type), None for a bare call."""
+    if parent_type in ("attribute", "member_expression", "selector_expression"):
+        return _member_parts(parent)[0]
+    if parent_type == "method_invocation":
         return parent.child_by_field_name("object")
     return None
 
 
-def _object_and_property(node: ts.Node) -> tuple[ts.Node | None, str | None]:
-    for obj_field, prop_field in (
-        ("object", "attribute"),
-        ("object", "property"),
-        ("operand", "field"),
-        ("object", "field"),
-    ):
+_MEMBER_FIELDS = (("object", "attribute"), ("object", "property"), ("operand", "field"), ("object", "field"))
+
+
+def _member_parts(node: ts.Node) -> tuple[ts.Node | None, ts.Node | None]:
+    """The object and the property nodes of a member access (``a.b``), or None and None."""
+    for obj_field, prop_field in _MEMBER_FIELDS:
         obj, prop = node.child_by_field_name(obj_field), node.child_by_field_name(prop_field)
         if obj is not None and prop is not None:
-            return obj, _text(prop)
+            return obj, prop
     return None, None
+
+
+def _object_and_property(node: ts.Node) -> tuple[ts.Node | None, str | None]:
+    obj, prop = _member_parts(node)
+    return (obj, _text(prop)) if prop is not None else (None, None)
 
 
 def _looks_like_type(written: str) -> bool:

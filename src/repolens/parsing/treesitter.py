@@ -20,7 +20,7 @@ import importlib
 import logging
 import re
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -109,8 +109,19 @@ _COMMENT_MARKERS = (
     "#",
     "*",
 )
+# The first of them a line starts with, in one regex (alternatives are tried in order, as a loop would).
+_COMMENT_MARKER = re.compile("|".join(re.escape(marker) for marker in _COMMENT_MARKERS))
 # XML doc comments (C#'s `/// <summary>`): the wrapping tags are markup, not text
 _XML_DOC_TAG = re.compile(r"</?(?:summary|remarks|returns|value|para)>")
+# Query patterns run as a regex over the source instead of by the query engine, which evaluates a text
+# predicate on every node of the type, and ``identifier`` is the commonest type there is: Python's and
+# JavaScript's CamelCase references (sqlalchemy: ~350k identifiers tested for ~39k references, half of
+# its query time). The pattern's line stays in the query file (its contract, and its fingerprint); it is
+# left out of the compiled query, and ``_text_captures`` finds the same nodes. Only a regex of ASCII
+# letter and digit classes qualifies: no letter or digit follows an identifier (the lexer would have
+# taken it in), so the regex's longest match from an identifier's first character is the identifier
+# (tests/unit/test_text_patterns.py compares both ways on real grammars).
+_TEXT_PATTERN = re.compile(r'^\(\(identifier\) @(\w+) \(#match\? @\1 "\^((?:\[[A-Za-z0-9-]+\][*+]?)+)\$"\)\)[ \t]*$', re.M)
 
 # Declarations: callables that say what exists without implementing it. Search ranks the
 # implementation first and `fetch NAME` returns it, so the parser marks declarations where the
@@ -150,15 +161,10 @@ _DECLARING_DECORATORS = frozenset(
 _TRIVIAL_STATEMENTS = frozenset({"pass_statement", "expression_statement", "raise_statement", "comment"})
 
 
-@dataclass(slots=True)
-class _Event:
-    """A relation capture: where, what kind, the name as written, and its node."""
-
-    byte: int
-    kind: str
-    target: str
-    line: int
-    node: ts.Node
+# A relation capture: its start byte, what kind, the name as written, its number among the file's
+# captures (ties sort in capture order, and nodes are never compared) and its node. A plain tuple: a
+# large repository has ~100k of them, and tuples sort in C without a key function.
+_Event = tuple[int, str, str, int, "ts.Node"]
 
 
 @dataclass(slots=True)
@@ -172,6 +178,7 @@ class _Def:
     receiver: str | None
     qualified: str = ""
     parent: _Def | None = None
+    outer: ts.Node | None = None  # ``_outer(node)``, found once
 
 
 def queries_fingerprint() -> str:
@@ -205,13 +212,28 @@ def _language(language: str) -> ts.Language:
     return ts.Language(getattr(module, func)())
 
 
-@cache
 def _query(language: str) -> ts.Query:
+    return _queries(language)[0]
+
+
+@cache
+def _queries(language: str) -> tuple[ts.Query, tuple[tuple[RelationKind, re.Pattern[bytes]], ...], int]:
+    """The language's compiled query; the relation patterns it leaves to ``_text_captures`` (see
+    ``_TEXT_PATTERN``), each relation's kind and its regex; and the index of its first pattern that is
+    not the query file's but the resolver's (``resolve.scan_patterns``, appended: one pass over the tree
+    finds both)."""
     import tree_sitter as ts
 
     name = QUERY_FILE.get(language, language)
     text = resources.files("repolens.parsing").joinpath(f"queries/{name}.scm").read_text("utf-8")
-    return ts.Query(_language(language), text)
+    by_text = tuple(
+        (_RELATION_KINDS[m[1]], re.compile(m[2].encode())) for m in _TEXT_PATTERN.finditer(text) if m[1] in _RELATION_KINDS
+    )
+    if by_text:
+        text = _TEXT_PATTERN.sub(lambda m: "" if m[1] in _RELATION_KINDS else m[0], text)
+    scan = resolve.scan_patterns(language, _language(language)) if language in resolve.RESOLVED_LANGUAGES else []
+    query = ts.Query(_language(language), "\n".join([text, *scan]))
+    return query, by_text, query.pattern_count - len(scan)
 
 
 @cache
@@ -229,8 +251,6 @@ def prepare(languages: Iterable[str | None]) -> None:
         if language is not None and supported(language):
             _parser(language)
             _query(language)
-            if language in resolve.RESOLVED_LANGUAGES:
-                resolve.prepare(language, _language(language))
 
 
 def parse_code(text: str, language: str, path: str = "") -> ParsedFile:
@@ -243,12 +263,21 @@ def parse_code(text: str, language: str, path: str = "") -> ParsedFile:
 
     data = text.encode("utf-8")
     tree = _parser(language).parse(data)
-    matches = ts.QueryCursor(_query(language)).matches(tree.root_node)
+    query, by_text, first_scan = _queries(language)
+    matches = ts.QueryCursor(query).matches(tree.root_node)
     defs: list[_Def] = []
     seen: set[tuple[int, int, str]] = set()
     events: list[_Event] = []
-    for _pattern, captures in matches:
-        _collect(captures, defs, seen, events)
+    scanned: dict[str, list[ts.Node]] = {}  # what the resolver reads (``resolve.scan_patterns``)
+    for pattern, captures in matches:
+        if pattern < first_scan:
+            _collect(captures, defs, seen, events)
+        else:
+            for capture, nodes in captures.items():
+                scanned.setdefault(capture, []).extend(nodes)
+    for relation, regex in by_text:
+        for node in _text_captures(tree.root_node, data, regex):
+            events.append((node.start_byte, relation, _text(node), len(events), node))
     defs.sort(key=lambda d: (d.start, -d.end))
     _nest(defs)
     symbols = tuple(_symbol(d, data) for d in defs if d.kind != "scope")
@@ -258,7 +287,7 @@ def parse_code(text: str, language: str, path: str = "") -> ParsedFile:
             resolve.Definition(d.node, d.name, d.qualified, d.kind, d.parent.node if d.parent is not None else None)
             for d in defs
         ]
-        resolver = resolve.Resolver(language, path, tree.root_node, definitions, _language(language))
+        resolver = resolve.Resolver(language, path, tree.root_node, definitions, scanned)
     relations = _relations(defs, events, resolver)
     return ParsedFile(symbols=symbols, relations=relations, sections=(), parser="tree-sitter")
 
@@ -298,15 +327,17 @@ def _collect(
             return
         seen.add(key)
         receiver = captures.get("receiver")
+        outer = _outer(node)
         defs.append(
             _Def(
                 node=node,
-                start=_outer(node).start_byte,
+                start=outer.start_byte,
                 end=node.end_byte,
                 kind=kind,
                 name=name,
                 doc_node=doc[0] if doc else None,
                 receiver=".".join(_strip_generics(_text(r)) for r in receiver) if receiver else None,
+                outer=outer,
             )
         )
         return
@@ -326,7 +357,31 @@ def _collect(
         for node in nodes:
             target = _text(node).strip().strip("\"'`<>")
             if target:
-                events.append(_Event(node.start_byte, relation, target, node.start_point[0] + 1, node))
+                events.append((node.start_byte, relation, target, len(events), node))
+
+
+def _text_captures(root: ts.Node, data: bytes, pattern: re.Pattern[bytes]) -> Iterator[ts.Node]:
+    """The ``identifier`` nodes whose whole text ``pattern`` matches (see ``_TEXT_PATTERN``).
+
+    A match that is not exactly an identifier is passed over: past the end of the leaf it lies in (a
+    comment, a string, a longer identifier: no node starts inside a leaf), else one character at a
+    time, not as a whole (an identifier may start inside it: ``0xAFoo``, a number then ``Foo``, in
+    broken code)."""
+    pos = 0
+    search = pattern.search
+    while (match := search(data, pos)) is not None:
+        start, end = match.span()
+        smallest = node = root.named_descendant_for_byte_range(start, end)
+        # an identifier may wrap another node of the same span
+        while node is not None and node.type != "identifier" and node.start_byte == start and node.end_byte == end:
+            node = node.parent
+        if node is not None and node.type == "identifier" and node.start_byte == start and node.end_byte == end:
+            yield node
+            pos = end
+        elif smallest is not None and smallest.child_count == 0:
+            pos = max(smallest.end_byte, start + 1)
+        else:
+            pos = start + 1
 
 
 def _nest(defs: list[_Def]) -> None:
@@ -358,7 +413,8 @@ def _strip_generics(name: str) -> str:
 
 def _symbol(d: _Def, data: bytes) -> Symbol:
     node = d.node
-    outer = _outer(node)
+    outer = d.outer or _outer(node)
+    body = _body(node)  # once: each lookup tries up to five fields
     parent_name = d.receiver or (d.parent.qualified if d.parent is not None else None)
     return Symbol(
         name=d.name,
@@ -366,10 +422,10 @@ def _symbol(d: _Def, data: bytes) -> Symbol:
         kind=cast(SymbolKind, d.kind),
         start_line=outer.start_point[0] + 1,
         end_line=_end_line(node, data),
-        signature=_marked_signature(d, _signature(node, data)),
+        signature=_marked_signature(d, _signature(node, data, body), body),
         doc=_doc(d.doc_node) if d.doc_node is not None else _leading_comment(outer),
         parent=parent_name,
-        body_line=_body_line(node),
+        body_line=body.start_point[0] + 1 if body is not None else None,
     )
 
 
@@ -414,13 +470,7 @@ def _body(node: ts.Node) -> ts.Node | None:
     return None
 
 
-def _body_line(node: ts.Node) -> int | None:
-    body = _body(node)
-    return body.start_point[0] + 1 if body is not None else None
-
-
-def _signature(node: ts.Node, data: bytes) -> str:
-    body = _body(node)
+def _signature(node: ts.Node, data: bytes, body: ts.Node | None) -> str:
     end = body.start_byte if body is not None and body.start_byte > node.start_byte else node.end_byte
     raw = data[node.start_byte : end].decode("utf-8", errors="replace")
     if body is None:
@@ -431,15 +481,17 @@ def _signature(node: ts.Node, data: bytes) -> str:
     return sig
 
 
-def _marked_signature(d: _Def, signature: str) -> str:
-    """The signature, ending with the declaration mark exactly when ``d`` is a declaration."""
+def _marked_signature(d: _Def, signature: str, body: ts.Node | None) -> str:
+    """The signature, ending with the declaration mark exactly when ``d`` is a declaration (``body``:
+    ``_body(d.node)``)."""
     signature = signature.removesuffix(DECLARATION_MARK).rstrip()
     if d.kind not in CALLABLE_KINDS:
         return signature
-    if d.node.type == "function_definition" and _python_declaration(d.node):
+    node_type = d.node.type
+    if node_type == "function_definition" and _python_declaration(d.node):
         return signature + PYTHON_DECLARATION_MARK
-    if _declares(d.node):
-        return signature + DECLARATION_MARK
+    if node_type in _DECLARATION_NODES or (node_type in _BODILESS_DECLARATION_NODES and body is None):
+        return signature + DECLARATION_MARK if _declares(d.node) else signature
     return signature
 
 
@@ -511,7 +563,8 @@ def _clean_doc(raw: str) -> str:
 
 
 def _is_comment(node: ts.Node) -> bool:
-    return "comment" in node.type or node.type in _COMMENT_TYPES
+    kind = node.type  # read once: each read makes a new string
+    return "comment" in kind or kind in _COMMENT_TYPES
 
 
 def _preceding(node: ts.Node, column: int) -> ts.Node | None:
@@ -555,10 +608,9 @@ def _comment_text(blocks: list[str]) -> str:
     for block in blocks:
         for line in block.splitlines():
             stripped = line.strip()
-            for marker in _COMMENT_MARKERS:
-                if stripped.startswith(marker):
-                    stripped = stripped[len(marker) :]
-                    break
+            marker = _COMMENT_MARKER.match(stripped)
+            if marker is not None:
+                stripped = stripped[marker.end() :]
             for suffix in ("*/", "-}"):
                 stripped = stripped.removesuffix(suffix)
             cleaned.append(_XML_DOC_TAG.sub("", stripped.strip()).strip())
@@ -571,8 +623,8 @@ def _relations(defs: list[_Def], events: list[_Event], resolver: resolve.Resolve
     holders = _holders(symbols)
     out: dict[tuple[str | None, str, str, str], Relation] = {}
     called: set[tuple[str | None, str]] = set()
-    for event in sorted(events, key=lambda e: (e.byte, e.kind, e.target)):
-        kind, target, byte = event.kind, event.target, event.byte
+    events.sort()  # by byte, kind, name, then capture order
+    for byte, kind, target, _, node in events:
         owner: _Def | None = None
         # The latest-starting symbol that contains the byte, the innermost: the last one starting
         # before it, or the nearest of the symbols around that one that still holds it.
@@ -585,7 +637,8 @@ def _relations(defs: list[_Def], events: list[_Event], resolver: resolve.Resolve
             index = holders[index]
         source = owner.qualified if owner is not None else None
         if kind == "calls" or kind == "references":
-            target = target.rsplit(".", 1)[-1].rsplit("::", 1)[-1].rsplit("->", 1)[-1]
+            if "." in target or "::" in target or "->" in target:  # most names are bare: nothing to cut
+                target = target.rsplit(".", 1)[-1].rsplit("::", 1)[-1].rsplit("->", 1)[-1]
             if owner is not None and kind == "references" and target == owner.name:
                 continue
         if kind == "references" and (source, target) in called:
@@ -593,9 +646,9 @@ def _relations(defs: list[_Def], events: list[_Event], resolver: resolve.Resolve
         hint = NAME_MATCH
         try:
             if resolver is not None and kind == "calls":
-                hint = resolver.call(event.node)
+                hint = resolver.call(node)
             elif resolver is not None and kind == "inherits":
-                hint = resolver.inherit(event.node)
+                hint = resolver.inherit(node)
         except RecursionError:  # a pathological nesting: the edge stays, unplaced; the file still parses
             hint = UNRESOLVED
         if kind == "calls" and hint not in (NAME_MATCH, UNRESOLVED):
@@ -606,7 +659,8 @@ def _relations(defs: list[_Def], events: list[_Event], resolver: resolve.Resolve
         if kind == "calls":
             called.add((source, target))
         if key not in out:
-            out[key] = Relation(source=source, kind=cast(RelationKind, kind), target=target, line=event.line, hint=hint)
+            line = node.start_point[0] + 1
+            out[key] = Relation(source=source, kind=cast(RelationKind, kind), target=target, line=line, hint=hint)
     return tuple(out.values())
 
 

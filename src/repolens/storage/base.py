@@ -87,6 +87,9 @@ class NewFile:
     artifacts: Sequence[NewArtifact]
     relations: Sequence[Relation]
     embed_keys: Sequence[int | None]  # per artifact: content address of its embedding text
+    # ``content`` in its stored form (``relational.pack``) when a parse worker compressed it already: the
+    # writer, which runs while the workers parse, is then spared the compression (else it packs ``content``)
+    packed: bytes | None = None
 
     def __reduce__(self) -> tuple[Callable[..., NewFile], tuple[object, ...]]:
         """Pickled as plain tuples. The parse workers send every file they parse to the writer, and a
@@ -122,6 +125,7 @@ class NewFile:
                 ],
                 tuple((r.source, r.kind, r.target, r.line, r.hint) for r in self.relations),
                 self.embed_keys,
+                self.packed,
             ),
         )
 
@@ -138,6 +142,7 @@ def _new_file(
     artifacts: list[tuple[ArtifactKind, str, str, str, str, str, int, int, str, str]],
     relations: tuple[tuple[str | None, RelationKind, str, int, str], ...],
     embed_keys: Sequence[int | None],
+    packed: bytes | None,
 ) -> NewFile:
     """``NewFile.__reduce__``'s inverse."""
     return NewFile(
@@ -152,6 +157,7 @@ def _new_file(
         [NewArtifact(*a) for a in artifacts],
         tuple(Relation(*r) for r in relations),
         embed_keys,
+        packed,
     )
 
 

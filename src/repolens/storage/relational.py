@@ -13,13 +13,16 @@ import secrets
 import time
 import zlib
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from repolens.domain import Artifact, IndexedFile, Relation, RelationKind, Source
 from repolens.errors import Conflict, StorageError
 from repolens.storage.cache import GenerationCache
 from repolens.storage.migrations import Migration
 from repolens.storage.registry import RegistryMixin
+
+if TYPE_CHECKING:
+    from repolens.storage.base import NewFile
 
 # Relation kinds are stored as small integers: the table has tens of thousands of rows per repo.
 RELATION_KINDS: tuple[RelationKind, ...] = ("calls", "references", "imports", "inherits")
@@ -78,6 +81,11 @@ class Conn(Protocol):
 def pack(text: str) -> bytes:
     """Stored form of a file's text."""
     return zlib.compress(text.encode("utf-8"), _COMPRESS_LEVEL)
+
+
+def stored_content(new: NewFile) -> bytes:
+    """A file's stored form: packed already by a parse worker, or packed now."""
+    return new.packed if new.packed is not None else pack(new.content)
 
 
 def unpack(blob: bytes) -> str:

@@ -45,7 +45,7 @@ from repolens.storage.relational import (
     NO_MODEL,
     RELATION_CODES,
     chunks,
-    pack,
+    stored_content,
 )
 
 if TYPE_CHECKING:
@@ -391,7 +391,7 @@ class PostgresStore(SqlStore):
                     new.size,
                     new.n_lines,
                     new.parser,
-                    pack(new.content),
+                    stored_content(new),
                     file_len,
                     unit_docs,
                     unit_tokens,

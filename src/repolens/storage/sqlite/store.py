@@ -53,7 +53,7 @@ from repolens.storage.relational import (
     ARTIFACT_COLUMNS,
     RELATION_CODES,
     SqlIndexStore,
-    pack,
+    stored_content,
     unpack,
 )
 
@@ -262,7 +262,7 @@ class SqliteIndexStore(SqlIndexStore):
                 cur = conn.execute(
                     "INSERT INTO files(source_id, path, language, sha, size, n_lines, parser, content) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (source_id, new.path, new.language, new.sha, new.size, new.n_lines, new.parser, pack(new.content)),
+                    (source_id, new.path, new.language, new.sha, new.size, new.n_lines, new.parser, stored_content(new)),
                 )
                 file_id = cast(int, cur.lastrowid)
                 tokens = new.tokens
