@@ -176,12 +176,15 @@ class _Scopes:
             index = self.parents[index]
         return index
 
-    def around(self, node: ts.Node) -> Iterator[int]:
-        """Indexes of the scopes holding ``node``, innermost first."""
-        index = self.innermost(node)
+    def outward(self, index: int) -> Iterator[int]:
+        """``index`` and the indexes of the scopes around it, innermost first (none for -1)."""
         while index >= 0:
             yield index
             index = self.parents[index]
+
+    def around(self, node: ts.Node) -> Iterator[int]:
+        """Indexes of the scopes holding ``node``, innermost first."""
+        return self.outward(self.innermost(node))
 
     def key(self, index: int) -> tuple[int, int]:
         return self.starts[index], self.ends[index]
@@ -281,21 +284,13 @@ class Resolver:
         classes = _CLASSES[self.family] | _FIELD_OWNERS.get(self.family, frozenset())
         root_key = (self.root.start_byte, self.root.end_byte)
         self._scopes = scopes = _Scopes.of(self.scanned.get(SCOPE_CAPTURE, []))
-        starts, ends, types, parents = scopes.starts, scopes.ends, scopes.types, scopes.parents
-        by_scope, by_class = self._by_scope, self._by_class
         for node in self.scanned.get(DECLARATION_CAPTURE, []):
-            # the innermost enclosing function or class, and the innermost enclosing class (``around``
-            # inlined: this runs for every declaration and import of the file)
-            start, end = node.start_byte, node.end_byte
-            index = bisect_right(starts, start) - 1
-            while index >= 0 and ends[index] < end:
-                index = parents[index]
-            scope = (starts[index], ends[index]) if index >= 0 else root_key
-            while index >= 0 and types[index] not in classes:
-                index = parents[index]
-            by_scope.setdefault(scope, []).append(node)
-            if index >= 0:
-                by_class.setdefault((starts[index], ends[index]), []).append(node)
+            # the innermost enclosing function or class, and the innermost enclosing class
+            inner = scopes.innermost(node)
+            self._by_scope.setdefault(scopes.key(inner) if inner >= 0 else root_key, []).append(node)
+            klass = next((i for i in scopes.outward(inner) if scopes.types[i] in classes), -1)
+            if klass >= 0:
+                self._by_class.setdefault(scopes.key(klass), []).append(node)
         for bucket in (*self._by_scope.values(), *self._by_class.values()):
             bucket.sort(key=lambda n: n.start_byte)
 
@@ -626,12 +621,10 @@ class Resolver:
             pass
         wanted = frozenset({"method_declaration"}) if self.family == "go" else _CLASSES[self.family]
         found = None
-        index = inner
-        while index >= 0:
+        for index in self._scopes.outward(inner):
             if self._scopes.types[index] in wanted:
                 found = self._by_node.get(self._scopes.key(index))
                 break
-            index = self._scopes.parents[index]
         self._classes_at[inner] = found
         return found
 
@@ -661,12 +654,7 @@ class Resolver:
     def _find_local_type(self, name: str, inner: int) -> Written | None:
         functions = _FUNCTIONS[self.family]
         known = self._scopes
-        scopes = []
-        index = inner
-        while index >= 0:
-            if known.types[index] in functions:
-                scopes.append(index)
-            index = known.parents[index]
+        scopes = [i for i in known.outward(inner) if known.types[i] in functions]
         if self.family == "go":
             # Go's receiver variable: the method's owner (a Definition's qualified name).
             for a in (known.nodes[i] for i in scopes):

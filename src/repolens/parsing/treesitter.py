@@ -212,10 +212,6 @@ def _language(language: str) -> ts.Language:
     return ts.Language(getattr(module, func)())
 
 
-def _query(language: str) -> ts.Query:
-    return _queries(language)[0]
-
-
 @cache
 def _queries(language: str) -> tuple[ts.Query, tuple[tuple[RelationKind, re.Pattern[bytes]], ...], int]:
     """The language's compiled query; the relation patterns it leaves to ``_text_captures`` (see
@@ -250,7 +246,7 @@ def prepare(languages: Iterable[str | None]) -> None:
     for language in set(languages):
         if language is not None and supported(language):
             _parser(language)
-            _query(language)
+            _queries(language)
 
 
 def parse_code(text: str, language: str, path: str = "") -> ParsedFile:
@@ -487,22 +483,23 @@ def _marked_signature(d: _Def, signature: str, body: ts.Node | None) -> str:
     signature = signature.removesuffix(DECLARATION_MARK).rstrip()
     if d.kind not in CALLABLE_KINDS:
         return signature
-    node_type = d.node.type
-    if node_type == "function_definition" and _python_declaration(d.node):
+    if d.node.type == "function_definition" and _python_declaration(d.node):
         return signature + PYTHON_DECLARATION_MARK
-    if node_type in _DECLARATION_NODES or (node_type in _BODILESS_DECLARATION_NODES and body is None):
-        return signature + DECLARATION_MARK if _declares(d.node) else signature
+    if _declares(d.node, body):
+        return signature + DECLARATION_MARK
     return signature
 
 
-def _declares(node: ts.Node) -> bool:
-    if node.type in _DECLARATION_NODES:
-        return any(child.type == "function_declarator" for child in _descendants(node, 2)) or node.type not in (
+def _declares(node: ts.Node, body: ts.Node | None) -> bool:
+    """Whether ``node`` declares without implementing (``body``: ``_body(node)``, found by the caller)."""
+    node_type = node.type
+    if node_type in _DECLARATION_NODES:
+        return any(child.type == "function_declarator" for child in _descendants(node, 2)) or node_type not in (
             "field_declaration",
             "declaration",
         )
-    if node.type in _BODILESS_DECLARATION_NODES:
-        return _body(node) is None and not any(child.type in _BODY_NODES for child in node.children)
+    if node_type in _BODILESS_DECLARATION_NODES:
+        return body is None and not any(child.type in _BODY_NODES for child in node.children)
     return False
 
 
