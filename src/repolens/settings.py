@@ -21,7 +21,9 @@ from repolens.errors import InvalidInput
 
 DEFAULT_MAX_FILE_BYTES = 1_000_000  # 1 MB: larger files are data dumps, not code to read
 DEFAULT_GIT_TIMEOUT_S = 300  # a clone that takes longer than this is stuck or enormous
-DEFAULT_EMBEDDER = "minilm"  # fused NDCG@10 0.851 vs 0.827 for `static`, which embeds ~60x faster (bench/REPORT.md)
+# The best ranking: fused NDCG@10 0.851 against 0.843 for `static`, which embeds ~50x faster and
+# becomes the default when its ranking catches up (issue 16; bench/REPORT.md).
+DEFAULT_EMBEDDER = "minilm"
 DEFAULT_MAX_ARTIFACTS = 20  # identifiers per fetch request: CodeAlive's documented cap
 DEFAULT_MAX_REPO_MB = 2_000  # a clone larger than this is refused (and deleted) rather than indexed
 DEFAULT_PORT = 8000  # the port CodeAlive's own docs and clients use for a local server
