@@ -57,7 +57,18 @@ log = logging.getLogger(__name__)
 _PARALLEL_MIN_BYTES = 300_000
 _PARALLEL_MANY_FILES = 64
 _PARALLEL_MIN_FILES = 8  # fewer files do not spread over the workers
-_WORKERS = 2  # this machine kind has two cores
+_WORKERS = 2  # this machine kind has two cores (``Settings.parse_workers`` sets another number)
+# ... and, unless the settings say how many, only when the cores for them are free: with other work running
+# on them, two workers get little more CPU than this process alone and spend more of it (the fork, each
+# worker's cold caches, results pickled back). Measured 2026-12-08 on this shared 2-core machine while one
+# to two other tasks ran (load average 1.5-2.8), cold, static vectors, in this process against two
+# workers, wall s: grape 0.36 against 0.69, typer 0.33 / 0.46, raft 0.35 / 0.75, jinja2 0.54 / 0.83,
+# werkzeug 0.59 / 0.69, knex 1.17 / 1.94, pytest 1.34 / 1.70, rich 0.98 / 1.29, sqlalchemy 6.7 / 8.3:
+# with a core taken, one process won on every corpus. Other work is what the kernel counts as running or
+# runnable at the moment (/proc/loadavg), the least of a few readings ``_LOAD_SAMPLE_S`` apart, so that a
+# task which only passes by does not count.
+_LOAD_SAMPLES = 3
+_LOAD_SAMPLE_S = 0.001
 # Files per task of a parse worker: few enough that the last tasks still spread over the workers, enough
 # that one call to the embedder gets a few hundred texts (its cost per call is a fixed numpy overhead).
 _FILES_PER_TASK = 4
@@ -524,9 +535,10 @@ def _run(
     # while the workers parse the next ones, in transactions of about _STREAM_BYTES of source (short:
     # the write lock is held as briefly as for one re-index). A re-index writes in one transaction at
     # the end, so searches see the old index or the new one, never a mix.
-    streaming = not stored and _in_workers(changed)
+    workers = _in_workers(changed, settings.parse_workers)
+    streaming = not stored and workers > 0
     unwritten: list[NewFile] = []
-    for batch, batch_vectors in _parse_all(changed, progress, inline):
+    for batch, batch_vectors in _parse_all(changed, progress, inline, workers=workers):
         new_files.extend(batch)
         vectors.update(batch_vectors)
         if streaming:
@@ -598,22 +610,40 @@ def _grammar_languages() -> frozenset[str]:
     return frozenset(GRAMMARS)
 
 
-def _workers() -> int:
-    return min(_WORKERS, os.cpu_count() or 1)
-
-
-def _in_workers(files: list[SourceFile]) -> bool:
-    """Whether ``files`` are parsed in worker processes (else in this one)."""
+def _in_workers(files: list[SourceFile], configured: int) -> int:
+    """How many worker processes parse ``files`` (0: this one does), with ``configured`` as
+    ``Settings.parse_workers`` says: enough files, and (automatic) the cores free for the workers."""
     enough = len(files) >= _PARALLEL_MANY_FILES or sum(f.size for f in files) >= _PARALLEL_MIN_BYTES
-    return enough and len(files) >= _PARALLEL_MIN_FILES and _workers() >= 2
+    if not (enough and len(files) >= _PARALLEL_MIN_FILES) or configured == 1:
+        return 0
+    if configured:
+        return configured
+    workers = min(_WORKERS, os.cpu_count() or 1)
+    return workers if workers >= 2 and _free_cores() >= workers else 0
+
+
+def _free_cores() -> int:
+    """Cores no other task is using now (see ``_LOAD_SAMPLES``); all of them where that is not known."""
+    cores = os.cpu_count() or 1
+    running: list[int] = []
+    for i in range(_LOAD_SAMPLES):
+        if i:
+            time.sleep(_LOAD_SAMPLE_S)
+        try:
+            with open("/proc/loadavg", encoding="ascii") as f:
+                # "0.52 0.61 0.70 2/345 6789": the fourth field is running (or runnable) / all tasks
+                running.append(int(f.read().split()[3].split("/")[0]))
+        except (OSError, ValueError, IndexError):
+            return cores
+    return max(0, cores - (min(running) - 1))  # this process is one of the running tasks
 
 
 def _parse_all(
-    files: list[SourceFile], progress: Progress, embedder: Embedder | None
+    files: list[SourceFile], progress: Progress, embedder: Embedder | None, *, workers: int
 ) -> Iterator[tuple[list[NewFile], Vectors]]:
     """The parsed files in their order, a batch at a time, with the vectors of their units (with an
-    ``embedder``): in worker processes when there are enough files to pay for them."""
-    if not _in_workers(files):
+    ``embedder``): in ``workers`` worker processes (``_in_workers``), or in this one for 0."""
+    if not workers:
         yield _parse_batch(files, embedder, on_file=lambda: progress.advance("parse"))
         return
     import multiprocessing as mp
@@ -631,7 +661,7 @@ def _parse_all(
     # at this point, and its source lock is a record lock, which children do not inherit.
     ctx = mp.get_context("fork")
     with ProcessPoolExecutor(
-        max_workers=_workers(), mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), embedder)
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), embedder)
     ) as pool:
         for batch, result in zip(batches, pool.map(_worker_batch, batches), strict=True):
             progress.advance("parse", len(batch))
