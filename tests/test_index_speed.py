@@ -21,7 +21,7 @@ from repolens.indexing.vectors import backfill
 from repolens.settings import Settings
 from repolens.storage.sqlite.store import SqliteStore
 
-N_MODULES = 80  # more than pipeline._PARALLEL_MIN_FILES (the tests lower _PARALLEL_MIN_BYTES: workers parse)
+N_MODULES = 80  # more than pipeline._PARALLEL_MIN_FILES (the tests ask for two workers: workers parse)
 
 
 def _files() -> dict[str, str]:
@@ -104,7 +104,6 @@ def test_workers_streamed_writes_and_inline_vectors_build_the_plain_index(
 
     monkeypatch.setattr(store, "replace_files", counting)
     monkeypatch.setattr(pipeline, "_STREAM_BYTES", 4_000)  # a transaction every few files
-    monkeypatch.setattr(pipeline, "_PARALLEL_MIN_BYTES", 0)
     source, report = pipeline.index_source(store, fast, str(root), name="demo", embedder=load_embedder(fast))
     assert len(writes) > 5, "the first index was not written while parsing"
     assert report.vectors_embedded > N_MODULES
@@ -123,7 +122,6 @@ def test_a_re_index_after_a_first_index_written_while_parsing_finds_nothing_to_d
     settings = Settings(home=tmp_path / "home", embedder="static", parse_workers=2)
     store = SqliteStore(settings.db_path)
     monkeypatch.setattr(pipeline, "_STREAM_BYTES", 4_000)
-    monkeypatch.setattr(pipeline, "_PARALLEL_MIN_BYTES", 0)
     _, first = pipeline.index_source(store, settings, str(root), name="demo", embedder=load_embedder(settings))
     _, second = pipeline.index_source(store, settings, str(root), name="demo", embedder=load_embedder(settings))
     assert first.files_changed == len(_files()) and second.files_changed == 0

@@ -49,8 +49,8 @@ DEFAULT_FORWARDED_HEADERS_BLOCKLIST = (
     "x-internal-token",
 )
 DEFAULT_INDEX_WORKERS = 1  # one indexing thread per server: the embedded shape needs no other process
-# 0: the index run picks (``indexing.pipeline._in_workers``: two parse workers for enough files while no
-# other work holds the cores, else none); 1: never a worker process; N: N workers for enough files.
+# 0: the index run picks (``indexing.pipeline._in_workers``: two parse workers for enough source while no
+# other work holds the cores, else none); 1: never a worker process; N: N workers for any run of a few files.
 DEFAULT_PARSE_WORKERS = 0
 DEFAULT_JOB_LEASE_S = 60  # 12 missed heartbeats (every 5 s): a dead worker, not a slow one
 # A sign-in token (local users) lasts a working day; disabling the user ends it at once anyway.

@@ -170,15 +170,19 @@ def test_a_bad_setting_is_refused_at_start_by_name(
 
 
 def test_parse_workers_are_as_configured_or_chosen_by_size_and_free_cores() -> None:
-    """REPOLENS_PARSE_WORKERS: 1 never forks, N forks N for enough files; 0 (automatic) forks two only for
-    enough files and only with two cores free of other work (read from the running machine)."""
+    """REPOLENS_PARSE_WORKERS: 1 never forks, N forks N for a few files or more; 0 (automatic) forks two only
+    for enough source and only with two cores free of other work (read from the running machine)."""
     from repolens.domain import SourceFile
     from repolens.indexing import pipeline
 
-    def files(n: int) -> list[SourceFile]:
-        return [SourceFile(f"m{i}.py", "x = 1\n", 6, f"{i:040x}", "python") for i in range(n)]
+    def files(n: int, size: int) -> list[SourceFile]:
+        return [SourceFile(f"m{i}.py", "x = 1\n", size, f"{i:040x}", "python") for i in range(n)]
 
-    many, few = files(pipeline._PARALLEL_MANY_FILES), files(pipeline._PARALLEL_MIN_FILES - 1)
+    enough = pipeline._PARALLEL_MIN_BYTES // pipeline._PARALLEL_MIN_FILES + 1
+    many = files(pipeline._PARALLEL_MIN_FILES, enough)
+    few = files(pipeline._PARALLEL_MIN_FILES - 1, 2 * enough)
+    assert pipeline._in_workers(files(100, 6), 3) == 3, "the operator's number, however little source"
+    assert pipeline._in_workers(files(100, 6), 0) == 0, "many files, too little source to pay for workers"
     assert pipeline._in_workers(many, 1) == 0
     assert pipeline._in_workers(many, 3) == 3
     assert pipeline._in_workers(few, 3) == 0

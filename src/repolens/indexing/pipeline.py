@@ -48,14 +48,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Worker processes parse when there is enough to pay for starting them (~50 ms: fork, and the results
-# shipped back): enough source, or many files (per-file work is much of a parse: grape, 143 Ruby files
-# of 0.27 MB, 0.27 s in the workers against 0.31-0.41 s in process). Measured cold on the dev corpora
-# (lexical, wall): jinja2 (26 files, 0.49 MB) 0.35 -> 0.25 s in the workers, werkzeug (59 files,
-# 0.76 MB) 0.49 -> 0.33 s, typer (38, 0.45 MB) 0.29 -> 0.27 s; attrs (23 files, 0.21 MB) 0.12 -> 0.17 s
-# and ws (19, 0.15 MB) 0.12 -> 0.14 s slower.
-_PARALLEL_MIN_BYTES = 300_000
-_PARALLEL_MANY_FILES = 64
+# Worker processes parse when there is enough source to pay for them: starting them is cheap (~50 ms: fork),
+# but each one warms its own caches (the static embedder learns the same word pieces in both) and the
+# results are shipped back, so two workers spend 1.6-1.9x the CPU of this process on a 0.3-0.8 MB
+# repository. Measured 2026-12-08 (load average 0.6-1.1, a core mostly free), cold with static vectors,
+# in this process against two workers, median wall s of 3-4 interleaved runs: grape (143 files,
+# 0.27 MB) 0.35 against 0.41-0.45, raft (0.40 MB) 0.33-0.45 / 0.42-0.48, penlight (0.42 MB) 0.29-0.41 /
+# 0.44-0.45, typer (0.45 MB) 0.33-0.37 / 0.33, jinja2 (0.49 MB) 0.42-0.60 / 0.37-0.48, werkzeug
+# (0.76 MB) 0.58-0.69 / 0.44-0.47, rxjs (0.82 MB) 0.56 / 0.47, rayon (0.83 MB) 0.71 / 0.48. Many small
+# files no longer pay for them either (grape): the size decides.
+_PARALLEL_MIN_BYTES = 450_000
 _PARALLEL_MIN_FILES = 8  # fewer files do not spread over the workers
 _WORKERS = 2  # this machine kind has two cores (``Settings.parse_workers`` sets another number)
 # ... and, unless the settings say how many, only when the cores for them are free: with other work running
@@ -612,14 +614,14 @@ def _grammar_languages() -> frozenset[str]:
 
 def _in_workers(files: list[SourceFile], configured: int) -> int:
     """How many worker processes parse ``files`` (0: this one does), with ``configured`` as
-    ``Settings.parse_workers`` says: enough files, and (automatic) the cores free for the workers."""
-    enough = len(files) >= _PARALLEL_MANY_FILES or sum(f.size for f in files) >= _PARALLEL_MIN_BYTES
-    if not (enough and len(files) >= _PARALLEL_MIN_FILES) or configured == 1:
+    ``Settings.parse_workers`` says: the operator's number, or (0) two for enough source with the cores free."""
+    if len(files) < _PARALLEL_MIN_FILES or configured == 1:
         return 0
     if configured:
         return configured
     workers = min(_WORKERS, os.cpu_count() or 1)
-    return workers if workers >= 2 and _free_cores() >= workers else 0
+    enough = sum(f.size for f in files) >= _PARALLEL_MIN_BYTES
+    return workers if enough and workers >= 2 and _free_cores() >= workers else 0
 
 
 def _free_cores() -> int:
