@@ -8,6 +8,7 @@ relations, full-text postings (read back token by token through ``fts5vocab``) a
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from repolens.indexing.vectors import backfill
 from repolens.settings import Settings
 from repolens.storage.sqlite.store import SqliteStore
 
-N_MODULES = 80  # more than pipeline._PARALLEL_MIN_FILES (the tests lower _PARALLEL_MIN_BYTES: workers parse)
+N_MODULES = 80  # more than pipeline._PARALLEL_MIN_FILES (the tests ask for two workers: workers parse)
 
 
 def _files() -> dict[str, str]:
@@ -87,14 +88,12 @@ def test_workers_streamed_writes_and_inline_vectors_build_the_plain_index(
     store = SqliteStore(plain.db_path)
     embedder = load_embedder(plain)
     assert embedder is not None
-    with monkeypatch.context() as m:
-        m.setattr(pipeline, "_PARALLEL_MIN_FILES", 10**9)
-        source, report = pipeline.index_source(store, plain, str(root), name="demo")
+    source, report = pipeline.index_source(store, replace(plain, parse_workers=1), str(root), name="demo")
     assert report.vectors_embedded == 0
     assert backfill(store, source.id, embedder) > N_MODULES
     store.close()
 
-    fast = Settings(home=tmp_path / "fast", embedder="static")
+    fast = Settings(home=tmp_path / "fast", embedder="static", parse_workers=2)  # even with the cores busy
     store = SqliteStore(fast.db_path)
     writes: list[int] = []
     replace_files = store.replace_files
@@ -105,7 +104,6 @@ def test_workers_streamed_writes_and_inline_vectors_build_the_plain_index(
 
     monkeypatch.setattr(store, "replace_files", counting)
     monkeypatch.setattr(pipeline, "_STREAM_BYTES", 4_000)  # a transaction every few files
-    monkeypatch.setattr(pipeline, "_PARALLEL_MIN_BYTES", 0)
     source, report = pipeline.index_source(store, fast, str(root), name="demo", embedder=load_embedder(fast))
     assert len(writes) > 5, "the first index was not written while parsing"
     assert report.vectors_embedded > N_MODULES
@@ -121,10 +119,9 @@ def test_a_re_index_after_a_first_index_written_while_parsing_finds_nothing_to_d
 ) -> None:
     """The streamed first index is whole: the next run reads every file as unchanged."""
     root = make_repo(_files())
-    settings = Settings(home=tmp_path / "home", embedder="static")
+    settings = Settings(home=tmp_path / "home", embedder="static", parse_workers=2)
     store = SqliteStore(settings.db_path)
     monkeypatch.setattr(pipeline, "_STREAM_BYTES", 4_000)
-    monkeypatch.setattr(pipeline, "_PARALLEL_MIN_BYTES", 0)
     _, first = pipeline.index_source(store, settings, str(root), name="demo", embedder=load_embedder(settings))
     _, second = pipeline.index_source(store, settings, str(root), name="demo", embedder=load_embedder(settings))
     assert first.files_changed == len(_files()) and second.files_changed == 0

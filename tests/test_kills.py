@@ -82,7 +82,8 @@ def reaper() -> Iterator[list[int]]:
 
 def _cli(home: Path) -> tuple[list[str], dict[str, str]]:
     exe = Path(sys.executable).with_name("repolens")
-    env = {**os.environ, "REPOLENS_HOME": str(home), "REPOLENS_EMBEDDER": "none"}
+    # parse workers even while other work keeps the cores busy: the test kills them
+    env = {**os.environ, "REPOLENS_HOME": str(home), "REPOLENS_EMBEDDER": "none", "REPOLENS_PARSE_WORKERS": "2"}
     return [str(exe)], env
 
 

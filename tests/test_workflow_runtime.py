@@ -102,7 +102,7 @@ states:
     tool_id: sources
     next: {state_id: end}
 """
-N_BIG_FILES = 1000  # an indexing job of a few seconds: several claim polls long
+N_BIG_FILES = 5000  # an indexing job of a few seconds (~0.5 ms a file, parsed in one process): several claim polls long
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,9 @@ DEFAULT_FORWARDED_HEADERS_BLOCKLIST = (
     "x-internal-token",
 )
 DEFAULT_INDEX_WORKERS = 1  # one indexing thread per server: the embedded shape needs no other process
+# 0: the index run picks (``indexing.pipeline._in_workers``: two parse workers for enough source while no
+# other work holds the cores, else none); 1: never a worker process; N: N workers for any run of a few files.
+DEFAULT_PARSE_WORKERS = 0
 DEFAULT_JOB_LEASE_S = 60  # 12 missed heartbeats (every 5 s): a dead worker, not a slow one
 # A sign-in token (local users) lasts a working day; disabling the user ends it at once anyway.
 DEFAULT_SESSION_TTL_S = 12 * 3600
@@ -184,6 +187,8 @@ class Settings:
     database_url: str = setting("REPOLENS_DATABASE_URL", "", secret=True, check=_database_url)
     # Indexing threads inside ``repolens serve`` (0: this replica only serves; workers index).
     index_workers: int = setting("REPOLENS_INDEX_WORKERS", DEFAULT_INDEX_WORKERS, minimum=0)
+    # Worker processes that parse the files of one index run (0: automatic, see DEFAULT_PARSE_WORKERS).
+    parse_workers: int = setting("REPOLENS_PARSE_WORKERS", DEFAULT_PARSE_WORKERS, minimum=0)
     # Shared database: a job whose worker has not beaten for this long is given to another.
     job_lease_s: int = setting("REPOLENS_JOB_LEASE", DEFAULT_JOB_LEASE_S)
     # Codeer batches: item slots per job process and per workspace, the job's slice of the queue.

@@ -117,6 +117,32 @@ def test_the_piece_cache_gives_the_tokenizers_own_ids(monkeypatch: pytest.Monkey
     assert fresh.token_ids(texts[5:]) == expected[5:]
 
 
+def test_a_plain_pieces_words_are_those_of_splitting_its_identifiers_and_lower_casing() -> None:
+    """``_WORD_OR_END`` reads the words of printable ASCII pieces as written; lower-cased, they are exactly
+    the words of ``split_identifiers`` and ``lower`` (what the tokenizer is given), on identifiers of every
+    shape and on random strings of letters, digits, underscores and punctuation."""
+    import random
+    import re
+    import string
+
+    from repolens.embeddings import static
+
+    words = re.compile(r"[a-z0-9]+|[^a-z0-9 \n]|\n")  # of the split, lower-cased text
+
+    def reference(text: str) -> list[str]:
+        return words.findall(static.split_identifiers(text).lower() + "\n")
+
+    def ours(text: str) -> list[str]:
+        return [w.lower() for w in static._WORD_OR_END.findall(text + "\n")]
+
+    shapes = "getUserName HTTPServer getHTTPResponseCode ABCdef aB1c x1Y A1bC AB1Cd HTTP2Server __dunder__ a_B_c"
+    texts = [*shapes.split(), "\n".join(shapes.split())]
+    rng = random.Random(16)
+    for alphabet in ("aAbBzZ09_", string.ascii_letters + string.digits + string.punctuation):
+        texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(20_000)]
+    assert [ours(t) for t in texts] == [reference(t) for t in texts]
+
+
 def test_the_shipped_model_files_are_what_its_provenance_lists() -> None:
     """PROVENANCE.md names every model file with its size, and the table stays under the size budget."""
     folder = REPO / "src" / "repolens" / "embeddings" / MODEL_DIR

@@ -6,6 +6,7 @@ Every surface (CLI, REST, MCP) calls these same functions, so what holds here ho
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,6 +135,7 @@ def test_settings_travel_whole_to_a_child_process(monkeypatch: pytest.MonkeyPatc
         llm_model="m",
         chat_system_prompt="be brief",
         index_workers=0,
+        parse_workers=3,
         job_lease_s=7,
     )
     env = settings_env(original)
@@ -165,3 +167,26 @@ def test_a_bad_setting_is_refused_at_start_by_name(
     monkeypatch.setenv(variable, value)
     with pytest.raises(InvalidInput, match=message):
         load_settings()
+
+
+def test_parse_workers_are_as_configured_or_chosen_by_size_and_free_cores() -> None:
+    """REPOLENS_PARSE_WORKERS: 1 never forks, N forks N for a few files or more; 0 (automatic) forks two only
+    for enough source and only with two cores free of other work (read from the running machine)."""
+    from repolens.domain import SourceFile
+    from repolens.indexing import pipeline
+
+    def files(n: int, size: int) -> list[SourceFile]:
+        return [SourceFile(f"m{i}.py", "x = 1\n", size, f"{i:040x}", "python") for i in range(n)]
+
+    enough = pipeline._PARALLEL_MIN_BYTES // pipeline._PARALLEL_MIN_FILES + 1
+    many = files(pipeline._PARALLEL_MIN_FILES, enough)
+    few = files(pipeline._PARALLEL_MIN_FILES - 1, 2 * enough)
+    assert pipeline._in_workers(files(100, 6), 3) == 3, "the operator's number, however little source"
+    assert pipeline._in_workers(files(100, 6), 0) == 0, "many files, too little source to pay for workers"
+    assert pipeline._in_workers(many, 1) == 0
+    assert pipeline._in_workers(many, 3) == 3
+    assert pipeline._in_workers(few, 3) == 0
+    assert pipeline._in_workers(few, 0) == 0
+    free = pipeline._free_cores()
+    assert 0 <= free <= (os.cpu_count() or 1)
+    assert pipeline._in_workers(many, 0) in (0, 2)

@@ -279,6 +279,12 @@ class WordPiece:
                 out[i] = Encoding(list(e.ids))
         return [e for e in out if e is not None]
 
+    def word_ids(self, words: Sequence[str]) -> list[tuple[int, ...]]:
+        """The ids of words that normalising and pre-tokenizing leave as they are (lower-case ASCII runs of
+        letters and digits, single ASCII punctuation characters), a tuple a word: what ``encode`` gives
+        each of them, without its passes over the text."""
+        return list(map(self._word_ids, words))
+
     def get_added_tokens_decoder(self) -> dict[int, AddedToken]:
         """The special tokens by id, as ``tokenizers`` lists them."""
         return {self._vocab[t]: AddedToken(t) for t in SPECIAL_TOKENS}

@@ -48,16 +48,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Worker processes parse when there is enough to pay for starting them (~50 ms: fork, and the results
-# shipped back): enough source, or many files (per-file work is much of a parse: grape, 143 Ruby files
-# of 0.27 MB, 0.27 s in the workers against 0.31-0.41 s in process). Measured cold on the dev corpora
-# (lexical, wall): jinja2 (26 files, 0.49 MB) 0.35 -> 0.25 s in the workers, werkzeug (59 files,
-# 0.76 MB) 0.49 -> 0.33 s, typer (38, 0.45 MB) 0.29 -> 0.27 s; attrs (23 files, 0.21 MB) 0.12 -> 0.17 s
-# and ws (19, 0.15 MB) 0.12 -> 0.14 s slower.
-_PARALLEL_MIN_BYTES = 300_000
-_PARALLEL_MANY_FILES = 64
+# Worker processes parse when there is enough source to pay for them: starting them is cheap (~50 ms: fork),
+# but each one warms its own caches (the static embedder learns the same word pieces in both) and the
+# results are shipped back, so two workers spend 1.6-1.9x the CPU of this process on a 0.3-0.8 MB
+# repository. Measured 2026-12-08 (load average 0.6-1.1, a core mostly free), cold with static vectors,
+# in this process against two workers, median wall s of 3-4 interleaved runs: grape (143 files,
+# 0.27 MB) 0.35 against 0.41-0.45, raft (0.40 MB) 0.33-0.45 / 0.42-0.48, penlight (0.42 MB) 0.29-0.41 /
+# 0.44-0.45, typer (0.45 MB) 0.33-0.37 / 0.33, jinja2 (0.49 MB) 0.42-0.60 / 0.37-0.48, werkzeug
+# (0.76 MB) 0.58-0.69 / 0.44-0.47, rxjs (0.82 MB) 0.56 / 0.47, rayon (0.83 MB) 0.71 / 0.48. Many small
+# files no longer pay for them either (grape): the size decides.
+_PARALLEL_MIN_BYTES = 450_000
 _PARALLEL_MIN_FILES = 8  # fewer files do not spread over the workers
-_WORKERS = 2  # this machine kind has two cores
+_WORKERS = 2  # this machine kind has two cores (``Settings.parse_workers`` sets another number)
+# ... and, unless the settings say how many, only when the cores for them are free: with other work running
+# on them, two workers get little more CPU than this process alone and spend more of it (the fork, each
+# worker's cold caches, results pickled back). Measured 2026-12-08 on this shared 2-core machine while one
+# to two other tasks ran (load average 1.5-2.8), cold, static vectors, in this process against two
+# workers, wall s: grape 0.36 against 0.69, typer 0.33 / 0.46, raft 0.35 / 0.75, jinja2 0.54 / 0.83,
+# werkzeug 0.59 / 0.69, knex 1.17 / 1.94, pytest 1.34 / 1.70, rich 0.98 / 1.29, sqlalchemy 6.7 / 8.3:
+# with a core taken, one process won on every corpus. Other work is what the kernel counts as running or
+# runnable at the moment (/proc/loadavg), the least of a few readings ``_LOAD_SAMPLE_S`` apart, so that a
+# task which only passes by does not count.
+_LOAD_SAMPLES = 3
+_LOAD_SAMPLE_S = 0.001
 # Files per task of a parse worker: few enough that the last tasks still spread over the workers, enough
 # that one call to the embedder gets a few hundred texts (its cost per call is a fixed numpy overhead).
 _FILES_PER_TASK = 4
@@ -524,9 +537,10 @@ def _run(
     # while the workers parse the next ones, in transactions of about _STREAM_BYTES of source (short:
     # the write lock is held as briefly as for one re-index). A re-index writes in one transaction at
     # the end, so searches see the old index or the new one, never a mix.
-    streaming = not stored and _in_workers(changed)
+    workers = _in_workers(changed, settings.parse_workers)
+    streaming = not stored and workers > 0
     unwritten: list[NewFile] = []
-    for batch, batch_vectors in _parse_all(changed, progress, inline):
+    for batch, batch_vectors in _parse_all(changed, progress, inline, workers=workers):
         new_files.extend(batch)
         vectors.update(batch_vectors)
         if streaming:
@@ -598,22 +612,40 @@ def _grammar_languages() -> frozenset[str]:
     return frozenset(GRAMMARS)
 
 
-def _workers() -> int:
-    return min(_WORKERS, os.cpu_count() or 1)
+def _in_workers(files: list[SourceFile], configured: int) -> int:
+    """How many worker processes parse ``files`` (0: this one does), with ``configured`` as
+    ``Settings.parse_workers`` says: the operator's number, or (0) two for enough source with the cores free."""
+    if len(files) < _PARALLEL_MIN_FILES or configured == 1:
+        return 0
+    if configured:
+        return configured
+    workers = min(_WORKERS, os.cpu_count() or 1)
+    enough = sum(f.size for f in files) >= _PARALLEL_MIN_BYTES
+    return workers if enough and workers >= 2 and _free_cores() >= workers else 0
 
 
-def _in_workers(files: list[SourceFile]) -> bool:
-    """Whether ``files`` are parsed in worker processes (else in this one)."""
-    enough = len(files) >= _PARALLEL_MANY_FILES or sum(f.size for f in files) >= _PARALLEL_MIN_BYTES
-    return enough and len(files) >= _PARALLEL_MIN_FILES and _workers() >= 2
+def _free_cores() -> int:
+    """Cores no other task is using now (see ``_LOAD_SAMPLES``); all of them where that is not known."""
+    cores = os.cpu_count() or 1
+    running: list[int] = []
+    for i in range(_LOAD_SAMPLES):
+        if i:
+            time.sleep(_LOAD_SAMPLE_S)
+        try:
+            with open("/proc/loadavg", encoding="ascii") as f:
+                # "0.52 0.61 0.70 2/345 6789": the fourth field is running (or runnable) / all tasks
+                running.append(int(f.read().split()[3].split("/")[0]))
+        except (OSError, ValueError, IndexError):
+            return cores
+    return max(0, cores - (min(running) - 1))  # this process is one of the running tasks
 
 
 def _parse_all(
-    files: list[SourceFile], progress: Progress, embedder: Embedder | None
+    files: list[SourceFile], progress: Progress, embedder: Embedder | None, *, workers: int
 ) -> Iterator[tuple[list[NewFile], Vectors]]:
     """The parsed files in their order, a batch at a time, with the vectors of their units (with an
-    ``embedder``): in worker processes when there are enough files to pay for them."""
-    if not _in_workers(files):
+    ``embedder``): in ``workers`` worker processes (``_in_workers``), or in this one for 0."""
+    if not workers:
         yield _parse_batch(files, embedder, on_file=lambda: progress.advance("parse"))
         return
     import multiprocessing as mp
@@ -631,7 +663,7 @@ def _parse_all(
     # at this point, and its source lock is a record lock, which children do not inherit.
     ctx = mp.get_context("fork")
     with ProcessPoolExecutor(
-        max_workers=_workers(), mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), embedder)
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), embedder)
     ) as pool:
         for batch, result in zip(batches, pool.map(_worker_batch, batches), strict=True):
             progress.advance("parse", len(batch))

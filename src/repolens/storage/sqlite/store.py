@@ -535,8 +535,11 @@ class SqliteIndexStore(SqlIndexStore):
         matrix = decode_many(blobs, dim)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            for old in [*folder.glob(f"{prefix}*.npy"), *folder.glob(f"{prefix}*.counts")]:
-                old.unlink(missing_ok=True)  # an older state of this source's matrix
+            # An older state of this source's matrix. Names compared as strings: a glob pattern is compiled to
+            # a regex per call, and every source's prefix is new (~6 ms of each cold index).
+            for name in os.listdir(folder):
+                if name.startswith(prefix) and name.endswith((".npy", ".counts")):
+                    (folder / name).unlink(missing_ok=True)
             # The matrix first and the ids last, each renamed into place: a reader that finds the
             # ids file finds a whole matrix file of the same state beside it. The unit counts
             # (``vector_counts``: ready = the matrix's rows) go last of all.
