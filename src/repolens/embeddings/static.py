@@ -132,13 +132,14 @@ class PieceTokenizer:
         # take the tokenizer's own path.
         special = [re.escape(t.content) for t in tokenizer.get_added_tokens_decoder().values()]
         self._special = re.compile("|".join(special)) if special else None
-        joiner = tokenizer.encode(_JOINER, add_special_tokens=False).ids
-        self._joiner = joiner[0] if len(joiner) == 1 else None
-        from repolens.embeddings.wordpiece import WordPiece
-
-        # The Python tokenizer takes the words one by one: joined, they would make a text that is not ASCII,
-        # which it normalises and splits a character at a time (half of all embedding time when it did).
-        self._word_ids = tokenizer.word_ids if isinstance(tokenizer, WordPiece) else None
+        # The Python tokenizer (wordpiece.WordPiece) takes the words one by one: joined, they would make a
+        # text that is not ASCII, which it normalises and splits a character at a time (half of all
+        # embedding time when it did). Only the ``tokenizers`` library gets them joined (``_JOINER``).
+        self._word_ids: Callable[[Sequence[str]], list[tuple[int, ...]]] | None = getattr(tokenizer, "word_ids", None)
+        self._joiner: int | None = None
+        if self._word_ids is None:
+            joiner = tokenizer.encode(_JOINER, add_special_tokens=False).ids
+            self._joiner = joiner[0] if len(joiner) == 1 else None
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Each text's first ``MAX_TOKENS`` token ids (of its first ``MAX_CHARS`` characters)."""
